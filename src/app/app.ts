@@ -1,0 +1,335 @@
+import { type Observable, Subject } from 'rxjs';
+import type { CommandBus } from '../bus/command-bus';
+import type { QueryBus } from '../bus/query-bus';
+import type { AppliedEvent, DomainEvent } from '../events/event';
+import { type KeyValueState, readonlyView } from '../state/key-value-state';
+import type { ReadonlyKeyValueState } from '../state/readonly-state';
+import type { Clock } from '../store/clock';
+import { AppClosedError, PersistenceError } from '../store/errors';
+import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
+import type { Logger } from '../store/logger';
+import { normalizeEvents } from './normalize-events';
+import type { Projector } from './projector';
+
+/** The App lifecycle: open → replay → ready → closing → closed; `failed` while the log cannot be written. */
+export type AppStatus = 'opening' | 'replaying' | 'ready' | 'failed' | 'closing' | 'closed';
+
+/** What `execute` resolves with once the command is applied and durable per the policy. */
+export interface CommandResult {
+  /** The events the command produced (possibly none). */
+  readonly events: readonly DomainEvent[];
+  /** The sequence number of the first event; the others follow one by one. With no events, the next number to be given. */
+  readonly firstSeq: number;
+  /** The sequence number of the last event; with no events, the last number given so far. */
+  readonly lastSeq: number;
+}
+
+/** `app.stats()`: the store's persistence fields (like Redis's INFO persistence) and the app's own. */
+export interface AppStats extends StoreStats {
+  readonly status: AppStatus;
+  /** Keys in the state. */
+  readonly keys: number;
+  /** Commands applied since the app started (not counting replay). */
+  readonly commandsProcessed: number;
+  /** Event groups replayed at start. */
+  readonly groupsReplayed: number;
+}
+
+interface Queued {
+  readonly command: object;
+  readonly resolve: (result: CommandResult) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** How long a failed app waits between attempts to make its log writable again (Redis retries every second). */
+const RECOVERY_INTERVAL_MS = 1000;
+
+/**
+ * A running appendonly application. Made by `createApp`, which opens the store and replays it.
+ *
+ * Invariants:
+ * - commands are decided and applied one at a time, in dispatch order; the log order is the
+ *   apply order, and `lastSeq` is always the last sequence number handed to the store;
+ * - a command's events are applied and appended all or none;
+ * - `execute` resolves only once the store says the events are durable per its policy, and
+ *   acknowledgements come in dispatch order.
+ */
+export class App {
+  private readonly stateView: ReadonlyKeyValueState;
+  private readonly eventsSubject = new Subject<AppliedEvent>();
+  private currentStatus: AppStatus = 'opening';
+  private lastSeq = 0;
+  private processed = 0;
+  private replayedGroups = 0;
+  /** While set, commands reject with it: the log could not be written and has not recovered yet. */
+  private failure: PersistenceError | null = null;
+  private readonly closedError = new AppClosedError('the app is closed');
+  /** True while an async handler runs: later commands wait in `queue`, keeping the total order. */
+  private busy = false;
+  private readonly queue: Queued[] = [];
+  private lastDurable: Promise<void> = Promise.resolve();
+  private recoveryTimer: NodeJS.Timeout | null = null;
+
+  /** Applied events with their sequence numbers, live only (not during replay). */
+  readonly events$: Observable<AppliedEvent> = this.eventsSubject.asObservable();
+
+  /** @internal Use `createApp`. */
+  constructor(
+    private readonly store: EventStore,
+    private readonly kv: KeyValueState,
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+    private readonly projector: Projector,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    this.stateView = readonlyView(kv);
+  }
+
+  /** The state, read-only. Reads never touch the store. */
+  get state(): ReadonlyKeyValueState {
+    return this.stateView;
+  }
+
+  /** Where the app is in its lifecycle. */
+  get status(): AppStatus {
+    return this.currentStatus;
+  }
+
+  /** Every command accepted for execution (observers only). */
+  get commands$(): Observable<object> {
+    return this.commandBus.commands$;
+  }
+
+  /** @internal Opens the store and replays it; the app is ready when this resolves. */
+  async start(): Promise<StoreOpenInfo> {
+    const info = await this.store.open({
+      snapshots: { takeSnapshot: () => this.kv.takeSnapshot(this.lastSeq) },
+      logger: this.logger,
+      clock: this.clock,
+    });
+    try {
+      await this.load();
+    } catch (err) {
+      this.currentStatus = 'closed';
+      await this.store.close().catch(() => {});
+      throw err;
+    }
+    this.currentStatus = 'ready';
+    return info;
+  }
+
+  /**
+   * Executes a command: its handler decides the events, the state applies them at once (the next
+   * command sees them), and the promise resolves when they are durable per the store's policy.
+   * Rejects with the handler's or a projection's error (nothing applied or logged), with
+   * `UnknownCommandError`, `InvalidEventError`, `PersistenceError` or `AppClosedError`.
+   */
+  execute(command: object): Promise<CommandResult> {
+    const refusal = this.refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    if (this.busy) {
+      return new Promise((resolve, reject) => {
+        this.queue.push({ command, resolve, reject });
+      });
+    }
+    return this.run(command);
+  }
+
+  /** Runs a query against the current state. Never logged. */
+  query<TResult = unknown>(query: object): Promise<TResult> {
+    if (this.currentStatus === 'closed') return Promise.reject(new AppClosedError('the app is closed'));
+    return this.queryBus.execute<TResult>(query);
+  }
+
+  /** Rewrites the log as the smallest set of records that rebuilds the state (BGREWRITEAOF). Commands keep flowing. */
+  compact(): Promise<CompactionResult> {
+    const refusal = this.refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    return this.store.compact();
+  }
+
+  /** Persistence status, like Redis's `INFO persistence`, and the app's counters. */
+  stats(): AppStats {
+    return {
+      ...this.store.stats(),
+      status: this.currentStatus,
+      keys: this.kv.size,
+      commandsProcessed: this.processed,
+      groupsReplayed: this.replayedGroups,
+      lastSeq: this.lastSeq,
+    };
+  }
+
+  /**
+   * Stops taking commands, lets those already dispatched finish, flushes and fsyncs the log and
+   * releases it. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.currentStatus === 'closed' || this.currentStatus === 'closing') return;
+    this.currentStatus = 'closing';
+    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
+    while (this.busy || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+    await this.lastDurable.catch(() => {});
+    try {
+      await this.store.close();
+    } finally {
+      this.currentStatus = 'closed';
+      this.eventsSubject.complete();
+      this.commandBus.complete();
+      this.kv.complete();
+    }
+  }
+
+  /** Why a new command is refused right now, or null. */
+  private refusal(): Error | null {
+    if (this.currentStatus === 'ready') return null;
+    if (this.currentStatus === 'failed') return this.failure;
+    return this.closedError;
+  }
+
+  private run(command: object): Promise<CommandResult> {
+    let output: unknown;
+    let handlerName: string;
+    try {
+      const handler = this.commandBus.handlerFor(command);
+      handlerName = handler.constructor.name;
+      output = handler.execute(command, this.stateView);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (output !== null && typeof (output as { then?: unknown })?.then === 'function') {
+      this.busy = true;
+      return (output as Promise<unknown>).then(
+        (events) => {
+          this.busy = false;
+          try {
+            return this.commit(events, handlerName);
+          } finally {
+            this.drain();
+          }
+        },
+        (err: unknown) => {
+          this.busy = false;
+          this.drain();
+          throw err;
+        },
+      );
+    }
+    try {
+      return this.commit(output, handlerName);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Runs queued commands until one of them is async again (it then calls back here). */
+  private drain(): void {
+    while (!this.busy && this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      const result = this.failure !== null ? Promise.reject(this.failure) : this.run(next.command);
+      result.then(next.resolve, next.reject);
+    }
+  }
+
+  /** Applies the events atomically and hands them to the store. Synchronous up to the store's promise. */
+  private commit(output: unknown, handlerName: string): Promise<CommandResult> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const events = normalizeEvents(output, handlerName);
+    if (events.length === 0) {
+      const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
+      return this.lastDurable.then(() => result);
+    }
+    const firstSeq = this.lastSeq + 1;
+    const time = this.clock.now();
+    const kv = this.kv;
+    kv.begin();
+    try {
+      for (let i = 0; i < events.length; i++) this.projector.apply(events[i], kv, firstSeq + i, time);
+    } catch (err) {
+      kv.rollback();
+      throw err;
+    }
+    kv.commit();
+    this.lastSeq += events.length;
+    this.processed++;
+    const durable = this.store.append({ seq: firstSeq, time, events });
+    this.lastDurable = durable;
+    if (this.eventsSubject.observed) {
+      for (let i = 0; i < events.length; i++) this.eventsSubject.next({ seq: firstSeq + i, time, event: events[i] });
+    }
+    const result: CommandResult = { events, firstSeq, lastSeq: this.lastSeq };
+    return durable.then(
+      () => result,
+      (err: unknown) => {
+        throw this.failed(err);
+      },
+    );
+  }
+
+  /**
+   * A write failed: refuse commands, and keep trying to make the log writable again; once it is,
+   * reload the state from the log, so that it never shows what was not durable (point 4).
+   */
+  private failed(err: unknown): PersistenceError {
+    const error = PersistenceError.from('the log could not be written', err);
+    if (this.failure !== null) return this.failure;
+    if (this.currentStatus !== 'ready') return error;
+    this.currentStatus = 'failed';
+    this.failure = error;
+    this.logger.error(`${error.message}; refusing commands until the log can be written again`);
+    this.scheduleRecovery();
+    return error;
+  }
+
+  private scheduleRecovery(): void {
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this.recover().catch(() => {
+        if (this.currentStatus === 'failed') this.scheduleRecovery();
+      });
+    }, RECOVERY_INTERVAL_MS);
+    this.recoveryTimer.unref();
+  }
+
+  /** @internal Tries once to leave the failed state; exported for tests through `App.prototype`. */
+  async recover(): Promise<void> {
+    if (this.currentStatus !== 'failed') return;
+    await this.lastDurable.catch(() => {});
+    await this.store.recover();
+    if (this.currentStatus !== 'failed') return;
+    this.kv.reset();
+    this.lastSeq = 0;
+    await this.load();
+    this.currentStatus = 'ready';
+    this.failure = null;
+    this.lastDurable = Promise.resolve();
+    this.logger.info('the log can be written again; accepting commands');
+  }
+
+  /** Rebuilds the state from the log. A projection error or a bad log aborts the load. */
+  private async load(): Promise<void> {
+    this.currentStatus = this.currentStatus === 'failed' ? 'failed' : 'replaying';
+    const kv = this.kv;
+    const projector = this.projector;
+    let lastSeq = 0;
+    let groups = 0;
+    for await (const batch of this.store.replay()) {
+      for (let r = 0; r < batch.length; r++) {
+        const record = batch[r];
+        if (record.kind === 'group') {
+          const events = record.events;
+          for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, record.seq + i, record.time);
+          lastSeq = record.seq + events.length - 1;
+          groups++;
+        } else if (record.kind === 'entry') {
+          kv.load(record.key, record.value);
+        } else {
+          lastSeq = record.seq;
+        }
+      }
+    }
+    this.lastSeq = lastSeq;
+    this.replayedGroups = groups;
+  }
+}

@@ -1,0 +1,102 @@
+import { Container } from 'inversify';
+import { CommandBus } from '../bus/command-bus';
+import { QueryBus } from '../bus/query-bus';
+import type { ICommandHandler } from '../decorators/command-handler';
+import {
+  COMMAND_HANDLER,
+  decoratedClasses,
+  ON_EVENTS,
+  type OnBinding,
+  PROJECTION,
+  QUERY_HANDLER,
+  type Type,
+} from '../decorators/metadata';
+import type { IQueryHandler } from '../decorators/query-handler';
+import { KeyValueState, readonlyView } from '../state/key-value-state';
+import { type Clock, systemClock } from '../store/clock';
+import { ConfigError } from '../store/errors';
+import type { EventStore } from '../store/event-store';
+import { consoleLogger, type Logger } from '../store/logger';
+import { TOKENS } from '../store/tokens';
+import { App } from './app';
+import { Projector } from './projector';
+
+/** The options of {@link createApp}. */
+export interface CreateAppOptions {
+  /** `@CommandHandler` and `@QueryHandler` classes. */
+  readonly handlers?: readonly Type[];
+  /** `@Projection` classes. */
+  readonly projections?: readonly Type[];
+  /** The store; when absent, the one bound to `TOKENS.EventStore` in `container`. */
+  readonly store?: EventStore;
+  /**
+   * An existing inversify container with your services. When no lists of classes are given, every
+   * decorated handler and projection bound in it is used. The app binds the `TOKENS` it needs
+   * unless they are bound already.
+   */
+  readonly container?: Container;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+/**
+ * Builds an app: resolves handlers and projections from the container, opens the store and
+ * replays its log through the projections. Resolves when the app is ready; rejects (with the
+ * store closed again) when the log cannot be loaded, so a process never starts on a half-loaded state.
+ */
+export async function createApp(options: CreateAppOptions): Promise<App> {
+  const container = options.container ?? new Container();
+  const logger = options.logger ?? bound<Logger>(container, TOKENS.Logger) ?? consoleLogger;
+  const clock = options.clock ?? bound<Clock>(container, TOKENS.Clock) ?? systemClock;
+  const store = options.store ?? bound<EventStore>(container, TOKENS.EventStore);
+  if (store === undefined) {
+    throw new ConfigError('createApp needs a store: pass { store } or bind one to TOKENS.EventStore in the container');
+  }
+  const state = new KeyValueState();
+  const view = readonlyView(state);
+  bindConstant(container, TOKENS.EventStore, store);
+  bindConstant(container, TOKENS.Logger, logger);
+  bindConstant(container, TOKENS.Clock, clock);
+  bindConstant(container, TOKENS.State, view);
+
+  const commands = new CommandBus();
+  const queries = new QueryBus(view);
+  const projector = new Projector();
+  for (const cls of classesToUse(options, container)) {
+    if (!container.isBound(cls)) container.bind(cls).toSelf().inSingletonScope();
+    const command: Type | undefined = Reflect.getMetadata(COMMAND_HANDLER, cls);
+    const query: Type | undefined = Reflect.getMetadata(QUERY_HANDLER, cls);
+    const isProjection = Reflect.getMetadata(PROJECTION, cls) === true;
+    if (command === undefined && query === undefined && !isProjection) {
+      throw new ConfigError(`${cls.name} is not decorated with @CommandHandler, @QueryHandler or @Projection`);
+    }
+    const instance = container.get<object>(cls);
+    if (command !== undefined) commands.register(command, instance as ICommandHandler, cls.name);
+    if (query !== undefined) queries.register(query, instance as IQueryHandler, cls.name);
+    if (isProjection) projector.add(instance, (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? []);
+  }
+
+  const app = new App(store, state, commands, queries, projector, clock, logger);
+  await app.start();
+  return app;
+}
+
+function classesToUse(options: CreateAppOptions, container: Container): Type[] {
+  if (options.handlers !== undefined || options.projections !== undefined) {
+    return [...new Set([...(options.handlers ?? []), ...(options.projections ?? [])])];
+  }
+  if (options.container === undefined) return [];
+  return [...decoratedClasses].filter((cls) => container.isBound(cls));
+}
+
+function bound<T>(container: Container, token: symbol): T | undefined {
+  return container.isBound(token) ? container.get<T>(token) : undefined;
+}
+
+function bindConstant(container: Container, token: symbol, value: unknown): void {
+  if (container.isBound(token)) {
+    if (container.get(token) === value) return;
+    container.unbindSync(token);
+  }
+  container.bind(token).toConstantValue(value);
+}

@@ -1,0 +1,35 @@
+import { assertEventTypeName, type DomainEvent, isDomainEvent } from '../events/event';
+import { assertJsonValue } from '../events/json';
+import { InvalidEventError } from '../store/errors';
+
+const NO_EVENTS: readonly DomainEvent[] = [];
+
+/**
+ * Turns what a handler returned into a list of valid events, or throws {@link InvalidEventError}
+ * naming the handler and what was wrong. Checked before anything is applied, so bad output
+ * changes nothing.
+ */
+export function normalizeEvents(output: unknown, handlerName: string): readonly DomainEvent[] {
+  if (output === undefined) return NO_EVENTS;
+  const list = Array.isArray(output) ? output : isDomainEvent(output) ? [output] : null;
+  if (list === null) {
+    throw new InvalidEventError(
+      `${handlerName} returned ${describe(output)}; a handler returns events (an array of { type, data }), one event, or nothing`,
+    );
+  }
+  for (let i = 0; i < list.length; i++) {
+    const event: unknown = list[i];
+    if (!isDomainEvent(event)) {
+      throw new InvalidEventError(`${handlerName} returned ${describe(event)} at index ${i}, which is not an event`);
+    }
+    assertEventTypeName(event.type);
+    assertJsonValue(event.data, `the data of event ${event.type} from ${handlerName}`);
+  }
+  return list as readonly DomainEvent[];
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? `an object (${value.constructor?.name ?? 'no prototype'})` : `a ${typeof value}`;
+}

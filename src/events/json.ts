@@ -1,0 +1,53 @@
+import { InvalidEventError } from '../store/errors';
+
+/** A value that survives `JSON.stringify` → `JSON.parse` unchanged: what events and the state hold. */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/** Nesting deeper than this is refused: a replayed log must never overflow the stack. */
+export const MAX_JSON_DEPTH = 256;
+
+/**
+ * Throws {@link InvalidEventError} unless `value` is plain JSON. `JSON.stringify` alone is not
+ * enough: it drops functions and `undefined`, turns NaN into null and Dates into strings, so the
+ * live state and the replayed one would differ. Primitives return at once; this is on the hot path.
+ */
+export function assertJsonValue(value: unknown, what: string): asserts value is JsonValue {
+  const t = typeof value;
+  if (t === 'string' || t === 'boolean' || value === null) return;
+  if (t === 'number') {
+    if (Number.isFinite(value)) return;
+    throw new InvalidEventError(`${what} holds ${String(value)}, which JSON cannot represent`);
+  }
+  checkNested(value, what, '', []);
+}
+
+function checkNested(value: unknown, what: string, path: string, ancestors: object[]): void {
+  const t = typeof value;
+  if (t === 'string' || t === 'boolean' || value === null) return;
+  if (t === 'number') {
+    if (Number.isFinite(value)) return;
+    throw new InvalidEventError(`${what}${path} is ${String(value)}, which JSON cannot represent`);
+  }
+  if (t !== 'object') {
+    throw new InvalidEventError(`${what}${path} is a ${t}, which is not JSON-serialisable`);
+  }
+  const obj = value as object;
+  if (ancestors.includes(obj)) throw new InvalidEventError(`${what}${path} refers back to itself (a cycle)`);
+  if (ancestors.length >= MAX_JSON_DEPTH) {
+    throw new InvalidEventError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  ancestors.push(obj);
+  if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) checkNested(obj[i], what, `${path}[${i}]`, ancestors);
+  } else {
+    const proto = Object.getPrototypeOf(obj);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+      throw new InvalidEventError(`${what}${path} is a ${name}, not a plain object`);
+    }
+    for (const key of Object.keys(obj)) {
+      checkNested((obj as Record<string, unknown>)[key], what, `${path}.${key}`, ancestors);
+    }
+  }
+  ancestors.pop();
+}

@@ -1,0 +1,62 @@
+/**
+ * appendonly: an event-sourced microframework with Redis-grade durability. Commands go onto a
+ * command bus, decorated handlers turn them into events, a store appends them to a durable log,
+ * and projections apply them to an in-memory key-value state that is rebuilt by replay on start.
+ *
+ * @packageDocumentation
+ */
+export { App, type AppStats, type AppStatus, type CommandResult } from './app/app';
+export { type CreateAppOptions, createApp } from './app/create-app';
+export type { EventMeta } from './app/projector';
+export { CommandBus } from './bus/command-bus';
+export { QueryBus } from './bus/query-bus';
+export { CommandHandler, type HandlerResult, type ICommandHandler } from './decorators/command-handler';
+export type { Type } from './decorators/metadata';
+export { On, Projection } from './decorators/projection';
+export { type IQueryHandler, QueryHandler } from './decorators/query-handler';
+export {
+  type AppliedEvent,
+  type DomainEvent,
+  defineEvent,
+  type EventDefinition,
+  isDomainEvent,
+  RESERVED_EVENT_TYPES,
+} from './events/event';
+export { assertJsonValue, type JsonValue, MAX_JSON_DEPTH } from './events/json';
+export { DEL, type DelData, FLUSHALL, type FlushAllData, type KvEventType, SET, type SetData } from './events/kv-events';
+export { KeyValueState } from './state/key-value-state';
+export type { ReadonlyKeyValueState } from './state/readonly-state';
+export type { StateChange } from './state/state-change';
+export { type Clock, systemClock } from './store/clock';
+export {
+  AppClosedError,
+  AppendonlyError,
+  CommandRejected,
+  ConfigError,
+  CorruptLogError,
+  DuplicateHandlerError,
+  InvalidEventError,
+  PersistenceError,
+  StoreLockedError,
+  TruncatedLogError,
+  UnknownCommandError,
+  UnknownQueryError,
+} from './store/errors';
+export type {
+  CompactionResult,
+  EventGroup,
+  EventStore,
+  ReplayEntry,
+  ReplayGroup,
+  ReplayRecord,
+  ReplaySnapshotStart,
+  StoreContext,
+  StoreOpenInfo,
+  StoreStats,
+} from './store/event-store';
+export type { FileSystem } from './store/file-system';
+export { FSYNC_POLICIES, type FsyncPolicy, parseFsyncPolicy } from './store/fsync-policy';
+export { consoleLogger, type Logger, silentLogger } from './store/logger';
+export { MemoryStore } from './store/memory-store';
+export type { SnapshotSource, StateSnapshot } from './store/snapshot-source';
+export { EVENT_STORE, TOKENS } from './store/tokens';

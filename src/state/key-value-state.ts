@@ -1,0 +1,272 @@
+import { type Observable, Subject } from 'rxjs';
+import { assertJsonValue, type JsonValue } from '../events/json';
+import { InvalidEventError } from '../store/errors';
+import type { StateSnapshot } from '../store/snapshot-source';
+import type { ReadonlyKeyValueState } from './readonly-state';
+import type { StateChange } from './state-change';
+
+/** Marks a key deleted in the overlay while a snapshot holds the base. */
+const TOMBSTONE = Symbol('deleted');
+type Slot = JsonValue | typeof TOMBSTONE;
+
+/** Marks, in the undo journal, that the whole structure was replaced by `clear()`. */
+const CLEARED = Symbol('cleared');
+interface SavedStructure {
+  readonly base: Map<string, JsonValue>;
+  readonly overlay: Map<string, Slot> | null;
+  readonly hidesBase: boolean;
+  readonly size: number;
+}
+
+/**
+ * The in-memory key-value state that projections write and everyone reads. Values are JSON and
+ * treated as immutable: nothing here copies them.
+ *
+ * Two mechanisms keep it cheap:
+ * - an undo journal, open while one command is applied, so that a throwing handler or projection
+ *   rolls the state back to before the command (semantics point 2);
+ * - copy-on-write snapshots for compaction: while a snapshot is open the base map is frozen and
+ *   writes go to an overlay, so a snapshot costs O(1) to take and the rewrite reads a state that
+ *   does not move. Invariant: `base` is never mutated while `overlay` is non-null.
+ */
+export class KeyValueState implements ReadonlyKeyValueState {
+  private base = new Map<string, JsonValue>();
+  private overlay: Map<string, Slot> | null = null;
+  /** True after a clear() while a snapshot is open: the base no longer shows through. */
+  private hidesBase = false;
+  private count = 0;
+  /** Identifies the open snapshot, so that a stale `release()` cannot merge a newer overlay. */
+  private snapshotId = 0;
+
+  private journalKeys: (string | typeof CLEARED)[] | null = null;
+  private journalValues: (JsonValue | undefined | SavedStructure)[] = [];
+  private pending: StateChange[] = [];
+  private readonly changes = new Subject<StateChange>();
+
+  /** See {@link ReadonlyKeyValueState.changes$}. */
+  readonly changes$: Observable<StateChange> = this.changes.asObservable();
+
+  /** The number of keys. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The value of `key`, or undefined. */
+  get(key: string): JsonValue | undefined {
+    if (this.overlay !== null) {
+      const slot = this.overlay.get(key);
+      if (slot !== undefined) return slot === TOMBSTONE ? undefined : slot;
+      if (this.hidesBase) return undefined;
+    }
+    return this.base.get(key);
+  }
+
+  /** True when `key` has a value. */
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Sets `key` to a JSON value; throws `InvalidEventError` for anything JSON cannot carry. */
+  set(key: string, value: JsonValue): void {
+    if (typeof key !== 'string') throw new InvalidEventError(`a state key must be a string, got ${typeof key}`);
+    assertJsonValue(value, `the value of key ${JSON.stringify(key)}`);
+    this.write(key, value);
+  }
+
+  /** Deletes `key`; returns whether it existed. */
+  delete(key: string): boolean {
+    const previous = this.get(key);
+    if (previous === undefined) return false;
+    this.remember(key, previous);
+    if (this.overlay !== null) this.overlay.set(key, TOMBSTONE);
+    else this.base.delete(key);
+    this.count--;
+    if (this.changes.observed) this.emit({ type: 'delete', key });
+    return true;
+  }
+
+  /** Removes every key. O(1): the old structure is dropped (or kept for the undo journal). */
+  clear(): void {
+    if (this.journalKeys !== null) {
+      this.journalKeys.push(CLEARED);
+      this.journalValues.push({ base: this.base, overlay: this.overlay, hidesBase: this.hidesBase, size: this.count });
+    }
+    if (this.overlay !== null) {
+      this.overlay = new Map();
+      this.hidesBase = true;
+    } else {
+      this.base = new Map();
+    }
+    this.count = 0;
+    if (this.changes.observed) this.emit({ type: 'clear' });
+  }
+
+  /** The keys, in no promised order. */
+  *keys(): IterableIterator<string> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  /** The entries, in no promised order. */
+  *entries(): IterableIterator<[string, JsonValue]> {
+    const overlay = this.overlay;
+    if (overlay === null) {
+      yield* this.base.entries();
+      return;
+    }
+    for (const [key, slot] of overlay) if (slot !== TOMBSTONE) yield [key, slot];
+    if (this.hidesBase) return;
+    for (const entry of this.base) if (!overlay.has(entry[0])) yield entry;
+  }
+
+  /** A plain copy of the state, for tests and comparisons. */
+  toObject(): Record<string, JsonValue> {
+    const out: Record<string, JsonValue> = {};
+    for (const [key, value] of this.entries()) out[key] = value;
+    return out;
+  }
+
+  /** @internal Starts recording undo information for one command. */
+  begin(): void {
+    this.journalKeys = [];
+    this.journalValues = [];
+    this.pending.length = 0;
+  }
+
+  /** @internal Keeps the command's changes and reports them on `changes$`. */
+  commit(): void {
+    this.journalKeys = null;
+    this.journalValues = [];
+    if (this.pending.length > 0) {
+      const changes = this.pending;
+      this.pending = [];
+      for (const change of changes) this.changes.next(change);
+    }
+  }
+
+  /** @internal Undoes everything since `begin()`, newest first. */
+  rollback(): void {
+    const keys = this.journalKeys;
+    const values = this.journalValues;
+    this.journalKeys = null;
+    this.journalValues = [];
+    this.pending.length = 0;
+    if (keys === null) return;
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i];
+      if (key === CLEARED) {
+        const saved = values[i] as SavedStructure;
+        this.base = saved.base;
+        this.overlay = saved.overlay;
+        this.hidesBase = saved.hidesBase;
+        this.count = saved.size;
+        continue;
+      }
+      const previous = values[i] as JsonValue | undefined;
+      const current = this.get(key);
+      if (previous === undefined) {
+        if (current !== undefined) {
+          if (this.overlay !== null) this.overlay.set(key, TOMBSTONE);
+          else this.base.delete(key);
+          this.count--;
+        }
+      } else {
+        if (current === undefined) this.count++;
+        if (this.overlay !== null) this.overlay.set(key, previous);
+        else this.base.set(key, previous);
+      }
+    }
+  }
+
+  /** @internal Sets a value known to be JSON (from the log), skipping validation and the journal. */
+  load(key: string, value: JsonValue): void {
+    this.write(key, value);
+  }
+
+  /**
+   * @internal Takes a copy-on-write snapshot (see the class comment). Only one may be open;
+   * `release()` merges the overlay back into the base in O(writes since the snapshot).
+   */
+  takeSnapshot(seq: number): StateSnapshot {
+    if (this.overlay !== null) throw new Error('a snapshot of the state is already open');
+    const frozen = this.base;
+    const size = this.count;
+    const id = ++this.snapshotId;
+    this.overlay = new Map();
+    this.hidesBase = false;
+    let released = false;
+    return {
+      seq,
+      size,
+      entries: () => frozen.entries(),
+      release: () => {
+        if (released) return;
+        released = true;
+        if (id === this.snapshotId) this.mergeOverlay();
+      },
+    };
+  }
+
+  private mergeOverlay(): void {
+    const overlay = this.overlay;
+    if (overlay === null) return;
+    if (this.hidesBase) this.base = new Map();
+    for (const [key, slot] of overlay) {
+      if (slot === TOMBSTONE) this.base.delete(key);
+      else this.base.set(key, slot);
+    }
+    this.overlay = null;
+    this.hidesBase = false;
+  }
+
+  private write(key: string, value: JsonValue): void {
+    const previous = this.get(key);
+    this.remember(key, previous);
+    if (this.overlay !== null) this.overlay.set(key, value);
+    else this.base.set(key, value);
+    if (previous === undefined) this.count++;
+    if (this.changes.observed) this.emit({ type: 'set', key, value });
+  }
+
+  /** Inside a command, changes wait for its commit: a rolled-back change is never reported. */
+  private emit(change: StateChange): void {
+    if (this.journalKeys !== null) this.pending.push(change);
+    else this.changes.next(change);
+  }
+
+  private remember(key: string, previous: JsonValue | undefined): void {
+    if (this.journalKeys === null) return;
+    this.journalKeys.push(key);
+    this.journalValues.push(previous);
+  }
+
+  /** @internal Empties the state before a reload from the log; an open snapshot keeps its frozen base. */
+  reset(): void {
+    this.snapshotId++;
+    this.base = new Map();
+    this.overlay = null;
+    this.hidesBase = false;
+    this.count = 0;
+    this.journalKeys = null;
+    this.journalValues = [];
+    this.pending.length = 0;
+  }
+
+  /** @internal Ends `changes$`. */
+  complete(): void {
+    this.changes.complete();
+  }
+}
+
+/** A read-only facade over a state: what `app.state` and injected handlers get. */
+export function readonlyView(state: KeyValueState): ReadonlyKeyValueState {
+  return {
+    get: (key) => state.get(key),
+    has: (key) => state.has(key),
+    get size() {
+      return state.size;
+    },
+    keys: () => state.keys(),
+    entries: () => state.entries(),
+    changes$: state.changes$,
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The errors of appendonly. Each class has a stable `code`, so that callers can branch on it
+ * without `instanceof` across package copies; the message says what and where.
+ */
+export abstract class AppendonlyError extends Error {
+  /** A stable machine-readable code, e.g. `COMMAND_REJECTED`. */
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Thrown by a command handler to refuse a command; nothing is applied or logged. */
+export class CommandRejected extends AppendonlyError {
+  readonly code = 'COMMAND_REJECTED';
+}
+
+/** A command was executed for which no `@CommandHandler` is registered. */
+export class UnknownCommandError extends AppendonlyError {
+  readonly code = 'UNKNOWN_COMMAND';
+}
+
+/** A query was run for which no `@QueryHandler` is registered. */
+export class UnknownQueryError extends AppendonlyError {
+  readonly code = 'UNKNOWN_QUERY';
+}
+
+/** Two handlers were registered for one command or query class. */
+export class DuplicateHandlerError extends AppendonlyError {
+  readonly code = 'DUPLICATE_HANDLER';
+}
+
+/** A handler returned something that is not a list of events, or event data that is not JSON. */
+export class InvalidEventError extends AppendonlyError {
+  readonly code = 'INVALID_EVENT';
+}
+
+/** The app (or store) was used after `close()`, or before it was opened. */
+export class AppClosedError extends AppendonlyError {
+  readonly code = 'APP_CLOSED';
+}
+
+/** An option given to a store or to `createApp` is unknown or has a bad value. */
+export class ConfigError extends AppendonlyError {
+  readonly code = 'INVALID_OPTION';
+}
+
+/** Another writer holds the store's lock. */
+export class StoreLockedError extends AppendonlyError {
+  readonly code = 'STORE_LOCKED';
+}
+
+/**
+ * A write or fsync of the log failed. `code` is the system's code (`ENOSPC`, `EIO`,
+ * `SQLITE_FULL`, …) or `EPERSISTENCE` when the cause has none. Commands that were not durable
+ * reject with it, and the app refuses new commands with it until the store has recovered.
+ */
+export class PersistenceError extends AppendonlyError {
+  readonly code: string;
+  constructor(message: string, code: string | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code ?? 'EPERSISTENCE';
+  }
+
+  /** Wraps any error of a write path, keeping its system code. */
+  static from(what: string, err: unknown): PersistenceError {
+    if (err instanceof PersistenceError) return err;
+    const code = (err as { code?: unknown } | null)?.code;
+    const reason = err instanceof Error ? err.message : String(err);
+    return new PersistenceError(`${what}: ${reason}`, typeof code === 'string' ? code : undefined, { cause: err });
+  }
+}
+
+/** The log cannot be loaded as it is: names the file, the byte offset and what was expected there. */
+export class CorruptLogError extends AppendonlyError {
+  readonly code = 'CORRUPT_LOG';
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly expected: string,
+    detail?: string,
+  ) {
+    super(`${file}: bad format at byte offset ${offset}: expected ${expected}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+/** The log ends in the middle of a record and the store was told not to repair it (`loadTruncated: false`). */
+export class TruncatedLogError extends AppendonlyError {
+  readonly code = 'TRUNCATED_LOG';
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    hint: string,
+  ) {
+    super(`${file}: the log ends in an incomplete record at byte offset ${offset}; ${hint}`);
+  }
+}
