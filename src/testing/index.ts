@@ -1,0 +1,9 @@
+/**
+ * Testing helpers: the conformance suite every store must pass, and given / when / then
+ * scenarios for handlers and projections.
+ *
+ * @packageDocumentation
+ */
+export { AppSpecification, type AppSpecificationOptions, type ThenStep, type WhenStep } from './app-specification';
+export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
+export * as fixtures from './fixtures';
