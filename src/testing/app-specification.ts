@@ -19,7 +19,7 @@ export interface AppSpecificationOptions {
 /** The outcome of a scenario's `when`, checked by a `then…`. */
 export interface ThenStep {
   /** The state after `when` equals `expected`, and a replay of the log gives the same state. */
-  then(expected: Record<string, JsonValue>): Promise<void>;
+  thenState(expected: Record<string, JsonValue>): Promise<void>;
   /** `when` produced exactly these events (and they replay to the live state). */
   thenEvents(expected: readonly DomainEvent<string, unknown>[]): Promise<void>;
   /** `when` was refused with this error class; the state and the log are as `given` left them. */
@@ -33,13 +33,13 @@ export interface WhenStep {
 
 /**
  * Given / when / then for handlers and projections, after Emmett's `DeciderSpecification`: the
- * `given` commands build the state, `when` runs the command under test, and each `then…` also
+ * `given` commands build the state, `when` runs the command under test, and each `then…` step also
  * reopens the store and checks that replay rebuilds exactly the live state, so every scenario
  * tests determinism too. Uses `node:assert`, so it works under any test runner.
  *
  * ```ts
  * const spec = AppSpecification.for({ handlers: [DepositHandler], projections: [Balances] });
- * await spec.given(new Deposit('a', 10)).when(new Deposit('a', 5)).then({ 'balance:a': 15 });
+ * await spec.given(new Deposit('a', 10)).when(new Deposit('a', 5)).thenState({ 'balance:a': 15 });
  * ```
  */
 export class AppSpecification {
@@ -79,7 +79,7 @@ export class AppSpecification {
       return { before, after, events, error };
     };
     return {
-      then: async (expected) => {
+      thenState: async (expected) => {
         const { after, error } = await run();
         if (error !== undefined) fail(`expected the command to succeed, it threw ${String(error)}`);
         deepStrictEqual(after, expected);
