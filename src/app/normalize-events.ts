@@ -23,7 +23,7 @@ export function normalizeEvents(output: unknown, handlerName: string): readonly 
       throw new InvalidEventError(`${handlerName} returned ${describe(event)} at index ${i}, which is not an event`);
     }
     assertEventTypeName(event.type);
-    assertJsonValue(event.data, `the data of event ${event.type} from ${handlerName}`);
+    assertJsonValue(event.data, `event ${event.type} from ${handlerName}`, 'data');
   }
   return list as readonly DomainEvent[];
 }

@@ -11,14 +11,11 @@ export const MAX_JSON_DEPTH = 256;
  * enough: it drops functions and `undefined`, turns NaN into null and Dates into strings, so the
  * live state and the replayed one would differ. Primitives return at once; this is on the hot path.
  */
-export function assertJsonValue(value: unknown, what: string): asserts value is JsonValue {
+export function assertJsonValue(value: unknown, what: string, root = 'value'): asserts value is JsonValue {
   const t = typeof value;
   if (t === 'string' || t === 'boolean' || value === null) return;
-  if (t === 'number') {
-    if (Number.isFinite(value)) return;
-    throw new InvalidEventError(`${what} holds ${String(value)}, which JSON cannot represent`);
-  }
-  checkNested(value, what, '', []);
+  if (t === 'number' && Number.isFinite(value)) return;
+  checkNested(value, what, root, []);
 }
 
 function checkNested(value: unknown, what: string, path: string, ancestors: object[]): void {
@@ -26,13 +23,14 @@ function checkNested(value: unknown, what: string, path: string, ancestors: obje
   if (t === 'string' || t === 'boolean' || value === null) return;
   if (t === 'number') {
     if (Number.isFinite(value)) return;
-    throw new InvalidEventError(`${what}${path} is ${String(value)}, which JSON cannot represent`);
+    throw new InvalidEventError(`${what}: ${path} is ${String(value)}, which JSON cannot represent`);
   }
   if (t !== 'object') {
-    throw new InvalidEventError(`${what}${path} is a ${t}, which is not JSON-serialisable`);
+    const kind = t === 'undefined' ? 'undefined' : `a ${t}`;
+    throw new InvalidEventError(`${what}: ${path} is ${kind}, which is not JSON-serialisable`);
   }
   const obj = value as object;
-  if (ancestors.includes(obj)) throw new InvalidEventError(`${what}${path} refers back to itself (a cycle)`);
+  if (ancestors.includes(obj)) throw new InvalidEventError(`${what}: ${path} refers back to itself (a cycle)`);
   if (ancestors.length >= MAX_JSON_DEPTH) {
     throw new InvalidEventError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
@@ -43,7 +41,7 @@ function checkNested(value: unknown, what: string, path: string, ancestors: obje
     const proto = Object.getPrototypeOf(obj);
     if (proto !== Object.prototype && proto !== null) {
       const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-      throw new InvalidEventError(`${what}${path} is a ${name}, not a plain object`);
+      throw new InvalidEventError(`${what}: ${path} is a ${name}, not a plain object`);
     }
     for (const key of Object.keys(obj)) {
       checkNested((obj as Record<string, unknown>)[key], what, `${path}.${key}`, ancestors);

@@ -69,7 +69,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
   /** Sets `key` to a JSON value; throws `InvalidEventError` for anything JSON cannot carry. */
   set(key: string, value: JsonValue): void {
     if (typeof key !== 'string') throw new InvalidEventError(`a state key must be a string, got ${typeof key}`);
-    assertJsonValue(value, `the value of key ${JSON.stringify(key)}`);
+    assertJsonValue(value, `state key ${JSON.stringify(key)}`);
     this.write(key, value);
   }
 
