@@ -1,0 +1,123 @@
+import type Database from 'better-sqlite3';
+import { PersistenceError, type SnapshotSource } from '../../src/index';
+import { inSlices } from './chunked';
+import type { GroupWriter } from './group-writer';
+
+/** What a compaction needs from its store. */
+export interface CompactionDeps {
+  readonly db: Database.Database;
+  readonly file: string;
+  readonly writer: GroupWriter;
+  readonly snapshots: SnapshotSource;
+  readonly keepHistory: boolean;
+}
+
+/**
+ * Rewrites the log as the state's snapshot, without stalling commands (DESIGN point 5).
+ *
+ * 1. The snapshot is taken synchronously on entry: every group appended so far is committed or
+ *    in the pending batch, which commits before any later append, so the snapshot covers
+ *    exactly the groups up to its `seq`.
+ * 2. Its entries are staged into `snapshot_next` in slices of a few ms, each its own transaction;
+ *    appends commit between slices.
+ * 3. A short transaction swaps `snapshot_next` in and moves `meta.snapshot_seq` to the snapshot's
+ *    seq. Replay reads events above `snapshot_seq` only, so from this commit on, the events the
+ *    snapshot covers are dead weight; before it, the old snapshot and events are intact. A crash
+ *    at any moment loads the same state.
+ * 4. The covered events (or, with `keepHistory`, moves them to `events_history`) and the old
+ *    snapshot are deleted in slices, freed pages are given back to the file system, and the WAL
+ *    is truncated.
+ *
+ * If an append fails while it runs, the compaction aborts before the swap: the snapshot would
+ * include groups that were rejected.
+ */
+export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: number; keys: number }> {
+  const { db, writer } = deps;
+  const snapshot = deps.snapshots.takeSnapshot();
+  const generation = writer.failures;
+  const check = () => {
+    if (writer.failures !== generation) {
+      throw new PersistenceError(
+        `compaction of ${deps.file} aborted: a write failed while it ran`,
+        writer.error?.code,
+        { cause: writer.error },
+      );
+    }
+  };
+  let keys = 0;
+  try {
+    await dropInSlices(db, 'snapshot_old', check);
+    await dropInSlices(db, 'snapshot_next', check);
+    db.exec('CREATE TABLE snapshot_next (key TEXT NOT NULL, value TEXT NOT NULL)');
+    const insert = db.prepare('INSERT INTO snapshot_next (key, value) VALUES (?, ?)');
+    const entries = snapshot.entries();
+    const stage = db.transaction((limit: number) => {
+      let n = 0;
+      for (; n < limit; n++) {
+        const next = entries.next();
+        if (next.done) break;
+        insert.run(next.value[0], JSON.stringify(next.value[1]));
+      }
+      return n;
+    });
+    keys = await inSlices(stage, check, 2000);
+    // Everything up to snapshot.seq must be committed before the swap says it is covered.
+    writer.flush();
+    check();
+    db.transaction(() => {
+      db.exec('ALTER TABLE snapshot RENAME TO snapshot_old; ALTER TABLE snapshot_next RENAME TO snapshot');
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'snapshot_seq'").run(snapshot.seq);
+    })();
+  } finally {
+    snapshot.release();
+  }
+  await dropCovered(deps, snapshot.seq);
+  await dropInSlices(db, 'snapshot_old', () => {});
+  await inSlices(
+    (limit) => {
+      const free = Number(db.pragma('freelist_count', { simple: true }));
+      if (free === 0) return 0;
+      db.exec(`PRAGMA incremental_vacuum(${limit})`);
+      return Math.min(free, limit);
+    },
+    () => {},
+    2000,
+  );
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  return { seq: snapshot.seq, keys };
+}
+
+/** Deletes (or moves to history) the events at or below `seq`, a primary-key range per slice. */
+async function dropCovered(deps: CompactionDeps, seq: number): Promise<void> {
+  const { db } = deps;
+  const first = db.prepare('SELECT min(seq) FROM events').pluck();
+  const remove = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
+  let keep: Database.Statement | null = null;
+  if (deps.keepHistory) {
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS events_history (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL)',
+    );
+    keep = db.prepare('INSERT OR REPLACE INTO events_history SELECT * FROM events WHERE seq BETWEEN ? AND ?');
+  }
+  const step = db.transaction((limit: number) => {
+    const low = first.get() as number | null;
+    if (low === null || low > seq) return 0;
+    const high = Math.min(seq, low + limit - 1);
+    keep?.run(low, high);
+    remove.run(low, high);
+    return high - low + 1;
+  });
+  await inSlices(step, () => {}, 4000);
+}
+
+/** Empties `table` in slices, then drops it (a DROP of a big table would stall commands). */
+async function dropInSlices(db: Database.Database, table: string, check: () => void): Promise<void> {
+  const exists = db
+    .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?")
+    .pluck()
+    .get(table);
+  if (exists === undefined) return;
+  const remove = db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} LIMIT ?)`);
+  await inSlices((limit) => remove.run(limit).changes, check, 4000);
+  db.exec(`DROP TABLE ${table}`);
+}
