@@ -57,6 +57,6 @@ export type {
 export type { FileSystem } from './store/file-system';
 export { FSYNC_POLICIES, type FsyncPolicy, parseFsyncPolicy } from './store/fsync-policy';
 export { consoleLogger, type Logger, silentLogger } from './store/logger';
-export { MemoryStore } from './store/memory-store';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory-store';
 export type { SnapshotSource, StateSnapshot } from './store/snapshot-source';
 export { EVENT_STORE, TOKENS } from './store/tokens';

@@ -259,18 +259,17 @@ export class App {
       for (let i = 0; i < events.length; i++) this.eventsSubject.next({ seq: firstSeq + i, time, event: events[i] });
     }
     const result: CommandResult = { events, firstSeq, lastSeq: this.lastSeq };
-    return durable.then(
-      () => result,
-      (err: unknown) => {
-        throw this.failed(err);
-      },
-    );
+    return durable.then(() => result, this.onAppendFailed);
   }
 
   /**
    * A write failed: refuse commands, and keep trying to make the log writable again; once it is,
    * reload the state from the log, so that it never shows what was not durable (point 4).
    */
+  private readonly onAppendFailed = (err: unknown): never => {
+    throw this.failed(err);
+  };
+
   private failed(err: unknown): PersistenceError {
     const error = PersistenceError.from('the log could not be written', err);
     if (this.failure !== null) return this.failure;

@@ -7,14 +7,43 @@ export type JsonValue = null | boolean | number | string | readonly JsonValue[] 
 export const MAX_JSON_DEPTH = 256;
 
 /**
- * Throws {@link InvalidEventError} unless `value` is plain JSON. `JSON.stringify` alone is not
- * enough: it drops functions and `undefined`, turns NaN into null and Dates into strings, so the
- * live state and the replayed one would differ. Primitives return at once; this is on the hot path.
+ * True when `value` is plain JSON. `JSON.stringify` alone is not enough: it drops functions and
+ * `undefined`, turns NaN into null and Dates into strings, so the live state and the replayed one
+ * would differ. This is on the per-command path: it allocates nothing, and a cycle shows up as
+ * nesting deeper than {@link MAX_JSON_DEPTH}.
+ */
+export function isJsonValue(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!isJsonValue(value[i], depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (!isJsonValue((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * Throws {@link InvalidEventError} unless `value` is plain JSON (see {@link isJsonValue}); the
+ * message names `what` and the path to the first bad part (`data.items[2].at is a Date`).
  */
 export function assertJsonValue(value: unknown, what: string, root = 'value'): asserts value is JsonValue {
-  const t = typeof value;
-  if (t === 'string' || t === 'boolean' || value === null) return;
-  if (t === 'number' && Number.isFinite(value)) return;
+  if (isJsonValue(value)) return;
   checkNested(value, what, root, []);
 }
 

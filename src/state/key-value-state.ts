@@ -1,5 +1,5 @@
 import { type Observable, Subject } from 'rxjs';
-import { assertJsonValue, type JsonValue } from '../events/json';
+import { assertJsonValue, isJsonValue, type JsonValue } from '../events/json';
 import { InvalidEventError } from '../store/errors';
 import type { StateSnapshot } from '../store/snapshot-source';
 import type { ReadonlyKeyValueState } from './readonly-state';
@@ -38,8 +38,13 @@ export class KeyValueState implements ReadonlyKeyValueState {
   /** Identifies the open snapshot, so that a stale `release()` cannot merge a newer overlay. */
   private snapshotId = 0;
 
-  private journalKeys: (string | typeof CLEARED)[] | null = null;
-  private journalValues: (JsonValue | undefined | SavedStructure)[] = [];
+  /**
+   * The undo journal: parallel arrays reused from command to command (resizing an array costs
+   * more than the command itself), `journalLength` entries long, -1 outside a command.
+   */
+  private readonly journalKeys: (string | typeof CLEARED)[] = [];
+  private readonly journalValues: (JsonValue | undefined | SavedStructure)[] = [];
+  private journalLength = -1;
   private pending: StateChange[] = [];
   private readonly changes = new Subject<StateChange>();
 
@@ -69,7 +74,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
   /** Sets `key` to a JSON value; throws `InvalidEventError` for anything JSON cannot carry. */
   set(key: string, value: JsonValue): void {
     if (typeof key !== 'string') throw new InvalidEventError(`a state key must be a string, got ${typeof key}`);
-    assertJsonValue(value, `state key ${JSON.stringify(key)}`);
+    if (!isJsonValue(value)) assertJsonValue(value, `state key ${JSON.stringify(key)}`);
     this.write(key, value);
   }
 
@@ -87,9 +92,10 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
   /** Removes every key. O(1): the old structure is dropped (or kept for the undo journal). */
   clear(): void {
-    if (this.journalKeys !== null) {
-      this.journalKeys.push(CLEARED);
-      this.journalValues.push({ base: this.base, overlay: this.overlay, hidesBase: this.hidesBase, size: this.count });
+    if (this.journalLength >= 0) {
+      const i = this.journalLength++;
+      this.journalKeys[i] = CLEARED;
+      this.journalValues[i] = { base: this.base, overlay: this.overlay, hidesBase: this.hidesBase, size: this.count };
     }
     if (this.overlay !== null) {
       this.overlay = new Map();
@@ -127,15 +133,13 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
   /** @internal Starts recording undo information for one command. */
   begin(): void {
-    this.journalKeys = [];
-    this.journalValues = [];
-    this.pending.length = 0;
+    this.journalLength = 0;
+    if (this.pending.length !== 0) this.pending = [];
   }
 
   /** @internal Keeps the command's changes and reports them on `changes$`. */
   commit(): void {
-    this.journalKeys = null;
-    this.journalValues = [];
+    this.endJournal();
     if (this.pending.length > 0) {
       const changes = this.pending;
       this.pending = [];
@@ -147,11 +151,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
   rollback(): void {
     const keys = this.journalKeys;
     const values = this.journalValues;
-    this.journalKeys = null;
-    this.journalValues = [];
-    this.pending.length = 0;
-    if (keys === null) return;
-    for (let i = keys.length - 1; i >= 0; i--) {
+    if (this.pending.length !== 0) this.pending = [];
+    for (let i = this.journalLength - 1; i >= 0; i--) {
       const key = keys[i];
       if (key === CLEARED) {
         const saved = values[i] as SavedStructure;
@@ -175,6 +176,14 @@ export class KeyValueState implements ReadonlyKeyValueState {
         else this.base.set(key, previous);
       }
     }
+    this.endJournal();
+  }
+
+  /** Closes the journal, dropping its references (a cleared map must not outlive its command). */
+  private endJournal(): void {
+    const values = this.journalValues;
+    for (let i = 0; i < this.journalLength; i++) values[i] = undefined;
+    this.journalLength = -1;
   }
 
   /** @internal Sets a value known to be JSON (from the log), skipping validation and the journal. */
@@ -229,14 +238,15 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
   /** Inside a command, changes wait for its commit: a rolled-back change is never reported. */
   private emit(change: StateChange): void {
-    if (this.journalKeys !== null) this.pending.push(change);
+    if (this.journalLength >= 0) this.pending.push(change);
     else this.changes.next(change);
   }
 
   private remember(key: string, previous: JsonValue | undefined): void {
-    if (this.journalKeys === null) return;
-    this.journalKeys.push(key);
-    this.journalValues.push(previous);
+    if (this.journalLength < 0) return;
+    const i = this.journalLength++;
+    this.journalKeys[i] = key;
+    this.journalValues[i] = previous;
   }
 
   /** @internal Empties the state before a reload from the log; an open snapshot keeps its frozen base. */
@@ -246,9 +256,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
     this.overlay = null;
     this.hidesBase = false;
     this.count = 0;
-    this.journalKeys = null;
-    this.journalValues = [];
-    this.pending.length = 0;
+    this.endJournal();
+    this.pending = [];
   }
 
   /** @internal Ends `changes$`. */

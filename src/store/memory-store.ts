@@ -13,13 +13,24 @@ import type {
 /** Records per replay batch: large enough that the per-batch promise costs nothing. */
 const BATCH = 4096;
 
+/** Options of {@link MemoryStore}; sizes count records (keys and groups), not bytes. */
+export interface MemoryStoreOptions {
+  /** Compact automatically when the log has grown by this percent since the last compaction; 0 never. Default 100. */
+  readonly autoRewritePercentage?: number;
+  /** ...and holds more than this many records. Default 65,536. */
+  readonly autoRewriteMinSize?: number;
+}
+
 /**
  * A store that keeps the log in memory: for tests, and as the reference the conformance suite
  * holds the durable stores to. The log outlives `close()`, so one instance can be reopened to
- * check what a replay gives. Groups are kept as given: events are treated as immutable.
+ * check what a replay gives. Groups are kept as given: events are treated as immutable. Like
+ * the durable stores it compacts itself on Redis's trigger, so a long run keeps its memory bounded.
  */
 export class MemoryStore implements EventStore {
   readonly kind = 'memory';
+  private readonly autoRewritePercentage: number;
+  private readonly autoRewriteMinSize: number;
   private snapshotSeq = 0;
   private snapshot: [string, JsonValue][] = [];
   private groups: EventGroup[] = [];
@@ -27,6 +38,11 @@ export class MemoryStore implements EventStore {
   private lastSeq = 0;
   private rewrites = 0;
   private lastRewriteTimeSec = -1;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.autoRewritePercentage = options.autoRewritePercentage ?? 100;
+    this.autoRewriteMinSize = options.autoRewriteMinSize ?? 65_536;
+  }
 
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.context !== null) throw new StoreLockedError('this MemoryStore is already open');
@@ -61,10 +77,18 @@ export class MemoryStore implements EventStore {
     if (this.context === null) return Promise.reject(new AppClosedError('the MemoryStore is closed'));
     this.groups.push(group);
     this.lastSeq = group.seq + group.events.length - 1;
+    // Compacts right here rather than later: a memory store's appends resolve at once, so a busy
+    // app may never yield to the event loop, and a deferred rewrite would never run. The state
+    // already holds this group, which is what the snapshot must cover.
+    if (this.shouldRewrite()) this.compactNow();
     return Promise.resolve();
   }
 
   async compact(): Promise<CompactionResult> {
+    return this.compactNow();
+  }
+
+  private compactNow(): CompactionResult {
     const context = this.assertOpen();
     const started = Date.now();
     const sizeBefore = this.snapshot.length + this.groups.length;
@@ -85,6 +109,14 @@ export class MemoryStore implements EventStore {
       sizeAfter: this.snapshot.length + this.groups.length,
       durationMs: Date.now() - started,
     };
+  }
+
+  /** Redis's trigger: `current > min-size` and `current*100/base - 100 >= percentage`. */
+  private shouldRewrite(): boolean {
+    if (this.autoRewritePercentage <= 0) return false;
+    const current = this.snapshot.length + this.groups.length;
+    if (current <= this.autoRewriteMinSize) return false;
+    return (current * 100) / Math.max(this.snapshot.length, 1) - 100 >= this.autoRewritePercentage;
   }
 
   async recover(): Promise<void> {

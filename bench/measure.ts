@@ -1,0 +1,77 @@
+/** Helpers shared by every benchmark: timing, concurrency windows, latency percentiles, table output. */
+
+/** One row of a benchmark table. */
+export interface Row {
+  readonly name: string;
+  /** Operations per second. */
+  readonly opsPerSec: number;
+  /** What the row is compared with (another row's name), and the ratio to it. */
+  readonly reference?: string;
+  readonly ratio?: number;
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly maxMs?: number;
+  readonly note?: string;
+}
+
+/** Runs `op` `total` times with `inFlight` operations outstanding at once; returns ops/s and latency percentiles. */
+export async function runWindow(
+  total: number,
+  inFlight: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<{ opsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number }> {
+  const latencies = new Float64Array(total);
+  let next = 0;
+  const started = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      const t0 = process.hrtime.bigint();
+      await op(i);
+      latencies[i] = Number(process.hrtime.bigint() - t0) / 1e6;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { opsPerSec: total / seconds, ...percentiles(latencies) };
+}
+
+/** p50, p99 and max of a list of latencies in ms. */
+export function percentiles(latencies: Float64Array | number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const sorted = Float64Array.from(latencies).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] ?? 0 };
+}
+
+/** Times a synchronous loop; returns ops/s. */
+export function timeLoop(total: number, body: (i: number) => void): number {
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < total; i++) body(i);
+  return total / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+/** Formats a table of rows for the terminal. */
+export function formatTable(title: string, rows: readonly Row[]): string {
+  const fmt = (n: number | undefined, digits = 0) =>
+    n === undefined ? '' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const header = ['', 'ops/s', 'vs reference', 'p50 ms', 'p99 ms', 'max ms'];
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.opsPerSec),
+    r.ratio === undefined ? (r.note ?? '') : `${r.ratio.toFixed(2)}× ${r.reference}${r.note ? ` (${r.note})` : ''}`,
+    fmt(r.p50Ms, 3),
+    fmt(r.p99Ms, 3),
+    fmt(r.maxMs, 2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [`\n## ${title}`, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** True when `--quick` was given: smaller sizes, for a run under two minutes. */
+export const quick = process.argv.includes('--quick');
+
+/** Prints a progress line to stderr, so the table on stdout stays clean. */
+export function progress(message: string): void {
+  process.stderr.write(`… ${message}\n`);
+}
