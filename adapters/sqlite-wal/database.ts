@@ -72,13 +72,14 @@ export function openDatabase(file: string, policy: FsyncPolicy): OpenedDatabase 
   try {
     db.pragma('locking_mode = EXCLUSIVE');
     const empty = isEmptyFile(db);
+    // Checked before journal_mode=WAL, which rewrites the header of whatever file it is given.
+    if (!empty) checkSchema(file, db);
     // auto_vacuum can only be chosen before the first page is written (journal_mode=WAL writes
     // page 1): incremental, so that compaction can give freed pages back to the file system.
     if (empty) db.pragma('auto_vacuum = INCREMENTAL');
     assertWal(file, String(db.pragma('journal_mode = WAL', { simple: true })));
     db.pragma(`synchronous = ${SYNCHRONOUS[policy]}`);
     if (empty) db.exec(`BEGIN IMMEDIATE; ${CREATE} COMMIT;`);
-    else checkSchema(file, db);
     return { db, created: created || empty };
   } catch (err) {
     db.close();

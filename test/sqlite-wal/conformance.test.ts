@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { FsyncPolicy } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { runStoreConformance } from 'appendonly/testing';
-import { tempDir } from './tmp';
+import { tempDir } from './helpers';
 
 for (const appendfsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
   runStoreConformance(`SqliteWalStore ${appendfsync}`, () => {
