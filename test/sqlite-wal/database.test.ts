@@ -43,13 +43,17 @@ describe('SqliteWalStore database file', () => {
   it('refuses a foreign SQLite database and leaves it untouched', async () => {
     // given
     const db = new Database(file);
-    db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada')");
+    db.exec(
+      "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada')",
+    );
     db.close();
     const before = fs.readFileSync(file);
     // when / then
     const opening = openApp({ file });
     await expect(opening).rejects.toThrow(IncompatibleDatabaseError);
-    await expect(openApp({ file })).rejects.toThrow(/is not an appendonly store .*tables: customers.*refusing to touch it/);
+    await expect(openApp({ file })).rejects.toThrow(
+      /is not an appendonly store .*tables: customers.*refusing to touch it/,
+    );
     expect(fs.readFileSync(file).equals(before)).toBe(true);
   });
 
@@ -63,7 +67,9 @@ describe('SqliteWalStore database file', () => {
     db.close();
     // when / then
     await expect(openApp({ file })).rejects.toThrow(
-      new RegExp(`newer appendonly \\(schema version ${SCHEMA_VERSION + 1}; this version reads up to ${SCHEMA_VERSION}\\)`),
+      new RegExp(
+        `newer appendonly \\(schema version ${SCHEMA_VERSION + 1}; this version reads up to ${SCHEMA_VERSION}\\)`,
+      ),
     );
     // and: nothing was rewritten
     const again = new Database(file, { readonly: true });
@@ -78,14 +84,20 @@ describe('SqliteWalStore database file', () => {
 
   it('refuses clearly when SQLite does not answer wal to journal_mode=WAL', () => {
     expect(() => assertWal(file, 'delete')).toThrow(IncompatibleDatabaseError);
-    expect(() => assertWal(file, 'memory')).toThrow(/cannot be put in WAL mode \(SQLite kept journal_mode=memory\)/);
+    expect(() => assertWal(file, 'memory')).toThrow(
+      /cannot be put in WAL mode \(SQLite kept journal_mode=memory\)/,
+    );
     expect(() => assertWal(file, 'wal')).not.toThrow();
   });
 
   it('rejects unknown and bad options when constructed', async () => {
-    await expect(openApp({ file, appendfsync: 'sometimes' as 'always' })).rejects.toThrow(/appendfsync must be one of/);
+    await expect(openApp({ file, appendfsync: 'sometimes' as 'always' })).rejects.toThrow(
+      /appendfsync must be one of/,
+    );
     await expect(openApp({ file, autoRewritePercentage: -1 })).rejects.toThrow(/autoRewritePercentage/);
-    await expect(openApp({ file, dir: 'x' } as unknown as { file: string })).rejects.toThrow(/unknown option "dir"/);
+    await expect(openApp({ file, dir: 'x' } as unknown as { file: string })).rejects.toThrow(
+      /unknown option "dir"/,
+    );
   });
 
   it('reopens a database that is already in WAL mode, with its state', async () => {
