@@ -29,7 +29,11 @@ describe('SqliteWalStore compaction', () => {
     // given: 20,000 commands over 5,000 keys
     const { app } = await openApp({ file, appendfsync: 'always' });
     for (let round = 0; round < 4; round++) {
-      await Promise.all(Array.from({ length: 5000 }, (_, i) => app.execute(new Put(`key:${i}`, { round, pad: 'p'.repeat(40) }))));
+      await Promise.all(
+        Array.from({ length: 5000 }, (_, i) =>
+          app.execute(new Put(`key:${i}`, { round, pad: 'p'.repeat(40) })),
+        ),
+      );
     }
     // when: a compaction runs while 64 writers keep sending commands
     let stop = false;
@@ -49,7 +53,12 @@ describe('SqliteWalStore compaction', () => {
     expect(result.sizeAfter).toBeLessThan(result.sizeBefore);
     expect(during).toBeGreaterThan(0);
     const stats = app.stats();
-    expect(stats).toMatchObject({ rewrites: 1, lastBgrewriteStatus: 'ok', rewriteInProgress: false, snapshotSeq: result.seq });
+    expect(stats).toMatchObject({
+      rewrites: 1,
+      lastBgrewriteStatus: 'ok',
+      rewriteInProgress: false,
+      snapshotSeq: result.seq,
+    });
     // and: the WAL was truncated by the compaction (only commands after it are in it)
     expect(stats.walSize).toBeLessThan(result.sizeBefore / 4);
     const live = state(app);
@@ -95,10 +104,15 @@ describe('SqliteWalStore compaction', () => {
   it('compacts automatically when db + WAL have grown by autoRewritePercentage past autoRewriteMinSize', async () => {
     // given
     const logger = recordingLogger();
-    const { app } = await openApp({ file, autoRewritePercentage: 100, autoRewriteMinSize: 256 * 1024 }, logger);
+    const { app } = await openApp(
+      { file, autoRewritePercentage: 100, autoRewriteMinSize: 256 * 1024 },
+      logger,
+    );
     // when: the log grows well past twice its base and the minimum
     for (let i = 0; i < 40; i++) {
-      await Promise.all(Array.from({ length: 100 }, (_, j) => app.execute(new Put(`k${j}`, 'x'.repeat(100)))));
+      await Promise.all(
+        Array.from({ length: 100 }, (_, j) => app.execute(new Put(`k${j}`, 'x'.repeat(100)))),
+      );
     }
     // then: within about a second (the cron), a compaction ran
     for (let waited = 0; app.stats().rewrites === 0 && waited < 5000; waited += 50) {
@@ -116,7 +130,9 @@ describe('SqliteWalStore compaction', () => {
     const live = state(app);
     await app.close();
     const db = new Database(file);
-    db.exec("CREATE TABLE snapshot_next (key TEXT NOT NULL, value TEXT NOT NULL); INSERT INTO snapshot_next VALUES ('k0', '999')");
+    db.exec(
+      "CREATE TABLE snapshot_next (key TEXT NOT NULL, value TEXT NOT NULL); INSERT INTO snapshot_next VALUES ('k0', '999')",
+    );
     db.close();
     // when / then
     const reopened = await openApp({ file });

@@ -31,7 +31,10 @@ describe('SqliteWalStore replay', () => {
     let seq = 1;
     for (let g = 0; seq <= 30_000; g++) {
       const size = 1 + (g % 5);
-      const events = Array.from({ length: size }, (_, i) => ({ type: 'Noted', data: { g, i, text: `n${seq + i}` } }));
+      const events = Array.from({ length: size }, (_, i) => ({
+        type: 'Noted',
+        data: { g, i, text: `n${seq + i}` },
+      }));
       groups.push({ seq, time: 1_700_000_000_000 + g, events });
       seq += size;
     }
@@ -66,7 +69,9 @@ describe('SqliteWalStore replay', () => {
     db.close();
     const replay = replayAll(new SqliteWalStore({ file }));
     await expect(replay).rejects.toThrow(CorruptLogError);
-    await expect(replayAll(new SqliteWalStore({ file }))).rejects.toThrow(/app\.db: .*expected event seq 1\d{4} \(the events table jumps to seq 10101\)/);
+    await expect(replayAll(new SqliteWalStore({ file }))).rejects.toThrow(
+      /app\.db: .*expected event seq 1\d{4} \(the events table jumps to seq 10101\)/,
+    );
   });
 
   it('stops with CorruptLogError on data that is not JSON', async () => {
@@ -74,7 +79,9 @@ describe('SqliteWalStore replay', () => {
     const db = new Database(file);
     db.exec("UPDATE events SET data = '{not json' WHERE seq = 77");
     db.close();
-    await expect(replayAll(new SqliteWalStore({ file }))).rejects.toThrow(/expected JSON data in event seq 77/);
+    await expect(replayAll(new SqliteWalStore({ file }))).rejects.toThrow(
+      /expected JSON data in event seq 77/,
+    );
   });
 
   it('refuses to start an app on a corrupt log: createApp rejects and releases the file', async () => {
@@ -113,7 +120,9 @@ describe('SqliteWalStore replay', () => {
     // then: none of the command is applied, the warning names it, the next command takes its numbers
     expect(state(app)).toEqual({ a: 1 });
     expect(logger.lines).toEqual([
-      expect.stringMatching(/warn: .*app\.db: the log ended inside the command at seq 2 \(2 of its 3 events\)/),
+      expect.stringMatching(
+        /warn: .*app\.db: the log ended inside the command at seq 2 \(2 of its 3 events\)/,
+      ),
     ]);
     expect((await app.execute(new PutMany([['b', 2]]))).firstSeq).toBe(2);
     await app.close();

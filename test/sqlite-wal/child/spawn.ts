@@ -15,7 +15,7 @@ export interface Child {
 export function spawnWriter(args: string[]): Child {
   const child = spawn(
     process.execPath,
-    ['-r', path.join(__dirname, 'register.js'), path.join(__dirname, 'writer.ts'), ...args],
+    ['-r', path.join(__dirname, '../../support/register.js'), path.join(__dirname, 'writer.ts'), ...args],
     { stdio: 'pipe' },
   );
   const lines: string[] = [];

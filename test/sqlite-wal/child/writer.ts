@@ -1,9 +1,8 @@
 /**
- * A child process for the lock and crash tests: opens an app on a SqliteWalStore and writes
+ * A child process for the lock tests: opens an app on a SqliteWalStore and writes
  * `Put('k<i>', i)` commands, printing `ack <i>` on stdout once each is acknowledged.
  * argv: file policy mode, where mode is `hold` (open, print `ready`, wait to be killed),
- * `write N [C]` (N commands, 16 in flight, a compaction every C commands, then wait) or `try`
- * (try to open, print the error code).
+ * `write N` (N commands, 16 in flight, then wait) or `try` (try to open, print the error code).
  */
 import 'reflect-metadata';
 import { createApp, silentLogger } from 'appendonly';
@@ -12,7 +11,7 @@ import { fixtures } from 'appendonly/testing';
 import type { FsyncPolicy } from 'appendonly';
 
 async function main(): Promise<void> {
-  const [file, policy, mode, count, compactEvery] = process.argv.slice(2);
+  const [file, policy, mode, count] = process.argv.slice(2);
   const store = new SqliteWalStore({ file, appendfsync: policy as FsyncPolicy });
   if (mode === 'try') {
     try {
@@ -31,7 +30,6 @@ async function main(): Promise<void> {
     const worker = async () => {
       while (next < total) {
         const i = next++;
-        if (compactEvery !== undefined && i > 0 && i % Number(compactEvery) === 0) app.compact().catch(() => {});
         await app.execute(new fixtures.Put(`k${i}`, i));
         process.stdout.write(`ack ${i}\n`);
       }
