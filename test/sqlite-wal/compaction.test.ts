@@ -27,7 +27,7 @@ describe('SqliteWalStore compaction', () => {
 
   it('replaces the covered events by the snapshot, shrinks the file and truncates the WAL, while commands flow', async () => {
     // given: 20,000 commands over 5,000 keys
-    const { app } = await openApp({ file, appendfsync: 'always' });
+    const { app, store } = await openApp({ file, appendfsync: 'always' });
     for (let round = 0; round < 4; round++) {
       await Promise.all(
         Array.from({ length: 5000 }, (_, i) =>
