@@ -52,7 +52,7 @@ describe('SqliteWalStore compaction', () => {
     expect(result.keys).toBeGreaterThanOrEqual(5000);
     expect(result.sizeAfter).toBeLessThan(result.sizeBefore);
     expect(during).toBeGreaterThan(0);
-    const stats = app.stats();
+    const stats = store.stats();
     expect(stats).toMatchObject({
       rewrites: 1,
       lastBgrewriteStatus: 'ok',
