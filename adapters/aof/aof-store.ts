@@ -1,0 +1,304 @@
+import {
+  AppClosedError,
+  type CompactionResult,
+  type EventGroup,
+  type EventStore,
+  type ReplayRecord,
+  StoreLockedError,
+  type StoreContext,
+  type StoreOpenInfo,
+  type StoreStats,
+} from '../../src/index';
+import { acquireDirLock, type DirLock } from '../common/dir-lock';
+import { LogDir } from './log-dir';
+import type { Manifest } from './manifest';
+import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
+import { type LogFile, type ReadSummary, readLog } from './reader';
+import { type RewriteHost, runRewrite } from './rewrite';
+import { AofWriter } from './writer';
+
+/** Redis's aofRewriteLimited: after this many failures in a row, automatic rewrites back off. */
+const BACKOFF_THRESHOLD = 3;
+const BACKOFF_MAX_MINUTES = 60;
+
+/**
+ * The append-only-file store: Redis 7's multi-part AOF (manifest, base and incr files in
+ * `<dir>/appendonlydir/`), RESP records with a `#CRC` per command, `appendfsync` policies with
+ * group commit, streaming replay with Redis's repair rules, and BGREWRITEAOF-style compaction
+ * that never stops the commands.
+ *
+ * ```ts
+ * const app = await createApp({ handlers, projections, store: new AofStore({ dir: './data', appendfsync: 'always' }) });
+ * ```
+ */
+export class AofStore implements EventStore {
+  readonly kind = 'aof';
+  private readonly options: ResolvedAofOptions;
+  private readonly dir: LogDir;
+  private context: StoreContext | null = null;
+  private lock: DirLock | null = null;
+  private writer: AofWriter | null = null;
+  private lastSeq = 0;
+  /** Bytes of the base and of the incr files no longer appended to. */
+  private sealedSize = 0;
+  private baseSize = 0;
+  private bytesRead = 0;
+  private bytesTotal = 0;
+  private closed = false;
+
+  private rewriting: Promise<CompactionResult> | null = null;
+  private rewriteStarted = 0;
+  private rewrites = 0;
+  private lastRewriteTimeSec = -1;
+  private lastBgrewriteStatus: 'ok' | 'err' = 'ok';
+  private consecutiveFailures = 0;
+  private backoffMinutes = 0;
+  private nextAutoRewrite = 0;
+
+  /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
+  constructor(options: AofStoreOptions) {
+    this.options = resolveAofOptions(options);
+    this.dir = new LogDir(this.options);
+  }
+
+  /** Takes the lock, reads the manifest (creating a new log if there is none) and opens the last incr file for appending. */
+  async open(context: StoreContext): Promise<StoreOpenInfo> {
+    if (this.context !== null || this.closed)
+      throw new StoreLockedError('this AofStore was opened already; make a new one');
+    const fs = this.options.fs;
+    const dir = this.dir;
+    // The folder must exist before the lock can name it.
+    await dir.ensureFolders();
+    this.lock = await acquireDirLock(dir.path, 'AofStore');
+    try {
+      const created = !(await dir.load());
+      await dir.removeTempFiles();
+      let manifest: Manifest = dir.manifest;
+      const files = [...(manifest.base ? [manifest.base] : []), ...manifest.incrs];
+      const sizes: number[] = [];
+      for (const f of files) sizes.push((await fs.stat(dir.file(f.name))).size);
+      if (manifest.incrs.length === 0) {
+        const incr = dir.nextIncr((manifest.base?.lastSeq ?? 0) + 1);
+        const fd = await dir.createFile(incr.name);
+        await fs.close(fd);
+        manifest = { base: manifest.base, incrs: [incr], history: manifest.history };
+        await dir.persist(manifest);
+        sizes.push(0);
+      }
+      const last = manifest.incrs[manifest.incrs.length - 1];
+      const fd = await fs.open(dir.file(last.name), 'r+');
+      const lastSize = sizes[sizes.length - 1];
+      this.sealedSize = sizes.slice(0, -1).reduce((a, b) => a + b, 0);
+      this.writer = new AofWriter(
+        { name: last.name, path: dir.file(last.name), fd, size: lastSize },
+        {
+          fs,
+          policy: this.options.appendfsync,
+          logger: context.logger,
+          timestamps: this.options.aofTimestamps,
+          noFsyncOnRewrite: this.options.noAppendfsyncOnRewrite,
+          onWritten: () => this.maybeAutoRewrite(),
+          now: () => context.clock.now(),
+        },
+      );
+      this.context = context;
+      this.bytesTotal = this.currentSize();
+      this.baseSize = this.bytesTotal;
+      this.lastSeq = (manifest.base?.lastSeq ?? 0) + 0;
+      return { kind: this.kind, location: dir.path, created, sizeBytes: this.bytesTotal };
+    } catch (err) {
+      await this.lock.release();
+      this.lock = null;
+      throw err;
+    }
+  }
+
+  /** Streams base then incr files; cuts a torn tail of the last file (or refuses, with `loadTruncated: false`). */
+  async *replay(): AsyncIterable<readonly ReplayRecord[]> {
+    const writer = this.assertOpen();
+    const manifest = this.dir.manifest;
+    const files: LogFile[] = [];
+    if (manifest.base) {
+      files.push({
+        name: manifest.base.name,
+        path: this.dir.file(manifest.base.name),
+        kind: 'base',
+        seq: manifest.base.lastSeq ?? 0,
+      });
+    }
+    for (const e of manifest.incrs)
+      files.push({ name: e.name, path: this.dir.file(e.name), kind: 'incr', seq: e.startSeq });
+    const summary: ReadSummary = { lastSeq: 0, sizes: [] };
+    this.bytesRead = 0;
+    this.bytesTotal = this.currentSize();
+    yield* readLog(
+      files,
+      {
+        fs: this.options.fs,
+        loadTruncated: this.options.loadTruncated,
+        truncate: (_file, offset) => writer.truncateTo(offset),
+        warn: (m) => this.context?.logger.warn(m),
+        progress: (n) => {
+          this.bytesRead += n;
+        },
+      },
+      summary,
+    );
+    this.lastSeq = summary.lastSeq;
+    this.baseSize = this.currentSize();
+  }
+
+  /** Logs one command's events; resolves when durable per `appendfsync`. */
+  append(group: EventGroup): Promise<void> {
+    const writer = this.writer;
+    if (writer === null || this.closed) return Promise.reject(new AppClosedError('the AofStore is not open'));
+    this.lastSeq = group.seq + group.events.length - 1;
+    return writer.append(group);
+  }
+
+  /** BGREWRITEAOF. A call while one runs joins it. */
+  compact(): Promise<CompactionResult> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.rewriting !== null) return this.rewriting;
+    this.rewriteStarted = Date.now();
+    const store = this;
+    const writer = this.writer!;
+    const host: RewriteHost = {
+      options: this.options,
+      dir: this.dir,
+      writer,
+      context: this.context!,
+      lastSeq: () => store.lastSeq,
+      get sealedSize() {
+        return store.sealedSize;
+      },
+      set sealedSize(size: number) {
+        store.sealedSize = size;
+      },
+      currentSize: () => store.sealedSize + writer.current.size,
+    };
+    this.rewriting = runRewrite(host)
+      .then(
+        (result) => {
+          this.rewrites++;
+          this.consecutiveFailures = 0;
+          this.lastBgrewriteStatus = 'ok';
+          this.baseSize = result.sizeAfter;
+          return result;
+        },
+        (err: unknown) => {
+          this.consecutiveFailures++;
+          this.lastBgrewriteStatus = 'err';
+          this.context?.logger.warn(`compaction failed, the log is unchanged: ${(err as Error).message}`);
+          throw err;
+        },
+      )
+      .finally(() => {
+        this.lastRewriteTimeSec = Math.round((Date.now() - this.rewriteStarted) / 1000);
+        this.rewriting = null;
+      });
+    return this.rewriting;
+  }
+
+  /** Redis's trigger: grown by `autoRewritePercentage` % over the size after the last rewrite, and above the minimum. */
+  private maybeAutoRewrite(): void {
+    const pct = this.options.autoRewritePercentage;
+    if (pct === 0 || this.rewriting !== null || this.closed) return;
+    const size = this.currentSize();
+    if (size <= this.options.autoRewriteMinSize) return;
+    const growth = (size * 100) / Math.max(this.baseSize, 1) - 100;
+    if (growth < pct || this.rewriteLimited()) return;
+    this.context?.logger.info(
+      `starting automatic compaction: the log grew by ${Math.floor(growth)}% to ${size} bytes`,
+    );
+    this.compact().catch(() => {});
+  }
+
+  /** aofRewriteLimited: after 3 failures in a row, wait 1, 2, 4 … 60 minutes between automatic attempts. */
+  private rewriteLimited(): boolean {
+    if (this.consecutiveFailures < BACKOFF_THRESHOLD) {
+      this.backoffMinutes = 0;
+      this.nextAutoRewrite = 0;
+      return false;
+    }
+    const now = Date.now();
+    if (this.nextAutoRewrite !== 0) {
+      if (now < this.nextAutoRewrite) return true;
+      this.nextAutoRewrite = 0;
+      return false;
+    }
+    this.backoffMinutes = Math.min(
+      this.backoffMinutes === 0 ? 1 : this.backoffMinutes * 2,
+      BACKOFF_MAX_MINUTES,
+    );
+    this.nextAutoRewrite = now + this.backoffMinutes * 60_000;
+    this.context?.logger.warn(
+      `compaction has failed repeatedly; retrying automatically in ${this.backoffMinutes} minutes`,
+    );
+    return true;
+  }
+
+  /** After a PersistenceError: cuts what was not acknowledged, fsyncs, and accepts appends again. */
+  async recover(): Promise<void> {
+    await this.assertOpen().recover();
+  }
+
+  replayProgress(): { bytesRead: number; bytesTotal: number } {
+    return { bytesRead: this.bytesRead, bytesTotal: this.bytesTotal };
+  }
+
+  private currentSize(): number {
+    return this.sealedSize + (this.writer?.current.size ?? 0);
+  }
+
+  /** The AOF fields of Redis's INFO persistence. */
+  stats(): StoreStats {
+    const w = this.writer;
+    return {
+      kind: this.kind,
+      appendfsync: this.options.appendfsync,
+      rewriteInProgress: this.rewriting !== null,
+      rewriteScheduled: false,
+      lastRewriteTimeSec: this.lastRewriteTimeSec,
+      currentRewriteTimeSec:
+        this.rewriting !== null ? Math.round((Date.now() - this.rewriteStarted) / 1000) : -1,
+      lastBgrewriteStatus: this.lastBgrewriteStatus,
+      rewrites: this.rewrites,
+      rewritesConsecutiveFailures: this.consecutiveFailures,
+      lastWriteStatus: w?.lastWriteStatus ?? 'ok',
+      currentSize: this.currentSize(),
+      baseSize: this.baseSize,
+      bufferLength: w?.bufferLength ?? 0,
+      pendingBioFsync: w?.pendingFsync ?? 0,
+      delayedFsync: w?.delayedFsync ?? 0,
+      lastSeq: this.lastSeq,
+    };
+  }
+
+  /** Waits for a running compaction, writes and fsyncs everything pending, releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (this.rewriting !== null) await this.rewriting.catch(() => {});
+      const w = this.writer;
+      if (w !== null) {
+        await w.close();
+        await this.options.fs.close(w.current.fd).catch(() => {});
+      }
+    } finally {
+      this.writer = null;
+      await this.lock?.release();
+      this.lock = null;
+    }
+  }
+
+  private assertOpen(): AofWriter {
+    if (this.writer === null || this.closed) throw new AppClosedError('the AofStore is not open');
+    return this.writer;
+  }
+}

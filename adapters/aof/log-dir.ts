@@ -1,0 +1,146 @@
+import * as path from 'node:path';
+import { CorruptLogError } from '../../src/index';
+import { formatManifest, type Manifest, type ManifestEntry, parseManifest } from './manifest';
+import type { ResolvedAofOptions } from './options';
+
+/** Prefix of the files that exist only while being written (Redis's `temp-`); removed at open. */
+export const TEMP_PREFIX = 'temp-';
+
+/**
+ * The log folder: its manifest, the names of its files, and the one way the manifest changes —
+ * write a temporary file, fsync it, rename it over the manifest, fsync the folder — so that a
+ * crash leaves either the old manifest or the new one, never a mix.
+ */
+export class LogDir {
+  readonly path: string;
+  readonly manifestName: string;
+  manifest: Manifest = { base: null, incrs: [], history: [] };
+
+  constructor(private readonly options: ResolvedAofOptions) {
+    this.path = path.join(options.dir, options.appendDirname);
+    this.manifestName = `${options.appendFilename}.manifest`;
+  }
+
+  /** The full path of a file of the log. */
+  file(name: string): string {
+    return path.join(this.path, name);
+  }
+
+  get manifestPath(): string {
+    return this.file(this.manifestName);
+  }
+
+  /** Creates `dir` and the log folder if missing (mode `dirMode`). */
+  async ensureFolders(): Promise<void> {
+    await mkdirOnce(this.options.fs, this.options.dir, this.options.dirMode);
+    await mkdirOnce(this.options.fs, this.path, this.options.dirMode);
+  }
+
+  /**
+   * Creates the folders if missing and reads the manifest. Returns false when there is no log at
+   * all (a new store). Log files without a manifest are an error, never an empty state.
+   */
+  async load(): Promise<boolean> {
+    const fs = this.options.fs;
+    await this.ensureFolders();
+    let text: Buffer | null = null;
+    try {
+      text = await fs.readFile(this.manifestPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text === null) {
+      const names = await fs.readdir(this.path);
+      const stray = names.filter((n) => n.endsWith('.aof') && !n.startsWith(TEMP_PREFIX));
+      const oldStyle = await exists(fs, path.join(this.options.dir, this.options.appendFilename));
+      if (stray.length > 0 || oldStyle) {
+        const what = oldStyle ? this.options.appendFilename : stray.join(', ');
+        throw new CorruptLogError(
+          this.manifestPath,
+          0,
+          `a manifest naming the log files`,
+          `the manifest is missing but log files exist (${what}); restore the manifest rather than start empty`,
+        );
+      }
+      return false;
+    }
+    this.manifest = parseManifest(text, this.manifestPath);
+    for (const e of [...(this.manifest.base ? [this.manifest.base] : []), ...this.manifest.incrs]) {
+      if (!(await exists(fs, this.file(e.name)))) {
+        throw new CorruptLogError(
+          this.manifestPath,
+          0,
+          `the file ${e.name} that the manifest names`,
+          'it is missing',
+        );
+      }
+    }
+    return true;
+  }
+
+  /** Deletes files left by a write that never finished (temporary bases and manifests). */
+  async removeTempFiles(): Promise<void> {
+    const fs = this.options.fs;
+    for (const name of await fs.readdir(this.path)) {
+      if (name.startsWith(TEMP_PREFIX)) await fs.unlink(this.file(name)).catch(() => {});
+    }
+  }
+
+  /** Name and seq of the next incr file. */
+  nextIncr(startSeq: number): ManifestEntry {
+    const last = this.manifest.incrs[this.manifest.incrs.length - 1];
+    const seq = (last?.seq ?? 0) + 1;
+    return { name: `${this.options.appendFilename}.${seq}.incr.aof`, seq, type: 'i', startSeq };
+  }
+
+  /** Name and seq of the next base file. */
+  nextBase(lastSeq: number): ManifestEntry {
+    const seq = (this.manifest.base?.seq ?? 0) + 1;
+    return { name: `${this.options.appendFilename}.${seq}.base.aof`, seq, type: 'b', lastSeq };
+  }
+
+  /** Creates (or empties) a log file and returns its descriptor. */
+  createFile(name: string): Promise<number> {
+    return this.options.fs.open(this.file(name), 'w', this.options.fileMode);
+  }
+
+  /** Replaces the manifest atomically and durably; `this.manifest` changes only once it is on disk. */
+  async persist(next: Manifest): Promise<void> {
+    const fs = this.options.fs;
+    const tmp = this.file(TEMP_PREFIX + this.manifestName);
+    const bytes = Buffer.from(formatManifest(next), 'utf8');
+    const fd = await fs.open(tmp, 'w', this.options.fileMode);
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        const n = await fs.write(fd, bytes, done, bytes.length - done, done);
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
+        done += n;
+      }
+      await fs.fsync(fd);
+    } finally {
+      await fs.close(fd);
+    }
+    await fs.rename(tmp, this.manifestPath);
+    await fs.fsyncDir(this.path);
+    this.manifest = next;
+  }
+}
+
+async function mkdirOnce(fs: ResolvedAofOptions['fs'], dir: string, mode: number): Promise<void> {
+  try {
+    await fs.mkdir(dir, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+async function exists(fs: ResolvedAofOptions['fs'], file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}

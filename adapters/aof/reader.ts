@@ -1,0 +1,270 @@
+import { crc32 } from 'node:zlib';
+import {
+  CorruptLogError,
+  type DomainEvent,
+  type FileSystem,
+  type ReplayRecord,
+  TruncatedLogError,
+} from '../../src/index';
+import {
+  CMD_EXEC,
+  CMD_MULTI,
+  CRC_PREFIX,
+  commandKind,
+  crcHex,
+  decodeEvent,
+  RecordFormatError,
+  TS_PREFIX,
+} from './record-codec';
+import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
+
+/** A log file to replay, in manifest order. */
+export interface LogFile {
+  /** The name shown in errors and warnings. */
+  readonly name: string;
+  readonly path: string;
+  /** A base yields a snapshot (its SET records are the entries); an incr yields groups. */
+  readonly kind: 'base' | 'incr';
+  /** Base: the last sequence number it covers. Incr: the number of its first event, if known. */
+  readonly seq?: number;
+}
+
+/** How the reader treats an incomplete last record. */
+export interface ReadOptions {
+  readonly fs: FileSystem;
+  /** true: cut it (calling `truncate`) and warn; false: throw {@link TruncatedLogError}. */
+  readonly loadTruncated: boolean;
+  /** Cuts the last file at `offset` (the store does it through its writer's descriptor). */
+  readonly truncate: (file: LogFile, offset: number) => Promise<void>;
+  readonly warn: (message: string) => void;
+  /** Called with bytes consumed, for progress reports. */
+  readonly progress?: (bytes: number) => void;
+  readonly chunkSize?: number;
+}
+
+/** What a read found, available once the iteration is over. */
+export interface ReadSummary {
+  /** The last sequence number seen (the base's, or the last event's). */
+  lastSeq: number;
+  /** The size of each file as it is after the read (the last one possibly cut). */
+  readonly sizes: number[];
+}
+
+/** Records per yielded batch. */
+const BATCH = 4096;
+
+/**
+ * Streams base then incr files, yielding batches of ReplayRecord. Memory stays bounded: one
+ * chunk of the file, plus the group being assembled, plus one batch.
+ *
+ * A group is: annotations, then one command or MULTI … EXEC, then optionally `#CRC:`. The CRC
+ * covers the group's bytes from its first annotation; a mismatch is corruption. A group without
+ * a CRC line is accepted (a hand-edited file). A group is only yielded once it is complete, so
+ * a MULTI cut short by the end of the file yields nothing of it.
+ */
+export async function* readLog(
+  files: readonly LogFile[],
+  options: ReadOptions,
+  summary: ReadSummary,
+): AsyncGenerator<ReplayRecord[]> {
+  const chunk = options.chunkSize ?? 1024 * 1024;
+  let buf = Buffer.allocUnsafe(chunk);
+  const sc = new RespScanner();
+  let nextSeq = 1;
+  let time = 0;
+  let batch: ReplayRecord[] = [];
+
+  for (let f = 0; f < files.length; f++) {
+    const file = files[f];
+    const isLast = f === files.length - 1;
+    const isBase = file.kind === 'base';
+    if (isBase) {
+      const seq = file.seq ?? 0;
+      batch.push({ kind: 'snapshot', seq });
+      nextSeq = seq + 1;
+      summary.lastSeq = seq;
+    } else if (file.seq !== undefined) {
+      nextSeq = file.seq;
+    }
+    const fd = await options.fs.open(file.path, 'r');
+    let cutAt = -1;
+    let fileSize = 0;
+    try {
+      fileSize = (await options.fs.fstat(fd)).size;
+      /** File offset of buf[0]. */
+      let base = 0;
+      /** Bytes of buf that hold file data. */
+      let fill = 0;
+      /** Offset in buf where the current group starts (its first annotation or record). */
+      let groupStart = 0;
+      let pos = 0;
+      let events: DomainEvent[] = [];
+      let inMulti = false;
+      /** The group's command (or EXEC) has been read; a CRC line or the next group may follow. */
+      let complete = false;
+
+      const corrupt = (at: number, expected: string, detail?: string): CorruptLogError =>
+        new CorruptLogError(file.name, base + at, expected, detail);
+
+      const emit = (): void => {
+        const n = events.length;
+        if (n > 0) {
+          if (isBase) {
+            for (let i = 0; i < n; i++) {
+              const e = events[i];
+              if (e.type !== 'SET')
+                throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${e.type}`);
+              const data = e.data as { key: string; value: DomainEvent['data'] };
+              batch.push({ kind: 'entry', key: data.key, value: data.value });
+            }
+          } else {
+            batch.push({ kind: 'group', seq: nextSeq, time, events });
+            nextSeq += n;
+            summary.lastSeq = nextSeq - 1;
+          }
+          events = [];
+        }
+        complete = false;
+      };
+
+      while (true) {
+        const r = sc.scan(buf, pos, fill);
+        if (r === RECORD) {
+          const kind = commandKind(buf, sc);
+          if (complete) {
+            emit();
+            groupStart = pos;
+          }
+          if (kind === CMD_MULTI) {
+            if (inMulti) throw corrupt(pos, 'EXEC before another MULTI', 'MULTI inside MULTI');
+            inMulti = true;
+          } else if (kind === CMD_EXEC) {
+            if (!inMulti) throw corrupt(pos, 'MULTI before EXEC', 'EXEC without MULTI');
+            inMulti = false;
+            complete = true;
+          } else {
+            try {
+              events.push(decodeEvent(buf, sc));
+            } catch (err) {
+              if (err instanceof RecordFormatError) throw corrupt(err.at, err.expected);
+              throw err;
+            }
+            if (!inMulti) complete = true;
+          }
+          pos = sc.end;
+        } else if (r === ANNOTATION) {
+          const s = sc.argStart[0];
+          const e = sc.argEnd[0];
+          const isCrc = e - s === 12 && buf[s] === 67 && buf.toString('latin1', s, s + 4) === CRC_PREFIX;
+          if (isCrc) {
+            if (!complete) {
+              throw corrupt(
+                pos,
+                inMulti ? 'EXEC before #CRC' : 'a record before #CRC',
+                'a checksum line with no group before it',
+              );
+            }
+            const want = buf.toString('latin1', s + 4, e);
+            const got = crcHex(crc32(buf.subarray(groupStart, pos)));
+            if (want !== got) {
+              throw corrupt(
+                groupStart,
+                `a group matching #CRC:${want}`,
+                `the bytes from offset ${base + groupStart} to ${base + pos} have CRC ${got}: a byte was changed`,
+              );
+            }
+            emit();
+            pos = sc.end;
+            groupStart = pos;
+          } else {
+            if (complete) emit();
+            if (!inMulti && events.length === 0) {
+              // Between groups: a #TS line opens the next group (its CRC covers it); any other
+              // annotation belongs to no group, so a comment added by hand breaks no checksum.
+              if (e - s > 3 && buf.toString('latin1', s, s + 3) === TS_PREFIX) {
+                const ts = Number(buf.toString('latin1', s + 3, e));
+                if (Number.isSafeInteger(ts) && ts >= 0) time = ts * 1000;
+                groupStart = pos;
+              } else {
+                groupStart = sc.end;
+              }
+            }
+            pos = sc.end;
+          }
+        } else if (r === ERROR) {
+          throw corrupt(sc.errorAt, sc.expected);
+        } else {
+          // NEED_MORE: read on, or decide what the end of the file means.
+          if (base + fill < fileSize && base + sc.needUpTo <= fileSize) {
+            // Keep the unfinished group: move it to the front, growing the buffer if it needs more room.
+            const keep = fill - groupStart;
+            const need = sc.needUpTo - groupStart;
+            if (groupStart > 0 || need > buf.length) {
+              const target = need > buf.length ? Buffer.allocUnsafe(Math.max(need, buf.length * 2)) : buf;
+              buf.copy(target, 0, groupStart, fill);
+              buf = target;
+              base += groupStart;
+              pos -= groupStart;
+              fill = keep;
+              groupStart = 0;
+            }
+            const n = await options.fs.read(fd, buf, fill, buf.length - fill, base + fill);
+            if (n === 0)
+              throw corrupt(
+                fill,
+                `${fileSize - base - fill} more bytes`,
+                'the file shrank while it was read',
+              );
+            fill += n;
+            options.progress?.(n);
+            if (batch.length >= BATCH) {
+              yield batch;
+              batch = [];
+            }
+            continue;
+          }
+          // The end of the file. A complete group stands; an unfinished one (a MULTI without
+          // EXEC, a record cut short) and a dangling #TS line are cut.
+          if (complete) {
+            emit();
+            groupStart = pos;
+          }
+          if (pos >= fill && !inMulti && events.length === 0 && (groupStart >= pos || !isLast)) break;
+          const offset = base + groupStart;
+          if (!isLast) {
+            throw new CorruptLogError(
+              file.name,
+              offset,
+              'a complete record',
+              'the file ends inside a record, and only the last file of the log may',
+            );
+          }
+          if (!options.loadTruncated) {
+            throw new TruncatedLogError(
+              file.name,
+              offset,
+              'set loadTruncated: true to cut it, or repair the log (appendonly check --fix)',
+            );
+          }
+          cutAt = offset;
+          break;
+        }
+        if (batch.length >= BATCH && !inMulti) {
+          yield batch;
+          batch = [];
+        }
+      }
+    } finally {
+      await options.fs.close(fd);
+    }
+    if (cutAt >= 0) {
+      options.warn(
+        `${file.name}: the log ends in an incomplete record (short read); cutting it at byte offset ${cutAt} (${fileSize - cutAt} bytes removed)`,
+      );
+      await options.truncate(file, cutAt);
+      fileSize = cutAt;
+    }
+    summary.sizes.push(fileSize);
+  }
+  if (batch.length > 0) yield batch;
+}

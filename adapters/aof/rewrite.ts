@@ -1,0 +1,157 @@
+import * as path from 'node:path';
+import type { CompactionResult, StateSnapshot, StoreContext } from '../../src/index';
+import type { LogDir } from './log-dir';
+import { TEMP_PREFIX } from './log-dir';
+import type { ManifestEntry } from './manifest';
+import type { ResolvedAofOptions } from './options';
+import { encodeBaseEntry } from './record-codec';
+import { RespEncoder } from './resp';
+import type { AofWriter, AppendTarget } from './writer';
+
+/** What a compaction needs from the store. */
+export interface RewriteHost {
+  readonly options: ResolvedAofOptions;
+  readonly dir: LogDir;
+  readonly writer: AofWriter;
+  readonly context: StoreContext;
+  /** The last sequence number handed to `append`, at this instant. */
+  lastSeq(): number;
+  /** Bytes in the log files that are no longer appended to (base and older incr files). */
+  sealedSize: number;
+  currentSize(): number;
+}
+
+/** Bytes of base encoded between two writes: small enough that no turn of the event loop is long. */
+const CHUNK = 256 * 1024;
+
+/**
+ * BGREWRITEAOF without fork, in the order of Redis 7's multi-part rewrite, each step leaving a
+ * log that loads to the same state if the process dies right after it:
+ *
+ * 1. open a new incr file (not yet in the manifest: an empty orphan if we die);
+ * 2. at one synchronous instant: take the snapshot (state as of the last appended group) and
+ *    switch the writer to the new file, holding what is appended from now on;
+ * 3. once the old incr holds all its groups and is fsynced, save the manifest with the new incr
+ *    appended to it (temp, fsync, rename, fsync dir), then release the held groups;
+ * 4. write the snapshot as a new base into a temp file, in chunks, fsync, rename;
+ * 5. save the manifest: new base + new incr only;
+ * 6. delete the replaced files (or move them to history/).
+ *
+ * A failure before 3 puts the writer back on the old file; a failure after 3 keeps the manifest
+ * of step 3, which names every file still holding history: nothing is lost, and the next
+ * compaction starts from there. The temp base is removed on failure.
+ */
+export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
+  const started = Date.now();
+  const { dir, writer, options } = host;
+  const fs = options.fs;
+  const sizeBefore = host.currentSize();
+  const oldManifest = dir.manifest;
+
+  const lastSeqAtOpen = host.lastSeq();
+  const incr = dir.nextIncr(lastSeqAtOpen + 1);
+  const incrFd = await dir.createFile(incr.name);
+  const next: AppendTarget = { name: incr.name, path: dir.file(incr.name), fd: incrFd, size: 0 };
+
+  // Step 2: nothing between these lines may await.
+  const seq = host.lastSeq();
+  const snapshot: StateSnapshot = host.context.snapshots.takeSnapshot();
+  writer.rewriting = true;
+  const newIncr: ManifestEntry = { ...incr, startSeq: seq + 1 };
+  const switched = writer.switchTo(next);
+
+  let tempBase: string | null = null;
+  try {
+    let old: AppendTarget;
+    try {
+      old = await switched;
+      await dir.persist({
+        base: oldManifest.base,
+        incrs: [...oldManifest.incrs, newIncr],
+        history: oldManifest.history,
+      });
+    } catch (err) {
+      writer.revert();
+      await fs.close(incrFd).catch(() => {});
+      await fs.unlink(next.path).catch(() => {});
+      throw err;
+    }
+    writer.release();
+    host.sealedSize += old.size;
+    await fs.close(old.fd).catch(() => {});
+
+    // Step 4.
+    const base = dir.nextBase(seq);
+    tempBase = dir.file(`${TEMP_PREFIX}rewriteaof-${base.seq}.aof`);
+    const keys = snapshot.size;
+    const baseSize = await writeBase(host, tempBase, snapshot);
+    await fs.rename(tempBase, dir.file(base.name));
+    tempBase = null;
+
+    // Step 5.
+    const replaced = [...(oldManifest.base ? [oldManifest.base] : []), ...oldManifest.incrs];
+    await dir.persist({ base, incrs: [newIncr], history: [] });
+    host.sealedSize = baseSize;
+
+    // Step 6: the manifest no longer names them; a failure here only leaves garbage.
+    await removeReplaced(host, replaced);
+    return { seq, keys, sizeBefore, sizeAfter: host.currentSize(), durationMs: Date.now() - started };
+  } catch (err) {
+    if (tempBase !== null) await fs.unlink(tempBase).catch(() => {});
+    throw err;
+  } finally {
+    writer.rewriting = false;
+    snapshot.release();
+  }
+}
+
+async function writeBase(host: RewriteHost, file: string, snapshot: StateSnapshot): Promise<number> {
+  const fs = host.options.fs;
+  const fd = await fs.open(file, 'w', host.options.fileMode);
+  let position = 0;
+  try {
+    const enc = new RespEncoder(CHUNK + 64 * 1024);
+    const flush = async (): Promise<void> => {
+      const bytes = enc.bytes();
+      let done = 0;
+      while (done < bytes.length) {
+        const n = await fs.write(fd, bytes, done, bytes.length - done, position + done);
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
+        done += n;
+      }
+      position += bytes.length;
+      enc.reset(CHUNK * 4);
+    };
+    for (const [key, value] of snapshot.entries()) {
+      encodeBaseEntry(enc, key, value);
+      if (enc.length >= CHUNK) await flush();
+    }
+    if (enc.length > 0) await flush();
+    await fs.fsync(fd);
+  } finally {
+    await fs.close(fd);
+  }
+  return position;
+}
+
+async function removeReplaced(host: RewriteHost, replaced: readonly ManifestEntry[]): Promise<void> {
+  const { fs, keepHistory, dirMode } = host.options;
+  const dir = host.dir;
+  try {
+    if (keepHistory) {
+      const history = path.join(dir.path, 'history');
+      await fs.mkdir(history, dirMode).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+      for (const e of replaced) await fs.rename(dir.file(e.name), path.join(history, e.name));
+      await fs.fsyncDir(history);
+    } else {
+      for (const e of replaced) await fs.unlink(dir.file(e.name));
+    }
+    await fs.fsyncDir(dir.path);
+  } catch (err) {
+    host.context.logger.warn(
+      `compaction: could not remove the replaced log files: ${(err as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,376 @@
+import type { EventGroup, FileSystem, FsyncPolicy, Logger } from '../../src/index';
+import { PersistenceError } from '../../src/index';
+import { encodeGroup } from './record-codec';
+import { RespEncoder } from './resp';
+
+/** A file the writer appends to. `size` counts only bytes that are in it for good (acknowledgeable). */
+export interface AppendTarget {
+  readonly name: string;
+  readonly path: string;
+  readonly fd: number;
+  size: number;
+}
+
+/** Bytes for one target, and the acknowledgements waiting on them. */
+interface Segment {
+  target: AppendTarget;
+  enc: RespEncoder;
+  resolves: (() => void)[];
+  rejects: ((err: unknown) => void)[];
+}
+
+/** What the writer needs from the store. */
+export interface WriterOptions {
+  readonly fs: FileSystem;
+  readonly policy: FsyncPolicy;
+  readonly logger: Logger;
+  readonly timestamps: boolean;
+  readonly noFsyncOnRewrite: boolean;
+  /** Called after each successful write (the store checks the auto-rewrite trigger there). */
+  readonly onWritten?: () => void;
+  readonly now?: () => number;
+}
+
+/** Redis postpones a write for at most 2 s while a background fsync runs, then counts a delayed fsync. */
+const MAX_POSTPONE_MS = 2000;
+const EVERYSEC_MS = 1000;
+
+/**
+ * The append path, as aof.c's feedAppendOnlyFile + flushAppendOnlyFile:
+ *
+ * - `append` encodes the group straight into the current segment's buffer and returns a promise;
+ *   nothing is written yet. Once per event-loop turn (setImmediate), everything appended since
+ *   the last write goes out in ONE write at the end of the file (group commit), and, under
+ *   `always`, ONE fdatasync; only then are those promises resolved. While a write runs, new
+ *   groups gather in the other buffer and go out together right after it.
+ * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
+ *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
+ *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
+ * - Invariant: `target.size` is the length of the file that holds only acknowledged (or, for
+ *   everysec/no, written) groups. A failed or short write, or a failed fsync under `always`, is
+ *   cut back to it, every promise not yet resolved rejects with PersistenceError, and every
+ *   later append is refused with that error until `recover()` succeeds.
+ */
+export class AofWriter {
+  private target: AppendTarget;
+  private cur: Segment;
+  private spare: RespEncoder | null = new RespEncoder();
+  /** Segments sealed by a switch of file, written before `cur`. */
+  private readonly sealed: Segment[] = [];
+  /** While true, `cur` (the new file of a compaction) is not written: the manifest does not name it yet. */
+  private held = false;
+  private scheduled = false;
+  private running: Promise<void> | null = null;
+  private failure: PersistenceError | null = null;
+  private lastTs = -1;
+  private readonly now: () => number;
+
+  /** Bytes written since the last fsync (per policy everysec/no). */
+  private unsynced = false;
+  private lastFsync = 0;
+  private fsyncRunning: Promise<void> | null = null;
+  private postponedSince = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  /** During a switch of file: the file appended to before it. */
+  previous: AppendTarget | null = null;
+  /** True while a compaction runs (for `noAppendfsyncOnRewrite`). */
+  rewriting = false;
+  /** Redis's aof_delayed_fsync. */
+  delayedFsync = 0;
+  lastWriteStatus: 'ok' | 'err' = 'ok';
+
+  constructor(
+    target: AppendTarget,
+    private readonly options: WriterOptions,
+  ) {
+    this.target = target;
+    this.cur = { target, enc: new RespEncoder(), resolves: [], rejects: [] };
+    this.now = options.now ?? Date.now;
+    this.lastFsync = this.now();
+    if (options.policy === 'everysec') {
+      // Redis's serverCron: an fsync also happens when nothing is written any more.
+      this.timer = setInterval(() => this.backgroundFsync(), EVERYSEC_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** The file appended to now. */
+  get current(): AppendTarget {
+    return this.target;
+  }
+
+  /** The error that makes the writer refuse appends, or null. */
+  get error(): PersistenceError | null {
+    return this.failure;
+  }
+
+  /** Bytes accepted but not yet written (Redis's aof_buffer_length). */
+  get bufferLength(): number {
+    let n = this.cur.enc.length;
+    for (const s of this.sealed) n += s.enc.length;
+    return n;
+  }
+
+  /** Background fsyncs running (0 or 1). */
+  get pendingFsync(): number {
+    return this.fsyncRunning === null ? 0 : 1;
+  }
+
+  /** Logs a group; resolves when it is durable per the policy. */
+  append(group: EventGroup): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const seg = this.cur;
+    let ts = -1;
+    if (this.options.timestamps) {
+      const s = Math.floor(group.time / 1000);
+      if (s !== this.lastTs) ts = this.lastTs = s;
+    }
+    try {
+      encodeGroup(seg.enc, group, ts);
+    } catch (err) {
+      return Promise.reject(PersistenceError.from('the events could not be encoded', err));
+    }
+    const promise = new Promise<void>((resolve, reject) => {
+      seg.resolves.push(resolve);
+      seg.rejects.push(reject);
+    });
+    this.schedule();
+    return promise;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running !== null) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.running === null) this.running = this.pump().finally(() => (this.running = null));
+    });
+  }
+
+  /** Writes segments until there is nothing left to write (or the writer is held or failed). */
+  private async pump(): Promise<void> {
+    while (this.failure === null) {
+      let seg: Segment;
+      if (this.sealed.length > 0) {
+        seg = this.sealed[0];
+      } else if (!this.held && this.cur.enc.length > 0) {
+        if (this.mustPostpone()) return;
+        seg = this.cur;
+        this.cur = { target: seg.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
+        this.spare = null;
+      } else {
+        return;
+      }
+      const ok = await this.writeSegment(seg);
+      if (seg === this.sealed[0]) this.sealed.shift();
+      if (!ok) return;
+      seg.enc.reset();
+      if (this.spare === null) this.spare = seg.enc;
+      const resolves = seg.resolves;
+      for (let i = 0; i < resolves.length; i++) resolves[i]();
+      this.options.onWritten?.();
+    }
+  }
+
+  /** Redis's rule: under everysec, do not write while a background fsync runs, for up to 2 s. */
+  private mustPostpone(): boolean {
+    if (this.options.policy !== 'everysec' || this.fsyncRunning === null) {
+      this.postponedSince = 0;
+      return false;
+    }
+    const now = this.now();
+    if (this.postponedSince === 0) {
+      this.postponedSince = now;
+      setTimeout(() => this.schedule(), MAX_POSTPONE_MS).unref();
+      return true;
+    }
+    if (now - this.postponedSince < MAX_POSTPONE_MS) return true;
+    this.postponedSince = 0;
+    this.delayedFsync++;
+    this.options.logger.warn(
+      'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete.',
+    );
+    return false;
+  }
+
+  /** Writes one segment whole, then fsyncs per policy; on failure cuts the file back and fails everything pending. */
+  private async writeSegment(seg: Segment): Promise<boolean> {
+    const fs = this.options.fs;
+    const target = seg.target;
+    const bytes = seg.enc.bytes();
+    let done = 0;
+    try {
+      while (done < bytes.length) {
+        const n = await fs.write(target.fd, bytes, done, bytes.length - done, target.size + done);
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
+        done += n;
+      }
+      if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
+        await fs.fdatasync(target.fd);
+        this.lastFsync = this.now();
+      } else {
+        this.unsynced = true;
+      }
+    } catch (err) {
+      await this.fail(
+        PersistenceError.from(`writing ${target.name} at offset ${target.size + done}`, err),
+        target,
+        done > 0,
+        seg,
+      );
+      return false;
+    }
+    target.size += bytes.length;
+    this.lastWriteStatus = 'ok';
+    if (this.options.policy === 'everysec' && this.now() - this.lastFsync >= EVERYSEC_MS)
+      this.backgroundFsync();
+    return true;
+  }
+
+  /**
+   * Enters the failed state: every promise not resolved rejects, the buffers are dropped, and the
+   * file is cut back to its last good size so that it holds nothing unacknowledged (if that cut
+   * fails too, `recover()` retries it).
+   */
+  private async fail(
+    error: PersistenceError,
+    target: AppendTarget | null,
+    cut: boolean,
+    failed?: Segment,
+  ): Promise<void> {
+    if (this.failure === null) {
+      this.failure = error;
+      this.lastWriteStatus = 'err';
+      this.options.logger.error(`${error.message}; refusing appends until the log can be written again`);
+    }
+    const all = [...this.sealed, this.cur];
+    if (failed !== undefined && !all.includes(failed)) all.unshift(failed);
+    this.sealed.length = 0;
+    this.cur = { target: this.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
+    this.spare = null;
+    for (const seg of all) {
+      for (const reject of seg.rejects) reject(this.failure);
+      seg.enc.reset();
+    }
+    if (target !== null && (cut || this.options.policy === 'always')) {
+      await this.options.fs.ftruncate(target.fd, target.size).catch(() => {});
+    }
+  }
+
+  /** Starts an fdatasync in the background if something was written since the last one. */
+  private backgroundFsync(): void {
+    if (this.fsyncRunning !== null || !this.unsynced || this.failure !== null || this.closed) return;
+    if (this.rewriting && this.options.noFsyncOnRewrite) return;
+    const target = this.target;
+    this.unsynced = false;
+    this.lastFsync = this.now();
+    this.fsyncRunning = this.options.fs.fdatasync(target.fd).then(
+      () => {
+        this.fsyncRunning = null;
+        if (this.postponedSince !== 0) this.schedule();
+      },
+      (err: unknown) => {
+        this.fsyncRunning = null;
+        return this.fail(PersistenceError.from(`fsync of ${target.name}`, err), null, false);
+      },
+    );
+  }
+
+  /** Waits until everything appended so far is written (or failed). */
+  async drain(): Promise<void> {
+    while (
+      this.running !== null ||
+      this.scheduled ||
+      this.sealed.length > 0 ||
+      (!this.held && this.cur.enc.length > 0)
+    ) {
+      if (this.failure !== null) return;
+      if (this.running !== null) await this.running;
+      else if (this.postponedSince !== 0 && this.fsyncRunning !== null) await this.fsyncRunning;
+      else if (!this.scheduled) this.schedule();
+      else await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  /**
+   * The switch point of a compaction: everything appended so far stays bound for the old file;
+   * everything appended from now on goes to `next`, but is held (not written, not acknowledged)
+   * until `release()`, because the manifest does not name `next` yet. Resolves when the old file
+   * holds all its groups and is fsynced, so that it can never end in a torn record once it is
+   * no longer the last file of the log.
+   */
+  async switchTo(next: AppendTarget): Promise<AppendTarget> {
+    const old = this.target;
+    this.previous = old;
+    if (this.cur.enc.length > 0 || this.cur.resolves.length > 0) this.sealed.push(this.cur);
+    this.cur = { target: next, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
+    this.spare = null;
+    this.target = next;
+    this.held = true;
+    this.lastTs = -1;
+    this.schedule();
+    await this.drain();
+    if (this.failure !== null) throw this.failure;
+    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    await this.options.fs.fdatasync(old.fd);
+    return old;
+  }
+
+  /** The manifest names the new file: write what was held. */
+  release(): void {
+    this.previous = null;
+    this.held = false;
+    this.unsynced = true;
+    this.schedule();
+  }
+
+  /** The switch failed before the manifest named the new file: append to `old` again, held groups included. */
+  revert(): void {
+    const old = this.previous ?? this.target;
+    this.previous = null;
+    this.cur.target = old;
+    this.target = old;
+    this.held = false;
+    this.lastTs = -1;
+    this.schedule();
+  }
+
+  /**
+   * After a failure: cuts the file back to its last good size, fsyncs it, and accepts appends
+   * again. Rejects (staying failed) while the fault lasts.
+   */
+  async recover(): Promise<void> {
+    if (this.failure === null) return;
+    if (this.running !== null) await this.running;
+    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    const fs = this.options.fs;
+    const target = this.target;
+    await fs.ftruncate(target.fd, target.size);
+    await fs.fdatasync(target.fd);
+    this.lastFsync = this.now();
+    this.unsynced = false;
+    this.failure = null;
+    this.lastWriteStatus = 'ok';
+    this.options.logger.info('AOF write error looks solved, appending again');
+  }
+
+  /** Cuts the file being appended to (replay found a torn tail there). */
+  async truncateTo(size: number): Promise<void> {
+    await this.options.fs.ftruncate(this.target.fd, size);
+    await this.options.fs.fdatasync(this.target.fd);
+    this.target.size = size;
+  }
+
+  /** Writes and fsyncs everything pending, then stops. The descriptor is the store's to close. */
+  async close(): Promise<void> {
+    if (this.held) this.release();
+    await this.drain();
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    if (this.failure !== null) return;
+    await this.options.fs.fdatasync(this.target.fd);
+  }
+}

@@ -1,0 +1,11 @@
+import type { FsyncPolicy } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
+import { runStoreConformance } from 'appendonly/testing';
+import { tempDir } from './helpers';
+
+for (const appendfsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
+  runStoreConformance(`AofStore ${appendfsync}`, () => {
+    const { dir, cleanup } = tempDir();
+    return { open: () => new AofStore({ dir, appendfsync }), cleanup };
+  });
+}
