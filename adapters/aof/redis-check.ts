@@ -1,0 +1,119 @@
+import type { FileSystem } from '../../src/index';
+import { W_EXEC, W_MULTI } from './record-codec';
+import { ANNOTATION_MAX_LEN, bytesEqualIgnoreCase, ERROR, NEED_MORE, RespScanner } from './resp';
+
+/**
+ * The verdict of redis-check-aof's checkSingleAof on one file, computed the same way, so that
+ * `appendonly check` reports the same `ok_up_to` and `ok_up_to_line` as `redis-check-aof`:
+ *
+ * - `okUpTo` is the start of the first item (record or `#` line) that does not parse, and it does
+ *   not move inside MULTI … EXEC: a MULTI cut short is cut whole;
+ * - lines are the CRLFs consumed by the RESP parser (annotations are not counted), including
+ *   those of the record that failed;
+ * - MULTI and EXEC are recognised ignoring case; a nested MULTI or a lone EXEC stops the check.
+ *
+ * It does not know about our checksums; {@link readLog} checks those.
+ */
+export interface RedisCheckResult {
+  readonly size: number;
+  readonly okUpTo: number;
+  /** CRLFs consumed in this file (redis-check-aof adds these up over the files, starting at 1). */
+  readonly lines: number;
+  /** What stopped the check, or null when the whole file is valid. */
+  readonly error: { readonly offset: number; readonly message: string } | null;
+}
+
+/** Checks one file as redis-check-aof does, streaming it in chunks. */
+export async function redisCheckFile(fs: FileSystem, path: string, chunkSize = 1024 * 1024): Promise<RedisCheckResult> {
+  const fd = await fs.open(path, 'r');
+  try {
+    const size = (await fs.fstat(fd)).size;
+    let buf = Buffer.allocUnsafe(chunkSize);
+    let base = 0;
+    let fill = 0;
+    const refill = async (keepFrom: number, need: number): Promise<number> => {
+      // Keeps buf[keepFrom..fill) and reads more; returns how far the kept bytes moved.
+      const keep = fill - keepFrom;
+      const target = need - keepFrom > buf.length ? Buffer.allocUnsafe(Math.max(need - keepFrom, buf.length * 2)) : buf;
+      buf.copy(target, 0, keepFrom, fill);
+      buf = target;
+      base += keepFrom;
+      fill = keep;
+      const n = await fs.read(fd, buf, fill, buf.length - fill, base + fill);
+      fill += n;
+      return keepFrom;
+    };
+    return await check(size, () => ({ buf, base, fill }), refill);
+  } finally {
+    await fs.close(fd);
+  }
+}
+
+type View = () => { buf: Buffer; base: number; fill: number };
+
+async function check(size: number, view: View, refill: (keepFrom: number, need: number) => Promise<number>): Promise<RedisCheckResult> {
+  const sc = new RespScanner();
+  let okUpTo = 0;
+  let lines = 0;
+  let multi = 0;
+  let p = 0;
+  let error: { offset: number; message: string } | null = null;
+  const stop = (offset: number, message: string) => {
+    error = { offset, message };
+  };
+  while (true) {
+    let { buf, base, fill } = view();
+    if (multi === 0) okUpTo = base + p;
+    if (base + p >= size) break;
+    if (p >= fill) {
+      p -= await refill(p, p + 1);
+      continue;
+    }
+    if (buf[p] === 35) {
+      // fgets(buf, 1024): up to the newline, or 1023 bytes, or the end of the file.
+      let nl = buf.indexOf(10, p);
+      while ((nl < 0 || nl >= fill) && fill - p < ANNOTATION_MAX_LEN - 1 && base + fill < size) {
+        p -= await refill(p, p + ANNOTATION_MAX_LEN);
+        ({ buf, base, fill } = view());
+        nl = buf.indexOf(10, p);
+      }
+      if (nl >= 0 && nl < fill && nl - p < ANNOTATION_MAX_LEN - 1) p = nl + 1;
+      else p = Math.min(fill, p + ANNOTATION_MAX_LEN - 1);
+      continue;
+    }
+    if (buf[p] !== 42) {
+      stop(base + p, 'format error: expected a record');
+      break;
+    }
+    const r = sc.scan(buf, p, fill);
+    if (r === NEED_MORE && base + fill < size) {
+      p -= await refill(p, sc.needUpTo);
+      continue;
+    }
+    lines += sc.lines;
+    if (r === ERROR) {
+      stop(base + sc.errorAt, `expected ${sc.expected}`);
+      break;
+    }
+    if (r === NEED_MORE) {
+      stop(base + fill, 'unexpected end of file inside a record');
+      break;
+    }
+    const s = sc.argStart[0];
+    const e = sc.argEnd[0];
+    if (bytesEqualIgnoreCase(buf, s, e, W_MULTI)) {
+      if (multi++ > 0) {
+        stop(base + p, 'unexpected MULTI');
+        break;
+      }
+    } else if (bytesEqualIgnoreCase(buf, s, e, W_EXEC)) {
+      if (--multi !== 0) {
+        stop(base + p, 'unexpected EXEC');
+        break;
+      }
+    }
+    p = sc.end;
+  }
+  if (error === null && multi !== 0) error = { offset: size, message: 'reached EOF before reading EXEC for MULTI' };
+  return { size, okUpTo, lines, error };
+}
