@@ -24,7 +24,11 @@ export interface RedisCheckResult {
 }
 
 /** Checks one file as redis-check-aof does, streaming it in chunks. */
-export async function redisCheckFile(fs: FileSystem, path: string, chunkSize = 1024 * 1024): Promise<RedisCheckResult> {
+export async function redisCheckFile(
+  fs: FileSystem,
+  path: string,
+  chunkSize = 1024 * 1024,
+): Promise<RedisCheckResult> {
   const fd = await fs.open(path, 'r');
   try {
     const size = (await fs.fstat(fd)).size;
@@ -34,7 +38,8 @@ export async function redisCheckFile(fs: FileSystem, path: string, chunkSize = 1
     const refill = async (keepFrom: number, need: number): Promise<number> => {
       // Keeps buf[keepFrom..fill) and reads more; returns how far the kept bytes moved.
       const keep = fill - keepFrom;
-      const target = need - keepFrom > buf.length ? Buffer.allocUnsafe(Math.max(need - keepFrom, buf.length * 2)) : buf;
+      const target =
+        need - keepFrom > buf.length ? Buffer.allocUnsafe(Math.max(need - keepFrom, buf.length * 2)) : buf;
       buf.copy(target, 0, keepFrom, fill);
       buf = target;
       base += keepFrom;
@@ -51,7 +56,11 @@ export async function redisCheckFile(fs: FileSystem, path: string, chunkSize = 1
 
 type View = () => { buf: Buffer; base: number; fill: number };
 
-async function check(size: number, view: View, refill: (keepFrom: number, need: number) => Promise<number>): Promise<RedisCheckResult> {
+async function check(
+  size: number,
+  view: View,
+  refill: (keepFrom: number, need: number) => Promise<number>,
+): Promise<RedisCheckResult> {
   const sc = new RespScanner();
   let okUpTo = 0;
   let lines = 0;
@@ -114,6 +123,7 @@ async function check(size: number, view: View, refill: (keepFrom: number, need: 
     }
     p = sc.end;
   }
-  if (error === null && multi !== 0) error = { offset: size, message: 'reached EOF before reading EXEC for MULTI' };
+  if (error === null && multi !== 0)
+    error = { offset: size, message: 'reached EOF before reading EXEC for MULTI' };
   return { size, okUpTo, lines, error };
 }

@@ -18,8 +18,16 @@ describe('AofStore always: killed with SIGKILL', () => {
   });
   afterEach(() => cleanup());
 
-  const options = (): Record<string, unknown> => ({ dir, appendfsync: 'always', autoRewriteMinSize: 64 * 1024 });
-  const target = (): CrashTarget => ({ module: 'adapters/aof/index.ts', exportName: 'AofStore', options: options() });
+  const options = (): Record<string, unknown> => ({
+    dir,
+    appendfsync: 'always',
+    autoRewriteMinSize: 64 * 1024,
+  });
+  const target = (): CrashTarget => ({
+    module: 'adapters/aof/index.ts',
+    exportName: 'AofStore',
+    options: options(),
+  });
   const open = () => new AofStore({ dir, appendfsync: 'always' });
 
   it('loses no acknowledged command, killed at random moments while writing', async () => {

@@ -10,7 +10,8 @@ const { Put, PutMany, Remove, Count, FlushAll } = fixtures;
 /** Runs the real redis-check-aof (Debian's redis-tools) on a file or manifest. */
 function redisCheckAof(file: string): { status: number | null; out: string } {
   const r = spawnSync('redis-check-aof', [file], { encoding: 'utf8' });
-  if (r.error) throw new Error(`redis-check-aof could not run (apt-get install redis-tools): ${r.error.message}`);
+  if (r.error)
+    throw new Error(`redis-check-aof could not run (apt-get install redis-tools): ${r.error.message}`);
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
@@ -29,7 +30,12 @@ describe('redis-check-aof accepts what AofStore writes', () => {
   async function writeSome(options: { aofTimestamps?: boolean } = {}): Promise<void> {
     const { app } = await openApp({ dir, appendfsync: 'always', ...options });
     await app.execute(new Put('crlf', 'a\r\nb\r\n*1\r\n$4\r\nEXEC\r\n'));
-    await app.execute(new PutMany([['u', 'ünï 🚀'], ['big', 'x'.repeat(70_000)]]));
+    await app.execute(
+      new PutMany([
+        ['u', 'ünï 🚀'],
+        ['big', 'x'.repeat(70_000)],
+      ]),
+    );
     await app.execute(new Count('n', 1));
     await app.execute(new Remove(['u']));
     await app.execute(new FlushAll());
@@ -47,7 +53,12 @@ describe('redis-check-aof accepts what AofStore writes', () => {
     const { app } = await openApp({ dir, appendfsync: 'always' });
     await app.execute(new Count('n', 2));
     await app.compact();
-    await app.execute(new PutMany([['p', 1], ['q', 2]]));
+    await app.execute(
+      new PutMany([
+        ['p', 1],
+        ['q', 2],
+      ]),
+    );
     await app.close();
     r = redisCheckAof(manifest);
     expect(r.out).toContain('Start to check BASE AOF (RESP format)');
@@ -59,7 +70,12 @@ describe('redis-check-aof accepts what AofStore writes', () => {
   it('agrees with redis-check-aof on ok_up_to and ok_up_to_line for every truncation and for flipped bytes', async () => {
     const { app } = await openApp({ dir, appendfsync: 'always', aofTimestamps: true });
     await app.execute(new Put('a', 'x\r\ny'));
-    await app.execute(new PutMany([['b', 1], ['c', 'ü']]));
+    await app.execute(
+      new PutMany([
+        ['b', 1],
+        ['c', 'ü'],
+      ]),
+    );
     await app.execute(new Remove(['a']));
     await app.execute(new Count('n', 3));
     await app.close();

@@ -1,0 +1,155 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CorruptLogError, TruncatedLogError } from 'appendonly';
+import { fixtures } from 'appendonly/testing';
+import { logDir, openApp, recordingLogger, state, tempDir } from './helpers';
+
+const { Put, PutMany, Count } = fixtures;
+const INCR = 'appendonly.aof.1.incr.aof';
+
+describe('AofStore replay: repair of a torn tail, refusal of corruption', () => {
+  let dir: string;
+  let cleanup: () => void;
+  let incr: string;
+  beforeEach(() => {
+    ({ dir, cleanup } = tempDir());
+    incr = path.join(logDir(dir), INCR);
+  });
+  afterEach(() => cleanup());
+
+  /** Three commands; returns the byte offset where each group starts and the file length. */
+  async function threeGroups(): Promise<number[]> {
+    const { app } = await openApp({ dir, appendfsync: 'always' });
+    const offsets = [0];
+    await app.execute(new Put('a', 'x\r\ny'));
+    offsets.push(fs.statSync(incr).size);
+    await app.execute(new Count('n', 2));
+    offsets.push(fs.statSync(incr).size);
+    await app.execute(
+      new PutMany([
+        ['b', 1],
+        ['c', 'ü'],
+      ]),
+    );
+    offsets.push(fs.statSync(incr).size);
+    await app.close();
+    return offsets;
+  }
+
+  it('cuts an incomplete last group at every possible cut, warns with file and offset, and appends after it', async () => {
+    const offsets = await threeGroups();
+    const full = fs.readFileSync(incr);
+    // Cuts inside the MULTI of the last group, and inside its #CRC line.
+    for (let cut = offsets[2] + 1; cut < offsets[3]; cut += 7) {
+      fs.writeFileSync(incr, full.subarray(0, cut));
+      const logger = recordingLogger();
+      const crcLine = full.lastIndexOf('#CRC');
+      const { app } = await openApp({ dir, appendfsync: 'always' }, logger);
+      // A complete MULTI whose CRC line is torn still stands; anything shorter is cut whole.
+      const expectedCut = cut > crcLine ? crcLine : offsets[2];
+      if (cut > crcLine) expect(state(app)).toEqual({ a: 'x\r\ny', n: 2, b: 1, c: 'ü' });
+      else expect(state(app)).toEqual({ a: 'x\r\ny', n: 2 });
+      expect(logger.lines.join('\n')).toContain(
+        `${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${expectedCut}`,
+      );
+      expect(fs.statSync(incr).size).toBe(expectedCut);
+      await app.execute(new Put('z', cut));
+      await app.close();
+      const reopened = await openApp({ dir, appendfsync: 'always' });
+      expect(reopened.app.state.get('z')).toBe(cut);
+      await reopened.app.close();
+      fs.writeFileSync(incr, full);
+    }
+  });
+
+  it('refuses a torn tail with loadTruncated: false, naming file and offset', async () => {
+    const offsets = await threeGroups();
+    fs.truncateSync(incr, offsets[2] + 10);
+    const err = await openApp({ dir, loadTruncated: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TruncatedLogError);
+    expect((err as TruncatedLogError).file).toBe(INCR);
+    expect((err as TruncatedLogError).offset).toBe(offsets[2]);
+    expect(fs.statSync(incr).size).toBe(offsets[2] + 10);
+  });
+
+  it('detects a flipped byte inside a value by its #CRC and refuses to start', async () => {
+    const offsets = await threeGroups();
+    const bytes = fs.readFileSync(incr);
+    const at = bytes.indexOf('"by":2') + 5; // the digit 2 → 3: still valid RESP and JSON
+    bytes[at] = '3'.charCodeAt(0);
+    fs.writeFileSync(incr, bytes);
+    const err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect(err.file).toBe(INCR);
+    expect(err.offset).toBe(offsets[1]);
+    expect(err.message).toMatch(/expected a group matching #CRC:[0-9a-f]{8}.*a byte was changed/);
+  });
+
+  it('refuses garbage in the middle, whatever loadTruncated says, naming offset and what was expected', async () => {
+    const offsets = await threeGroups();
+    const bytes = fs.readFileSync(incr);
+    bytes[offsets[1]] = 'X'.charCodeAt(0);
+    fs.writeFileSync(incr, bytes);
+    const err = (await openApp({ dir, loadTruncated: true }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect(err.offset).toBe(offsets[1]);
+    expect(err.message).toBe(
+      `${INCR}: bad format at byte offset ${offsets[1]}: expected '*' or '#' at the start of a record`,
+    );
+    expect(fs.readFileSync(incr)).toEqual(bytes);
+  });
+
+  it('refuses a bad bulk length, a nested MULTI and a user record of the wrong arity', async () => {
+    for (const [bad, expected] of [
+      ['*2\r\n$3\r\nDEL\r\n$x\r\n', /byte offset 14: expected a decimal number/],
+      ['*1\r\n$5\r\nMULTI\r\n*1\r\n$5\r\nMULTI\r\n', /byte offset 15: expected EXEC before another MULTI/],
+      [
+        '*3\r\n$5\r\nEvent\r\n$1\r\n1\r\n$1\r\n2\r\n',
+        /byte offset 8: expected an event record of 2 arguments/,
+      ],
+      ['*2\r\n$5\r\nEvent\r\n$3\r\n{x}\r\n', /byte offset 19: expected the data of event Event as JSON/],
+      ['*1\r\n$4\r\nEXEC\r\n', /byte offset 0: expected MULTI before EXEC/],
+      ['#CRC:00000000\r\n', /byte offset 0: expected a record before #CRC/],
+    ] as const) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await (await openApp({ dir })).app.close();
+      fs.writeFileSync(incr, `${bad}*1\r\n$8\r\nFLUSHALL\r\n`);
+      const err = await openApp({ dir }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CorruptLogError);
+      expect((err as Error).message).toMatch(expected);
+    }
+  });
+
+  it('accepts a group without #CRC and a comment line added by hand', async () => {
+    await threeGroups();
+    fs.appendFileSync(incr, '# added by hand\r\n*3\r\n$3\r\nSET\r\n$4\r\nhand\r\n$4\r\ntrue\r\n');
+    const { app } = await openApp({ dir });
+    expect(app.state.get('hand')).toBe(true);
+    expect(app.stats().lastSeq).toBe(5);
+    await app.execute(new Put('after', 1));
+    await app.close();
+    const again = await openApp({ dir });
+    expect(state(again.app)).toMatchObject({ hand: true, after: 1 });
+    await again.app.close();
+  });
+
+  it('refuses a torn file that is not the last one', async () => {
+    const offsets = await threeGroups();
+    const { app } = await openApp({ dir });
+    await app.compact().catch(() => {});
+    await app.close();
+    // After compaction the manifest is base + incr 2. Put back a torn incr 1 in front of incr 2.
+    fs.writeFileSync(
+      incr,
+      fs.readFileSync(path.join(logDir(dir), 'appendonly.aof.1.base.aof')).subarray(0, 5),
+    );
+    fs.writeFileSync(
+      path.join(logDir(dir), 'appendonly.aof.manifest'),
+      `file ${INCR} seq 1 type i startseq 1\nfile appendonly.aof.2.incr.aof seq 2 type i\n`,
+    );
+    const err = await openApp({ dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect((err as Error).message).toMatch(/byte offset 0: expected a complete record.*only the last file/);
+    expect(offsets.length).toBe(4);
+  });
+});
