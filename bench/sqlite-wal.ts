@@ -1,0 +1,211 @@
+import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  CommandHandler,
+  createApp,
+  type DomainEvent,
+  type EventGroup,
+  type FsyncPolicy,
+  type JsonValue,
+  SET,
+  type StoreContext,
+  silentLogger,
+} from 'appendonly';
+import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
+
+class Put {
+  constructor(
+    readonly key: string,
+    readonly value: JsonValue,
+  ) {}
+}
+
+@CommandHandler(Put)
+class PutHandler {
+  execute(c: Put) {
+    return [SET(c.key, c.value)];
+  }
+}
+
+const context: StoreContext = {
+  snapshots: {
+    takeSnapshot: () => {
+      throw new Error('no compaction in this benchmark');
+    },
+  },
+  logger: silentLogger,
+  clock: { now: Date.now },
+};
+
+/** Event `i` of the benchmarks: a SET of one of 10,000 keys to a small object. */
+function event(i: number): DomainEvent {
+  return { type: 'SET', data: { key: `key:${i % 10_000}`, value: { i, name: 'account', balance: i * 3 } } };
+}
+
+function group(i: number): EventGroup {
+  return { seq: i + 1, time: 1_700_000_000_000 + i, events: [event(i)] };
+}
+
+/** The reference database: the same table, WAL, plain better-sqlite3 with prepared statements. */
+function rawDatabase(file: string, synchronous: 'FULL' | 'NORMAL') {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous}`);
+  db.exec(
+    'CREATE TABLE events (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL)',
+  );
+  const insert = db.prepare('INSERT INTO events (seq, time, type, data, n) VALUES (?, ?, ?, ?, ?)');
+  const insertRows = db.transaction((from: number, count: number) => {
+    for (let i = from; i < from + count; i++) {
+      const g = group(i);
+      insert.run(g.seq, g.time, g.events[0].type, JSON.stringify(g.events[0].data), 1);
+    }
+  });
+  return { db, insertRows };
+}
+
+/** Raw better-sqlite3, `total` rows in transactions of `perTx` rows; rows/s. */
+function rawInserts(file: string, synchronous: 'FULL' | 'NORMAL', total: number, perTx: number): number {
+  const { db, insertRows } = rawDatabase(file, synchronous);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < total; i += perTx) insertRows(i, Math.min(perTx, total - i));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  db.close();
+  return total / seconds;
+}
+
+async function storeAppends(file: string, appendfsync: FsyncPolicy, total: number, inFlight: number) {
+  const store = new SqliteWalStore({ file, appendfsync, autoRewritePercentage: 0 });
+  await store.open(context);
+  const result = await runWindow(total, inFlight, (i) => store.append(group(i)));
+  await store.close();
+  return result;
+}
+
+/** The figures of issue 4, each beside its raw better-sqlite3 reference measured in the same run. */
+export async function benchSqliteWal(): Promise<Row[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-bench-sqlite-'));
+  let n = 0;
+  const file = () => path.join(dir, `b${n++}.db`);
+  const rows: Row[] = [];
+  try {
+    const one = quick ? 1000 : 3000;
+    progress(`sqlite-wal: always, 1 at a time, ${one} appends (and raw FULL, 1 row per transaction)`);
+    const rawOne = rawInserts(file(), 'FULL', one, 1);
+    const storeOne = await storeAppends(file(), 'always', one, 1);
+    rows.push({ name: 'raw better-sqlite3 FULL, 1 row/tx', opsPerSec: rawOne });
+    rows.push({ name: 'SqliteWalStore always, 1 in flight', ...storeOne, reference: 'raw FULL 1/tx', ratio: storeOne.opsPerSec / rawOne });
+
+    const full = quick ? 50_000 : 200_000;
+    progress(`sqlite-wal: always, 64 in flight, ${full} appends (and raw FULL, 64 rows per transaction)`);
+    const rawFull = rawInserts(file(), 'FULL', full, 64);
+    const storeFull = await storeAppends(file(), 'always', full, 64);
+    rows.push({ name: 'raw better-sqlite3 FULL, 64 rows/tx', opsPerSec: rawFull });
+    rows.push({ name: 'SqliteWalStore always, 64 in flight', ...storeFull, reference: 'raw FULL 64/tx', ratio: storeFull.opsPerSec / rawFull });
+
+    const normal = quick ? 100_000 : 500_000;
+    progress(`sqlite-wal: everysec, 64 in flight, ${normal} appends (and raw NORMAL, 64 rows per transaction)`);
+    const rawNormal = rawInserts(file(), 'NORMAL', normal, 64);
+    const storeNormal = await storeAppends(file(), 'everysec', normal, 64);
+    rows.push({ name: 'raw better-sqlite3 NORMAL, 64 rows/tx', opsPerSec: rawNormal });
+    rows.push({ name: 'SqliteWalStore everysec, 64 in flight', ...storeNormal, reference: 'raw NORMAL 64/tx', ratio: storeNormal.opsPerSec / rawNormal });
+
+    rows.push(...(await benchReplay(file(), quick ? 100_000 : 500_000)));
+    rows.push(await benchCompaction(file(), quick ? 100_000 : 1_000_000));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/**
+ * Replay: the store's `replay()` applying each SET to a Map, against raw `.raw().iterate()` +
+ * `JSON.parse` + `Map.set` over the same rows of the same file.
+ */
+async function benchReplay(file: string, total: number): Promise<Row[]> {
+  progress(`sqlite-wal: replay of ${total} events (and raw .raw() iteration)`);
+  const writer = new SqliteWalStore({ file, appendfsync: 'no', autoRewritePercentage: 0 });
+  await writer.open(context);
+  await runWindow(total, 1024, (i) => writer.append(group(i)));
+  await writer.close();
+
+  const raw = () => {
+    const db = new Database(file, { readonly: true });
+    const map = new Map<string, JsonValue>();
+    const started = process.hrtime.bigint();
+    for (const row of db.prepare('SELECT seq, time, type, data, n FROM events ORDER BY seq').raw().iterate()) {
+      const data = JSON.parse((row as [number, number, string, string, number])[3]) as { key: string; value: JsonValue };
+      map.set(data.key, data.value);
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    db.close();
+    return total / seconds;
+  };
+  const ours = async () => {
+    const store = new SqliteWalStore({ file, autoRewritePercentage: 0 });
+    await store.open(context);
+    const map = new Map<string, JsonValue>();
+    const started = process.hrtime.bigint();
+    for await (const batch of store.replay()) {
+      for (let r = 0; r < batch.length; r++) {
+        const record = batch[r];
+        if (record.kind !== 'group') continue;
+        const events = record.events;
+        for (let e = 0; e < events.length; e++) {
+          const data = events[e].data as { key: string; value: JsonValue };
+          map.set(data.key, data.value);
+        }
+      }
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await store.close();
+    return total / seconds;
+  };
+  raw(); // warm the page cache and the JIT for both
+  await ours();
+  const rawRate = raw();
+  const ourRate = await ours();
+  return [
+    { name: 'raw better-sqlite3 .raw() iterate + JSON.parse + Map.set', opsPerSec: rawRate },
+    { name: 'SqliteWalStore replay (events/s)', opsPerSec: ourRate, reference: 'raw replay', ratio: ourRate / rawRate },
+  ];
+}
+
+/**
+ * Compaction of `keys` keys through an App (`everysec`), while one client sends commands one at a
+ * time: the latency of those commands during the compaction. The row's ops/s is keys compacted per second.
+ */
+async function benchCompaction(file: string, keys: number): Promise<Row> {
+  progress(`sqlite-wal: loading ${keys} keys, then compaction with commands flowing`);
+  const store = new SqliteWalStore({ file, appendfsync: 'everysec', autoRewritePercentage: 0 });
+  const app = await createApp({ handlers: [PutHandler], store, logger: silentLogger });
+  await runWindow(keys, 256, (i) => app.execute(new Put(`key:${i}`, { i, name: 'account', balance: i * 3 })));
+  const latencies: number[] = [];
+  let done = false;
+  const started = process.hrtime.bigint();
+  const compaction = app.compact().finally(() => {
+    done = true;
+  });
+  for (let i = 0; !done; i++) {
+    const t0 = process.hrtime.bigint();
+    await app.execute(new Put(`during:${i % 1000}`, i));
+    latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const result = await compaction;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await app.close();
+  return {
+    name: `compaction of ${keys.toLocaleString('en-US')} keys (keys/s), commands during it`,
+    opsPerSec: result.keys / seconds,
+    ...percentiles(latencies),
+    note: `${latencies.length} commands during ${seconds.toFixed(1)} s; ${(result.sizeBefore / 1e6).toFixed(0)} → ${(result.sizeAfter / 1e6).toFixed(0)} MB`,
+  };
+}
+
+if (require.main === module) {
+  benchSqliteWal().then((rows) => process.stdout.write(`${formatTable('SQLite-WAL store', rows)}\n`));
+}
