@@ -2,15 +2,15 @@ import { makeDefinition } from './event';
 import type { JsonValue } from './json';
 
 /** Data of the built-in `SET` event: logged as `SET key json` (Redis's own command shape). */
-export interface SetData {
+export type SetData = {
   readonly key: string;
   readonly value: JsonValue;
-}
+};
 
 /** Data of the built-in `DEL` event: logged as `DEL key…`. */
-export interface DelData {
+export type DelData = {
   readonly keys: readonly string[];
-}
+};
 
 /** Data of the built-in `FLUSHALL` event: logged as `FLUSHALL`. Empties the whole state. */
 export type FlushAllData = Readonly<Record<string, never>>;
