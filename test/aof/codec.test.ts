@@ -42,10 +42,10 @@ async function roundTrip(groups: EventGroup[], chunkSize: number, dir: string): 
   return out;
 }
 
-function groupsOf(events: DomainEvent[][]): EventGroup[] {
+function groupsOf(events: DomainEvent<string, unknown>[][]): EventGroup[] {
   let seq = 1;
   return events.map((evs) => {
-    const g = { seq, time: 0, events: evs };
+    const g = { seq, time: 0, events: evs as DomainEvent[] };
     seq += evs.length;
     return g;
   });
@@ -108,7 +108,7 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
     const enc = new RespEncoder();
     encodeGroup(
       enc,
-      { seq: 1, time: 1_700_000_000_500, events: [SET('k', 'v'), { type: 'E', data: 1 }] },
+      { seq: 1, time: 1_700_000_000_500, events: [SET('k', 'v'), { type: 'E', data: 1 }] as DomainEvent[] },
       1_700_000_000,
     );
     const text = enc.bytes().toString('latin1');
@@ -119,7 +119,7 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
 
   it('the scanner reports an incomplete record as NEED_MORE at every cut, and the whole one as RECORD', () => {
     const enc = new RespEncoder();
-    encodeGroup(enc, { seq: 1, time: 0, events: [SET('key', { a: 'b' })] }, -1);
+    encodeGroup(enc, { seq: 1, time: 0, events: [SET('key', { a: 'b' })] as DomainEvent[] }, -1);
     const bytes = enc.bytes();
     const recordEnd = bytes.indexOf('#CRC');
     const sc = new RespScanner();
