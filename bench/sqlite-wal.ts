@@ -98,21 +98,38 @@ export async function benchSqliteWal(): Promise<Row[]> {
     const rawOne = rawInserts(file(), 'FULL', one, 1);
     const storeOne = await storeAppends(file(), 'always', one, 1);
     rows.push({ name: 'raw better-sqlite3 FULL, 1 row/tx', opsPerSec: rawOne });
-    rows.push({ name: 'SqliteWalStore always, 1 in flight', ...storeOne, reference: 'raw FULL 1/tx', ratio: storeOne.opsPerSec / rawOne });
+    rows.push({
+      name: 'SqliteWalStore always, 1 in flight',
+      ...storeOne,
+      reference: 'raw FULL 1/tx',
+      ratio: storeOne.opsPerSec / rawOne,
+    });
 
     const full = quick ? 50_000 : 200_000;
     progress(`sqlite-wal: always, 64 in flight, ${full} appends (and raw FULL, 64 rows per transaction)`);
     const rawFull = rawInserts(file(), 'FULL', full, 64);
     const storeFull = await storeAppends(file(), 'always', full, 64);
     rows.push({ name: 'raw better-sqlite3 FULL, 64 rows/tx', opsPerSec: rawFull });
-    rows.push({ name: 'SqliteWalStore always, 64 in flight', ...storeFull, reference: 'raw FULL 64/tx', ratio: storeFull.opsPerSec / rawFull });
+    rows.push({
+      name: 'SqliteWalStore always, 64 in flight',
+      ...storeFull,
+      reference: 'raw FULL 64/tx',
+      ratio: storeFull.opsPerSec / rawFull,
+    });
 
     const normal = quick ? 100_000 : 500_000;
-    progress(`sqlite-wal: everysec, 64 in flight, ${normal} appends (and raw NORMAL, 64 rows per transaction)`);
+    progress(
+      `sqlite-wal: everysec, 64 in flight, ${normal} appends (and raw NORMAL, 64 rows per transaction)`,
+    );
     const rawNormal = rawInserts(file(), 'NORMAL', normal, 64);
     const storeNormal = await storeAppends(file(), 'everysec', normal, 64);
     rows.push({ name: 'raw better-sqlite3 NORMAL, 64 rows/tx', opsPerSec: rawNormal });
-    rows.push({ name: 'SqliteWalStore everysec, 64 in flight', ...storeNormal, reference: 'raw NORMAL 64/tx', ratio: storeNormal.opsPerSec / rawNormal });
+    rows.push({
+      name: 'SqliteWalStore everysec, 64 in flight',
+      ...storeNormal,
+      reference: 'raw NORMAL 64/tx',
+      ratio: storeNormal.opsPerSec / rawNormal,
+    });
 
     rows.push(...(await benchReplay(file(), quick ? 100_000 : 500_000)));
     rows.push(await benchCompaction(file(), quick ? 100_000 : 1_000_000));
@@ -137,8 +154,14 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
     const db = new Database(file, { readonly: true });
     const map = new Map<string, JsonValue>();
     const started = process.hrtime.bigint();
-    for (const row of db.prepare('SELECT seq, time, type, data, n FROM events ORDER BY seq').raw().iterate()) {
-      const data = JSON.parse((row as [number, number, string, string, number])[3]) as { key: string; value: JsonValue };
+    for (const row of db
+      .prepare('SELECT seq, time, type, data, n FROM events ORDER BY seq')
+      .raw()
+      .iterate()) {
+      const data = JSON.parse((row as [number, number, string, string, number])[3]) as {
+        key: string;
+        value: JsonValue;
+      };
       map.set(data.key, data.value);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -171,7 +194,12 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
   const ourRate = await ours();
   return [
     { name: 'raw better-sqlite3 .raw() iterate + JSON.parse + Map.set', opsPerSec: rawRate },
-    { name: 'SqliteWalStore replay (events/s)', opsPerSec: ourRate, reference: 'raw replay', ratio: ourRate / rawRate },
+    {
+      name: 'SqliteWalStore replay (events/s)',
+      opsPerSec: ourRate,
+      reference: 'raw replay',
+      ratio: ourRate / rawRate,
+    },
   ];
 }
 

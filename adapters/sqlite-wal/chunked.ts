@@ -14,12 +14,14 @@ export function yieldToCommands(): Promise<void> {
 /**
  * Runs `step(limit)` until it reports it is done, sizing `limit` so that each step takes about
  * {@link SLICE_MS}, and yielding to the event loop between steps. `step` returns how many units
- * it did; fewer than `limit` means done. `check` runs before each step and throws to abort.
+ * it did; fewer than `limit` means done. `check` runs before each step and throws to abort;
+ * `between`, when given, runs as a slice of its own after each step (the compaction's checkpoint).
  */
 export async function inSlices(
   step: (limit: number) => number,
   check: () => void,
-  initial = 1000,
+  initial: number,
+  between?: () => void,
 ): Promise<number> {
   let limit = initial;
   let total = 0;
@@ -28,11 +30,15 @@ export async function inSlices(
     const started = performance.now();
     const done = step(limit);
     total += done;
-    if (done < limit) return total;
     const took = performance.now() - started;
-    // Grow or shrink towards the slice length, never by more than 2× at once.
+    if (between !== undefined) {
+      await yieldToCommands();
+      between();
+    }
+    if (done < limit) return total;
+    // Towards the slice length: shrink at once when a step overran, grow by at most 2×.
     const scale = took > 0 ? SLICE_MS / took : 2;
-    limit = Math.max(16, Math.round(limit * Math.min(2, Math.max(0.5, scale))));
+    limit = Math.max(16, Math.round(limit * Math.min(2, scale)));
     await yieldToCommands();
   }
 }

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
-import { PersistenceError, type SnapshotSource } from '../../src/index';
+import { PersistenceError, type SnapshotSource, type StateSnapshot } from '../../src/index';
 import { inSlices } from './chunked';
+import { AUTOCHECKPOINT_PAGES } from './database';
 import type { GroupWriter } from './group-writer';
 
 /** What a compaction needs from its store. */
@@ -30,6 +31,12 @@ export interface CompactionDeps {
  *
  * If an append fails while it runs, the compaction aborts before the swap: the snapshot would
  * include groups that were rejected.
+ *
+ * SQLite's automatic checkpoint is off while it runs: it would copy a thousand pages (~15 ms)
+ * inside whichever commit crossed the threshold. Instead a passive checkpoint runs as a slice of
+ * its own after each step, bounded by the pages that step wrote, so no command waits much more
+ * than one slice. Checkpoints keep the policy's `synchronous`, so synced frames are never
+ * overwritten before the database pages they hold are synced.
  */
 export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: number; keys: number }> {
   const { db, writer } = deps;
@@ -44,10 +51,27 @@ export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: numb
       );
     }
   };
+  const checkpoint = () => db.pragma('wal_checkpoint(PASSIVE)');
+  db.pragma('wal_autocheckpoint = 0');
+  try {
+    return await compactWith(deps, snapshot, check, checkpoint);
+  } finally {
+    snapshot.release();
+    if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+  }
+}
+
+async function compactWith(
+  deps: CompactionDeps,
+  snapshot: StateSnapshot,
+  check: () => void,
+  checkpoint: () => void,
+): Promise<{ seq: number; keys: number }> {
+  const { db, writer } = deps;
   let keys = 0;
   try {
-    await dropInSlices(db, 'snapshot_old', check);
-    await dropInSlices(db, 'snapshot_next', check);
+    await dropInSlices(db, 'snapshot_old', check, checkpoint);
+    await dropInSlices(db, 'snapshot_next', check, checkpoint);
     db.exec('CREATE TABLE snapshot_next (key TEXT NOT NULL, value TEXT NOT NULL)');
     const insert = db.prepare('INSERT INTO snapshot_next (key, value) VALUES (?, ?)');
     const entries = snapshot.entries();
@@ -60,7 +84,7 @@ export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: numb
       }
       return n;
     });
-    keys = await inSlices(stage, check, 2000);
+    keys = await inSlices(stage, check, 500, checkpoint);
     // Everything up to snapshot.seq must be committed before the swap says it is covered.
     writer.flush();
     check();
@@ -69,10 +93,12 @@ export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: numb
       db.prepare("UPDATE meta SET value = ? WHERE key = 'snapshot_seq'").run(snapshot.seq);
     })();
   } finally {
+    // The entries were all read: the state can merge its copy-on-write overlay back now.
     snapshot.release();
   }
-  await dropCovered(deps, snapshot.seq);
-  await dropInSlices(db, 'snapshot_old', () => {});
+  const none = () => {};
+  await dropCovered(deps, snapshot.seq, checkpoint);
+  await dropInSlices(db, 'snapshot_old', none, checkpoint);
   await inSlices(
     (limit) => {
       const free = Number(db.pragma('freelist_count', { simple: true }));
@@ -80,15 +106,16 @@ export async function compactDatabase(deps: CompactionDeps): Promise<{ seq: numb
       db.exec(`PRAGMA incremental_vacuum(${limit})`);
       return Math.min(free, limit);
     },
-    () => {},
-    2000,
+    none,
+    32,
+    checkpoint,
   );
   db.pragma('wal_checkpoint(TRUNCATE)');
   return { seq: snapshot.seq, keys };
 }
 
 /** Deletes (or moves to history) the events at or below `seq`, a primary-key range per slice. */
-async function dropCovered(deps: CompactionDeps, seq: number): Promise<void> {
+async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => void): Promise<void> {
   const { db } = deps;
   const first = db.prepare('SELECT min(seq) FROM events').pluck();
   const remove = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
@@ -107,17 +134,22 @@ async function dropCovered(deps: CompactionDeps, seq: number): Promise<void> {
     remove.run(low, high);
     return high - low + 1;
   });
-  await inSlices(step, () => {}, 4000);
+  await inSlices(step, () => {}, 500, checkpoint);
 }
 
 /** Empties `table` in slices, then drops it (a DROP of a big table would stall commands). */
-async function dropInSlices(db: Database.Database, table: string, check: () => void): Promise<void> {
+async function dropInSlices(
+  db: Database.Database,
+  table: string,
+  check: () => void,
+  checkpoint: () => void,
+): Promise<void> {
   const exists = db
     .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?")
     .pluck()
     .get(table);
   if (exists === undefined) return;
   const remove = db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} LIMIT ?)`);
-  await inSlices((limit) => remove.run(limit).changes, check, 4000);
+  await inSlices((limit) => remove.run(limit).changes, check, 500, checkpoint);
   db.exec(`DROP TABLE ${table}`);
 }

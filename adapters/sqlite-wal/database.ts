@@ -8,6 +8,9 @@ export const APPLICATION_ID = 0x616f6e6c;
 /** `PRAGMA user_version`: the schema this code writes and reads. Bumped on any incompatible change. */
 export const SCHEMA_VERSION = 1;
 
+/** SQLite's default `wal_autocheckpoint`, restored after a compaction turned it off. */
+export const AUTOCHECKPOINT_PAGES = 1000;
+
 /** `synchronous` for each policy: only `always` fsyncs the WAL at every commit. */
 export const SYNCHRONOUS: Readonly<Record<FsyncPolicy, string>> = {
   always: 'FULL',

@@ -248,16 +248,17 @@ export class SqliteWalStore implements EventStore {
   }
 
   /**
-   * noAppendfsyncOnRewrite: appends are not fsynced while a compaction runs. The automatic
-   * checkpoint is off meanwhile, so that no checkpoint copies unsynced pages into the database
-   * and restarts the WAL over frames that were synced: what was acknowledged before the
-   * compaction stays safe, only what comes during it is at risk (as in Redis).
+   * noAppendfsyncOnRewrite, as Redis: while a compaction runs, appends are not fsynced. Under
+   * `always` commits drop to `synchronous=NORMAL` (written to the WAL, not fsynced); under
+   * `everysec` the background fsync pauses. Checkpoints still fsync, so what was synced before
+   * the compaction is never put at risk, only what is appended during it.
    */
   private relaxSync(on: boolean): void {
     const db = this.db;
     if (db === null || !db.open) return;
-    db.pragma(`wal_autocheckpoint = ${on ? 0 : 1000}`);
-    db.pragma(`synchronous = ${on ? 'OFF' : SYNCHRONOUS[this.options.appendfsync]}`);
+    if (this.options.appendfsync === 'always')
+      db.pragma(`synchronous = ${on ? 'NORMAL' : SYNCHRONOUS.always}`);
+    if (this.syncer !== null) this.syncer.paused = on;
   }
 
   private finishRewrite(started: number, status: 'ok' | 'err'): void {
@@ -276,7 +277,7 @@ export class SqliteWalStore implements EventStore {
   private tick(): void {
     const writer = this.writer;
     if (this.db === null || writer === null || this.closing) return;
-    if (this.syncer !== null && writer.error === null) {
+    if (this.syncer !== null && !this.syncer.paused && writer.error === null) {
       this.syncer.tick().catch((err: unknown) => {
         writer.fail(err);
         this.context?.logger.error(`fsync of ${this.options.file}-wal failed: ${(err as Error).message}`);

@@ -15,6 +15,8 @@ export class WalSyncer {
   running = false;
   /** Seconds in which the previous fsync was still running, so none was started (`delayedFsync`). */
   delayed = 0;
+  /** Set while a compaction runs with noAppendfsyncOnRewrite: the store skips the ticks. */
+  paused = false;
   private handle: FileHandle | null = null;
 
   constructor(private readonly path: string) {}
