@@ -1,6 +1,9 @@
 import type Database from 'better-sqlite3';
 import { AppClosedError, type EventGroup, PersistenceError } from '../../src/index';
 
+/** Rows per multi-row INSERT. */
+const WIDE = 32;
+
 /** What a write failure leaves behind: the error appends reject with until `clear()`. */
 export interface WriteFailure {
   readonly error: PersistenceError;
@@ -30,6 +33,9 @@ export class GroupWriter {
   private readonly begin: Database.Statement;
   private readonly commit: Database.Statement;
   private readonly insert: Database.Statement;
+  /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
+  private readonly insertWide: Database.Statement;
+  private readonly args: (string | number)[] = new Array(WIDE * 5);
   /** Bytes of event data accepted and not yet committed. */
   bufferLength = 0;
   /** The last sequence number appended (committed or pending). */
@@ -48,6 +54,9 @@ export class GroupWriter {
     this.begin = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
     this.insert = db.prepare('INSERT INTO events (seq, time, type, data, n) VALUES (?, ?, ?, ?, ?)');
+    this.insertWide = db.prepare(
+      `INSERT INTO events (seq, time, type, data, n) VALUES ${Array.from({ length: WIDE }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
+    );
   }
 
   /** The error appends are refused with, or null. */
@@ -131,15 +140,27 @@ export class GroupWriter {
 
   private writeBatch(groups: EventGroup[], payloads: string[]): void {
     const insert = this.insert;
+    const wide = this.insertWide;
+    const args = this.args;
     let p = 0;
+    let a = 0;
     this.begin.run();
     try {
       for (let g = 0; g < groups.length; g++) {
         const { seq, time, events } = groups[g];
         for (let i = 0; i < events.length; i++) {
-          insert.run(seq + i, time, events[i].type, payloads[p++], i === 0 ? events.length : 0);
+          args[a++] = seq + i;
+          args[a++] = time;
+          args[a++] = events[i].type;
+          args[a++] = payloads[p++];
+          args[a++] = i === 0 ? events.length : 0;
+          if (a === args.length) {
+            wide.run(args);
+            a = 0;
+          }
         }
       }
+      for (let i = 0; i < a; i += 5) insert.run(args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]);
       this.commit.run();
     } catch (err) {
       // SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): the rollback is then a no-op.
