@@ -201,6 +201,7 @@ export class AofWriter {
     const target = seg.target;
     const bytes = seg.enc.bytes();
     let done = 0;
+    let fsyncing = false;
     try {
       while (done < bytes.length) {
         const n = await fs.write(target.fd, bytes, done, bytes.length - done, target.size + done);
@@ -208,6 +209,7 @@ export class AofWriter {
         done += n;
       }
       if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
+        fsyncing = true;
         await fs.fdatasync(target.fd);
         this.lastFsync = this.now();
       } else {
@@ -250,12 +252,13 @@ export class AofWriter {
     this.sealed.length = 0;
     this.cur = { target: this.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
     this.spare = null;
+    // Cut first, reject after: once a caller hears of the failure, the file no longer holds its group.
+    if (target !== null && (cut || this.options.policy === 'always')) {
+      await this.options.fs.ftruncate(target.fd, target.size).catch(() => {});
+    }
     for (const seg of all) {
       for (const reject of seg.rejects) reject(this.failure);
       seg.enc.reset();
-    }
-    if (target !== null && (cut || this.options.policy === 'always')) {
-      await this.options.fs.ftruncate(target.fd, target.size).catch(() => {});
     }
   }
 
