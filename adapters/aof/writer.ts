@@ -216,18 +216,17 @@ export class AofWriter {
         this.unsynced = true;
       }
     } catch (err) {
-      await this.fail(
-        PersistenceError.from(`writing ${target.name} at offset ${target.size + done}`, err),
-        target,
-        done > 0,
-        seg,
-      );
+      const what = fsyncing
+        ? `fsync of ${target.name}`
+        : `writing ${target.name} at offset ${target.size + done}`;
+      await this.fail(PersistenceError.from(what, err), target, done > 0, seg);
       return false;
     }
     target.size += bytes.length;
     this.lastWriteStatus = 'ok';
-    if (this.options.policy === 'everysec' && this.now() - this.lastFsync >= EVERYSEC_MS)
+    if (this.options.policy === 'everysec' && this.now() - this.lastFsync >= EVERYSEC_MS) {
       this.backgroundFsync();
+    }
     return true;
   }
 
