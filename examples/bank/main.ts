@@ -1,14 +1,14 @@
 import 'reflect-metadata';
 import { AppendonlyError, createApp } from 'appendonly';
 import { bank, Deposit, GetBalance, Transfer, Withdraw } from './domain';
-import { makeStore, type StoreKind } from './store';
+import { makeStore } from './store';
 
 /**
  * The `npm start` demo: a tiny bank on appendonly. Run it twice: the second run replays the log
  * written by the first and starts from the balances it left.
  */
 async function main(): Promise<void> {
-  const kind = (argValue('--store') ?? process.env.APPENDONLY_STORE ?? 'memory') as StoreKind;
+  const kind = argValue('--store') ?? process.env.APPENDONLY_STORE ?? 'aof';
   const dataDir = argValue('--data') ?? process.env.APPENDONLY_DATA ?? './data';
   const store = makeStore(kind, dataDir);
   const app = await createApp({ ...bank, store });
@@ -18,7 +18,10 @@ async function main(): Promise<void> {
     return `alice ${alice}, bob ${bob}`;
   };
 
-  say(`Opened the ${kind} store${kind === 'memory' ? '' : ` in ${dataDir}`}: replayed ${app.stats().groupsReplayed} commands.`);
+  const loaded = app.stats();
+  say(
+    `Opened the ${kind} store${kind === 'memory' ? '' : ` in ${dataDir}`}: loaded ${loaded.entriesReplayed} keys from the last compaction and replayed ${loaded.groupsReplayed} commands after it.`,
+  );
   say(`Balances after replay: ${await balances()}.`);
 
   const attempt = async (what: string, command: object) => {

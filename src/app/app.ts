@@ -31,8 +31,10 @@ export interface AppStats extends StoreStats {
   readonly keys: number;
   /** Commands applied since the app started (not counting replay). */
   readonly commandsProcessed: number;
-  /** Event groups replayed at start. */
+  /** Event groups (commands) replayed at start, after the snapshot. */
   readonly groupsReplayed: number;
+  /** Snapshot entries (keys of the last compaction's base) loaded at start. */
+  readonly entriesReplayed: number;
 }
 
 interface Queued {
@@ -61,6 +63,7 @@ export class App {
   private lastSeq = 0;
   private processed = 0;
   private replayedGroups = 0;
+  private replayedEntries = 0;
   /** While set, commands reject with it: the log could not be written and has not recovered yet. */
   private failure: PersistenceError | null = null;
   private readonly closedError = new AppClosedError('the app is closed');
@@ -157,6 +160,7 @@ export class App {
       keys: this.kv.size,
       commandsProcessed: this.processed,
       groupsReplayed: this.replayedGroups,
+      entriesReplayed: this.replayedEntries,
       lastSeq: this.lastSeq,
     };
   }
@@ -313,6 +317,7 @@ export class App {
     const projector = this.projector;
     let lastSeq = 0;
     let groups = 0;
+    let entries = 0;
     for await (const batch of this.store.replay()) {
       for (let r = 0; r < batch.length; r++) {
         const record = batch[r];
@@ -323,6 +328,7 @@ export class App {
           groups++;
         } else if (record.kind === 'entry') {
           kv.load(record.key, record.value);
+          entries++;
         } else {
           lastSeq = record.seq;
         }
@@ -330,5 +336,6 @@ export class App {
     }
     this.lastSeq = lastSeq;
     this.replayedGroups = groups;
+    this.replayedEntries = entries;
   }
 }

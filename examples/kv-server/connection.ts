@@ -1,0 +1,156 @@
+import type { Socket } from 'node:net';
+import type { ClientState, Reply } from './commands';
+import { type ProtocolLimits, ProtocolError, RequestParser, type Request } from './protocol';
+import { error } from './reply';
+
+/** What a connection needs from its server. */
+export interface Dispatcher {
+  dispatch(client: ClientState, request: Request): Reply;
+  errorReply(err: unknown): string;
+  closed(connection: Connection): void;
+}
+
+/** Replies a client has not read yet beyond which the server stops reading its requests. */
+const MAX_PENDING_REPLIES = 16 * 1024;
+/** Bytes of unread replies beyond which the server stops reading its requests. */
+const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One client. Requests are dispatched in the order they arrive; a read answers at once, a write
+ * once it is durable. Invariant: replies leave in request order. A reply that is ready waits
+ * behind earlier ones still pending, in a queue of slots; replies that are ready together
+ * leave in one write.
+ */
+export class Connection implements ClientState {
+  name: string | null = null;
+  closeAfterReply = false;
+  private readonly parser: RequestParser;
+  /** Slots of replies not yet sent, from `head`; undefined while its write is not durable. */
+  private slots: (string | undefined)[] = [];
+  private head = 0;
+  /** Replies ready to go out in the next write. */
+  private out = '';
+  private flushQueued = false;
+  private paused = false;
+  private ended = false;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: Socket,
+    private readonly server: Dispatcher,
+    limits: ProtocolLimits,
+    authenticated: boolean,
+  ) {
+    this.parser = new RequestParser(limits, authenticated);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.ended) return;
+      this.parser.push(chunk);
+      this.process();
+    });
+    socket.on('drain', () => this.maybeResume());
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.ended = true;
+      this.server.closed(this);
+    });
+  }
+
+  get authenticated(): boolean {
+    return this.parser.authenticated;
+  }
+
+  set authenticated(value: boolean) {
+    this.parser.authenticated = value;
+  }
+
+  /** Closes the connection at once (server shutdown). */
+  destroy(): void {
+    this.ended = true;
+    this.socket.destroy();
+  }
+
+  private process(): void {
+    try {
+      while (!this.paused && !this.closeAfterReply) {
+        const request = this.parser.next();
+        if (request === null) break;
+        this.enqueue(this.server.dispatch(this, request));
+        if (this.slots.length - this.head >= MAX_PENDING_REPLIES || this.socket.writableLength > MAX_UNSENT_BYTES) {
+          this.pause();
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      // As Redis: answer the error, then close; read nothing more, so the bytes the client
+      // announced are never buffered.
+      this.enqueue(error(`ERR ${err.message}`));
+      this.closeAfterReply = true;
+      this.socket.pause();
+    }
+    this.flush();
+  }
+
+  private enqueue(reply: Reply): void {
+    if (typeof reply === 'string') {
+      if (this.head === this.slots.length) this.out += reply;
+      else this.slots.push(reply);
+      return;
+    }
+    const index = this.slots.length;
+    this.slots.push(undefined);
+    reply.then(
+      (text) => this.fill(index, text),
+      (err: unknown) => this.fill(index, this.server.errorReply(err)),
+    );
+  }
+
+  private fill(index: number, text: string): void {
+    this.slots[index] = text;
+    if (index !== this.head || this.flushQueued) return;
+    // Replies made durable by one fsync resolve in the same turn: send them in one write.
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const slots = this.slots;
+    while (this.head < slots.length && slots[this.head] !== undefined) {
+      this.out += slots[this.head];
+      slots[this.head++] = undefined;
+    }
+    if (this.head === slots.length && this.head > 0) {
+      this.slots = [];
+      this.head = 0;
+    }
+    if (this.ended) return;
+    if (this.out !== '') {
+      this.socket.write(this.out);
+      this.out = '';
+    }
+    if (this.closeAfterReply && this.head === this.slots.length) {
+      this.ended = true;
+      this.socket.end();
+      // A client that keeps sending after the end would keep the socket half open: drop it.
+      this.socket.once('finish', () => this.socket.destroy());
+      return;
+    }
+    this.maybeResume();
+  }
+
+  private pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.ended) return;
+    if (this.slots.length - this.head >= MAX_PENDING_REPLIES / 2 || this.socket.writableLength > MAX_UNSENT_BYTES / 2) return;
+    this.paused = false;
+    this.socket.resume();
+    this.process();
+  }
+}

@@ -1,0 +1,39 @@
+import * as path from 'node:path';
+import { ConfigError, type EventStore, type FsyncPolicy, MemoryStore } from 'appendonly';
+import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+
+/** The stores the kv-server runs on (`--store`). */
+export type StoreKind = 'aof' | 'sqlite' | 'memory';
+
+/** The store kinds, default first. */
+export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'aof', 'memory'];
+
+/** Where a store of `kind` keeps its data inside `dir`, for the startup line and INFO. */
+export function dataLocation(kind: StoreKind, dir: string): string {
+  if (kind === 'memory') return '(memory)';
+  if (kind === 'sqlite') return path.resolve(dir, 'kv.db');
+  return path.resolve(dir, 'appendonlydir');
+}
+
+/** Opens a new store on the same data with the given policy. */
+export type StoreFactory = (appendfsync: FsyncPolicy) => EventStore;
+
+/**
+ * Makes the server's store factory: the one place that changes between stores. The server calls
+ * it again with another policy when CONFIG SET appendfsync reopens the app on the same data.
+ */
+export function storeFactory(kind: StoreKind, dir: string): StoreFactory {
+  switch (kind) {
+    case 'sqlite':
+      return (appendfsync) => new SqliteWalStore({ file: path.join(dir, 'kv.db'), appendfsync });
+    case 'memory': {
+      // A MemoryStore's log outlives close(): reopening the same instance keeps the data.
+      const memory = new MemoryStore();
+      return () => memory;
+    }
+    case 'aof':
+      throw new ConfigError('--store aof: the AOF store is not available in this build yet; use --store sqlite');
+    default:
+      throw new ConfigError(`unknown store ${JSON.stringify(kind)} (expected ${STORE_KINDS.join(', ')})`);
+  }
+}
