@@ -1,12 +1,13 @@
 import * as path from 'node:path';
 import { ConfigError, type EventStore, type FsyncPolicy, MemoryStore } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 
 /** The stores the kv-server runs on (`--store`). */
 export type StoreKind = 'aof' | 'sqlite' | 'memory';
 
 /** The store kinds, default first. */
-export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'aof', 'memory'];
+export const STORE_KINDS: readonly StoreKind[] = ['aof', 'sqlite', 'memory'];
 
 /** Where a store of `kind` keeps its data inside `dir`, for the startup line and INFO. */
 export function dataLocation(kind: StoreKind, dir: string): string {
@@ -32,7 +33,7 @@ export function storeFactory(kind: StoreKind, dir: string): StoreFactory {
       return () => memory;
     }
     case 'aof':
-      throw new ConfigError('--store aof: the AOF store is not available in this build yet; use --store sqlite');
+      return (appendfsync) => new AofStore({ dir, appendfsync });
     default:
       throw new ConfigError(`unknown store ${JSON.stringify(kind)} (expected ${STORE_KINDS.join(', ')})`);
   }
