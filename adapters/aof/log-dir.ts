@@ -111,19 +111,25 @@ export class LogDir {
     const bytes = Buffer.from(formatManifest(next), 'utf8');
     const fd = await fs.open(tmp, 'w', this.options.fileMode);
     try {
-      let done = 0;
-      while (done < bytes.length) {
-        const n = await fs.write(fd, bytes, done, bytes.length - done, done);
-        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
-        done += n;
+      try {
+        let done = 0;
+        while (done < bytes.length) {
+          const n = await fs.write(fd, bytes, done, bytes.length - done, done);
+          if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
+          done += n;
+        }
+        await fs.fsync(fd);
+      } finally {
+        await fs.close(fd);
       }
-      await fs.fsync(fd);
-    } finally {
-      await fs.close(fd);
+      await fs.rename(tmp, this.manifestPath);
+    } catch (err) {
+      await fs.unlink(tmp).catch(() => {});
+      throw err;
     }
-    await fs.rename(tmp, this.manifestPath);
-    await fs.fsyncDir(this.path);
+    // Once renamed, the new manifest is the one a restart reads, even if this fsync fails.
     this.manifest = next;
+    await fs.fsyncDir(this.path);
   }
 }
 

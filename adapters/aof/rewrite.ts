@@ -105,6 +105,13 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
   }
 }
 
+/** The manifest names the new incr file: write what was held there, and retire the old file. */
+async function finishSwitch(host: RewriteHost, old: AppendTarget): Promise<void> {
+  host.writer.release();
+  host.sealedSize += old.size;
+  await host.options.fs.close(old.fd).catch(() => {});
+}
+
 async function writeBase(host: RewriteHost, file: string, snapshot: StateSnapshot): Promise<number> {
   const fs = host.options.fs;
   const fd = await fs.open(file, 'w', host.options.fileMode);

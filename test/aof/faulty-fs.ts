@@ -44,6 +44,25 @@ export class FaultyFileSystem implements FileSystem {
     this.faults.push({ times: 1, ...fault });
   }
 
+  private pauses: { op: Op; match: RegExp; gate: Promise<void> }[] = [];
+
+  /** The next call of `op` on a matching path waits until the returned function is called. */
+  pauseNext(op: Op, match: RegExp): () => void {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    this.pauses.push({ op, match, gate });
+    return open;
+  }
+
+  private async gate(op: Op, target: string): Promise<void> {
+    const i = this.pauses.findIndex((p) => p.op === op && p.match.test(target));
+    if (i < 0) return;
+    const [pause] = this.pauses.splice(i, 1);
+    await pause.gate;
+  }
+
   /** Removes every fault (the disk is healthy again). */
   heal(): void {
     this.faults = [];
@@ -145,6 +164,7 @@ export class FaultyFileSystem implements FileSystem {
     await nodeFileSystem.mkdir(p, mode);
   }
   async rename(from: string, to: string): Promise<void> {
+    await this.gate('rename', `${path.basename(from)}->${path.basename(to)}`);
     this.check('rename', `${path.basename(from)}->${path.basename(to)}`);
     await nodeFileSystem.rename(from, to);
     this.journal.push(`rename:${path.basename(from)}->${path.basename(to)}`);
