@@ -62,23 +62,23 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
 
   let tempBase: string | null = null;
   try {
-    let old: AppendTarget;
+    let old: AppendTarget | null = null;
     try {
       old = await switched;
-      await dir.persist({
-        base: oldManifest.base,
-        incrs: [...oldManifest.incrs, newIncr],
-        history: oldManifest.history,
-      });
+      const incrs = [...oldManifest.incrs, newIncr];
+      await dir.persist({ base: oldManifest.base, incrs, history: oldManifest.history });
     } catch (err) {
-      writer.revert();
-      await fs.close(incrFd).catch(() => {});
-      await fs.unlink(next.path).catch(() => {});
+      if (old !== null && dir.manifest.incrs.includes(newIncr)) {
+        // The manifest was renamed into place (only the folder fsync failed): the switch stands.
+        await finishSwitch(host, old);
+      } else {
+        writer.revert();
+        await fs.close(incrFd).catch(() => {});
+        await fs.unlink(next.path).catch(() => {});
+      }
       throw err;
     }
-    writer.release();
-    host.sealedSize += old.size;
-    await fs.close(old.fd).catch(() => {});
+    await finishSwitch(host, old);
 
     // Step 4.
     const base = dir.nextBase(seq);
