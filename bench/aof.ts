@@ -1,0 +1,231 @@
+import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type App, CommandHandler, createApp, type FsyncPolicy, SET, silentLogger } from 'appendonly';
+import { AofStore, encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
+import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
+
+class Put {
+  constructor(
+    readonly key: string,
+    readonly value: number,
+  ) {}
+}
+
+class PutMany {
+  constructor(readonly entries: readonly (readonly [string, number])[]) {}
+}
+
+@CommandHandler(Put)
+class PutHandler {
+  execute(c: Put) {
+    return [SET(c.key, c.value)];
+  }
+}
+
+@CommandHandler(PutMany)
+class PutManyHandler {
+  execute(c: PutMany) {
+    return c.entries.map(([k, v]) => SET(k, v));
+  }
+}
+
+const KEYS = 100_000;
+const names = Array.from({ length: 1_000_000 }, (_, i) => `key:${i}`);
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-bench-aof-'));
+}
+
+async function open(dir: string, appendfsync: FsyncPolicy): Promise<App> {
+  // Automatic compaction off: the rows measure the append path alone.
+  const store = new AofStore({ dir, appendfsync, autoRewritePercentage: 0 });
+  return createApp({ handlers: [PutHandler, PutManyHandler], store, logger: silentLogger });
+}
+
+/** The reference of `always`: one write + one fdatasync of the bytes of one command, one at a time, on Node's fs. */
+async function rawWriteFdatasync(dir: string, total: number): Promise<number> {
+  const enc = new RespEncoder();
+  encodeGroup(enc, { seq: 1, time: 0, events: [SET('key:12345', 12345)] }, -1);
+  const bytes = Buffer.from(enc.bytes());
+  const fd = fs.openSync(path.join(dir, 'raw.aof'), 'w', 0o600);
+  let position = 0;
+  const write = () =>
+    new Promise<void>((resolve, reject) =>
+      fs.write(fd, bytes, 0, bytes.length, position, (err) => (err ? reject(err) : resolve())),
+    );
+  const sync = () => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  const r = await runWindow(total, 1, async () => {
+    await write();
+    position += bytes.length;
+    await sync();
+  });
+  fs.closeSync(fd);
+  return r.opsPerSec;
+}
+
+async function appendRows(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const syncOps = quick ? 1000 : 3000;
+  const dir = tempDir();
+  try {
+    progress(`aof: reference raw write + fdatasync loop, ${syncOps} ops`);
+    const raw = await rawWriteFdatasync(dir, syncOps);
+    rows.push({ name: 'reference: raw write + fdatasync loop', opsPerSec: raw });
+    const cases: [FsyncPolicy, number, number][] = [
+      ['always', 1, syncOps],
+      ['always', 64, quick ? 100_000 : 300_000],
+      ['everysec', 1, quick ? 100_000 : 300_000],
+      ['everysec', 64, quick ? 300_000 : 1_000_000],
+      ['no', 64, quick ? 300_000 : 1_000_000],
+    ];
+    for (const [policy, inFlight, total] of cases) {
+      const d = fs.mkdtempSync(path.join(dir, `${policy}-`));
+      const app = await open(d, policy);
+      progress(`aof: ${policy}, ${inFlight} in flight, ${total} commands`);
+      await runWindow(Math.min(total, 20_000), inFlight, (i) => app.execute(new Put(names[i % KEYS], i))); // warm-up
+      const r = await runWindow(total, inFlight, (i) => app.execute(new Put(names[i % KEYS], i)));
+      await app.close();
+      const row: Row = { name: `AOF ${policy}, ${inFlight} in flight`, ...r };
+      rows.push(policy === 'always' && inFlight === 1 ? { ...row, reference: 'raw write+fdatasync', ratio: r.opsPerSec / raw } : row);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/**
+ * Replay of `events` SETs over 100k keys: the app's start (open + replay into the state) against
+ * a bare loop that reads the same events as NDJSON in 1 MiB chunks, JSON.parses each line and
+ * Map.sets it — the cheapest load of the same data Node can do.
+ */
+async function replayRows(): Promise<Row[]> {
+  const events = quick ? 200_000 : 1_000_000;
+  const dir = tempDir();
+  try {
+    progress(`aof: writing ${events} events for replay`);
+    const app = await open(dir, 'no');
+    await runWindow(events, 64, (i) => app.execute(new Put(names[i % KEYS], i)));
+    await app.close();
+    const size = fs.statSync(path.join(dir, 'appendonlydir', 'appendonly.aof.1.incr.aof')).size;
+
+    const ndjson = path.join(dir, 'events.ndjson');
+    const out = fs.openSync(ndjson, 'w');
+    for (let i = 0; i < events; i += 10_000) {
+      let chunk = '';
+      for (let j = i; j < Math.min(events, i + 10_000); j++) chunk += `${JSON.stringify({ key: names[j % KEYS], value: j })}\n`;
+      fs.writeSync(out, chunk);
+    }
+    fs.closeSync(out);
+
+    progress('aof: reference NDJSON JSON.parse + Map.set loop');
+    const bare = () => {
+      const started = process.hrtime.bigint();
+      const map = new Map<string, unknown>();
+      const fd = fs.openSync(ndjson, 'r');
+      const buf = Buffer.allocUnsafe(1 << 20);
+      let rest = '';
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        const lines = (rest + buf.toString('utf8', 0, n)).split('\n');
+        rest = lines.pop()!;
+        for (const line of lines) {
+          const e = JSON.parse(line) as { key: string; value: unknown };
+          map.set(e.key, e.value);
+        }
+      }
+      fs.closeSync(fd);
+      return events / (Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    bare();
+    const reference = bare();
+
+    progress('aof: replay through createApp');
+    const timeReplay = async () => {
+      const started = process.hrtime.bigint();
+      const a = await open(dir, 'no');
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const keys = a.state.size;
+      await a.close();
+      return { opsPerSec: events / seconds, seconds, keys };
+    };
+    await timeReplay();
+    const r = await timeReplay();
+    const mbps = size / 1e6 / r.seconds;
+    return [
+      { name: `reference: NDJSON JSON.parse + Map.set, ${events} events`, opsPerSec: reference },
+      {
+        name: `AOF replay (createApp), ${events} events`,
+        opsPerSec: r.opsPerSec,
+        reference: 'NDJSON loop',
+        ratio: r.opsPerSec / reference,
+        note: `${mbps.toFixed(0)} MB/s, ${(size / 1e6).toFixed(0)} MB, ${r.keys} keys`,
+      },
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Compaction of 1M keys while 8 clients keep executing commands: its duration, and their latency meanwhile. */
+async function compactionRows(): Promise<Row[]> {
+  const keys = quick ? 200_000 : 1_000_000;
+  const dir = tempDir();
+  try {
+    progress(`aof: loading ${keys} keys`);
+    const app = await open(dir, 'everysec');
+    for (let i = 0; i < keys; i += 1000) {
+      const entries: [string, number][] = [];
+      for (let j = i; j < i + 1000; j++) entries.push([names[j], j]);
+      await app.execute(new PutMany(entries));
+    }
+    progress(`aof: compacting ${keys} keys with 8 clients writing`);
+    const latencies: number[] = [];
+    let done = false;
+    const started = process.hrtime.bigint();
+    const compaction = app.compact().finally(() => {
+      done = true;
+    });
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, c) => {
+        for (let i = 0; !done; i++) {
+          const t0 = process.hrtime.bigint();
+          await app.execute(new Put(names[(c * 7919 + i) % keys], i));
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+      }),
+    );
+    const result = await compaction;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await app.close();
+    const p = percentiles(latencies);
+    return [
+      {
+        name: `AOF compaction of ${result.keys} keys`,
+        opsPerSec: result.keys / seconds,
+        note: `${seconds.toFixed(2)} s; ${latencies.length} commands during it`,
+        ...p,
+      },
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every AOF figure of issue 3, each with its reference measured in the same run. */
+export async function benchAof(): Promise<{ title: string; rows: Row[] }[]> {
+  return [
+    { title: 'AOF store: append', rows: await appendRows() },
+    { title: 'AOF store: replay', rows: await replayRows() },
+    { title: 'AOF store: compaction', rows: await compactionRows() },
+  ];
+}
+
+if (require.main === module) {
+  benchAof().then((sections) => {
+    for (const s of sections) process.stdout.write(`${formatTable(s.title, s.rows)}\n`);
+  });
+}
