@@ -86,51 +86,56 @@ async function storeAppends(file: string, appendfsync: FsyncPolicy, total: numbe
   return result;
 }
 
+/** Rounds of each measurement, alternating reference and store; the best of each is kept (the machine is shared). */
+const ROUNDS = quick ? 1 : 3;
+
+/** Runs the reference and the store alternately, `ROUNDS` times; keeps the best round of each. */
+async function pair<T extends { opsPerSec: number }>(
+  reference: () => number,
+  ours: () => Promise<T>,
+): Promise<{ reference: number; ours: T }> {
+  let bestReference = 0;
+  let best: T | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    bestReference = Math.max(bestReference, reference());
+    const result = await ours();
+    if (best === null || result.opsPerSec > best.opsPerSec) best = result;
+  }
+  return { reference: bestReference, ours: best! };
+}
+
 /** The figures of issue 4, each beside its raw better-sqlite3 reference measured in the same run. */
 export async function benchSqliteWal(): Promise<Row[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-bench-sqlite-'));
   let n = 0;
   const file = () => path.join(dir, `b${n++}.db`);
   const rows: Row[] = [];
+  const cases = [
+    { policy: 'always', synchronous: 'FULL', inFlight: 1, total: quick ? 1000 : 3000 },
+    { policy: 'always', synchronous: 'FULL', inFlight: 64, total: quick ? 50_000 : 200_000 },
+    { policy: 'everysec', synchronous: 'NORMAL', inFlight: 64, total: quick ? 100_000 : 500_000 },
+  ] as const;
   try {
-    const one = quick ? 1000 : 3000;
-    progress(`sqlite-wal: always, 1 at a time, ${one} appends (and raw FULL, 1 row per transaction)`);
-    const rawOne = rawInserts(file(), 'FULL', one, 1);
-    const storeOne = await storeAppends(file(), 'always', one, 1);
-    rows.push({ name: 'raw better-sqlite3 FULL, 1 row/tx', opsPerSec: rawOne });
-    rows.push({
-      name: 'SqliteWalStore always, 1 in flight',
-      ...storeOne,
-      reference: 'raw FULL 1/tx',
-      ratio: storeOne.opsPerSec / rawOne,
-    });
-
-    const full = quick ? 50_000 : 200_000;
-    progress(`sqlite-wal: always, 64 in flight, ${full} appends (and raw FULL, 64 rows per transaction)`);
-    const rawFull = rawInserts(file(), 'FULL', full, 64);
-    const storeFull = await storeAppends(file(), 'always', full, 64);
-    rows.push({ name: 'raw better-sqlite3 FULL, 64 rows/tx', opsPerSec: rawFull });
-    rows.push({
-      name: 'SqliteWalStore always, 64 in flight',
-      ...storeFull,
-      reference: 'raw FULL 64/tx',
-      ratio: storeFull.opsPerSec / rawFull,
-    });
-
-    const normal = quick ? 100_000 : 500_000;
-    progress(
-      `sqlite-wal: everysec, 64 in flight, ${normal} appends (and raw NORMAL, 64 rows per transaction)`,
-    );
-    const rawNormal = rawInserts(file(), 'NORMAL', normal, 64);
-    const storeNormal = await storeAppends(file(), 'everysec', normal, 64);
-    rows.push({ name: 'raw better-sqlite3 NORMAL, 64 rows/tx', opsPerSec: rawNormal });
-    rows.push({
-      name: 'SqliteWalStore everysec, 64 in flight',
-      ...storeNormal,
-      reference: 'raw NORMAL 64/tx',
-      ratio: storeNormal.opsPerSec / rawNormal,
-    });
-
+    for (const { policy, synchronous, inFlight, total } of cases) {
+      progress(
+        `sqlite-wal: ${policy}, ${inFlight} in flight, ${total} appends, against raw ${synchronous} with ${inFlight} rows/tx`,
+      );
+      const { reference, ours } = await pair(
+        () => rawInserts(file(), synchronous, total, inFlight),
+        () => storeAppends(file(), policy, total, inFlight),
+      );
+      const ref = `raw ${synchronous} ${inFlight}/tx`;
+      rows.push({
+        name: `raw better-sqlite3 ${synchronous}, ${inFlight} row${inFlight > 1 ? 's' : ''}/tx`,
+        opsPerSec: reference,
+      });
+      rows.push({
+        name: `SqliteWalStore ${policy}, ${inFlight} in flight`,
+        ...ours,
+        reference: ref,
+        ratio: ours.opsPerSec / reference,
+      });
+    }
     rows.push(...(await benchReplay(file(), quick ? 100_000 : 500_000)));
     rows.push(await benchCompaction(file(), quick ? 100_000 : 1_000_000));
   } finally {
@@ -190,15 +195,14 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
   };
   raw(); // warm the page cache and the JIT for both
   await ours();
-  const rawRate = raw();
-  const ourRate = await ours();
+  const { reference: rawRate, ours: ourRate } = await pair(raw, async () => ({ opsPerSec: await ours() }));
   return [
     { name: 'raw better-sqlite3 .raw() iterate + JSON.parse + Map.set', opsPerSec: rawRate },
     {
       name: 'SqliteWalStore replay (events/s)',
-      opsPerSec: ourRate,
+      opsPerSec: ourRate.opsPerSec,
       reference: 'raw replay',
-      ratio: ourRate / rawRate,
+      ratio: ourRate.opsPerSec / rawRate,
     },
   ];
 }

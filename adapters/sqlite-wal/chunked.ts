@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
  * How long one slice of background work (a compaction chunk) may hold the event loop. Commands
  * wait at most about this long behind it, plus one fsync under `always`.
  */
-export const SLICE_MS = 4;
+export const SLICE_MS = 2;
 
 /** Lets the commands that arrived during a slice run (and commit) before the next slice. */
 export function yieldToCommands(): Promise<void> {

@@ -144,4 +144,21 @@ describe('SqliteWalStore compaction', () => {
     await again.app.close();
     expect(fs.existsSync(file)).toBe(true);
   });
+
+  it('with noAppendfsyncOnRewrite, commits are not fsynced while a compaction runs (always drops to NORMAL), and are again after', async () => {
+    const { app, store } = await openApp({ file, appendfsync: 'always', noAppendfsyncOnRewrite: true });
+    await Promise.all(Array.from({ length: 5000 }, (_, i) => app.execute(new Put(`k${i}`, i))));
+    const synchronous = () => store.database.pragma('synchronous', { simple: true });
+    expect(synchronous()).toBe(2); // FULL
+    const compaction = app.compact();
+    expect(synchronous()).toBe(1); // NORMAL: written to the WAL, not fsynced
+    await app.execute(new Put('during', true));
+    await compaction;
+    expect(synchronous()).toBe(2);
+    const live = state(app);
+    await app.close();
+    const reopened = await openApp({ file });
+    expect(state(reopened.app)).toEqual(live);
+    await reopened.app.close();
+  });
 });
