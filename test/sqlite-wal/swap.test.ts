@@ -103,7 +103,11 @@ async function run(app: App, steps: Step[], inFlight: number): Promise<number[]>
       continue;
     }
     const index = seqs.push(0) - 1;
-    pending.push(app.execute(s.command).then((r) => void (seqs[index] = r.firstSeq)));
+    pending.push(
+      app.execute(s.command).then((r) => {
+        seqs[index] = r.firstSeq;
+      }),
+    );
     if (pending.length >= inFlight) {
       await Promise.all(pending);
       pending = [];
