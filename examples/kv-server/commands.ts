@@ -12,8 +12,8 @@ import {
 import { globMatch } from './glob';
 import { array, bulk, bulkArray, EMPTY_ARRAY, error, integer, NIL, OK, simple } from './reply';
 
-/** What a command answers: an encoded reply now, or once its write is durable. */
-export type Reply = string | Promise<string>;
+/** What a command answers: an encoded reply now (bytes only for binary echoes), or once its write is durable. */
+export type Reply = string | Buffer | Promise<string | Buffer>;
 
 /** What a command may see of its connection. */
 export interface ClientState {

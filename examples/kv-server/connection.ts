@@ -26,7 +26,7 @@ export class Connection implements ClientState {
   closeAfterReply = false;
   private readonly parser: RequestParser;
   /** Slots of replies not yet sent, from `head`; undefined while its write is not durable. */
-  private slots: (string | undefined)[] = [];
+  private slots: (string | Buffer | undefined)[] = [];
   private head = 0;
   /** Replies ready to go out in the next write. */
   private out = '';
@@ -97,6 +97,10 @@ export class Connection implements ClientState {
       else this.slots.push(reply);
       return;
     }
+    if (Buffer.isBuffer(reply)) {
+      this.slots.push(reply);
+      return;
+    }
     const index = this.slots.length;
     this.slots.push(undefined);
     reply.then(
@@ -105,7 +109,7 @@ export class Connection implements ClientState {
     );
   }
 
-  private fill(index: number, text: string): void {
+  private fill(index: number, text: string | Buffer): void {
     this.slots[index] = text;
     if (index !== this.head || this.flushQueued) return;
     // Replies made durable by one fsync resolve in the same turn: send them in one write.
@@ -117,16 +121,23 @@ export class Connection implements ClientState {
   }
 
   private flush(): void {
+    if (this.ended) return;
     const slots = this.slots;
     while (this.head < slots.length && slots[this.head] !== undefined) {
-      this.out += slots[this.head];
+      const reply = slots[this.head]!;
       slots[this.head++] = undefined;
+      if (typeof reply === 'string') {
+        this.out += reply;
+      } else {
+        if (this.out !== '') this.socket.write(this.out);
+        this.out = '';
+        this.socket.write(reply);
+      }
     }
     if (this.head === slots.length && this.head > 0) {
       this.slots = [];
       this.head = 0;
     }
-    if (this.ended) return;
     if (this.out !== '') {
       this.socket.write(this.out);
       this.out = '';

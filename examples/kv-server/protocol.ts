@@ -49,6 +49,12 @@ export class ProtocolError extends Error {
 export interface Request {
   readonly args: string[];
   readonly invalidUtf8: boolean;
+  /**
+   * The bytes of the arguments that are not valid UTF-8, by index (null when all are valid): a
+   * command that stores nothing, such as ECHO (redis-cli --pipe echoes 20 random bytes), can
+   * answer them exactly.
+   */
+  readonly binary: (Buffer | undefined)[] | null;
 }
 
 const CR = 13;
@@ -70,6 +76,9 @@ export class RequestParser {
   private argsLeft = 0;
   private args: string[] = [];
   private invalidUtf8 = false;
+  private binary: (Buffer | undefined)[] | null = null;
+  /** A copy of the bytes of the argument just decoded, when they were not UTF-8. */
+  private lastBinary: Buffer | null = null;
   /** Length of the bulk argument whose header was read, or -1. */
   private bulkLength = -1;
 
@@ -124,9 +133,10 @@ export class RequestParser {
   }
 
   private take(args: string[]): Request {
-    const request: Request = { args, invalidUtf8: this.invalidUtf8 };
+    const request: Request = { args, invalidUtf8: this.invalidUtf8, binary: this.binary };
     this.args = [];
     this.invalidUtf8 = false;
+    this.binary = null;
     this.releaseIfEmpty();
     return request;
   }
@@ -206,7 +216,13 @@ export class RequestParser {
       }
       const end = this.pos + this.bulkLength;
       if (end + 2 > this.buf.length) return this.more(this.bulkLength + 2);
-      this.args.push(this.decode(this.pos, end));
+      const arg = this.decode(this.pos, end);
+      if (this.lastBinary !== null) {
+        if (this.binary === null) this.binary = [];
+        this.binary[this.args.length] = this.lastBinary;
+        this.lastBinary = null;
+      }
+      this.args.push(arg);
       // As Redis, the two bytes after the data are skipped, not checked.
       this.pos = end + 2;
       this.bulkLength = -1;
@@ -223,7 +239,10 @@ export class RequestParser {
   private decode(start: number, end: number): string {
     const s = this.buf.toString('utf8', start, end);
     // A U+FFFD in the result is either in the input or a replaced invalid sequence: check only then.
-    if (s.indexOf('\uFFFD') >= 0 && !isUtf8(this.buf.subarray(start, end))) this.invalidUtf8 = true;
+    if (s.indexOf('\uFFFD') >= 0 && !isUtf8(this.buf.subarray(start, end))) {
+      this.invalidUtf8 = true;
+      this.lastBinary = Buffer.from(this.buf.subarray(start, end));
+    }
     return s;
   }
 
@@ -239,6 +258,7 @@ export class RequestParser {
     if (lf - this.pos > this.limits.maxInline) throw new ProtocolError('too big inline request');
     const end = lf > this.pos && buf[lf - 1] === CR ? lf - 1 : lf;
     const line = this.decode(this.pos, end);
+    this.lastBinary = null; // inline requests are text: a bad byte only marks the request
     this.pos = lf + 1;
     const args = splitArgs(line);
     if (args === null) throw new ProtocolError('unbalanced quotes in request');

@@ -46,3 +46,8 @@ export function bulkArray(values: readonly (string | null)[]): string {
   for (const v of values) out += bulk(v);
   return out;
 }
+
+/** A bulk reply of raw bytes (ECHO of bytes that are not UTF-8). */
+export function bulkBytes(bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n')]);
+}

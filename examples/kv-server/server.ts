@@ -16,7 +16,7 @@ import { globMatch } from './glob';
 import { renderInfo } from './info';
 import { DEFAULT_LIMITS, type ProtocolLimits, type Request } from './protocol';
 import { ReplayMeter } from './replay-meter';
-import { bulkArray, error, OK, simple } from './reply';
+import { bulkArray, bulkBytes, error, OK, simple } from './reply';
 import type { StoreFactory } from './store';
 
 /** How a kv-server is set up. */
@@ -187,7 +187,13 @@ export class KvServer implements ServerApi, Dispatcher {
       return error(`ERR wrong number of arguments for '${spec.name}' command`);
     }
     if (!client.authenticated && !spec.noauth) return NOAUTH;
-    if (request.invalidUtf8) return NOT_UTF8;
+    if (request.invalidUtf8) {
+      // Bytes that are not UTF-8 cannot be stored as JSON text, but a command that stores nothing
+      // can give them back: redis-cli --pipe ends with an ECHO of 20 random bytes.
+      const bytes = request.binary?.[1];
+      if (bytes !== undefined && args.length === 2 && (spec.name === 'echo' || spec.name === 'ping')) return bulkBytes(bytes);
+      return NOT_UTF8;
+    }
     if (this.phase !== 'ready' && !spec.loading) {
       if (this.phase === 'loading') return LOADING;
       if (this.phase === 'switching' && this.gate !== null) {
