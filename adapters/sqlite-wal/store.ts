@@ -10,6 +10,7 @@ import {
   type ReplayRecord,
   type StoreContext,
   type StoreOpenInfo,
+  StoreLockedError,
   type StoreStats,
 } from '../../src/index';
 import { compactDatabase } from './compaction';
@@ -80,7 +81,8 @@ export class SqliteWalStore implements EventStore {
   }
 
   async open(context: StoreContext): Promise<StoreOpenInfo> {
-    if (this.db !== null || this.closing) throw new AppClosedError('a SqliteWalStore is opened once');
+    if (this.db !== null || this.closing)
+      throw new StoreLockedError(`this SqliteWalStore on ${this.options.file} is already open`);
     const { file, appendfsync } = this.options;
     const { db, created } = openDatabase(file, appendfsync);
     this.db = db;
@@ -210,6 +212,7 @@ export class SqliteWalStore implements EventStore {
     } finally {
       db.close();
       this.db = null;
+      this.closing = false;
     }
   }
 

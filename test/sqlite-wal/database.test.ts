@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { createApp, silentLogger } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 import { APPLICATION_ID, IncompatibleDatabaseError, SCHEMA_VERSION } from 'appendonly/adapters/sqlite-wal';
 import { assertWal } from '../../adapters/sqlite-wal/database';
@@ -107,5 +108,64 @@ describe('SqliteWalStore database file', () => {
     const second = await openApp({ file, appendfsync: 'always' });
     expect(state(second.app)).toEqual({ k: { deep: [1, 2] } });
     await second.app.close();
+  });
+});
+
+describe('SqliteWalStore stats and lifecycle', () => {
+  let cleanup: () => void;
+  let file: string;
+  beforeEach(() => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    file = path.join(t.dir, 'app.db');
+  });
+  afterEach(() => cleanup());
+
+  it('reports the persistence fields: sizes of db and WAL, bytes waiting for their commit, last seq', async () => {
+    // given
+    const { app, store } = await openApp({ file, appendfsync: 'everysec' });
+    const opened = store.stats();
+    expect(opened).toMatchObject({
+      kind: 'sqlite-wal',
+      appendfsync: 'everysec',
+      lastSeq: 0,
+      rewrites: 0,
+      lastRewriteTimeSec: -1,
+    });
+    expect(opened.baseSize).toBe(opened.currentSize);
+    // when: a command is applied but its transaction has not committed yet
+    const pending = app.execute(new Put('k', 'v'.repeat(1000)));
+    expect(store.stats().bufferLength).toBeGreaterThan(1000);
+    await pending;
+    // then
+    const stats = store.stats();
+    expect(stats.bufferLength).toBe(0);
+    expect(stats.lastSeq).toBe(1);
+    expect(stats.walSize).toBeGreaterThan(0);
+    expect(stats.currentSize).toBe(stats.databaseSize + stats.walSize);
+    expect(stats.currentSize).toBe(fs.statSync(file).size + fs.statSync(`${file}-wal`).size);
+    await app.close();
+    // and: close checkpoints and removes the WAL
+    expect(fs.existsSync(`${file}-wal`)).toBe(false);
+  });
+
+  it('can be opened again after close, and not twice at once', async () => {
+    const { app, store } = await openApp({ file });
+    await app.execute(new Put('a', 1));
+    await expect(
+      store.open({
+        snapshots: {
+          takeSnapshot: () => {
+            throw new Error('unused');
+          },
+        },
+        logger: silentLogger,
+        clock: { now: Date.now },
+      }),
+    ).rejects.toThrow(/already open/);
+    await app.close();
+    const again = await createApp({ ...fixtures.conformanceClasses, store, logger: silentLogger });
+    expect(state(again)).toEqual({ a: 1 });
+    await again.close();
   });
 });
