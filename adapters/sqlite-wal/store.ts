@@ -85,14 +85,14 @@ export class SqliteWalStore implements EventStore {
       throw new StoreLockedError(`this SqliteWalStore on ${this.options.file} is already open`);
     const { file, appendfsync } = this.options;
     const { db, created } = openDatabase(file, appendfsync);
-    this.db = db;
-    this.context = context;
     try {
       cutTornTail(db, file, context.logger);
     } catch (err) {
       db.close();
       throw PersistenceError.from(`cannot repair ${file}`, err);
     }
+    this.db = db;
+    this.context = context;
     this.writer = new GroupWriter(db, file);
     this.writer.lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
     this.syncer = appendfsync === 'everysec' ? new WalSyncer(`${file}-wal`) : null;
@@ -117,7 +117,9 @@ export class SqliteWalStore implements EventStore {
   }
 
   compact(): Promise<CompactionResult> {
-    this.assertOpen();
+    if (this.db === null || this.closing) {
+      return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`));
+    }
     if (this.running === null) return this.startCompaction();
     // Like BGREWRITEAOF during a rewrite: one more runs after it, covering what came since.
     this.scheduled ??= this.running
