@@ -55,7 +55,8 @@ async function rawWriteFdatasync(dir: string, total: number): Promise<number> {
     new Promise<void>((resolve, reject) =>
       fs.write(fd, bytes, 0, bytes.length, position, (err) => (err ? reject(err) : resolve())),
     );
-  const sync = () => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  const sync = () =>
+    new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   const r = await runWindow(total, 1, async () => {
     await write();
     position += bytes.length;
@@ -88,7 +89,11 @@ async function appendRows(): Promise<Row[]> {
       const r = await runWindow(total, inFlight, (i) => app.execute(new Put(names[i % KEYS], i)));
       await app.close();
       const row: Row = { name: `AOF ${policy}, ${inFlight} in flight`, ...r };
-      rows.push(policy === 'always' && inFlight === 1 ? { ...row, reference: 'raw write+fdatasync', ratio: r.opsPerSec / raw } : row);
+      rows.push(
+        policy === 'always' && inFlight === 1
+          ? { ...row, reference: 'raw write+fdatasync', ratio: r.opsPerSec / raw }
+          : row,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -115,7 +120,8 @@ async function replayRows(): Promise<Row[]> {
     const out = fs.openSync(ndjson, 'w');
     for (let i = 0; i < events; i += 10_000) {
       let chunk = '';
-      for (let j = i; j < Math.min(events, i + 10_000); j++) chunk += `${JSON.stringify({ key: names[j % KEYS], value: j })}\n`;
+      for (let j = i; j < Math.min(events, i + 10_000); j++)
+        chunk += `${JSON.stringify({ key: names[j % KEYS], value: j })}\n`;
       fs.writeSync(out, chunk);
     }
     fs.closeSync(out);

@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 import {
   CorruptLogError,
   type DomainEvent,
@@ -6,16 +5,8 @@ import {
   type ReplayRecord,
   TruncatedLogError,
 } from '../../src/index';
-import {
-  CMD_EXEC,
-  CMD_MULTI,
-  CRC_PREFIX,
-  commandKind,
-  crcHex,
-  decodeEvent,
-  RecordFormatError,
-  TS_PREFIX,
-} from './record-codec';
+import { crc32, readHex8 } from './crc';
+import { CMD_EXEC, CMD_MULTI, commandKind, crcHex, decodeEvent, RecordFormatError } from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
 
 /** A log file to replay, in manifest order. */
@@ -155,7 +146,9 @@ export async function* readLog(
         } else if (r === ANNOTATION) {
           const s = sc.argStart[0];
           const e = sc.argEnd[0];
-          const isCrc = e - s === 12 && buf[s] === 67 && buf.toString('latin1', s, s + 4) === CRC_PREFIX;
+          // `#CRC:` + 8 hex digits, compared as bytes: no string per group.
+          const isCrc =
+            e - s === 12 && buf[s] === 67 && buf[s + 1] === 82 && buf[s + 2] === 67 && buf[s + 3] === 58;
           if (isCrc) {
             if (!complete) {
               throw corrupt(
@@ -164,13 +157,12 @@ export async function* readLog(
                 'a checksum line with no group before it',
               );
             }
-            const want = buf.toString('latin1', s + 4, e);
-            const got = crcHex(crc32(buf.subarray(groupStart, pos)));
-            if (want !== got) {
+            const got = crc32(buf, groupStart, pos);
+            if (readHex8(buf, s + 4) !== got) {
               throw corrupt(
                 groupStart,
-                `a group matching #CRC:${want}`,
-                `the bytes from offset ${base + groupStart} to ${base + pos} have CRC ${got}: a byte was changed`,
+                `a group matching #CRC:${buf.toString('latin1', s + 4, e)}`,
+                `the bytes from offset ${base + groupStart} to ${base + pos} have CRC ${crcHex(got)}: a byte was changed`,
               );
             }
             emit();
@@ -181,7 +173,7 @@ export async function* readLog(
             if (!inMulti && events.length === 0) {
               // Between groups: a #TS line opens the next group (its CRC covers it); any other
               // annotation belongs to no group, so a comment added by hand breaks no checksum.
-              if (e - s > 3 && buf.toString('latin1', s, s + 3) === TS_PREFIX) {
+              if (e - s > 3 && buf[s] === 84 && buf[s + 1] === 83 && buf[s + 2] === 58) {
                 const ts = Number(buf.toString('latin1', s + 3, e));
                 if (Number.isSafeInteger(ts) && ts >= 0) time = ts * 1000;
                 groupStart = pos;

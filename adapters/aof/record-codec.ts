@@ -1,6 +1,6 @@
-import { crc32 } from 'node:zlib';
 import type { DomainEvent, EventGroup, JsonValue } from '../../src/index';
-import { bytesEqual, type RespEncoder, type RespScanner } from './resp';
+import { crc32 } from './crc';
+import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
 
 /*
  * Event groups ↔ RESP, in the shapes DESIGN.md gives:
@@ -28,11 +28,6 @@ const FLUSHALL_RECORD = ascii('*1\r\n$8\r\nFLUSHALL\r\n');
 const MULTI_RECORD = ascii('*1\r\n$5\r\nMULTI\r\n');
 const EXEC_RECORD = ascii('*1\r\n$4\r\nEXEC\r\n');
 const EVENT_PREFIX = ascii('*2\r\n');
-
-/** The annotation that closes a group: `#CRC:` then 8 lowercase hex digits. */
-export const CRC_PREFIX = 'CRC:';
-/** Redis's timestamp annotation: `#TS:<unix seconds>`. */
-export const TS_PREFIX = 'TS:';
 
 /** Formats a CRC32 as the 8 lowercase hex digits of a `#CRC:` annotation. */
 export function crcHex(crc: number): string {
@@ -68,7 +63,7 @@ export function encodeEvent(enc: RespEncoder, event: DomainEvent): void {
 export function encodeGroup(enc: RespEncoder, group: EventGroup, tsSeconds: number): void {
   const start = enc.length;
   try {
-    if (tsSeconds >= 0) enc.annotation(TS_PREFIX + tsSeconds);
+    if (tsSeconds >= 0) enc.annotation(`TS:${tsSeconds}`);
     const events = group.events;
     if (events.length === 1) {
       encodeEvent(enc, events[0]);
@@ -77,7 +72,7 @@ export function encodeGroup(enc: RespEncoder, group: EventGroup, tsSeconds: numb
       for (let i = 0; i < events.length; i++) encodeEvent(enc, events[i]);
       enc.raw(EXEC_RECORD);
     }
-    enc.annotation(CRC_PREFIX + crcHex(crc32(enc.buf.subarray(start, enc.length))));
+    enc.crcLine(crc32(enc.buf, start, enc.length));
   } catch (err) {
     enc.truncate(start);
     throw err;
@@ -90,7 +85,7 @@ export function encodeBaseEntry(enc: RespEncoder, key: string, value: JsonValue)
   enc.raw(SET_PREFIX);
   enc.bulk(key);
   enc.bulk(JSON.stringify(value));
-  enc.annotation(CRC_PREFIX + crcHex(crc32(enc.buf.subarray(start, enc.length))));
+  enc.crcLine(crc32(enc.buf, start, enc.length));
 }
 
 /** A record that is well-formed RESP but not one of ours; `expected` says what should be there. */
@@ -121,7 +116,7 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
 
 function parseJson(buf: Buffer, start: number, end: number, what: string): JsonValue {
   try {
-    return JSON.parse(buf.toString('utf8', start, end)) as JsonValue;
+    return JSON.parse(utf8(buf, start, end)) as JsonValue;
   } catch (err) {
     throw new RecordFormatError(start, `${what} as JSON (${(err as Error).message})`);
   }
@@ -135,7 +130,7 @@ export function decodeEvent(buf: Buffer, sc: RespScanner): DomainEvent {
   if (bytesEqual(buf, s0, e0, W_SET)) {
     if (argc !== 3)
       throw new RecordFormatError(s0, `SET with 2 arguments (key, JSON value), not ${argc - 1}`);
-    const key = buf.toString('utf8', sc.argStart[1], sc.argEnd[1]);
+    const key = utf8(buf, sc.argStart[1], sc.argEnd[1]);
     return {
       type: 'SET',
       data: { key, value: parseJson(buf, sc.argStart[2], sc.argEnd[2], 'the value of SET') },
@@ -143,7 +138,7 @@ export function decodeEvent(buf: Buffer, sc: RespScanner): DomainEvent {
   }
   if (bytesEqual(buf, s0, e0, W_DEL)) {
     const keys: string[] = new Array(argc - 1);
-    for (let i = 1; i < argc; i++) keys[i - 1] = buf.toString('utf8', sc.argStart[i], sc.argEnd[i]);
+    for (let i = 1; i < argc; i++) keys[i - 1] = utf8(buf, sc.argStart[i], sc.argEnd[i]);
     return { type: 'DEL', data: { keys } };
   }
   if (bytesEqual(buf, s0, e0, W_FLUSHALL)) {
@@ -154,6 +149,6 @@ export function decodeEvent(buf: Buffer, sc: RespScanner): DomainEvent {
     throw new RecordFormatError(s0, `an event record of 2 arguments (type, JSON data), not ${argc}`);
   }
   if (e0 === s0) throw new RecordFormatError(s0, 'a non-empty event type');
-  const type = buf.toString('utf8', s0, e0);
+  const type = utf8(buf, s0, e0);
   return { type, data: parseJson(buf, sc.argStart[1], sc.argEnd[1], `the data of event ${type}`) };
 }

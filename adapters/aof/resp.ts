@@ -9,12 +9,16 @@
  * because Redis repairs the first at the end of the log and refuses the second anywhere.
  */
 
+import { writeHex8 } from './crc';
+
 const CR = 13;
 const LF = 10;
 const STAR = 42;
 const DOLLAR = 36;
 const HASH = 35;
 const ZERO = 48;
+
+const CRC_LINE_PREFIX = Buffer.from('#CRC:', 'latin1');
 
 /** Redis reads annotation lines with a 1024-byte buffer (AOF_ANNOTATION_LINE_MAX_LEN). */
 export const ANNOTATION_MAX_LEN = 1024;
@@ -113,6 +117,18 @@ export class RespEncoder {
     this.length += value.length;
   }
 
+  /** `#CRC:<8 hex digits>\r\n`, written without making a string. */
+  crcLine(crc: number): void {
+    this.ensure(15);
+    const buf = this.buf;
+    const p = this.length;
+    CRC_LINE_PREFIX.copy(buf, p);
+    writeHex8(buf, p + 5, crc);
+    buf[p + 13] = CR;
+    buf[p + 14] = LF;
+    this.length = p + 15;
+  }
+
   /** `#<text>\r\n`. `text` must be ASCII without line breaks. */
   annotation(text: string): void {
     this.ensure(text.length + 3);
@@ -124,6 +140,17 @@ export class RespEncoder {
     buf[p++] = LF;
     this.length = p;
   }
+}
+
+/** Strings of bytes, read without the Buffer#toString dispatch (Node's own fast path). */
+interface FastSlices {
+  utf8Slice(start: number, end: number): string;
+  latin1Slice(start: number, end: number): string;
+}
+
+/** `buf[start..end)` as UTF-8: Buffer#utf8Slice, which toString('utf8', …) ends in after checks we do not need. */
+export function utf8(buf: Buffer, start: number, end: number): string {
+  return (buf as unknown as FastSlices).utf8Slice(start, end);
 }
 
 /** {@link RespScanner.scan} found a whole command; its arguments are in `argStart`/`argEnd`. */
