@@ -194,11 +194,11 @@ export class App {
 
   private run(command: object): Promise<CommandResult> {
     let output: unknown;
-    let handlerName: string;
+    let handler: object;
     try {
-      const handler = this.commandBus.handlerFor(command);
-      handlerName = handler.constructor.name;
-      output = handler.execute(command, this.stateView);
+      const h = this.commandBus.handlerFor(command);
+      handler = h;
+      output = h.execute(command, this.stateView);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -208,7 +208,7 @@ export class App {
         (events) => {
           this.busy = false;
           try {
-            return this.commit(events, handlerName);
+            return this.commit(events, handler);
           } finally {
             this.drain();
           }
@@ -221,7 +221,7 @@ export class App {
       );
     }
     try {
-      return this.commit(output, handlerName);
+      return this.commit(output, handler);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -237,9 +237,9 @@ export class App {
   }
 
   /** Applies the events atomically and hands them to the store. Synchronous up to the store's promise. */
-  private commit(output: unknown, handlerName: string): Promise<CommandResult> {
+  private commit(output: unknown, handler: object): Promise<CommandResult> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    const events = normalizeEvents(output, handlerName);
+    const events = normalizeEvents(output, handler);
     if (events.length === 0) {
       const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
       return this.lastDurable.then(() => result);

@@ -11,24 +11,24 @@ const knownTypes = new Set<string>(['SET', 'DEL', 'FLUSHALL']);
  * naming the handler and what was wrong. Checked before anything is applied, so bad output
  * changes nothing.
  */
-export function normalizeEvents(output: unknown, handlerName: string): readonly DomainEvent[] {
+export function normalizeEvents(output: unknown, handler: object): readonly DomainEvent[] {
   if (output === undefined) return NO_EVENTS;
   const list = Array.isArray(output) ? output : isDomainEvent(output) ? [output] : null;
   if (list === null) {
     throw new InvalidEventError(
-      `${handlerName} returned ${describe(output)}; a handler returns events (an array of { type, data }), one event, or nothing`,
+      `${nameOf(handler)} returned ${describe(output)}; a handler returns events (an array of { type, data }), one event, or nothing`,
     );
   }
   for (let i = 0; i < list.length; i++) {
     const event: unknown = list[i];
     if (!isDomainEvent(event)) {
-      throw new InvalidEventError(`${handlerName} returned ${describe(event)} at index ${i}, which is not an event`);
+      throw new InvalidEventError(`${nameOf(handler)} returned ${describe(event)} at index ${i}, which is not an event`);
     }
     if (!knownTypes.has(event.type)) {
       assertEventTypeName(event.type);
       if (knownTypes.size < 10_000) knownTypes.add(event.type);
     }
-    if (!isJsonValue(event.data)) assertJsonValue(event.data, `event ${event.type} from ${handlerName}`, 'data');
+    if (!isJsonValue(event.data)) assertJsonValue(event.data, `event ${event.type} from ${nameOf(handler)}`, 'data');
   }
   return list as readonly DomainEvent[];
 }
@@ -37,4 +37,8 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? `an object (${value.constructor?.name ?? 'no prototype'})` : `a ${typeof value}`;
+}
+
+function nameOf(handler: object): string {
+  return handler.constructor.name;
 }
