@@ -15,6 +15,9 @@ const MAX_PENDING_REPLIES = 16 * 1024;
 /** Bytes of unread replies beyond which the server stops reading its requests. */
 const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 
+/** How long a connection being closed keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 1000;
+
 /**
  * One client. Requests are dispatched in the order they arrive; a read answers at once, a write
  * once it is durable. Invariant: replies leave in request order. A reply that is ready waits
@@ -44,7 +47,7 @@ export class Connection implements ClientState {
     this.parser = new RequestParser(limits, authenticated);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      if (this.ended) return;
+      if (this.ended || this.closeAfterReply) return;
       this.parser.push(chunk);
       this.process();
     });
@@ -82,11 +85,10 @@ export class Connection implements ClientState {
       }
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      // As Redis: answer the error, then close; read nothing more, so the bytes the client
-      // announced are never buffered.
+      // As Redis: answer the error, then close; what the client sends from now on is dropped
+      // unread, so the bytes it announced are never buffered.
       this.enqueue(error(`ERR ${err.message}`));
       this.closeAfterReply = true;
-      this.socket.pause();
     }
     this.flush();
   }
@@ -145,8 +147,11 @@ export class Connection implements ClientState {
     if (this.closeAfterReply && this.head === this.slots.length) {
       this.ended = true;
       this.socket.end();
-      // A client that keeps sending after the end would keep the socket half open: drop it.
-      this.socket.once('finish', () => this.socket.destroy());
+      // Closing a socket with unread input sends a reset, which can destroy the error reply
+      // before the client reads it. So read on and drop what comes (it is never buffered), and
+      // drop the socket after a grace period whatever the client does.
+      this.socket.resume();
+      setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
       return;
     }
     this.maybeResume();

@@ -1,0 +1,126 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import Redis from 'ioredis';
+import { type Child, rawExchange, type Running, sleep, spawnServer, startServer, tempDir } from './helpers';
+
+/** Hostile and broken clients: answered with Redis's protocol errors and disconnected; others unaffected. */
+describe('kv-server against malformed protocol', () => {
+  let running: Running;
+  beforeAll(async () => {
+    running = await startServer({ kind: 'memory' });
+  });
+  afterAll(() => running.stop());
+
+  it.each([
+    ['a bulk length of 999999999999', '*1\r\n$999999999999\r\n', 'invalid bulk length'],
+    ['a negative bulk length', '*1\r\n$-1\r\n', 'invalid bulk length'],
+    ['a huge argument count', '*99999999999\r\n', 'invalid multibulk length'],
+    ['an argument count beyond 1024 × 1024', '*1048577\r\n', 'invalid multibulk length'],
+    ['a bulk without $', '*1\r\n+PING\r\n', "expected '$', got '+'"],
+    ['unbalanced quotes inline', 'SET "a b\r\n', 'unbalanced quotes in request'],
+    ['an inline request over 64 KiB', 'x'.repeat(70 * 1024), 'too big inline request'],
+  ])('%s: -ERR Protocol error, then the server closes the connection', async (_what, bytes, detail) => {
+    const { reply, closedByServer } = await rawExchange(running.port, bytes);
+    expect(reply).toBe(`-ERR Protocol error: ${detail}\r\n`);
+    expect(closedByServer).toBe(true);
+  });
+
+  it('answers the requests before the bad one, in order, before the error', async () => {
+    const { reply, closedByServer } = await rawExchange(running.port, 'SET a 1\r\nINCR a\r\n*1\r\n$-5\r\nPING\r\n');
+    expect(reply).toBe('+OK\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n');
+    expect(closedByServer).toBe(true);
+  });
+
+  it('a value that is not UTF-8 is refused, and the connection stays usable', async () => {
+    const bytes = Buffer.concat([Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n'), Buffer.from([0xc3, 0x28]), Buffer.from('\r\nPING\r\n')]);
+    const { reply } = await rawExchange(running.port, bytes, 300);
+    expect(reply).toBe('-ERR an argument is not valid UTF-8: this server stores strings as JSON text\r\n+PONG\r\n');
+  });
+
+  it('other clients do not notice', async () => {
+    const redis = new Redis({ port: running.port });
+    await redis.set('x', '1');
+    await Promise.all([rawExchange(running.port, '*1\r\n$999999999999\r\n'), redis.incr('x')]);
+    expect(await redis.get('x')).toBe('2');
+    redis.disconnect();
+  });
+
+  it('before AUTH, only small requests are read', async () => {
+    const locked = await startServer({ kind: 'memory', requirepass: 'pw' });
+    try {
+      const many = await rawExchange(locked.port, '*11\r\n');
+      expect(many.reply).toBe('-ERR Protocol error: unauthenticated multibulk length\r\n');
+      const big = await rawExchange(locked.port, '*2\r\n$4\r\nAUTH\r\n$100000\r\n');
+      expect(big.reply).toBe('-ERR Protocol error: unauthenticated bulk length\r\n');
+      expect(big.closedByServer).toBe(true);
+    } finally {
+      await locked.stop();
+    }
+  });
+});
+
+/** Resident memory of a process, from /proc. */
+function rssOf(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Sends `header`, then garbage in 1 MiB writes until the server closes or `total` bytes are sent. */
+function flood(port: number, header: string, total: number): Promise<{ reply: string; sent: number }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunk = Buffer.alloc(1024 * 1024, 'x');
+    let sent = 0;
+    let reply = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve({ reply, sent });
+    };
+    const pump = () => {
+      while (!done && sent < total) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+      setTimeout(finish, 500);
+    };
+    socket.on('connect', () => {
+      socket.write(header);
+      pump();
+    });
+    socket.on('data', (d) => (reply += d.toString()));
+    socket.on('close', finish);
+    socket.on('error', finish);
+  });
+}
+
+describe('kv-server memory under a hostile client (own process)', () => {
+  let child: Child;
+  const dir = tempDir();
+  beforeAll(async () => {
+    child = await spawnServer(['--store', 'memory', '--dir', dir]);
+  });
+  afterAll(async () => {
+    child.child.kill('SIGKILL');
+    await child.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a client sending $999999999999 and then data is refused at once; resident memory stays flat', async () => {
+    const pid = child.child.pid!;
+    // Warm up so that the baseline includes what any client costs.
+    await rawExchange(child.port, 'PING\r\n', 200);
+    await sleep(200);
+    const before = rssOf(pid);
+    const results = await Promise.all(Array.from({ length: 8 }, () => flood(child.port, '*1\r\n$999999999999\r\n', 32 * 1024 * 1024)));
+    for (const r of results) expect(r.reply).toBe('-ERR Protocol error: invalid bulk length\r\n');
+    const after = rssOf(pid);
+    // 8 clients tried to send 256 MiB in all: the server read none of it.
+    expect(after - before).toBeLessThan(32 * 1024 * 1024);
+    const redis = new Redis({ port: child.port });
+    expect(await redis.ping()).toBe('PONG');
+    redis.disconnect();
+  });
+});
