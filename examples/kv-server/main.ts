@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     .option('--requirepass <password>', 'refuse every command but AUTH until the client authenticates')
     .option('--proto-max-bulk-len <bytes>', 'longest bulk argument', integer, DEFAULT_LIMITS.maxBulk)
     .option('--maxclients <n>', 'most connections at once', integer, 10_000)
+    .option('--progress-interval <ms>', 'how often to print progress while loading', integer, 1000)
     .parse();
   const o = program.opts<{
     port: number;
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     requirepass?: string;
     protoMaxBulkLen: number;
     maxclients: number;
+    progressInterval: number;
   }>();
   const appendfsync = parseFsyncPolicy(o.appendfsync);
   const location = dataLocation(o.store, o.dir);
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
     requirepass: o.requirepass ?? null,
     limits: { ...DEFAULT_LIMITS, maxBulk: o.protoMaxBulkLen },
     maxClients: o.maxclients,
+    progressIntervalMs: Math.max(o.progressInterval, 10),
     onShutdown: () => process.exit(0),
   });
   const port = await server.listen();
