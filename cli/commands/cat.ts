@@ -1,0 +1,46 @@
+import { EXIT_OK } from '../errors';
+
+import { readRecords } from '../records';
+import { resolveTarget } from '../target';
+
+/**
+ * `appendonly cat PATH [--json]`: the records in log order. A snapshot (AOF base, SQLite
+ * snapshot table) comes first, one line per key; then one line per event with its global
+ * sequence number and its command's time (`-` when the log has none: an AOF without #TS).
+ */
+export async function cat(pathArg: string, options: { json?: boolean }): Promise<number> {
+  const target = resolveTarget(pathArg);
+  const json = options.json === true;
+  let snapshotSeq = 0;
+  for await (const batch of readRecords(target, 'cat')) {
+    const lines: string[] = [];
+    for (const r of batch) {
+      if (r.kind === 'snapshot') {
+        snapshotSeq = r.seq;
+        lines.push(json ? JSON.stringify({ kind: 'snapshot', seq: r.seq }) : `snapshot up to seq ${r.seq}`);
+      } else if (r.kind === 'entry') {
+        lines.push(
+          json
+            ? JSON.stringify({ kind: 'entry', snapshotSeq, key: r.key, value: r.value })
+            : `  SET ${JSON.stringify(r.key)} ${JSON.stringify(r.value)}`,
+        );
+      } else {
+        const time = r.time > 0 ? new Date(r.time).toISOString() : null;
+        for (let i = 0; i < r.events.length; i++) {
+          const e = r.events[i];
+          const seq = r.seq + i;
+          lines.push(
+            json
+              ? JSON.stringify({ kind: 'event', seq, time, group: r.seq, type: e.type, data: e.data })
+              : `${seq} ${time ?? '-'} ${e.type} ${JSON.stringify(e.data)}${r.events.length > 1 ? ` (command ${r.seq}, ${i + 1}/${r.events.length})` : ''}`,
+          );
+        }
+      }
+    }
+    if (lines.length > 0 && !process.stdout.write(`${lines.join('\n')}\n`)) {
+      await new Promise((resolve) => process.stdout.once('drain', resolve));
+    }
+  }
+  return EXIT_OK;
+}
+

@@ -1,0 +1,98 @@
+import * as fs from 'node:fs';
+import { loadAppModule, unknownTypes } from '../app-module';
+import { EXIT_OK } from '../errors';
+import { say } from '../output';
+import { readRecords } from '../records';
+import { replayApp } from '../replay-store';
+import { resolveTarget } from '../target';
+
+/**
+ * `appendonly info PATH [--app module] [--json]`: what the log holds, read without changing it.
+ * The key count needs the state, which depends on the user's projections: it is given when the
+ * log holds only built-in events, or when `--app` provides projections for every type in it.
+ */
+export async function info(pathArg: string, options: { app?: string; json?: boolean }): Promise<number> {
+  const target = resolveTarget(pathArg);
+  const classes = loadAppModule(options.app);
+  const byType = new Map<string, number>();
+  let commands = 0;
+  let events = 0;
+  let snapshotSeq: number | null = null;
+  let snapshotKeys = 0;
+  let firstSeq: number | null = null;
+  let lastSeq = 0;
+  let firstTime = 0;
+  let lastTime = 0;
+  for await (const batch of readRecords(target, 'reading')) {
+    for (const r of batch) {
+      if (r.kind === 'snapshot') {
+        snapshotSeq = r.seq;
+        lastSeq = r.seq;
+      } else if (r.kind === 'entry') {
+        snapshotKeys++;
+      } else {
+        commands++;
+        events += r.events.length;
+        for (const e of r.events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
+        firstSeq ??= r.seq;
+        lastSeq = r.seq + r.events.length - 1;
+        if (r.time > 0) {
+          if (firstTime === 0) firstTime = r.time;
+          lastTime = r.time;
+        }
+      }
+    }
+  }
+  const unknown = unknownTypes(byType.keys(), classes);
+  let keys: number | null = null;
+  if (unknown.length === 0) {
+    const app = await replayApp(target, classes);
+    keys = app.state.size;
+    await app.close();
+  }
+  const files =
+    target.kind === 'aof'
+      ? target.files.map((f) => ({ name: f.name, kind: f.kind, size: fs.statSync(f.path).size }))
+      : [
+          { name: target.file, kind: 'database', size: fs.statSync(target.file).size },
+          { name: `${target.file}-wal`, kind: 'wal', size: fs.existsSync(`${target.file}-wal`) ? fs.statSync(`${target.file}-wal`).size : 0 },
+        ];
+  const iso = (t: number) => (t > 0 ? new Date(t).toISOString() : null);
+  const result = {
+    kind: target.kind === 'aof' ? 'aof' : 'sqlite-wal',
+    location: target.kind === 'aof' ? target.logDir : target.file,
+    files,
+    totalSize: files.reduce((n, f) => n + f.size, 0),
+    snapshot: snapshotSeq === null ? null : { seq: snapshotSeq, keys: snapshotKeys },
+    commands,
+    events,
+    eventsByType: Object.fromEntries([...byType.entries()].sort((a, b) => b[1] - a[1])),
+    firstSeq,
+    lastSeq,
+    firstTime: iso(firstTime),
+    lastTime: iso(lastTime),
+    keys,
+    keysUnknownBecause:
+      keys === null
+        ? `the log holds event types the state depends on projections for (${unknown.join(', ')}): pass --app <module exporting { handlers, projections }>`
+        : undefined,
+  };
+  if (options.json) {
+    say(JSON.stringify(result));
+    return EXIT_OK;
+  }
+  say(`kind: ${result.kind}`);
+  say(`location: ${result.location}`);
+  say('files:');
+  for (const f of files) say(`  ${f.name}  ${f.kind}  ${f.size} bytes`);
+  say(`total size: ${result.totalSize} bytes`);
+  say(snapshotSeq === null ? 'snapshot: none' : `snapshot: up to seq ${snapshotSeq}, ${snapshotKeys} keys`);
+  say(`commands: ${commands} (${events} events${firstSeq !== null ? `, seq ${firstSeq} to ${lastSeq}` : ''})`);
+  say('events by type:');
+  for (const [type, n] of Object.entries(result.eventsByType)) say(`  ${type}: ${n}`);
+  say(`first timestamp: ${result.firstTime ?? '- (no timestamps in this log)'}`);
+  say(`last timestamp: ${result.lastTime ?? '-'}`);
+  say(`last seq: ${lastSeq}`);
+  say(keys === null ? `keys after replay: unknown: ${result.keysUnknownBecause}` : `keys after replay: ${keys}`);
+  return EXIT_OK;
+}

@@ -1,0 +1,1 @@
+export async function truncate(..._a: unknown[]): Promise<number> { return 1; }

@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { Command, CommanderError, Option } from 'commander';
+import { AppendonlyError } from '../src/index';
+import { cat } from './commands/cat';
+import { check } from './commands/check';
+import { convert } from './commands/convert';
+import { info } from './commands/info';
+import { rewrite } from './commands/rewrite';
+import { strip } from './commands/strip';
+import { truncate } from './commands/truncate';
+import { CliError, EXIT_INVALID, EXIT_USAGE } from './errors';
+
+/*
+ * The `appendonly` bin. Each command returns its exit code; anything thrown becomes one line on
+ * stderr: a CliError carries its own code, a usage error from commander gives 2, anything
+ * else 1. Commander's own output (help, unknown options) is left as it is.
+ */
+
+const PATH_HELP = 'a data folder holding appendonlydir/ (AOF store) or a .db file (SQLite-WAL store)';
+
+function build(run: (code: Promise<number>) => void): Command {
+  const program = new Command('appendonly')
+    .description('Inspect, check, repair and convert appendonly logs (AOF folders and SQLite-WAL .db files).')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 the log is invalid or the operation was refused, 2 unusable arguments.
+Every destructive command (check --fix, rewrite, truncate, strip) writes a backup first and prints its path,
+and refuses to run while a live process holds the store's lock.
+
+Examples:
+  $ appendonly check ./data
+  $ appendonly cat ./data --json | jq .type`,
+    );
+
+  program
+    .command('check')
+    .description('validate every file of the log; report the last good offset (AOF, as redis-check-aof) or sequence (SQLite)')
+    .argument('<path>', PATH_HELP)
+    .option('--fix', 'cut a damaged tail back to the last good record (saved to a side file, after a backup)')
+    .option('-y, --yes', 'with --fix: do not ask for confirmation')
+    .addHelpText('after', '\nExamples:\n  $ appendonly check ./data\n  $ appendonly check ./data --fix --yes')
+    .action((p: string, o: { fix?: boolean; yes?: boolean }) => run(check(p, o)));
+
+  program
+    .command('info')
+    .description('record and event counts by type, file sizes, first and last timestamps, key count after replay')
+    .argument('<path>', PATH_HELP)
+    .option('--app <module>', 'a module exporting { handlers, projections } to replay user events')
+    .option('--json', 'one JSON object')
+    .addHelpText('after', '\nExamples:\n  $ appendonly info ./data\n  $ appendonly info ./data --app ./dist/app.js --json')
+    .action((p: string, o: { app?: string; json?: boolean }) => run(info(p, o)));
+
+  program
+    .command('cat')
+    .description('print the records in order with sequence numbers and timestamps, one a line')
+    .argument('<path>', PATH_HELP)
+    .option('--json', 'JSON Lines, for jq')
+    .addHelpText('after', '\nExamples:\n  $ appendonly cat ./data\n  $ appendonly cat ./app.db --json | jq \'select(.type == "FLUSHALL")\'')
+    .action((p: string, o: { json?: boolean }) => run(cat(p, o)));
+
+  program
+    .command('rewrite')
+    .description('offline compaction: the same result as app.compact()')
+    .argument('<path>', PATH_HELP)
+    .option('--app <module>', 'a module exporting { handlers, projections }, needed when the log holds user events')
+    .addHelpText('after', '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js')
+    .action((p: string, o: { app?: string }) => run(rewrite(p, o)));
+
+  program
+    .command('truncate')
+    .description('point-in-time recovery: drop every command after a sequence number or a time')
+    .argument('<path>', PATH_HELP)
+    .addOption(new Option('--to-seq <n>', 'keep the commands up to sequence number n').conflicts('toTimestamp'))
+    .addOption(new Option('--to-timestamp <t>', 'keep the commands up to unix time t (seconds; needs #TS annotations)'))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800',
+    )
+    .action((p: string, o: { toSeq?: string; toTimestamp?: string }) => run(truncate(p, o)));
+
+  program
+    .command('strip')
+    .description('remove the records of one event type from the incr files (undo an accidental FLUSHALL)')
+    .argument('<path>', PATH_HELP)
+    .requiredOption('--type <type>', 'the event type to remove (FLUSHALL, DEL, or a user event type)')
+    .option('--last', 'remove only the last record of that type')
+    .option('--from-history', 'AOF: when a compaction came after it, rebuild the log from appendonlydir/history/ (keepHistory: true)')
+    .addHelpText('after', '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last')
+    .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean }) => run(strip(p, o)));
+
+  program
+    .command('convert')
+    .description('copy a log to another store kind (AOF folder ↔ SQLite .db); the target must be new or empty')
+    .argument('<from>', PATH_HELP)
+    .argument('<to>', 'a .db file (SQLite-WAL store) or a folder (AOF store)')
+    .addHelpText('after', '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof')
+    .action((from: string, to: string) => run(convert(from, to)));
+  return program;
+}
+
+function fail(err: unknown): number {
+  if (err instanceof CliError) {
+    process.stderr.write(`appendonly: ${err.message}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof AppendonlyError || err instanceof Error) {
+    process.stderr.write(`appendonly: ${err.message}\n`);
+    return EXIT_INVALID;
+  }
+  process.stderr.write(`appendonly: ${String(err)}\n`);
+  return EXIT_INVALID;
+}
+
+/** Runs the tool with `argv` (without node and the script); resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let pending: Promise<number> | null = null;
+  const program = build((code) => {
+    pending = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    return fail(err);
+  }
+  if (pending === null) return 0;
+  try {
+    return await (pending as Promise<number>);
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.exitCode = fail(err);
+    },
+  );
+}
