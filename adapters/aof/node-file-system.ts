@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { FileSystem } from '../../src/index';
+import type { SyncWriteFileSystem } from './writer';
 
 /*
  * The real FileSystem, on Node's callback API rather than `fs/promises`: the callback API costs no
@@ -20,12 +20,13 @@ function done(fn: (cb: (err: NodeJS.ErrnoException | null) => void) => void): Pr
   });
 }
 
-/** The {@link FileSystem} of the machine, through `node:fs`. */
-export const nodeFileSystem: FileSystem = {
+/** The FileSystem of the machine, through `node:fs`, with the synchronous write the append path prefers. */
+export const nodeFileSystem: SyncWriteFileSystem = {
   open: (path, flags, mode) => call<number>((cb) => fs.open(path, flags, mode, cb)),
   close: (fd) => done((cb) => fs.close(fd, cb)),
   write: (fd, buffer, offset, length, position) =>
     call<number>((cb) => fs.write(fd, buffer, offset, length, position, (err, written) => cb(err, written))),
+  writeSync: (fd, buffer, offset, length, position) => fs.writeSync(fd, buffer, offset, length, position),
   read: (fd, buffer, offset, length, position) =>
     call<number>((cb) =>
       fs.read(fd, buffer, offset, length, position, (err, bytesRead) => cb(err, bytesRead)),

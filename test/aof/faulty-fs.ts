@@ -39,6 +39,11 @@ export class FaultyFileSystem implements FileSystem {
   private mutations = 0;
   private frozenAfter = Number.POSITIVE_INFINITY;
 
+  /** With `syncWrites: false` it has no `writeSync`, so the store takes its asynchronous write path. */
+  constructor(options: { syncWrites?: boolean } = {}) {
+    if (options.syncWrites === false) Object.defineProperty(this, 'writeSync', { value: undefined });
+  }
+
   /** Adds a fault. */
   inject(fault: Fault): void {
     this.faults.push({ times: 1, ...fault });
@@ -126,6 +131,19 @@ export class FaultyFileSystem implements FileSystem {
       return n;
     }
     const n = await nodeFileSystem.write(fd, buffer, offset, length, position);
+    this.journal.push(`write:${this.name(fd)}:${n}`);
+    return n;
+  }
+  /** The synchronous write the append path prefers; faults apply to it as to `write`. */
+  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number {
+    const fault = this.check('write', this.name(fd));
+    if (fault?.short !== undefined) {
+      const n = nodeFileSystem.writeSync(fd, buffer, offset, Math.min(fault.short, length), position);
+      this.journal.push(`write:${this.name(fd)}:${n}(short)`);
+      if (fault.code !== '') this.inject({ op: 'write', code: fault.code, match: fault.match });
+      return n;
+    }
+    const n = nodeFileSystem.writeSync(fd, buffer, offset, length, position);
     this.journal.push(`write:${this.name(fd)}:${n}`);
     return n;
   }
