@@ -20,7 +20,8 @@ class StepHandler {
  * The process the crash tests kill. argv: JSON `{ module, exportName, options, inFlight, compactEvery }`.
  * It runs the workload with `inFlight` commands outstanding and writes `A <i>` to stdout with a
  * synchronous write as each command is acknowledged, so every line the parent reads was an
- * acknowledgement before the kill. It runs until killed.
+ * acknowledgement before the kill; `C` and `D` mark a compaction it started and its end. It runs
+ * until killed.
  */
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]) as {
@@ -39,7 +40,13 @@ async function main(): Promise<void> {
   const worker = async () => {
     for (;;) {
       const i = next++;
-      if (spec.compactEvery > 0 && i % spec.compactEvery === 0) void app.compact().catch(() => {});
+      if (spec.compactEvery > 0 && i % spec.compactEvery === 0 && !app.stats().rewriteInProgress) {
+        writeSync(1, 'C\n');
+        void app.compact().then(
+          () => writeSync(1, 'D\n'),
+          () => writeSync(1, 'D\n'),
+        );
+      }
       await app.execute(new Step(i));
       writeSync(1, `A ${i}\n`);
     }

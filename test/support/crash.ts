@@ -21,6 +21,8 @@ export interface CrashRound {
   readonly start: number;
   /** Commands found in the log after the kill: a prefix of what was sent, covering every acknowledgement. */
   readonly recovered: number;
+  /** True when the kill landed while a compaction the child started was running. */
+  readonly duringCompaction: boolean;
 }
 
 /**
@@ -75,7 +77,8 @@ export async function crashOnce(
       );
     }
   }
-  return { acked: maxAcked - start + 1, start, recovered: last + 1 };
+  const duringCompaction = lines.lastIndexOf('C') > lines.lastIndexOf('D');
+  return { acked: maxAcked - start + 1, start, recovered: last + 1, duringCompaction };
 }
 
 function sleep(ms: number): Promise<void> {
