@@ -62,7 +62,7 @@ export async function* replayDatabase(
       batch.push({
         kind: 'entry',
         key: row[1],
-        value: parse(row[2], file, `snapshot key ${JSON.stringify(row[1])}`),
+        value: parse(row[2], file, 'snapshot key', row[1]),
       });
     }
     counter.rowsRead += rows.length;
@@ -90,7 +90,7 @@ export async function* replayDatabase(
         throw new CorruptLogError(file, 0, `event seq ${expected}`, `the events table jumps to seq ${seq}`);
       }
       expected = seq + 1;
-      const event: DomainEvent = { type: row[2], data: parse(row[3], file, `event seq ${seq}`) };
+      const event: DomainEvent = { type: row[2], data: parse(row[3], file, 'event seq', seq) };
       const n = row[4];
       if (open === null) {
         if (n < 1)
@@ -134,10 +134,16 @@ export async function* replayDatabase(
   }
 }
 
-function parse(text: string, file: string, where: string): JsonValue {
+/** `JSON.parse`, naming the row on failure (the message is built only then: this runs per row). */
+function parse(text: string, file: string, what: string, where: string | number): JsonValue {
   try {
     return JSON.parse(text) as JsonValue;
   } catch (err) {
-    throw new CorruptLogError(file, 0, `JSON data in ${where}`, (err as Error).message);
+    throw new CorruptLogError(
+      file,
+      0,
+      `JSON data in ${what} ${JSON.stringify(where)}`,
+      (err as Error).message,
+    );
   }
 }
