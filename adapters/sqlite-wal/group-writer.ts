@@ -4,11 +4,6 @@ import { AppClosedError, type EventGroup, PersistenceError } from '../../src/ind
 /** Rows per multi-row INSERT. */
 const WIDE = 32;
 
-/** What a write failure leaves behind: the error appends reject with until `clear()`. */
-export interface WriteFailure {
-  readonly error: PersistenceError;
-}
-
 /**
  * Group commit. Every `append` of one event-loop turn joins one pending batch; a `setImmediate`
  * commits the batch in one transaction and only then resolves its promises. `setImmediate` (not
@@ -36,7 +31,7 @@ export class GroupWriter {
   /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
   private readonly insertWide: Database.Statement;
   private readonly args: (string | number)[] = new Array(WIDE * 5);
-  /** Bytes of event data accepted and not yet committed. */
+  /** Characters of event data (JSON) accepted and not yet committed: Redis's `aof_buffer_length`. */
   bufferLength = 0;
   /** The last sequence number appended (committed or pending). */
   lastSeq = 0;
