@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { type FsyncPolicy, PersistenceError, StoreLockedError } from '../../src/index';
 import { IncompatibleDatabaseError } from './errors';
@@ -60,6 +61,7 @@ export interface OpenedDatabase {
 export function openDatabase(file: string, policy: FsyncPolicy): OpenedDatabase {
   let created = false;
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     fs.closeSync(fs.openSync(file, 'wx', 0o600));
     created = true;
   } catch (err) {

@@ -101,6 +101,15 @@ describe('SqliteWalStore database file', () => {
     );
   });
 
+  it('creates missing parent folders (mode 0700)', async () => {
+    const nested = path.join(dir, 'data', 'prod', 'app.db');
+    const { app } = await openApp({ file: nested });
+    await app.execute(new Put('a', 1));
+    await app.close();
+    expect(fs.statSync(path.join(dir, 'data')).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(nested).mode & 0o777).toBe(0o600);
+  });
+
   it('reopens a database that is already in WAL mode, with its state', async () => {
     const first = await openApp({ file, appendfsync: 'no' });
     await first.app.execute(new Put('k', { deep: [1, 2] }));
