@@ -42,7 +42,12 @@ export function lockSqlite(file: string, what: string): Database.Database {
 }
 
 /** Copies the database (SQLite's online backup, consistent) next to it; prints and returns the path. */
-export async function backupSqlite(db: Database.Database, file: string, command: string): Promise<string> {
+export function backupSqlite(db: Database.Database, file: string, command: string): Promise<string> {
+  return backupSqliteFile(db, file, command);
+}
+
+/** The same, on any open connection to the store (the store's own, when the tool opened it). */
+export async function backupSqliteFile(db: Database.Database, file: string, command: string): Promise<string> {
   const to = `${file}.backup-${stamp()}-${command}`;
   await db.backup(to);
   note(`backup: ${to} (to undo, stop the app and copy it over ${file})`);

@@ -1,1 +1,56 @@
-export async function rewrite(..._a: unknown[]): Promise<number> { return 1; }
+import { SqliteWalStore } from '../../adapters/sqlite-wal/index';
+import { createApp, type EventStore, StoreLockedError } from '../../src/index';
+import { loadAppModule, unknownTypes } from '../app-module';
+import { assertAofValid } from '../aof-valid';
+import { backupAof } from '../backup';
+import { EXIT_OK, invalid } from '../errors';
+import { say } from '../output';
+import { readRecords } from '../records';
+import { backupSqliteFile } from '../sqlite-tools';
+import { storeFor, toolContext } from '../stores';
+import { resolveTarget } from '../target';
+
+/**
+ * `appendonly rewrite PATH [--app module]`: offline compaction, by the very code an app runs:
+ * createApp on the real store (which takes its lock), then app.compact(). The state of user
+ * events comes from the user's projections, so a log holding types that neither the built-in
+ * KV events nor `--app`'s projections handle is refused, naming them: compacting it without
+ * them would silently drop their effect.
+ */
+export async function rewrite(pathArg: string, options: { app?: string }): Promise<number> {
+  const target = resolveTarget(pathArg);
+  const classes = loadAppModule(options.app);
+  if (target.kind === 'aof') await assertAofValid(target, 'rewrite the log');
+  const types = new Set<string>();
+  for await (const batch of readRecords(target, 'scanning')) {
+    for (const r of batch) if (r.kind === 'group') for (const e of r.events) types.add(e.type);
+  }
+  const unknown = unknownTypes(types, classes);
+  if (unknown.length > 0) {
+    throw invalid(
+      `the log holds event types whose effect on the state depends on your projections: ${unknown.join(', ')}; ` +
+        'pass --app <module exporting { handlers, projections }> (the ones given to createApp)',
+    );
+  }
+  const store: EventStore = storeFor(target);
+  const context = toolContext();
+  let app: Awaited<ReturnType<typeof createApp>>;
+  try {
+    app = await createApp({ ...classes, store, logger: context.logger });
+  } catch (err) {
+    if (err instanceof StoreLockedError) throw invalid(`refusing to rewrite the log: ${err.message}; stop that process first`);
+    throw err;
+  }
+  try {
+    // The store is open (its lock held) and the log loaded unchanged: back it up, then compact.
+    if (target.kind === 'aof') backupAof(target, 'rewrite', target.files.map((f) => f.name));
+    else await backupSqliteFile((store as SqliteWalStore).database, target.file, 'rewrite');
+    const r = await app.compact();
+    say(
+      `rewrote the log: ${r.keys} keys up to seq ${r.seq}; ${r.sizeBefore} bytes before, ${r.sizeAfter} after (${r.durationMs} ms)`,
+    );
+  } finally {
+    await app.close();
+  }
+  return EXIT_OK;
+}
