@@ -66,6 +66,8 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
       [{ type: 'set', data: 'lower-case user event, not Redis SET' }],
       [DEL()],
       [SET('', '')],
+      // Byte lengths with more digits than character lengths: the header grows after the bytes.
+      [SET('é'.repeat(5), 'é'.repeat(49)), SET('€'.repeat(34), '🚀'.repeat(25)), SET('k', 'ü'.repeat(4096))],
     ]);
     for (const chunk of [7, 64, 1 << 20]) {
       const out = await roundTrip(groups, chunk, dir);
