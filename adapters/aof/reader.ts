@@ -57,7 +57,7 @@ export async function* readLog(
   files: readonly LogFile[],
   options: ReadOptions,
   summary: ReadSummary,
-): AsyncGenerator<ReplayRecord[]> {
+): AsyncGenerator<ReplayRecord[], void, undefined> {
   const chunk = options.chunkSize ?? 1024 * 1024;
   let buf = Buffer.allocUnsafe(chunk);
   const sc = new RespScanner();

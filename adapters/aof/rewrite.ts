@@ -22,7 +22,13 @@ export interface RewriteHost {
 }
 
 /** Bytes of base encoded between two writes: small enough that no turn of the event loop is long. */
-const CHUNK = 256 * 1024;
+const CHUNK = 64 * 1024;
+/**
+ * fdatasync the new base every this many bytes while writing it (Redis's aof-rewrite-incremental-fsync,
+ * REDIS_AUTOSYNC_BYTES): the kernel never holds a large backlog of dirty pages, so neither the final
+ * fsync nor the dirty-page throttling of the appends to the incr file stalls the commands.
+ */
+const AUTOSYNC_BYTES = 4 * 1024 * 1024;
 
 /**
  * BGREWRITEAOF without fork, in the order of Redis 7's multi-part rewrite, each step leaving a
@@ -116,6 +122,7 @@ async function writeBase(host: RewriteHost, file: string, snapshot: StateSnapsho
   const fs = host.options.fs;
   const fd = await fs.open(file, 'w', host.options.fileMode);
   let position = 0;
+  let synced = 0;
   try {
     const enc = new RespEncoder(CHUNK + 64 * 1024);
     const flush = async (): Promise<void> => {
@@ -128,6 +135,10 @@ async function writeBase(host: RewriteHost, file: string, snapshot: StateSnapsho
       }
       position += bytes.length;
       enc.reset(CHUNK * 4);
+      if (position - synced >= AUTOSYNC_BYTES) {
+        await fs.fdatasync(fd);
+        synced = position;
+      }
     };
     for (const [key, value] of snapshot.entries()) {
       encodeBaseEntry(enc, key, value);
