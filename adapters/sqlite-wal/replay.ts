@@ -12,7 +12,7 @@ import {
  * one call into SQLite per batch instead of one per row as `.iterate()` costs, while memory stays
  * bounded by the batch, never the table.
  */
-const BATCH = 8192;
+const BATCH = 2048;
 
 type EventRow = [seq: number, time: number, type: string, data: string, n: number];
 type EntryRow = [rowid: number, key: string, value: string];

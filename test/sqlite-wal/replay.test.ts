@@ -57,7 +57,7 @@ describe('SqliteWalStore replay', () => {
     const replayed = batches.flat();
     expect(replayed).toEqual(groups.map((g) => ({ kind: 'group', ...g })));
     expect(batches.length).toBeGreaterThan(3);
-    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(8192);
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(2048);
     expect(progress.bytesTotal).toBeGreaterThan(0);
     expect(progress.bytesRead).toBe(progress.bytesTotal);
   });
