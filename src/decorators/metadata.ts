@@ -1,8 +1,7 @@
 import type { EventDefinition } from '../events/event';
 
-/** A class that can be constructed (by the container). */
-// biome-ignore lint/suspicious/noExplicitAny: constructor parameters are resolved by inversify, whatever they are
-export type Type<T = object> = new (...args: any[]) => T;
+/** A class that can be constructed (by the container, which resolves its constructor's parameters). */
+export type Type<T = object> = new (...args: never[]) => T;
 
 /** @internal Where the decorators keep what they learned; read by `createApp`. */
 export const COMMAND_HANDLER = Symbol.for('appendonly:command-handler');

@@ -105,3 +105,16 @@ export const conformanceClasses = {
   handlers: [PutHandler, PutManyHandler, RemoveHandler, FlushAllHandler, CountHandler, ExplodeHandler],
   projections: [Counters],
 };
+
+/** The commands, events, handlers and projection that `runStoreConformance` drives, for your own store tests. */
+export const fixtures = {
+  Put,
+  PutMany,
+  Remove,
+  FlushAll,
+  Count,
+  Explode,
+  Counted,
+  Exploded,
+  conformanceClasses,
+} as const;

@@ -6,4 +6,4 @@
  */
 export { AppSpecification, type AppSpecificationOptions, type ThenStep, type WhenStep } from './app-specification';
 export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
-export * as fixtures from './fixtures';
+export { fixtures } from './fixtures';
