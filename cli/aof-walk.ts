@@ -88,7 +88,8 @@ export async function* walkFile(file: AofFile, firstSeq: number): AsyncGenerator
           continue;
         }
         if (complete) emit(base + pos, -1);
-        if (pos < fill || inMulti || records.length > 0) throw bad(base + pos, 'an incomplete record or group');
+        if (pos < fill || inMulti || records.length > 0)
+          throw bad(base + pos, 'an incomplete record or group');
         break;
       }
       if (r === ERROR) throw bad(base + sc.errorAt, `expected ${sc.expected}`);

@@ -27,11 +27,16 @@ export function loadAppModule(spec: string | undefined): AppClasses {
   } catch (err) {
     throw usage(`--app ${spec}: cannot load it: ${(err as Error).message.split('\n')[0]}`);
   }
-  const source = (mod.default && typeof mod.default === 'object' ? mod.default : mod) as Record<string, unknown>;
+  const source = (mod.default && typeof mod.default === 'object' ? mod.default : mod) as Record<
+    string,
+    unknown
+  >;
   const handlers = source.handlers ?? [];
   const projections = source.projections;
   if (!Array.isArray(projections) || !Array.isArray(handlers)) {
-    throw usage(`--app ${spec}: must export { handlers, projections } (arrays of classes, as given to createApp)`);
+    throw usage(
+      `--app ${spec}: must export { handlers, projections } (arrays of classes, as given to createApp)`,
+    );
   }
   return { handlers: handlers as Type[], projections: projections as Type[] };
 }
@@ -53,4 +58,3 @@ export function unknownTypes(seen: Iterable<string>, app: AppClasses): string[] 
   const known = projectedTypes(app);
   return [...seen].filter((t) => !BUILTIN_TYPES.has(t) && !known.has(t)).sort();
 }
-

@@ -13,7 +13,10 @@ import type { AofTarget } from './target';
 
 /** A timestamp for file names: 20261125T101530Z. */
 export function stamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Copies the manifest and `names` (files of the log folder) into a new backup folder; returns its path. */
@@ -29,7 +32,9 @@ export function backupAof(target: AofTarget, command: string, names: readonly st
   }
   fsyncDir(dir);
   fsyncDir(path.dirname(dir));
-  note(`backup: ${dir} (${all.length} file${all.length === 1 ? '' : 's'}; to undo, copy them back into ${target.logDir})`);
+  note(
+    `backup: ${dir} (${all.length} file${all.length === 1 ? '' : 's'}; to undo, copy them back into ${target.logDir})`,
+  );
   return dir;
 }
 

@@ -32,6 +32,7 @@ export function invalid(message: string): CliError {
 
 /** Parses a non-negative integer argument, or throws a usage error naming the option. */
 export function parseCount(value: string, option: string): number {
-  if (!/^\d{1,15}$/.test(value.trim())) throw usage(`${option}: not a non-negative integer: ${JSON.stringify(value)}`);
+  if (!/^\d{1,15}$/.test(value.trim()))
+    throw usage(`${option}: not a non-negative integer: ${JSON.stringify(value)}`);
   return Number(value.trim());
 }

@@ -39,7 +39,9 @@ Examples:
 
   program
     .command('check')
-    .description('validate every file of the log; report the last good offset (AOF, as redis-check-aof) or sequence (SQLite)')
+    .description(
+      'validate every file of the log; report the last good offset (AOF, as redis-check-aof) or sequence (SQLite)',
+    )
     .argument('<path>', PATH_HELP)
     .option('--fix', 'cut a damaged tail back to the last good record (saved to a side file, after a backup)')
     .option('-y, --yes', 'with --fix: do not ask for confirmation')
@@ -48,11 +50,16 @@ Examples:
 
   program
     .command('info')
-    .description('record and event counts by type, file sizes, first and last timestamps, key count after replay')
+    .description(
+      'record and event counts by type, file sizes, first and last timestamps, key count after replay',
+    )
     .argument('<path>', PATH_HELP)
     .option('--app <module>', 'a module exporting { handlers, projections } to replay user events')
     .option('--json', 'one JSON object')
-    .addHelpText('after', '\nExamples:\n  $ appendonly info ./data\n  $ appendonly info ./data --app ./dist/app.js --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly info ./data\n  $ appendonly info ./data --app ./dist/app.js --json',
+    )
     .action((p: string, o: { app?: string; json?: boolean }) => run(info(p, o)));
 
   program
@@ -60,23 +67,39 @@ Examples:
     .description('print the records in order with sequence numbers and timestamps, one a line')
     .argument('<path>', PATH_HELP)
     .option('--json', 'JSON Lines, for jq')
-    .addHelpText('after', '\nExamples:\n  $ appendonly cat ./data\n  $ appendonly cat ./app.db --json | jq \'select(.type == "FLUSHALL")\'')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly cat ./data\n  $ appendonly cat ./app.db --json | jq \'select(.type == "FLUSHALL")\'',
+    )
     .action((p: string, o: { json?: boolean }) => run(cat(p, o)));
 
   program
     .command('rewrite')
     .description('offline compaction: the same result as app.compact()')
     .argument('<path>', PATH_HELP)
-    .option('--app <module>', 'a module exporting { handlers, projections }, needed when the log holds user events')
-    .addHelpText('after', '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js')
+    .option(
+      '--app <module>',
+      'a module exporting { handlers, projections }, needed when the log holds user events',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js',
+    )
     .action((p: string, o: { app?: string }) => run(rewrite(p, o)));
 
   program
     .command('truncate')
     .description('point-in-time recovery: drop every command after a sequence number or a time')
     .argument('<path>', PATH_HELP)
-    .addOption(new Option('--to-seq <n>', 'keep the commands up to sequence number n').conflicts('toTimestamp'))
-    .addOption(new Option('--to-timestamp <t>', 'keep the commands up to unix time t (seconds; needs #TS annotations)'))
+    .addOption(
+      new Option('--to-seq <n>', 'keep the commands up to sequence number n').conflicts('toTimestamp'),
+    )
+    .addOption(
+      new Option(
+        '--to-timestamp <t>',
+        'keep the commands up to unix time t (seconds; needs #TS annotations)',
+      ),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800',
@@ -89,16 +112,24 @@ Examples:
     .argument('<path>', PATH_HELP)
     .requiredOption('--type <type>', 'the event type to remove (FLUSHALL, DEL, or a user event type)')
     .option('--last', 'remove only the last record of that type')
-    .option('--from-history', 'AOF: when a compaction came after it, rebuild the log from appendonlydir/history/ (keepHistory: true)')
+    .option(
+      '--from-history',
+      'AOF: when a compaction came after it, rebuild the log from appendonlydir/history/ (keepHistory: true)',
+    )
     .addHelpText('after', '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last')
     .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean }) => run(strip(p, o)));
 
   program
     .command('convert')
-    .description('copy a log to another store kind (AOF folder ↔ SQLite .db); the target must be new or empty')
+    .description(
+      'copy a log to another store kind (AOF folder ↔ SQLite .db); the target must be new or empty',
+    )
     .argument('<from>', PATH_HELP)
     .argument('<to>', 'a .db file (SQLite-WAL store) or a folder (AOF store)')
-    .addHelpText('after', '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof',
+    )
     .action((from: string, to: string) => run(convert(from, to)));
   return program;
 }

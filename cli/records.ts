@@ -16,9 +16,17 @@ import type { Target } from './target';
  */
 
 /** Streams the records of `target`, with a progress report on stderr. */
-export async function* readRecords(target: Target, label = 'reading'): AsyncGenerator<readonly ReplayRecord[]> {
+export async function* readRecords(
+  target: Target,
+  label = 'reading',
+): AsyncGenerator<readonly ReplayRecord[]> {
   if (target.kind === 'aof') {
-    const files: LogFile[] = target.files.map((f) => ({ name: f.name, path: f.path, kind: f.kind, seq: f.seq }));
+    const files: LogFile[] = target.files.map((f) => ({
+      name: f.name,
+      path: f.path,
+      kind: f.kind,
+      seq: f.seq,
+    }));
     const total = target.files.reduce((n, f) => n + fs.statSync(f.path).size, 0);
     const bar = progress(label, total);
     let done = 0;
@@ -31,8 +39,14 @@ export async function* readRecords(target: Target, label = 'reading'): AsyncGene
           loadTruncated: true,
           // Read-only: the torn tail is skipped as a load would, but left in the file.
           truncate: async () => {},
-          warn: (m) => note(`warning: ${m.replace(/; cutting it at/, '; ignoring it from')} (run \`appendonly check --fix\` to cut it)`),
-          progress: (n) => bar.update((done += n)),
+          warn: (m) =>
+            note(
+              `warning: ${m.replace(/; cutting it at/, '; ignoring it from')} (run \`appendonly check --fix\` to cut it)`,
+            ),
+          progress: (n) => {
+            done += n;
+            bar.update(done);
+          },
         },
         summary,
       );
@@ -43,13 +57,17 @@ export async function* readRecords(target: Target, label = 'reading'): AsyncGene
   }
   const probe = lockSqlite(target.file, 'read the store');
   try {
-    const snapshotSeq = Number(probe.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
+    const snapshotSeq = Number(
+      probe.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0,
+    );
     const maxSeq = Number(probe.prepare('SELECT max(seq) FROM events').pluck().get() ?? snapshotSeq);
     const head = probe.prepare('SELECT seq, n FROM events WHERE n > 0 ORDER BY seq DESC LIMIT 1').get() as
       | { seq: number; n: number }
       | undefined;
     if (head !== undefined && head.seq + head.n - 1 > maxSeq) {
-      throw invalid(`${target.file} ends inside the command at seq ${head.seq}: run \`appendonly check ${target.file} --fix\` first`);
+      throw invalid(
+        `${target.file} ends inside the command at seq ${head.seq}: run \`appendonly check ${target.file} --fix\` first`,
+      );
     }
   } finally {
     probe.close();

@@ -35,7 +35,9 @@ export function lockSqlite(file: string, what: string): Database.Database {
     db.close();
     const code = (err as { code?: string }).code;
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-      throw invalid(`refusing to ${what}: ${file} is locked by another writer (an open SqliteWalStore); stop that process first`);
+      throw invalid(
+        `refusing to ${what}: ${file} is locked by another writer (an open SqliteWalStore); stop that process first`,
+      );
     }
     throw err;
   }
@@ -47,7 +49,11 @@ export function backupSqlite(db: Database.Database, file: string, command: strin
 }
 
 /** The same, on any open connection to the store (the store's own, when the tool opened it). */
-export async function backupSqliteFile(db: Database.Database, file: string, command: string): Promise<string> {
+export async function backupSqliteFile(
+  db: Database.Database,
+  file: string,
+  command: string,
+): Promise<string> {
   const to = `${file}.backup-${stamp()}-${command}`;
   await db.backup(to);
   note(`backup: ${to} (to undo, stop the app and copy it over ${file})`);
@@ -63,7 +69,9 @@ interface Tail {
 }
 
 function inspect(db: Database.Database): Tail {
-  const snapshotSeq = Number(db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
+  const snapshotSeq = Number(
+    db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0,
+  );
   const maxSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? snapshotSeq);
   const head = db.prepare('SELECT seq, n FROM events WHERE n > 0 ORDER BY seq DESC LIMIT 1').get() as
     | { seq: number; n: number }
@@ -78,7 +86,10 @@ function inspect(db: Database.Database): Tail {
 }
 
 /** `check` on a .db file: SQLite's integrity check, the command structure, then a replay through the store. */
-export async function checkSqlite(target: SqliteTarget, options: { fix?: boolean; yes?: boolean }): Promise<number> {
+export async function checkSqlite(
+  target: SqliteTarget,
+  options: { fix?: boolean; yes?: boolean },
+): Promise<number> {
   const file = target.file;
   const db = lockSqlite(file, 'check the store');
   let tail: Tail;
@@ -96,21 +107,30 @@ export async function checkSqlite(target: SqliteTarget, options: { fix?: boolean
     if (tail.tornAt !== null) {
       const good = tail.tornAt - 1;
       const torn = tail.maxSeq - tail.tornAt + 1;
-      say(`${file}: not valid: the events table ends inside the command at seq ${tail.tornAt} (${torn} of its events); the last good sequence is ${good}`);
+      say(
+        `${file}: not valid: the events table ends inside the command at seq ${tail.tornAt} (${torn} of its events); the last good sequence is ${good}`,
+      );
       if (!options.fix) {
         say(`run \`appendonly check ${file} --fix\` to remove the torn command (a backup is kept)`);
         return EXIT_INVALID;
       }
       if (!options.yes) {
-        if (!process.stdin.isTTY) throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
-        if (!(await confirm(`This will remove the ${torn} events from seq ${tail.tornAt} (saved to a side file). Continue?`))) {
+        if (!process.stdin.isTTY)
+          throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
+        if (
+          !(await confirm(
+            `This will remove the ${torn} events from seq ${tail.tornAt} (saved to a side file). Continue?`,
+          ))
+        ) {
           note('nothing changed');
           return EXIT_INVALID;
         }
       }
       await backupSqlite(db, file, 'check-fix');
       const side = `${file}.cut-${stamp()}.jsonl`;
-      const rows = db.prepare('SELECT seq, time, type, data, n FROM events WHERE seq >= ? ORDER BY seq').all(tail.tornAt);
+      const rows = db
+        .prepare('SELECT seq, time, type, data, n FROM events WHERE seq >= ? ORDER BY seq')
+        .all(tail.tornAt);
       fs.writeFileSync(side, rows.map((r) => JSON.stringify(r)).join('\n') + '\n', { mode: 0o600 });
       note(`cut events saved to: ${side}`);
       db.prepare('DELETE FROM events WHERE seq >= ?').run(tail.tornAt);
@@ -130,7 +150,8 @@ export async function checkSqlite(target: SqliteTarget, options: { fix?: boolean
   let last = 0;
   try {
     for await (const batch of store.replay()) {
-      for (const r of batch) if (r.kind !== 'entry') last = r.kind === 'snapshot' ? r.seq : r.seq + r.events.length - 1;
+      for (const r of batch)
+        if (r.kind !== 'entry') last = r.kind === 'snapshot' ? r.seq : r.seq + r.events.length - 1;
     }
   } catch (err) {
     if (err instanceof CorruptLogError) {

@@ -32,7 +32,8 @@ export function toolContext(snapshot?: () => StateSnapshot): StoreContext {
     clock: systemClock,
     snapshots: {
       takeSnapshot: () => {
-        if (snapshot === undefined) throw new Error('the appendonly tool does not compact through this store');
+        if (snapshot === undefined)
+          throw new Error('the appendonly tool does not compact through this store');
         return snapshot();
       },
     },
@@ -65,7 +66,8 @@ export async function withStoreLocked<T>(
   try {
     await store.open(toolContext());
   } catch (err) {
-    if (err instanceof StoreLockedError) throw invalid(`refusing to ${what}: ${err.message}; stop that process first`);
+    if (err instanceof StoreLockedError)
+      throw invalid(`refusing to ${what}: ${err.message}; stop that process first`);
     throw err;
   }
   try {

@@ -64,7 +64,9 @@ export function resolveTarget(p: string): Target {
   if (isDir(inner)) return aofTarget(inner, manifestName(inner, p));
   const own = manifestNameOrNull(abs);
   if (own !== null) return aofTarget(abs, own);
-  throw usage(`${p}: no appendonlydir/ in this folder: not an AOF data folder (give the folder the store's dir points to)`);
+  throw usage(
+    `${p}: no appendonlydir/ in this folder: not an AOF data folder (give the folder the store's dir points to)`,
+  );
 }
 
 function aofTarget(logDir: string, manifestFile: string): AofTarget {
@@ -106,7 +108,8 @@ function aofTarget(logDir: string, manifestFile: string): AofTarget {
 
 function manifestName(logDir: string, p: string): string {
   const name = manifestNameOrNull(logDir);
-  if (name === null) throw usage(`${p}: ${logDir} holds no manifest (*.manifest): not an AOF log, or its manifest was lost`);
+  if (name === null)
+    throw usage(`${p}: ${logDir} holds no manifest (*.manifest): not an AOF log, or its manifest was lost`);
   return name;
 }
 

@@ -43,4 +43,3 @@ export async function cat(pathArg: string, options: { json?: boolean }): Promise
   }
   return EXIT_OK;
 }
-

@@ -28,7 +28,9 @@ export async function check(pathArg: string, options: CheckOptions): Promise<num
     return EXIT_OK;
   }
   if (!options.fix) {
-    say(`the log is not valid: run \`appendonly check ${pathArg} --fix\` to cut the damaged tail (a backup is kept)`);
+    say(
+      `the log is not valid: run \`appendonly check ${pathArg} --fix\` to cut the damaged tail (a backup is kept)`,
+    );
     return EXIT_INVALID;
   }
   return fix(target, verdicts, bad, options);
@@ -40,7 +42,10 @@ async function verify(target: AofTarget): Promise<FileVerdict[]> {
   let done = 0;
   let verdicts: FileVerdict[];
   try {
-    verdicts = await checkAofFiles(target.files, (n) => bar.update((done += n)));
+    verdicts = await checkAofFiles(target.files, (n) => {
+      done += n;
+      bar.update(done);
+    });
   } finally {
     bar.stop();
   }
@@ -57,20 +62,30 @@ function report(v: FileVerdict): void {
     say(`${file.kind === 'base' ? 'BASE' : 'INCR'} AOF ${file.name} is valid`);
     return;
   }
-  if (redis.error !== null) say(`${file.name}: ${redis.error.message} at byte offset ${redis.error.offset} (as redis-check-aof sees it)`);
+  if (redis.error !== null)
+    say(
+      `${file.name}: ${redis.error.message} at byte offset ${redis.error.offset} (as redis-check-aof sees it)`,
+    );
   if (v.ours !== null) {
     const whose =
       redis.error === null
         ? v.ours.checksum
-          ? ' [found by appendonly\'s #CRC check; redis-check-aof does not verify checksums and sees this file as valid]'
-          : ' [found by appendonly\'s reader; redis-check-aof does not check this]'
+          ? " [found by appendonly's #CRC check; redis-check-aof does not verify checksums and sees this file as valid]"
+          : " [found by appendonly's reader; redis-check-aof does not check this]"
         : '';
     say(`${file.name}: ${v.ours.message}${whose}`);
   }
-  say(`${file.name} is not valid: the last good offset is ${v.goodUpTo} of ${size} (${size - v.goodUpTo} bytes after it)`);
+  say(
+    `${file.name} is not valid: the last good offset is ${v.goodUpTo} of ${size} (${size - v.goodUpTo} bytes after it)`,
+  );
 }
 
-async function fix(target: AofTarget, verdicts: FileVerdict[], bad: FileVerdict, options: CheckOptions): Promise<number> {
+async function fix(
+  target: AofTarget,
+  verdicts: FileVerdict[],
+  bad: FileVerdict,
+  options: CheckOptions,
+): Promise<number> {
   const last = verdicts[verdicts.length - 1];
   if (bad !== last) {
     throw invalid(
@@ -83,7 +98,8 @@ async function fix(target: AofTarget, verdicts: FileVerdict[], bad: FileVerdict,
   const lost = bad.size - cut;
   const question = `This will cut ${lost} bytes from ${bad.file.name} at byte offset ${cut} (they are saved to a side file). Continue?`;
   if (!options.yes) {
-    if (!process.stdin.isTTY) throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
+    if (!process.stdin.isTTY)
+      throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
     if (!(await confirm(question))) {
       note('nothing changed');
       return EXIT_INVALID;
@@ -117,7 +133,9 @@ async function fix(target: AofTarget, verdicts: FileVerdict[], bad: FileVerdict,
   const after = await checkAofFiles(target.files);
   const still = after.find((v) => !v.valid);
   if (still !== undefined) {
-    throw invalid(`${still.file.name} is still not valid after the cut: ${still.ours?.message ?? still.redis.error?.message}`);
+    throw invalid(
+      `${still.file.name} is still not valid after the cut: ${still.ours?.message ?? still.redis.error?.message}`,
+    );
   }
   say('the log is valid now');
   return EXIT_OK;

@@ -55,7 +55,9 @@ export async function convert(fromArg: string, toArg: string): Promise<number> {
     await sink.abort();
     throw err;
   }
-  say(`converted ${fromArg} (${from.kind === 'aof' ? 'aof' : 'sqlite-wal'}) to ${toArg} (${toSqlite ? 'sqlite-wal' : 'aof'}): ${commands} commands, up to seq ${lastSeq}`);
+  say(
+    `converted ${fromArg} (${from.kind === 'aof' ? 'aof' : 'sqlite-wal'}) to ${toArg} (${toSqlite ? 'sqlite-wal' : 'aof'}): ${commands} commands, up to seq ${lastSeq}`,
+  );
   return EXIT_OK;
 }
 
@@ -63,14 +65,19 @@ function assertEmpty(to: string, toArg: string, toSqlite: boolean): void {
   if (!fs.existsSync(to)) return;
   const st = fs.statSync(to);
   if (toSqlite) {
-    if (st.size > 0) throw usage(`${toArg}: exists and is not empty; refusing to overwrite it (convert writes to a new file)`);
+    if (st.size > 0)
+      throw usage(
+        `${toArg}: exists and is not empty; refusing to overwrite it (convert writes to a new file)`,
+      );
     return;
   }
   if (!st.isDirectory()) throw usage(`${toArg}: not a folder`);
   const names = fs.readdirSync(to);
   const log = path.join(to, 'appendonlydir');
   if (names.length > 0 && (!fs.existsSync(log) || fs.readdirSync(log).length > 0)) {
-    throw usage(`${toArg}: the folder is not empty; refusing to write a log into it (convert writes to a new folder)`);
+    throw usage(
+      `${toArg}: the folder is not empty; refusing to write a log into it (convert writes to a new folder)`,
+    );
   }
 }
 
@@ -149,7 +156,12 @@ function aofSink(dir: string): Sink {
     },
     async group(g) {
       if (incr === null) {
-        const entry: ManifestEntry = { name: 'appendonly.aof.1.incr.aof', seq: 1, type: 'i', startSeq: g.seq };
+        const entry: ManifestEntry = {
+          name: 'appendonly.aof.1.incr.aof',
+          seq: 1,
+          type: 'i',
+          startSeq: g.seq,
+        };
         incr = { fd: fs.openSync(path.join(logDir, entry.name), 'w', 0o600), entry };
       }
       const ts = g.time > 0 ? Math.floor(g.time / 1000) : -1;
@@ -166,7 +178,12 @@ function aofSink(dir: string): Sink {
         incrs.push(incr.entry);
       } else {
         // An empty incr file continues the base, as AofStore leaves one after a compaction.
-        const entry: ManifestEntry = { name: 'appendonly.aof.1.incr.aof', seq: 1, type: 'i', startSeq: ((base as ManifestEntry | null)?.lastSeq ?? 0) + 1 };
+        const entry: ManifestEntry = {
+          name: 'appendonly.aof.1.incr.aof',
+          seq: 1,
+          type: 'i',
+          startSeq: ((base as ManifestEntry | null)?.lastSeq ?? 0) + 1,
+        };
         fs.closeSync(fs.openSync(path.join(logDir, entry.name), 'w', 0o600));
         fsyncFile(path.join(logDir, entry.name));
         incrs.push(entry);

@@ -55,7 +55,11 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
       ? target.files.map((f) => ({ name: f.name, kind: f.kind, size: fs.statSync(f.path).size }))
       : [
           { name: target.file, kind: 'database', size: fs.statSync(target.file).size },
-          { name: `${target.file}-wal`, kind: 'wal', size: fs.existsSync(`${target.file}-wal`) ? fs.statSync(`${target.file}-wal`).size : 0 },
+          {
+            name: `${target.file}-wal`,
+            kind: 'wal',
+            size: fs.existsSync(`${target.file}-wal`) ? fs.statSync(`${target.file}-wal`).size : 0,
+          },
         ];
   const iso = (t: number) => (t > 0 ? new Date(t).toISOString() : null);
   const result = {
@@ -87,12 +91,16 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   for (const f of files) say(`  ${f.name}  ${f.kind}  ${f.size} bytes`);
   say(`total size: ${result.totalSize} bytes`);
   say(snapshotSeq === null ? 'snapshot: none' : `snapshot: up to seq ${snapshotSeq}, ${snapshotKeys} keys`);
-  say(`commands: ${commands} (${events} events${firstSeq !== null ? `, seq ${firstSeq} to ${lastSeq}` : ''})`);
+  say(
+    `commands: ${commands} (${events} events${firstSeq !== null ? `, seq ${firstSeq} to ${lastSeq}` : ''})`,
+  );
   say('events by type:');
   for (const [type, n] of Object.entries(result.eventsByType)) say(`  ${type}: ${n}`);
   say(`first timestamp: ${result.firstTime ?? '- (no timestamps in this log)'}`);
   say(`last timestamp: ${result.lastTime ?? '-'}`);
   say(`last seq: ${lastSeq}`);
-  say(keys === null ? `keys after replay: unknown: ${result.keysUnknownBecause}` : `keys after replay: ${keys}`);
+  say(
+    keys === null ? `keys after replay: unknown: ${result.keysUnknownBecause}` : `keys after replay: ${keys}`,
+  );
   return EXIT_OK;
 }

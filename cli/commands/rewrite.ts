@@ -1,4 +1,4 @@
-import { SqliteWalStore } from '../../adapters/sqlite-wal/index';
+import type { SqliteWalStore } from '../../adapters/sqlite-wal/index';
 import { createApp, type EventStore, StoreLockedError } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { assertAofValid } from '../aof-valid';
@@ -38,12 +38,18 @@ export async function rewrite(pathArg: string, options: { app?: string }): Promi
   try {
     app = await createApp({ ...classes, store, logger: context.logger });
   } catch (err) {
-    if (err instanceof StoreLockedError) throw invalid(`refusing to rewrite the log: ${err.message}; stop that process first`);
+    if (err instanceof StoreLockedError)
+      throw invalid(`refusing to rewrite the log: ${err.message}; stop that process first`);
     throw err;
   }
   try {
     // The store is open (its lock held) and the log loaded unchanged: back it up, then compact.
-    if (target.kind === 'aof') backupAof(target, 'rewrite', target.files.map((f) => f.name));
+    if (target.kind === 'aof')
+      backupAof(
+        target,
+        'rewrite',
+        target.files.map((f) => f.name),
+      );
     else await backupSqliteFile((store as SqliteWalStore).database, target.file, 'rewrite');
     const r = await app.compact();
     say(

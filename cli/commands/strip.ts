@@ -46,7 +46,8 @@ interface Match {
  */
 export async function strip(pathArg: string, options: StripOptions): Promise<number> {
   const type = options.type;
-  if (type === '' || type === 'MULTI' || type === 'EXEC') throw usage(`strip --type: ${JSON.stringify(type)} is not an event type`);
+  if (type === '' || type === 'MULTI' || type === 'EXEC')
+    throw usage(`strip --type: ${JSON.stringify(type)} is not an event type`);
   const target = resolveTarget(pathArg);
   if (target.kind === 'sqlite') {
     throw usage(
@@ -80,8 +81,11 @@ export async function strip(pathArg: string, options: StripOptions): Promise<num
   for (const m of chosen) byFile.set(m.file, [...(byFile.get(m.file) ?? []), m]);
 
   await withStoreLocked(target, 'strip records', async () => {
-    const changed = [...byFile.keys()].map((f) => f.name).filter((n) => fs.existsSync(path.join(target.logDir, n)));
-    const replacedBase = restored !== null && target.manifest.base !== null ? [target.manifest.base.name] : [];
+    const changed = [...byFile.keys()]
+      .map((f) => f.name)
+      .filter((n) => fs.existsSync(path.join(target.logDir, n)));
+    const replacedBase =
+      restored !== null && target.manifest.base !== null ? [target.manifest.base.name] : [];
     backupAof(target, 'strip', [...changed, ...replacedBase]);
     if (restored !== null) {
       for (const name of restored.copied) {
@@ -91,16 +95,25 @@ export async function strip(pathArg: string, options: StripOptions): Promise<num
       fsyncDir(target.logDir);
     }
     // A file put back from history/ is edited in its copy in the log folder; history/ stays as it was.
-    for (const [file, ms] of byFile) rewriteFile({ ...file, path: path.join(target.logDir, file.name) }, editsFor(file, ms));
+    for (const [file, ms] of byFile)
+      rewriteFile({ ...file, path: path.join(target.logDir, file.name) }, editsFor(file, ms));
     if (restored !== null) {
       saveManifest(target, restored.manifest);
-      for (const name of replacedBase) fs.renameSync(path.join(target.logDir, name), path.join(target.logDir, 'history', name));
+      for (const name of replacedBase)
+        fs.renameSync(path.join(target.logDir, name), path.join(target.logDir, 'history', name));
       fsyncDir(target.logDir);
-      note(`rebuilt the log from history/: ${restored.manifest.incrs.map((e) => e.name).join(', ')} (the base ${replacedBase.join('') || '-'} moved to history/)`);
+      note(
+        `rebuilt the log from history/: ${restored.manifest.incrs.map((e) => e.name).join(', ')} (the base ${replacedBase.join('') || '-'} moved to history/)`,
+      );
     }
   });
-  for (const m of chosen) say(`removed ${type} at seq ${m.group.seq + m.record} (${m.file.name}, byte offset ${m.group.records[m.record].start})`);
-  say(`stripped ${chosen.length} ${type} record${chosen.length === 1 ? '' : 's'}; later events in the same file move down one sequence number each`);
+  for (const m of chosen)
+    say(
+      `removed ${type} at seq ${m.group.seq + m.record} (${m.file.name}, byte offset ${m.group.records[m.record].start})`,
+    );
+  say(
+    `stripped ${chosen.length} ${type} record${chosen.length === 1 ? '' : 's'}; later events in the same file move down one sequence number each`,
+  );
   return EXIT_OK;
 }
 
@@ -135,7 +148,10 @@ function editsFor(file: AofFile, matches: readonly Match[]): Edit[] {
       }
       parts.push(body.subarray(at));
       const kept = Buffer.concat(parts);
-      const crc = g.crcAt >= 0 ? Buffer.from(`#CRC:${(crc32(kept) >>> 0).toString(16).padStart(8, '0')}\r\n`, 'latin1') : Buffer.alloc(0);
+      const crc =
+        g.crcAt >= 0
+          ? Buffer.from(`#CRC:${(crc32(kept) >>> 0).toString(16).padStart(8, '0')}\r\n`, 'latin1')
+          : Buffer.alloc(0);
       edits.push({ start: g.start, end: g.end, bytes: Buffer.concat([kept, crc]) });
     }
     return edits.sort((a, b) => a.start - b.start);
@@ -183,7 +199,10 @@ function rewriteFile(file: AofFile, edits: readonly Edit[]): void {
  */
 async function historyChain(target: AofTarget): Promise<{ manifest: Manifest; copied: string[] }> {
   const historyDir = path.join(target.logDir, 'history');
-  if (!fs.existsSync(historyDir)) throw invalid(`--from-history: ${historyDir} does not exist (the store was not run with keepHistory: true)`);
+  if (!fs.existsSync(historyDir))
+    throw invalid(
+      `--from-history: ${historyDir} does not exist (the store was not run with keepHistory: true)`,
+    );
   const pattern = new RegExp(`^${target.appendFilename.replace(/[.]/g, '\\.')}\\.(\\d+)\\.incr\\.aof$`);
   const old = fs
     .readdirSync(historyDir)
@@ -193,7 +212,10 @@ async function historyChain(target: AofTarget): Promise<{ manifest: Manifest; co
   const current = target.manifest.incrs;
   const firstCurrent = current[0]?.seq ?? Number.POSITIVE_INFINITY;
   const chain = old.filter((e) => e.seq < firstCurrent);
-  const whole = chain.length > 0 && chain.every((e, i) => e.seq === i + 1) && chain[chain.length - 1].seq === firstCurrent - 1;
+  const whole =
+    chain.length > 0 &&
+    chain.every((e, i) => e.seq === i + 1) &&
+    chain[chain.length - 1].seq === firstCurrent - 1;
   if (!whole) {
     throw invalid(
       `--from-history: history/ must hold every incr file from ${target.appendFilename}.1.incr.aof to the one before ${current[0]?.name}; ` +
@@ -209,7 +231,12 @@ async function historyChain(target: AofTarget): Promise<{ manifest: Manifest; co
   }
   const baseSeq = target.manifest.base?.lastSeq ?? 0;
   if (next - 1 !== baseSeq) {
-    throw invalid(`--from-history: the history files end at seq ${next - 1}, but the current base covers up to seq ${baseSeq}`);
+    throw invalid(
+      `--from-history: the history files end at seq ${next - 1}, but the current base covers up to seq ${baseSeq}`,
+    );
   }
-  return { manifest: { base: null, incrs: [...incrs, ...current], history: [] }, copied: chain.map((e) => e.name) };
+  return {
+    manifest: { base: null, incrs: [...incrs, ...current], history: [] },
+    copied: chain.map((e) => e.name),
+  };
 }

@@ -91,7 +91,10 @@ async function truncateAof(target: AofTarget, point: Point): Promise<number> {
     }
     if (dropped.length > 0) {
       const keep = new Set(target.files.slice(0, c.index + 1).map((f) => f.name));
-      saveManifest(target, { ...target.manifest, incrs: target.manifest.incrs.filter((e) => keep.has(e.name)) });
+      saveManifest(target, {
+        ...target.manifest,
+        incrs: target.manifest.incrs.filter((e) => keep.has(e.name)),
+      });
       for (const name of dropped) fs.unlinkSync(path.join(target.logDir, name));
     }
   });
@@ -105,7 +108,9 @@ async function truncateAof(target: AofTarget, point: Point): Promise<number> {
 async function truncateSqlite(target: SqliteTarget, point: Point): Promise<number> {
   const db = lockSqlite(target.file, 'truncate the store');
   try {
-    const snapshotSeq = Number(db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
+    const snapshotSeq = Number(
+      db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0,
+    );
     const lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? snapshotSeq);
     let from: number | null;
     if ('seq' in point) {
@@ -114,9 +119,13 @@ async function truncateSqlite(target: SqliteTarget, point: Point): Promise<numbe
           `seq ${point.seq} is before the snapshot (it covers up to seq ${snapshotSeq}): the commands before it were compacted away`,
         );
       }
-      const row = db.prepare('SELECT seq, n FROM events WHERE seq = ?').get(point.seq + 1) as { seq: number; n: number } | undefined;
+      const row = db.prepare('SELECT seq, n FROM events WHERE seq = ?').get(point.seq + 1) as
+        | { seq: number; n: number }
+        | undefined;
       if (row !== undefined && row.n === 0) {
-        const head = db.prepare('SELECT seq, n FROM events WHERE seq <= ? AND n > 0 ORDER BY seq DESC LIMIT 1').get(point.seq) as {
+        const head = db
+          .prepare('SELECT seq, n FROM events WHERE seq <= ? AND n > 0 ORDER BY seq DESC LIMIT 1')
+          .get(point.seq) as {
           seq: number;
           n: number;
         };
@@ -128,11 +137,13 @@ async function truncateSqlite(target: SqliteTarget, point: Point): Promise<numbe
       from = row === undefined ? null : point.seq + 1;
     } else {
       const timed = Number(db.prepare('SELECT count(*) FROM events WHERE time > 0').pluck().get());
-      if (timed === 0 && lastSeq > snapshotSeq) throw invalid('the store holds no event times, so it cannot be cut by time; use --to-seq');
+      if (timed === 0 && lastSeq > snapshotSeq)
+        throw invalid('the store holds no event times, so it cannot be cut by time; use --to-seq');
       from =
-        (db.prepare('SELECT min(seq) FROM events WHERE n > 0 AND time > ? AND seq > ?').pluck().get(point.ts * 1000, snapshotSeq) as
-          | number
-          | null) ?? null;
+        (db
+          .prepare('SELECT min(seq) FROM events WHERE n > 0 AND time > ? AND seq > ?')
+          .pluck()
+          .get(point.ts * 1000, snapshotSeq) as number | null) ?? null;
     }
     if (from === null || from > lastSeq) {
       say(`nothing to cut: the store ends at seq ${lastSeq}, before the point`);

@@ -21,10 +21,20 @@ import {
 async function writeLog(dir: string): Promise<void> {
   const app = await aofApp({ dir, appendfsync: 'always', aofTimestamps: true });
   await app.execute(new Put('a', 'x\r\ny'));
-  await app.execute(new PutMany([['b', 1], ['c', 'ü']]));
+  await app.execute(
+    new PutMany([
+      ['b', 1],
+      ['c', 'ü'],
+    ]),
+  );
   await app.compact();
   await app.execute(new Count('n', 3));
-  await app.execute(new PutMany([['d', 4], ['e', 5]]));
+  await app.execute(
+    new PutMany([
+      ['d', 4],
+      ['e', 5],
+    ]),
+  );
   await app.execute(new Remove(['a']));
   await app.close();
 }
@@ -55,26 +65,40 @@ describe('appendonly check', () => {
   const multiStart = (b: Buffer) => b.indexOf('*1\r\n$5\r\nMULTI', 0, 'latin1');
   const damages: [string, (b: Buffer) => Buffer][] = [
     ['a truncated record', (b) => b.subarray(0, b.length - 20)],
-    ['a bad length', (b) => Buffer.from(b.toString('latin1').replace('$18\r\n{"key":"n"', '$11\r\n{"key":"n"'), 'latin1')],
-    ['garbage bytes in the middle', (b) => Buffer.concat([b.subarray(0, multiStart(b)), Buffer.from('garbage\r\n'), b.subarray(multiStart(b))])],
+    [
+      'a bad length',
+      (b) => Buffer.from(b.toString('latin1').replace('$18\r\n{"key":"n"', '$11\r\n{"key":"n"'), 'latin1'),
+    ],
+    [
+      'garbage bytes in the middle',
+      (b) =>
+        Buffer.concat([b.subarray(0, multiStart(b)), Buffer.from('garbage\r\n'), b.subarray(multiStart(b))]),
+    ],
     ['garbage bytes at the end', (b) => Buffer.concat([b, Buffer.from('\x00\x00\x00junk')])],
-    ['an unfinished MULTI', (b) => Buffer.concat([b, Buffer.from('*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n')])],
+    [
+      'an unfinished MULTI',
+      (b) =>
+        Buffer.concat([b, Buffer.from('*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n')]),
+    ],
   ];
-  it.each(damages)('agrees with redis-check-aof on %s: same last good offset and line, exit 1', (_name, damage) => {
-    const damaged = damage(clean);
-    expect(damaged.equals(clean)).toBe(false);
-    fs.writeFileSync(path.join(logDir(dir), INCR), damaged);
-    const theirs = redisCheckAof([manifestOf(dir)]);
-    const ours = cli(['check', dir]);
-    expect(theirs.status).toBe(1);
-    expect(ours.status).toBe(1);
-    const t = analyzed(theirs.stdout);
-    const o = analyzed(ours.stdout);
-    expect(t.get(INCR)).toBeDefined();
-    expect(o.get(INCR)).toEqual(t.get(INCR));
-    expect(o.get(INCR)!.okUpTo).toBeLessThan(damaged.length);
-    expect(ours.stdout).toContain(`the last good offset is ${t.get(INCR)!.okUpTo}`);
-  });
+  it.each(damages)(
+    'agrees with redis-check-aof on %s: same last good offset and line, exit 1',
+    (_name, damage) => {
+      const damaged = damage(clean);
+      expect(damaged.equals(clean)).toBe(false);
+      fs.writeFileSync(path.join(logDir(dir), INCR), damaged);
+      const theirs = redisCheckAof([manifestOf(dir)]);
+      const ours = cli(['check', dir]);
+      expect(theirs.status).toBe(1);
+      expect(ours.status).toBe(1);
+      const t = analyzed(theirs.stdout);
+      const o = analyzed(ours.stdout);
+      expect(t.get(INCR)).toBeDefined();
+      expect(o.get(INCR)).toEqual(t.get(INCR));
+      expect(o.get(INCR)!.okUpTo).toBeLessThan(damaged.length);
+      expect(ours.stdout).toContain(`the last good offset is ${t.get(INCR)!.okUpTo}`);
+    },
+  );
 
   it('finds a changed byte that redis-check-aof cannot see (the #CRC), and says so', () => {
     const at = clean.indexOf('"by":3', 0, 'latin1') + 5;

@@ -54,14 +54,17 @@ export function cliAsync(args: readonly string[]): Promise<Run> {
 /** Runs the real redis-check-aof (Debian's redis-tools). */
 export function redisCheckAof(args: readonly string[], input = ''): Run {
   const r = spawnSync('redis-check-aof', args, { encoding: 'utf8', input });
-  if (r.error) throw new Error(`redis-check-aof could not run (apt-get install redis-tools): ${r.error.message}`);
+  if (r.error)
+    throw new Error(`redis-check-aof could not run (apt-get install redis-tools): ${r.error.message}`);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** `AOF analyzed:` lines of an output, per file name. */
 export function analyzed(out: string): Map<string, { size: number; okUpTo: number; line: number }> {
   const m = new Map<string, { size: number; okUpTo: number; line: number }>();
-  for (const x of out.matchAll(/AOF analyzed: filename=([^,]+), size=(\d+), ok_up_to=(\d+), ok_up_to_line=(\d+)/g)) {
+  for (const x of out.matchAll(
+    /AOF analyzed: filename=([^,]+), size=(\d+), ok_up_to=(\d+), ok_up_to_line=(\d+)/g,
+  )) {
     m.set(x[1], { size: Number(x[2]), okUpTo: Number(x[3]), line: Number(x[4]) });
   }
   return m;
