@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptLogError, TruncatedLogError } from 'appendonly';
-import { fixtures } from 'appendonly/testing';
+import { CorruptLogError, createApp, silentLogger, TruncatedLogError } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
+import { fixtures, replayAll } from 'appendonly/testing';
 import { logDir, openApp, recordingLogger, state, tempDir } from './helpers';
 
 const { Put, PutMany, Count } = fixtures;
@@ -131,6 +132,23 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     const again = await openApp({ dir });
     expect(state(again.app)).toMatchObject({ hand: true, after: 1 });
     await again.app.close();
+  });
+
+  it('with aofTimestamps, replays each group with the time of its #TS annotation (whole seconds)', async () => {
+    let now = 1_700_000_000_250;
+    const clock = { now: () => now };
+    const store = new AofStore({ dir, aofTimestamps: true });
+    const app = await createApp({ ...fixtures.conformanceClasses, store, logger: silentLogger, clock });
+    await app.execute(new Put('a', 1));
+    await app.execute(new Put('b', 2));
+    now += 5000;
+    await app.execute(new Put('c', 3));
+    await app.close();
+    expect(fs.readFileSync(incr, 'latin1').match(/#TS:\d+/g)).toEqual(['#TS:1700000000', '#TS:1700000005']);
+    const groups = (await replayAll(new AofStore({ dir }))).filter((r) => r.kind === 'group');
+    expect(groups.map((g) => (g as { time: number }).time)).toEqual([
+      1_700_000_000_000, 1_700_000_000_000, 1_700_000_005_000,
+    ]);
   });
 
   it('refuses a torn file that is not the last one', async () => {
