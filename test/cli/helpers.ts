@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type App, createApp, type JsonValue, silentLogger } from 'appendonly';
+import { type App, type Clock, createApp, type JsonValue, silentLogger } from 'appendonly';
 import { AofStore, type AofStoreOptions } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures } from 'appendonly/testing';
@@ -76,17 +76,24 @@ export function tempDir(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A clock the test moves by hand (ms since the epoch). */
+export function manualClock(start: number): Clock & { set(ms: number): void } {
+  let t = start;
+  return { now: () => t, set: (ms) => (t = ms) };
+}
+
 /** An app of the conformance fixtures on an AofStore. */
-export function aofApp(options: AofStoreOptions): Promise<App> {
-  return createApp({ ...fixtures.conformanceClasses, store: new AofStore(options), logger: silentLogger });
+export function aofApp(options: AofStoreOptions, clock?: Clock): Promise<App> {
+  return createApp({ ...fixtures.conformanceClasses, store: new AofStore(options), logger: silentLogger, clock });
 }
 
 /** An app of the conformance fixtures on a SqliteWalStore. */
-export function sqliteApp(file: string): Promise<App> {
+export function sqliteApp(file: string, clock?: Clock): Promise<App> {
   return createApp({
     ...fixtures.conformanceClasses,
     store: new SqliteWalStore({ file, appendfsync: 'always' }),
     logger: silentLogger,
+    clock,
   });
 }
 
