@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  aofApp,
+  aofState,
+  backups,
+  cli,
+  manualClock,
+  manifestOf,
+  Put,
+  PutMany,
+  redisCheckAof,
+  sqliteApp,
+  sqliteState,
+  tempDir,
+} from './helpers';
+
+const T0 = 1_764_000_000_000;
+
+describe('appendonly truncate', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir()));
+  afterEach(() => cleanup());
+
+  async function history(options: { aofTimestamps?: boolean; compact?: boolean } = {}): Promise<void> {
+    const clock = manualClock(T0);
+    const app = await aofApp({ dir, appendfsync: 'always', aofTimestamps: options.aofTimestamps ?? false }, clock);
+    await app.execute(new Put('a', 1)); // seq 1, T0
+    if (options.compact) await app.compact();
+    clock.set(T0 + 10_000);
+    await app.execute(new PutMany([['b', 2], ['c', 3]])); // seq 2-3, T0+10 s
+    clock.set(T0 + 20_000);
+    await app.execute(new Put('a', 'late')); // seq 4, T0+20 s
+    await app.close();
+  }
+
+  it('--to-seq keeps the commands up to N (whole commands only), with a backup; refuses a seq inside a command', async () => {
+    await history({ compact: true });
+    const inside = cli(['truncate', dir, '--to-seq', '2']);
+    expect(inside.status).toBe(2);
+    expect(inside.stderr).toContain('use --to-seq 1 or --to-seq 3');
+    const before = cli(['truncate', dir, '--to-seq', '0']);
+    expect(before.status).toBe(1);
+    expect(before.stderr).toContain('compacted away');
+
+    const r = cli(['truncate', dir, '--to-seq', '3']);
+    expect(r.stderr).toMatch(/backup: .*truncate/);
+    expect(r.status).toBe(0);
+    expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
+    expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
+    expect(cli(['truncate', dir, '--to-seq', '3']).stdout).toContain('nothing to cut');
+    expect(backups(dir)).toHaveLength(1);
+  });
+
+  it('--to-timestamp cuts at the first #TS later than T, as redis-check-aof --truncate-to-timestamp', async () => {
+    await history({ aofTimestamps: true });
+    const t = Math.floor(T0 / 1000) + 15;
+    const copy = path.join(dir, 'copy');
+    fs.cpSync(path.join(dir, 'appendonlydir'), path.join(copy, 'appendonlydir'), { recursive: true });
+    const theirs = redisCheckAof(['--truncate-to-timestamp', String(t), manifestOf(copy)]);
+    expect(theirs.stdout).toContain('Successfully truncated AOF');
+    const r = cli(['truncate', dir, '--to-timestamp', String(t)]);
+    expect(r.status).toBe(0);
+    const incr = 'appendonlydir/appendonly.aof.1.incr.aof';
+    expect(fs.readFileSync(path.join(dir, incr)).equals(fs.readFileSync(path.join(copy, incr)))).toBe(true);
+    expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
+    expect(cli(['check', dir]).status).toBe(0);
+  });
+
+  it('--to-timestamp on a log without #TS says so and changes nothing', async () => {
+    await history();
+    const r = cli(['truncate', dir, '--to-timestamp', '1']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('no #TS annotations');
+    expect(r.stderr).toContain('aofTimestamps');
+    expect(await aofState(dir)).toEqual({ a: 'late', b: 2, c: 3 });
+    expect(backups(dir)).toEqual([]);
+  });
+
+  it('asks for exactly one point', () => {
+    expect(cli(['truncate', dir]).status).toBe(2);
+    expect(cli(['truncate', dir, '--to-seq', '1', '--to-timestamp', '2']).status).toBe(2);
+  });
+
+  it('on a .db store, by seq and by time', async () => {
+    const db = path.join(dir, 'app.db');
+    const clock = manualClock(T0);
+    const app = await sqliteApp(db, clock);
+    await app.execute(new Put('a', 1));
+    clock.set(T0 + 10_000);
+    await app.execute(new PutMany([['b', 2], ['c', 3]]));
+    clock.set(T0 + 20_000);
+    await app.execute(new Put('a', 'late'));
+    await app.close();
+    expect(cli(['truncate', db, '--to-seq', '2']).status).toBe(2);
+    const r = cli(['truncate', db, '--to-timestamp', String(Math.floor(T0 / 1000) + 15)]);
+    expect(r.stderr).toMatch(/backup: .*app\.db\.backup-.*truncate/);
+    expect(r.status).toBe(0);
+    expect(await sqliteState(db)).toEqual({ a: 1, b: 2, c: 3 });
+    expect(cli(['truncate', db, '--to-seq', '1']).status).toBe(0);
+    expect(await sqliteState(db)).toEqual({ a: 1 });
+    expect(cli(['check', db]).status).toBe(0);
+  });
+});
