@@ -148,7 +148,8 @@ export class SqliteWalStore implements EventStore {
           pageSize * 8,
         );
       } finally {
-        db.exec('ROLLBACK');
+        // SQLITE_FULL may already have rolled it back; a second ROLLBACK would hide its code.
+        if (db.inTransaction) db.exec('ROLLBACK');
       }
       db.prepare("UPDATE meta SET value = value WHERE key = 'format'").run();
       await this.syncer?.sync();

@@ -65,7 +65,7 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     expect(app.status).toBe('failed');
     expect(app.stats().lastWriteStatus).toBe('err');
     // and: recovery is refused while the fault lasts
-    await expect(store.recover()).rejects.toThrow(PersistenceError);
+    await expect(store.recover()).rejects.toMatchObject({ name: 'PersistenceError', code: 'SQLITE_FULL' });
     // when: the fault clears
     lift();
     await app.recover();
