@@ -84,7 +84,12 @@ export function manualClock(start: number): Clock & { set(ms: number): void } {
 
 /** An app of the conformance fixtures on an AofStore. */
 export function aofApp(options: AofStoreOptions, clock?: Clock): Promise<App> {
-  return createApp({ ...fixtures.conformanceClasses, store: new AofStore(options), logger: silentLogger, clock });
+  return createApp({
+    ...fixtures.conformanceClasses,
+    store: new AofStore(options),
+    logger: silentLogger,
+    clock,
+  });
 }
 
 /** An app of the conformance fixtures on a SqliteWalStore. */

@@ -28,7 +28,12 @@ describe('appendonly info and cat', () => {
     await app.execute(new Put('a', 1));
     await app.compact();
     clock.set(T0 + 5000);
-    await app.execute(new PutMany([['b', 2], ['c', 3]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', 3],
+      ]),
+    );
     await app.execute(new Count('n', 4));
     clock.set(T0 + 9000);
     await app.execute(new FlushAll());
@@ -65,7 +70,10 @@ describe('appendonly info and cat', () => {
   it('cat --json: JSON Lines with sequence numbers and times, snapshot first', () => {
     const r = cli(['cat', dir, '--json']);
     expect(r.status).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toEqual({ kind: 'snapshot', seq: 1 });
     expect(lines[1]).toEqual({ kind: 'entry', snapshotSeq: 1, key: 'a', value: 1 });
     const events = lines.filter((l) => l.kind === 'event');
@@ -76,7 +84,11 @@ describe('appendonly info and cat', () => {
       [5, 'FLUSHALL'],
       [6, 'SET'],
     ]);
-    expect(events[1]).toMatchObject({ group: 2, time: new Date(T0 + 5000).toISOString(), data: { key: 'c', value: 3 } });
+    expect(events[1]).toMatchObject({
+      group: 2,
+      time: new Date(T0 + 5000).toISOString(),
+      data: { key: 'c', value: 3 },
+    });
     const text = cli(['cat', dir]).stdout;
     expect(text).toContain(`5 ${new Date(T0 + 9000).toISOString()} FLUSHALL {}`);
   });
@@ -101,7 +113,13 @@ describe('a .db store: check, info, cat', () => {
     db = path.join(dir, 'app.db');
     const app = await sqliteApp(db);
     await app.execute(new Put('a', 1));
-    await app.execute(new PutMany([['b', 2], ['c', 3], ['d', 4]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', 3],
+        ['d', 4],
+      ]),
+    );
     await app.close();
   });
   afterEach(() => cleanup());
@@ -110,7 +128,11 @@ describe('a .db store: check, info, cat', () => {
     const r = cli(['check', db]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('valid');
-    expect(JSON.parse(cli(['info', db, '--json']).stdout)).toMatchObject({ kind: 'sqlite-wal', commands: 2, keys: 4 });
+    expect(JSON.parse(cli(['info', db, '--json']).stdout)).toMatchObject({
+      kind: 'sqlite-wal',
+      commands: 2,
+      keys: 4,
+    });
     expect(cli(['cat', db]).stdout.trim().split('\n')).toHaveLength(4);
   });
 

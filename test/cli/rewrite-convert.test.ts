@@ -23,7 +23,12 @@ async function builtinHistory(dir: string): Promise<void> {
   const app = await aofApp({ dir, appendfsync: 'always' });
   await app.execute(new Put('a', 1));
   await app.execute(new FlushAll());
-  await app.execute(new PutMany([['b', 2], ['c', [3]]]));
+  await app.execute(
+    new PutMany([
+      ['b', 2],
+      ['c', [3]],
+    ]),
+  );
   await app.execute(new Remove(['b']));
   await app.execute(new Put('d', 'ü'));
   await app.close();
@@ -49,12 +54,16 @@ describe('appendonly rewrite', () => {
     await app.close();
     const names = (d: string) => fs.readdirSync(logDir(d)).sort();
     expect(names(a)).toEqual(names(b));
-    for (const n of names(a)) expect(fs.readFileSync(path.join(logDir(a), n))).toEqual(fs.readFileSync(path.join(logDir(b), n)));
+    for (const n of names(a))
+      expect(fs.readFileSync(path.join(logDir(a), n))).toEqual(fs.readFileSync(path.join(logDir(b), n)));
     expect(await aofState(a)).toEqual({ c: [3], d: 'ü' });
     expect(redisCheckAof([manifestOf(a)]).status).toBe(0);
     // The backup holds the files the rewrite replaced.
     const [backup] = backups(a);
-    expect(fs.readdirSync(path.join(a, backup)).sort()).toEqual(['appendonly.aof.1.incr.aof', 'appendonly.aof.manifest']);
+    expect(fs.readdirSync(path.join(a, backup)).sort()).toEqual([
+      'appendonly.aof.1.incr.aof',
+      'appendonly.aof.manifest',
+    ]);
   });
 
   it('refuses a log of user events without --app, naming the types; with --app, the projections give the state', async () => {
@@ -78,7 +87,12 @@ describe('appendonly rewrite', () => {
     const db = path.join(dir, 'app.db');
     const app = await sqliteApp(db);
     await app.execute(new Count('n', 2));
-    await app.execute(new PutMany([['p', 1], ['q', 2]]));
+    await app.execute(
+      new PutMany([
+        ['p', 1],
+        ['q', 2],
+      ]),
+    );
     await app.close();
     const r = cli(['rewrite', db, '--app', APP_MODULE]);
     expect(r.stderr).toMatch(/backup: .*app\.db\.backup-/);
@@ -100,7 +114,12 @@ describe('appendonly convert', () => {
     await app.execute(new Put('a', 1));
     await app.execute(new Count('n', 2));
     await app.compact();
-    await app.execute(new PutMany([['b', 2], ['c', { d: null }]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', { d: null }],
+      ]),
+    );
     await app.execute(new Count('n', 5));
     await app.execute(new Remove(['a']));
     const want = Object.fromEntries([...app.state.entries()]);

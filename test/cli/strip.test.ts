@@ -25,7 +25,12 @@ describe('appendonly strip', () => {
   it('undoes an accidental FLUSHALL: keys written, FLUSHALL, strip --type FLUSHALL --last, reopen, keys back', async () => {
     const app = await aofApp({ dir, appendfsync: 'always', aofTimestamps: true });
     await app.execute(new Put('a', 1));
-    await app.execute(new PutMany([['b', 2], ['c', { deep: [3] }]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', { deep: [3] }],
+      ]),
+    );
     await app.execute(new FlushAll());
     await app.execute(new FlushAll());
     await app.execute(new Put('after', true));
@@ -49,7 +54,13 @@ describe('appendonly strip', () => {
   it('inside a MULTI group removes the record alone and recomputes the #CRC', async () => {
     const app = await aofApp({ dir, appendfsync: 'always' });
     await app.execute(new Count('n', 1));
-    await app.execute(new PutMany([['p', 1], ['q', 2], ['r', 3]]));
+    await app.execute(
+      new PutMany([
+        ['p', 1],
+        ['q', 2],
+        ['r', 3],
+      ]),
+    );
     await app.close();
     const file = path.join(logDir(dir), 'appendonly.aof.1.incr.aof');
     const before = fs.readFileSync(file, 'latin1');
@@ -76,7 +87,12 @@ describe('appendonly strip', () => {
   it('with keepHistory, after a compaction: --from-history rebuilds the log from history/ and strips there', async () => {
     const app = await aofApp({ dir, appendfsync: 'always', keepHistory: true });
     await app.execute(new Put('a', 1));
-    await app.execute(new PutMany([['b', 2], ['c', 3]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', 3],
+      ]),
+    );
     await app.execute(new FlushAll());
     await app.execute(new Put('d', 4));
     await app.compact();

@@ -25,11 +25,19 @@ describe('appendonly truncate', () => {
 
   async function history(options: { aofTimestamps?: boolean; compact?: boolean } = {}): Promise<void> {
     const clock = manualClock(T0);
-    const app = await aofApp({ dir, appendfsync: 'always', aofTimestamps: options.aofTimestamps ?? false }, clock);
+    const app = await aofApp(
+      { dir, appendfsync: 'always', aofTimestamps: options.aofTimestamps ?? false },
+      clock,
+    );
     await app.execute(new Put('a', 1)); // seq 1, T0
     if (options.compact) await app.compact();
     clock.set(T0 + 10_000);
-    await app.execute(new PutMany([['b', 2], ['c', 3]])); // seq 2-3, T0+10 s
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', 3],
+      ]),
+    ); // seq 2-3, T0+10 s
     clock.set(T0 + 20_000);
     await app.execute(new Put('a', 'late')); // seq 4, T0+20 s
     await app.close();
@@ -89,7 +97,12 @@ describe('appendonly truncate', () => {
     const app = await sqliteApp(db, clock);
     await app.execute(new Put('a', 1));
     clock.set(T0 + 10_000);
-    await app.execute(new PutMany([['b', 2], ['c', 3]]));
+    await app.execute(
+      new PutMany([
+        ['b', 2],
+        ['c', 3],
+      ]),
+    );
     clock.set(T0 + 20_000);
     await app.execute(new Put('a', 'late'));
     await app.close();
