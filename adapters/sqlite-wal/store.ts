@@ -5,7 +5,6 @@ import {
   type CompactionResult,
   type EventGroup,
   type EventStore,
-  type Logger,
   PersistenceError,
   type ReplayRecord,
   type StoreContext,
@@ -18,6 +17,7 @@ import { openDatabase, SYNCHRONOUS } from './database';
 import { GroupWriter } from './group-writer';
 import { resolveOptions, type ResolvedSqliteWalOptions, type SqliteWalStoreOptions } from './options';
 import { estimateRows, type ReplayCounter, replayDatabase } from './replay';
+import { cutTornTail } from './torn-tail';
 import { WalSyncer } from './wal-syncer';
 
 /** Redis's serverCron checks the rewrite trigger and fsyncs the AOF about once a second. */
@@ -316,25 +316,6 @@ export class SqliteWalStore implements EventStore {
       throw new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`);
     return this.db;
   }
-}
-
-/**
- * Groups are committed whole, so only a tool (or a hand edit) can leave the table ending inside
- * a command. Like Redis's `aof-load-truncated yes`, the torn command is cut off with a warning
- * that names it; otherwise the next append would collide with its rows.
- */
-function cutTornTail(db: Database.Database, file: string, logger: Logger): void {
-  const head = db.prepare('SELECT seq, n FROM events WHERE n > 0 ORDER BY seq DESC LIMIT 1').get() as
-    | { seq: number; n: number }
-    | undefined;
-  if (head === undefined) return;
-  const maxSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get());
-  if (head.seq + head.n - 1 <= maxSeq) return;
-  const cut = db.prepare('DELETE FROM events WHERE seq >= ?').run(head.seq).changes;
-  logger.warn(
-    `${file}: the log ended inside the command at seq ${head.seq} (${cut} of its ${head.n} events); ` +
-      'those events were removed so that the command is replayed all or none',
-  );
 }
 
 function fileSize(path: string): number {
