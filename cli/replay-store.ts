@@ -23,7 +23,11 @@ export class ReplayOnlyStore implements EventStore {
   readonly kind: string;
   private lastSeq = 0;
 
-  constructor(private readonly target: Target) {
+  /** `observe` sees every batch as the app replays it (info counts records in the same pass). */
+  constructor(
+    private readonly target: Target,
+    private readonly observe?: (batch: readonly ReplayRecord[]) => void,
+  ) {
     this.kind = target.kind === 'aof' ? 'aof' : 'sqlite-wal';
   }
 
@@ -38,6 +42,7 @@ export class ReplayOnlyStore implements EventStore {
         if (r.kind === 'snapshot') this.lastSeq = r.seq;
         else if (r.kind === 'group') this.lastSeq = r.seq + r.events.length - 1;
       }
+      this.observe?.(batch);
       yield batch;
     }
   }
@@ -81,6 +86,10 @@ export class ReplayOnlyStore implements EventStore {
 }
 
 /** Replays `target` through an app made of `classes`, read-only; the caller closes it. */
-export function replayApp(target: Target, classes: AppClasses): Promise<App> {
-  return createApp({ ...classes, store: new ReplayOnlyStore(target), logger: silentLogger });
+export function replayApp(
+  target: Target,
+  classes: AppClasses,
+  observe?: (batch: readonly ReplayRecord[]) => void,
+): Promise<App> {
+  return createApp({ ...classes, store: new ReplayOnlyStore(target, observe), logger: silentLogger });
 }

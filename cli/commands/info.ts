@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
+import type { ReplayRecord } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { EXIT_OK } from '../errors';
 import { say } from '../output';
-import { readRecords } from '../records';
 import { replayApp } from '../replay-store';
 import { resolveTarget } from '../target';
 
@@ -23,7 +23,9 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   let lastSeq = 0;
   let firstTime = 0;
   let lastTime = 0;
-  for await (const batch of readRecords(target, 'reading')) {
+  // One pass: the app replays the log (an event no projection handles changes nothing, as in a
+  // live app) while the records are counted; the key count is kept only if every type is understood.
+  const observe = (batch: readonly ReplayRecord[]): void => {
     for (const r of batch) {
       if (r.kind === 'snapshot') {
         snapshotSeq = r.seq;
@@ -42,14 +44,12 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
         }
       }
     }
-  }
+  };
+  const app = await replayApp(target, classes, observe);
+  const size = app.state.size;
+  await app.close();
   const unknown = unknownTypes(byType.keys(), classes);
-  let keys: number | null = null;
-  if (unknown.length === 0) {
-    const app = await replayApp(target, classes);
-    keys = app.state.size;
-    await app.close();
-  }
+  const keys: number | null = unknown.length === 0 ? size : null;
   const files =
     target.kind === 'aof'
       ? target.files.map((f) => ({ name: f.name, kind: f.kind, size: fs.statSync(f.path).size }))
