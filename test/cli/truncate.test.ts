@@ -86,6 +86,35 @@ describe('appendonly truncate', () => {
     expect(backups(dir)).toEqual([]);
   });
 
+  it('cuts inside an earlier incr file and drops the later ones from the manifest (they stay in the backup)', async () => {
+    // Two incr files, as a compaction that failed after switching files leaves them.
+    let app = await aofApp({ dir, appendfsync: 'always' });
+    await app.execute(new Put('a', 1)); // seq 1
+    await app.execute(new Put('b', 2)); // seq 2
+    await app.close();
+    const manifest = manifestOf(dir);
+    fs.appendFileSync(manifest, 'file appendonly.aof.2.incr.aof seq 2 type i startseq 3\n');
+    fs.writeFileSync(path.join(dir, 'appendonlydir/appendonly.aof.2.incr.aof'), '');
+    app = await aofApp({ dir, appendfsync: 'always' });
+    await app.execute(new Put('c', 3)); // seq 3, in the second file
+    await app.close();
+    expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
+
+    const r = cli(['truncate', dir, '--to-seq', '1']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('removed appendonly.aof.2.incr.aof');
+    expect(fs.readFileSync(manifest, 'utf8')).not.toContain('appendonly.aof.2.incr.aof');
+    expect(fs.existsSync(path.join(dir, 'appendonlydir/appendonly.aof.2.incr.aof'))).toBe(false);
+    const [backup] = backups(dir);
+    expect(fs.readdirSync(path.join(dir, backup)).sort()).toEqual([
+      'appendonly.aof.1.incr.aof',
+      'appendonly.aof.2.incr.aof',
+      'appendonly.aof.manifest',
+    ]);
+    expect(await aofState(dir)).toEqual({ a: 1 });
+    expect(redisCheckAof([manifest]).status).toBe(0);
+  });
+
   it('asks for exactly one point', () => {
     expect(cli(['truncate', dir]).status).toBe(2);
     expect(cli(['truncate', dir, '--to-seq', '1', '--to-timestamp', '2']).status).toBe(2);
