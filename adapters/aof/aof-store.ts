@@ -45,6 +45,9 @@ export class AofStore implements EventStore {
   private bytesRead = 0;
   private bytesTotal = 0;
   private closed = false;
+  /** The last file ends with a whole group (replay or a check read it to the end). */
+  private tailVerified = false;
+  private tailCheck: Promise<void> | null = null;
 
   private rewriting: Promise<CompactionResult> | null = null;
   private rewriteStarted = 0;
@@ -73,6 +76,7 @@ export class AofStore implements EventStore {
     try {
       const created = !(await dir.load());
       await dir.removeTempFiles();
+      await dir.removeOrphans(this.options.keepHistory, (m) => context.logger.info(m));
       let manifest: Manifest = dir.manifest;
       const files = [...(manifest.base ? [manifest.base] : []), ...manifest.incrs];
       const sizes: number[] = [];
@@ -101,6 +105,9 @@ export class AofStore implements EventStore {
           now: () => context.clock.now(),
         },
       );
+      // Nothing is written until the end of the last file is known to be whole (replay checks it,
+      // or the first append does): appending after a torn record would bury it mid-file.
+      this.writer.hold();
       this.context = context;
       this.bytesTotal = this.currentSize();
       this.baseSize = this.bytesTotal;
@@ -146,6 +153,38 @@ export class AofStore implements EventStore {
     );
     this.lastSeq = summary.lastSeq;
     this.baseSize = this.currentSize();
+    this.tailChecked();
+  }
+
+  private tailChecked(): void {
+    if (this.tailVerified) return;
+    this.tailVerified = true;
+    this.writer?.release();
+  }
+
+  /** Appends came before any replay: read the last file once, cutting a torn tail, then let them through. */
+  private checkTail(writer: AofWriter): void {
+    this.tailCheck ??= (async () => {
+      const last = this.dir.manifest.incrs[this.dir.manifest.incrs.length - 1];
+      const file: LogFile = {
+        name: last.name,
+        path: this.dir.file(last.name),
+        kind: 'incr',
+        seq: last.startSeq,
+      };
+      const options = {
+        fs: this.options.fs,
+        loadTruncated: this.options.loadTruncated,
+        truncate: (_f: LogFile, offset: number) => writer.truncateTo(offset),
+        warn: (m: string) => this.context?.logger.warn(m),
+      };
+      // Only the end of the file matters here: the records are dropped as they come.
+      const records = readLog([file], options, { lastSeq: 0, sizes: [] });
+      while (!(await records.next()).done);
+    })().then(
+      () => this.tailChecked(),
+      (err: unknown) => writer.abort('checking the end of the log before appending', err),
+    );
   }
 
   /** Logs one command's events; resolves when durable per `appendfsync`. */
@@ -153,7 +192,9 @@ export class AofStore implements EventStore {
     const writer = this.writer;
     if (writer === null || this.closed) return Promise.reject(new AppClosedError('the AofStore is not open'));
     this.lastSeq = group.seq + group.events.length - 1;
-    return writer.append(group);
+    const durable = writer.append(group);
+    if (!this.tailVerified) this.checkTail(writer);
+    return durable;
   }
 
   /** BGREWRITEAOF. A call while one runs joins it. */
@@ -164,6 +205,14 @@ export class AofStore implements EventStore {
       return Promise.reject(err);
     }
     if (this.rewriting !== null) return this.rewriting;
+    if (!this.tailVerified) {
+      const writer = this.writer!;
+      this.checkTail(writer);
+      return this.tailCheck!.then(() => {
+        if (writer.error !== null) throw writer.error;
+        return this.compact();
+      });
+    }
     this.rewriteStarted = Date.now();
     const store = this;
     const writer = this.writer!;
@@ -285,6 +334,7 @@ export class AofStore implements EventStore {
     this.closed = true;
     try {
       if (this.rewriting !== null) await this.rewriting.catch(() => {});
+      if (this.tailCheck !== null) await this.tailCheck;
       const w = this.writer;
       if (w !== null) {
         await w.close();

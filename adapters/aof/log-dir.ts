@@ -86,6 +86,34 @@ export class LogDir {
     }
   }
 
+  /**
+   * Log files of our naming that the manifest does not name: what a compaction left when the
+   * process died between its manifest switch and its cleanup (replaced files, or a new base or
+   * an empty new incr never switched to). None holds anything the manifest's files lack, so they
+   * are finished off as the compaction would have: deleted, or moved to history/.
+   */
+  async removeOrphans(keepHistory: boolean, info: (message: string) => void): Promise<void> {
+    const fs = this.options.fs;
+    const m = this.manifest;
+    const named = new Set([...(m.base ? [m.base] : []), ...m.incrs, ...m.history].map((e) => e.name));
+    const prefix = `${this.options.appendFilename}.`;
+    const ours = /^\d+\.(base|incr)\.aof$/;
+    const orphans = (await fs.readdir(this.path)).filter(
+      (n) => n.startsWith(prefix) && ours.test(n.slice(prefix.length)) && !named.has(n),
+    );
+    if (orphans.length === 0) return;
+    const history = path.join(this.path, 'history');
+    if (keepHistory) await mkdirOnce(fs, history, this.options.dirMode);
+    for (const name of orphans) {
+      if (keepHistory) await fs.rename(this.file(name), path.join(history, name));
+      else await fs.unlink(this.file(name));
+    }
+    await fs.fsyncDir(this.path);
+    info(
+      `${keepHistory ? 'moved to history/' : 'removed'} log files left by an interrupted compaction: ${orphans.join(', ')}`,
+    );
+  }
+
   /** Name and seq of the next incr file. */
   nextIncr(startSeq: number): ManifestEntry {
     const last = this.manifest.incrs[this.manifest.incrs.length - 1];

@@ -337,6 +337,16 @@ export class AofWriter {
     return old;
   }
 
+  /** Holds appends (accepted, neither written nor acknowledged) until `release()`. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Fails the writer from outside (the end of the log could not be checked): every append rejects with `error`. */
+  async abort(what: string, error: unknown): Promise<void> {
+    await this.fail(PersistenceError.from(what, error), null, false);
+  }
+
   /** The manifest names the new file: write what was held. */
   release(): void {
     this.previous = null;
@@ -384,7 +394,7 @@ export class AofWriter {
 
   /** Writes and fsyncs everything pending, then stops. The descriptor is the store's to close. */
   async close(): Promise<void> {
-    if (this.held) this.release();
+    if (this.held && this.failure === null) this.release();
     await this.drain();
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);

@@ -193,6 +193,38 @@ describe('AofStore compaction', () => {
     }
   });
 
+  it('finishes off what a compaction interrupted after its manifest switch left behind (delete, or history/)', async () => {
+    for (const keepHistory of [false, true]) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      const { app } = await openApp({ dir, keepHistory });
+      await app.execute(new Put('a', 1));
+      await app.close();
+      // As if a compaction had died after switching the manifest: its replaced files remain.
+      fs.writeFileSync(path.join(logDir(dir), 'appendonly.aof.0.base.aof'), '*1\r\n$8\r\nFLUSHALL\r\n');
+      fs.writeFileSync(path.join(logDir(dir), 'appendonly.aof.9.incr.aof'), '');
+      fs.writeFileSync(path.join(logDir(dir), 'notes.txt'), 'not ours');
+      const logger = recordingLogger();
+      const { app: reopened } = await openApp({ dir, keepHistory }, logger);
+      expect(state(reopened)).toEqual({ a: 1 });
+      await reopened.close();
+      expect(files()).toEqual([
+        'appendonly.aof.1.incr.aof',
+        'appendonly.aof.manifest',
+        ...(keepHistory ? ['history'] : []),
+        'notes.txt',
+      ]);
+      if (keepHistory) {
+        expect(fs.readdirSync(path.join(logDir(dir), 'history')).sort()).toEqual([
+          'appendonly.aof.0.base.aof',
+          'appendonly.aof.9.incr.aof',
+        ]);
+      }
+      expect(logger.lines.join('\n')).toContain(
+        'log files left by an interrupted compaction: appendonly.aof.0.base.aof, appendonly.aof.9.incr.aof',
+      );
+    }
+  });
+
   it('starts automatically when the log has doubled past autoRewriteMinSize, and backs off after 3 failures', async () => {
     const ffs = new FaultyFileSystem();
     const logger = recordingLogger();

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptLogError, createApp, silentLogger, TruncatedLogError } from 'appendonly';
+import { CorruptLogError, createApp, SET, silentLogger, TruncatedLogError } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures, replayAll } from 'appendonly/testing';
 import { logDir, openApp, recordingLogger, state, tempDir } from './helpers';
@@ -132,6 +132,28 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     const again = await openApp({ dir });
     expect(state(again.app)).toMatchObject({ hand: true, after: 1 });
     await again.app.close();
+  });
+
+  it('an append before any replay first checks the end of the log, so it never lands after a torn record', async () => {
+    const offsets = await threeGroups();
+    fs.truncateSync(incr, offsets[2] + 9);
+    const logger = recordingLogger();
+    const store = new AofStore({ dir, appendfsync: 'always' });
+    await store.open({
+      snapshots: {
+        takeSnapshot: () => {
+          throw new Error('no snapshot');
+        },
+      },
+      logger,
+      clock: { now: Date.now },
+    });
+    await store.append({ seq: 4, time: 0, events: [SET('late', 1)] });
+    await store.close();
+    expect(logger.lines.join('\n')).toContain(`cutting it at byte offset ${offsets[2]}`);
+    const { app } = await openApp({ dir });
+    expect(state(app)).toEqual({ a: 'x\r\ny', n: 2, late: 1 });
+    await app.close();
   });
 
   it('with aofTimestamps, replays each group with the time of its #TS annotation (whole seconds)', async () => {
