@@ -5,6 +5,8 @@ import {
   aofState,
   backups,
   cli,
+  cliAsync,
+  FlushAll,
   manualClock,
   manifestOf,
   Put,
@@ -143,5 +145,34 @@ describe('appendonly truncate', () => {
     expect(cli(['truncate', db, '--to-seq', '1']).status).toBe(0);
     expect(await sqliteState(db)).toEqual({ a: 1 });
     expect(cli(['check', db]).status).toBe(0);
+  });
+});
+
+describe('destructive commands refuse while a live process holds the store', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir()));
+  afterEach(() => cleanup());
+
+  it.each([
+    ['rewrite', [] as string[]],
+    ['truncate', ['--to-seq', '1']],
+    ['strip', ['--type', 'FLUSHALL']],
+  ])('%s: exit 1, naming the holder; no backup, nothing changed', async (command, extra) => {
+    const app = await aofApp({ dir, appendfsync: 'always' });
+    try {
+      await app.execute(new Put('a', 1));
+      await app.execute(new FlushAll());
+      const incr = path.join(dir, 'appendonlydir/appendonly.aof.1.incr.aof');
+      const before = fs.readFileSync(incr);
+      const r = await cliAsync([command, dir, ...extra]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`locked by process ${process.pid}`);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(backups(dir)).toEqual([]);
+      expect(fs.readFileSync(incr).equals(before)).toBe(true);
+    } finally {
+      await app.close();
+    }
   });
 });
