@@ -15,11 +15,8 @@ import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
 import { type LogFile, type ReadSummary, readLog } from './reader';
 import { type RewriteHost, runRewrite } from './rewrite';
+import { RewriteTrigger } from './rewrite-trigger';
 import { AofWriter } from './writer';
-
-/** Redis's aofRewriteLimited: after this many failures in a row, automatic rewrites back off. */
-const BACKOFF_THRESHOLD = 3;
-const BACKOFF_MAX_MINUTES = 60;
 
 /**
  * The append-only-file store: Redis 7's multi-part AOF (manifest, base and incr files in
@@ -55,8 +52,7 @@ export class AofStore implements EventStore {
   private lastRewriteTimeSec = -1;
   private lastBgrewriteStatus: 'ok' | 'err' = 'ok';
   private consecutiveFailures = 0;
-  private backoffMinutes = 0;
-  private nextAutoRewrite = 0;
+  private trigger: RewriteTrigger | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -109,6 +105,11 @@ export class AofStore implements EventStore {
       // or the first append does): appending after a torn record would bury it mid-file.
       this.writer.hold();
       this.context = context;
+      this.trigger = new RewriteTrigger(
+        this.options.autoRewritePercentage,
+        this.options.autoRewriteMinSize,
+        context.logger,
+      );
       this.bytesTotal = this.currentSize();
       this.baseSize = this.bytesTotal;
       this.lastSeq = (manifest.base?.lastSeq ?? 0) + 0;
@@ -253,42 +254,11 @@ export class AofStore implements EventStore {
     return this.rewriting;
   }
 
-  /** Redis's trigger: grown by `autoRewritePercentage` % over the size after the last rewrite, and above the minimum. */
+  /** Checked after each write, as Redis's serverCron checks its trigger. */
   private maybeAutoRewrite(): void {
-    const pct = this.options.autoRewritePercentage;
-    if (pct === 0 || this.rewriting !== null || this.closed) return;
-    const size = this.currentSize();
-    if (size <= this.options.autoRewriteMinSize) return;
-    const growth = (size * 100) / Math.max(this.baseSize, 1) - 100;
-    if (growth < pct || this.rewriteLimited()) return;
-    this.context?.logger.info(
-      `starting automatic compaction: the log grew by ${Math.floor(growth)}% to ${size} bytes`,
-    );
-    this.compact().catch(() => {});
-  }
-
-  /** aofRewriteLimited: after 3 failures in a row, wait 1, 2, 4 … 60 minutes between automatic attempts. */
-  private rewriteLimited(): boolean {
-    if (this.consecutiveFailures < BACKOFF_THRESHOLD) {
-      this.backoffMinutes = 0;
-      this.nextAutoRewrite = 0;
-      return false;
-    }
-    const now = Date.now();
-    if (this.nextAutoRewrite !== 0) {
-      if (now < this.nextAutoRewrite) return true;
-      this.nextAutoRewrite = 0;
-      return false;
-    }
-    this.backoffMinutes = Math.min(
-      this.backoffMinutes === 0 ? 1 : this.backoffMinutes * 2,
-      BACKOFF_MAX_MINUTES,
-    );
-    this.nextAutoRewrite = now + this.backoffMinutes * 60_000;
-    this.context?.logger.warn(
-      `compaction has failed repeatedly; retrying automatically in ${this.backoffMinutes} minutes`,
-    );
-    return true;
+    if (this.rewriting !== null || this.closed || this.trigger === null) return;
+    if (this.trigger.due(this.currentSize(), this.baseSize, this.consecutiveFailures))
+      this.compact().catch(() => {});
   }
 
   /** After a PersistenceError: cuts what was not acknowledged, fsyncs, and accepts appends again. */

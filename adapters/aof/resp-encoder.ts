@@ -1,0 +1,177 @@
+import { writeHex8 } from './crc';
+
+/*
+ * The RESP encoder of the append path and the rewrite: groups of a tick are encoded straight
+ * into one growing Buffer, which goes to the file in one write. No string is built for a
+ * record: lengths, digits and checksums are written as bytes.
+ */
+
+const CR = 13;
+const LF = 10;
+const STAR = 42;
+const DOLLAR = 36;
+const HASH = 35;
+const ZERO = 48;
+
+const CRC_LINE_PREFIX = Buffer.from('#CRC:', 'latin1');
+
+/**
+ * A growing byte buffer that RESP is encoded straight into: the append path writes every group
+ * of a tick into one of these and hands `bytes()` to a single write.
+ */
+export class RespEncoder {
+  /** The bytes; valid up to `length`. Reallocated (doubling) as it grows. */
+  buf: Buffer;
+  length = 0;
+
+  constructor(initialCapacity = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialCapacity);
+  }
+
+  /** The encoded bytes so far (a view, valid until the next write or `reset`). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Forgets the content; keeps the memory, unless it grew beyond `maxKeep` bytes. */
+  reset(maxKeep = 4 * 1024 * 1024): void {
+    this.length = 0;
+    if (this.buf.length > maxKeep) this.buf = Buffer.allocUnsafe(64 * 1024);
+  }
+
+  /** Cuts the content back to `length` bytes (a group that could not be encoded whole). */
+  truncate(length: number): void {
+    this.length = length;
+  }
+
+  private ensure(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
+  }
+
+  /** Writes `prefix` (one ASCII byte) then the decimal `n` and CRLF. */
+  private header(prefix: number, n: number): void {
+    this.ensure(24);
+    const buf = this.buf;
+    buf[this.length] = prefix;
+    let p = writeDecimal(buf, this.length + 1, n);
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** `*<argc>\r\n`: the start of a command. */
+  arrayHeader(argc: number): void {
+    this.header(STAR, argc);
+  }
+
+  /**
+   * One argument: `$<byte length>\r\n<utf-8 bytes>\r\n`. For short strings the bytes are written
+   * first, after a length header sized for `value.length` (a lower bound of the byte length), and
+   * moved in the rare case the header needs more digits: one pass over the string instead of
+   * Buffer.byteLength's extra one.
+   */
+  bulk(value: string): void {
+    const len = value.length;
+    if (len > 4096) {
+      const n = Buffer.byteLength(value, 'utf8');
+      this.header(DOLLAR, n);
+      this.ensure(n + 2);
+      const p = this.length + (this.buf as unknown as FastWrites).utf8Write(value, this.length, n);
+      this.buf[p] = CR;
+      this.buf[p + 1] = LF;
+      this.length = p + 2;
+      return;
+    }
+    this.ensure(len * 3 + 24);
+    const buf = this.buf;
+    const start = this.length;
+    const guess = digits(len);
+    let data = start + 1 + guess + 2;
+    const n = (buf as unknown as FastWrites).utf8Write(value, data, len * 3);
+    const need = digits(n);
+    if (need !== guess) {
+      buf.copyWithin(data + need - guess, data, data + n);
+      data += need - guess;
+    }
+    buf[start] = DOLLAR;
+    const p = writeDecimal(buf, start + 1, n);
+    buf[p] = CR;
+    buf[p + 1] = LF;
+    buf[data + n] = CR;
+    buf[data + n + 1] = LF;
+    this.length = data + n + 2;
+  }
+
+  /** An argument already in bytes (ASCII command names). */
+  bulkBytes(value: Buffer): void {
+    this.header(DOLLAR, value.length);
+    this.ensure(value.length + 2);
+    value.copy(this.buf, this.length);
+    let p = this.length + value.length;
+    this.buf[p++] = CR;
+    this.buf[p++] = LF;
+    this.length = p;
+  }
+
+  /** Bytes copied as they are (pre-encoded constant records). */
+  raw(value: Buffer): void {
+    this.ensure(value.length);
+    value.copy(this.buf, this.length);
+    this.length += value.length;
+  }
+
+  /** `#CRC:<8 hex digits>\r\n`, written without making a string. */
+  crcLine(crc: number): void {
+    this.ensure(15);
+    const buf = this.buf;
+    const p = this.length;
+    CRC_LINE_PREFIX.copy(buf, p);
+    writeHex8(buf, p + 5, crc);
+    buf[p + 13] = CR;
+    buf[p + 14] = LF;
+    this.length = p + 15;
+  }
+
+  /** `#<text>\r\n`. `text` must be ASCII without line breaks. */
+  annotation(text: string): void {
+    this.ensure(text.length + 3);
+    const buf = this.buf;
+    let p = this.length;
+    buf[p++] = HASH;
+    p += buf.write(text, p, 'latin1');
+    buf[p++] = CR;
+    buf[p++] = LF;
+    this.length = p;
+  }
+}
+
+/** Buffer's own UTF-8 writer, without Buffer#write's argument dispatch. */
+interface FastWrites {
+  utf8Write(value: string, offset: number, length: number): number;
+}
+
+/** Decimal digits of a non-negative integer. */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Writes the decimal digits of a non-negative integer at `buf[p]`; returns the offset after them. */
+function writeDecimal(buf: Buffer, p: number, n: number): number {
+  const d = digits(n);
+  for (let i = p + d - 1; i >= p; i--) {
+    buf[i] = ZERO + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return p + d;
+}
