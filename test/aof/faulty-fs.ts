@@ -157,6 +157,7 @@ export class FaultyFileSystem implements FileSystem {
   }
   async fdatasync(fd: number): Promise<void> {
     this.check('fdatasync', this.name(fd));
+    await this.gate('fdatasync', this.name(fd));
     await nodeFileSystem.fdatasync(fd);
     this.journal.push(`fdatasync:${this.name(fd)}`);
   }

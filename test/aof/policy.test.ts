@@ -1,3 +1,5 @@
+import { createApp, silentLogger } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
 import { FaultyFileSystem } from './faulty-fs';
 import { openApp, tempDir } from './helpers';
@@ -90,6 +92,32 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
       lastWriteStatus: 'ok',
     });
     await app.close();
+  });
+
+  it('everysec: while a background fsync runs, writes wait for it, then go after 2 s and count a delayed fsync', async () => {
+    const fs = new FaultyFileSystem();
+    let now = 1_000_000;
+    const clock = { now: () => now };
+    const store = new AofStore({ dir, appendfsync: 'everysec', fs });
+    const app = await createApp({ ...fixtures.conformanceClasses, store, logger: silentLogger, clock });
+    await app.execute(new Put('a', 1));
+    const resume = fs.pauseNext('fdatasync', /incr/);
+    now += 1001;
+    await app.execute(new Put('b', 2)); // written; a second has passed: the background fsync starts (and hangs)
+    expect(app.stats().pendingBioFsync).toBe(1);
+    let acked = false;
+    const c = app.execute(new Put('c', 3)).then(() => (acked = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(acked).toBe(false); // postponed while the fsync runs
+    now += 2001;
+    await app.execute(new Put('d', 4)); // 2 s of postponing: written anyway
+    await c;
+    expect(app.stats().delayedFsync).toBe(1);
+    resume();
+    await app.close();
+    const { app: reopened } = await openApp({ dir });
+    expect(reopened.state.get('d')).toBe(4);
+    await reopened.close();
   });
 
   it('no: acknowledged after the write, never fsynced until close', async () => {
