@@ -121,11 +121,21 @@ export class SqliteWalStore implements EventStore {
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`));
     }
     if (this.running === null) return this.startCompaction();
-    // Like BGREWRITEAOF during a rewrite: one more runs after it, covering what came since.
+    // Like BGREWRITEAOF during a rewrite: one more runs after it, covering what came since. A
+    // write failure meanwhile cancels it: the app is about to reload its state from the log, and
+    // a snapshot taken during that reload would be of a half-loaded state.
+    const failures = this.writer!.failures;
     this.scheduled ??= this.running
       .catch(() => {})
       .then(() => {
         this.scheduled = null;
+        const writer = this.writer!;
+        if (writer.failures !== failures) {
+          throw new PersistenceError(
+            `compaction of ${this.options.file} cancelled: a write failed`,
+            writer.error?.code,
+          );
+        }
         return this.startCompaction();
       });
     return this.scheduled;

@@ -104,4 +104,29 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     expect(state(reopened.app)).toEqual(live);
     await reopened.app.close();
   });
+  it('cancels a compaction scheduled behind a running one when a write fails, so no snapshot of a reloading state is taken', async () => {
+    // given: a compaction running and another scheduled behind it
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => app.execute(new Put(`k${i}`, i))));
+    const running = app.compact();
+    const scheduled = app.compact();
+    expect(store.stats().rewriteScheduled).toBe(true);
+    // when: an append fails while they wait
+    const lift = fillUp();
+    const failed = await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        app.execute(new Put(`big${i}`, 'x'.repeat(4000))).catch((e: unknown) => e),
+      ),
+    );
+    expect(failed.some((e) => e instanceof PersistenceError)).toBe(true);
+    // then: both compactions end without swapping anything in
+    await expect(running).rejects.toThrow(PersistenceError);
+    await expect(scheduled).rejects.toThrow(/cancelled: a write failed|aborted: a write failed/);
+    lift();
+    await app.recover();
+    const live = state(app);
+    await app.close();
+    const reopened = await openApp({ file });
+    expect(state(reopened.app)).toEqual(live);
+    await reopened.app.close();
+  });
 });
