@@ -12,4 +12,9 @@ export type { AofStoreOptions } from './options';
 export { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
 export { encodeEvent, encodeGroup } from './record-codec';
 export { ANNOTATION, ERROR, NEED_MORE, RECORD, RespEncoder, RespScanner, type ScanResult } from './resp';
-export { type RedisCheckResult, redisCheckFile } from './redis-check';
+export {
+  type RedisCheckFileResult,
+  type RedisCheckResult,
+  redisCheckFile,
+  redisCheckManifest,
+} from './redis-check';

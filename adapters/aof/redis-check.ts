@@ -1,4 +1,6 @@
+import * as path from 'node:path';
 import type { FileSystem } from '../../src/index';
+import { parseManifest } from './manifest';
 import { W_EXEC, W_MULTI } from './record-codec';
 import { ANNOTATION_MAX_LEN, bytesEqualIgnoreCase, ERROR, NEED_MORE, RespScanner } from './resp';
 
@@ -126,4 +128,40 @@ async function check(
   if (error === null && multi !== 0)
     error = { offset: size, message: 'reached EOF before reading EXEC for MULTI' };
   return { size, okUpTo, lines, error };
+}
+
+/** One file of a multi-part check, with the line number redis-check-aof prints for it. */
+export interface RedisCheckFileResult extends RedisCheckResult {
+  readonly name: string;
+  readonly type: 'base' | 'incr';
+  /** redis-check-aof's `ok_up_to_line`: its line counter runs on across the files, from 1. */
+  readonly okUpToLine: number;
+  /** Only the last file may be cut by `--fix`. */
+  readonly last: boolean;
+}
+
+/**
+ * Checks every file a manifest names, base first, as `redis-check-aof <manifest>` does; stops
+ * at the first file that is not valid (redis-check-aof exits there too). An empty file is
+ * valid and not analysed.
+ */
+export async function redisCheckManifest(
+  fs: FileSystem,
+  manifestPath: string,
+): Promise<RedisCheckFileResult[]> {
+  const dir = path.dirname(manifestPath);
+  const m = parseManifest(await fs.readFile(manifestPath), manifestPath);
+  const files = [
+    ...(m.base ? [{ name: m.base.name, type: 'base' as const }] : []),
+    ...m.incrs.map((e) => ({ name: e.name, type: 'incr' as const })),
+  ];
+  const out: RedisCheckFileResult[] = [];
+  let line = 1;
+  for (let i = 0; i < files.length; i++) {
+    const r = await redisCheckFile(fs, path.join(dir, files[i].name));
+    line += r.lines;
+    out.push({ ...r, ...files[i], okUpToLine: line, last: i === files.length - 1 });
+    if (r.okUpTo !== r.size) break;
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { nodeFileSystem, redisCheckFile } from 'appendonly/adapters/aof';
+import { nodeFileSystem, redisCheckFile, redisCheckManifest } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
 import { logDir, openApp, tempDir } from './helpers';
 
@@ -65,6 +65,39 @@ describe('redis-check-aof accepts what AofStore writes', () => {
     expect(r.out).toMatch(/BASE AOF appendonly\.aof\.\d+\.base\.aof is valid/);
     expect(r.out).toContain('All AOF files and manifest are valid');
     expect(r.status).toBe(0);
+  });
+
+  it('agrees with redis-check-aof on a multi-part log: per file, line numbers running on, a torn last file', async () => {
+    await writeSome();
+    const { app } = await openApp({ dir });
+    await app.compact();
+    await app.execute(
+      new PutMany([
+        ['p', 1],
+        ['q', 2],
+      ]),
+    );
+    await app.execute(new Count('n', 2));
+    await app.close();
+    const manifest = path.join(logDir(dir), 'appendonly.aof.manifest');
+    const incr = path.join(logDir(dir), 'appendonly.aof.2.incr.aof');
+    fs.truncateSync(incr, fs.statSync(incr).size - 30);
+    const theirs = redisCheckAof(manifest);
+    const analyses = [
+      ...theirs.out.matchAll(/filename=(\S+), size=(\d+), ok_up_to=(\d+), ok_up_to_line=(\d+)/g),
+    ].map((m) => ({
+      name: m[1],
+      size: Number(m[2]),
+      okUpTo: Number(m[3]),
+      okUpToLine: Number(m[4]),
+    }));
+    const ours = await redisCheckManifest(nodeFileSystem, manifest);
+    expect(ours.map(({ name, size, okUpTo, okUpToLine }) => ({ name, size, okUpTo, okUpToLine }))).toEqual(
+      analyses,
+    );
+    expect(analyses).toHaveLength(2);
+    expect(theirs.status).toBe(1);
+    expect(ours[1].okUpTo).toBeLessThan(ours[1].size);
   });
 
   it('agrees with redis-check-aof on ok_up_to and ok_up_to_line for every truncation and for flipped bytes', async () => {
