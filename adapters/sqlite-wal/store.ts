@@ -63,6 +63,8 @@ export class SqliteWalStore implements EventStore {
   private lastRewriteTimeSec = -1;
   private lastBgrewriteStatus: 'ok' | 'err' = 'ok';
   private baseSize = 0;
+  /** Set by `recover()` until the next append: see there. */
+  private holdAutoCompaction = false;
   private replayed: ReplayCounter = { rowsRead: 0 };
   private replayRows = 0;
   private replayBytes = 0;
@@ -113,6 +115,7 @@ export class SqliteWalStore implements EventStore {
   append(group: EventGroup): Promise<void> {
     if (this.writer === null)
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`));
+    this.holdAutoCompaction = false;
     return this.writer.append(group);
   }
 
@@ -168,6 +171,9 @@ export class SqliteWalStore implements EventStore {
     }
     writer.lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
     writer.clear();
+    // The app now reloads its state from the log: no automatic compaction may snapshot it before
+    // the app appends again.
+    this.holdAutoCompaction = true;
   }
 
   replayProgress(): { bytesRead: number; bytesTotal: number } {
@@ -300,7 +306,7 @@ export class SqliteWalStore implements EventStore {
       });
     }
     const { autoRewritePercentage: percent, autoRewriteMinSize: minSize } = this.options;
-    if (percent === 0 || this.running !== null || writer.error !== null) return;
+    if (percent === 0 || this.running !== null || writer.error !== null || this.holdAutoCompaction) return;
     const size = this.size();
     const base = Math.max(1, this.baseSize);
     if (size > minSize && ((size - base) * 100) / base >= percent) {
