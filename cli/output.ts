@@ -15,8 +15,14 @@ export interface Progress {
 /** Starts a progress report for `what`, of `total` units (bytes unless `unit` says otherwise). */
 export function progress(what: string, total: number, unit = 'bytes'): Progress {
   // Small work finishes before a report could help; a report would only be noise.
-  if (total < (unit === 'bytes' ? 8 * 1024 * 1024 : 100_000)) return { update: () => {}, stop: () => {} };
-  if (process.stderr.isTTY && process.env.APPENDONLY_NO_PROGRESS === undefined) {
+  // APPENDONLY_NO_PROGRESS=1 silences it altogether (scripts that keep stderr for errors only).
+  if (
+    total < (unit === 'bytes' ? 8 * 1024 * 1024 : 100_000) ||
+    process.env.APPENDONLY_NO_PROGRESS !== undefined
+  ) {
+    return { update: () => {}, stop: () => {} };
+  }
+  if (process.stderr.isTTY) {
     const bar = new SingleBar({
       format: `${what} [{bar}] {percentage}% | {value}/{total} ${unit} | eta {eta}s`,
       stream: process.stderr,

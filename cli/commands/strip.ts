@@ -63,11 +63,14 @@ export async function strip(pathArg: string, options: StripOptions): Promise<num
     const fromHistory = new Set(restored.copied);
     files = restored.manifest.incrs.map((e) => fileOf(target, e, fromHistory.has(e.name)));
   }
-  const matches: Match[] = [];
+  // With --last only the latest match is kept, so memory stays flat on a long log.
+  let matches: Match[] = [];
   for await (const { file, group } of walkIncrs(files)) {
-    group.records.forEach((r, i) => {
-      if (r.type === type) matches.push({ file, group, record: i });
-    });
+    for (let i = 0; i < group.records.length; i++) {
+      if (group.records[i].type !== type) continue;
+      if (options.last) matches = [{ file, group, record: i }];
+      else matches.push({ file, group, record: i });
+    }
   }
   if (matches.length === 0) {
     const hint =

@@ -26,10 +26,14 @@ function bigLog(dir: string, mib: number): string {
   fs.mkdirSync(log, { recursive: true });
   const enc = new RespEncoder();
   const value = 'v'.repeat(1000);
-  for (let seq = 1; enc.length < mib * 1024 * 1024; seq++) encodeGroup(enc, { seq, time: 0, events: [SET(`k${seq}`, value)] }, -1);
+  for (let seq = 1; enc.length < mib * 1024 * 1024; seq++)
+    encodeGroup(enc, { seq, time: 0, events: [SET(`k${seq}`, value)] }, -1);
   const incr = path.join(log, 'appendonly.aof.1.incr.aof');
   fs.writeFileSync(incr, enc.bytes());
-  fs.writeFileSync(path.join(log, 'appendonly.aof.manifest'), 'file appendonly.aof.1.incr.aof seq 1 type i startseq 1\n');
+  fs.writeFileSync(
+    path.join(log, 'appendonly.aof.manifest'),
+    'file appendonly.aof.1.incr.aof seq 1 type i startseq 1\n',
+  );
   return incr;
 }
 
@@ -48,7 +52,7 @@ describe('on a terminal', () => {
     expect(tty.status).toBe(0);
     expect(tty.out).toMatch(/checking \[[=-]+\] \d+% \| \d+\/\d+ bytes/);
     const plain = cli(['check', dir]);
-    // helpers.cli sets APPENDONLY_NO_PROGRESS; without it, a pipe gets plain lines.
+    // helpers.cli sets APPENDONLY_NO_PROGRESS, which silences it; without it, a pipe gets plain lines.
     expect(plain.stderr).not.toContain('[');
     const r = spawnSync(process.execPath, ['-r', './test/support/register.js', 'cli/main.ts', 'check', dir], {
       cwd: ROOT,
