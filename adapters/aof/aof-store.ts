@@ -113,7 +113,7 @@ export class AofStore implements EventStore {
       this.bytesTotal = this.currentSize();
       this.baseSize = this.bytesTotal;
       this.lastSeq = (manifest.base?.lastSeq ?? 0) + 0;
-      return { kind: this.kind, location: dir.path, created, sizeBytes: this.bytesTotal };
+      return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
       await this.lock.release();
       this.lock = null;
