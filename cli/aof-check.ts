@@ -7,6 +7,7 @@ import {
   redisCheckFile,
 } from '../adapters/aof/index';
 import { CorruptLogError, TruncatedLogError } from '../src/index';
+import { walkFile } from './aof-walk';
 import type { AofFile } from './target';
 
 /*
@@ -27,7 +28,7 @@ export interface FileVerdict {
   /** `ok_up_to_line` as redis-check-aof prints it (lines add up over the files, from 1). */
   readonly redisLine: number;
   /** What the store's reader found, or null when it loads the whole file. */
-  readonly ours: { readonly offset: number; readonly message: string; readonly checksum: boolean } | null;
+  readonly ours: { offset: number; readonly message: string; readonly checksum: boolean } | null;
   /** Where the good part ends: everything before this offset loads. */
   readonly goodUpTo: number;
   /** Events and groups read (up to the damage). */
@@ -46,6 +47,9 @@ export async function checkAofFiles(
     const redis = await redisCheckFile(nodeFileSystem, file.path);
     lines += redis.lines;
     const ours = await readOne(file, i === files.length - 1, onBytes);
+    // The store names the byte it could not take (a JSON value, an argument count); the good
+    // part ends where that byte's command starts, #TS line included, or a cut would leave half of it.
+    if (ours !== null) ours.offset = await groupStartAt(file, ours.offset);
     const redisBad = redis.error !== null || redis.okUpTo < redis.size;
     const goodUpTo = Math.min(redisBad ? redis.okUpTo : redis.size, ours?.offset ?? redis.size);
     out.push({
@@ -59,6 +63,19 @@ export async function checkAofFiles(
     });
   }
   return out;
+}
+
+/** The start of the group that holds `offset` (the offset itself when no whole group does). */
+async function groupStartAt(file: AofFile, offset: number): Promise<number> {
+  try {
+    for await (const g of walkFile(file, 1)) {
+      if (g.start > offset) break;
+      if (offset < g.end) return g.start;
+    }
+  } catch {
+    // The bytes stop parsing before a group holds the offset: it is a group start already.
+  }
+  return offset;
 }
 
 async function readOne(
@@ -95,7 +112,9 @@ async function readOne(
       };
     }
     if (err instanceof CorruptLogError) {
-      return { offset: err.offset, message: err.message, checksum: err.message.includes('#CRC') };
+      const own = `${file.name}: `;
+      const message = err.message.startsWith(own) ? err.message.slice(own.length) : err.message;
+      return { offset: err.offset, message, checksum: err.message.includes('#CRC') };
     }
     throw err;
   }

@@ -128,6 +128,21 @@ describe('appendonly check', () => {
     expect(await aofState(dir)).toEqual({ b: 1, c: 'ü', d: 4, e: 5, n: 3 });
   });
 
+  it('a record only our reader refuses (bad JSON): the good part ends where its command starts, and --fix cuts there', async () => {
+    const at = clean.indexOf('"by":3}', 0, 'latin1') + 6;
+    const damaged = Buffer.from(clean);
+    damaged[at] = 'X'.charCodeAt(0);
+    fs.writeFileSync(path.join(logDir(dir), INCR), damaged);
+    const r = cli(['check', dir]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('as JSON');
+    // The Count command is the first of the incr file (its #TS line at offset 0).
+    expect(r.stdout).toContain(`the last good offset is 0 of ${damaged.length}`);
+    expect(cli(['check', dir, '--fix', '--yes']).status).toBe(0);
+    expect(fs.statSync(path.join(logDir(dir), INCR)).size).toBe(0);
+    expect(await aofState(dir)).toEqual({ a: 'x\r\ny', b: 1, c: 'ü' });
+  });
+
   it('--fix asks on a terminal only: without one and without --yes it changes nothing, exit 2', () => {
     const damaged = clean.subarray(0, clean.length - 5);
     fs.writeFileSync(path.join(logDir(dir), INCR), damaged);
