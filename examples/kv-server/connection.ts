@@ -15,6 +15,17 @@ const MAX_PENDING_REPLIES = 16 * 1024;
 /** Bytes of unread replies beyond which the server stops reading its requests. */
 const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 
+/** Connections with replies to write at the end of this event-loop turn. */
+let toFlush: Connection[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  flushScheduled = false;
+  const list = toFlush;
+  toFlush = [];
+  for (let i = 0; i < list.length; i++) list[i].flush();
+}
+
 /** How long a connection being closed keeps reading (and dropping) what the client still sends. */
 const LINGER_MS = 1000;
 
@@ -90,7 +101,7 @@ export class Connection implements ClientState {
       this.enqueue(error(`ERR ${err.message}`));
       this.closeAfterReply = true;
     }
-    this.flush();
+    this.requestFlush();
   }
 
   private enqueue(reply: Reply): void {
@@ -113,16 +124,27 @@ export class Connection implements ClientState {
 
   private fill(index: number, text: string | Buffer): void {
     this.slots[index] = text;
-    if (index !== this.head || this.flushQueued) return;
-    // Replies made durable by one fsync resolve in the same turn: send them in one write.
-    this.flushQueued = true;
-    queueMicrotask(() => {
-      this.flushQueued = false;
-      this.flush();
-    });
+    if (index === this.head) this.requestFlush();
   }
 
-  private flush(): void {
+  /**
+   * Replies are written once per event-loop turn, after every read of the turn has been
+   * handled, as Redis writes in beforeSleep: replies made ready together (by one read, by one
+   * fsync) leave in one write, and a client woken by its reply finds the others there too.
+   */
+  private requestFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    toFlush.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+
+  /** @internal Writes the replies that are ready, in order (see `requestFlush`). */
+  flush(): void {
+    this.flushQueued = false;
     if (this.ended) return;
     const slots = this.slots;
     while (this.head < slots.length && slots[this.head] !== undefined) {
