@@ -114,7 +114,29 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
   return CMD_EVENT;
 }
 
+/**
+ * A JSON integer of at most 15 digits in canonical form (`-?(0|[1-9][0-9]*)`), read straight from
+ * the bytes: exactly what JSON.parse gives for it (such integers are exact doubles), without a
+ * string or a parser. Counters, amounts and ids are often such; anything else returns undefined.
+ */
+function smallInteger(buf: Buffer, start: number, end: number): number | undefined {
+  let p = start;
+  const negative = buf[p] === 45;
+  if (negative) p++;
+  const n = end - p;
+  if (n < 1 || n > 15 || (buf[p] === 48 && n > 1)) return undefined;
+  let v = 0;
+  for (; p < end; p++) {
+    const d = buf[p] - 48;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return negative ? -v : v;
+}
+
 function parseJson(buf: Buffer, start: number, end: number, what: string): JsonValue {
+  const int = smallInteger(buf, start, end);
+  if (int !== undefined) return int;
   try {
     return JSON.parse(utf8(buf, start, end)) as JsonValue;
   } catch (err) {

@@ -66,6 +66,16 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
       [{ type: 'set', data: 'lower-case user event, not Redis SET' }],
       [DEL()],
       [SET('', '')],
+      // Integers read without JSON.parse, and numbers that must still go through it.
+      [
+        SET('i', 0),
+        SET('j', -7),
+        SET('k', 999_999_999_999_999),
+        SET('l', 1_234_567_890_123_456),
+        SET('m', 1.5),
+        SET('n', -0.25),
+        SET('o', 1e21),
+      ],
       // Byte lengths with more digits than character lengths: the header grows after the bytes.
       [SET('é'.repeat(5), 'é'.repeat(49)), SET('€'.repeat(34), '🚀'.repeat(25)), SET('k', 'ü'.repeat(4096))],
     ]);
@@ -104,6 +114,54 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  it('reads integers as JSON.parse does, and refuses what JSON refuses', async () => {
+    const texts = [
+      '0',
+      '-0',
+      '12',
+      '-12',
+      '007',
+      '-',
+      '1-',
+      '123456789012345',
+      '1234567890123456',
+      '1e3',
+      '12a',
+    ];
+    const expected = texts.map((v) => {
+      try {
+        return JSON.parse(v) as number;
+      } catch {
+        return 'refused';
+      }
+    });
+    const file = path.join(dir, 'ints.incr.aof');
+    const options = { fs: nodeFileSystem, loadTruncated: false, truncate: async () => {}, warn: () => {} };
+    const got: unknown[] = [];
+    // Each record in a file of its own, so that a refused one does not hide the others.
+    for (const text of texts) {
+      const enc = new RespEncoder();
+      enc.arrayHeader(3);
+      enc.bulk('SET');
+      enc.bulk('k');
+      enc.bulk(text);
+      fs.writeFileSync(file, enc.bytes());
+      try {
+        for await (const batch of readLog([{ name: 'x', path: file, kind: 'incr' }], options, {
+          lastSeq: 0,
+          sizes: [],
+        })) {
+          for (const r of batch)
+            if (r.kind === 'group') got.push((r.events[0].data as { value: unknown }).value);
+        }
+      } catch {
+        got.push('refused');
+      }
+    }
+    expect(got).toEqual(expected);
+    expect(Object.is(got[1], -0)).toBe(true);
   });
 
   it('writes exactly the RESP of DESIGN.md, followed by a #CRC line', () => {
