@@ -86,22 +86,47 @@ async function storeAppends(file: string, appendfsync: FsyncPolicy, total: numbe
   return result;
 }
 
-/** Rounds of each measurement, alternating reference and store; the best of each is kept (the machine is shared). */
-const ROUNDS = quick ? 1 : 3;
+/**
+ * Rounds per measurement. The machine is shared (other processes fsync and compute at the same
+ * time), so the reference and the store run alternately in short rounds, and each side's figure
+ * is its total operations over its total time: both sides meet the same disturbances.
+ */
+const ROUNDS = quick ? 2 : 8;
 
-/** Runs the reference and the store alternately, `ROUNDS` times; keeps the best round of each. */
-async function pair<T extends { opsPerSec: number }>(
-  reference: () => number,
-  ours: () => Promise<T>,
-): Promise<{ reference: number; ours: T }> {
-  let bestReference = 0;
-  let best: T | null = null;
-  for (let round = 0; round < ROUNDS; round++) {
-    bestReference = Math.max(bestReference, reference());
-    const result = await ours();
-    if (best === null || result.opsPerSec > best.opsPerSec) best = result;
+interface Timed {
+  readonly opsPerSec: number;
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly maxMs?: number;
+}
+
+/** Runs `reference(ops)` and `ours(ops)` alternately, `ROUNDS` rounds of `total / ROUNDS` operations each. */
+async function pair(
+  total: number,
+  reference: (ops: number) => number,
+  ours: (ops: number) => Promise<Timed>,
+  rounds = ROUNDS,
+): Promise<{ reference: number; ours: Timed }> {
+  const ops = Math.ceil(total / rounds);
+  let referenceSeconds = 0;
+  let ourSeconds = 0;
+  const p50s: number[] = [];
+  let p99 = 0;
+  let max = 0;
+  for (let round = 0; round < rounds; round++) {
+    referenceSeconds += ops / reference(ops);
+    const result = await ours(ops);
+    ourSeconds += ops / result.opsPerSec;
+    if (result.p50Ms !== undefined) p50s.push(result.p50Ms);
+    p99 = Math.max(p99, result.p99Ms ?? 0);
+    max = Math.max(max, result.maxMs ?? 0);
   }
-  return { reference: bestReference, ours: best! };
+  p50s.sort((a, b) => a - b);
+  const timed: Timed = { opsPerSec: (ops * rounds) / ourSeconds };
+  return {
+    reference: (ops * rounds) / referenceSeconds,
+    ours: p50s.length > 0 ? { ...timed, p50Ms: p50s[p50s.length >> 1], p99Ms: p99, maxMs: max } : timed,
+  };
 }
 
 /** The figures of issue 4, each beside its raw better-sqlite3 reference measured in the same run. */
@@ -121,8 +146,9 @@ export async function benchSqliteWal(): Promise<Row[]> {
         `sqlite-wal: ${policy}, ${inFlight} in flight, ${total} appends, against raw ${synchronous} with ${inFlight} rows/tx`,
       );
       const { reference, ours } = await pair(
-        () => rawInserts(file(), synchronous, total, inFlight),
-        () => storeAppends(file(), policy, total, inFlight),
+        total,
+        (ops) => rawInserts(file(), synchronous, ops, inFlight),
+        (ops) => storeAppends(file(), policy, ops, inFlight),
       );
       const ref = `raw ${synchronous} ${inFlight}/tx`;
       rows.push({
@@ -195,7 +221,14 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
   };
   raw(); // warm the page cache and the JIT for both
   await ours();
-  const { reference: rawRate, ours: ourRate } = await pair(raw, async () => ({ opsPerSec: await ours() }));
+  // Each round replays the whole table: `total` operations per round.
+  const rounds = quick ? 2 : 3;
+  const { reference: rawRate, ours: ourRate } = await pair(
+    total * rounds,
+    raw,
+    async () => ({ opsPerSec: await ours() }),
+    rounds,
+  );
   return [
     { name: 'raw better-sqlite3 .raw() iterate + JSON.parse + Map.set', opsPerSec: rawRate },
     {
