@@ -1,10 +1,11 @@
+import * as fs from 'node:fs';
 import type { SqliteWalStore } from '../../adapters/sqlite-wal/index';
 import { createApp, type EventStore, StoreLockedError } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { assertAofValid } from '../aof-valid';
 import { backupAof } from '../backup';
 import { EXIT_OK, invalid } from '../errors';
-import { say } from '../output';
+import { progress, say } from '../output';
 import { readRecords } from '../records';
 import { backupSqliteFile } from '../sqlite-tools';
 import { storeFor, toolContext } from '../stores';
@@ -35,12 +36,21 @@ export async function rewrite(pathArg: string, options: { app?: string }): Promi
   const store: EventStore = storeFor(target);
   const context = toolContext();
   let app: Awaited<ReturnType<typeof createApp>>;
+  // The app's replay reports its progress through the store; poll it for the bar.
+  const bar = progress(
+    'loading',
+    target.kind === 'aof' ? target.files.reduce((n, f) => n + fs.statSync(f.path).size, 0) : 0,
+  );
+  const timer = setInterval(() => bar.update(store.replayProgress().bytesRead), 200);
   try {
     app = await createApp({ ...classes, store, logger: context.logger });
   } catch (err) {
     if (err instanceof StoreLockedError)
       throw invalid(`refusing to rewrite the log: ${err.message}; stop that process first`);
     throw err;
+  } finally {
+    clearInterval(timer);
+    bar.stop();
   }
   try {
     // The store is open (its lock held) and the log loaded unchanged: back it up, then compact.
