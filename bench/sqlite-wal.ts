@@ -1,3 +1,8 @@
+/**
+ * The SQLite-WAL store's figures (issue 4), each beside raw better-sqlite3 doing the same work in
+ * the same run. Alone: `node -r ./test/support/register.js bench/sqlite-wal.ts [--quick]`, or
+ * `node dist/bench/sqlite-wal.js` after `npm run build`; in `npm run bench` via `benchSqliteWal`.
+ */
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
