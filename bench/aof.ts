@@ -212,6 +212,44 @@ async function replayRows(): Promise<Row[]> {
   }
 }
 
+/**
+ * Memory of a replay: a log of many events over 10 keys (the final state is tiny), replayed while
+ * the heap is sampled. The growth stays a small constant whatever the log's size: the reader
+ * holds one chunk and one batch, never the log.
+ */
+async function replayMemoryRows(): Promise<Row[]> {
+  const events = quick ? 500_000 : 2_000_000;
+  const dir = tempDir();
+  try {
+    progress(`aof: writing ${events} events over 10 keys`);
+    const app = await open(dir, 'no');
+    await runWindow(events, 64, (i) => app.execute(new Put(names[i % 10], i)));
+    await app.close();
+    const size = fs.statSync(path.join(dir, 'appendonlydir', 'appendonly.aof.1.incr.aof')).size;
+    progress('aof: replaying it while sampling the heap');
+    const before = process.memoryUsage().heapUsed;
+    let peak = before;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().heapUsed);
+    }, 5);
+    const started = process.hrtime.bigint();
+    const replayed = await open(dir, 'no');
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    clearInterval(timer);
+    peak = Math.max(peak, process.memoryUsage().heapUsed);
+    await replayed.close();
+    return [
+      {
+        name: `AOF replay of a ${(size / 1e6).toFixed(0)} MB log over 10 keys`,
+        opsPerSec: events / seconds,
+        note: `peak heap growth ${((peak - before) / 1e6).toFixed(1)} MB for ${(size / 1e6).toFixed(0)} MB of log`,
+      },
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Compaction of 1M keys while 8 clients keep executing commands: its duration, and their latency meanwhile. */
 async function compactionRows(): Promise<Row[]> {
   const keys = quick ? 200_000 : 1_000_000;
@@ -257,11 +295,12 @@ async function compactionRows(): Promise<Row[]> {
   }
 }
 
-/** Every AOF figure of issue 3, each with its reference measured in the same run; `only` picks sections (append, replay, compaction). */
+/** Every AOF figure of issue 3, each with its reference measured in the same run; `only` picks sections (append, replay, memory, compaction). */
 export async function benchAof(only: readonly string[] = []): Promise<{ title: string; rows: Row[] }[]> {
   const plan: [string, string, () => Promise<Row[]>][] = [
     ['append', 'AOF store: append', appendRows],
     ['replay', 'AOF store: replay', replayRows],
+    ['memory', 'AOF store: replay memory', replayMemoryRows],
     ['compaction', 'AOF store: compaction', compactionRows],
   ];
   const sections: { title: string; rows: Row[] }[] = [];
@@ -271,7 +310,7 @@ export async function benchAof(only: readonly string[] = []): Promise<{ title: s
 }
 
 if (require.main === module) {
-  // `node dist/bench/aof.js [--quick] [append] [replay] [compaction]`
+  // `node dist/bench/aof.js [--quick] [append] [replay] [memory] [compaction]`
   benchAof(process.argv.slice(2).filter((a) => !a.startsWith('--'))).then((sections) => {
     for (const s of sections) process.stdout.write(`${formatTable(s.title, s.rows)}\n`);
   });
