@@ -1,5 +1,6 @@
 import type { EventGroup, FileSystem, FsyncPolicy, Logger } from '../../src/index';
 import { PersistenceError } from '../../src/index';
+import { BackgroundFsync } from './background-fsync';
 import { encodeGroup } from './record-codec';
 import { RespEncoder } from './resp';
 
@@ -42,10 +43,6 @@ export interface WriterOptions {
   readonly now?: () => number;
 }
 
-/** Redis postpones a write for at most 2 s while a background fsync runs, then counts a delayed fsync. */
-const MAX_POSTPONE_MS = 2000;
-const EVERYSEC_MS = 1000;
-
 /**
  * The append path, as aof.c's feedAppendOnlyFile + flushAppendOnlyFile:
  *
@@ -78,20 +75,14 @@ export class AofWriter {
   /** The file system's synchronous write, when it has one: see {@link SyncWriteFileSystem}. */
   private readonly writeSync: SyncWriteFileSystem['writeSync'] | null;
 
-  /** Bytes written since the last fsync (per policy everysec/no). */
-  private unsynced = false;
-  private lastFsync = 0;
-  private fsyncRunning: Promise<void> | null = null;
-  private postponedSince = 0;
-  private timer: NodeJS.Timeout | null = null;
+  /** `everysec`'s fsync in the background; null under the other policies. */
+  private readonly bio: BackgroundFsync | null = null;
   private closed = false;
 
   /** During a switch of file: the file appended to before it. */
   previous: AppendTarget | null = null;
   /** True while a compaction runs (for `noAppendfsyncOnRewrite`). */
   rewriting = false;
-  /** Redis's aof_delayed_fsync. */
-  delayedFsync = 0;
   lastWriteStatus: 'ok' | 'err' = 'ok';
 
   constructor(
@@ -103,12 +94,24 @@ export class AofWriter {
     this.now = options.now ?? Date.now;
     const sync = (options.fs as Partial<SyncWriteFileSystem>).writeSync;
     this.writeSync = typeof sync === 'function' ? sync.bind(options.fs) : null;
-    this.lastFsync = this.now();
     if (options.policy === 'everysec') {
-      // Redis's serverCron: an fsync also happens when nothing is written any more.
-      this.timer = setInterval(() => this.backgroundFsync(), EVERYSEC_MS);
-      this.timer.unref();
+      this.bio = new BackgroundFsync({
+        fs: options.fs,
+        logger: options.logger,
+        now: this.now,
+        target: () => {
+          const skip = this.failure !== null || this.closed || (this.rewriting && options.noFsyncOnRewrite);
+          return skip ? null : this.target;
+        },
+        resume: () => this.schedule(),
+        failed: (name, err) => void this.fail(PersistenceError.from(`fsync of ${name}`, err), null, false),
+      });
     }
+  }
+
+  /** Redis's aof_delayed_fsync. */
+  get delayedFsync(): number {
+    return this.bio?.delayed ?? 0;
   }
 
   /** The file appended to now. */
@@ -130,7 +133,7 @@ export class AofWriter {
 
   /** Background fsyncs running (0 or 1). */
   get pendingFsync(): number {
-    return this.fsyncRunning === null ? 0 : 1;
+    return this.bio?.running ? 1 : 0;
   }
 
   /** Logs a group; resolves when it is durable per the policy. */
@@ -171,7 +174,7 @@ export class AofWriter {
       if (this.sealed.length > 0) {
         seg = this.sealed[0];
       } else if (!this.held && this.cur.enc.length > 0) {
-        if (this.mustPostpone()) return;
+        if (this.bio?.mustPostpone()) return;
         seg = this.cur;
         this.cur = { target: seg.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
         this.spare = null;
@@ -187,27 +190,6 @@ export class AofWriter {
       for (let i = 0; i < resolves.length; i++) resolves[i]();
       this.options.onWritten?.();
     }
-  }
-
-  /** Redis's rule: under everysec, do not write while a background fsync runs, for up to 2 s. */
-  private mustPostpone(): boolean {
-    if (this.options.policy !== 'everysec' || this.fsyncRunning === null) {
-      this.postponedSince = 0;
-      return false;
-    }
-    const now = this.now();
-    if (this.postponedSince === 0) {
-      this.postponedSince = now;
-      setTimeout(() => this.schedule(), MAX_POSTPONE_MS).unref();
-      return true;
-    }
-    if (now - this.postponedSince < MAX_POSTPONE_MS) return true;
-    this.postponedSince = 0;
-    this.delayedFsync++;
-    this.options.logger.warn(
-      'Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete.',
-    );
-    return false;
   }
 
   /** Writes one segment whole, then fsyncs per policy; on failure cuts the file back and fails everything pending. */
@@ -228,9 +210,6 @@ export class AofWriter {
       if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
         fsyncing = true;
         await fs.fdatasync(target.fd);
-        this.lastFsync = this.now();
-      } else {
-        this.unsynced = true;
       }
     } catch (err) {
       const what = fsyncing
@@ -241,9 +220,7 @@ export class AofWriter {
     }
     target.size += bytes.length;
     this.lastWriteStatus = 'ok';
-    if (this.options.policy === 'everysec' && this.now() - this.lastFsync >= EVERYSEC_MS) {
-      this.backgroundFsync();
-    }
+    this.bio?.written();
     return true;
   }
 
@@ -278,25 +255,6 @@ export class AofWriter {
     }
   }
 
-  /** Starts an fdatasync in the background if something was written since the last one. */
-  private backgroundFsync(): void {
-    if (this.fsyncRunning !== null || !this.unsynced || this.failure !== null || this.closed) return;
-    if (this.rewriting && this.options.noFsyncOnRewrite) return;
-    const target = this.target;
-    this.unsynced = false;
-    this.lastFsync = this.now();
-    this.fsyncRunning = this.options.fs.fdatasync(target.fd).then(
-      () => {
-        this.fsyncRunning = null;
-        if (this.postponedSince !== 0) this.schedule();
-      },
-      (err: unknown) => {
-        this.fsyncRunning = null;
-        return this.fail(PersistenceError.from(`fsync of ${target.name}`, err), null, false);
-      },
-    );
-  }
-
   /** Waits until everything appended so far is written (or failed). */
   async drain(): Promise<void> {
     while (
@@ -307,7 +265,7 @@ export class AofWriter {
     ) {
       if (this.failure !== null) return;
       if (this.running !== null) await this.running;
-      else if (this.postponedSince !== 0 && this.fsyncRunning !== null) await this.fsyncRunning;
+      else if (this.bio?.postponing) await this.bio.running;
       else if (!this.scheduled) this.schedule();
       else await new Promise<void>((r) => setImmediate(r));
     }
@@ -332,7 +290,7 @@ export class AofWriter {
     this.schedule();
     await this.drain();
     if (this.failure !== null) throw this.failure;
-    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    if (this.bio?.running) await this.bio.running;
     await this.options.fs.fdatasync(old.fd);
     return old;
   }
@@ -351,7 +309,6 @@ export class AofWriter {
   release(): void {
     this.previous = null;
     this.held = false;
-    this.unsynced = true;
     this.schedule();
   }
 
@@ -373,13 +330,12 @@ export class AofWriter {
   async recover(): Promise<void> {
     if (this.failure === null) return;
     if (this.running !== null) await this.running;
-    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    if (this.bio?.running) await this.bio.running;
     const fs = this.options.fs;
     const target = this.target;
     await fs.ftruncate(target.fd, target.size);
     await fs.fdatasync(target.fd);
-    this.lastFsync = this.now();
-    this.unsynced = false;
+    this.bio?.synced();
     this.failure = null;
     this.lastWriteStatus = 'ok';
     this.options.logger.info('AOF write error looks solved, appending again');
@@ -397,8 +353,7 @@ export class AofWriter {
     if (this.held && this.failure === null) this.release();
     await this.drain();
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.fsyncRunning !== null) await this.fsyncRunning;
+    await this.bio?.stop();
     if (this.failure !== null) return;
     await this.options.fs.fdatasync(this.target.fd);
   }
