@@ -39,4 +39,14 @@ describe('AofStore always: killed with SIGKILL', () => {
     const rounds = await crashLoop(target(), open, { rounds: 5, maxRunMs: 400, compactEvery: 200 });
     expect(rounds.reduce((n, r) => n + r.acked, 0)).toBeGreaterThan(0);
   });
+
+  it('everysec: a process crash loses nothing written (acknowledged after the write, the page cache survives)', async () => {
+    const everysec = {
+      module: 'adapters/aof/index.ts',
+      exportName: 'AofStore',
+      options: { ...options(), appendfsync: 'everysec' },
+    };
+    const rounds = await crashLoop(everysec, open, { rounds: 4, maxRunMs: 300, compactEvery: 250 });
+    expect(rounds.reduce((n, r) => n + r.acked, 0)).toBeGreaterThan(0);
+  });
 });
