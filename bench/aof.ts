@@ -2,14 +2,22 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type App, CommandHandler, createApp, type FsyncPolicy, SET, silentLogger } from 'appendonly';
+import {
+  type App,
+  CommandHandler,
+  createApp,
+  type FsyncPolicy,
+  type JsonValue,
+  SET,
+  silentLogger,
+} from 'appendonly';
 import { AofStore, encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
 import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
 
 class Put {
   constructor(
     readonly key: string,
-    readonly value: number,
+    readonly value: JsonValue,
   ) {}
 }
 
@@ -143,12 +151,19 @@ async function appendRows(): Promise<Row[]> {
  * Map.sets it — the cheapest load of the same data Node can do.
  */
 async function replayRows(): Promise<Row[]> {
+  // Integers (counters, amounts: read from the bytes without JSON.parse) and small objects.
+  const integers = await replayRowsOf('integer values', (i) => i);
+  const objects = await replayRowsOf('object values', (i) => ({ n: i, tag: 'x' }));
+  return [...integers, ...objects];
+}
+
+async function replayRowsOf(what: string, value: (i: number) => JsonValue): Promise<Row[]> {
   const events = quick ? 200_000 : 1_000_000;
   const dir = tempDir();
   try {
-    progress(`aof: writing ${events} events for replay`);
+    progress(`aof: writing ${events} events for replay (${what})`);
     const app = await open(dir, 'no');
-    await runWindow(events, 64, (i) => app.execute(new Put(names[i % KEYS], i)));
+    await runWindow(events, 64, (i) => app.execute(new Put(names[i % KEYS], value(i))));
     await app.close();
     const size = fs.statSync(path.join(dir, 'appendonlydir', 'appendonly.aof.1.incr.aof')).size;
 
@@ -157,7 +172,7 @@ async function replayRows(): Promise<Row[]> {
     for (let i = 0; i < events; i += 10_000) {
       let chunk = '';
       for (let j = i; j < Math.min(events, i + 10_000); j++)
-        chunk += `${JSON.stringify({ key: names[j % KEYS], value: j })}\n`;
+        chunk += `${JSON.stringify({ key: names[j % KEYS], value: value(j) })}\n`;
       fs.writeSync(out, chunk);
     }
     fs.closeSync(out);
@@ -198,9 +213,9 @@ async function replayRows(): Promise<Row[]> {
     const r = await timeReplay();
     const mbps = size / 1e6 / r.seconds;
     return [
-      { name: `reference: NDJSON JSON.parse + Map.set, ${events} events`, opsPerSec: reference },
+      { name: `reference: NDJSON JSON.parse + Map.set, ${events} events, ${what}`, opsPerSec: reference },
       {
-        name: `AOF replay (createApp), ${events} events`,
+        name: `AOF replay (createApp), ${events} events, ${what}`,
         opsPerSec: r.opsPerSec,
         reference: 'NDJSON loop',
         ratio: r.opsPerSec / reference,
