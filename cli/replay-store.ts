@@ -91,5 +91,6 @@ export function replayApp(
   classes: AppClasses,
   observe?: (batch: readonly ReplayRecord[]) => void,
 ): Promise<App> {
-  return createApp({ ...classes, store: new ReplayOnlyStore(target, observe), logger: silentLogger });
+  // Types without a projection are the caller's to judge (unknownTypes): rewrite refuses them, info leaves the key count out.
+  return createApp({ ...classes, store: new ReplayOnlyStore(target, observe), logger: silentLogger, unknownEventTypes: 'skip' });
 }

@@ -22,6 +22,7 @@ export {
   isDomainEvent,
   RESERVED_EVENT_TYPES,
 } from './events/event';
+export { isKnownEventType } from './events/event-registry';
 export { assertJsonValue, type JsonValue, MAX_JSON_DEPTH } from './events/json';
 export { DEL, type DelData, FLUSHALL, type FlushAllData, type KvEventType, SET, type SetData } from './events/kv-events';
 export { KeyValueState } from './state/key-value-state';
@@ -40,6 +41,7 @@ export {
   StoreLockedError,
   TruncatedLogError,
   UnknownCommandError,
+  UnknownEventTypeError,
   UnknownQueryError,
 } from './store/errors';
 export type {

@@ -5,7 +5,8 @@ import type { AppliedEvent, DomainEvent } from '../events/event';
 import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../store/clock';
-import { AppClosedError, PersistenceError } from '../store/errors';
+import { isKnownEventType } from '../events/event-registry';
+import { AppClosedError, PersistenceError, UnknownEventTypeError } from '../store/errors';
 import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
 import type { Logger } from '../store/logger';
 import { normalizeEvents } from './normalize-events';
@@ -85,6 +86,7 @@ export class App {
     private readonly projector: Projector,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    private readonly skipUnknownEventTypes = false,
   ) {
     this.stateView = readonlyView(kv);
   }
@@ -318,12 +320,24 @@ export class App {
     let lastSeq = 0;
     let groups = 0;
     let entries = 0;
+    const skipped = new Map<string, number>();
     for await (const batch of this.store.replay()) {
       for (let r = 0; r < batch.length; r++) {
         const record = batch[r];
         if (record.kind === 'group') {
           const events = record.events;
-          for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, record.seq + i, record.time);
+          for (let i = 0; i < events.length; i++) {
+            const event = events[i];
+            if (!isKnownEventType(event.type)) {
+              if (!this.skipUnknownEventTypes) {
+                const where = record.file === undefined ? undefined : `${record.file}${record.offset === undefined ? '' : ` at byte offset ${record.offset}`}`;
+                throw new UnknownEventTypeError(event.type, record.seq + i, where);
+              }
+              skipped.set(event.type, (skipped.get(event.type) ?? 0) + 1);
+              continue;
+            }
+            projector.apply(event, kv, record.seq + i, record.time);
+          }
           lastSeq = record.seq + events.length - 1;
           groups++;
         } else if (record.kind === 'entry') {
@@ -337,5 +351,8 @@ export class App {
     this.lastSeq = lastSeq;
     this.replayedGroups = groups;
     this.replayedEntries = entries;
+    for (const [type, count] of skipped) {
+      this.logger.warn(`skipped ${count} event(s) of type ${type}, which this app does not define (unknownEventTypes: 'skip')`);
+    }
   }
 }

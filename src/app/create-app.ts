@@ -37,6 +37,12 @@ export interface CreateAppOptions {
   readonly container?: Container;
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /**
+   * What replay does with an event type this app does not define (written by other code):
+   * `error` (default) refuses to start with `UnknownEventTypeError` naming the type and where it
+   * is; `skip` loads without those events and logs how many were skipped.
+   */
+  readonly unknownEventTypes?: 'error' | 'skip';
 }
 
 /**
@@ -76,7 +82,10 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     if (isProjection) projector.add(instance, (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? []);
   }
 
-  const app = new App(store, state, commands, queries, projector, clock, logger);
+  if (options.unknownEventTypes !== undefined && options.unknownEventTypes !== 'error' && options.unknownEventTypes !== 'skip') {
+    throw new ConfigError(`unknownEventTypes must be 'error' or 'skip'; got ${JSON.stringify(options.unknownEventTypes)}`);
+  }
+  const app = new App(store, state, commands, queries, projector, clock, logger, options.unknownEventTypes === 'skip');
   await app.start();
   return app;
 }

@@ -1,10 +1,9 @@
 import { assertEventTypeName, type DomainEvent, isDomainEvent } from '../events/event';
+import { isKnownEventType } from '../events/event-registry';
 import { assertJsonValue, isJsonValue } from '../events/json';
 import { InvalidEventError } from '../store/errors';
 
 const NO_EVENTS: readonly DomainEvent[] = [];
-/** Type names already checked: the check is a regular expression, and names repeat. */
-const knownTypes = new Set<string>(['SET', 'DEL', 'FLUSHALL']);
 
 /**
  * Turns what a handler returned into a list of valid events, or throws {@link InvalidEventError}
@@ -24,9 +23,11 @@ export function normalizeEvents(output: unknown, handler: object): readonly Doma
     if (!isDomainEvent(event)) {
       throw new InvalidEventError(`${nameOf(handler)} returned ${describe(event)} at index ${i}, which is not an event`);
     }
-    if (!knownTypes.has(event.type)) {
+    if (!isKnownEventType(event.type)) {
       assertEventTypeName(event.type);
-      if (knownTypes.size < 10_000) knownTypes.add(event.type);
+      throw new InvalidEventError(
+        `${nameOf(handler)} returned an event of type ${event.type}, which is not defined: make it with defineEvent('${event.type}'), so that a replay knows it too`,
+      );
     }
     if (!isJsonValue(event.data)) assertJsonValue(event.data, `event ${event.type} from ${nameOf(handler)}`, 'data');
   }

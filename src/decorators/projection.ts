@@ -1,5 +1,6 @@
 import type { EventDefinition } from '../events/event';
 import { decoratedClasses, eventTypeOf, ON_EVENTS, type OnBinding, PROJECTION, type Type } from './metadata';
+import { registerEventType } from '../events/event-registry';
 import { injectableOnce } from './injectable-once';
 
 /**
@@ -20,6 +21,7 @@ export function Projection(): ClassDecorator {
  */
 export function On(event: Pick<EventDefinition<unknown>, 'type'> | string): MethodDecorator {
   const type = eventTypeOf(event);
+  registerEventType(type);
   return (target, method) => {
     const ctor = target.constructor;
     const existing: OnBinding[] = Reflect.getOwnMetadata(ON_EVENTS, ctor) ?? [...(Reflect.getMetadata(ON_EVENTS, ctor) ?? [])];

@@ -1,4 +1,5 @@
 import { InvalidEventError } from '../store/errors';
+import { registerEventType } from './event-registry';
 import type { JsonValue } from './json';
 
 /** An event: plain, JSON-serialisable data with a type name. What handlers return and stores log. */
@@ -55,6 +56,7 @@ export function defineEvent<TData, TType extends string = string>(type: TType): 
   if (RESERVED_EVENT_TYPES.has(type)) {
     throw new InvalidEventError(`event type ${type} is reserved for the built-in key-value events`);
   }
+  registerEventType(type);
   return makeDefinition<TData, TType>(type, (data) => ({ type, data }));
 }
 

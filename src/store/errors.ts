@@ -96,3 +96,22 @@ export class TruncatedLogError extends AppendonlyError {
     super(`${file}: the log ends in an incomplete record at byte offset ${offset}; ${hint}`);
   }
 }
+
+/**
+ * The log holds an event type this app does not define (no `defineEvent`, no `@On`): it was
+ * written by other code. Names the type, its sequence number and, when the store knows it, the
+ * file and byte offset. `createApp({ unknownEventTypes: 'skip' })` loads without such events.
+ */
+export class UnknownEventTypeError extends AppendonlyError {
+  readonly code = 'UNKNOWN_EVENT_TYPE';
+  constructor(
+    readonly type: string,
+    readonly seq: number,
+    readonly where: string | undefined,
+  ) {
+    super(
+      `the log holds an event of type ${JSON.stringify(type)} (seq ${seq}${where ? `, ${where}` : ''}) that this app does not define: ` +
+        `define it with defineEvent and handle it in a projection, or pass unknownEventTypes: 'skip' to createApp to load without it`,
+    );
+  }
+}

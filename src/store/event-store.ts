@@ -31,6 +31,10 @@ export interface ReplayEntry {
 /** Replay: one command's events, in log order after the snapshot. */
 export interface ReplayGroup extends EventGroup {
   readonly kind: 'group';
+  /** Where the group is, for error messages: a file name (AOF), a table (SQLite)… Optional. */
+  readonly file?: string;
+  /** The byte offset of the group in `file`, when the store knows it. */
+  readonly offset?: number;
 }
 
 /** What `replay()` yields: an optional snapshot (start, then entries), then event groups. */

@@ -183,6 +183,7 @@ describe('bad input gets a clear typed error and changes nothing', () => {
       return c.output as never;
     }
   }
+  defineEvent('T');
   const cyclic: Record<string, unknown> = { a: 1 };
   cyclic.self = cyclic;
 
@@ -197,6 +198,7 @@ describe('bad input gets a clear typed error and changes nothing', () => {
     ['a Date in the data', [{ type: 'T', data: { at: new Date(0) } }], /is a Date, not a plain object/],
     ['undefined in the data', [{ type: 'T', data: { u: undefined } }], /data\.u is undefined/],
     ['a bad type name', [{ type: 'has space', data: {} }], /is not valid/],
+    ['a type never defined', [{ type: 'Undefined', data: {} }], /type Undefined, which is not defined: make it with defineEvent/],
   ])('a handler returning %s', async (_what, output, message) => {
     const store = new MemoryStore();
     const app = await createApp({ handlers: [EmitHandler], store, logger: silentLogger });

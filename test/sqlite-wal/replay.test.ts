@@ -1,9 +1,12 @@
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { CorruptLogError, type ReplayRecord, silentLogger, type EventGroup } from 'appendonly';
+import { CorruptLogError, defineEvent, type EventGroup, type ReplayRecord, silentLogger } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures, replayAll } from 'appendonly/testing';
 import { openApp, recordingLogger, state, tempDir } from './helpers';
+
+/** The user event these tests log; defined, so that an app replaying them knows the type. */
+defineEvent('Noted');
 
 const { PutMany } = fixtures;
 
