@@ -73,22 +73,34 @@ function rawDatabase(file: string, synchronous: 'FULL' | 'NORMAL') {
   return { db, insertRows };
 }
 
-/** Raw better-sqlite3, `total` rows in transactions of `perTx` rows; rows/s. */
-function rawInserts(file: string, synchronous: 'FULL' | 'NORMAL', total: number, perTx: number): number {
+/** Raw better-sqlite3 on one open database: each call inserts the next `ops` rows in transactions of `perTx`; rows/s. */
+function rawInserter(file: string, synchronous: 'FULL' | 'NORMAL', perTx: number) {
   const { db, insertRows } = rawDatabase(file, synchronous);
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < total; i += perTx) insertRows(i, Math.min(perTx, total - i));
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  db.close();
-  return total / seconds;
+  let next = 0;
+  return {
+    run(ops: number): number {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < ops; i += perTx) insertRows(next + i, Math.min(perTx, ops - i));
+      next += ops;
+      return ops / (Number(process.hrtime.bigint() - started) / 1e9);
+    },
+    close: () => db.close(),
+  };
 }
 
-async function storeAppends(file: string, appendfsync: FsyncPolicy, total: number, inFlight: number) {
+/** The store, open once: each call appends the next `ops` groups with `inFlight` outstanding. */
+async function storeAppender(file: string, appendfsync: FsyncPolicy, inFlight: number) {
   const store = new SqliteWalStore({ file, appendfsync, autoRewritePercentage: 0 });
   await store.open(context);
-  const result = await runWindow(total, inFlight, (i) => store.append(group(i)));
-  await store.close();
-  return result;
+  let next = 0;
+  return {
+    async run(ops: number) {
+      const from = next;
+      next += ops;
+      return runWindow(ops, inFlight, (i) => store.append(group(from + i)));
+    },
+    close: () => store.close(),
+  };
 }
 
 /**
@@ -96,7 +108,7 @@ async function storeAppends(file: string, appendfsync: FsyncPolicy, total: numbe
  * time), so the reference and the store run alternately in short rounds, and each side's figure
  * is its total operations over its total time: both sides meet the same disturbances.
  */
-const ROUNDS = quick ? 2 : 8;
+const ROUNDS = quick ? 4 : 12;
 
 interface Timed {
   readonly opsPerSec: number;
@@ -141,7 +153,7 @@ export async function benchSqliteWal(): Promise<Row[]> {
   const file = () => path.join(dir, `b${n++}.db`);
   const rows: Row[] = [];
   const cases = [
-    { policy: 'always', synchronous: 'FULL', inFlight: 1, total: quick ? 1000 : 3000 },
+    { policy: 'always', synchronous: 'FULL', inFlight: 1, total: quick ? 1000 : 6000 },
     { policy: 'always', synchronous: 'FULL', inFlight: 64, total: quick ? 50_000 : 200_000 },
     { policy: 'everysec', synchronous: 'NORMAL', inFlight: 64, total: quick ? 100_000 : 500_000 },
   ] as const;
@@ -150,11 +162,11 @@ export async function benchSqliteWal(): Promise<Row[]> {
       progress(
         `sqlite-wal: ${policy}, ${inFlight} in flight, ${total} appends, against raw ${synchronous} with ${inFlight} rows/tx`,
       );
-      const { reference, ours } = await pair(
-        total,
-        (ops) => rawInserts(file(), synchronous, ops, inFlight),
-        (ops) => storeAppends(file(), policy, ops, inFlight),
-      );
+      const raw = rawInserter(file(), synchronous, inFlight);
+      const store = await storeAppender(file(), policy, inFlight);
+      const { reference, ours } = await pair(total, raw.run, store.run);
+      raw.close();
+      await store.close();
       const ref = `raw ${synchronous} ${inFlight}/tx`;
       rows.push({
         name: `raw better-sqlite3 ${synchronous}, ${inFlight} row${inFlight > 1 ? 's' : ''}/tx`,
