@@ -7,7 +7,6 @@
 export { AofStore } from './aof-store';
 export { formatManifest, type Manifest, type ManifestEntry, parseManifest } from './manifest';
 export { nodeFileSystem } from './node-file-system';
-export type { SyncWriteFileSystem } from './writer';
 export type { AofStoreOptions } from './options';
 export { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
 export { encodeEvent, encodeGroup } from './record-codec';

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { SyncWriteFileSystem } from './writer';
+import type { FileSystem } from '../../src/index';
 
 /*
  * The real FileSystem, on Node's callback API rather than `fs/promises`: the callback API costs no
@@ -21,7 +21,7 @@ function done(fn: (cb: (err: NodeJS.ErrnoException | null) => void) => void): Pr
 }
 
 /** The FileSystem of the machine, through `node:fs`, with the synchronous write the append path prefers. */
-export const nodeFileSystem: SyncWriteFileSystem = {
+export const nodeFileSystem: FileSystem & Required<Pick<FileSystem, 'writeSync'>> = {
   open: (path, flags, mode) => call<number>((cb) => fs.open(path, flags, mode, cb)),
   close: (fd) => done((cb) => fs.close(fd, cb)),
   write: (fd, buffer, offset, length, position) =>

@@ -12,16 +12,6 @@ export interface AppendTarget {
   size: number;
 }
 
-/**
- * A FileSystem that can also write synchronously. The append path uses it when present, as
- * Redis's write() in its event loop: a write to the page cache costs a few microseconds, while a
- * round trip through libuv's thread pool costs tens and leaves the loop idle meanwhile. Writes
- * never overlap an fsync of the same file: under `always` the fsync follows the write, and under
- * `everysec` writes wait while a background fsync runs (Redis's postponing, up to 2 s).
- */
-export interface SyncWriteFileSystem extends FileSystem {
-  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number;
-}
 
 /** Bytes for one target, and the acknowledgements waiting on them. */
 interface Segment {
@@ -72,8 +62,8 @@ export class AofWriter {
   private failure: PersistenceError | null = null;
   private lastTs = -1;
   private readonly now: () => number;
-  /** The file system's synchronous write, when it has one: see {@link SyncWriteFileSystem}. */
-  private readonly writeSync: SyncWriteFileSystem['writeSync'] | null;
+  /** The file system's synchronous write, when it has one: see `FileSystem.writeSync`. */
+  private readonly writeSync: NonNullable<FileSystem['writeSync']> | null;
 
   /** `everysec`'s fsync in the background; null under the other policies. */
   private readonly bio: BackgroundFsync | null = null;
@@ -92,7 +82,7 @@ export class AofWriter {
     this.target = target;
     this.cur = { target, enc: new RespEncoder(), resolves: [], rejects: [] };
     this.now = options.now ?? Date.now;
-    const sync = (options.fs as Partial<SyncWriteFileSystem>).writeSync;
+    const sync = options.fs.writeSync;
     this.writeSync = typeof sync === 'function' ? sync.bind(options.fs) : null;
     if (options.policy === 'everysec') {
       this.bio = new BackgroundFsync({

@@ -8,6 +8,12 @@ export interface FileSystem {
   close(fd: number): Promise<void>;
   /** Writes from `buffer[offset..offset+length)` at `position` (null: the current position); returns bytes written, which may be fewer. */
   write(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): Promise<number>;
+  /**
+   * Optional synchronous `write`: when present, the AOF store writes to the page cache on the
+   * event loop, as Redis's own `write()` does (a thread-pool round trip per group costs more than
+   * the copy); fsyncs stay in the background. Same contract as `write`.
+   */
+  writeSync?(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): number;
   /** Reads into `buffer[offset..offset+length)` from `position`; returns bytes read (0 at end of file). */
   read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   fsync(fd: number): Promise<void>;
