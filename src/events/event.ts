@@ -53,8 +53,9 @@ export function assertEventTypeName(type: string): void {
  */
 export function defineEvent<TData, TType extends string = string>(type: TType): EventDefinition<TData, TType> {
   assertEventTypeName(type);
-  if (RESERVED_EVENT_TYPES.has(type)) {
-    throw new InvalidEventError(`event type ${type} is reserved for the built-in key-value events`);
+  if (RESERVED_EVENT_TYPES.has(type) || /^(multi|exec)$/i.test(type)) {
+    // MULTI and EXEC in any case: redis-check-aof reads them so, and would see a broken transaction.
+    throw new InvalidEventError(`event type ${type} is reserved for the built-in key-value events and the log format`);
   }
   registerEventType(type);
   return makeDefinition<TData, TType>(type, (data) => ({ type, data }));

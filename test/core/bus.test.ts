@@ -240,6 +240,8 @@ describe('bad input gets a clear typed error and changes nothing', () => {
 
   it('refuses a user event named like a built-in', () => {
     expect(() => defineEvent('FLUSHALL')).toThrow(/reserved/);
+    expect(() => defineEvent('exec')).toThrow(/reserved/);
+    expect(() => defineEvent('Multi')).toThrow(/reserved/);
     expect(() => defineEvent('')).toThrow(InvalidEventError);
   });
 });
