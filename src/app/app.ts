@@ -336,7 +336,7 @@ export class App {
               skipped.set(event.type, (skipped.get(event.type) ?? 0) + 1);
               continue;
             }
-            projector.apply(event, kv, record.seq + i, record.time);
+            projector.apply(event, kv, record.seq + i, record.time, true);
           }
           lastSeq = record.seq + events.length - 1;
           groups++;

@@ -35,12 +35,16 @@ export class Projector {
     return new Set(this.byType.keys());
   }
 
-  /** Applies one event; throws what a projection throws (the caller rolls back). */
-  apply(event: DomainEvent, state: KeyValueState, seq: number, time: number): void {
+  /**
+   * Applies one event; throws what a projection throws (the caller rolls back). `fromLog`: the
+   * event was read back from the log, where only valid JSON can be, so SET skips the check.
+   */
+  apply(event: DomainEvent, state: KeyValueState, seq: number, time: number, fromLog = false): void {
     switch (event.type) {
       case 'SET': {
         const data = event.data as unknown as SetData;
-        state.set(data.key, data.value);
+        if (fromLog) state.load(data.key, data.value);
+        else state.set(data.key, data.value);
         break;
       }
       case 'DEL':

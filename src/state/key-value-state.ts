@@ -228,6 +228,15 @@ export class KeyValueState implements ReadonlyKeyValueState {
   }
 
   private write(key: string, value: JsonValue): void {
+    if (this.overlay === null && this.journalLength < 0) {
+      // Replay and loads: no undo to record, so no lookup of the previous value.
+      const base = this.base;
+      const before = base.size;
+      base.set(key, value);
+      this.count += base.size - before;
+      if (this.changes.observed) this.emit({ type: 'set', key, value });
+      return;
+    }
     const previous = this.get(key);
     this.remember(key, previous);
     if (this.overlay !== null) this.overlay.set(key, value);
