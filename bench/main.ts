@@ -2,10 +2,14 @@ import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { barChart } from './chart';
+import { benchAof } from './aof';
 import { benchCore } from './core';
 import { describeMachine } from './machine';
 import { formatTable, quick, type Row } from './measure';
 import { benchPeers } from './peers';
+import { benchReplayScaling } from './replay-scaling';
+import { benchSqliteWal } from './sqlite-wal';
+import { benchStores } from './stores';
 
 /** A titled group of rows: one table on the terminal, one entry in latest.json. */
 interface Section {
@@ -22,20 +26,28 @@ async function main(): Promise<void> {
   process.stdout.write(
     `appendonly benchmarks, ${quick ? 'quick' : 'full'} run, ${machine.date}\n${machine.cpu} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, disk ${machine.disk}\n`,
   );
-  const plan: [string, () => Promise<Row[]>][] = [
-    ['Core: bus + state + memory store', benchCore],
-    ['Peers, same work', benchPeers],
+  const plan: [string, () => Promise<Section[]>][] = [
+    ['core', async () => [{ title: 'Core: bus + state + memory store', rows: await benchCore() }]],
+    ['stores', async () => [{ title: 'Stores × policies (set one key per command)', rows: await benchStores() }]],
+    ['aof', () => benchAof()],
+    ['sqlite', async () => [{ title: 'SQLite-WAL store against raw better-sqlite3', rows: await benchSqliteWal() }]],
+    ['replay', async () => [{ title: 'Replay: time grows linearly, memory follows the state', rows: await benchReplayScaling() }]],
+    ['peers', async () => [{ title: 'Peers, same work', rows: await benchPeers() }]],
   ];
+  // `npm run bench -- stores peers` runs only those parts.
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const sections: Section[] = [];
-  for (const [title, run] of plan) {
-    const rows = await run();
-    sections.push({ title, rows });
-    process.stdout.write(`${formatTable(title, rows)}\n`);
+  for (const [key, run] of plan) {
+    if (only.length > 0 && !only.includes(key)) continue;
+    for (const section of await run()) {
+      sections.push(section);
+      process.stdout.write(`${formatTable(section.title, section.rows)}\n`);
+    }
   }
   const out = path.resolve(__dirname, '../../bench/results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify({ machine, quick, sections }, null, 2)}\n`);
-  const chartSections = sections.filter((s) => !/replay|compaction/i.test(s.title));
+  const chartSections = sections.filter((s) => /^(Core|Stores|Peers)/.test(s.title));
   writeFileSync(path.join(out, 'latest.svg'), barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections));
   process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(out, 'latest.json'))} and latest.svg\n`);
 }

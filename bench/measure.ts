@@ -75,3 +75,32 @@ export const quick = process.argv.includes('--quick');
 export function progress(message: string): void {
   process.stderr.write(`… ${message}\n`);
 }
+
+/**
+ * Runs `op` for about `seconds` with `inFlight` operations outstanding (a time budget rather than
+ * a count: an fsync-bound row and a memory row then take the same time). Latencies as runWindow.
+ */
+export async function runFor(
+  seconds: number,
+  inFlight: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<{ opsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number; ops: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = process.hrtime.bigint();
+  const deadline = started + BigInt(Math.round(seconds * 1e9));
+  let stop = false;
+  const worker = async () => {
+    while (!stop) {
+      const i = next++;
+      const t0 = process.hrtime.bigint();
+      await op(i);
+      const t1 = process.hrtime.bigint();
+      latencies.push(Number(t1 - t0) / 1e6);
+      if (t1 >= deadline) stop = true;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  return { opsPerSec: latencies.length / elapsed, ops: latencies.length, ...percentiles(latencies) };
+}
