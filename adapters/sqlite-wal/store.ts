@@ -145,8 +145,10 @@ export class SqliteWalStore implements EventStore {
   }
 
   /**
-   * Probes that the database takes writes again: a write that needs new pages (rolled back, so
-   * nothing is left), then a committed, synced one. Rejects while the fault lasts.
+   * Probes that the database takes writes again: a committed write of eight pages (which needs
+   * new pages and WAL frames, as a batch of appends does), then its removal, then an fsync of
+   * the WAL under `everysec`. Rejects while the fault lasts. The probe proves that the fault
+   * is gone now, not that the next batch will fit: if it fails, it is refused like any other.
    */
   async recover(): Promise<void> {
     const db = this.assertOpen();
@@ -155,16 +157,8 @@ export class SqliteWalStore implements EventStore {
     try {
       if (db.inTransaction) db.exec('ROLLBACK');
       const pageSize = Number(db.pragma('page_size', { simple: true }));
-      db.exec('BEGIN');
-      try {
-        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))").run(
-          pageSize * 8,
-        );
-      } finally {
-        // SQLITE_FULL may already have rolled it back; a second ROLLBACK would hide its code.
-        if (db.inTransaction) db.exec('ROLLBACK');
-      }
-      db.prepare("UPDATE meta SET value = value WHERE key = 'format'").run();
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))").run(pageSize * 8);
+      db.prepare("DELETE FROM meta WHERE key = 'probe'").run();
       await this.syncer?.sync();
     } catch (err) {
       throw PersistenceError.from(`${this.options.file} still cannot be written`, err);

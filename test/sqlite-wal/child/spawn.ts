@@ -11,13 +11,23 @@ export interface Child {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `writer.ts` with `args` in a new Node process. */
-export function spawnWriter(args: string[]): Child {
-  const child = spawn(
+/**
+ * Starts `writer.ts` with `args` in a new Node process; with `maxFileKb`, under `ulimit -f`, so
+ * that a write past that size fails with EFBIG (a real I/O error, which SQLite reports as
+ * SQLITE_IOERR_WRITE).
+ */
+export function spawnWriter(args: string[], maxFileKb?: number): Child {
+  const node = [
     process.execPath,
-    ['-r', path.join(__dirname, '../../support/register.js'), path.join(__dirname, 'writer.ts'), ...args],
-    { stdio: 'pipe' },
-  );
+    '-r',
+    path.join(__dirname, '../../support/register.js'),
+    path.join(__dirname, 'writer.ts'),
+    ...args,
+  ];
+  const child =
+    maxFileKb === undefined
+      ? spawn(node[0], node.slice(1), { stdio: 'pipe' })
+      : spawn('bash', ['-c', `ulimit -f ${maxFileKb} && exec "$@"`, 'bash', ...node], { stdio: 'pipe' });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   let stderr = '';

@@ -2,7 +2,9 @@
  * A child process for the lock tests: opens an app on a SqliteWalStore and writes
  * `Put('k<i>', i)` commands, printing `ack <i>` on stdout once each is acknowledged.
  * argv: file policy mode, where mode is `hold` (open, print `ready`, wait to be killed),
- * `write N` (N commands, 16 in flight, then wait) or `try` (try to open, print the error code).
+ * `write N` (N commands, 16 in flight, then wait), `try` (try to open, print the error code) or
+ * `until-error` (1 KB commands one at a time until one fails; then prints what a later command,
+ * `app.recover()`, one more command and `close()` do, and exits).
  */
 import 'reflect-metadata';
 import { createApp, silentLogger } from 'appendonly';
@@ -24,6 +26,32 @@ async function main(): Promise<void> {
   }
   const app = await createApp({ ...fixtures.conformanceClasses, store, logger: silentLogger });
   process.stdout.write('ready\n');
+  if (mode === 'until-error') {
+    for (let i = 0; ; i++) {
+      try {
+        await app.execute(new fixtures.Put(`k${i}`, 'x'.repeat(1000)));
+        process.stdout.write(`ack ${i}\n`);
+      } catch (err) {
+        process.stdout.write(`err ${i} ${(err as { code?: string }).code} ${(err as Error).name}\n`);
+        break;
+      }
+    }
+    const later = await app.execute(new fixtures.Put('later', 1)).catch((err: { code?: string }) => err);
+    process.stdout.write(`later ${(later as { code?: string }).code}\n`);
+    const recovered = await app.recover().then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
+    process.stdout.write(`recover ${recovered}\n`);
+    const after = await app.execute(new fixtures.Put('after', 1)).then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
+    process.stdout.write(`after ${after}\n`);
+    await app.close();
+    process.stdout.write('closed\n');
+    process.exit(0);
+  }
   if (mode === 'write') {
     const total = Number(count);
     let next = 0;
