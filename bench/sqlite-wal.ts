@@ -105,8 +105,9 @@ async function storeAppender(file: string, appendfsync: FsyncPolicy, inFlight: n
 
 /**
  * Rounds per measurement. The machine is shared (other processes fsync and compute at the same
- * time), so the reference and the store run alternately in short rounds, and each side's figure
- * is its total operations over its total time: both sides meet the same disturbances.
+ * time), so the reference and the store run alternately in short rounds on the same open files.
+ * Each side's ops/s is its total operations over its total time; the ratio is the median of the
+ * rounds' ratios, so that an fsync stall that hits one side in one round does not decide it.
  */
 const ROUNDS = quick ? 4 : 12;
 
@@ -117,33 +118,42 @@ interface Timed {
   readonly maxMs?: number;
 }
 
-/** Runs `reference(ops)` and `ours(ops)` alternately, `ROUNDS` rounds of `total / ROUNDS` operations each. */
+/** Runs `reference(ops)` and `ours(ops)` alternately, `rounds` rounds of `total / rounds` operations each. */
 async function pair(
   total: number,
   reference: (ops: number) => number,
   ours: (ops: number) => Promise<Timed>,
   rounds = ROUNDS,
-): Promise<{ reference: number; ours: Timed }> {
+): Promise<{ reference: number; ours: Timed; ratio: number }> {
   const ops = Math.ceil(total / rounds);
   let referenceSeconds = 0;
   let ourSeconds = 0;
+  const ratios: number[] = [];
   const p50s: number[] = [];
   let p99 = 0;
   let max = 0;
   for (let round = 0; round < rounds; round++) {
-    referenceSeconds += ops / reference(ops);
+    const referenceRate = reference(ops);
     const result = await ours(ops);
+    referenceSeconds += ops / referenceRate;
     ourSeconds += ops / result.opsPerSec;
+    ratios.push(result.opsPerSec / referenceRate);
     if (result.p50Ms !== undefined) p50s.push(result.p50Ms);
     p99 = Math.max(p99, result.p99Ms ?? 0);
     max = Math.max(max, result.maxMs ?? 0);
   }
-  p50s.sort((a, b) => a - b);
   const timed: Timed = { opsPerSec: (ops * rounds) / ourSeconds };
   return {
     reference: (ops * rounds) / referenceSeconds,
-    ours: p50s.length > 0 ? { ...timed, p50Ms: p50s[p50s.length >> 1], p99Ms: p99, maxMs: max } : timed,
+    ours: p50s.length > 0 ? { ...timed, p50Ms: median(p50s), p99Ms: p99, maxMs: max } : timed,
+    ratio: median(ratios),
   };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The figures of issue 4, each beside its raw better-sqlite3 reference measured in the same run. */
@@ -164,7 +174,7 @@ export async function benchSqliteWal(): Promise<Row[]> {
       );
       const raw = rawInserter(file(), synchronous, inFlight);
       const store = await storeAppender(file(), policy, inFlight);
-      const { reference, ours } = await pair(total, raw.run, store.run);
+      const { reference, ours, ratio } = await pair(total, raw.run, store.run);
       raw.close();
       await store.close();
       const ref = `raw ${synchronous} ${inFlight}/tx`;
@@ -176,7 +186,8 @@ export async function benchSqliteWal(): Promise<Row[]> {
         name: `SqliteWalStore ${policy}, ${inFlight} in flight`,
         ...ours,
         reference: ref,
-        ratio: ours.opsPerSec / reference,
+        ratio,
+        note: `median of ${ROUNDS} paired rounds`,
       });
     }
     rows.push(...(await benchReplay(file(), quick ? 100_000 : 500_000)));
@@ -240,19 +251,19 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
   await ours();
   // Each round replays the whole table: `total` operations per round.
   const rounds = quick ? 2 : 3;
-  const { reference: rawRate, ours: ourRate } = await pair(
-    total * rounds,
-    raw,
-    async () => ({ opsPerSec: await ours() }),
-    rounds,
-  );
+  const {
+    reference: rawRate,
+    ours: ourRate,
+    ratio,
+  } = await pair(total * rounds, raw, async () => ({ opsPerSec: await ours() }), rounds);
   return [
     { name: 'raw better-sqlite3 .raw() iterate + JSON.parse + Map.set', opsPerSec: rawRate },
     {
       name: 'SqliteWalStore replay (events/s)',
       opsPerSec: ourRate.opsPerSec,
       reference: 'raw replay',
-      ratio: ourRate.opsPerSec / rawRate,
+      ratio,
+      note: `median of ${rounds} paired rounds`,
     },
   ];
 }
