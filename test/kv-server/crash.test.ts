@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import { type Child, sleep, spawnServer, tempDir } from './helpers';
 
@@ -66,6 +68,52 @@ describe.each(['aof', 'sqlite'] as const)('kv-server killed with SIGKILL under a
       expect(Number(await redis.get('counter'))).toBeGreaterThanOrEqual(maxCounter);
       expect((await redis.strlen('log')) >= appended).toBe(true);
       redis.disconnect();
+    } finally {
+      second.child.kill('SIGKILL');
+      await second.exited;
+    }
+  });
+});
+
+describe('kv-server after redis-benchmark', () => {
+  const dir = tempDir();
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('SIGKILL right after redis-benchmark INCR under always: every increment is there', async () => {
+    const args = ['--store', 'aof', '--dir', dir, '--appendfsync', 'always'];
+    const first = await spawnServer(args);
+    // Without -r, redis-benchmark increments the one key `counter:__rand_int__`; -P 8 pipelines.
+    await promisify(execFile)('redis-benchmark', ['-p', String(first.port), '-t', 'incr,set', '-n', '5000', '-c', '20', '-P', '8', '-q']);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = await spawnServer(args);
+    try {
+      const redis = new Redis({ port: second.port });
+      expect(await redis.get('counter:__rand_int__')).toBe('5000');
+      expect(await redis.strlen('key:__rand_int__')).toBe(3); // redis-benchmark's 3-byte payload
+      redis.disconnect();
+    } finally {
+      second.child.kill('SIGKILL');
+      await second.exited;
+    }
+  });
+
+  it('SIGTERM closes cleanly (exit 0) and a restart finds every write', async () => {
+    const args = ['--store', 'aof', '--dir', dir, '--appendfsync', 'everysec'];
+    const first = await spawnServer(args);
+    const redis = new Redis({ port: first.port });
+    await redis.flushall();
+    await Promise.all(Array.from({ length: 500 }, (_, i) => redis.set(`t${i}`, String(i))));
+    redis.disconnect();
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toMatch(/SIGTERM: closing/);
+    const second = await spawnServer(args);
+    try {
+      const client = new Redis({ port: second.port });
+      expect(await client.dbsize()).toBe(500);
+      expect(await client.get('t499')).toBe('499');
+      client.disconnect();
     } finally {
       second.child.kill('SIGKILL');
       await second.exited;

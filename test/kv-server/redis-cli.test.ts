@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { rawExchange, type Running, redisCli, startServer } from './helpers';
 
 /** Every command through Debian's redis-cli, as a user would type them. */
@@ -93,6 +95,22 @@ describe('kv-server with redis-cli', () => {
     const out = await redisCli(running.port, ['--pipe'], input);
     expect(out).toMatch(/errors: 0, replies: 5000/);
     expect(await cli('DBSIZE')).toBe('5000\n');
+  });
+
+  it('an interactive redis-cli session starts quietly (COMMAND DOCS) and works', async () => {
+    // A terminal through `script`; TERM=dumb keeps linenoise from querying the cursor position.
+    const steps = ['set a 1', 'get a', 'incr a', 'quit'];
+    const feeder = `for l in ${steps.map((l) => `'${l}'`).join(' ')}; do sleep 0.3; echo "$l"; done`;
+    // Asynchronously: the server runs in this process.
+    const { stdout } = await promisify(execFile)('sh', ['-c', `(${feeder}) | script -qec "redis-cli -p ${running.port}" /dev/null`], {
+      encoding: 'utf8',
+      env: { ...process.env, TERM: 'dumb' },
+      timeout: 15_000,
+    });
+    const out = stdout.replace(/\r/g, '');
+    expect(out).toBe(
+      [`127.0.0.1:${running.port}> set a 1`, 'OK', `127.0.0.1:${running.port}> get a`, '"1"', `127.0.0.1:${running.port}> incr a`, '(integer) 2', `127.0.0.1:${running.port}> quit`, ''].join('\n'),
+    );
   });
 
   it('inline requests, as typed into telnet', async () => {
