@@ -109,7 +109,7 @@ export async function* readLog(
               batch.push({ kind: 'entry', key: data.key, value: data.value });
             }
           } else {
-            batch.push({ kind: 'group', seq: nextSeq, time, events });
+            batch.push({ kind: 'group', seq: nextSeq, time, events, file: file.name, offset: base + groupStart });
             nextSeq += n;
             summary.lastSeq = nextSeq - 1;
           }

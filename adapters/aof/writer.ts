@@ -153,7 +153,13 @@ export class AofWriter {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.running === null) this.running = this.pump().finally(() => (this.running = null));
+      if (this.running !== null) return;
+      this.running = this.pump().finally(() => {
+        this.running = null;
+        // An append that came while the pump was finishing (after its last check for work,
+        // before this line) found it running and did not schedule: pick it up here.
+        if (this.failure === null && (this.sealed.length > 0 || (!this.held && this.cur.enc.length > 0))) this.schedule();
+      });
     });
   }
 
