@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type App, createApp, type EventStore, type JsonValue, MemoryStore, silentLogger } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures } from 'appendonly/testing';
 import fc from 'fast-check';
@@ -103,6 +104,16 @@ const stores: [string, () => Location][] = [
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-model-'));
       return {
         open: () => new SqliteWalStore({ file: path.join(dir, 'app.db'), appendfsync: 'no' }),
+        cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  ],
+  [
+    'AofStore',
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-model-'));
+      return {
+        open: () => new AofStore({ dir, appendfsync: 'no' }),
         cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
       };
     },
