@@ -11,8 +11,19 @@ import { Command } from 'commander';
  * one after the other, printing both and their ratio.
  *
  *   npm run build && node dist/examples/kv-server/bench.js [--appendfsync always,everysec]
- *     [--store aof] [-n 200000] [-c 50] [--pipeline 1,16] [--tests set,get,incr]
+ *     [--store aof] [-n 200000] [-c 50] [--pipeline 1,16] [--tests set,get,incr] [--warmup 20000]
  */
+
+interface Options {
+  appendfsync: string;
+  store: string;
+  requests: string;
+  clients: string;
+  pipeline: string;
+  tests: string;
+  warmup: string;
+  redis: boolean;
+}
 
 interface Row {
   readonly policy: string;
@@ -30,9 +41,10 @@ async function main(): Promise<void> {
     .option('-c, --clients <n>', 'parallel connections', '50')
     .option('--pipeline <list>', 'pipeline depths (-P)', '1,16')
     .option('--tests <list>', 'redis-benchmark tests', 'set,get,incr')
+    .option('--warmup <n>', 'requests per test sent first and not counted (a JIT warms up)', '20000')
     .option('--no-redis', 'skip the real Redis even when redis-server is installed')
     .parse()
-    .opts<{ appendfsync: string; store: string; requests: string; clients: string; pipeline: string; tests: string; redis: boolean }>();
+    .opts<Options>();
   if (!which('redis-benchmark')) throw new Error('redis-benchmark is not installed (Debian: apt-get install redis-tools)');
   const withRedis = o.redis && which('redis-server');
   if (!withRedis) say('redis-server not found (or --no-redis): measuring the kv-server alone');
@@ -69,9 +81,13 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function measure(target: Target, o: { requests: string; clients: string; tests: string }, pipelines: number[]): Promise<Map<string, number>> {
+async function measure(target: Target, o: Options, pipelines: number[]): Promise<Map<string, number>> {
   const results = new Map<string, number>();
   try {
+    // Both servers get the same warm-up; it matters to a JIT, not to Redis.
+    if (Number(o.warmup) > 0) {
+      await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.warmup, '-c', o.clients, '--csv']);
+    }
     for (const p of pipelines) {
       const csv = await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.requests, '-c', o.clients, '-P', String(p), '--csv']);
       for (const line of csv.split('\n').slice(1)) {
