@@ -194,13 +194,14 @@ export class KvServer implements ServerApi, Dispatcher {
       if (bytes !== undefined && args.length === 2 && (spec.name === 'echo' || spec.name === 'ping')) return bulkBytes(bytes);
       return NOT_UTF8;
     }
+    if (this.gate !== null) {
+      // The app is being reopened (CONFIG SET appendfsync): every command, even CONFIG GET,
+      // waits for it and then runs, so what it sees is what follows the switch.
+      const retry = () => this.dispatch(client, request);
+      return this.gate.then(retry, retry);
+    }
     if (this.phase !== 'ready' && !spec.loading) {
-      if (this.phase === 'loading') return LOADING;
-      if (this.phase === 'switching' && this.gate !== null) {
-        const retry = () => this.dispatch(client, request);
-        return this.gate.then(retry, retry);
-      }
-      return error('ERR the server is shutting down');
+      return this.phase === 'loading' ? LOADING : error('ERR the server is shutting down');
     }
     this.totalCommands++;
     try {

@@ -203,9 +203,11 @@ describe('kv-server with ioredis', () => {
     pipeline.config('SET', 'appendfsync', 'always');
     for (let i = 0; i < 20; i++) pipeline.incr('during');
     const writes = Promise.all(Array.from({ length: 20 }, () => other.incr('during')));
+    pipeline.config('GET', 'appendfsync');
     const results = await pipeline.exec();
     await writes;
     expect(results![0]).toEqual([null, 'OK']);
+    expect(results!.pop()).toEqual([null, ['appendfsync', 'always']]);
     expect(results!.slice(1).map((r) => r[1])).toEqual(results!.slice(1).map((r) => r[1]).sort((a, b) => Number(a) - Number(b)));
     expect(await redis.get('during')).toBe('40');
     expect(await redis.get('before')).toBe('1');
