@@ -12,6 +12,8 @@ import type {
 
 /** Records per replay batch: large enough that the per-batch promise costs nothing. */
 const BATCH = 4096;
+/** Every append is durable at once: one settled promise serves them all. */
+const DURABLE = Promise.resolve();
 
 /** Options of {@link MemoryStore}; sizes count records (keys and groups), not bytes. */
 export interface MemoryStoreOptions {
@@ -81,7 +83,7 @@ export class MemoryStore implements EventStore {
     // app may never yield to the event loop, and a deferred rewrite would never run. The state
     // already holds this group, which is what the snapshot must cover.
     if (this.shouldRewrite()) this.compactNow();
-    return Promise.resolve();
+    return DURABLE;
   }
 
   async compact(): Promise<CompactionResult> {
