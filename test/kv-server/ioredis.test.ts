@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { MemoryStore, silentLogger } from 'appendonly';
 import { ReplayMeter } from '../../examples/kv-server/replay-meter';
@@ -14,6 +15,7 @@ describe('kv-server with ioredis', () => {
   });
   afterAll(async () => {
     await running.stop();
+    rmSync(running.dir, { recursive: true, force: true }); // reopened on the same dir by the restart test
   });
   beforeEach(async () => {
     redis = new Redis({ port: running.port, lazyConnect: true, maxRetriesPerRequest: 0 });
