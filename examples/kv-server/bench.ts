@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     .option('--no-redis', 'skip the real Redis even when redis-server is installed')
     .parse()
     .opts<Options>();
-  if (!which('redis-benchmark')) throw new Error('redis-benchmark is not installed (Debian: apt-get install redis-tools)');
+  if (!which('redis-benchmark'))
+    throw new Error('redis-benchmark is not installed (Debian: apt-get install redis-tools)');
   const withRedis = o.redis && which('redis-server');
   if (!withRedis) say('redis-server not found (or --no-redis): measuring the kv-server alone');
   const pipelines = o.pipeline.split(',').map(Number);
@@ -59,17 +60,28 @@ async function main(): Promise<void> {
     }
   }
   say('');
-  say(`redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store`);
-  say(`${pad('appendfsync', 12)}${pad('-P', 4)}${pad('test', 6)}${pad('kv-server/s', 14)}${pad('redis/s', 14)}ratio`);
+  say(
+    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store`,
+  );
+  say(
+    `${pad('appendfsync', 12)}${pad('-P', 4)}${pad('test', 6)}${pad('kv-server/s', 14)}${pad('redis/s', 14)}ratio`,
+  );
   for (const r of rows) {
     const ratio = r.redis === null ? '' : (r.ours / r.redis).toFixed(2);
-    say(`${pad(r.policy, 12)}${pad(String(r.pipeline), 4)}${pad(r.test, 6)}${pad(r.ours.toFixed(0), 14)}${pad(r.redis?.toFixed(0) ?? '-', 14)}${ratio}`);
+    say(
+      `${pad(r.policy, 12)}${pad(String(r.pipeline), 4)}${pad(r.test, 6)}${pad(r.ours.toFixed(0), 14)}${pad(r.redis?.toFixed(0) ?? '-', 14)}${ratio}`,
+    );
   }
-  for (const [policy, target] of [['always', 1.0], ['everysec', 0.7]] as const) {
+  for (const [policy, target] of [
+    ['always', 1.0],
+    ['everysec', 0.7],
+  ] as const) {
     const r = rows.find((x) => x.policy === policy && x.pipeline === 1 && x.test === 'SET');
     if (r?.redis) {
       const ratio = r.ours / r.redis;
-      say(`target ${policy}, -c ${o.clients}, SET: ≥ ${target.toFixed(1)} × Redis → ${ratio.toFixed(2)} ${ratio >= target ? 'met' : 'NOT met'}`);
+      say(
+        `target ${policy}, -c ${o.clients}, SET: ≥ ${target.toFixed(1)} × Redis → ${ratio.toFixed(2)} ${ratio >= target ? 'met' : 'NOT met'}`,
+      );
     }
   }
 }
@@ -86,10 +98,32 @@ async function measure(target: Target, o: Options, pipelines: number[]): Promise
   try {
     // Both servers get the same warm-up; it matters to a JIT, not to Redis.
     if (Number(o.warmup) > 0) {
-      await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.warmup, '-c', o.clients, '--csv']);
+      await run('redis-benchmark', [
+        '-p',
+        String(target.port),
+        '-t',
+        o.tests,
+        '-n',
+        o.warmup,
+        '-c',
+        o.clients,
+        '--csv',
+      ]);
     }
     for (const p of pipelines) {
-      const csv = await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.requests, '-c', o.clients, '-P', String(p), '--csv']);
+      const csv = await run('redis-benchmark', [
+        '-p',
+        String(target.port),
+        '-t',
+        o.tests,
+        '-n',
+        o.requests,
+        '-c',
+        o.clients,
+        '-P',
+        String(p),
+        '--csv',
+      ]);
       for (const line of csv.split('\n').slice(1)) {
         const cells = line.split(',').map((c) => c.replace(/"/g, ''));
         if (cells.length < 2 || cells[0] === '') continue;
@@ -110,9 +144,13 @@ async function startKvServer(policy: string, store: string): Promise<Target> {
   const compiled = __filename.endsWith('.js');
   const main = path.join(__dirname, compiled ? 'main.js' : 'main.ts');
   const hook = compiled ? [] : ['-r', path.resolve(__dirname, '../../test/support/register.js')];
-  const child = spawn(process.execPath, [...hook, main, '--port', String(port), '--dir', dir, '--appendfsync', policy, '--store', store], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...hook, main, '--port', String(port), '--dir', dir, '--appendfsync', policy, '--store', store],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await waitForLine(child, /Ready to accept connections/);
   return {
     name: `kv-server (${store}, ${policy})`,
@@ -129,7 +167,22 @@ async function startRedis(policy: string): Promise<Target> {
   const port = await freePort();
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', policy, '--dir', dir, '--daemonize', 'no'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      policy,
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await waitForLine(child, /Ready to accept connections/);
@@ -177,7 +230,9 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd}: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 

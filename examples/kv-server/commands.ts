@@ -74,7 +74,8 @@ function set(server: ServerApi, args: readonly string[]): Reply {
     const option = args[i].toUpperCase();
     if ((option === 'NX' || option === 'XX') && condition === null) condition = option;
     else if (option === 'GET' && !withGet) withGet = true;
-    else if (option === 'KEEPTTL') continue; // keys never expire here: keeping no TTL is what it asks
+    else if (option === 'KEEPTTL')
+      continue; // keys never expire here: keeping no TTL is what it asks
     else if (option === 'EX' || option === 'PX' || option === 'EXAT' || option === 'PXAT') {
       return error(`ERR ${option} is not supported: keys do not expire on this server`);
     } else return SYNTAX;
@@ -108,7 +109,12 @@ function command(args: readonly string[]): string {
   if (sub === '') return array([...COMMANDS.values()].map(describe));
   if (sub === 'COUNT') return integer(COMMANDS.size);
   if (sub === 'DOCS') return EMPTY_ARRAY; // redis-cli then uses its built-in help
-  if (sub === 'INFO') return array(args.slice(2).map((n) => (COMMANDS.has(n.toLowerCase()) ? describe(COMMANDS.get(n.toLowerCase())!) : '*-1\r\n')));
+  if (sub === 'INFO')
+    return array(
+      args
+        .slice(2)
+        .map((n) => (COMMANDS.has(n.toLowerCase()) ? describe(COMMANDS.get(n.toLowerCase())!) : '*-1\r\n')),
+    );
   if (sub === 'LIST') return bulkArray([...COMMANDS.keys()]);
   return error(`ERR unknown subcommand '${args[1]}'. Try COMMAND HELP.`);
 }
@@ -129,7 +135,8 @@ function config(server: ServerApi, args: readonly string[]): Reply {
   if (sub === 'GET' && args.length >= 3) return server.configGet(args.slice(2));
   if (sub === 'SET' && args.length === 4) return server.configSet(args[2].toLowerCase(), args[3]);
   if (sub === 'RESETSTAT' && args.length === 2) return OK;
-  if (sub === 'GET' || sub === 'SET') return error(`ERR wrong number of arguments for 'config|${sub.toLowerCase()}' command`);
+  if (sub === 'GET' || sub === 'SET')
+    return error(`ERR wrong number of arguments for 'config|${sub.toLowerCase()}' command`);
   return error(`ERR unknown subcommand '${args[1]}'. Try CONFIG HELP.`);
 }
 
@@ -138,7 +145,8 @@ function client(clientState: ClientState, args: readonly string[]): string {
   if (sub === 'ID') return integer(clientState.id);
   if (sub === 'GETNAME') return bulk(clientState.name);
   if (sub === 'SETNAME' && args.length === 3) {
-    if (/[\s]/.test(args[2])) return error('ERR Client names cannot contain spaces, newlines or special characters.');
+    if (/[\s]/.test(args[2]))
+      return error('ERR Client names cannot contain spaces, newlines or special characters.');
     clientState.name = args[2] === '' ? null : args[2];
     return OK;
   }
@@ -148,7 +156,9 @@ function client(clientState: ClientState, args: readonly string[]): string {
 
 function hello(server: ServerApi, clientState: ClientState, args: readonly string[]): string {
   if (args.length > 1 && args[1] !== '2') {
-    return args[1] === '3' ? error('NOPROTO this server speaks RESP2 only') : error('ERR Protocol version is not an integer or out of range');
+    return args[1] === '3'
+      ? error('NOPROTO this server speaks RESP2 only')
+      : error('ERR Protocol version is not an integer or out of range');
   }
   for (let i = 2; i < args.length; i++) {
     const option = args[i].toUpperCase();
@@ -160,11 +170,25 @@ function hello(server: ServerApi, clientState: ClientState, args: readonly strin
       clientState.name = args[++i];
     } else return SYNTAX;
   }
-  if (!clientState.authenticated) return error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
+  if (!clientState.authenticated)
+    return error(
+      'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+    );
   return array([
-    bulk('server'), bulk('redis'), bulk('version'), bulk(REDIS_VERSION), bulk('proto'), integer(2),
-    bulk('id'), integer(clientState.id), bulk('mode'), bulk('standalone'), bulk('role'), bulk('master'),
-    bulk('modules'), EMPTY_ARRAY,
+    bulk('server'),
+    bulk('redis'),
+    bulk('version'),
+    bulk(REDIS_VERSION),
+    bulk('proto'),
+    integer(2),
+    bulk('id'),
+    integer(clientState.id),
+    bulk('mode'),
+    bulk('standalone'),
+    bulk('role'),
+    bulk('master'),
+    bulk('modules'),
+    EMPTY_ARRAY,
   ]);
 }
 
@@ -173,9 +197,25 @@ export const REDIS_VERSION = '7.0.0';
 
 type Run = CommandSpec['run'];
 
-function spec(name: string, arity: number, flags: string[], keys: [number, number, number], run: Run): CommandSpec {
+function spec(
+  name: string,
+  arity: number,
+  flags: string[],
+  keys: [number, number, number],
+  run: Run,
+): CommandSpec {
   const [firstKey, lastKey, step] = keys;
-  return { name, arity, flags, firstKey, lastKey, step, noauth: flags.includes('noauth'), loading: flags.includes('loading'), run };
+  return {
+    name,
+    arity,
+    flags,
+    firstKey,
+    lastKey,
+    step,
+    noauth: flags.includes('noauth'),
+    loading: flags.includes('loading'),
+    run,
+  };
 }
 
 const NO_KEYS: [number, number, number] = [0, 0, 0];
@@ -185,14 +225,24 @@ const ALL_KEYS: [number, number, number] = [1, -1, 1];
 /** The commands, by lower-case name. */
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
   [
-    spec('ping', -1, ['fast'], NO_KEYS, (_s, _c, a) => (a.length === 1 ? '+PONG\r\n' : a.length === 2 ? bulk(a[1]) : error("ERR wrong number of arguments for 'ping' command"))),
+    spec('ping', -1, ['fast'], NO_KEYS, (_s, _c, a) =>
+      a.length === 1
+        ? '+PONG\r\n'
+        : a.length === 2
+          ? bulk(a[1])
+          : error("ERR wrong number of arguments for 'ping' command"),
+    ),
     spec('echo', 2, ['fast'], NO_KEYS, (_s, _c, a) => bulk(a[1])),
     spec('quit', -1, ['noauth', 'loading', 'fast'], NO_KEYS, (_s, c) => {
       c.closeAfterReply = true;
       return OK;
     }),
     spec('auth', -2, ['noauth', 'loading', 'fast'], NO_KEYS, (s, c, a) =>
-      a.length === 2 ? s.authenticate(c, 'default', a[1]) : a.length === 3 ? s.authenticate(c, a[1], a[2]) : SYNTAX,
+      a.length === 2
+        ? s.authenticate(c, 'default', a[1])
+        : a.length === 3
+          ? s.authenticate(c, a[1], a[2])
+          : SYNTAX,
     ),
     spec('hello', -1, ['noauth', 'loading', 'fast'], NO_KEYS, (s, c, a) => hello(s, c, a)),
     spec('select', 2, ['loading', 'fast'], NO_KEYS, (_s, _c, a) => {
@@ -202,7 +252,9 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
     }),
     spec('get', 2, ['readonly', 'fast'], ONE_KEY, (s, _c, a) => get(s, a[1])),
     spec('set', -3, ['write'], ONE_KEY, (s, _c, a) => set(s, a)),
-    spec('del', -2, ['write'], ALL_KEYS, (s, _c, a) => s.write(new DeleteKeys(a.slice(1)), (c) => integer(c.deleted))),
+    spec('del', -2, ['write'], ALL_KEYS, (s, _c, a) =>
+      s.write(new DeleteKeys(a.slice(1)), (c) => integer(c.deleted)),
+    ),
     spec('exists', -2, ['readonly', 'fast'], ALL_KEYS, (s, _c, a) => {
       let n = 0;
       for (let i = 1; i < a.length; i++) if (s.app.state.has(a[i])) n++;
@@ -216,7 +268,9 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
       if (typeof by === 'bigint' && by === -(2n ** 63n)) return error('ERR decrement would overflow');
       return increment(s, a[1], negate(by));
     }),
-    spec('append', 3, ['write'], ONE_KEY, (s, _c, a) => s.write(new AppendString(a[1], a[2]), (c) => integer(c.length))),
+    spec('append', 3, ['write'], ONE_KEY, (s, _c, a) =>
+      s.write(new AppendString(a[1], a[2]), (c) => integer(c.length)),
+    ),
     spec('strlen', 2, ['readonly', 'fast'], ONE_KEY, (s, _c, a) => {
       const value = s.app.state.get(a[1]);
       if (value !== undefined && typeof value !== 'string') return error(`WRONGTYPE ${WRONGTYPE}`);
@@ -228,7 +282,9 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
       return bulkArray(values);
     }),
     spec('mset', -3, ['write'], [1, -1, 2], (s, _c, a) =>
-      a.length % 2 === 0 ? error("ERR wrong number of arguments for 'mset' command") : s.write(new SetStrings(a.slice(1)), () => OK),
+      a.length % 2 === 0
+        ? error("ERR wrong number of arguments for 'mset' command")
+        : s.write(new SetStrings(a.slice(1)), () => OK),
     ),
     spec('keys', 2, ['readonly'], NO_KEYS, (s, _c, a) => keys(s, a[1])),
     spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, (s) => integer(s.app.state.size)),

@@ -90,7 +90,10 @@ export class Connection implements ClientState {
         const request = this.parser.next();
         if (request === null) break;
         this.enqueue(this.server.dispatch(this, request));
-        if (this.slots.length - this.head >= MAX_PENDING_REPLIES || this.socket.writableLength > MAX_UNSENT_BYTES) {
+        if (
+          this.slots.length - this.head >= MAX_PENDING_REPLIES ||
+          this.socket.writableLength > MAX_UNSENT_BYTES
+        ) {
           this.pause();
         }
       }
@@ -186,7 +189,11 @@ export class Connection implements ClientState {
 
   private maybeResume(): void {
     if (!this.paused || this.ended) return;
-    if (this.slots.length - this.head >= MAX_PENDING_REPLIES / 2 || this.socket.writableLength > MAX_UNSENT_BYTES / 2) return;
+    if (
+      this.slots.length - this.head >= MAX_PENDING_REPLIES / 2 ||
+      this.socket.writableLength > MAX_UNSENT_BYTES / 2
+    )
+      return;
     this.paused = false;
     this.socket.resume();
     this.process();

@@ -140,7 +140,8 @@ export class IncrementByHandler implements ICommandHandler<IncrementBy> {
       value = String(old + cmd.by);
     } else {
       const sum = BigInt(old) + BigInt(cmd.by);
-      if (sum < INT64_MIN || sum > INT64_MAX) throw new RedisError('ERR', 'increment or decrement would overflow');
+      if (sum < INT64_MIN || sum > INT64_MAX)
+        throw new RedisError('ERR', 'increment or decrement would overflow');
       value = String(sum);
     }
     cmd.value = value;

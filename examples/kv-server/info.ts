@@ -16,7 +16,12 @@ export interface InfoInput {
   /** The app's stats; null while the log loads. */
   readonly stats: AppStats | null;
   /** While loading: bytes of log read and in all, events replayed, when it began. */
-  readonly loading: { readonly bytesRead: number; readonly bytesTotal: number; readonly events: number; readonly startedAt: number } | null;
+  readonly loading: {
+    readonly bytesRead: number;
+    readonly bytesTotal: number;
+    readonly events: number;
+    readonly startedAt: number;
+  } | null;
 }
 
 const SECTIONS = ['server', 'clients', 'persistence', 'stats', 'keyspace'] as const;
@@ -29,7 +34,8 @@ type Section = (typeof SECTIONS)[number];
 export function renderInfo(input: InfoInput, requested: readonly string[]): string {
   const wanted = new Set<Section>();
   for (const name of requested.length === 0 ? ['default'] : requested.map((r) => r.toLowerCase())) {
-    if (name === 'default' || name === 'all' || name === 'everything') for (const s of SECTIONS) wanted.add(s);
+    if (name === 'default' || name === 'all' || name === 'everything')
+      for (const s of SECTIONS) wanted.add(s);
     else if ((SECTIONS as readonly string[]).includes(name)) wanted.add(name as Section);
   }
   const blocks: string[] = [];
@@ -75,12 +81,17 @@ const FIELDS: Record<Section, (i: InfoInput) => Fields> = {
     ['appendonly_commands_logged', i.stats?.commandsProcessed ?? 0],
     ['appendonly_groups_replayed', i.stats?.groupsReplayed ?? 0],
   ],
-  keyspace: (i) => (i.stats !== null && i.stats.keys > 0 ? [['db0', `keys=${i.stats.keys},expires=0,avg_ttl=0`]] : []),
+  keyspace: (i) =>
+    i.stats !== null && i.stats.keys > 0 ? [['db0', `keys=${i.stats.keys},expires=0,avg_ttl=0`]] : [],
 };
 
 function loadingFields(i: InfoInput): Fields {
   const l = i.loading;
-  if (l === null) return [['loading', 0], ['async_loading', 0]];
+  if (l === null)
+    return [
+      ['loading', 0],
+      ['async_loading', 0],
+    ];
   const elapsed = (Date.now() - l.startedAt) / 1000;
   const fraction = l.bytesTotal > 0 ? l.bytesRead / l.bytesTotal : 0;
   const eta = fraction > 0 ? Math.max(0, Math.round((elapsed / fraction) * (1 - fraction))) : 1;
@@ -99,7 +110,11 @@ function loadingFields(i: InfoInput): Fields {
 function aofFields(i: InfoInput): Fields {
   const s = i.stats;
   const enabled = i.storeKind === 'memory' ? 0 : 1;
-  if (s === null) return [['aof_enabled', enabled], ['aof_rewrite_in_progress', 0]];
+  if (s === null)
+    return [
+      ['aof_enabled', enabled],
+      ['aof_rewrite_in_progress', 0],
+    ];
   return [
     ['aof_enabled', enabled],
     ['aof_rewrite_in_progress', s.rewriteInProgress ? 1 : 0],

@@ -16,7 +16,11 @@ async function main(): Promise<void> {
     .option('--port <port>', 'TCP port', integer, 6380)
     .option('--bind <host>', 'address to listen on', '127.0.0.1')
     .option('--dir <path>', 'data folder', './data')
-    .addOption(new Option('--appendfsync <policy>', 'when a write is durable').choices(['always', 'everysec', 'no']).default('everysec'))
+    .addOption(
+      new Option('--appendfsync <policy>', 'when a write is durable')
+        .choices(['always', 'everysec', 'no'])
+        .default('everysec'),
+    )
     .addOption(new Option('--store <kind>', 'the store').choices([...STORE_KINDS]).default(STORE_KINDS[0]))
     .option('--requirepass <password>', 'refuse every command but AUTH until the client authenticates')
     .option('--proto-max-bulk-len <bytes>', 'longest bulk argument', integer, DEFAULT_LIMITS.maxBulk)
@@ -50,7 +54,9 @@ async function main(): Promise<void> {
     onShutdown: () => process.exit(0),
   });
   const port = await server.listen();
-  say(`kv-server listening on ${o.bind}:${port} (RESP2); data: ${location} (${o.store}, appendfsync ${appendfsync})`);
+  say(
+    `kv-server listening on ${o.bind}:${port} (RESP2); data: ${location} (${o.store}, appendfsync ${appendfsync})`,
+  );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -186,7 +186,8 @@ export class RequestParser {
   private multibulkHeader(): boolean {
     const count = this.headerNumber('too big mbulk count string');
     if (count === null) return false;
-    if (Number.isNaN(count) || count > this.limits.maxArgs) throw new ProtocolError('invalid multibulk length');
+    if (Number.isNaN(count) || count > this.limits.maxArgs)
+      throw new ProtocolError('invalid multibulk length');
     if (!this.authenticated && count > UNAUTHENTICATED_MAX_ARGS) {
       throw new ProtocolError('unauthenticated multibulk length');
     }
@@ -280,7 +281,8 @@ export function splitArgs(line: string): string[] | null {
   const args: string[] = [];
   let i = 0;
   const n = line.length;
-  const blank = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
+  const blank = (c: string | undefined) =>
+    c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
   for (;;) {
     while (i < n && blank(line[i])) i++;
     if (i >= n) return args;

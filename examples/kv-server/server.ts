@@ -169,7 +169,13 @@ export class KvServer implements ServerApi, Dispatcher {
       socket.end(error('ERR max number of clients reached'));
       return;
     }
-    const connection = new Connection(this.nextClientId++, socket, this, this.limits, this.requirepass === null);
+    const connection = new Connection(
+      this.nextClientId++,
+      socket,
+      this,
+      this.limits,
+      this.requirepass === null,
+    );
     this.connections.add(connection);
   }
 
@@ -191,7 +197,8 @@ export class KvServer implements ServerApi, Dispatcher {
       // Bytes that are not UTF-8 cannot be stored as JSON text, but a command that stores nothing
       // can give them back: redis-cli --pipe ends with an ECHO of 20 random bytes.
       const bytes = request.binary?.[1];
-      if (bytes !== undefined && args.length === 2 && (spec.name === 'echo' || spec.name === 'ping')) return bulkBytes(bytes);
+      if (bytes !== undefined && args.length === 2 && (spec.name === 'echo' || spec.name === 'ping'))
+        return bulkBytes(bytes);
       return NOT_UTF8;
     }
     if (this.gate !== null) {
@@ -221,7 +228,8 @@ export class KvServer implements ServerApi, Dispatcher {
   /** @internal The RESP error for a failed command. */
   errorReply(err: unknown): string {
     if (err instanceof RedisError) return error(`${err.redisCode} ${err.message}`);
-    if (err instanceof PersistenceError) return error(`MISCONF Errors writing to the AOF file: ${err.message}`);
+    if (err instanceof PersistenceError)
+      return error(`MISCONF Errors writing to the AOF file: ${err.message}`);
     if (err instanceof AppClosedError) return error('ERR the server is shutting down');
     const message = err instanceof Error ? err.message : String(err);
     this.print(`error: ${message}`);
@@ -296,8 +304,14 @@ export class KvServer implements ServerApi, Dispatcher {
       this.requirepass = hashPassword(value === '' ? null : value);
       return OK;
     }
-    if (['appendonly', 'save', 'dir', 'port', 'bind', 'databases', 'maxclients', 'proto-max-bulk-len'].includes(name)) {
-      return error(`ERR CONFIG SET failed (possibly related to argument '${name}') - can't set immutable config`);
+    if (
+      ['appendonly', 'save', 'dir', 'port', 'bind', 'databases', 'maxclients', 'proto-max-bulk-len'].includes(
+        name,
+      )
+    ) {
+      return error(
+        `ERR CONFIG SET failed (possibly related to argument '${name}') - can't set immutable config`,
+      );
     }
     return error(`ERR Unknown option or number of arguments for CONFIG SET - '${name}'`);
   }
@@ -324,7 +338,9 @@ export class KvServer implements ServerApi, Dispatcher {
         await this.open(policy);
         this.policy = policy;
       } catch (err) {
-        this.print(`could not reopen with appendfsync ${policy}: ${(err as Error).message}; reopening with ${this.policy}`);
+        this.print(
+          `could not reopen with appendfsync ${policy}: ${(err as Error).message}; reopening with ${this.policy}`,
+        );
         await this.open(this.policy);
         throw err;
       }
@@ -342,15 +358,22 @@ export class KvServer implements ServerApi, Dispatcher {
     );
     return this.gate.then(
       () => OK,
-      (err: unknown) => error(`ERR CONFIG SET failed (possibly related to argument 'appendfsync') - ${(err as Error).message}`),
+      (err: unknown) =>
+        error(
+          `ERR CONFIG SET failed (possibly related to argument 'appendfsync') - ${(err as Error).message}`,
+        ),
     );
   }
 
   rewrite(): string {
     const app = this.app;
-    if (app.stats().rewriteInProgress) return error('ERR Background append only file rewriting already in progress');
+    if (app.stats().rewriteInProgress)
+      return error('ERR Background append only file rewriting already in progress');
     app.compact().then(
-      (r) => this.print(`Background AOF rewrite finished: ${r.keys} keys, ${r.sizeBefore} → ${r.sizeAfter} bytes in ${r.durationMs} ms`),
+      (r) =>
+        this.print(
+          `Background AOF rewrite finished: ${r.keys} keys, ${r.sizeBefore} → ${r.sizeAfter} bytes in ${r.durationMs} ms`,
+        ),
       (err: unknown) => this.print(`Background AOF rewrite failed: ${(err as Error).message}`),
     );
     return simple('Background append only file rewriting started');
@@ -372,7 +395,8 @@ function hashPassword(password: string | null): Buffer | null {
 /** Redis 7's text: the name as typed, then the first arguments, each quoted, within 128 bytes. */
 function unknownCommand(args: readonly string[]): string {
   let rest = '';
-  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i].slice(0, 128 - rest.length)}' `;
+  for (let i = 1; i < args.length && rest.length < 128; i++)
+    rest += `'${args[i].slice(0, 128 - rest.length)}' `;
   return `ERR unknown command '${args[0].slice(0, 128)}', with args beginning with: ${rest}`;
 }
 

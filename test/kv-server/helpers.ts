@@ -6,7 +6,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type FsyncPolicy, silentLogger } from 'appendonly';
 import { KvServer, type KvServerOptions } from '../../examples/kv-server/server';
-import { dataLocation, type StoreFactory, type StoreKind, storeFactory } from '../../examples/kv-server/store';
+import {
+  dataLocation,
+  type StoreFactory,
+  type StoreKind,
+  storeFactory,
+} from '../../examples/kv-server/store';
 
 export const root = path.resolve(__dirname, '../..');
 
@@ -25,7 +30,12 @@ export interface Running {
 }
 
 export async function startServer(
-  options: Partial<KvServerOptions> & { kind?: StoreKind; appendfsync?: FsyncPolicy; dir?: string; openStore?: StoreFactory } = {},
+  options: Partial<KvServerOptions> & {
+    kind?: StoreKind;
+    appendfsync?: FsyncPolicy;
+    dir?: string;
+    openStore?: StoreFactory;
+  } = {},
 ): Promise<Running> {
   const kind = options.kind ?? 'aof';
   const dir = options.dir ?? tempDir();
@@ -57,16 +67,25 @@ export async function startServer(
 /** Runs redis-cli against `port`; resolves with its stdout (redis-cli exits 0 even on error replies). */
 export function redisCli(port: number, args: readonly string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('redis-cli', ['-p', String(port), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`redis-cli ${args.join(' ')}: ${err.message} ${stderr}`));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      'redis-cli',
+      ['-p', String(port), ...args],
+      { timeout: 20_000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`redis-cli ${args.join(' ')}: ${err.message} ${stderr}`));
+        else resolve(stdout);
+      },
+    );
     if (input !== undefined) child.stdin!.end(input);
   });
 }
 
 /** Sends raw bytes on a new connection; resolves with every byte received until the server closes or `ms` pass. */
-export function rawExchange(port: number, bytes: Buffer | string, ms = 2000): Promise<{ reply: string; closedByServer: boolean }> {
+export function rawExchange(
+  port: number,
+  bytes: Buffer | string,
+  ms = 2000,
+): Promise<{ reply: string; closedByServer: boolean }> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let reply = '';
@@ -110,11 +129,21 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts `examples/kv-server/main.ts` in a child; resolves once it prints `waitFor` (default: it is ready). */
-export async function spawnServer(args: readonly string[], waitFor: RegExp = /Ready to accept connections/): Promise<Child> {
+export async function spawnServer(
+  args: readonly string[],
+  waitFor: RegExp = /Ready to accept connections/,
+): Promise<Child> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    ['-r', path.join(root, 'test/support/register.js'), path.join(root, 'examples/kv-server/main.ts'), '--port', String(port), ...args],
+    [
+      '-r',
+      path.join(root, 'test/support/register.js'),
+      path.join(root, 'examples/kv-server/main.ts'),
+      '--port',
+      String(port),
+      ...args,
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

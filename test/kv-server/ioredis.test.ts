@@ -74,9 +74,15 @@ describe('kv-server with ioredis', () => {
     await expect(redis.incr('big')).rejects.toThrow('ERR increment or decrement would overflow');
     await redis.set('s', 'abc');
     await expect(redis.incr('s')).rejects.toThrow('ERR value is not an integer or out of range');
-    await expect(redis.call('INCRBY', 'n', '1.5')).rejects.toThrow('ERR value is not an integer or out of range');
-    await expect(redis.call('INCRBY', 'n', '007')).rejects.toThrow('ERR value is not an integer or out of range');
-    await expect(redis.call('DECRBY', 'n', '-9223372036854775808')).rejects.toThrow('ERR decrement would overflow');
+    await expect(redis.call('INCRBY', 'n', '1.5')).rejects.toThrow(
+      'ERR value is not an integer or out of range',
+    );
+    await expect(redis.call('INCRBY', 'n', '007')).rejects.toThrow(
+      'ERR value is not an integer or out of range',
+    );
+    await expect(redis.call('DECRBY', 'n', '-9223372036854775808')).rejects.toThrow(
+      'ERR decrement would overflow',
+    );
     expect(await redis.get('n')).toBe('-9');
   });
 
@@ -98,7 +104,9 @@ describe('kv-server with ioredis', () => {
   it('MSET and MGET', async () => {
     expect(await redis.mset('a', '1', 'b', '2', 'a', '3')).toBe('OK');
     expect(await redis.mget('a', 'b', 'c')).toEqual(['3', '2', null]);
-    await expect(redis.call('MSET', 'a', '1', 'b')).rejects.toThrow("ERR wrong number of arguments for 'mset' command");
+    await expect(redis.call('MSET', 'a', '1', 'b')).rejects.toThrow(
+      "ERR wrong number of arguments for 'mset' command",
+    );
   });
 
   it('KEYS with glob patterns, DBSIZE, FLUSHALL', async () => {
@@ -133,9 +141,13 @@ describe('kv-server with ioredis', () => {
   });
 
   it('unknown commands and wrong arity get Redis error texts and the connection stays usable', async () => {
-    await expect(redis.call('FOO', 'a', 'b')).rejects.toThrow("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ");
+    await expect(redis.call('FOO', 'a', 'b')).rejects.toThrow(
+      "ERR unknown command 'FOO', with args beginning with: 'a' 'b' ",
+    );
     await expect(redis.call('GET')).rejects.toThrow("ERR wrong number of arguments for 'get' command");
-    await expect(redis.call('GET', 'a', 'b')).rejects.toThrow("ERR wrong number of arguments for 'get' command");
+    await expect(redis.call('GET', 'a', 'b')).rejects.toThrow(
+      "ERR wrong number of arguments for 'get' command",
+    );
     await expect(redis.call('SET', 'a')).rejects.toThrow("ERR wrong number of arguments for 'set' command");
     expect(await redis.ping()).toBe('PONG');
   });
@@ -143,7 +155,8 @@ describe('kv-server with ioredis', () => {
   it('INFO: persistence fields with Redis names, and the keyspace', async () => {
     await redis.mset('a', '1', 'b', '2');
     const info = await redis.info();
-    for (const section of ['# Server', '# Clients', '# Persistence', '# Stats', '# Keyspace']) expect(info).toContain(section);
+    for (const section of ['# Server', '# Clients', '# Persistence', '# Stats', '# Keyspace'])
+      expect(info).toContain(section);
     for (const field of [
       'loading:0',
       'aof_enabled:1',
@@ -210,7 +223,12 @@ describe('kv-server with ioredis', () => {
     await writes;
     expect(results![0]).toEqual([null, 'OK']);
     expect(results!.pop()).toEqual([null, ['appendfsync', 'always']]);
-    expect(results!.slice(1).map((r) => r[1])).toEqual(results!.slice(1).map((r) => r[1]).sort((a, b) => Number(a) - Number(b)));
+    expect(results!.slice(1).map((r) => r[1])).toEqual(
+      results!
+        .slice(1)
+        .map((r) => r[1])
+        .sort((a, b) => Number(a) - Number(b)),
+    );
     expect(await redis.get('during')).toBe('40');
     expect(await redis.get('before')).toBe('1');
     expect(await redis.config('GET', 'appendfsync')).toEqual(['appendfsync', 'always']);
@@ -261,12 +279,19 @@ describe('kv-server with --requirepass', () => {
   afterAll(() => running.stop());
 
   it('refuses every command but AUTH before authentication', async () => {
-    const redis = new Redis({ port: running.port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0 });
+    const redis = new Redis({
+      port: running.port,
+      lazyConnect: true,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+    });
     await redis.connect();
     await expect(redis.ping()).rejects.toThrow('NOAUTH Authentication required.');
     await expect(redis.set('a', '1')).rejects.toThrow('NOAUTH Authentication required.');
     await expect(redis.get('a')).rejects.toThrow('NOAUTH Authentication required.');
-    await expect(redis.auth('wrong')).rejects.toThrow('WRONGPASS invalid username-password pair or user is disabled.');
+    await expect(redis.auth('wrong')).rejects.toThrow(
+      'WRONGPASS invalid username-password pair or user is disabled.',
+    );
     await expect(redis.auth('other', 's3cret')).rejects.toThrow('WRONGPASS');
     expect(await redis.auth('s3cret')).toBe('OK');
     expect(await redis.set('a', '1')).toBe('OK');
@@ -279,7 +304,9 @@ describe('kv-server with --requirepass', () => {
     redis.disconnect();
     const open = await startServer({ kind: 'memory' });
     const client = new Redis({ port: open.port });
-    await expect(client.auth('x')).rejects.toThrow(/ERR AUTH <password> called without any password configured/);
+    await expect(client.auth('x')).rejects.toThrow(
+      /ERR AUTH <password> called without any password configured/,
+    );
     client.disconnect();
     await open.stop();
   });

@@ -22,16 +22,23 @@ describe('kv-server loading a large log', () => {
   });
 
   it('listens at once, answers -LOADING, prints its progress, then serves the whole state', async () => {
-    const server = await spawnServer(['--store', 'aof', '--dir', dir, '--progress-interval', '20'], /listening on/);
+    const server = await spawnServer(
+      ['--store', 'aof', '--dir', dir, '--progress-interval', '20'],
+      /listening on/,
+    );
     try {
       const early = await rawExchange(server.port, 'PING\r\nINFO persistence\r\n', 300);
-      expect(early.reply).toMatch(/^-LOADING Redis is loading the dataset in memory\r\n\$\d+\r\n# Persistence\r\nloading:1\r\n/);
+      expect(early.reply).toMatch(
+        /^-LOADING Redis is loading the dataset in memory\r\n\$\d+\r\n# Persistence\r\nloading:1\r\n/,
+      );
       const redis = new Redis({ port: server.port }); // its ready check waits for loading:0
       expect(await redis.dbsize()).toBe(KEYS);
       expect(await redis.get('key:299999')).toBe('value 999');
       const out = server.output();
       expect(out).toMatch(/Loading: \d+\.\d% \(\d+\.\d MB of \d+\.\d MB\), \d+ events, \d+ events\/s/);
-      expect(out).toMatch(new RegExp(`Loaded ${KEYS} keys from ${KEYS} events in \\d+\\.\\d+ s \\(\\d+ events/s\\)`));
+      expect(out).toMatch(
+        new RegExp(`Loaded ${KEYS} keys from ${KEYS} events in \\d+\\.\\d+ s \\(\\d+ events/s\\)`),
+      );
       expect(out).toMatch(/Ready to accept connections/);
       redis.disconnect();
     } finally {

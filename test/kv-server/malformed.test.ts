@@ -26,15 +26,24 @@ describe('kv-server against malformed protocol', () => {
   });
 
   it('answers the requests before the bad one, in order, before the error', async () => {
-    const { reply, closedByServer } = await rawExchange(running.port, 'SET a 1\r\nINCR a\r\n*1\r\n$-5\r\nPING\r\n');
+    const { reply, closedByServer } = await rawExchange(
+      running.port,
+      'SET a 1\r\nINCR a\r\n*1\r\n$-5\r\nPING\r\n',
+    );
     expect(reply).toBe('+OK\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n');
     expect(closedByServer).toBe(true);
   });
 
   it('a value that is not UTF-8 is refused, and the connection stays usable', async () => {
-    const bytes = Buffer.concat([Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n'), Buffer.from([0xc3, 0x28]), Buffer.from('\r\nPING\r\n')]);
+    const bytes = Buffer.concat([
+      Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('\r\nPING\r\n'),
+    ]);
     const { reply } = await rawExchange(running.port, bytes, 300);
-    expect(reply).toBe('-ERR an argument is not valid UTF-8: this server stores strings as JSON text\r\n+PONG\r\n');
+    expect(reply).toBe(
+      '-ERR an argument is not valid UTF-8: this server stores strings as JSON text\r\n+PONG\r\n',
+    );
   });
 
   it('other clients do not notice', async () => {
@@ -114,7 +123,9 @@ describe('kv-server memory under a hostile client (own process)', () => {
     await rawExchange(child.port, 'PING\r\n', 200);
     await sleep(200);
     const before = rssOf(pid);
-    const results = await Promise.all(Array.from({ length: 8 }, () => flood(child.port, '*1\r\n$999999999999\r\n', 32 * 1024 * 1024)));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => flood(child.port, '*1\r\n$999999999999\r\n', 32 * 1024 * 1024)),
+    );
     for (const r of results) expect(r.reply).toBe('-ERR Protocol error: invalid bulk length\r\n');
     const after = rssOf(pid);
     // 8 clients tried to send 256 MiB in all: the server read none of it.

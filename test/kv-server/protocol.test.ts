@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { globMatch } from '../../examples/kv-server/glob';
-import { DEFAULT_LIMITS, ProtocolError, type Request, RequestParser, splitArgs } from '../../examples/kv-server/protocol';
+import {
+  DEFAULT_LIMITS,
+  ProtocolError,
+  type Request,
+  RequestParser,
+  splitArgs,
+} from '../../examples/kv-server/protocol';
 
 function encode(args: readonly string[]): Buffer {
   let s = `*${args.length}\r\n`;
@@ -43,7 +49,10 @@ describe('RequestParser', () => {
   it('reads any pipeline of requests in any chunking (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { minLength: 1, maxLength: 6 }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
         fc.array(fc.nat(2000), { maxLength: 12 }),
         (requests, cuts) => {
           const bytes = Buffer.concat(requests.map(encode));
@@ -56,7 +65,12 @@ describe('RequestParser', () => {
 
   it('reads inline requests with quotes and escapes, as redis-cli and telnet send them', () => {
     const bytes = Buffer.from('PING\r\nSET "a key" \'it\\\'s\'\r\n\r\nECHO "tab\\there\\x41"\nGET  x  \r\n');
-    expect(parse(bytes).map((r) => r.args)).toEqual([['PING'], ['SET', 'a key', "it's"], ['ECHO', 'tab\thereA'], ['GET', 'x']]);
+    expect(parse(bytes).map((r) => r.args)).toEqual([
+      ['PING'],
+      ['SET', 'a key', "it's"],
+      ['ECHO', 'tab\thereA'],
+      ['GET', 'x'],
+    ]);
   });
 
   it('gathers a large argument sent in many chunks once, and holds no buffer once idle', () => {
@@ -70,7 +84,11 @@ describe('RequestParser', () => {
   });
 
   it('marks a request holding bytes that are not UTF-8', () => {
-    const bytes = Buffer.concat([Buffer.from('*2\r\n$4\r\nECHO\r\n$2\r\n'), Buffer.from([0xff, 0xfe]), Buffer.from('\r\n')]);
+    const bytes = Buffer.concat([
+      Buffer.from('*2\r\n$4\r\nECHO\r\n$2\r\n'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('\r\n'),
+    ]);
     expect(parse(bytes)[0].invalidUtf8).toBe(true);
     expect(parse(encode(['ECHO', '\uFFFD']))[0].invalidUtf8).toBe(false);
   });
@@ -84,12 +102,18 @@ describe('RequestParser', () => {
     expect(errorOf('*1\r\n+PING\r\n')).toBe("Protocol error: expected '$', got '+'");
     expect(errorOf('SET "unbalanced\r\n')).toBe('Protocol error: unbalanced quotes in request');
     expect(errorOf('x'.repeat(DEFAULT_LIMITS.maxInline + 10))).toBe('Protocol error: too big inline request');
-    expect(errorOf(`*${'1'.repeat(DEFAULT_LIMITS.maxInline + 10)}`)).toBe('Protocol error: too big mbulk count string');
-    expect(errorOf(`*1\r\n$${'1'.repeat(DEFAULT_LIMITS.maxInline + 10)}`)).toBe('Protocol error: too big bulk count string');
+    expect(errorOf(`*${'1'.repeat(DEFAULT_LIMITS.maxInline + 10)}`)).toBe(
+      'Protocol error: too big mbulk count string',
+    );
+    expect(errorOf(`*1\r\n$${'1'.repeat(DEFAULT_LIMITS.maxInline + 10)}`)).toBe(
+      'Protocol error: too big bulk count string',
+    );
   });
 
   it('holds strangers to small requests until they authenticate', () => {
-    expect(errorOf('*11\r\n', new RequestParser(DEFAULT_LIMITS, false))).toBe('Protocol error: unauthenticated multibulk length');
+    expect(errorOf('*11\r\n', new RequestParser(DEFAULT_LIMITS, false))).toBe(
+      'Protocol error: unauthenticated multibulk length',
+    );
     expect(errorOf('*2\r\n$4\r\nAUTH\r\n$20000\r\n', new RequestParser(DEFAULT_LIMITS, false))).toBe(
       'Protocol error: unauthenticated bulk length',
     );
@@ -99,7 +123,9 @@ describe('RequestParser', () => {
   });
 
   it('skips empty requests (*0, *-1, blank lines)', () => {
-    expect(parse(Buffer.from('*0\r\n*-1\r\n\r\n*1\r\n$4\r\nPING\r\n')).map((r) => r.args)).toEqual([['PING']]);
+    expect(parse(Buffer.from('*0\r\n*-1\r\n\r\n*1\r\n$4\r\nPING\r\n')).map((r) => r.args)).toEqual([
+      ['PING'],
+    ]);
   });
 });
 

@@ -6,7 +6,8 @@ import { rawExchange, type Running, redisCli, startServer } from './helpers';
 describe('kv-server with redis-cli', () => {
   let running: Running;
   // redis-cli prints an error reply followed by an empty line when stdout is not a terminal.
-  const cli = async (...args: string[]) => (await redisCli(running.port, args)).replace(/^((?:ERR|NOAUTH|WRONGPASS).*\n)\n$/, '$1');
+  const cli = async (...args: string[]) =>
+    (await redisCli(running.port, args)).replace(/^((?:ERR|NOAUTH|WRONGPASS).*\n)\n$/, '$1');
 
   beforeAll(async () => {
     running = await startServer({ kind: 'aof', appendfsync: 'always' });
@@ -71,7 +72,9 @@ describe('kv-server with redis-cli', () => {
     expect(await cli('CONFIG', 'SET', 'appendfsync', 'everysec')).toBe('OK\n');
     expect(await cli('CONFIG', 'GET', 'appendfsync')).toBe('appendfsync\neverysec\n');
     expect(await cli('CONFIG', 'SET', 'appendfsync', 'always')).toBe('OK\n');
-    expect(await cli('CONFIG', 'SET', 'nosuch', 'x')).toBe("ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\n");
+    expect(await cli('CONFIG', 'SET', 'nosuch', 'x')).toBe(
+      "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\n",
+    );
     expect(await cli('BGREWRITEAOF')).toBe('Background append only file rewriting started\n');
     expect(await cli('GET', 'k')).toBe('v\n');
   });
@@ -86,7 +89,8 @@ describe('kv-server with redis-cli', () => {
     const input = `${Array.from({ length: 100 }, (_, i) => `SET k${i} ${i}\nINCR c\nGET k${i}`).join('\n')}\n`;
     const out = (await redisCli(running.port, [], input)).trim().split('\n');
     expect(out).toHaveLength(300);
-    for (let i = 0; i < 100; i++) expect(out.slice(i * 3, i * 3 + 3)).toEqual(['OK', String(i + 1), String(i)]);
+    for (let i = 0; i < 100; i++)
+      expect(out.slice(i * 3, i * 3 + 3)).toEqual(['OK', String(i + 1), String(i)]);
   });
 
   it('redis-cli --pipe mass insertion: every reply, no error', async () => {
@@ -102,14 +106,27 @@ describe('kv-server with redis-cli', () => {
     const steps = ['set a 1', 'get a', 'incr a', 'quit'];
     const feeder = `for l in ${steps.map((l) => `'${l}'`).join(' ')}; do sleep 0.3; echo "$l"; done`;
     // Asynchronously: the server runs in this process.
-    const { stdout } = await promisify(execFile)('sh', ['-c', `(${feeder}) | script -qec "redis-cli -p ${running.port}" /dev/null`], {
-      encoding: 'utf8',
-      env: { ...process.env, TERM: 'dumb' },
-      timeout: 15_000,
-    });
+    const { stdout } = await promisify(execFile)(
+      'sh',
+      ['-c', `(${feeder}) | script -qec "redis-cli -p ${running.port}" /dev/null`],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, TERM: 'dumb' },
+        timeout: 15_000,
+      },
+    );
     const out = stdout.replace(/\r/g, '');
     expect(out).toBe(
-      [`127.0.0.1:${running.port}> set a 1`, 'OK', `127.0.0.1:${running.port}> get a`, '"1"', `127.0.0.1:${running.port}> incr a`, '(integer) 2', `127.0.0.1:${running.port}> quit`, ''].join('\n'),
+      [
+        `127.0.0.1:${running.port}> set a 1`,
+        'OK',
+        `127.0.0.1:${running.port}> get a`,
+        '"1"',
+        `127.0.0.1:${running.port}> incr a`,
+        '(integer) 2',
+        `127.0.0.1:${running.port}> quit`,
+        '',
+      ].join('\n'),
     );
   });
 
@@ -125,7 +142,9 @@ describe('redis-cli with --requirepass', () => {
     try {
       expect(await redisCli(running.port, ['SET', 'a', '1'])).toBe('NOAUTH Authentication required.\n\n');
       expect(await redisCli(running.port, ['--no-auth-warning', '-a', 'pw', 'SET', 'a', '1'])).toBe('OK\n');
-      expect(await redisCli(running.port, ['--no-auth-warning', '-a', 'bad', 'GET', 'a'])).toMatch(/NOAUTH|WRONGPASS/);
+      expect(await redisCli(running.port, ['--no-auth-warning', '-a', 'bad', 'GET', 'a'])).toMatch(
+        /NOAUTH|WRONGPASS/,
+      );
     } finally {
       await running.stop();
     }

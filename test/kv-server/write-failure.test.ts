@@ -13,7 +13,12 @@ describe('kv-server when the log cannot be written', () => {
   const dir = tempDir();
   const fs = new FaultyFileSystem();
   beforeAll(async () => {
-    running = await startServer({ kind: 'aof', dir, appendfsync: 'always', openStore: (appendfsync) => new AofStore({ dir, appendfsync, fs }) });
+    running = await startServer({
+      kind: 'aof',
+      dir,
+      appendfsync: 'always',
+      openStore: (appendfsync) => new AofStore({ dir, appendfsync, fs }),
+    });
   });
   afterAll(async () => {
     await running.stop();
