@@ -54,9 +54,11 @@ async function main(): Promise<void> {
     onShutdown: () => process.exit(0),
   });
   const port = await server.listen();
-  say(
-    `kv-server listening on ${o.bind}:${port} (RESP2); data: ${location} (${o.store}, appendfsync ${appendfsync})`,
-  );
+  const where =
+    o.store === 'memory'
+      ? 'data in memory only (nothing is persisted)'
+      : `data: ${location} (${o.store} store, appendfsync ${appendfsync})`;
+  say(`kv-server listening on ${o.bind}:${port} (RESP2); ${where}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
