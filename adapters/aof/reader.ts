@@ -231,6 +231,19 @@ export async function* readLog(
               'the file ends inside a record, and only the last file of the log may',
             );
           }
+          // A torn write ends the file inside ONE group, before that group's #CRC line is whole.
+          // If a whole #CRC line lies after the unfinished record, the record only seemed to run
+          // past the end: a corrupted length or argument count (`$999999999999`) further up, and
+          // cutting there would drop the complete, acknowledged groups after it. Corruption.
+          const later = await wholeCrcLineAfter(options.fs, fd, offset, fileSize);
+          if (later >= 0) {
+            throw new CorruptLogError(
+              file.name,
+              offset,
+              'a record length that fits in the file',
+              `the record here announces more bytes than the file holds, yet a complete group ends after it, at byte offset ${later}: a length was damaged, the file was not torn`,
+            );
+          }
           if (!options.loadTruncated) {
             throw new TruncatedLogError(
               file.name,
@@ -259,4 +272,27 @@ export async function* readLog(
     summary.sizes.push(fileSize);
   }
   if (batch.length > 0) yield batch;
+}
+
+/** `#CRC:` */
+const CRC_TAG = Buffer.from('#CRC:', 'latin1');
+
+/**
+ * Where the first whole `#CRC:<8 hex>\r\n` line at or after `from` ends, or -1. Read in 64 KiB
+ * steps through `fs`: memory stays flat however much of the file is left. Only called when the
+ * log ends in an unfinished group, so a healthy load never pays for it.
+ */
+async function wholeCrcLineAfter(fs: FileSystem, fd: number, from: number, size: number): Promise<number> {
+  const step = 64 * 1024;
+  const overlap = CRC_TAG.length + 10; // a line cut by a step boundary is found in the next step
+  const buf = Buffer.allocUnsafe(step + overlap);
+  for (let at = from; at < size; at += step) {
+    const n = await fs.read(fd, buf, 0, Math.min(buf.length, size - at), at);
+    if (n === 0) return -1;
+    for (let i = buf.indexOf(CRC_TAG); i >= 0 && i < n; i = buf.indexOf(CRC_TAG, i + 1)) {
+      if (i + 15 > n) break;
+      if (readHex8(buf, i + 5) >= 0 && buf[i + 13] === 13 && buf[i + 14] === 10) return at + i + 15;
+    }
+  }
+  return -1;
 }

@@ -80,9 +80,12 @@ export class RespScanner {
     if (p < 0) return p === -1 ? this.more(limit + 1) : ERROR;
     const argc = this.number;
     if (argc < 1) return this.fail(pos + 1, 'an argument count of at least 1');
-    if (argc > this.argStart.length) this.grow(argc);
     this.argc = argc;
     for (let i = 0; i < argc; i++) {
+      // The offset arrays grow with the arguments actually read, never to the announced count:
+      // a corrupted `*999999999999999` must cost no more memory than the bytes that follow it
+      // (growing up front threw a RangeError past 2^32 entries, and allocated gigabytes below).
+      if (i === this.argStart.length) this.grow(i + 1);
       if (p >= limit) return this.more(p + 1);
       if (buf[p] !== DOLLAR) return this.fail(p, `'$' (argument ${i + 1} of ${argc})`);
       p = this.readNumber(buf, p + 1, limit);
@@ -166,11 +169,16 @@ export class RespScanner {
     return ERROR;
   }
 
+  /** Doubles the offset arrays, keeping the offsets of the arguments already read. */
   private grow(argc: number): void {
     let size = this.argStart.length;
     while (size < argc) size *= 2;
-    this.argStart = new Int32Array(size);
-    this.argEnd = new Int32Array(size);
+    const start = new Int32Array(size);
+    const end = new Int32Array(size);
+    start.set(this.argStart);
+    end.set(this.argEnd);
+    this.argStart = start;
+    this.argEnd = end;
   }
 }
 
