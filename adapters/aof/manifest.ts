@@ -39,6 +39,8 @@ export function parseManifest(text: Buffer, path: string): Manifest {
   let maxSeq = 0;
   let pos = 0;
   let lineNo = 0;
+  /** Where the last line read starts, for an error about the manifest as a whole. */
+  let lastLine = 0;
   if (text.length === 0)
     throw new CorruptLogError(path, 0, 'at least one file line', 'the manifest is empty');
   while (pos < text.length) {
@@ -57,6 +59,7 @@ export function parseManifest(text: Buffer, path: string): Manifest {
     if (end - pos + (nl < 0 ? 0 : 1) > MAX_LINE && text[pos] !== 35)
       fail(`a line of at most ${MAX_LINE} bytes`, 'too long');
     if (text[pos] === 35) {
+      lastLine = pos;
       pos = end + 1;
       continue;
     }
@@ -76,13 +79,18 @@ export function parseManifest(text: Buffer, path: string): Manifest {
       const value = argv![i + 1];
       if (key === 'file') {
         name = value;
-        if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.length === 0) {
+        // A NUL too: C (and Redis) would read the name up to it, so it would not name what it says.
+        if (name.includes('/') || name.includes('\\') || name.includes('\0') || name === '.' || name === '..' || name.length === 0) {
           fail('a bare file name', "a file can't be a path, just a file name");
         }
       } else if (key === 'seq') seq = atoll(value);
       else if (key === 'type') type = value[0] ?? '';
       else if (key === 'startseq') startSeq = atoll(value);
       else if (key === 'lastseq') lastSeq = atoll(value);
+      // Beyond 2^53 a number is no longer exact: the next incr file's seq (seq + 1) could repeat
+      // a name already in use. Redis's atoll would saturate instead; either way, not a real log.
+      if ((key === 'seq' || key === 'startseq' || key === 'lastseq') && !Number.isSafeInteger(atoll(value)))
+        fail('a sequence number of at most 2^53 - 1', `${key} is out of range`);
     }
     if (name === undefined || seq === 0 || type === '')
       fail('`file`, `seq` and `type` on every line', 'invalid format');
@@ -99,7 +107,18 @@ export function parseManifest(text: Buffer, path: string): Manifest {
     } else {
       fail('type b, h or i', 'unknown AOF file type');
     }
+    lastLine = pos;
     pos = end + 1;
+  }
+  // As Redis ("Found an empty AOF manifest"): a manifest of comments or history lines alone is
+  // damage, not an empty log. Loading it would start empty and clear the unnamed log files away.
+  if (base === null && incrs.length === 0) {
+    throw new CorruptLogError(
+      path,
+      lastLine,
+      'a base or incr file line',
+      `line ${lineNo}: the manifest names no base and no incr file`,
+    );
   }
   return { base, incrs, history };
 }
