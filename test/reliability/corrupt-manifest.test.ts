@@ -91,7 +91,10 @@ const validManifest = fc
     let seq = 0;
     const incrs = es
       .filter((e) => e.type === 'i')
-      .map((e) => ({ ...e, type: 'i' as const, seq: (seq += e.seq) }));
+      .map((e) => {
+        seq += e.seq; // strictly increasing, as Redis requires
+        return { ...e, type: 'i' as const, seq };
+      });
     const base = es.find((e) => e.type === 'b');
     return formatManifest({
       base: base ? { ...base, type: 'b' } : null,
