@@ -92,7 +92,7 @@ export class Connection implements ClientState {
         this.enqueue(this.server.dispatch(this, request));
         if (
           this.slots.length - this.head >= MAX_PENDING_REPLIES ||
-          this.socket.writableLength > MAX_UNSENT_BYTES
+          this.out.length + this.socket.writableLength > MAX_UNSENT_BYTES
         ) {
           this.pause();
         }

@@ -135,3 +135,43 @@ describe('kv-server memory under a hostile client (own process)', () => {
     redis.disconnect();
   });
 });
+
+describe('kv-server and a client that pipelines without reading', () => {
+  it('stops reading its requests while replies pile up, then answers all of them in order', async () => {
+    const running = await startServer({ kind: 'memory' });
+    try {
+      const N = 20_000;
+      const value = 'v'.repeat(10_000);
+      const redis = new Redis({ port: running.port });
+      await redis.set('big', value);
+      const processed = async () =>
+        Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
+      const before = await processed();
+      const socket = net.connect(running.port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.pause(); // read nothing for now: 200 MB of replies are asked for
+      socket.write('GET big\r\n'.repeat(N));
+      await sleep(500);
+      // The server stopped reading that connection once 16 MiB of replies were unsent.
+      const served = (await processed()) - before - 1;
+      expect(served).toBeGreaterThan(0);
+      expect(served).toBeLessThan(N / 2);
+      let bytes = 0;
+      const expected = N * (value.length + 10);
+      const done = new Promise<void>((resolve) =>
+        socket.on('data', (d: Buffer) => {
+          bytes += d.length;
+          if (bytes >= expected) resolve();
+        }),
+      );
+      socket.resume();
+      await done;
+      expect(bytes).toBe(expected);
+      expect((await processed()) - before).toBe(N + 2);
+      redis.disconnect();
+      socket.destroy();
+    } finally {
+      await running.stop();
+    }
+  });
+});
