@@ -24,7 +24,7 @@ export interface InfoInput {
   } | null;
 }
 
-const SECTIONS = ['server', 'clients', 'persistence', 'stats', 'keyspace'] as const;
+const SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'keyspace'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /**
@@ -73,6 +73,18 @@ const FIELDS: Record<Section, (i: InfoInput) => Fields> = {
     ['maxclients', i.maxClients],
     ['blocked_clients', 0],
   ],
+  memory: () => {
+    // The process's figures: a JavaScript heap has no exact counterpart of Redis's allocator stats.
+    const m = process.memoryUsage();
+    return [
+      ['used_memory', m.heapUsed + m.external],
+      ['used_memory_human', `${((m.heapUsed + m.external) / (1024 * 1024)).toFixed(2)}M`],
+      ['used_memory_rss', m.rss],
+      ['used_memory_rss_human', `${(m.rss / (1024 * 1024)).toFixed(2)}M`],
+      ['maxmemory', 0],
+      ['maxmemory_policy', 'noeviction'],
+    ];
+  },
   persistence: (i) => [...loadingFields(i), ...aofFields(i)],
   stats: (i) => [
     ['total_connections_received', i.totalConnections],

@@ -68,6 +68,7 @@ describe('kv-server with redis-cli', () => {
     expect(info).toMatch(/aof_enabled:1/);
     expect(info).toMatch(/db0:keys=1,expires=0,avg_ttl=0/);
     expect(await cli('INFO', 'keyspace')).toMatch(/^# Keyspace\r?\ndb0:keys=1/);
+    expect(await cli('INFO', 'memory')).toMatch(/^# Memory\r?\nused_memory:\d+/);
     expect(await cli('CONFIG', 'GET', 'appendfsync')).toBe('appendfsync\nalways\n');
     expect(await cli('CONFIG', 'SET', 'appendfsync', 'everysec')).toBe('OK\n');
     expect(await cli('CONFIG', 'GET', 'appendfsync')).toBe('appendfsync\neverysec\n');
