@@ -33,6 +33,9 @@ export interface WriterOptions {
   readonly now?: () => number;
 }
 
+/** What `recover()` writes (then cuts) to see that the disk takes writes: 8 comment lines, 4 KiB. */
+const RECOVERY_PROBE = Buffer.from(`#${'probe after a write error, cut again '.repeat(14).slice(0, 509)}\r\n`.repeat(8), 'latin1');
+
 /**
  * The append path, as aof.c's feedAppendOnlyFile + flushAppendOnlyFile:
  *
@@ -330,6 +333,22 @@ export class AofWriter {
     const fs = this.options.fs;
     const target = this.target;
     await fs.ftruncate(target.fd, target.size);
+    // Probe: the disk must take a write again before appends resume. ftruncate and fsync succeed
+    // on a full disk, so without it the app flipped to ready every second and failed again on
+    // the next command (Redis likewise only clears the error once a write succeeds). The probe
+    // is `#` comment lines, skipped by every reader, so a crash before the cut leaves a log that loads.
+    try {
+      for (let done = 0; done < RECOVERY_PROBE.length; ) {
+        const n = this.writeSync
+          ? this.writeSync(target.fd, RECOVERY_PROBE, done, RECOVERY_PROBE.length - done, target.size + done)
+          : await fs.write(target.fd, RECOVERY_PROBE, done, RECOVERY_PROBE.length - done, target.size + done);
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
+        done += n;
+      }
+      await fs.fdatasync(target.fd);
+    } finally {
+      await fs.ftruncate(target.fd, target.size).catch(() => {});
+    }
     await fs.fdatasync(target.fd);
     this.bio?.synced();
     this.failure = null;
