@@ -11,7 +11,10 @@ import { type Child, sleep, spawnServer, tempDir } from './helpers';
 describe.each(['aof', 'sqlite'] as const)(
   'kv-server killed with SIGKILL under always (%s store)',
   (store) => {
-    const dir = tempDir();
+    let dir = '';
+    beforeAll(() => {
+      dir = tempDir();
+    });
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     it('keeps every acknowledged write', async () => {
@@ -85,7 +88,10 @@ describe.each(['aof', 'sqlite'] as const)(
 );
 
 describe('kv-server after redis-benchmark', () => {
-  const dir = tempDir();
+  let dir = '';
+  beforeAll(() => {
+    dir = tempDir();
+  });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('SIGKILL right after redis-benchmark INCR under always: every increment is there', async () => {

@@ -7,7 +7,10 @@ import { rawExchange, spawnServer, tempDir } from './helpers';
 
 /** A real log large enough that loading it takes a while, replayed by a server in its own process. */
 describe('kv-server loading a large log', () => {
-  const dir = tempDir();
+  let dir = '';
+  beforeAll(() => {
+    dir = tempDir();
+  });
   const KEYS = 300_000;
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

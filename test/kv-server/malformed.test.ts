@@ -107,7 +107,10 @@ function flood(port: number, header: string, total: number): Promise<{ reply: st
 
 describe('kv-server memory under a hostile client (own process)', () => {
   let child: Child;
-  const dir = tempDir();
+  let dir = '';
+  beforeAll(() => {
+    dir = tempDir();
+  });
   beforeAll(async () => {
     child = await spawnServer(['--store', 'memory', '--dir', dir]);
   });

@@ -10,7 +10,10 @@ import { type Running, sleep, startServer, tempDir } from './helpers';
  */
 describe('kv-server when the log cannot be written', () => {
   let running: Running;
-  const dir = tempDir();
+  let dir = '';
+  beforeAll(() => {
+    dir = tempDir();
+  });
   const fs = new FaultyFileSystem();
   beforeAll(async () => {
     running = await startServer({
