@@ -251,6 +251,12 @@ describe('kv-server with ioredis', () => {
     expect(await redis.client('GETNAME')).toBe('tester');
   });
 
+  it('HELLO speaks RESP2 only', async () => {
+    const hello = (await redis.call('HELLO', '2')) as unknown[];
+    expect(hello.slice(0, 6)).toEqual(['server', 'redis', 'version', '7.0.0', 'proto', 2]);
+    await expect(redis.call('HELLO', '3')).rejects.toThrow('NOPROTO this server speaks RESP2 only');
+  });
+
   it('QUIT answers OK and closes the connection', async () => {
     const client = new Redis({ port: running.port, lazyConnect: true, retryStrategy: () => null });
     await client.connect();
@@ -293,6 +299,10 @@ describe('kv-server with --requirepass', () => {
       'WRONGPASS invalid username-password pair or user is disabled.',
     );
     await expect(redis.auth('other', 's3cret')).rejects.toThrow('WRONGPASS');
+    await expect(redis.call('HELLO', '2')).rejects.toThrow(
+      /^NOAUTH HELLO must be called with the client already authenticated/,
+    );
+    expect(((await redis.call('HELLO', '2', 'AUTH', 'default', 's3cret')) as unknown[])[0]).toBe('server');
     expect(await redis.auth('s3cret')).toBe('OK');
     expect(await redis.set('a', '1')).toBe('OK');
     redis.disconnect();
