@@ -8,13 +8,11 @@ import { rawExchange, spawnServer, tempDir } from './helpers';
 /** A real log large enough that loading it takes a while, replayed by a server in its own process. */
 describe('kv-server loading a large log', () => {
   let dir = '';
-  beforeAll(() => {
-    dir = tempDir();
-  });
   const KEYS = 300_000;
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   beforeAll(async () => {
+    dir = tempDir();
     const app = await createApp({ ...kvDomain, store: storeFactory('aof', dir)('no'), logger: silentLogger });
     // Commands of 10 keys: replay yields batches of groups, so progress counts events as it goes.
     const pending: Promise<unknown>[] = [];

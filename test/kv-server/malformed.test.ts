@@ -108,10 +108,8 @@ function flood(port: number, header: string, total: number): Promise<{ reply: st
 describe('kv-server memory under a hostile client (own process)', () => {
   let child: Child;
   let dir = '';
-  beforeAll(() => {
-    dir = tempDir();
-  });
   beforeAll(async () => {
+    dir = tempDir();
     child = await spawnServer(['--store', 'memory', '--dir', dir]);
   });
   afterAll(async () => {

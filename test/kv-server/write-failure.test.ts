@@ -11,11 +11,9 @@ import { type Running, sleep, startServer, tempDir } from './helpers';
 describe('kv-server when the log cannot be written', () => {
   let running: Running;
   let dir = '';
-  beforeAll(() => {
-    dir = tempDir();
-  });
   const fs = new FaultyFileSystem();
   beforeAll(async () => {
+    dir = tempDir();
     running = await startServer({
       kind: 'aof',
       dir,
