@@ -1,14 +1,14 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { type App, createApp, type JsonValue, type Logger, silentLogger } from 'appendonly';
+import { type App, createApp, type Logger, silentLogger } from 'appendonly';
 import { type SqliteWalStoreOptions, SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures } from 'appendonly/testing';
 
+import { tempDir as tempDirUnder } from '../support/helpers';
+
+export { recordingLogger, state } from '../support/helpers';
+
 /** A fresh folder under the OS temp dir; `cleanup()` removes it. */
 export function tempDir(): { dir: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-sqlite-'));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return tempDirUnder('sqlite');
 }
 
 /** An app of the conformance fixtures (Put, PutMany, Remove, Count, …) on a SqliteWalStore. */
@@ -19,20 +19,4 @@ export async function openApp(
   const store = new SqliteWalStore(options);
   const app = await createApp({ ...fixtures.conformanceClasses, store, logger });
   return { app, store };
-}
-
-/** The app's state as a plain object. */
-export function state(app: App): Record<string, JsonValue> {
-  return Object.fromEntries(app.state.entries());
-}
-
-/** A logger that keeps what it is told. */
-export function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(`info: ${m}`),
-    warn: (m) => lines.push(`warn: ${m}`),
-    error: (m) => lines.push(`error: ${m}`),
-  };
 }
