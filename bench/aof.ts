@@ -2,42 +2,10 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  type App,
-  CommandHandler,
-  createApp,
-  type FsyncPolicy,
-  type JsonValue,
-  SET,
-  silentLogger,
-} from 'appendonly';
+import { type App, createApp, type FsyncPolicy, type JsonValue, SET, silentLogger } from 'appendonly';
 import { AofStore, encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
+import { Put, PutMany, workload } from './workload';
 import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
-
-class Put {
-  constructor(
-    readonly key: string,
-    readonly value: JsonValue,
-  ) {}
-}
-
-class PutMany {
-  constructor(readonly entries: readonly (readonly [string, number])[]) {}
-}
-
-@CommandHandler(Put)
-class PutHandler {
-  execute(c: Put) {
-    return [SET(c.key, c.value)];
-  }
-}
-
-@CommandHandler(PutMany)
-class PutManyHandler {
-  execute(c: PutMany) {
-    return c.entries.map(([k, v]) => SET(k, v));
-  }
-}
 
 const KEYS = 100_000;
 const names = Array.from({ length: 1_000_000 }, (_, i) => `key:${i}`);
@@ -49,7 +17,7 @@ function tempDir(): string {
 async function open(dir: string, appendfsync: FsyncPolicy): Promise<App> {
   // Automatic compaction off: the rows measure the append path alone.
   const store = new AofStore({ dir, appendfsync, autoRewritePercentage: 0 });
-  return createApp({ handlers: [PutHandler, PutManyHandler], store, logger: silentLogger });
+  return createApp({ ...workload, store, logger: silentLogger });
 }
 
 /**

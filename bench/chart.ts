@@ -13,12 +13,19 @@ const COLOURS = { reference: '#9aa0a6', appendonly: '#1a73e8', peer: '#e8710a' }
  * An SVG bar chart of commands/s, on a log scale (the rows span five orders of magnitude, from
  * fsync-bound single commands to a bare Map), references in grey, peers in orange.
  */
-export function barChart(title: string, sections: readonly { title: string; rows: readonly Row[] }[]): string {
+export function barChart(
+  title: string,
+  sections: readonly { title: string; rows: readonly Row[] }[],
+): string {
   const bars: Bar[] = [];
   for (const section of sections) {
     for (const row of section.rows) {
-      if (!(row.opsPerSec > 0)) continue;
-      const kind = row.name.startsWith('reference') ? 'reference' : section.title.startsWith('Peers') ? 'peer' : 'appendonly';
+      if (!(row.opsPerSec > 0) || /read back|replay/.test(row.name)) continue; // commands/s only
+      const kind = row.name.startsWith('reference')
+        ? 'reference'
+        : section.title.startsWith('Peers')
+          ? 'peer'
+          : 'appendonly';
       bars.push({ label: row.name.replace(/^reference: /, 'ref: '), value: row.opsPerSec, kind });
     }
   }
@@ -46,8 +53,12 @@ export function barChart(title: string, sections: readonly { title: string; rows
   bars.forEach((bar, i) => {
     const y = top + i * (barHeight + gap);
     parts.push(`<text x="${labelWidth - 6}" y="${y + 12}" text-anchor="end">${esc(bar.label)}</text>`);
-    parts.push(`<rect x="${labelWidth}" y="${y}" width="${Math.max(1, x(bar.value) - labelWidth)}" height="${barHeight}" fill="${COLOURS[bar.kind]}"/>`);
-    parts.push(`<text x="${x(bar.value) + 4}" y="${y + 12}" fill="#333">${Math.round(bar.value).toLocaleString('en-US')}</text>`);
+    parts.push(
+      `<rect x="${labelWidth}" y="${y}" width="${Math.max(1, x(bar.value) - labelWidth)}" height="${barHeight}" fill="${COLOURS[bar.kind]}"/>`,
+    );
+    parts.push(
+      `<text x="${x(bar.value) + 4}" y="${y + 12}" fill="#333">${Math.round(bar.value).toLocaleString('en-US')}</text>`,
+    );
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

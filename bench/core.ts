@@ -1,20 +1,7 @@
 import 'reflect-metadata';
-import { CommandHandler, createApp, MemoryStore, SET, silentLogger } from 'appendonly';
+import { createApp, MemoryStore, silentLogger } from 'appendonly';
+import { Put, workload } from './workload';
 import { formatTable, progress, quick, type Row, runWindow, timeLoop } from './measure';
-
-class Put {
-  constructor(
-    readonly key: string,
-    readonly value: number,
-  ) {}
-}
-
-@CommandHandler(Put)
-class PutHandler {
-  execute(c: Put) {
-    return [SET(c.key, c.value)];
-  }
-}
 
 /**
  * The framework's own cost: commands through the bus, the state and the memory store, against a
@@ -31,15 +18,22 @@ export async function benchCore(): Promise<Row[]> {
   const rows: Row[] = [{ name: 'reference: bare Map.set loop', opsPerSec: bare }];
   for (const inFlight of [1, 64]) {
     progress(`core: memory store, ${inFlight} in flight, ${total} commands`);
-    const app = await createApp({ handlers: [PutHandler], store: new MemoryStore(), logger: silentLogger });
+    const app = await createApp({ ...workload, store: new MemoryStore(), logger: silentLogger });
     await runWindow(Math.min(total, 100_000), inFlight, (i) => app.execute(new Put(names[i % keys], i))); // warm-up
     const r = await runWindow(total, inFlight, (i) => app.execute(new Put(names[i % keys], i)));
     await app.close();
-    rows.push({ name: `memory store, ${inFlight} in flight`, ...r, reference: 'bare Map.set', ratio: r.opsPerSec / bare });
+    rows.push({
+      name: `memory store, ${inFlight} in flight`,
+      ...r,
+      reference: 'bare Map.set',
+      ratio: r.opsPerSec / bare,
+    });
   }
   return rows;
 }
 
 if (require.main === module) {
-  benchCore().then((rows) => process.stdout.write(`${formatTable('Core: bus + state + memory store', rows)}\n`));
+  benchCore().then((rows) =>
+    process.stdout.write(`${formatTable('Core: bus + state + memory store', rows)}\n`),
+  );
 }

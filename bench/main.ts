@@ -28,10 +28,21 @@ async function main(): Promise<void> {
   );
   const plan: [string, () => Promise<Section[]>][] = [
     ['core', async () => [{ title: 'Core: bus + state + memory store', rows: await benchCore() }]],
-    ['stores', async () => [{ title: 'Stores × policies (set one key per command)', rows: await benchStores() }]],
+    [
+      'stores',
+      async () => [{ title: 'Stores × policies (set one key per command)', rows: await benchStores() }],
+    ],
     ['aof', () => benchAof()],
-    ['sqlite', async () => [{ title: 'SQLite-WAL store against raw better-sqlite3', rows: await benchSqliteWal() }]],
-    ['replay', async () => [{ title: 'Replay: time grows linearly, memory follows the state', rows: await benchReplayScaling() }]],
+    [
+      'sqlite',
+      async () => [{ title: 'SQLite-WAL store against raw better-sqlite3', rows: await benchSqliteWal() }],
+    ],
+    [
+      'replay',
+      async () => [
+        { title: 'Replay: time grows linearly, memory follows the state', rows: await benchReplayScaling() },
+      ],
+    ],
     ['peers', async () => [{ title: 'Peers, same work', rows: await benchPeers() }]],
   ];
   // `npm run bench -- stores peers` runs only those parts.
@@ -44,12 +55,15 @@ async function main(): Promise<void> {
       process.stdout.write(`${formatTable(section.title, section.rows)}\n`);
     }
   }
+  if (only.length > 0) return; // a partial run is for a look, not the record
+  // The committed record is the full run; a quick run writes beside it.
+  const name = quick ? 'latest-quick' : 'latest';
   const out = path.resolve(__dirname, '../../bench/results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify({ machine, quick, sections }, null, 2)}\n`);
+  writeFileSync(path.join(out, `${name}.json`), `${JSON.stringify({ machine, quick, sections }, null, 2)}\n`);
   const chartSections = sections.filter((s) => /^(Core|Stores|Peers)/.test(s.title));
-  writeFileSync(path.join(out, 'latest.svg'), barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections));
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(out, 'latest.json'))} and latest.svg\n`);
+  writeFileSync(path.join(out, `${name}.svg`), barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections));
+  process.stdout.write(`\nwrote bench/results/${name}.json and ${name}.svg\n`);
 }
 
 main().catch((err: unknown) => {

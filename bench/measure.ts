@@ -37,7 +37,11 @@ export async function runWindow(
 }
 
 /** p50, p99 and max of a list of latencies in ms. */
-export function percentiles(latencies: Float64Array | number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+export function percentiles(latencies: Float64Array | number[]): {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+} {
   const sorted = Float64Array.from(latencies).sort();
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
   return { p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] ?? 0 };
@@ -53,19 +57,26 @@ export function timeLoop(total: number, body: (i: number) => void): number {
 /** Formats a table of rows for the terminal. */
 export function formatTable(title: string, rows: readonly Row[]): string {
   const fmt = (n: number | undefined, digits = 0) =>
-    n === undefined ? '' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    n === undefined
+      ? ''
+      : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const header = ['', 'ops/s', 'vs reference', 'p50 ms', 'p99 ms', 'max ms'];
   const body = rows.map((r) => [
     r.name,
     fmt(r.opsPerSec),
-    r.ratio === undefined ? (r.note ?? '') : `${r.ratio.toFixed(2)}× ${r.reference}${r.note ? ` (${r.note})` : ''}`,
+    r.ratio === undefined
+      ? (r.note ?? '')
+      : `${r.ratio.toFixed(2)}× ${r.reference}${r.note ? ` (${r.note})` : ''}`,
     fmt(r.p50Ms, 3),
     fmt(r.p99Ms, 3),
     fmt(r.maxMs, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [`\n## ${title}`, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [`\n## ${title}`, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join(
+    '\n',
+  );
 }
 
 /** True when `--quick` was given: smaller sizes, for a run under two minutes. */

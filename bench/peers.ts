@@ -19,7 +19,11 @@ export async function benchPeers(): Promise<Row[]> {
     try {
       rows.push(...(await run(name)));
     } catch (err) {
-      rows.push({ name, opsPerSec: 0, note: `could not run: ${err instanceof Error ? err.message : String(err)}` });
+      rows.push({
+        name,
+        opsPerSec: 0,
+        note: `could not run: ${err instanceof Error ? err.message : String(err)}`,
+      });
     }
   }
   return rows;
@@ -54,7 +58,12 @@ async function nestCqrs(name: string): Promise<Row[]> {
     progress(`peers: ${name}, ${inFlight} in flight`);
     await runWindow(20_000, inFlight, (i) => bus.execute(new Put(`key:${i % 100_000}`, i)));
     const r = await runWindow(total, inFlight, (i) => bus.execute(new Put(`key:${i % 100_000}`, i)));
-    rows.push({ name: `${name}, ${inFlight} in flight`, ...r, reference: 'appendonly memory store', note: 'no log at all' });
+    rows.push({
+      name: `${name}, ${inFlight} in flight`,
+      ...r,
+      reference: 'appendonly memory store',
+      note: 'no log at all',
+    });
   }
   await app.close();
   return rows;
@@ -68,7 +77,9 @@ async function emmettInMemory(name: string): Promise<Row[]> {
     progress(`peers: ${name}, ${inFlight} in flight`);
     const store = getInMemoryEventStore();
     const r = await runWindow(total, inFlight, (i) =>
-      store.appendToStream(`key-${i % 1000}`, [{ type: 'KeySet', data: { key: `key:${i % 100_000}`, value: i } }]),
+      store.appendToStream(`key-${i % 1000}`, [
+        { type: 'KeySet', data: { key: `key:${i % 100_000}`, value: i } },
+      ]),
     );
     rows.push({ name: `${name}, ${inFlight} in flight`, ...r });
     if (inFlight === 64) {
@@ -76,7 +87,11 @@ async function emmettInMemory(name: string): Promise<Row[]> {
       let events = 0;
       for (let s = 0; s < 1000; s++) events += (await store.readStream(`key-${s}`)).events.length;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      rows.push({ name: `${name}: read back (replay)`, opsPerSec: events / seconds, note: `${events} events` });
+      rows.push({
+        name: `${name}: read back (replay)`,
+        opsPerSec: events / seconds,
+        note: `${events} events`,
+      });
     }
   }
   return rows;
@@ -92,16 +107,25 @@ async function emmettSqlite(name: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const inFlight of [1, 64]) {
     progress(`peers: ${name}, ${inFlight} in flight (child process)`);
-    const child = spawnSync(process.execPath, [__filename, '--emmett-sqlite-child', String(inFlight), ...(quick ? ['--quick'] : [])], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const child = spawnSync(
+      process.execPath,
+      [__filename, '--emmett-sqlite-child', String(inFlight), ...(quick ? ['--quick'] : [])],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     const result = child.stdout.split('\n').find((l) => l.startsWith('{'));
     if (child.status === 0 && result !== undefined) {
       rows.push({ name: `${name}, ${inFlight} in flight`, ...(JSON.parse(result) as Omit<Row, 'name'>) });
     } else {
-      const why = child.stderr.split('\n').find((l) => /SQLITE_\w+/.test(l)) ?? `exit ${child.status ?? child.signal}`;
-      rows.push({ name: `${name}, ${inFlight} in flight`, opsPerSec: 0, note: `fails: ${why.trim().slice(0, 80)}` });
+      const why =
+        child.stderr.split('\n').find((l) => /SQLITE_\w+/.test(l)) ?? `exit ${child.status ?? child.signal}`;
+      rows.push({
+        name: `${name}, ${inFlight} in flight`,
+        opsPerSec: 0,
+        note: `fails: ${why.trim().slice(0, 80)}`,
+      });
     }
   }
   return rows;
@@ -111,10 +135,15 @@ async function emmettSqliteChild(inFlight: number): Promise<void> {
   const { getSQLiteEventStore } = await import('@event-driven-io/emmett-sqlite');
   const dir = mkdtempSync(path.join(tmpdir(), 'appendonly-bench-emmett-'));
   try {
-    const store = getSQLiteEventStore({ fileName: path.join(dir, 'emmett.db'), schema: { autoMigration: 'CreateOrUpdate' } });
+    const store = getSQLiteEventStore({
+      fileName: path.join(dir, 'emmett.db'),
+      schema: { autoMigration: 'CreateOrUpdate' },
+    });
     const total = inFlight === 1 ? (quick ? 500 : 2000) : quick ? 2000 : 10_000;
     const r = await runWindow(total, inFlight, (i) =>
-      store.appendToStream(`key-${i % 1000}`, [{ type: 'KeySet', data: { key: `key:${i % 100_000}`, value: i } }]),
+      store.appendToStream(`key-${i % 1000}`, [
+        { type: 'KeySet', data: { key: `key:${i % 100_000}`, value: i } },
+      ]),
     );
     process.stdout.write(`${JSON.stringify(r)}\n`);
   } finally {

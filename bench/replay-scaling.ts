@@ -21,11 +21,21 @@ function open(kind: string, where: string): EventStore {
 async function buildLog(kind: string, where: string, events: number): Promise<number> {
   const store = open(kind, where);
   const kv = new KeyValueState();
-  await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+  await store.open({
+    snapshots: { takeSnapshot: () => kv.takeSnapshot(0) },
+    logger: silentLogger,
+    clock: { now: Date.now },
+  });
   const time = Date.now();
   let pending: Promise<void>[] = [];
   for (let i = 0; i < events; i++) {
-    const group: EventGroup = { seq: i + 1, time, events: [{ type: 'SET', data: { key: `key:${i % KEYS}`, value: { i, owner: 'account', balance: i * 3 } } }] };
+    const group: EventGroup = {
+      seq: i + 1,
+      time,
+      events: [
+        { type: 'SET', data: { key: `key:${i % KEYS}`, value: { i, owner: 'account', balance: i * 3 } } },
+      ],
+    };
     pending.push(store.append(group));
     if (pending.length >= 4096) {
       await Promise.all(pending);
@@ -39,7 +49,8 @@ async function buildLog(kind: string, where: string, events: number): Promise<nu
 
 function sizeOf(where: string): number {
   const st = fs.statSync(where);
-  if (!st.isDirectory()) return st.size + (fs.existsSync(`${where}-wal`) ? fs.statSync(`${where}-wal`).size : 0);
+  if (!st.isDirectory())
+    return st.size + (fs.existsSync(`${where}-wal`) ? fs.statSync(`${where}-wal`).size : 0);
   let total = 0;
   for (const f of fs.readdirSync(where, { recursive: true }) as string[]) {
     const s = fs.statSync(path.join(where, f));
@@ -65,7 +76,10 @@ export async function benchReplayScaling(): Promise<Row[]> {
         progress(`replay: building a ${kind} log of ${events.toExponential(0)} events`);
         const bytes = await buildLog(kind, where, events);
         progress(`replay: replaying it in a child process`);
-        const child = spawnSync(process.execPath, [__filename, '--replay-child', kind, where], { encoding: 'utf8', maxBuffer: 1 << 20 });
+        const child = spawnSync(process.execPath, [__filename, '--replay-child', kind, where], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 20,
+        });
         const line = child.stdout.split('\n').find((l) => l.startsWith('{'));
         if (child.status !== 0 || line === undefined) throw new Error(`replay child failed: ${child.stderr}`);
         const r = JSON.parse(line) as { seconds: number; keys: number; maxRssMiB: number };
@@ -90,7 +104,9 @@ async function replayChild(kind: string, where: string): Promise<void> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const keys = app.state.size;
   await app.close();
-  process.stdout.write(`${JSON.stringify({ seconds, keys, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ seconds, keys, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`,
+  );
 }
 
 const childAt = process.argv.indexOf('--replay-child');
@@ -100,5 +116,7 @@ if (childAt >= 0) {
     process.exit(1);
   });
 } else if (require.main === module) {
-  benchReplayScaling().then((rows) => process.stdout.write(`${formatTable('Replay: time grows linearly, memory follows the state', rows)}\n`));
+  benchReplayScaling().then((rows) =>
+    process.stdout.write(`${formatTable('Replay: time grows linearly, memory follows the state', rows)}\n`),
+  );
 }

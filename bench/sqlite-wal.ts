@@ -9,32 +9,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import {
-  CommandHandler,
   createApp,
   type DomainEvent,
   type EventGroup,
   type FsyncPolicy,
   type JsonValue,
-  SET,
   type StoreContext,
   silentLogger,
 } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+import { Put, workload } from './workload';
 import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
-
-class Put {
-  constructor(
-    readonly key: string,
-    readonly value: JsonValue,
-  ) {}
-}
-
-@CommandHandler(Put)
-class PutHandler {
-  execute(c: Put) {
-    return [SET(c.key, c.value)];
-  }
-}
 
 const context: StoreContext = {
   snapshots: {
@@ -275,7 +260,7 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
 async function benchCompaction(file: string, keys: number): Promise<Row> {
   progress(`sqlite-wal: loading ${keys} keys, then compaction with commands flowing`);
   const store = new SqliteWalStore({ file, appendfsync: 'everysec', autoRewritePercentage: 0 });
-  const app = await createApp({ handlers: [PutHandler], store, logger: silentLogger });
+  const app = await createApp({ ...workload, store, logger: silentLogger });
   await runWindow(keys, 256, (i) => app.execute(new Put(`key:${i}`, { i, name: 'account', balance: i * 3 })));
   const latencies: number[] = [];
   let done = false;

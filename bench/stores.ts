@@ -3,24 +3,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { CommandHandler, createApp, type EventStore, type FsyncPolicy, type JsonValue, MemoryStore, SET, silentLogger } from 'appendonly';
+import {
+  createApp,
+  type EventStore,
+  type FsyncPolicy,
+  type JsonValue,
+  MemoryStore,
+  silentLogger,
+} from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+import { Put, workload } from './workload';
 import { formatTable, progress, quick, type Row, runFor } from './measure';
-
-class Put {
-  constructor(
-    readonly key: string,
-    readonly value: JsonValue,
-  ) {}
-}
-
-@CommandHandler(Put)
-class PutHandler {
-  execute(c: Put) {
-    return [SET(c.key, c.value)];
-  }
-}
 
 /** The work of every row: command i sets one of 10,000 keys to a small object (about 60 bytes logged). */
 const KEYS = 10_000;
@@ -50,13 +44,17 @@ export async function benchStores(): Promise<Row[]> {
         for (const inFlight of [1, 64]) {
           progress(`stores: ${kind} ${kind === 'memory' ? '' : policy}, ${inFlight} in flight`);
           const dir = fs.mkdtempSync(path.join(root, `${kind}-`));
-          const app = await createApp({ handlers: [PutHandler], store: store(kind, dir, policy), logger: silentLogger });
+          const app = await createApp({ ...workload, store: store(kind, dir, policy), logger: silentLogger });
           const r = await runFor(seconds, inFlight, (i) => app.execute(new Put(names[i % KEYS], value(i))));
           await app.close();
           fs.rmSync(dir, { recursive: true, force: true });
           const name = `${kind}${kind === 'memory' ? '' : ` ${policy}`}, ${inFlight} in flight`;
           const durable = policy === 'always' && kind !== 'memory';
-          rows.push({ name, ...r, ...(durable ? { reference: 'raw write+fdatasync', ratio: r.opsPerSec / fsyncRef } : {}) });
+          rows.push({
+            name,
+            ...r,
+            ...(durable ? { reference: 'raw write+fdatasync', ratio: r.opsPerSec / fsyncRef } : {}),
+          });
         }
       }
     }
@@ -68,7 +66,9 @@ export async function benchStores(): Promise<Row[]> {
 
 /** The reference rows: what the disk, SQLite and a Map can do with the same bytes, no framework. */
 function references(root: string): Row[] {
-  const line = Buffer.from(`*3\r\n$3\r\nSET\r\n$8\r\nkey:1234\r\n$45\r\n{"i":1234,"owner":"account","balance":3702}\r\n`);
+  const line = Buffer.from(
+    `*3\r\n$3\r\nSET\r\n$8\r\nkey:1234\r\n$45\r\n{"i":1234,"owner":"account","balance":3702}\r\n`,
+  );
   const timeFor = (body: (i: number) => void) => {
     const started = process.hrtime.bigint();
     const budget = BigInt(Math.round(seconds * 1e9));
@@ -84,16 +84,29 @@ function references(root: string): Row[] {
     fs.fdatasyncSync(fd);
   };
   rows.push({ name: 'reference: raw write + fdatasync loop', opsPerSec: timeFor(writeAndSync) });
-  rows.push({ name: 'reference: raw sequential write, no sync', opsPerSec: timeFor(() => fs.writeSync(fd, line)) });
+  rows.push({
+    name: 'reference: raw sequential write, no sync',
+    opsPerSec: timeFor(() => fs.writeSync(fd, line)),
+  });
   fs.closeSync(fd);
-  for (const [synchronous, perTx] of [['FULL', 1], ['FULL', 64], ['NORMAL', 64]] as const) {
+  for (const [synchronous, perTx] of [
+    ['FULL', 1],
+    ['FULL', 64],
+    ['NORMAL', 64],
+  ] as const) {
     const db = new Database(path.join(root, `raw-${synchronous}-${perTx}.db`));
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     db.exec('CREATE TABLE events (seq INTEGER PRIMARY KEY, time INTEGER, type TEXT, data TEXT)');
     const insert = db.prepare('INSERT INTO events (seq, time, type, data) VALUES (?, ?, ?, ?)');
     const batch = db.transaction((first: number) => {
-      for (let k = 0; k < perTx; k++) insert.run(first + k, Date.now(), 'SET', JSON.stringify({ key: names[(first + k) % KEYS], value: value(first + k) }));
+      for (let k = 0; k < perTx; k++)
+        insert.run(
+          first + k,
+          Date.now(),
+          'SET',
+          JSON.stringify({ key: names[(first + k) % KEYS], value: value(first + k) }),
+        );
     });
     let seq = 1;
     const txPerSec = timeFor(() => {
@@ -101,10 +114,16 @@ function references(root: string): Row[] {
       seq += perTx;
     });
     db.close();
-    rows.push({ name: `reference: raw better-sqlite3 ${synchronous}, ${perTx} row${perTx > 1 ? 's' : ''}/tx`, opsPerSec: txPerSec * perTx });
+    rows.push({
+      name: `reference: raw better-sqlite3 ${synchronous}, ${perTx} row${perTx > 1 ? 's' : ''}/tx`,
+      opsPerSec: txPerSec * perTx,
+    });
   }
   const map = new Map<string, JsonValue>();
-  rows.push({ name: 'reference: bare Map.set loop', opsPerSec: timeFor((i) => map.set(names[i % KEYS], value(i))) });
+  rows.push({
+    name: 'reference: bare Map.set loop',
+    opsPerSec: timeFor((i) => map.set(names[i % KEYS], value(i))),
+  });
   return rows;
 }
 
