@@ -38,6 +38,7 @@ export {
   DuplicateHandlerError,
   InvalidEventError,
   PersistenceError,
+  ReplayFailedError,
   StoreLockedError,
   TruncatedLogError,
   UnknownCommandError,

@@ -6,8 +6,8 @@ import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../store/clock';
 import { isKnownEventType } from '../events/event-registry';
-import { AppClosedError, PersistenceError, UnknownEventTypeError } from '../store/errors';
-import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
+import { AppClosedError, PersistenceError, ReplayFailedError, UnknownEventTypeError } from '../store/errors';
+import type { CompactionResult, EventStore, ReplayGroup, StoreOpenInfo, StoreStats } from '../store/event-store';
 import type { Logger } from '../store/logger';
 import { normalizeEvents } from './normalize-events';
 import type { Projector } from './projector';
@@ -329,14 +329,16 @@ export class App {
           for (let i = 0; i < events.length; i++) {
             const event = events[i];
             if (!isKnownEventType(event.type)) {
-              if (!this.skipUnknownEventTypes) {
-                const where = record.file === undefined ? undefined : `${record.file}${record.offset === undefined ? '' : ` at byte offset ${record.offset}`}`;
-                throw new UnknownEventTypeError(event.type, record.seq + i, where);
-              }
+              if (!this.skipUnknownEventTypes) throw new UnknownEventTypeError(event.type, record.seq + i, positionOf(record));
               skipped.set(event.type, (skipped.get(event.type) ?? 0) + 1);
               continue;
             }
-            projector.apply(event, kv, record.seq + i, record.time, true);
+            try {
+              projector.apply(event, kv, record.seq + i, record.time, true);
+            } catch (err) {
+              // The code and the log disagree: say which record, so the operator can find it.
+              throw new ReplayFailedError(event.type, record.seq + i, positionOf(record), err);
+            }
           }
           lastSeq = record.seq + events.length - 1;
           groups++;
@@ -355,4 +357,10 @@ export class App {
       this.logger.warn(`skipped ${count} event(s) of type ${type}, which this app does not define (unknownEventTypes: 'skip')`);
     }
   }
+}
+
+/** `file at byte offset N`, when the store said where the group is. */
+function positionOf(group: ReplayGroup): string | undefined {
+  if (group.file === undefined) return undefined;
+  return group.offset === undefined ? group.file : `${group.file} at byte offset ${group.offset}`;
 }

@@ -115,3 +115,23 @@ export class UnknownEventTypeError extends AppendonlyError {
     );
   }
 }
+
+/**
+ * Applying a logged event failed during replay (a projection threw, or a value is not valid
+ * state): the code and the log disagree. Names the event's type, seq and, when the store knows
+ * it, file and byte offset; `cause` is the original error. The app does not start.
+ */
+export class ReplayFailedError extends AppendonlyError {
+  readonly code = 'REPLAY_FAILED';
+  constructor(
+    readonly type: string,
+    readonly seq: number,
+    readonly where: string | undefined,
+    cause: unknown,
+  ) {
+    super(
+      `replaying event ${type} (seq ${seq}${where ? `, ${where}` : ''}) failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}

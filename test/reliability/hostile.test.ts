@@ -181,8 +181,10 @@ describe('hostile records in an AOF', () => {
     // does. A clear error from createApp, no stack overflow, the process unharmed.
     const data = `{"data":${json}}`;
     fs.appendFileSync(incr, `*2\r\n$5\r\nNoted\r\n$${data.length}\r\n${data}\r\n`);
-    await expect(open(new AofStore({ dir }))).rejects.toThrow(/state key "note" is nested deeper than 256 levels/);
-    await expect(open(new AofStore({ dir }))).rejects.toThrow(InvalidEventError);
+    await expect(open(new AofStore({ dir }))).rejects.toThrow(
+      /replaying event Noted \(seq \d+, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: state key "note" is nested deeper than 256 levels/,
+    );
+    await expect(open(new AofStore({ dir }))).rejects.toMatchObject({ name: 'ReplayFailedError', cause: expect.any(InvalidEventError) });
   });
 });
 
