@@ -28,8 +28,10 @@ export async function check(pathArg: string, options: CheckOptions): Promise<num
     return EXIT_OK;
   }
   if (!options.fix) {
+    // Say how much a fix would drop: damage in the middle of a file cuts every command after it.
     say(
-      `the log is not valid: run \`appendonly check ${pathArg} --fix\` to cut the damaged tail (a backup is kept)`,
+      `the log is not valid: \`appendonly check ${pathArg} --fix\` would cut ${bad.file.name} at byte offset ${bad.goodUpTo}, ` +
+        `dropping the ${bad.size - bad.goodUpTo} bytes after it (saved to a side file; a backup is kept)`,
     );
     return EXIT_INVALID;
   }
