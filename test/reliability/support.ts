@@ -1,7 +1,4 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import type { App, JsonValue, Logger } from 'appendonly';
+import type { App, JsonValue } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 
 const { Put, PutMany, Remove, Count } = fixtures;
@@ -67,22 +64,7 @@ export function stateOf(app: App): Record<string, JsonValue> {
   return Object.fromEntries(app.state.entries());
 }
 
-/** A fresh temp folder; `cleanup()` removes it. */
-export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `appendonly-${prefix}-`));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** A logger that keeps what it is told. */
-export function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(`info: ${m}`),
-    warn: (m) => lines.push(`warn: ${m}`),
-    error: (m) => lines.push(`error: ${m}`),
-  };
-}
+export { recordingLogger, tempDir } from '../support/helpers';
 
 /** Settles after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
