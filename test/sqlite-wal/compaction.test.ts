@@ -1,20 +1,13 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { fixtures } from 'appendonly/testing';
-import { openApp, recordingLogger, state, tempDir } from './helpers';
+import { openApp, recordingLogger, state, useDbFile } from './helpers';
 
 const { Put, Remove, Count } = fixtures;
 
 describe('SqliteWalStore compaction', () => {
-  let cleanup: () => void;
   let file: string;
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
-  afterEach(() => cleanup());
+  useDbFile((f) => (file = f));
 
   function rows(sql: string): unknown[] {
     const db = new Database(file, { readonly: true });

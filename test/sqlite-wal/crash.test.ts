@@ -1,7 +1,6 @@
-import * as path from 'node:path';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { type CrashTarget, crashLoop } from '../support/crash';
-import { tempDir } from './helpers';
+import { useDbFile } from './helpers';
 
 /**
  * SIGKILL under `always`, with the harness every store shares: after each kill, every command
@@ -9,14 +8,8 @@ import { tempDir } from './helpers';
  * prefix of the commands sent (no command half applied). Kills land during compactions too.
  */
 describe('SqliteWalStore always: killed with SIGKILL', () => {
-  let cleanup: () => void;
   let file: string;
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
-  afterEach(() => cleanup());
+  useDbFile((f) => (file = f));
 
   const target = (): CrashTarget => ({
     module: 'adapters/sqlite-wal/index.ts',

@@ -5,7 +5,7 @@ import { createApp, silentLogger } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 import { APPLICATION_ID, IncompatibleDatabaseError, SCHEMA_VERSION } from 'appendonly/adapters/sqlite-wal';
 import { assertWal } from '../../adapters/sqlite-wal/database';
-import { openApp, state, tempDir } from './helpers';
+import { openApp, state, tempDir, useDbFile } from './helpers';
 
 const { Put } = fixtures;
 
@@ -121,14 +121,8 @@ describe('SqliteWalStore database file', () => {
 });
 
 describe('SqliteWalStore stats and lifecycle', () => {
-  let cleanup: () => void;
   let file: string;
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
-  afterEach(() => cleanup());
+  useDbFile((f) => (file = f));
 
   it('reports the persistence fields: sizes of db and WAL, bytes waiting for their commit, last seq', async () => {
     // given

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { type App, createApp, type Logger, silentLogger } from 'appendonly';
 import { type SqliteWalStoreOptions, SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures } from 'appendonly/testing';
@@ -19,4 +20,18 @@ export async function openApp(
   const store = new SqliteWalStore(options);
   const app = await createApp({ ...fixtures.conformanceClasses, store, logger });
   return { app, store };
+}
+
+/**
+ * Gives each test of the enclosing `describe` a fresh database path in its own temp folder,
+ * removed after the test: `let file: string; useDbFile((f) => (file = f));`.
+ */
+export function useDbFile(set: (file: string) => void): void {
+  let cleanup = () => {};
+  beforeEach(() => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    set(path.join(t.dir, 'app.db'));
+  });
+  afterEach(() => cleanup());
 }

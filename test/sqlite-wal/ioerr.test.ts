@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import { type Child, spawnWriter } from './child/spawn';
-import { openApp, tempDir } from './helpers';
+import { openApp, useDbFile } from './helpers';
 
 /**
  * A real SQLITE_IOERR: the child runs under `ulimit -f`, so the write that takes the WAL past the
@@ -9,20 +8,14 @@ import { openApp, tempDir } from './helpers';
  * command and none of the refused ones.
  */
 describe('SqliteWalStore always: SQLITE_IOERR from a real failed write', () => {
-  let cleanup: () => void;
   let file: string;
+  useDbFile((f) => (file = f));
   const children: Child[] = [];
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
   afterEach(async () => {
     for (const child of children.splice(0)) {
       child.process.kill('SIGKILL');
       await child.exited;
     }
-    cleanup();
   });
 
   it('refuses what was not durable, keeps everything acknowledged', async () => {

@@ -1,26 +1,19 @@
-import * as path from 'node:path';
 import { StoreLockedError } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 import { type Child, spawnWriter } from './child/spawn';
-import { openApp, state, tempDir } from './helpers';
+import { openApp, state, useDbFile } from './helpers';
 
 const { Put } = fixtures;
 
 describe('SqliteWalStore: one writer', () => {
-  let cleanup: () => void;
   let file: string;
+  useDbFile((f) => (file = f));
   const children: Child[] = [];
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
   afterEach(async () => {
     for (const child of children.splice(0)) {
       child.process.kill('SIGKILL');
       await child.exited;
     }
-    cleanup();
   });
 
   it('refuses a second store in the same process at once, and the first keeps working', async () => {

@@ -1,9 +1,8 @@
-import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { CorruptLogError, defineEvent, type EventGroup, type ReplayRecord, silentLogger } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures, replayAll } from 'appendonly/testing';
-import { openApp, recordingLogger, state, tempDir } from './helpers';
+import { openApp, recordingLogger, state, useDbFile } from './helpers';
 
 /** The user event these tests log; defined, so that an app replaying them knows the type. */
 defineEvent('Noted');
@@ -17,14 +16,8 @@ const noSnapshots = {
 };
 
 describe('SqliteWalStore replay', () => {
-  let cleanup: () => void;
   let file: string;
-  beforeEach(() => {
-    const t = tempDir();
-    cleanup = t.cleanup;
-    file = path.join(t.dir, 'app.db');
-  });
-  afterEach(() => cleanup());
+  useDbFile((f) => (file = f));
 
   /** Appends groups of 1 to 5 events (seq 1…) straight to a store, 30,000 events in all. */
   async function writeGroups(): Promise<EventGroup[]> {
