@@ -249,14 +249,19 @@ export class App {
     const firstSeq = this.lastSeq + 1;
     const time = this.clock.now();
     const kv = this.kv;
-    kv.begin();
-    try {
-      for (let i = 0; i < events.length; i++) this.projector.apply(events[i], kv, firstSeq + i, time);
-    } catch (err) {
-      kv.rollback();
-      throw err;
+    const projector = this.projector;
+    if (projector.cannotFail(events)) {
+      for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, firstSeq + i, time);
+    } else {
+      kv.begin();
+      try {
+        for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, firstSeq + i, time);
+      } catch (err) {
+        kv.rollback();
+        throw err;
+      }
+      kv.commit();
     }
-    kv.commit();
     this.lastSeq += events.length;
     this.processed++;
     const durable = this.store.append({ seq: firstSeq, time, events });
@@ -334,7 +339,7 @@ export class App {
               continue;
             }
             try {
-              projector.apply(event, kv, record.seq + i, record.time, true);
+              projector.apply(event, kv, record.seq + i, record.time);
             } catch (err) {
               // The code and the log disagree: say which record, so the operator can find it.
               throw new ReplayFailedError(event.type, record.seq + i, positionOf(record), err);

@@ -186,7 +186,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
     this.journalLength = -1;
   }
 
-  /** @internal Sets a value known to be JSON (from the log), skipping validation and the journal. */
+  /** @internal Sets a value known to be JSON (read from the log, or checked with its event), skipping validation. */
   load(key: string, value: JsonValue): void {
     this.write(key, value);
   }

@@ -34,7 +34,9 @@ export class MemoryStore implements EventStore {
   private readonly autoRewritePercentage: number;
   private readonly autoRewriteMinSize: number;
   private snapshotSeq = 0;
-  private snapshot: [string, JsonValue][] = [];
+  /** The last compaction's state as parallel arrays: a tuple per key would cost the GC more than the copy. */
+  private snapshotKeys: string[] = [];
+  private snapshotValues: JsonValue[] = [];
   private groups: EventGroup[] = [];
   private context: StoreContext | null = null;
   private lastSeq = 0;
@@ -57,8 +59,10 @@ export class MemoryStore implements EventStore {
     let batch: ReplayRecord[] = [];
     if (this.snapshotSeq > 0) {
       batch.push({ kind: 'snapshot', seq: this.snapshotSeq });
-      for (const [key, value] of this.snapshot) {
-        batch.push({ kind: 'entry', key, value });
+      const keys = this.snapshotKeys;
+      const values = this.snapshotValues;
+      for (let i = 0; i < keys.length; i++) {
+        batch.push({ kind: 'entry', key: keys[i], value: values[i] });
         if (batch.length >= BATCH) {
           yield batch;
           batch = [];
@@ -93,12 +97,24 @@ export class MemoryStore implements EventStore {
   private compactNow(): CompactionResult {
     const context = this.assertOpen();
     const started = Date.now();
-    const sizeBefore = this.snapshot.length + this.groups.length;
+    const sizeBefore = this.snapshotKeys.length + this.groups.length;
     const snapshot = context.snapshots.takeSnapshot();
     try {
-      this.snapshot = [...snapshot.entries()];
+      const keys: string[] = new Array(snapshot.size);
+      const values: JsonValue[] = new Array(snapshot.size);
+      let n = 0;
+      for (const [key, value] of snapshot.entries()) {
+        keys[n] = key;
+        values[n++] = value;
+      }
+      keys.length = n;
+      values.length = n;
+      this.snapshotKeys = keys;
+      this.snapshotValues = values;
       this.snapshotSeq = snapshot.seq;
-      this.groups = this.groups.filter((g) => g.seq > snapshot.seq);
+      let kept = this.groups.length;
+      while (kept > 0 && this.groups[kept - 1].seq > snapshot.seq) kept--;
+      this.groups = this.groups.slice(kept);
     } finally {
       snapshot.release();
     }
@@ -106,9 +122,9 @@ export class MemoryStore implements EventStore {
     this.lastRewriteTimeSec = Math.round((Date.now() - started) / 1000);
     return {
       seq: this.snapshotSeq,
-      keys: this.snapshot.length,
+      keys: this.snapshotKeys.length,
       sizeBefore,
-      sizeAfter: this.snapshot.length + this.groups.length,
+      sizeAfter: this.snapshotKeys.length + this.groups.length,
       durationMs: Date.now() - started,
     };
   }
@@ -116,9 +132,9 @@ export class MemoryStore implements EventStore {
   /** Redis's trigger: `current > min-size` and `current*100/base - 100 >= percentage`. */
   private shouldRewrite(): boolean {
     if (this.autoRewritePercentage <= 0) return false;
-    const current = this.snapshot.length + this.groups.length;
+    const current = this.snapshotKeys.length + this.groups.length;
     if (current <= this.autoRewriteMinSize) return false;
-    return (current * 100) / Math.max(this.snapshot.length, 1) - 100 >= this.autoRewritePercentage;
+    return (current * 100) / Math.max(this.snapshotKeys.length, 1) - 100 >= this.autoRewritePercentage;
   }
 
   async recover(): Promise<void> {
@@ -141,8 +157,8 @@ export class MemoryStore implements EventStore {
       rewrites: this.rewrites,
       rewritesConsecutiveFailures: 0,
       lastWriteStatus: 'ok',
-      currentSize: this.snapshot.length + this.groups.length,
-      baseSize: this.snapshot.length,
+      currentSize: this.snapshotKeys.length + this.groups.length,
+      baseSize: this.snapshotKeys.length,
       bufferLength: 0,
       pendingBioFsync: 0,
       delayedFsync: 0,

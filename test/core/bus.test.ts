@@ -199,6 +199,10 @@ describe('bad input gets a clear typed error and changes nothing', () => {
     ['undefined in the data', [{ type: 'T', data: { u: undefined } }], /data\.u is undefined/],
     ['a bad type name', [{ type: 'has space', data: {} }], /is not valid/],
     ['a type never defined', [{ type: 'Undefined', data: {} }], /type Undefined, which is not defined: make it with defineEvent/],
+    ['a SET whose key is not a string, after a good one', [SET('a', 1), { type: 'SET', data: { key: 5, value: 1 } }], /key must be a string/],
+    ['a SET without a value, after a good one', [SET('a', 1), { type: 'SET', data: { key: 'b' } }], /value is undefined/],
+    ['a DEL whose keys are not strings, after a SET', [SET('a', 1), { type: 'DEL', data: { keys: [5] } }], /DEL event carries/],
+    ['a DEL without keys, after a SET', [SET('a', 1), { type: 'DEL', data: {} }], /DEL event carries/],
   ])('a handler returning %s', async (_what, output, message) => {
     const store = new MemoryStore();
     const app = await createApp({ handlers: [EmitHandler], store, logger: silentLogger });
