@@ -2,12 +2,14 @@ import {
   CorruptLogError,
   type DomainEvent,
   type FileSystem,
+  type JsonValue,
   type ReplayRecord,
   TruncatedLogError,
 } from '../../src/index';
 import { crc32, readHex8 } from './crc';
-import { CMD_EXEC, CMD_MULTI, commandKind, crcHex, decodeEvent, RecordFormatError } from './record-codec';
+import { CMD_EXEC, CMD_MULTI, commandKind, crcHex, decodeEvent, isSetRecord, RecordFormatError } from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
+import { SetBatch, type SetTarget } from './set-batch';
 
 /** A log file to replay, in manifest order. */
 export interface LogFile {
@@ -43,6 +45,11 @@ export interface ReadSummary {
 
 /** Records per yielded batch. */
 const BATCH = 4096;
+/**
+ * SET bytes decoded at once by {@link SetBatch}. Small enough that the text and what it parses to
+ * stay in the CPU cache (measured: a 200 KB text parsed 25 % slower per record than 16 to 32 KB).
+ */
+const SET_BATCH_BYTES = 16 * 1024;
 
 /**
  * Streams base then incr files, yielding batches of ReplayRecord. Memory stays bounded: one
@@ -52,6 +59,10 @@ const BATCH = 4096;
  * covers the group's bytes from its first annotation; a mismatch is corruption. A group without
  * a CRC line is accepted (a hand-edited file). A group is only yielded once it is complete, so
  * a MULTI cut short by the end of the file yields nothing of it.
+ *
+ * SET records, nearly all of a log, are decoded in batches (see {@link SetBatch}): their events
+ * and entries are filled in before the batch that holds them is yielded, and a bad value in an
+ * earlier group is still reported before a later error.
  */
 export async function* readLog(
   files: readonly LogFile[],
@@ -61,6 +72,7 @@ export async function* readLog(
   const chunk = options.chunkSize ?? 1024 * 1024;
   let buf = Buffer.allocUnsafe(chunk);
   const sc = new RespScanner();
+  const sets = new SetBatch();
   let nextSeq = 1;
   let time = 0;
   let batch: ReplayRecord[] = [];
@@ -90,31 +102,42 @@ export async function* readLog(
       let groupStart = 0;
       let pos = 0;
       let events: DomainEvent[] = [];
+      /** A base file's SET records: its snapshot entries, filled in by `sets`. */
+      let entries: (SetTarget & { kind: 'entry' })[] = [];
+      /** The first piece of `sets` that belongs to the group being read. */
+      let groupFirstPiece = sets.size;
       let inMulti = false;
       /** The group's command (or EXEC) has been read; a CRC line or the next group may follow. */
       let complete = false;
 
-      const corrupt = (at: number, expected: string, detail?: string): CorruptLogError =>
-        new CorruptLogError(file.name, base + at, expected, detail);
+      /** Decodes the SETs of the groups read so far (those of the group being read wait). */
+      const flushSets = (): void => {
+        sets.flush(groupFirstPiece, file.name);
+        groupFirstPiece = 0;
+      };
 
-      const emit = (): void => {
+      // A bad value in an earlier group comes first in the file: flushing reports it instead.
+      const corrupt = (at: number, expected: string, detail?: string): CorruptLogError => {
+        flushSets();
+        return new CorruptLogError(file.name, base + at, expected, detail);
+      };
+
+      const emit = (checked: boolean): void => {
         const n = events.length;
-        if (n > 0) {
+        if (n > 0 || entries.length > 0) {
+          if (!checked && sets.size > groupFirstPiece) sets.markUnverified();
           if (isBase) {
-            for (let i = 0; i < n; i++) {
-              const e = events[i];
-              if (e.type !== 'SET')
-                throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${e.type}`);
-              const data = e.data as { key: string; value: DomainEvent['data'] };
-              batch.push({ kind: 'entry', key: data.key, value: data.value });
-            }
+            if (n > 0) throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${events[0].type}`);
+            for (let i = 0; i < entries.length; i++) batch.push(entries[i]);
+            entries = [];
           } else {
             batch.push({ kind: 'group', seq: nextSeq, time, events, file: file.name, offset: base + groupStart });
             nextSeq += n;
             summary.lastSeq = nextSeq - 1;
+            events = [];
           }
-          events = [];
         }
+        groupFirstPiece = sets.size;
         complete = false;
       };
 
@@ -123,7 +146,7 @@ export async function* readLog(
         if (r === RECORD) {
           const kind = commandKind(buf, sc);
           if (complete) {
-            emit();
+            emit(false);
             groupStart = pos;
           }
           if (kind === CMD_MULTI) {
@@ -133,6 +156,19 @@ export async function* readLog(
             if (!inMulti) throw corrupt(pos, 'MULTI before EXEC', 'EXEC without MULTI');
             inMulti = false;
             complete = true;
+          } else if (isSetRecord(buf, sc)) {
+            const a = sc.argStart;
+            const e = sc.argEnd;
+            if (isBase) {
+              const entry = { kind: 'entry' as const, key: '', value: null as JsonValue };
+              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], entry);
+              entries.push(entry);
+            } else {
+              const data: SetTarget = { key: '', value: null };
+              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], data);
+              events.push({ type: 'SET', data } as unknown as DomainEvent);
+            }
+            if (!inMulti) complete = true;
           } else {
             try {
               events.push(decodeEvent(buf, sc));
@@ -165,12 +201,12 @@ export async function* readLog(
                 `the bytes from offset ${base + groupStart} to ${base + pos} have CRC ${crcHex(got)}: a byte was changed`,
               );
             }
-            emit();
+            emit(true);
             pos = sc.end;
             groupStart = pos;
           } else {
-            if (complete) emit();
-            if (!inMulti && events.length === 0) {
+            if (complete) emit(false);
+            if (!inMulti && events.length === 0 && entries.length === 0) {
               // Between groups: a #TS line opens the next group (its CRC covers it); any other
               // annotation belongs to no group, so a comment added by hand breaks no checksum.
               if (e - s > 3 && buf[s] === 84 && buf[s + 1] === 83 && buf[s + 2] === 58) {
@@ -210,6 +246,7 @@ export async function* readLog(
             fill += n;
             options.progress?.(n);
             if (batch.length >= BATCH) {
+              flushSets();
               yield batch;
               batch = [];
             }
@@ -218,10 +255,12 @@ export async function* readLog(
           // The end of the file. A complete group stands; an unfinished one (a MULTI without
           // EXEC, a record cut short) and a dangling #TS line are cut.
           if (complete) {
-            emit();
+            emit(false);
             groupStart = pos;
           }
-          if (pos >= fill && !inMulti && events.length === 0 && (groupStart >= pos || !isLast)) break;
+          const open = inMulti || events.length > 0 || entries.length > 0;
+          if (pos >= fill && !open && (groupStart >= pos || !isLast)) break;
+          flushSets();
           const offset = base + groupStart;
           if (!isLast) {
             throw new CorruptLogError(
@@ -252,13 +291,17 @@ export async function* readLog(
             );
           }
           cutAt = offset;
+          sets.rollback(groupFirstPiece);
           break;
         }
-        if (batch.length >= BATCH && !inMulti) {
+        // Yielded as soon as a batch of SETs is decoded: the state applies what is still in the CPU cache.
+        if (!inMulti && batch.length > 0 && (batch.length >= BATCH || sets.bytes >= SET_BATCH_BYTES)) {
+          flushSets();
           yield batch;
           batch = [];
         }
       }
+      sets.flush(sets.size, file.name);
     } finally {
       await options.fs.close(fd);
     }

@@ -114,6 +114,11 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
   return CMD_EVENT;
 }
 
+/** True when the command in the scanner is `SET key value`: the record that {@link SetBatch} decodes. */
+export function isSetRecord(buf: Buffer, sc: RespScanner): boolean {
+  return sc.argc === 3 && bytesEqual(buf, sc.argStart[0], sc.argEnd[0], W_SET);
+}
+
 /**
  * A JSON integer of at most 15 digits in canonical form (`-?(0|[1-9][0-9]*)`), read straight from
  * the bytes: exactly what JSON.parse gives for it (such integers are exact doubles), without a

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { CorruptLogError, createApp, SET, silentLogger, TruncatedLogError } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures, replayAll } from 'appendonly/testing';
+import { crc32 } from '../../adapters/aof/crc';
+import { crcHex } from '../../adapters/aof/record-codec';
 import { logDir, openApp, recordingLogger, state, tempDir } from './helpers';
 
 const { Put, PutMany, Count } = fixtures;
@@ -119,6 +121,42 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
       expect(err).toBeInstanceOf(CorruptLogError);
       expect((err as Error).message).toMatch(expected);
     }
+  });
+
+  /** `SET key <value bytes as given>`, with a #CRC line computed over it, as if forged by hand. */
+  function setWithCrc(key: string, rawValue: string): string {
+    const record = `*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(rawValue)}\r\n${rawValue}\r\n`;
+    const bytes = Buffer.from(record);
+    return `${record}#CRC:${crcHex(crc32(bytes, 0, bytes.length))}\r\n`;
+  }
+
+  it('refuses a SET value that is not JSON, with or without a #CRC, at the byte offset of the value', async () => {
+    // `[1` and `2]` each pass their checksum, and together they would parse as one JSON value:
+    // the reader must still see two values that are not JSON, and stop at the first.
+    for (const tail of [
+      '*3\r\n$3\r\nSET\r\n$3\r\nbad\r\n$3\r\n{x}\r\n',
+      `${setWithCrc('bad', '[1')}${setWithCrc('worse', '2]')}`,
+      `${setWithCrc('bad', '')}`,
+    ]) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      const offsets = await threeGroups();
+      fs.appendFileSync(incr, `${setWithCrc('fine', '{"ok":true}')}${tail}${setWithCrc('after', '1')}`);
+      const valueAt = offsets[3] + Buffer.byteLength(setWithCrc('fine', '{"ok":true}')) + tail.indexOf('bad') + 5;
+      const at = valueAt + tail.slice(tail.indexOf('bad') + 5).indexOf('\n') + 1;
+      const err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+      expect(err).toBeInstanceOf(CorruptLogError);
+      expect(err.message).toContain(`${INCR}: bad format at byte offset ${at}: expected the value of SET as JSON`);
+    }
+  });
+
+  it('reports a bad value before a malformed record further on (file order)', async () => {
+    const offsets = await threeGroups();
+    const bad = '*3\r\n$3\r\nSET\r\n$3\r\nbad\r\n$3\r\n{x}\r\n';
+    fs.appendFileSync(incr, `${bad}${setWithCrc('ok', '1')}*1\r\n$4\r\nEXEC\r\n`);
+    const err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect(err.offset).toBe(offsets[3] + bad.indexOf('{x}'));
+    expect(err.message).toContain('the value of SET as JSON');
   });
 
   it('accepts a group without #CRC and a comment line added by hand', async () => {
