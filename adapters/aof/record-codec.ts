@@ -124,7 +124,7 @@ export function isSetRecord(buf: Buffer, sc: RespScanner): boolean {
  * the bytes: exactly what JSON.parse gives for it (such integers are exact doubles), without a
  * string or a parser. Counters, amounts and ids are often such; anything else returns undefined.
  */
-function smallInteger(buf: Buffer, start: number, end: number): number | undefined {
+export function smallInteger(buf: Buffer, start: number, end: number): number | undefined {
   let p = start;
   const negative = buf[p] === 45;
   if (negative) p++;

@@ -1,4 +1,5 @@
 import { CorruptLogError, type JsonValue } from '../../src/index';
+import { smallInteger } from './record-codec';
 import { utf8 } from './resp';
 
 /** Where a decoded SET goes: the data of a SET event, or an `entry` record of a base file. */
@@ -52,8 +53,18 @@ export class SetBatch {
     return this.length;
   }
 
-  /** Adds the SET whose key is `buf[ks..ke)` and JSON value `buf[vs..ve)` (at `fileOffset` in its file); fills `target` at the next flush. */
+  /**
+   * Adds the SET whose key is `buf[ks..ke)` and JSON value `buf[vs..ve)` (at `fileOffset` in its
+   * file); fills `target` at the next flush, or at once for an integer value.
+   */
   add(buf: Buffer, ks: number, ke: number, vs: number, ve: number, fileOffset: number, target: SetTarget): void {
+    // An integer value needs no parser at all, and then a slice of the key is cheaper than a parse.
+    const int = smallInteger(buf, vs, ve);
+    if (int !== undefined) {
+      target.key = utf8(buf, ks, ke);
+      target.value = int;
+      return;
+    }
     const need = 4 + (ke - ks) * 6 + (ve - vs) + 1;
     if (this.length + need > this.scratch.length) this.grow(need);
     const out = this.scratch;
