@@ -8,10 +8,15 @@ import { Command } from 'commander';
 /**
  * `redis-benchmark` against the kv-server and, when `redis-server` is installed, against a real
  * Redis on another loopback port with the same appendfsync (AOF on, RDB off, a fresh folder),
- * one after the other, printing both and their ratio.
+ * printing both and their ratio.
+ *
+ * The two run in alternating rounds (the order flips every round) and each figure is the median
+ * of its rounds: this machine's fsync latency moves by half within minutes, so one run of each,
+ * a minute apart, compared the disk's moods more than the servers.
  *
  *   npm run build && node dist/examples/kv-server/bench.js [--appendfsync always,everysec]
  *     [--store aof] [-n 200000] [-c 50] [--pipeline 1,16] [--tests set,get,incr] [--warmup 20000]
+ *     [--rounds 3]
  */
 
 interface Options {
@@ -22,6 +27,7 @@ interface Options {
   pipeline: string;
   tests: string;
   warmup: string;
+  rounds: string;
   redis: boolean;
 }
 
@@ -31,6 +37,13 @@ interface Row {
   readonly test: string;
   readonly ours: number;
   readonly redis: number | null;
+  /** The median of the rounds' ratios (not the ratio of the medians). */
+  readonly ratio: number | null;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 async function main(): Promise<void> {
@@ -42,6 +55,7 @@ async function main(): Promise<void> {
     .option('--pipeline <list>', 'pipeline depths (-P)', '1,16')
     .option('--tests <list>', 'redis-benchmark tests', 'set,get,incr')
     .option('--warmup <n>', 'requests per test sent first and not counted (a JIT warms up)', '20000')
+    .option('--rounds <n>', 'alternating rounds per figure; the median is reported', '3')
     .option('--no-redis', 'skip the real Redis even when redis-server is installed')
     .parse()
     .opts<Options>();
@@ -51,23 +65,46 @@ async function main(): Promise<void> {
   if (!withRedis) say('redis-server not found (or --no-redis): measuring the kv-server alone');
   const pipelines = o.pipeline.split(',').map(Number);
   const rows: Row[] = [];
+  const rounds = Math.max(1, Number(o.rounds));
   for (const policy of o.appendfsync.split(',')) {
-    const ours = await measure(await startKvServer(policy, o.store), o, pipelines);
-    const redis = withRedis ? await measure(await startRedis(policy), o, pipelines) : null;
-    for (const [key, rps] of ours) {
-      const [pipeline, test] = key.split(' ');
-      rows.push({ policy, pipeline: Number(pipeline), test, ours: rps, redis: redis?.get(key) ?? null });
+    const targets = [await startKvServer(policy, o.store)];
+    try {
+      if (withRedis) targets.push(await startRedis(policy));
+      // Both get the same warm-up; it matters to a JIT, not to Redis.
+      for (const t of targets) await warmUp(t, o);
+      for (const p of pipelines) {
+        const ours: Map<string, number>[] = [];
+        const redis: Map<string, number>[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const order = round % 2 === 0 ? targets : [...targets].reverse();
+          for (const t of order) (t === targets[0] ? ours : redis).push(await measure(t, o, p));
+        }
+        for (const key of ours[0].keys()) {
+          const mine = ours.map((m) => m.get(key) ?? 0);
+          const theirs = redis.map((m) => m.get(key) ?? 0);
+          rows.push({
+            policy,
+            pipeline: p,
+            test: key,
+            ours: median(mine),
+            redis: withRedis ? median(theirs) : null,
+            ratio: withRedis ? median(mine.map((v, i) => v / theirs[i])) : null,
+          });
+        }
+      }
+    } finally {
+      for (const t of targets) await t.stop();
     }
   }
   say('');
   say(
-    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store`,
+    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store; median of ${rounds} alternating rounds`,
   );
   say(
     `${pad('appendfsync', 12)}${pad('-P', 4)}${pad('test', 6)}${pad('kv-server/s', 14)}${pad('redis/s', 14)}ratio`,
   );
   for (const r of rows) {
-    const ratio = r.redis === null ? '' : (r.ours / r.redis).toFixed(2);
+    const ratio = r.ratio === null ? '' : r.ratio.toFixed(2);
     say(
       `${pad(r.policy, 12)}${pad(String(r.pipeline), 4)}${pad(r.test, 6)}${pad(r.ours.toFixed(0), 14)}${pad(r.redis?.toFixed(0) ?? '-', 14)}${ratio}`,
     );
@@ -77,8 +114,8 @@ async function main(): Promise<void> {
     ['everysec', 0.7],
   ] as const) {
     const r = rows.find((x) => x.policy === policy && x.pipeline === 1 && x.test === 'SET');
-    if (r?.redis) {
-      const ratio = r.ours / r.redis;
+    if (r?.ratio) {
+      const ratio = r.ratio;
       say(
         `target ${policy}, -c ${o.clients}, SET: ≥ ${target.toFixed(1)} × Redis → ${ratio.toFixed(2)} ${ratio >= target ? 'met' : 'NOT met'}`,
       );
@@ -93,46 +130,33 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function measure(target: Target, o: Options, pipelines: number[]): Promise<Map<string, number>> {
+/** Sends `--warmup` requests of every test, not counted. */
+async function warmUp(target: Target, o: Options): Promise<void> {
+  if (Number(o.warmup) <= 0) return;
+  await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.warmup, '-c', o.clients, '--csv']);
+}
+
+/** One redis-benchmark run of every test at pipeline depth `p`: requests/s by test name. */
+async function measure(target: Target, o: Options, p: number): Promise<Map<string, number>> {
   const results = new Map<string, number>();
-  try {
-    // Both servers get the same warm-up; it matters to a JIT, not to Redis.
-    if (Number(o.warmup) > 0) {
-      await run('redis-benchmark', [
-        '-p',
-        String(target.port),
-        '-t',
-        o.tests,
-        '-n',
-        o.warmup,
-        '-c',
-        o.clients,
-        '--csv',
-      ]);
-    }
-    for (const p of pipelines) {
-      const csv = await run('redis-benchmark', [
-        '-p',
-        String(target.port),
-        '-t',
-        o.tests,
-        '-n',
-        o.requests,
-        '-c',
-        o.clients,
-        '-P',
-        String(p),
-        '--csv',
-      ]);
-      for (const line of csv.split('\n').slice(1)) {
-        const cells = line.split(',').map((c) => c.replace(/"/g, ''));
-        if (cells.length < 2 || cells[0] === '') continue;
-        results.set(`${p} ${cells[0]}`, Number(cells[1]));
-        say(`${target.name} -P ${p} ${cells[0]}: ${Number(cells[1]).toFixed(0)} requests/s`);
-      }
-    }
-  } finally {
-    await target.stop();
+  const csv = await run('redis-benchmark', [
+    '-p',
+    String(target.port),
+    '-t',
+    o.tests,
+    '-n',
+    o.requests,
+    '-c',
+    o.clients,
+    '-P',
+    String(p),
+    '--csv',
+  ]);
+  for (const line of csv.split('\n').slice(1)) {
+    const cells = line.split(',').map((c) => c.replace(/"/g, ''));
+    if (cells.length < 2 || cells[0] === '') continue;
+    results.set(cells[0], Number(cells[1]));
+    say(`${target.name} -P ${p} ${cells[0]}: ${Number(cells[1]).toFixed(0)} requests/s`);
   }
   return results;
 }
