@@ -113,14 +113,14 @@ async function appendRows(): Promise<Row[]> {
   return rows;
 }
 
+/** Rounds of (reference, replay) per value kind; the median pair is reported. */
+const REPLAY_ROUNDS = quick ? 3 : 5;
+
 /**
  * Replay of `events` SETs over 100k keys: the app's start (open + replay into the state) against
  * a bare loop that reads the same events as NDJSON in 1 MiB chunks, JSON.parses each line and
  * Map.sets it — the cheapest load of the same data Node can do.
  */
-/** Rounds of (reference, replay) per value kind; the median pair is reported. */
-const REPLAY_ROUNDS = quick ? 3 : 5;
-
 async function replayRows(): Promise<Row[]> {
   // Integers (counters, amounts) and small objects.
   const integers = await replayRowsOf('integer values', (i) => i);

@@ -104,28 +104,20 @@ export async function* readLog(
       let events: DomainEvent[] = [];
       /** A base file's SET records: its snapshot entries, filled in by `sets`. */
       let entries: (SetTarget & { kind: 'entry' })[] = [];
-      /** The first piece of `sets` that belongs to the group being read. */
-      let groupFirstPiece = sets.size;
       let inMulti = false;
       /** The group's command (or EXEC) has been read; a CRC line or the next group may follow. */
       let complete = false;
 
-      /** Decodes the SETs of the groups read so far (those of the group being read wait). */
-      const flushSets = (): void => {
-        sets.flush(groupFirstPiece, file.name);
-        groupFirstPiece = 0;
-      };
-
-      // A bad value in an earlier group comes first in the file: flushing reports it instead.
+      // A bad value earlier in the file (in this group too) comes first: flushing reports it instead.
       const corrupt = (at: number, expected: string, detail?: string): CorruptLogError => {
-        flushSets();
+        sets.flushAll(file.name);
         return new CorruptLogError(file.name, base + at, expected, detail);
       };
 
       const emit = (checked: boolean): void => {
         const n = events.length;
         if (n > 0 || entries.length > 0) {
-          if (!checked && sets.size > groupFirstPiece) sets.markUnverified();
+          sets.endGroup(checked);
           if (isBase) {
             if (n > 0) throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${events[0].type}`);
             for (let i = 0; i < entries.length; i++) batch.push(entries[i]);
@@ -137,7 +129,6 @@ export async function* readLog(
             events = [];
           }
         }
-        groupFirstPiece = sets.size;
         complete = false;
       };
 
@@ -161,11 +152,11 @@ export async function* readLog(
             const e = sc.argEnd;
             if (isBase) {
               const entry = { kind: 'entry' as const, key: '', value: null as JsonValue };
-              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], entry);
+              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], entry, file.name);
               entries.push(entry);
             } else {
               const data: SetTarget = { key: '', value: null };
-              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], data);
+              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], data, file.name);
               events.push({ type: 'SET', data } as unknown as DomainEvent);
             }
             if (!inMulti) complete = true;
@@ -246,7 +237,7 @@ export async function* readLog(
             fill += n;
             options.progress?.(n);
             if (batch.length >= BATCH) {
-              flushSets();
+              sets.flushGroups(file.name);
               yield batch;
               batch = [];
             }
@@ -260,7 +251,9 @@ export async function* readLog(
           }
           const open = inMulti || events.length > 0 || entries.length > 0;
           if (pos >= fill && !open && (groupStart >= pos || !isLast)) break;
-          flushSets();
+          // Whatever follows (an error or a cut), a whole record with a bad value is corruption,
+          // not a torn write, even in the unfinished group: found here, it is reported.
+          sets.flushAll(file.name);
           const offset = base + groupStart;
           if (!isLast) {
             throw new CorruptLogError(
@@ -291,17 +284,16 @@ export async function* readLog(
             );
           }
           cutAt = offset;
-          sets.rollback(groupFirstPiece);
           break;
         }
         // Yielded as soon as a batch of SETs is decoded: the state applies what is still in the CPU cache.
         if (!inMulti && batch.length > 0 && (batch.length >= BATCH || sets.bytes >= SET_BATCH_BYTES)) {
-          flushSets();
+          sets.flushGroups(file.name);
           yield batch;
           batch = [];
         }
       }
-      sets.flush(sets.size, file.name);
+      sets.flushGroups(file.name); // every group is complete here: the open one was cut or refused
     } finally {
       await options.fs.close(fd);
     }

@@ -16,6 +16,10 @@ const BACKSLASH = 0x5c;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** Values shorter than this are copied byte by byte: cheaper than a call into Buffer#copy. */
 const COPY_LOOP_MAX = 64;
+/** Values this long or longer are parsed on their own: a copy would double their memory for nothing. */
+const DIRECT_FROM = 16 * 1024;
+/** The scratch text keeps at most this much room once flushed (a huge MULTI may have grown it). */
+const KEEP_SCRATCH = 1024 * 1024;
 
 /**
  * Decodes the keys and values of many SET records with one `JSON.parse`.
@@ -30,23 +34,23 @@ const COPY_LOOP_MAX = 64;
  * for a value whose group passed its `#CRC` check: its bytes are what `JSON.stringify` wrote.
  * When a piece is unverified (its group had no `#CRC` line: a hand-edited file), or the parse does
  * not give 2 × n elements with a string at every key, each piece is parsed on its own, so that a
- * bad value is reported at its own byte offset, as a record-by-record reader would.
+ * bad value is reported at its own byte offset, as a record-by-record reader would. The CRC is an
+ * integrity check against damage, not a defence against a forged file: invalid values with
+ * recomputed CRCs can be crafted to parse together as other valid JSON, which then loads (as any
+ * valid value written by hand would).
  */
 export class SetBatch {
   private scratch = Buffer.allocUnsafe(64 * 1024);
   private length = 0;
   private count = 0;
   private unverified = false;
+  /** The first piece of the group being read: those before it belong to complete groups. */
+  private groupFirst = 0;
   private readonly targets: SetTarget[] = [];
   /** Per piece: where it starts in `scratch` (at its separator), where its value starts, the value's file offset. */
   private readonly pieceStarts: number[] = [];
   private readonly valueStarts: number[] = [];
   private readonly fileOffsets: number[] = [];
-
-  /** Pieces waiting to be parsed. */
-  get size(): number {
-    return this.count;
-  }
 
   /** Bytes waiting to be parsed. */
   get bytes(): number {
@@ -57,12 +61,29 @@ export class SetBatch {
    * Adds the SET whose key is `buf[ks..ke)` and JSON value `buf[vs..ve)` (at `fileOffset` in its
    * file); fills `target` at the next flush, or at once for an integer value.
    */
-  add(buf: Buffer, ks: number, ke: number, vs: number, ve: number, fileOffset: number, target: SetTarget): void {
+  add(
+    buf: Buffer,
+    ks: number,
+    ke: number,
+    vs: number,
+    ve: number,
+    fileOffset: number,
+    target: SetTarget,
+    file: string,
+  ): void {
     // An integer value needs no parser at all, and then a slice of the key is cheaper than a parse.
     const int = smallInteger(buf, vs, ve);
     if (int !== undefined) {
       target.key = utf8(buf, ks, ke);
       target.value = int;
+      return;
+    }
+    if (ve - vs >= DIRECT_FROM) {
+      // Parsed here and now; what waits is parsed first (one by one: its group may be unchecked
+      // yet), so that a bad value earlier in the file is still the one reported.
+      this.flushAll(file);
+      target.key = utf8(buf, ks, ke);
+      target.value = parseValue(utf8(buf, vs, ve), file, fileOffset);
       return;
     }
     const need = 4 + (ke - ks) * 6 + (ve - vs) + 1;
@@ -99,24 +120,34 @@ export class SetBatch {
     this.length = p;
   }
 
-  /** A group without a `#CRC` line added pieces: the next flush parses them one by one. */
-  markUnverified(): void {
-    this.unverified = true;
-  }
-
-  /** Forgets the pieces from `piece` on (a group cut at the end of the file). */
-  rollback(piece: number): void {
-    if (piece >= this.count) return;
-    this.length = this.pieceStarts[piece];
-    this.count = piece;
+  /**
+   * The group being read is complete; `checked`: its `#CRC` line matched. A group without one
+   * (hand-edited) makes the next flush parse its pieces one by one.
+   */
+  endGroup(checked: boolean): void {
+    if (!checked && this.count > this.groupFirst) this.unverified = true;
+    this.groupFirst = this.count;
   }
 
   /**
-   * Parses the first `upTo` pieces into their targets and keeps the others (the group still being
-   * read) for later. Throws {@link CorruptLogError} naming `file` and the byte offset of the first
-   * value that is not JSON.
+   * Parses the pieces of the complete groups into their targets, keeping those of the group still
+   * being read. Throws {@link CorruptLogError} naming `file` and the byte offset of the first value
+   * that is not JSON.
    */
-  flush(upTo: number, file: string): void {
+  flushGroups(file: string): void {
+    this.flush(this.groupFirst, file);
+  }
+
+  /**
+   * Parses every piece one by one, those of a group not checked yet too. For the paths where
+   * something is wrong further on: the first bad value in file order must be the one reported.
+   */
+  flushAll(file: string): void {
+    this.unverified = true;
+    this.flush(this.count, file);
+  }
+
+  private flush(upTo: number, file: string): void {
     const n = Math.min(upTo, this.count);
     if (n === 0) return;
     const end = n < this.count ? this.pieceStarts[n] : this.length;
@@ -135,7 +166,13 @@ export class SetBatch {
     for (let i = rest; i < this.count; i++) this.targets[i] = undefined as unknown as SetTarget;
     this.length -= shift;
     this.count = rest;
+    this.groupFirst = Math.max(0, this.groupFirst - n);
     if (rest > 0) this.scratch[0] = OPEN; // the first piece opens the next text
+    if (this.scratch.length > KEEP_SCRATCH && this.length < KEEP_SCRATCH / 2) {
+      const smaller = Buffer.allocUnsafe(KEEP_SCRATCH);
+      this.scratch.copy(smaller, 0, 0, this.length);
+      this.scratch = smaller;
+    }
   }
 
   /** One parse for the whole batch; false when it does not give back exactly the pieces. */
@@ -172,11 +209,7 @@ export class SetBatch {
       const valueEnd = i + 1 < n ? this.pieceStarts[i + 1] : end;
       const target = this.targets[i];
       target.key = JSON.parse(utf8(out, keyStart, valueStart - 1)) as string;
-      try {
-        target.value = JSON.parse(utf8(out, valueStart, valueEnd)) as JsonValue;
-      } catch (err) {
-        throw new CorruptLogError(file, this.fileOffsets[i], `the value of SET as JSON (${(err as Error).message})`);
-      }
+      target.value = parseValue(utf8(out, valueStart, valueEnd), file, this.fileOffsets[i]);
     }
   }
 
@@ -186,5 +219,13 @@ export class SetBatch {
     const bigger = Buffer.allocUnsafe(size);
     this.scratch.copy(bigger, 0, 0, this.length);
     this.scratch = bigger;
+  }
+}
+
+function parseValue(text: string, file: string, fileOffset: number): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new CorruptLogError(file, fileOffset, `the value of SET as JSON (${(err as Error).message})`);
   }
 }

@@ -250,7 +250,9 @@ export class App {
     const time = this.clock.now();
     const kv = this.kv;
     const projector = this.projector;
-    if (projector.cannotFail(events)) {
+    // Without a journal, a change is reported as it is made and a failure (a Map full at 2^24
+    // keys) would leave part of a command applied: so only one event, and no one listening.
+    if (events.length === 1 && !kv.observed && projector.cannotFail(events)) {
       for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, firstSeq + i, time);
     } else {
       kv.begin();

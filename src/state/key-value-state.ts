@@ -51,6 +51,11 @@ export class KeyValueState implements ReadonlyKeyValueState {
   /** See {@link ReadonlyKeyValueState.changes$}. */
   readonly changes$: Observable<StateChange> = this.changes.asObservable();
 
+  /** @internal True while someone listens to `changes$`. */
+  get observed(): boolean {
+    return this.changes.observed;
+  }
+
   /** The number of keys. */
   get size(): number {
     return this.count;

@@ -132,7 +132,7 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
 
   it('refuses a SET value that is not JSON, with or without a #CRC, at the byte offset of the value', async () => {
     // `[1` and `2]` each pass their checksum, and together they would parse as one JSON value:
-    // the reader must still see two values that are not JSON, and stop at the first.
+    // the reader must see that the batch does not give back its pieces, and stop at the first.
     for (const tail of [
       '*3\r\n$3\r\nSET\r\n$3\r\nbad\r\n$3\r\n{x}\r\n',
       `${setWithCrc('bad', '[1')}${setWithCrc('worse', '2]')}`,

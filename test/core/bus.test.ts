@@ -20,6 +20,7 @@ import {
   UnknownCommandError,
   UnknownQueryError,
 } from 'appendonly';
+import { fixtures } from 'appendonly/testing';
 
 class Append {
   constructor(
@@ -169,6 +170,37 @@ describe('queries', () => {
     expect(app.stats().lastSeq).toBe(1);
     class Unknown {}
     await expect(app.query(new Unknown())).rejects.toThrow(UnknownQueryError);
+    await app.close();
+  });
+});
+
+describe('state.changes$ through the app', () => {
+  it('reports a command\'s changes once the whole command is applied, in order', async () => {
+    // given an app whose subscriber looks at the state when it hears of each change
+    const { Put, PutMany, Remove } = fixtures;
+    const app = await createApp({ ...fixtures.conformanceClasses, store: new MemoryStore(), logger: silentLogger });
+    await app.execute(new Put('gone', 0));
+    const seen: string[] = [];
+    app.state.changes$.subscribe((c) => {
+      seen.push(`${c.type} ${'key' in c ? c.key : ''}: ${JSON.stringify(Object.fromEntries(app.state.entries()))}`);
+    });
+    // when one command sets two keys, and one deletes two
+    await app.execute(
+      new PutMany([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    );
+    await app.execute(new Remove(['a', 'gone']));
+    await app.execute(new Put('c', 3));
+    // then each change is reported after its command, whole, was applied
+    expect(seen).toEqual([
+      'set a: {"gone":0,"a":1,"b":2}',
+      'set b: {"gone":0,"a":1,"b":2}',
+      'delete a: {"b":2}',
+      'delete gone: {"b":2}',
+      'set c: {"b":2,"c":3}',
+    ]);
     await app.close();
   });
 });
