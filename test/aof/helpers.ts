@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { type App, createApp, type Logger, silentLogger } from 'appendonly';
 import { type AofStoreOptions, AofStore } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
+import { crc32 } from '../../adapters/aof/crc';
+import { crcHex } from '../../adapters/aof/record-codec';
 
 import { tempDir as tempDirUnder } from '../support/helpers';
 
@@ -31,4 +33,11 @@ export function logDir(dir: string): string {
 /** Reads a file of the log folder. */
 export function readLogFile(dir: string, name: string): Buffer {
   return fs.readFileSync(path.join(logDir(dir), name));
+}
+
+/** `SET key <raw value bytes>` followed by a `#CRC` line computed over it, as a hand edit would write it. */
+export function setWithCrc(key: string, rawValue: string): string {
+  const record = `*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(rawValue)}\r\n${rawValue}\r\n`;
+  const bytes = Buffer.from(record);
+  return `${record}#CRC:${crcHex(crc32(bytes, 0, bytes.length))}\r\n`;
 }

@@ -3,9 +3,7 @@ import * as path from 'node:path';
 import { CorruptLogError, createApp, SET, silentLogger, TruncatedLogError } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures, replayAll } from 'appendonly/testing';
-import { crc32 } from '../../adapters/aof/crc';
-import { crcHex } from '../../adapters/aof/record-codec';
-import { logDir, openApp, recordingLogger, state, tempDir } from './helpers';
+import { logDir, openApp, recordingLogger, setWithCrc, state, tempDir } from './helpers';
 
 const { Put, PutMany, Count } = fixtures;
 const INCR = 'appendonly.aof.1.incr.aof';
@@ -122,13 +120,6 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
       expect((err as Error).message).toMatch(expected);
     }
   });
-
-  /** `SET key <value bytes as given>`, with a #CRC line computed over it, as if forged by hand. */
-  function setWithCrc(key: string, rawValue: string): string {
-    const record = `*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(rawValue)}\r\n${rawValue}\r\n`;
-    const bytes = Buffer.from(record);
-    return `${record}#CRC:${crcHex(crc32(bytes, 0, bytes.length))}\r\n`;
-  }
 
   it('refuses a SET value that is not JSON, with or without a #CRC, at the byte offset of the value', async () => {
     // `[1` and `2]` each pass their checksum, and together they would parse as one JSON value:

@@ -2,22 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CorruptLogError, type ReplayRecord, SET } from 'appendonly';
 import { encodeGroup, type LogFile, nodeFileSystem, RespEncoder, readLog } from 'appendonly/adapters/aof';
-import { crc32 } from '../../adapters/aof/crc';
-import { crcHex } from '../../adapters/aof/record-codec';
-import { tempDir } from './helpers';
+import { setWithCrc, tempDir } from './helpers';
 
 /*
  * The replay reader decodes SET records in batches (adapters/aof/set-batch.ts). These cases
  * check what a record-by-record reader gave for free: a bad value is reported at its own byte
  * offset, the first one in file order wins, and an unfinished group is still read for corruption.
  */
-
-/** `SET key <raw value bytes>` followed by a #CRC line computed over it, as a hand edit would. */
-function setWithCrc(key: string, rawValue: string): string {
-  const record = `*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(rawValue)}\r\n${rawValue}\r\n`;
-  const bytes = Buffer.from(record);
-  return `${record}#CRC:${crcHex(crc32(bytes, 0, bytes.length))}\r\n`;
-}
 
 /** `n` good one-SET groups, as the store writes them. */
 function goodGroups(n: number, from = 1): string {
