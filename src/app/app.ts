@@ -252,8 +252,8 @@ export class App {
     const projector = this.projector;
     // Without a journal, a change is reported as it is made and a failure (a Map full at 2^24
     // keys) would leave part of a command applied: so only one event, and no one listening.
-    if (events.length === 1 && !kv.observed && projector.cannotFail(events)) {
-      for (let i = 0; i < events.length; i++) projector.apply(events[i], kv, firstSeq + i, time);
+    if (events.length === 1 && !kv.observed && projector.cannotFail(events[0])) {
+      projector.apply(events[0], kv, firstSeq, time);
     } else {
       kv.begin();
       try {

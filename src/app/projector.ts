@@ -37,26 +37,20 @@ export class Projector {
   }
 
   /**
-   * True when applying `events` cannot throw: built-in KV events of a valid shape that no
-   * projection listens to (their data is already known to be JSON). Such a command needs no undo
-   * journal, which spares a lookup of every key's previous value.
+   * True when applying `event` cannot throw: a built-in KV event of a valid shape that no
+   * projection listens to (its data is already known to be JSON). A command of one such event
+   * needs no undo journal, which spares a lookup of the key's previous value.
    */
-  cannotFail(events: readonly DomainEvent[]): boolean {
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i];
-      if (this.byType.has(event.type)) return false;
-      switch (event.type) {
-        case 'SET': {
-          const data = event.data as unknown as SetData;
-          if (typeof data.key !== 'string' || data.value === undefined) return false;
-          break;
-        }
-        case 'DEL':
-          if (!isKeyList((event.data as unknown as DelData).keys)) return false;
-          break;
-      }
+  cannotFail(event: DomainEvent): boolean {
+    if (this.byType.has(event.type)) return false;
+    switch (event.type) {
+      case 'SET':
+        return isSetData(event.data);
+      case 'DEL':
+        return isKeyList((event.data as unknown as DelData).keys);
+      default:
+        return true;
     }
-    return true;
   }
 
   /**
@@ -67,9 +61,9 @@ export class Projector {
   apply(event: DomainEvent, state: KeyValueState, seq: number, time: number): void {
     switch (event.type) {
       case 'SET': {
-        const data = event.data as unknown as SetData;
-        if (typeof data.key === 'string' && data.value !== undefined) state.load(data.key, data.value);
-        else state.set(data.key, data.value);
+        const data = event.data as unknown;
+        if (isSetData(data)) state.load(data.key, data.value);
+        else state.set((data as SetData).key, (data as SetData).value); // throws, saying what is wrong
         break;
       }
       case 'DEL': {
@@ -93,4 +87,10 @@ function isKeyList(keys: unknown): keys is readonly string[] {
   if (!Array.isArray(keys)) return false;
   for (let i = 0; i < keys.length; i++) if (typeof keys[i] !== 'string') return false;
   return true;
+}
+
+/** A SET's data as the state takes it: a string key and a value (known to be JSON). */
+function isSetData(data: unknown): data is SetData {
+  const d = data as Partial<SetData>;
+  return typeof d.key === 'string' && d.value !== undefined;
 }
