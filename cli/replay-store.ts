@@ -41,6 +41,7 @@ export class ReplayOnlyStore implements EventStore {
       for (const r of batch) {
         if (r.kind === 'snapshot') this.lastSeq = r.seq;
         else if (r.kind === 'group') this.lastSeq = r.seq + r.events.length - 1;
+        else if (r.kind === 'set') this.lastSeq = r.seq;
       }
       this.observe?.(batch);
       yield batch;

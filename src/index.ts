@@ -51,12 +51,14 @@ export type {
   EventStore,
   ReplayEntry,
   ReplayGroup,
+  ReplaySet,
   ReplayRecord,
   ReplaySnapshotStart,
   StoreContext,
   StoreOpenInfo,
   StoreStats,
 } from './store/event-store';
+export { toReplayGroup } from './store/event-store';
 export type { FileSystem } from './store/file-system';
 export { FSYNC_POLICIES, type FsyncPolicy, parseFsyncPolicy } from './store/fsync-policy';
 export { consoleLogger, type Logger, silentLogger } from './store/logger';

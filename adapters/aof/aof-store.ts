@@ -149,6 +149,7 @@ export class AofStore implements EventStore {
         progress: (n) => {
           this.bytesRead += n;
         },
+        setRecords: true,
       },
       summary,
     );
@@ -178,6 +179,7 @@ export class AofStore implements EventStore {
         loadTruncated: this.options.loadTruncated,
         truncate: (_f: LogFile, offset: number) => writer.truncateTo(offset),
         warn: (m: string) => this.context?.logger.warn(m),
+        setRecords: true,
       };
       // Only the end of the file matters here: the records are dropped as they come.
       const records = readLog([file], options, { lastSeq: 0, sizes: [] });

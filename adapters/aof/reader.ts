@@ -33,6 +33,11 @@ export interface ReadOptions {
   /** Called with bytes consumed, for progress reports. */
   readonly progress?: (bytes: number) => void;
   readonly chunkSize?: number;
+  /**
+   * Yield a group of one SET as a `ReplaySet` rather than a one-event group (the store's replay:
+   * no event objects for most of a log). Tools that want every group as events leave it off.
+   */
+  readonly setRecords?: boolean;
 }
 
 /** What a read found, available once the iteration is over. */
@@ -73,6 +78,7 @@ export async function* readLog(
   let buf = Buffer.allocUnsafe(chunk);
   const sc = new RespScanner();
   const sets = new SetBatch();
+  const setRecords = options.setRecords === true;
   let nextSeq = 1;
   let time = 0;
   let batch: ReplayRecord[] = [];
@@ -102,6 +108,8 @@ export async function* readLog(
       let groupStart = 0;
       let pos = 0;
       let events: DomainEvent[] = [];
+      /** A group of one SET, read as a `ReplaySet` (with `setRecords`), filled in by `sets`. */
+      let single: (SetTarget & { kind: 'set'; seq: number; time: number; file: string; offset: number }) | null = null;
       /** A base file's SET records: its snapshot entries, filled in by `sets`. */
       let entries: (SetTarget & { kind: 'entry' })[] = [];
       let inMulti = false;
@@ -115,6 +123,14 @@ export async function* readLog(
       };
 
       const emit = (checked: boolean): void => {
+        if (single !== null) {
+          sets.endGroup(checked);
+          batch.push(single);
+          single = null;
+          summary.lastSeq = nextSeq++;
+          complete = false;
+          return;
+        }
         const n = events.length;
         if (n > 0 || entries.length > 0) {
           sets.endGroup(checked);
@@ -150,7 +166,11 @@ export async function* readLog(
           } else if (isSetRecord(buf, sc)) {
             const a = sc.argStart;
             const e = sc.argEnd;
-            if (isBase) {
+            if (setRecords && !isBase && !inMulti && events.length === 0) {
+              const offset = base + groupStart;
+              single = { kind: 'set', seq: nextSeq, time, key: '', value: null, file: file.name, offset };
+              sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], single, file.name);
+            } else if (isBase) {
               const entry = { kind: 'entry' as const, key: '', value: null as JsonValue };
               sets.add(buf, a[1], e[1], a[2], e[2], base + a[2], entry, file.name);
               entries.push(entry);

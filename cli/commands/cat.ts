@@ -1,3 +1,4 @@
+import { toReplayGroup } from '../../src/index';
 import { EXIT_OK } from '../errors';
 
 import { readRecords } from '../records';
@@ -25,14 +26,15 @@ export async function cat(pathArg: string, options: { json?: boolean }): Promise
             : `  SET ${JSON.stringify(r.key)} ${JSON.stringify(r.value)}`,
         );
       } else {
-        const time = r.time > 0 ? new Date(r.time).toISOString() : null;
-        for (let i = 0; i < r.events.length; i++) {
-          const e = r.events[i];
-          const seq = r.seq + i;
+        const g = toReplayGroup(r);
+        const time = g.time > 0 ? new Date(g.time).toISOString() : null;
+        for (let i = 0; i < g.events.length; i++) {
+          const e = g.events[i];
+          const seq = g.seq + i;
           lines.push(
             json
-              ? JSON.stringify({ kind: 'event', seq, time, group: r.seq, type: e.type, data: e.data })
-              : `${seq} ${time ?? '-'} ${e.type} ${JSON.stringify(e.data)}${r.events.length > 1 ? ` (command ${r.seq}, ${i + 1}/${r.events.length})` : ''}`,
+              ? JSON.stringify({ kind: 'event', seq, time, group: g.seq, type: e.type, data: e.data })
+              : `${seq} ${time ?? '-'} ${e.type} ${JSON.stringify(e.data)}${g.events.length > 1 ? ` (command ${g.seq}, ${i + 1}/${g.events.length})` : ''}`,
           );
         }
       }

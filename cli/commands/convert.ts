@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGroup, formatManifest, type ManifestEntry, RespEncoder } from '../../adapters/aof/index';
 import { SqliteWalStore } from '../../adapters/sqlite-wal/index';
-import { type EventGroup, type JsonValue, SET } from '../../src/index';
+import { type EventGroup, type JsonValue, SET, toReplayGroup } from '../../src/index';
 import { fsyncDir, fsyncFile, replaceFile } from '../backup';
 import { EXIT_OK, usage } from '../errors';
 import { say } from '../output';
@@ -43,9 +43,10 @@ export async function convert(fromArg: string, toArg: string): Promise<number> {
             await sink.snapshot(snapshot.seq, snapshot.entries);
             snapshot = null;
           }
-          await sink.group(r);
+          const g = toReplayGroup(r);
+          await sink.group(g);
           commands++;
-          lastSeq = r.seq + r.events.length - 1;
+          lastSeq = g.seq + g.events.length - 1;
         }
       }
     }

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { ReplayRecord } from '../../src/index';
+import { type ReplayRecord, toReplayGroup } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { EXIT_OK } from '../errors';
 import { say } from '../output';
@@ -33,11 +33,12 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
       } else if (r.kind === 'entry') {
         snapshotKeys++;
       } else {
+        const g = toReplayGroup(r);
         commands++;
-        events += r.events.length;
-        for (const e of r.events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
-        firstSeq ??= r.seq;
-        lastSeq = r.seq + r.events.length - 1;
+        events += g.events.length;
+        for (const e of g.events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
+        firstSeq ??= g.seq;
+        lastSeq = g.seq + g.events.length - 1;
         if (r.time > 0) {
           if (firstTime === 0) firstTime = r.time;
           lastTime = r.time;

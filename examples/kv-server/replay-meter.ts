@@ -32,7 +32,7 @@ export class ReplayMeter implements EventStore {
       let n = 0;
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];
-        n += r.kind === 'group' ? r.events.length : r.kind === 'entry' ? 1 : 0;
+        n += r.kind === 'group' ? r.events.length : r.kind === 'entry' || r.kind === 'set' ? 1 : 0;
       }
       this.events += n;
       yield batch;

@@ -7,7 +7,14 @@ import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../store/clock';
 import { isKnownEventType } from '../events/event-registry';
 import { AppClosedError, PersistenceError, ReplayFailedError, UnknownEventTypeError } from '../store/errors';
-import type { CompactionResult, EventStore, ReplayGroup, StoreOpenInfo, StoreStats } from '../store/event-store';
+import type {
+  CompactionResult,
+  EventStore,
+  ReplayGroup,
+  ReplaySet,
+  StoreOpenInfo,
+  StoreStats,
+} from '../store/event-store';
 import type { Logger } from '../store/logger';
 import { normalizeEvents } from './normalize-events';
 import type { Projector } from './projector';
@@ -349,6 +356,14 @@ export class App {
           }
           lastSeq = record.seq + events.length - 1;
           groups++;
+        } else if (record.kind === 'set') {
+          try {
+            projector.applySet(record.key, record.value, kv, record.seq, record.time);
+          } catch (err) {
+            throw new ReplayFailedError('SET', record.seq, positionOf(record), err);
+          }
+          lastSeq = record.seq;
+          groups++;
         } else if (record.kind === 'entry') {
           kv.load(record.key, record.value);
           entries++;
@@ -367,7 +382,7 @@ export class App {
 }
 
 /** `file at byte offset N`, when the store said where the group is. */
-function positionOf(group: ReplayGroup): string | undefined {
+function positionOf(group: ReplayGroup | ReplaySet): string | undefined {
   if (group.file === undefined) return undefined;
   return group.offset === undefined ? group.file : `${group.file} at byte offset ${group.offset}`;
 }

@@ -1,5 +1,6 @@
 import type { OnBinding } from '../decorators/metadata';
 import type { DomainEvent } from '../events/event';
+import type { JsonValue } from '../events/json';
 import type { DelData, SetData } from '../events/kv-events';
 import type { KeyValueState } from '../state/key-value-state';
 import { InvalidEventError } from '../store/errors';
@@ -51,6 +52,19 @@ export class Projector {
       default:
         return true;
     }
+  }
+
+  /**
+   * Applies a SET read back from the log (its key a string, its value JSON): straight into the
+   * state, and as an event to the projections of SET if there are any. Throws what they throw.
+   */
+  applySet(key: string, value: JsonValue, state: KeyValueState, seq: number, time: number): void {
+    state.load(key, value);
+    const handlers = this.byType.get('SET');
+    if (handlers === undefined) return;
+    const event = { type: 'SET', data: { key, value } } as unknown as DomainEvent;
+    const meta: EventMeta = { seq, time };
+    for (let i = 0; i < handlers.length; i++) handlers[i](event, state, meta);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { DomainEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
+import { SET } from '../events/kv-events';
 import type { Clock } from './clock';
 import type { FsyncPolicy } from './fsync-policy';
 import type { Logger } from './logger';
@@ -37,8 +38,33 @@ export interface ReplayGroup extends EventGroup {
   readonly offset?: number;
 }
 
-/** What `replay()` yields: an optional snapshot (start, then entries), then event groups. */
-export type ReplayRecord = ReplaySnapshotStart | ReplayEntry | ReplayGroup;
+/**
+ * Replay: a command that logged exactly one built-in SET — what most of a log is made of. A store
+ * may yield it in place of the equivalent one-event {@link ReplayGroup}, to spare the event
+ * objects; the App applies both alike (a projection of SET still gets a SET event).
+ */
+export interface ReplaySet {
+  readonly kind: 'set';
+  /** The sequence number of the SET. */
+  readonly seq: number;
+  readonly time: number;
+  readonly key: string;
+  readonly value: JsonValue;
+  /** As {@link ReplayGroup.file}. */
+  readonly file?: string;
+  /** As {@link ReplayGroup.offset}. */
+  readonly offset?: number;
+}
+
+/** The one-event group that a {@link ReplaySet} stands for; a group is returned as it is. */
+export function toReplayGroup(record: ReplayGroup | ReplaySet): ReplayGroup {
+  if (record.kind === 'group') return record;
+  const { seq, time, key, value, file, offset } = record;
+  return { kind: 'group', seq, time, events: [SET(key, value)], file, offset };
+}
+
+/** What `replay()` yields: an optional snapshot (start, then entries), then event groups (or single SETs). */
+export type ReplayRecord = ReplaySnapshotStart | ReplayEntry | ReplayGroup | ReplaySet;
 
 /** What a store found when it opened. */
 export interface StoreOpenInfo {

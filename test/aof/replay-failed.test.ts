@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createApp, defineEvent, KeyValueState, On, Projection, ReplayFailedError, silentLogger } from 'appendonly';
+import { createApp, defineEvent, KeyValueState, On, Projection, ReplayFailedError, SET, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { tempDir } from './helpers';
 
@@ -15,7 +15,56 @@ class Strict {
   }
 }
 
+/** Counts SETs per key, and refuses a key that a later version forbids. */
+@Projection()
+class SetAudit {
+  @On(SET)
+  audit(e: typeof SET.Event, kv: KeyValueState, meta: { seq: number; time: number }) {
+    if (e.data.key === 'forbidden') throw new Error('this key is forbidden now');
+    kv.set(`audit:${e.data.key}`, [meta.seq, meta.time, e.data.value]);
+  }
+}
+
 describe('AofStore: a projection that throws during replay', () => {
+  it('replays a one-SET command to the projections of SET as a SET event, with its seq and time', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = new AofStore({ dir, appendfsync: 'always' });
+      const kv = new KeyValueState();
+      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+      await store.append({ seq: 1, time: 0, events: [SET('a', { x: 1 })] });
+      await store.append({ seq: 2, time: 0, events: [SET('b', 2), SET('a', 3)] });
+      await store.close();
+      const app = await createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger });
+      expect(Object.fromEntries(app.state.entries())).toEqual({
+        a: 3,
+        b: 2,
+        'audit:a': [3, 0, 3],
+        'audit:b': [2, 0, 2],
+      });
+      await app.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('names a one-SET command whose projection throws: SET, its seq, file and byte offset', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = new AofStore({ dir, appendfsync: 'always' });
+      const kv = new KeyValueState();
+      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+      await store.append({ seq: 1, time: 0, events: [SET('fine', 1)] });
+      await store.append({ seq: 2, time: 0, events: [SET('forbidden', 2)] });
+      await store.close();
+      await expect(createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger })).rejects.toThrow(
+        /replaying event SET \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: this key is forbidden now/,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
   it('stops the load naming the event, its seq, file and byte offset, with the cause', async () => {
     const { dir, cleanup } = tempDir();
     try {

@@ -19,7 +19,8 @@ describe.each(['always', 'everysec', 'no'] as const)('AofStore %s: appends await
       const reader = new AofStore({ dir });
       await reader.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
       let groups = 0;
-      for await (const batch of reader.replay()) groups += batch.filter((r) => r.kind === 'group').length;
+      for await (const batch of reader.replay())
+        groups += batch.filter((r) => r.kind === 'group' || r.kind === 'set').length;
       await reader.close();
       expect(groups).toBe(50);
     } finally {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptLogError, type ReplayRecord, SET } from 'appendonly';
+import { CorruptLogError, DEL, type ReplayRecord, SET, toReplayGroup } from 'appendonly';
 import { encodeGroup, type LogFile, nodeFileSystem, RespEncoder, readLog } from 'appendonly/adapters/aof';
 import { setWithCrc, tempDir } from './helpers';
 
@@ -27,7 +27,7 @@ describe('AOF reader: SET values decoded in batches', () => {
 
   async function read(
     content: string,
-    options: { kind?: 'base' | 'incr'; chunkSize?: number; loadTruncated?: boolean } = {},
+    options: { kind?: 'base' | 'incr'; chunkSize?: number; loadTruncated?: boolean; setRecords?: boolean } = {},
   ): Promise<{ records: ReplayRecord[]; warnings: string[]; error: unknown }> {
     const file = path.join(dir, 'x.aof');
     fs.writeFileSync(file, content);
@@ -42,6 +42,7 @@ describe('AOF reader: SET values decoded in batches', () => {
         truncate: async () => {},
         warn: (m: string) => warnings.push(m),
         chunkSize: options.chunkSize,
+        setRecords: options.setRecords,
       };
       for await (const batch of readLog(files, opts, { lastSeq: 0, sizes: [] })) records.push(...batch);
     } catch (err) {
@@ -111,5 +112,26 @@ describe('AOF reader: SET values decoded in batches', () => {
     expectBadValueAt((await read(alone)).error, Buffer.byteLength(alone) - Buffer.byteLength(badBig) - 2 - 15);
     const both = `${goodGroups(2)}${setWithCrc('small', '{x}')}${setWithCrc('big', badBig)}`;
     expectBadValueAt((await read(both)).error, both.indexOf('{x}'));
+  });
+
+  it('with setRecords, gives a one-SET command as a set record and everything else as before', async () => {
+    const enc = new RespEncoder();
+    const groups = [
+      { seq: 1, time: 0, events: [SET('a', { x: '"\\\u0001é' })] },
+      { seq: 2, time: 0, events: [SET('b', 1), SET('c', [2])] },
+      { seq: 4, time: 0, events: [DEL('a')] },
+      { seq: 5, time: 0, events: [SET('k "q"', null)] },
+    ];
+    encodeGroup(enc, groups[0], 1_700_000_000);
+    for (const g of groups.slice(1)) encodeGroup(enc, g, -1);
+    const content = enc.bytes().toString();
+    for (const chunkSize of [5, 1 << 20]) {
+      const plain = await read(content, { chunkSize });
+      const sets = await read(content, { chunkSize, setRecords: true });
+      expect(sets.error).toBeNull();
+      expect(sets.records.map((r) => r.kind)).toEqual(['set', 'group', 'group', 'set']);
+      expect(sets.records.map((r) => (r.kind === 'set' || r.kind === 'group' ? toReplayGroup(r) : r))).toEqual(plain.records);
+      expect(sets.records[0]).toMatchObject({ time: 1_700_000_000_000, offset: 0 });
+    }
   });
 });

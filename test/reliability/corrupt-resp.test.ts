@@ -1,4 +1,4 @@
-import { CorruptLogError, DEL, type DomainEvent, FLUSHALL, type JsonValue, type ReplayRecord, SET, TruncatedLogError } from 'appendonly';
+import { CorruptLogError, DEL, type DomainEvent, FLUSHALL, type JsonValue, type ReplayRecord, SET, TruncatedLogError, toReplayGroup } from 'appendonly';
 import { encodeGroup, type LogFile, readLog, RespEncoder } from 'appendonly/adapters/aof';
 import fc from 'fast-check';
 import { MemoryFileSystem } from './memory-fs';
@@ -83,7 +83,7 @@ async function read(files: Log['files'], loadTruncated: boolean, chunkSize: numb
   const records: Seen[] = [];
   const cuts: Outcome['cuts'] = [];
   const see = (r: ReplayRecord): Seen =>
-    r.kind === 'snapshot' ? ['snapshot', r.seq] : r.kind === 'entry' ? ['entry', r.key, r.value] : ['group', r.seq, r.time, [...r.events]];
+    r.kind === 'snapshot' ? ['snapshot', r.seq] : r.kind === 'entry' ? ['entry', r.key, r.value] : ['group', r.seq, r.time, [...toReplayGroup(r).events]];
   try {
     const options = { fs, loadTruncated, chunkSize, warn: () => {}, truncate: async (f: LogFile, offset: number) => void cuts.push({ file: f.name, offset }) };
     for await (const batch of readLog(logFiles, options, { lastSeq: 0, sizes: [] })) for (const r of batch) records.push(see(r));
