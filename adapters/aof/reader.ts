@@ -34,8 +34,9 @@ export interface ReadOptions {
   readonly progress?: (bytes: number) => void;
   readonly chunkSize?: number;
   /**
-   * Yield a group of one SET as a `ReplaySet` rather than a one-event group (the store's replay:
-   * no event objects for most of a log). Tools that want every group as events leave it off.
+   * Yield a command of one SET (outside MULTI, in an incr file) as a `ReplaySet` rather than a
+   * one-event group (the store's replay: no event objects for most of a log). Tools that want
+   * every group as events leave it off.
    */
   readonly setRecords?: boolean;
 }

@@ -47,8 +47,11 @@ export interface ReplaySet {
   readonly kind: 'set';
   /** The sequence number of the SET. */
   readonly seq: number;
+  /** As {@link EventGroup.time}: ms since the epoch, 0 when the store did not record it. */
   readonly time: number;
+  /** The key the SET sets. */
   readonly key: string;
+  /** The JSON value it sets. */
   readonly value: JsonValue;
   /** As {@link ReplayGroup.file}. */
   readonly file?: string;
@@ -144,7 +147,8 @@ export interface EventStore {
   /** Opens (or creates) the log and takes the lock. Called once before anything else. */
   open(context: StoreContext): Promise<StoreOpenInfo>;
   /**
-   * Streams the log: snapshot first, then groups. Yields batches, so that replay costs no
+   * Streams the log: snapshot first, then groups (a command of one SET may come as a
+   * {@link ReplaySet} instead of its group). Yields batches, so that replay costs no
    * promise per record, and never holds the whole log in memory. A malformed log throws
    * `CorruptLogError` naming file and offset.
    */

@@ -77,7 +77,25 @@ interface Outcome {
   readonly fs: MemoryFileSystem;
 }
 
+/**
+ * Reads the log as a tool does (every command a group) and as the store does (`setRecords`: a
+ * one-SET command as a `set` record); both must see the same records, cuts and error.
+ */
 async function read(files: Log['files'], loadTruncated: boolean, chunkSize: number): Promise<Outcome> {
+  const plain = await readOnce(files, loadTruncated, chunkSize, false);
+  const sets = await readOnce(files, loadTruncated, chunkSize, true);
+  expect(sets.records).toEqual(plain.records);
+  expect(sets.cuts).toEqual(plain.cuts);
+  expect(String(sets.error ?? '')).toBe(String(plain.error ?? ''));
+  return plain;
+}
+
+async function readOnce(
+  files: Log['files'],
+  loadTruncated: boolean,
+  chunkSize: number,
+  setRecords: boolean,
+): Promise<Outcome> {
   const fs = new MemoryFileSystem(new Map(files.map((f) => [f.name, f.data])));
   const logFiles: LogFile[] = files.map((f) => ({ name: f.name, path: f.name, kind: f.kind, seq: f.kind === 'base' ? 10 : undefined }));
   const records: Seen[] = [];
@@ -85,7 +103,14 @@ async function read(files: Log['files'], loadTruncated: boolean, chunkSize: numb
   const see = (r: ReplayRecord): Seen =>
     r.kind === 'snapshot' ? ['snapshot', r.seq] : r.kind === 'entry' ? ['entry', r.key, r.value] : ['group', r.seq, r.time, [...toReplayGroup(r).events]];
   try {
-    const options = { fs, loadTruncated, chunkSize, warn: () => {}, truncate: async (f: LogFile, offset: number) => void cuts.push({ file: f.name, offset }) };
+    const options = {
+      fs,
+      loadTruncated,
+      chunkSize,
+      setRecords,
+      warn: () => {},
+      truncate: async (f: LogFile, offset: number) => void cuts.push({ file: f.name, offset }),
+    };
     for await (const batch of readLog(logFiles, options, { lastSeq: 0, sizes: [] })) for (const r of batch) records.push(see(r));
     return { records, cuts, fs };
   } catch (error) {
