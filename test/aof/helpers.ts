@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type App, createApp, type Logger, silentLogger } from 'appendonly';
+import { type App, createApp, type EventGroup, KeyValueState, type Logger, silentLogger } from 'appendonly';
 import { type AofStoreOptions, AofStore } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
 import { crc32 } from '../../adapters/aof/crc';
@@ -40,4 +40,13 @@ export function setWithCrc(key: string, rawValue: string): string {
   const record = `*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(rawValue)}\r\n${rawValue}\r\n`;
   const bytes = Buffer.from(record);
   return `${record}#CRC:${crcHex(crc32(bytes, 0, bytes.length))}\r\n`;
+}
+
+/** Writes `groups` through an AofStore (`always`), as code that ran before this test did. */
+export async function writeLog(dir: string, groups: readonly EventGroup[]): Promise<void> {
+  const store = new AofStore({ dir, appendfsync: 'always' });
+  const kv = new KeyValueState();
+  await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+  for (const group of groups) await store.append(group);
+  await store.close();
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { createApp, defineEvent, KeyValueState, On, Projection, ReplayFailedError, SET, silentLogger } from 'appendonly';
+import { createApp, defineEvent, type KeyValueState, On, Projection, ReplayFailedError, SET, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
-import { tempDir } from './helpers';
+import { tempDir, writeLog } from './helpers';
 
 const Noted = defineEvent<{ n: number }>('NotedForReplay');
 
@@ -29,12 +29,10 @@ describe('AofStore: a projection that throws during replay', () => {
   it('replays a one-SET command to the projections of SET as a SET event, with its seq and time', async () => {
     const { dir, cleanup } = tempDir();
     try {
-      const store = new AofStore({ dir, appendfsync: 'always' });
-      const kv = new KeyValueState();
-      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
-      await store.append({ seq: 1, time: 0, events: [SET('a', { x: 1 })] });
-      await store.append({ seq: 2, time: 0, events: [SET('b', 2), SET('a', 3)] });
-      await store.close();
+      await writeLog(dir, [
+        { seq: 1, time: 0, events: [SET('a', { x: 1 })] },
+        { seq: 2, time: 0, events: [SET('b', 2), SET('a', 3)] },
+      ]);
       const app = await createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger });
       expect(Object.fromEntries(app.state.entries())).toEqual({
         a: 3,
@@ -51,12 +49,10 @@ describe('AofStore: a projection that throws during replay', () => {
   it('names a one-SET command whose projection throws: SET, its seq, file and byte offset', async () => {
     const { dir, cleanup } = tempDir();
     try {
-      const store = new AofStore({ dir, appendfsync: 'always' });
-      const kv = new KeyValueState();
-      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
-      await store.append({ seq: 1, time: 0, events: [SET('fine', 1)] });
-      await store.append({ seq: 2, time: 0, events: [SET('forbidden', 2)] });
-      await store.close();
+      await writeLog(dir, [
+        { seq: 1, time: 0, events: [SET('fine', 1)] },
+        { seq: 2, time: 0, events: [SET('forbidden', 2)] },
+      ]);
       await expect(createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger })).rejects.toThrow(
         /replaying event SET \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: this key is forbidden now/,
       );
@@ -68,12 +64,10 @@ describe('AofStore: a projection that throws during replay', () => {
   it('stops the load naming the event, its seq, file and byte offset, with the cause', async () => {
     const { dir, cleanup } = tempDir();
     try {
-      const store = new AofStore({ dir, appendfsync: 'always' });
-      const kv = new KeyValueState();
-      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
-      await store.append({ seq: 1, time: 0, events: [Noted({ n: 1 })] });
-      await store.append({ seq: 2, time: 0, events: [Noted({ n: -5 })] });
-      await store.close();
+      await writeLog(dir, [
+        { seq: 1, time: 0, events: [Noted({ n: 1 })] },
+        { seq: 2, time: 0, events: [Noted({ n: -5 })] },
+      ]);
       const attempt = createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger });
       await expect(attempt).rejects.toThrow(ReplayFailedError);
       await expect(createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger })).rejects.toThrow(

@@ -1,19 +1,17 @@
 import 'reflect-metadata';
-import { createApp, KeyValueState, silentLogger, UnknownEventTypeError } from 'appendonly';
+import { createApp, silentLogger, UnknownEventTypeError } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
-import { tempDir } from './helpers';
+import { tempDir, writeLog } from './helpers';
 
 describe('AofStore: an event type the app does not define', () => {
   it('stops the load naming the type, its seq, its file and its byte offset', async () => {
     const { dir, cleanup } = tempDir();
     try {
       // given a log written by other code: a SET, then a group holding a type this app never defined
-      const store = new AofStore({ dir, appendfsync: 'always' });
-      const kv = new KeyValueState();
-      await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
-      await store.append({ seq: 1, time: 0, events: [{ type: 'SET', data: { key: 'a', value: 1 } }] });
-      await store.append({ seq: 2, time: 0, events: [{ type: 'ShippedInV2', data: { id: 7 } }] });
-      await store.close();
+      await writeLog(dir, [
+        { seq: 1, time: 0, events: [{ type: 'SET', data: { key: 'a', value: 1 } }] },
+        { seq: 2, time: 0, events: [{ type: 'ShippedInV2', data: { id: 7 } }] },
+      ]);
       const firstGroupBytes = '*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n#CRC:00000000\r\n'.length;
       // when the app opens it, then
       const attempt = createApp({ store: new AofStore({ dir }), logger: silentLogger });
