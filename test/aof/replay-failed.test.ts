@@ -1,5 +1,14 @@
 import 'reflect-metadata';
-import { createApp, defineEvent, type KeyValueState, On, Projection, ReplayFailedError, SET, silentLogger } from 'appendonly';
+import {
+  createApp,
+  defineEvent,
+  type KeyValueState,
+  On,
+  Projection,
+  ReplayFailedError,
+  SET,
+  silentLogger,
+} from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { tempDir, writeLog } from './helpers';
 
@@ -26,55 +35,53 @@ class SetAudit {
 }
 
 describe('AofStore: a projection that throws during replay', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir()));
+  afterEach(() => cleanup());
+
   it('replays a one-SET command to the projections of SET as a SET event, with its seq and time', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      await writeLog(dir, [
-        { seq: 1, time: 0, events: [SET('a', { x: 1 })] },
-        { seq: 2, time: 0, events: [SET('b', 2), SET('a', 3)] },
-      ]);
-      const app = await createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger });
-      expect(Object.fromEntries(app.state.entries())).toEqual({
-        a: 3,
-        b: 2,
-        'audit:a': [3, 0, 3],
-        'audit:b': [2, 0, 2],
-      });
-      await app.close();
-    } finally {
-      cleanup();
-    }
+    await writeLog(dir, [
+      { seq: 1, time: 0, events: [SET('a', { x: 1 })] },
+      { seq: 2, time: 0, events: [SET('b', 2), SET('a', 3)] },
+    ]);
+    const app = await createApp({
+      projections: [SetAudit],
+      store: new AofStore({ dir }),
+      logger: silentLogger,
+    });
+    expect(Object.fromEntries(app.state.entries())).toEqual({
+      a: 3,
+      b: 2,
+      'audit:a': [3, 0, 3],
+      'audit:b': [2, 0, 2],
+    });
+    await app.close();
   });
 
   it('names a one-SET command whose projection throws: SET, its seq, file and byte offset', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      await writeLog(dir, [
-        { seq: 1, time: 0, events: [SET('fine', 1)] },
-        { seq: 2, time: 0, events: [SET('forbidden', 2)] },
-      ]);
-      await expect(createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger })).rejects.toThrow(
-        /replaying event SET \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: this key is forbidden now/,
-      );
-    } finally {
-      cleanup();
-    }
+    await writeLog(dir, [
+      { seq: 1, time: 0, events: [SET('fine', 1)] },
+      { seq: 2, time: 0, events: [SET('forbidden', 2)] },
+    ]);
+    await expect(
+      createApp({ projections: [SetAudit], store: new AofStore({ dir }), logger: silentLogger }),
+    ).rejects.toThrow(
+      /replaying event SET \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: this key is forbidden now/,
+    );
   });
 
   it('stops the load naming the event, its seq, file and byte offset, with the cause', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      await writeLog(dir, [
-        { seq: 1, time: 0, events: [Noted({ n: 1 })] },
-        { seq: 2, time: 0, events: [Noted({ n: -5 })] },
-      ]);
-      const attempt = createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger });
-      await expect(attempt).rejects.toThrow(ReplayFailedError);
-      await expect(createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger })).rejects.toThrow(
-        /replaying event NotedForReplay \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: negative number -5/,
-      );
-    } finally {
-      cleanup();
-    }
+    await writeLog(dir, [
+      { seq: 1, time: 0, events: [Noted({ n: 1 })] },
+      { seq: 2, time: 0, events: [Noted({ n: -5 })] },
+    ]);
+    const attempt = createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger });
+    await expect(attempt).rejects.toThrow(ReplayFailedError);
+    await expect(
+      createApp({ projections: [Strict], store: new AofStore({ dir }), logger: silentLogger }),
+    ).rejects.toThrow(
+      /replaying event NotedForReplay \(seq 2, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: negative number -5/,
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { type Child, spawnWriter } from './child/spawn';
+import { useWriters } from './child/spawn';
 import { openApp, useDbFile } from './helpers';
 
 /**
@@ -10,18 +10,11 @@ import { openApp, useDbFile } from './helpers';
 describe('SqliteWalStore always: SQLITE_IOERR from a real failed write', () => {
   let file: string;
   useDbFile((f) => (file = f));
-  const children: Child[] = [];
-  afterEach(async () => {
-    for (const child of children.splice(0)) {
-      child.process.kill('SIGKILL');
-      await child.exited;
-    }
-  });
+  const spawnWriter = useWriters();
 
   it('refuses what was not durable, keeps everything acknowledged', async () => {
     // given / when: the child writes until a write fails
     const child = spawnWriter([file, 'always', 'until-error'], 200);
-    children.push(child);
     await child.waitFor(/^closed$/);
     // then: the failure and what followed it
     const acked = child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));

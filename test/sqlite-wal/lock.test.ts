@@ -1,6 +1,6 @@
 import { StoreLockedError } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
-import { type Child, spawnWriter } from './child/spawn';
+import { useWriters } from './child/spawn';
 import { openApp, state, useDbFile } from './helpers';
 
 const { Put } = fixtures;
@@ -8,13 +8,7 @@ const { Put } = fixtures;
 describe('SqliteWalStore: one writer', () => {
   let file: string;
   useDbFile((f) => (file = f));
-  const children: Child[] = [];
-  afterEach(async () => {
-    for (const child of children.splice(0)) {
-      child.process.kill('SIGKILL');
-      await child.exited;
-    }
-  });
+  const spawnWriter = useWriters();
 
   it('refuses a second store in the same process at once, and the first keeps working', async () => {
     // given
@@ -39,7 +33,6 @@ describe('SqliteWalStore: one writer', () => {
     await app.execute(new Put('a', 1));
     // when
     const child = spawnWriter([file, 'always', 'try']);
-    children.push(child);
     // then
     expect(await child.waitFor(/^(refused|opened)/)).toMatch(
       /^refused STORE_LOCKED .*locked by another writer/,
@@ -51,7 +44,6 @@ describe('SqliteWalStore: one writer', () => {
   it('refuses this process while a child holds the file, and takes the lock at once after the child is SIGKILLed', async () => {
     // given: a child that wrote and holds the store
     const child = spawnWriter([file, 'always', 'write', '20']);
-    children.push(child);
     await child.waitFor(/^done$/);
     await expect(openApp({ file })).rejects.toThrow(StoreLockedError);
     // when

@@ -64,3 +64,22 @@ export function spawnWriter(args: string[], maxFileKb?: number): Child {
     },
   };
 }
+
+/**
+ * For a describe block: returns `spawnWriter` whose children are SIGKILLed after each test, so
+ * that a failed test never leaves a writer holding the store.
+ */
+export function useWriters(): typeof spawnWriter {
+  const children: Child[] = [];
+  afterEach(async () => {
+    for (const child of children.splice(0)) {
+      child.process.kill('SIGKILL');
+      await child.exited;
+    }
+  });
+  return (args, maxFileKb) => {
+    const child = spawnWriter(args, maxFileKb);
+    children.push(child);
+    return child;
+  };
+}
