@@ -10,13 +10,20 @@ import { Command } from 'commander';
  * Redis on another loopback port with the same appendfsync (AOF on, RDB off, a fresh folder),
  * printing both and their ratio.
  *
- * The two run in alternating rounds (the order flips every round) and each figure is the median
- * of its rounds: this machine's fsync latency moves by half within minutes, so one run of each,
- * a minute apart, compared the disk's moods more than the servers.
+ * The servers run in alternating rounds (the order flips every round) and each figure is the
+ * median of its rounds: this machine's fsync latency moves by half within minutes, so one run of
+ * each, a minute apart, compared the disk's moods more than the servers.
+ *
+ * Each row also gives the CPU time each server used per request (all its threads, from
+ * /proc/<pid>/stat), and a reference row, `node floor`: a bare Node TCP server that answers +OK
+ * to every request, with no parsing, no state and no log. It is the cost of Node's sockets
+ * alone, so the rows say how much of a gap is Node and how much is the kv-server's own work.
+ * `--cpus 0,1` pins every server to CPU 0 and redis-benchmark to CPU 1 (taskset), as Redis's
+ * benchmark guide advises, so that the load generator does not take the server's core.
  *
  *   npm run build && node dist/examples/kv-server/bench.js [--appendfsync always,everysec]
  *     [--store aof] [-n 200000] [-c 50] [--pipeline 1,16] [--tests set,get,incr] [--warmup 20000]
- *     [--rounds 3]
+ *     [--rounds 3] [--cpus 0,1] [--no-floor] [--no-redis]
  */
 
 interface Options {
@@ -28,15 +35,24 @@ interface Options {
   tests: string;
   warmup: string;
   rounds: string;
+  cpus?: string;
   redis: boolean;
+  floor: boolean;
+}
+
+/** One measurement: requests per second, and the server's CPU microseconds per request (null where /proc is missing). */
+interface Figure {
+  readonly rps: number;
+  readonly cpu: number | null;
 }
 
 interface Row {
   readonly policy: string;
   readonly pipeline: number;
   readonly test: string;
-  readonly ours: number;
-  readonly redis: number | null;
+  readonly ours: Figure;
+  readonly redis: Figure | null;
+  readonly floor: Figure | null;
   /** The median of the rounds' ratios (not the ratio of the medians). */
   readonly ratio: number | null;
 }
@@ -44,6 +60,15 @@ interface Row {
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+/** The median of each field over rounds (a missing CPU figure in any round makes it null). */
+function medianFigure(figures: readonly Figure[]): Figure {
+  const cpus = figures.map((f) => f.cpu);
+  return {
+    rps: median(figures.map((f) => f.rps)),
+    cpu: cpus.every((c): c is number => c !== null) ? median(cpus) : null,
+  };
 }
 
 async function main(): Promise<void> {
@@ -56,9 +81,12 @@ async function main(): Promise<void> {
     .option('--tests <list>', 'redis-benchmark tests', 'set,get,incr')
     .option('--warmup <n>', 'requests per test sent first and not counted (a JIT warms up)', '20000')
     .option('--rounds <n>', 'alternating rounds per figure; the median is reported', '3')
+    .option('--cpus <server,bench>', 'pin the servers to one CPU and redis-benchmark to another (taskset)')
     .option('--no-redis', 'skip the real Redis even when redis-server is installed')
+    .option('--no-floor', 'skip the reference row of a bare Node server answering +OK')
     .parse()
     .opts<Options>();
+  const pin = parseCpus(o.cpus);
   if (!which('redis-benchmark'))
     throw new Error('redis-benchmark is not installed (Debian: apt-get install redis-tools)');
   const withRedis = o.redis && which('redis-server');
@@ -67,28 +95,35 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const rounds = Math.max(1, Number(o.rounds));
   for (const policy of o.appendfsync.split(',')) {
-    const targets = [await startKvServer(policy, o.store)];
+    const ours = await startKvServer(policy, o.store, pin);
+    const targets = [ours];
     try {
-      if (withRedis) targets.push(await startRedis(policy));
-      // Both get the same warm-up; it matters to a JIT, not to Redis.
-      for (const t of targets) await warmUp(t, o);
+      const redis = withRedis ? await startRedis(policy, pin) : null;
+      if (redis) targets.push(redis);
+      const floor = o.floor ? await startFloor(pin) : null;
+      if (floor) targets.push(floor);
+      // All get the same warm-up; it matters to a JIT, not to Redis.
+      for (const t of targets) await warmUp(t, o, pin);
       for (const p of pipelines) {
-        const ours: Map<string, number>[] = [];
-        const redis: Map<string, number>[] = [];
+        const figures = new Map<Target, Map<string, Figure>[]>(targets.map((t) => [t, []]));
         for (let round = 0; round < rounds; round++) {
           const order = round % 2 === 0 ? targets : [...targets].reverse();
-          for (const t of order) (t === targets[0] ? ours : redis).push(await measure(t, o, p));
+          for (const t of order) figures.get(t)!.push(await measure(t, o, p, pin));
         }
-        for (const key of ours[0].keys()) {
-          const mine = ours.map((m) => m.get(key) ?? 0);
-          const theirs = redis.map((m) => m.get(key) ?? 0);
+        const byTest = (t: Target | null, test: string): Figure[] | null =>
+          t === null ? null : figures.get(t)!.map((m) => m.get(test) ?? { rps: 0, cpu: null });
+        for (const test of figures.get(ours)![0].keys()) {
+          const mine = byTest(ours, test)!;
+          const theirs = byTest(redis, test);
+          const bare = byTest(floor, test);
           rows.push({
             policy,
             pipeline: p,
-            test: key,
-            ours: median(mine),
-            redis: withRedis ? median(theirs) : null,
-            ratio: withRedis ? median(mine.map((v, i) => v / theirs[i])) : null,
+            test,
+            ours: medianFigure(mine),
+            redis: theirs && medianFigure(theirs),
+            floor: bare && medianFigure(bare),
+            ratio: theirs && median(mine.map((v, i) => v.rps / theirs[i].rps)),
           });
         }
       }
@@ -98,15 +133,16 @@ async function main(): Promise<void> {
   }
   say('');
   say(
-    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store; median of ${rounds} alternating rounds`,
+    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store; median of ${rounds} alternating rounds${pin ? `; servers on CPU ${pin.server}, redis-benchmark on CPU ${pin.bench}` : ''}`,
   );
+  say('requests/s, and in brackets the CPU time the server used per request (µs, all its threads)');
   say(
-    `${pad('appendfsync', 12)}${pad('-P', 4)}${pad('test', 6)}${pad('kv-server/s', 14)}${pad('redis/s', 14)}ratio`,
+    `${pad('appendfsync', 12)}${pad('-P', 4)}${pad('test', 6)}${pad('kv-server', 20)}${pad('redis', 20)}${pad('ratio', 7)}node floor (+OK only)`,
   );
   for (const r of rows) {
     const ratio = r.ratio === null ? '' : r.ratio.toFixed(2);
     say(
-      `${pad(r.policy, 12)}${pad(String(r.pipeline), 4)}${pad(r.test, 6)}${pad(r.ours.toFixed(0), 14)}${pad(r.redis?.toFixed(0) ?? '-', 14)}${ratio}`,
+      `${pad(r.policy, 12)}${pad(String(r.pipeline), 4)}${pad(r.test, 6)}${pad(figure(r.ours), 20)}${pad(figure(r.redis), 20)}${pad(ratio, 7)}${figure(r.floor)}`,
     );
   }
   for (const [policy, target] of [
@@ -123,62 +159,152 @@ async function main(): Promise<void> {
   }
 }
 
-/** A server under test: its port, and how to stop it (and remove its data). */
+/** `--cpus server,bench`: where taskset pins the servers and redis-benchmark. */
+interface Pinning {
+  readonly server: number;
+  readonly bench: number;
+}
+
+function parseCpus(value: string | undefined): Pinning | null {
+  if (value === undefined) return null;
+  const [server, bench] = value.split(',').map(Number);
+  if (!Number.isInteger(server) || !Number.isInteger(bench) || server < 0 || bench < 0)
+    throw new Error(`--cpus wants two CPU numbers, as 0,1 (got ${value})`);
+  if (!which('taskset')) throw new Error('--cpus needs taskset (Debian: util-linux)');
+  return { server, bench };
+}
+
+/** The command line that runs `cmd` pinned to `cpu` when pinning is on. */
+function pinned(cpu: number | undefined, cmd: string, args: string[]): [string, string[]] {
+  return cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]];
+}
+
+function figure(f: Figure | null): string {
+  if (f === null) return '-';
+  return f.cpu === null ? f.rps.toFixed(0) : `${f.rps.toFixed(0)} (${f.cpu.toFixed(1)})`;
+}
+
+/** A server under test: its port, its process (for its CPU time), and how to stop it (and remove its data). */
 interface Target {
   readonly name: string;
   readonly port: number;
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
-/** Sends `--warmup` requests of every test, not counted. */
-async function warmUp(target: Target, o: Options): Promise<void> {
-  if (Number(o.warmup) <= 0) return;
-  await run('redis-benchmark', ['-p', String(target.port), '-t', o.tests, '-n', o.warmup, '-c', o.clients, '--csv']);
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** CPU seconds a process has used so far, all threads (utime + stime of /proc/<pid>/stat), or null off Linux. */
+function cpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
 }
 
-/** One redis-benchmark run of every test at pipeline depth `p`: requests/s by test name. */
-async function measure(target: Target, o: Options, p: number): Promise<Map<string, number>> {
-  const results = new Map<string, number>();
-  const csv = await run('redis-benchmark', [
-    '-p',
-    String(target.port),
-    '-t',
-    o.tests,
-    '-n',
-    o.requests,
-    '-c',
-    o.clients,
-    '-P',
-    String(p),
-    '--csv',
-  ]);
-  for (const line of csv.split('\n').slice(1)) {
-    const cells = line.split(',').map((c) => c.replace(/"/g, ''));
-    if (cells.length < 2 || cells[0] === '') continue;
-    results.set(cells[0], Number(cells[1]));
-    say(`${target.name} -P ${p} ${cells[0]}: ${Number(cells[1]).toFixed(0)} requests/s`);
+/** Sends `--warmup` requests of every test, not counted. */
+async function warmUp(target: Target, o: Options, pin: Pinning | null): Promise<void> {
+  if (Number(o.warmup) <= 0) return;
+  const args = ['-p', String(target.port), '-t', o.tests, '-n', o.warmup, '-c', o.clients, '--csv'];
+  await run(...pinned(pin?.bench, 'redis-benchmark', args));
+}
+
+/**
+ * redis-benchmark at pipeline depth `p`, one run per test, so that the server's CPU time can be
+ * told apart per test: requests/s and CPU µs per request, by test name.
+ */
+async function measure(
+  target: Target,
+  o: Options,
+  p: number,
+  pin: Pinning | null,
+): Promise<Map<string, Figure>> {
+  const results = new Map<string, Figure>();
+  for (const test of o.tests.split(',')) {
+    const args = [
+      '-p',
+      String(target.port),
+      '-t',
+      test,
+      '-n',
+      o.requests,
+      '-c',
+      o.clients,
+      '-P',
+      String(p),
+      '--csv',
+    ];
+    const before = cpuSeconds(target.pid);
+    const csv = await run(...pinned(pin?.bench, 'redis-benchmark', args));
+    const after = cpuSeconds(target.pid);
+    for (const line of csv.split('\n').slice(1)) {
+      const cells = line.split(',').map((c) => c.replace(/"/g, ''));
+      if (cells.length < 2 || cells[0] === '') continue;
+      const cpu = before === null || after === null ? null : ((after - before) * 1e6) / Number(o.requests);
+      const f = { rps: Number(cells[1]), cpu };
+      results.set(cells[0], f);
+      say(`${target.name} -P ${p} ${cells[0]}: ${figure(f)} requests/s (CPU µs/request)`);
+    }
   }
   return results;
 }
 
-async function startKvServer(policy: string, store: string): Promise<Target> {
+/**
+ * The reference: Node's sockets and nothing else. It counts the requests in each chunk by their
+ * `*` (redis-benchmark's keys and payloads of `x` hold none) and answers +OK to each.
+ */
+const FLOOR_SERVER = `
+const net = require('node:net');
+const server = net.createServer((socket) => {
+  socket.setNoDelay(true);
+  socket.on('error', () => {});
+  socket.on('data', (chunk) => {
+    let n = 0;
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] === 42) n++;
+    if (n > 0) socket.write('+OK\\r\\n'.repeat(n));
+  });
+});
+server.listen(Number(process.argv[1]), '127.0.0.1', () => console.log('Ready to accept connections'));
+`;
+
+async function startFloor(pin: Pinning | null): Promise<Target> {
+  const port = await freePort();
+  const [cmd, args] = pinned(pin?.server, process.execPath, ['-e', FLOOR_SERVER, String(port)]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await waitForLine(child, /Ready to accept connections/);
+  return { name: 'node floor', port, pid: child.pid, stop: () => stopChild(child, 'SIGTERM') };
+}
+
+async function startKvServer(policy: string, store: string, pin: Pinning | null): Promise<Target> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv-bench-'));
   const port = await freePort();
   // Run next to this file: compiled (dist/…/main.js), or from the sources through the test hook.
   const compiled = __filename.endsWith('.js');
   const main = path.join(__dirname, compiled ? 'main.js' : 'main.ts');
   const hook = compiled ? [] : ['-r', path.resolve(__dirname, '../../test/support/register.js')];
-  const child = spawn(
-    process.execPath,
-    [...hook, main, '--port', String(port), '--dir', dir, '--appendfsync', policy, '--store', store],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const [cmd, args] = pinned(pin?.server, process.execPath, [
+    ...hook,
+    main,
+    '--port',
+    String(port),
+    '--dir',
+    dir,
+    '--appendfsync',
+    policy,
+    '--store',
+    store,
+  ]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitForLine(child, /Ready to accept connections/);
   return {
     name: `kv-server (${store}, ${policy})`,
     port,
+    pid: child.pid,
     stop: async () => {
       await stopChild(child, 'SIGTERM');
       fs.rmSync(dir, { recursive: true, force: true });
@@ -186,33 +312,31 @@ async function startKvServer(policy: string, store: string): Promise<Target> {
   };
 }
 
-async function startRedis(policy: string): Promise<Target> {
+async function startRedis(policy: string, pin: Pinning | null): Promise<Target> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-bench-'));
   const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      policy,
-      '--dir',
-      dir,
-      '--daemonize',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const [cmd, args] = pinned(pin?.server, 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    policy,
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+  ]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitForLine(child, /Ready to accept connections/);
   return {
     name: `redis (${policy})`,
     port,
+    pid: child.pid,
     stop: async () => {
       // SHUTDOWN NOSAVE through redis-cli; the signal is the fallback if it does not go down.
       await run('redis-cli', ['-p', String(port), 'shutdown', 'nosave']).catch(() => '');
