@@ -97,6 +97,7 @@ export class AofStore implements EventStore {
           logger: context.logger,
           timestamps: this.options.aofTimestamps,
           noFsyncOnRewrite: this.options.noAppendfsyncOnRewrite,
+          fsyncOnEventLoop: this.options.fsyncOnEventLoop,
           onWritten: () => this.maybeAutoRewrite(),
           now: () => context.clock.now(),
         },

@@ -20,8 +20,8 @@ function done(fn: (cb: (err: NodeJS.ErrnoException | null) => void) => void): Pr
   });
 }
 
-/** The FileSystem of the machine, through `node:fs`, with the synchronous write the append path prefers. */
-export const nodeFileSystem: FileSystem & Required<Pick<FileSystem, 'writeSync'>> = {
+/** The FileSystem of the machine, through `node:fs`, with the synchronous write the append path prefers (and a synchronous fdatasync for `fsyncOnEventLoop`). */
+export const nodeFileSystem: FileSystem & Required<Pick<FileSystem, 'writeSync' | 'fdatasyncSync'>> = {
   open: (path, flags, mode) => call<number>((cb) => fs.open(path, flags, mode, cb)),
   close: (fd) => done((cb) => fs.close(fd, cb)),
   write: (fd, buffer, offset, length, position) =>
@@ -33,6 +33,7 @@ export const nodeFileSystem: FileSystem & Required<Pick<FileSystem, 'writeSync'>
     ),
   fsync: (fd) => done((cb) => fs.fsync(fd, cb)),
   fdatasync: (fd) => done((cb) => fs.fdatasync(fd, cb)),
+  fdatasyncSync: (fd) => fs.fdatasyncSync(fd),
   ftruncate: (fd, length) => done((cb) => fs.ftruncate(fd, length, cb)),
   fstat: (fd) => call<fs.Stats>((cb) => fs.fstat(fd, cb)),
   stat: (path) => call<fs.Stats>((cb) => fs.stat(path, cb)),

@@ -28,6 +28,8 @@ export interface WriterOptions {
   readonly logger: Logger;
   readonly timestamps: boolean;
   readonly noFsyncOnRewrite: boolean;
+  /** Under `always`: fdatasync with `fs.fdatasyncSync`, on the event loop (see `AofStoreOptions.fsyncOnEventLoop`). */
+  readonly fsyncOnEventLoop?: boolean;
   /** Called after each successful write (the store checks the auto-rewrite trigger there). */
   readonly onWritten?: () => void;
   readonly now?: () => number;
@@ -43,7 +45,8 @@ const RECOVERY_PROBE = Buffer.from(`#${'probe after a write error, cut again '.r
  *   nothing is written yet. Once per event-loop turn (setImmediate), everything appended since
  *   the last write goes out in ONE write at the end of the file (group commit), and, under
  *   `always`, ONE fdatasync; only then are those promises resolved. While a write runs, new
- *   groups gather in the other buffer and go out together right after it.
+ *   groups gather in the other buffer and go out together right after it. The fdatasync runs
+ *   in libuv's pool, or, with `fsyncOnEventLoop`, on the event loop as Redis runs it.
  * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
  *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
  *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
@@ -67,6 +70,8 @@ export class AofWriter {
   private readonly now: () => number;
   /** The file system's synchronous write, when it has one: see `FileSystem.writeSync`. */
   private readonly writeSync: NonNullable<FileSystem['writeSync']> | null;
+  /** Under `always` with `fsyncOnEventLoop`: the file system's synchronous fdatasync. */
+  private readonly fdatasyncSync: NonNullable<FileSystem['fdatasyncSync']> | null = null;
 
   /** `everysec`'s fsync in the background; null under the other policies. */
   private readonly bio: BackgroundFsync | null = null;
@@ -87,6 +92,9 @@ export class AofWriter {
     this.now = options.now ?? Date.now;
     const sync = options.fs.writeSync;
     this.writeSync = typeof sync === 'function' ? sync.bind(options.fs) : null;
+    const fdatasyncSync = options.fs.fdatasyncSync;
+    if (options.policy === 'always' && options.fsyncOnEventLoop && typeof fdatasyncSync === 'function')
+      this.fdatasyncSync = fdatasyncSync.bind(options.fs);
     if (options.policy === 'everysec') {
       this.bio = new BackgroundFsync({
         fs: options.fs,
@@ -208,7 +216,10 @@ export class AofWriter {
       }
       if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
         fsyncing = true;
-        await fs.fdatasync(target.fd);
+        // On the event loop, nothing else runs until the disk has the group: no command is read,
+        // so the next group gathers in the sockets, as in Redis's beforeSleep.
+        if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
+        else await fs.fdatasync(target.fd);
       }
     } catch (err) {
       const what = fsyncing

@@ -23,12 +23,13 @@ import { Command } from 'commander';
  *
  *   npm run build && node dist/examples/kv-server/bench.js [--appendfsync always,everysec]
  *     [--store aof] [-n 200000] [-c 50] [--pipeline 1,16] [--tests set,get,incr] [--warmup 20000]
- *     [--rounds 3] [--cpus 0,1] [--no-floor] [--no-redis]
+ *     [--rounds 3] [--fsync event-loop|thread-pool] [--cpus 0,1] [--no-floor] [--no-redis]
  */
 
 interface Options {
   appendfsync: string;
   store: string;
+  fsync: string;
   requests: string;
   clients: string;
   pipeline: string;
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
   const o = new Command('kv-server-bench')
     .option('--appendfsync <list>', 'policies to compare', 'always,everysec')
     .option('--store <kind>', 'the kv-server store', 'aof')
+    .option('--fsync <where>', "the kv-server's --fsync (event-loop | thread-pool)", 'event-loop')
     .option('-n, --requests <n>', 'requests per test', '200000')
     .option('-c, --clients <n>', 'parallel connections', '50')
     .option('--pipeline <list>', 'pipeline depths (-P)', '1,16')
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const rounds = Math.max(1, Number(o.rounds));
   for (const policy of o.appendfsync.split(',')) {
-    const ours = await startKvServer(policy, o.store, pin);
+    const ours = await startKvServer(policy, o, pin);
     const targets = [ours];
     try {
       const redis = withRedis ? await startRedis(policy, pin) : null;
@@ -133,7 +135,7 @@ async function main(): Promise<void> {
   }
   say('');
   say(
-    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store; median of ${rounds} alternating rounds${pin ? `; servers on CPU ${pin.server}, redis-benchmark on CPU ${pin.bench}` : ''}`,
+    `redis-benchmark -t ${o.tests} -n ${o.requests} -c ${o.clients} -P <pipeline>; kv-server on the ${o.store} store, fsync on the ${o.fsync}; median of ${rounds} alternating rounds${pin ? `; servers on CPU ${pin.server}, redis-benchmark on CPU ${pin.bench}` : ''}`,
   );
   say('requests/s, and in brackets the CPU time the server used per request (µs, all its threads)');
   say(
@@ -280,7 +282,7 @@ async function startFloor(pin: Pinning | null): Promise<Target> {
   return { name: 'node floor', port, pid: child.pid, stop: () => stopChild(child, 'SIGTERM') };
 }
 
-async function startKvServer(policy: string, store: string, pin: Pinning | null): Promise<Target> {
+async function startKvServer(policy: string, o: Options, pin: Pinning | null): Promise<Target> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv-bench-'));
   const port = await freePort();
   // Run next to this file: compiled (dist/…/main.js), or from the sources through the test hook.
@@ -297,12 +299,14 @@ async function startKvServer(policy: string, store: string, pin: Pinning | null)
     '--appendfsync',
     policy,
     '--store',
-    store,
+    o.store,
+    '--fsync',
+    o.fsync,
   ]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitForLine(child, /Ready to accept connections/);
   return {
-    name: `kv-server (${store}, ${policy})`,
+    name: `kv-server (${o.store}, ${policy}, fsync on the ${o.fsync})`,
     port,
     pid: child.pid,
     stop: async () => {

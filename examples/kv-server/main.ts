@@ -7,8 +7,8 @@ import { dataLocation, STORE_KINDS, type StoreKind, storeFactory } from './store
 
 /**
  * `npm run kv-server -- --port 6380 --dir ./data --appendfsync everysec [--store aof|sqlite|memory]
- * [--requirepass PASS] [--bind HOST]`: a Redis-protocol server on appendonly, for redis-cli,
- * ioredis and redis-benchmark.
+ * [--requirepass PASS] [--bind HOST] [--fsync event-loop|thread-pool]`: a Redis-protocol server on
+ * appendonly, for redis-cli, ioredis and redis-benchmark.
  */
 async function main(): Promise<void> {
   const program = new Command('kv-server')
@@ -22,6 +22,14 @@ async function main(): Promise<void> {
         .default('everysec'),
     )
     .addOption(new Option('--store <kind>', 'the store').choices([...STORE_KINDS]).default(STORE_KINDS[0]))
+    .addOption(
+      new Option(
+        '--fsync <where>',
+        "where the AOF store's fsync of appendfsync always runs (event-loop: as Redis)",
+      )
+        .choices(['event-loop', 'thread-pool'])
+        .default('event-loop'),
+    )
     .option('--requirepass <password>', 'refuse every command but AUTH until the client authenticates')
     .option('--proto-max-bulk-len <bytes>', 'longest bulk argument', integer, DEFAULT_LIMITS.maxBulk)
     .option('--maxclients <n>', 'most connections at once', integer, 10_000)
@@ -33,6 +41,7 @@ async function main(): Promise<void> {
     dir: string;
     appendfsync: string;
     store: StoreKind;
+    fsync: 'event-loop' | 'thread-pool';
     requirepass?: string;
     protoMaxBulkLen: number;
     maxclients: number;
@@ -43,7 +52,7 @@ async function main(): Promise<void> {
   const server = new KvServer({
     port: o.port,
     host: o.bind,
-    openStore: storeFactory(o.store, o.dir),
+    openStore: storeFactory(o.store, o.dir, { fsyncOnEventLoop: o.fsync === 'event-loop' }),
     appendfsync,
     storeKind: o.store,
     location,

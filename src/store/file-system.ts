@@ -18,6 +18,11 @@ export interface FileSystem {
   read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   fsync(fd: number): Promise<void>;
   fdatasync(fd: number): Promise<void>;
+  /**
+   * Optional synchronous `fdatasync`, used only by an AOF store with `fsyncOnEventLoop` under
+   * `always` (the fsync then blocks the process, as Redis's main thread blocks on it).
+   */
+  fdatasyncSync?(fd: number): void;
   ftruncate(fd: number, length: number): Promise<void>;
   fstat(fd: number): Promise<{ size: number }>;
   stat(path: string): Promise<{ size: number; isDirectory(): boolean; mtimeMs: number }>;

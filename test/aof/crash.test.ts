@@ -40,6 +40,12 @@ describe('AofStore always: killed with SIGKILL', () => {
     expect(rounds.reduce((n, r) => n + r.acked, 0)).toBeGreaterThan(0);
   });
 
+  it('fsyncOnEventLoop: loses no acknowledged command, killed at random moments while writing and compacting', async () => {
+    const onEventLoop = { ...target(), options: { ...options(), fsyncOnEventLoop: true } };
+    const rounds = await crashLoop(onEventLoop, open, { rounds: 4, maxRunMs: 300, compactEvery: 200 });
+    expect(rounds.reduce((n, r) => n + r.acked, 0)).toBeGreaterThan(0);
+  });
+
   it('everysec: a process crash loses nothing written (acknowledged after the write, the page cache survives)', async () => {
     const everysec = {
       module: 'adapters/aof/index.ts',

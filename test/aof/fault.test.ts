@@ -47,13 +47,16 @@ describe.each([
       ['always', { op: 'write', code: 'ENOSPC' }],
       ['always', { op: 'write', code: 'EIO', short: 7 }],
       ['always', { op: 'fdatasync', code: 'EIO' }],
+      ['always', { op: 'fdatasyncSync', code: 'EIO' }],
       ['everysec', { op: 'write', code: 'ENOSPC' }],
       ['everysec', { op: 'write', code: 'EIO', short: 20 }],
       ['no', { op: 'write', code: 'ENOSPC' }],
     ] as const) {
       it(`${policy}: ${fault.code} on ${fault.op}${'short' in fault ? ' after a short write' : ''}`, async () => {
         const logger = recordingLogger();
-        const { app } = await openApp({ dir, appendfsync: policy, fs: ffs }, logger);
+        // The synchronous fdatasync is the one of fsyncOnEventLoop.
+        const fsyncOnEventLoop = fault.op === 'fdatasyncSync';
+        const { app } = await openApp({ dir, appendfsync: policy, fs: ffs, fsyncOnEventLoop }, logger);
         await burst(app, 0, 3);
         const good = size();
         ffs.inject({ ...fault, match: /incr/ });

@@ -19,6 +19,7 @@ const MUTATING: ReadonlySet<Op> = new Set<Op>([
   'write',
   'fsync',
   'fdatasync',
+  'fdatasyncSync',
   'ftruncate',
   'mkdir',
   'rename',
@@ -160,6 +161,12 @@ export class FaultyFileSystem implements FileSystem {
     await this.gate('fdatasync', this.name(fd));
     await nodeFileSystem.fdatasync(fd);
     this.journal.push(`fdatasync:${this.name(fd)}`);
+  }
+  /** The synchronous fdatasync of `fsyncOnEventLoop`; faults apply (as op `fdatasyncSync`), pauses cannot. */
+  fdatasyncSync(fd: number): void {
+    this.check('fdatasyncSync', this.name(fd));
+    nodeFileSystem.fdatasyncSync(fd);
+    this.journal.push(`fdatasyncSync:${this.name(fd)}`);
   }
   async ftruncate(fd: number, length: number): Promise<void> {
     this.check('ftruncate', this.name(fd));

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, CorruptLogError } from 'appendonly';
-import { AofStore, formatManifest, parseManifest } from 'appendonly/adapters/aof';
+import { AofStore, formatManifest, nodeFileSystem, parseManifest } from 'appendonly/adapters/aof';
 import { logDir, openApp, state, tempDir } from './helpers';
 
 const parse = (text: string) => parseManifest(Buffer.from(text), 'm');
@@ -109,6 +109,10 @@ describe('AofStore: what it finds in its folder', () => {
     expect(() => new AofStore({ dir: '' })).toThrow(/dir must be a non-empty string/);
     expect(() => new AofStore({ dir, fs: {} as never })).toThrow(
       /fs must implement FileSystem; missing open/,
+    );
+    const { fdatasyncSync: _, ...asyncOnly } = nodeFileSystem;
+    expect(() => new AofStore({ dir, fsyncOnEventLoop: true, fs: asyncOnly })).toThrow(
+      /fsyncOnEventLoop needs an fs with fdatasyncSync/,
     );
   });
 });

@@ -38,6 +38,28 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     await app.close();
   });
 
+  it('always with fsyncOnEventLoop: one write and one fdatasync on the event loop per group, before any acknowledgement', async () => {
+    const fs = new FaultyFileSystem();
+    const { app } = await openApp({ dir, appendfsync: 'always', fs, fsyncOnEventLoop: true });
+    const from = fs.journal.length;
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        app.execute(new Put(`k${i}`, i)).then(() => fs.journal.push(`ack:${i}`)),
+      ),
+    );
+    await app.execute(new Put('k', 'alone'));
+    fs.journal.push('ack:alone');
+    expect(trace(fs, from)).toEqual([
+      'write',
+      'fdatasyncSync',
+      ...Array.from({ length: 10 }, (_, i) => `ack:${i}`),
+      'write',
+      'fdatasyncSync',
+      'ack:alone',
+    ]);
+    await app.close();
+  });
+
   it('always: one command at a time is written and fsynced before its acknowledgement, each time', async () => {
     const fs = new FaultyFileSystem();
     const { app } = await openApp({ dir, appendfsync: 'always', fs });
