@@ -8,7 +8,10 @@ import { type Running, sleep, startServer, tempDir } from './helpers';
  * A write failure reaches the client as Redis says it (-MISCONF), nothing unacknowledged shows
  * in the state, and the server takes writes again once the disk recovers (DESIGN point 4).
  */
-describe('kv-server when the log cannot be written', () => {
+describe.each([
+  ['in the thread pool', false, 'fdatasync'],
+  ['on the event loop (the default)', true, 'fdatasyncSync'],
+] as const)('kv-server when the log cannot be written, the fsync %s', (_, fsyncOnEventLoop, op) => {
   let running: Running;
   let dir = '';
   const fs = new FaultyFileSystem();
@@ -18,7 +21,7 @@ describe('kv-server when the log cannot be written', () => {
       kind: 'aof',
       dir,
       appendfsync: 'always',
-      openStore: (appendfsync) => new AofStore({ dir, appendfsync, fs }),
+      openStore: (appendfsync) => new AofStore({ dir, appendfsync, fs, fsyncOnEventLoop }),
     });
   });
   afterAll(async () => {
@@ -29,7 +32,7 @@ describe('kv-server when the log cannot be written', () => {
   it('answers -MISCONF, refuses writes, serves reads, and recovers', async () => {
     const redis = new Redis({ port: running.port, maxRetriesPerRequest: 0 });
     expect(await redis.set('kept', '1')).toBe('OK');
-    fs.inject({ op: 'fdatasync', code: 'EIO', times: Number.POSITIVE_INFINITY });
+    fs.inject({ op, code: 'EIO', times: Number.POSITIVE_INFINITY });
     await expect(redis.set('lost', '1')).rejects.toThrow(/^MISCONF Errors writing to the AOF file: .*EIO/);
     await expect(redis.incr('kept')).rejects.toThrow(/^MISCONF/);
     expect(await redis.get('kept')).toBe('1');
