@@ -96,7 +96,10 @@ export async function runFor(
   inFlight: number,
   op: (i: number) => Promise<unknown>,
 ): Promise<{ opsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number; ops: number }> {
-  const latencies: number[] = [];
+  // A typed buffer that doubles when full, as runWindow's preallocated one: a plain array of
+  // numbers measured 5–15 % fewer ops/s on the fastest rows (its growth and GC are in the loop).
+  let latencies = new Float64Array(1 << 16);
+  let done = 0;
   let next = 0;
   const started = process.hrtime.bigint();
   const deadline = started + BigInt(Math.round(seconds * 1e9));
@@ -107,11 +110,16 @@ export async function runFor(
       const t0 = process.hrtime.bigint();
       await op(i);
       const t1 = process.hrtime.bigint();
-      latencies.push(Number(t1 - t0) / 1e6);
+      if (done === latencies.length) {
+        const bigger = new Float64Array(latencies.length * 2);
+        bigger.set(latencies);
+        latencies = bigger;
+      }
+      latencies[done++] = Number(t1 - t0) / 1e6;
       if (t1 >= deadline) stop = true;
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  return { opsPerSec: latencies.length / elapsed, ops: latencies.length, ...percentiles(latencies) };
+  return { opsPerSec: done / elapsed, ops: done, ...percentiles(latencies.subarray(0, done)) };
 }
