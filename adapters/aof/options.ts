@@ -25,7 +25,9 @@ export interface AofStoreOptions {
    * disk has the group, as Redis's main thread does (default false: in libuv's thread pool, so
    * that the process keeps serving while the disk works). For a process that only serves
    * commands on few cores: the fsync then competes with no other work, and costs less CPU per
-   * command (examples/kv-server uses it). Needs `fs.fdatasyncSync`. Other policies ignore it.
+   * command (examples/kv-server uses it). Other policies ignore it, but it needs
+   * `fs.fdatasyncSync` whatever the policy (checked at construction: the same options may open
+   * the store again under `always`).
    */
   readonly fsyncOnEventLoop?: boolean;
   /** Cut an incomplete last record with a warning (default true); false refuses to load instead. */

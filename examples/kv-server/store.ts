@@ -32,6 +32,7 @@ export interface AofTuning {
 /**
  * Makes the server's store factory: the one place that changes between stores. The server calls
  * it again with another policy when CONFIG SET appendfsync reopens the app on the same data.
+ * `aof` tunes the AOF store (default: the fsync of `always` on the event loop, as Redis).
  */
 export function storeFactory(
   kind: StoreKind,

@@ -47,15 +47,14 @@ describe.each([
       ['always', { op: 'write', code: 'ENOSPC' }],
       ['always', { op: 'write', code: 'EIO', short: 7 }],
       ['always', { op: 'fdatasync', code: 'EIO' }],
-      ['always', { op: 'fdatasyncSync', code: 'EIO' }],
+      ['always', { op: 'fdatasync', code: 'EIO', onEventLoop: true }],
       ['everysec', { op: 'write', code: 'ENOSPC' }],
       ['everysec', { op: 'write', code: 'EIO', short: 20 }],
       ['no', { op: 'write', code: 'ENOSPC' }],
     ] as const) {
-      it(`${policy}: ${fault.code} on ${fault.op}${'short' in fault ? ' after a short write' : ''}`, async () => {
+      const fsyncOnEventLoop = 'onEventLoop' in fault;
+      it(`${policy}: ${fault.code} on ${fault.op}${'short' in fault ? ' after a short write' : ''}${fsyncOnEventLoop ? ' on the event loop' : ''}`, async () => {
         const logger = recordingLogger();
-        // The synchronous fdatasync is the one of fsyncOnEventLoop.
-        const fsyncOnEventLoop = fault.op === 'fdatasyncSync';
         const { app } = await openApp({ dir, appendfsync: policy, fs: ffs, fsyncOnEventLoop }, logger);
         await burst(app, 0, 3);
         const good = size();
@@ -102,15 +101,21 @@ describe.each([
       await expectRecoversTo(app, { k0: 0, k1: 1 });
     });
 
-    it('stays failed while the fault lasts, and recover() rejects', async () => {
-      const { app } = await openApp({ dir, appendfsync: 'always', fs: ffs });
-      ffs.inject({ op: 'fdatasync', code: 'EIO', match: /incr/, times: Number.POSITIVE_INFINITY });
-      await burst(app, 0, 2);
-      await expect((app as unknown as { recover(): Promise<void> }).recover()).rejects.toMatchObject({
-        code: 'EIO',
-      });
-      expect(app.status).toBe('failed');
-      await expectRecoversTo(app, {});
-    });
+    it.each([
+      ['in the thread pool', false],
+      ['on the event loop', true],
+    ])(
+      'stays failed while the fault lasts, and recover() rejects (fsync %s)',
+      async (_, fsyncOnEventLoop) => {
+        const { app } = await openApp({ dir, appendfsync: 'always', fs: ffs, fsyncOnEventLoop });
+        ffs.inject({ op: 'fdatasync', code: 'EIO', match: /incr/, times: Number.POSITIVE_INFINITY });
+        await burst(app, 0, 2);
+        await expect((app as unknown as { recover(): Promise<void> }).recover()).rejects.toMatchObject({
+          code: 'EIO',
+        });
+        expect(app.status).toBe('failed');
+        await expectRecoversTo(app, {});
+      },
+    );
   },
 );

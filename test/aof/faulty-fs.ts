@@ -19,7 +19,6 @@ const MUTATING: ReadonlySet<Op> = new Set<Op>([
   'write',
   'fsync',
   'fdatasync',
-  'fdatasyncSync',
   'ftruncate',
   'mkdir',
   'rename',
@@ -54,6 +53,7 @@ export class FaultyFileSystem implements FileSystem {
 
   /** The next call of `op` on a matching path waits until the returned function is called. */
   pauseNext(op: Op, match: RegExp): () => void {
+    if (op === 'fdatasyncSync' || op === 'writeSync') throw new Error(`${op} is synchronous: it cannot wait`);
     let open!: () => void;
     const gate = new Promise<void>((r) => {
       open = r;
@@ -162,9 +162,12 @@ export class FaultyFileSystem implements FileSystem {
     await nodeFileSystem.fdatasync(fd);
     this.journal.push(`fdatasync:${this.name(fd)}`);
   }
-  /** The synchronous fdatasync of `fsyncOnEventLoop`; faults apply (as op `fdatasyncSync`), pauses cannot. */
+  /**
+   * The synchronous fdatasync of `fsyncOnEventLoop`. It is the same system call as `fdatasync`, so
+   * `fdatasync` faults apply to it; it journals as `fdatasyncSync:<file>` to show which path ran.
+   */
   fdatasyncSync(fd: number): void {
-    this.check('fdatasyncSync', this.name(fd));
+    this.check('fdatasync', this.name(fd));
     nodeFileSystem.fdatasyncSync(fd);
     this.journal.push(`fdatasyncSync:${this.name(fd)}`);
   }

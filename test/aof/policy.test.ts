@@ -60,6 +60,34 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     await app.close();
   });
 
+  it('fsyncOnEventLoop changes only the fsync of always appends: everysec, no, the compaction switch and close stay in the pool', async () => {
+    for (const policy of ['everysec', 'no'] as const) {
+      const fs = new FaultyFileSystem();
+      const { app } = await openApp({ dir, appendfsync: policy, fs, fsyncOnEventLoop: true });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => app.execute(new Put(`k${i}`, i))));
+      await new Promise((r) => setTimeout(r, 1100)); // everysec's background fsync comes due
+      await app.close();
+      expect(fs.journal.filter((e) => e.startsWith('fdatasyncSync'))).toEqual([]);
+      expect(fs.journal.filter((e) => e.startsWith(`fdatasync:${INCR}`)).length).toBeGreaterThan(0);
+    }
+    const fs = new FaultyFileSystem();
+    const { app } = await openApp({ dir, appendfsync: 'always', fs, fsyncOnEventLoop: true });
+    const from = fs.journal.length;
+    await app.execute(new Put('before', 1));
+    await app.compact();
+    await app.execute(new Put('after', 2));
+    await app.close();
+    const journal = fs.journal.slice(from);
+    const syncs = journal.flatMap((e, i) => (e.startsWith('fdatasyncSync:') ? [i] : []));
+    // One synchronous fsync per append, right after the append's write to the same file…
+    expect(syncs).toHaveLength(2);
+    for (const i of syncs) expect(journal[i - 1]).toMatch(new RegExp(`^write:${journal[i].split(':')[1]}:`));
+    // …and the switch (the old incr file), the new base and close fsync in the pool.
+    expect(journal).toContain(`fdatasync:${INCR}`);
+    expect(journal.filter((e) => e.startsWith('fsync:temp-rewriteaof')).length).toBeGreaterThan(0);
+    expect(journal[journal.length - 1]).toMatch(/^fdatasync:.*incr/);
+  });
+
   it('always: one command at a time is written and fsynced before its acknowledgement, each time', async () => {
     const fs = new FaultyFileSystem();
     const { app } = await openApp({ dir, appendfsync: 'always', fs });
