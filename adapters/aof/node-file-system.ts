@@ -4,8 +4,9 @@ import type { FileSystem } from '../../src/index';
 /*
  * The real FileSystem, on Node's callback API rather than `fs/promises`: the callback API costs no
  * FileHandle object and one promise per call, which matters on the append path (one write and
- * one fdatasync per tick under `always`). Every call goes to libuv's thread pool, so an fsync
- * never blocks the event loop.
+ * one fdatasync per tick under `always`). Every asynchronous call goes to libuv's thread pool;
+ * the two synchronous ones run on the event loop: `writeSync` (a copy into the page cache) and
+ * `fdatasyncSync`, which only a store with `fsyncOnEventLoop` calls.
  */
 
 function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
