@@ -183,7 +183,8 @@ async function replayRowsOf(what: string, value: (i: number) => JsonValue): Prom
     bare();
     await timeReplay();
     const pairs: { reference: number; ours: Awaited<ReturnType<typeof timeReplay>> }[] = [];
-    for (let round = 0; round < REPLAY_ROUNDS; round++) pairs.push({ reference: bare(), ours: await timeReplay() });
+    for (let round = 0; round < REPLAY_ROUNDS; round++)
+      pairs.push({ reference: bare(), ours: await timeReplay() });
     pairs.sort((a, b) => a.ours.opsPerSec / a.reference - b.ours.opsPerSec / b.reference);
     const { reference, ours: r } = pairs[Math.floor(pairs.length / 2)];
     const mbps = size / 1e6 / r.seconds;

@@ -62,7 +62,10 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${name}.json`), `${JSON.stringify({ machine, quick, sections }, null, 2)}\n`);
   const chartSections = sections.filter((s) => /^(Core|Stores|Peers)/.test(s.title));
-  writeFileSync(path.join(out, `${name}.svg`), barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections));
+  writeFileSync(
+    path.join(out, `${name}.svg`),
+    barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections),
+  );
   process.stdout.write(`\nwrote bench/results/${name}.json and ${name}.svg\n`);
 }
 

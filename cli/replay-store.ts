@@ -93,5 +93,10 @@ export function replayApp(
   observe?: (batch: readonly ReplayRecord[]) => void,
 ): Promise<App> {
   // Types without a projection are the caller's to judge (unknownTypes): rewrite refuses them, info leaves the key count out.
-  return createApp({ ...classes, store: new ReplayOnlyStore(target, observe), logger: silentLogger, unknownEventTypes: 'skip' });
+  return createApp({
+    ...classes,
+    store: new ReplayOnlyStore(target, observe),
+    logger: silentLogger,
+    unknownEventTypes: 'skip',
+  });
 }

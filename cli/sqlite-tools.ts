@@ -151,7 +151,8 @@ export async function checkSqlite(
   try {
     for await (const batch of store.replay()) {
       for (const r of batch)
-        if (r.kind !== 'entry') last = r.kind === 'snapshot' || r.kind === 'set' ? r.seq : r.seq + r.events.length - 1;
+        if (r.kind !== 'entry')
+          last = r.kind === 'snapshot' || r.kind === 'set' ? r.seq : r.seq + r.events.length - 1;
     }
   } catch (err) {
     if (err instanceof CorruptLogError) {

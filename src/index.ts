@@ -24,7 +24,15 @@ export {
 } from './events/event';
 export { isKnownEventType } from './events/event-registry';
 export { assertJsonValue, type JsonValue, MAX_JSON_DEPTH } from './events/json';
-export { DEL, type DelData, FLUSHALL, type FlushAllData, type KvEventType, SET, type SetData } from './events/kv-events';
+export {
+  DEL,
+  type DelData,
+  FLUSHALL,
+  type FlushAllData,
+  type KvEventType,
+  SET,
+  type SetData,
+} from './events/kv-events';
 export { KeyValueState } from './state/key-value-state';
 export type { ReadonlyKeyValueState } from './state/readonly-state';
 export type { StateChange } from './state/state-change';

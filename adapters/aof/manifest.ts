@@ -80,7 +80,14 @@ export function parseManifest(text: Buffer, path: string): Manifest {
       if (key === 'file') {
         name = value;
         // A NUL too: C (and Redis) would read the name up to it, so it would not name what it says.
-        if (name.includes('/') || name.includes('\\') || name.includes('\0') || name === '.' || name === '..' || name.length === 0) {
+        if (
+          name.includes('/') ||
+          name.includes('\\') ||
+          name.includes('\0') ||
+          name === '.' ||
+          name === '..' ||
+          name.length === 0
+        ) {
           fail('a bare file name', "a file can't be a path, just a file name");
         }
       } else if (key === 'seq') seq = atoll(value);

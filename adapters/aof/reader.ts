@@ -7,7 +7,15 @@ import {
   TruncatedLogError,
 } from '../../src/index';
 import { crc32, readHex8 } from './crc';
-import { CMD_EXEC, CMD_MULTI, commandKind, crcHex, decodeEvent, isSetRecord, RecordFormatError } from './record-codec';
+import {
+  CMD_EXEC,
+  CMD_MULTI,
+  commandKind,
+  crcHex,
+  decodeEvent,
+  isSetRecord,
+  RecordFormatError,
+} from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
 import { SetBatch, type SetTarget } from './set-batch';
 
@@ -110,7 +118,9 @@ export async function* readLog(
       let pos = 0;
       let events: DomainEvent[] = [];
       /** A group of one SET, read as a `ReplaySet` (with `setRecords`), filled in by `sets`. */
-      let single: (SetTarget & { kind: 'set'; seq: number; time: number; file: string; offset: number }) | null = null;
+      let single:
+        | (SetTarget & { kind: 'set'; seq: number; time: number; file: string; offset: number })
+        | null = null;
       /** A base file's SET records: its snapshot entries, filled in by `sets`. */
       let entries: (SetTarget & { kind: 'entry' })[] = [];
       let inMulti = false;
@@ -136,11 +146,19 @@ export async function* readLog(
         if (n > 0 || entries.length > 0) {
           sets.endGroup(checked);
           if (isBase) {
-            if (n > 0) throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${events[0].type}`);
+            if (n > 0)
+              throw corrupt(groupStart, 'SET (a base file holds one SET per key)', `found ${events[0].type}`);
             for (let i = 0; i < entries.length; i++) batch.push(entries[i]);
             entries = [];
           } else {
-            batch.push({ kind: 'group', seq: nextSeq, time, events, file: file.name, offset: base + groupStart });
+            batch.push({
+              kind: 'group',
+              seq: nextSeq,
+              time,
+              events,
+              file: file.name,
+              offset: base + groupStart,
+            });
             nextSeq += n;
             summary.lastSeq = nextSeq - 1;
             events = [];

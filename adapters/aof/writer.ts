@@ -12,7 +12,6 @@ export interface AppendTarget {
   size: number;
 }
 
-
 /** Bytes for one target, and the acknowledgements waiting on them. */
 interface Segment {
   target: AppendTarget;
@@ -36,7 +35,10 @@ export interface WriterOptions {
 }
 
 /** What `recover()` writes (then cuts) to see that the disk takes writes: 8 comment lines, 4 KiB. */
-const RECOVERY_PROBE = Buffer.from(`#${'probe after a write error, cut again '.repeat(14).slice(0, 509)}\r\n`.repeat(8), 'latin1');
+const RECOVERY_PROBE = Buffer.from(
+  `#${'probe after a write error, cut again '.repeat(14).slice(0, 509)}\r\n`.repeat(8),
+  'latin1',
+);
 
 /**
  * The append path, as aof.c's feedAppendOnlyFile + flushAppendOnlyFile:
@@ -169,7 +171,8 @@ export class AofWriter {
         this.running = null;
         // An append that came while the pump was finishing (after its last check for work,
         // before this line) found it running and did not schedule: pick it up here.
-        if (this.failure === null && (this.sealed.length > 0 || (!this.held && this.cur.enc.length > 0))) this.schedule();
+        if (this.failure === null && (this.sealed.length > 0 || (!this.held && this.cur.enc.length > 0)))
+          this.schedule();
       });
     });
   }

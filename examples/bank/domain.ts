@@ -1,4 +1,13 @@
-import { CommandHandler, CommandRejected, defineEvent, type KeyValueState, On, Projection, QueryHandler, type ReadonlyKeyValueState } from 'appendonly';
+import {
+  CommandHandler,
+  CommandRejected,
+  defineEvent,
+  type KeyValueState,
+  On,
+  Projection,
+  QueryHandler,
+  type ReadonlyKeyValueState,
+} from 'appendonly';
 
 /** Put money into an account. */
 export class Deposit {
@@ -41,7 +50,8 @@ function balance(state: ReadonlyKeyValueState, account: string): number {
 }
 
 function assertAmount(amount: number): void {
-  if (!(Number.isInteger(amount) && amount > 0)) throw new CommandRejected(`amount must be a positive whole number, got ${amount}`);
+  if (!(Number.isInteger(amount) && amount > 0))
+    throw new CommandRejected(`amount must be a positive whole number, got ${amount}`);
 }
 
 @CommandHandler(Deposit)
@@ -73,7 +83,10 @@ export class TransferHandler {
     if (available < cmd.amount) {
       throw new CommandRejected(`${cmd.from} has ${available}, cannot transfer ${cmd.amount}`);
     }
-    return [Withdrawn({ account: cmd.from, amount: cmd.amount }), Deposited({ account: cmd.to, amount: cmd.amount })];
+    return [
+      Withdrawn({ account: cmd.from, amount: cmd.amount }),
+      Deposited({ account: cmd.to, amount: cmd.amount }),
+    ];
   }
 }
 

@@ -14,7 +14,10 @@ async function main(): Promise<void> {
   const app = await createApp({ ...bank, store });
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const balances = async () => {
-    const [alice, bob] = await Promise.all([app.query<number>(new GetBalance('alice')), app.query<number>(new GetBalance('bob'))]);
+    const [alice, bob] = await Promise.all([
+      app.query<number>(new GetBalance('alice')),
+      app.query<number>(new GetBalance('bob')),
+    ]);
     return `alice ${alice}, bob ${bob}`;
   };
 
@@ -27,7 +30,9 @@ async function main(): Promise<void> {
   const attempt = async (what: string, command: object) => {
     try {
       const result = await app.execute(command);
-      say(`✔ ${what}: logged as event${result.events.length > 1 ? 's' : ''} #${result.firstSeq}${result.lastSeq > result.firstSeq ? `-#${result.lastSeq}` : ''}.`);
+      say(
+        `✔ ${what}: logged as event${result.events.length > 1 ? 's' : ''} #${result.firstSeq}${result.lastSeq > result.firstSeq ? `-#${result.lastSeq}` : ''}.`,
+      );
     } catch (err) {
       if (!(err instanceof AppendonlyError)) throw err;
       say(`✘ ${what}: refused (${err.message}); nothing was logged.`);
@@ -38,15 +43,22 @@ async function main(): Promise<void> {
   await attempt('bob deposits 20', new Deposit('bob', 20));
   await attempt('alice withdraws 30', new Withdraw('alice', 30));
   await attempt('bob withdraws 500', new Withdraw('bob', 500));
-  await attempt('alice transfers 50 to bob (two events, one atomic command)', new Transfer('alice', 'bob', 50));
+  await attempt(
+    'alice transfers 50 to bob (two events, one atomic command)',
+    new Transfer('alice', 'bob', 50),
+  );
   await attempt('alice transfers 1000 to bob', new Transfer('alice', 'bob', 1000));
   say(`Balances now: ${await balances()}.`);
 
   const before = app.stats().currentSize;
   const compaction = await app.compact();
-  say(`Compacted the log (like BGREWRITEAOF): ${compaction.keys} keys as the new base, ${before} → ${compaction.sizeAfter} ${kind === 'memory' ? 'records' : 'bytes'}.`);
+  say(
+    `Compacted the log (like BGREWRITEAOF): ${compaction.keys} keys as the new base, ${before} → ${compaction.sizeAfter} ${kind === 'memory' ? 'records' : 'bytes'}.`,
+  );
   const s = app.stats();
-  say(`Persistence: appendfsync=${s.appendfsync}, last write ${s.lastWriteStatus}, ${s.rewrites} rewrite(s), last seq #${s.lastSeq}.`);
+  say(
+    `Persistence: appendfsync=${s.appendfsync}, last write ${s.lastWriteStatus}, ${s.rewrites} rewrite(s), last seq #${s.lastSeq}.`,
+  );
   await app.close();
   say(kind === 'memory' ? 'Closed.' : `Closed. Run again: the balances come back from ${dataDir}.`);
 }

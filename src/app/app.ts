@@ -276,7 +276,8 @@ export class App {
     const durable = this.store.append({ seq: firstSeq, time, events });
     this.lastDurable = durable;
     if (this.eventsSubject.observed) {
-      for (let i = 0; i < events.length; i++) this.eventsSubject.next({ seq: firstSeq + i, time, event: events[i] });
+      for (let i = 0; i < events.length; i++)
+        this.eventsSubject.next({ seq: firstSeq + i, time, event: events[i] });
     }
     const result: CommandResult = { events, firstSeq, lastSeq: this.lastSeq };
     return durable.then(() => result, this.onAppendFailed);
@@ -343,7 +344,8 @@ export class App {
           for (let i = 0; i < events.length; i++) {
             const event = events[i];
             if (!isKnownEventType(event.type)) {
-              if (!this.skipUnknownEventTypes) throw new UnknownEventTypeError(event.type, record.seq + i, positionOf(record));
+              if (!this.skipUnknownEventTypes)
+                throw new UnknownEventTypeError(event.type, record.seq + i, positionOf(record));
               skipped.set(event.type, (skipped.get(event.type) ?? 0) + 1);
               continue;
             }
@@ -376,7 +378,9 @@ export class App {
     this.replayedGroups = groups;
     this.replayedEntries = entries;
     for (const [type, count] of skipped) {
-      this.logger.warn(`skipped ${count} event(s) of type ${type}, which this app does not define (unknownEventTypes: 'skip')`);
+      this.logger.warn(
+        `skipped ${count} event(s) of type ${type}, which this app does not define (unknownEventTypes: 'skip')`,
+      );
     }
   }
 }

@@ -56,7 +56,9 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
   const clock = options.clock ?? bound<Clock>(container, TOKENS.Clock) ?? systemClock;
   const store = options.store ?? bound<EventStore>(container, TOKENS.EventStore);
   if (store === undefined) {
-    throw new ConfigError('createApp needs a store: pass { store } or bind one to TOKENS.EventStore in the container');
+    throw new ConfigError(
+      'createApp needs a store: pass { store } or bind one to TOKENS.EventStore in the container',
+    );
   }
   const state = new KeyValueState();
   const view = readonlyView(state);
@@ -74,18 +76,36 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     const query: Type | undefined = Reflect.getMetadata(QUERY_HANDLER, cls);
     const isProjection = Reflect.getMetadata(PROJECTION, cls) === true;
     if (command === undefined && query === undefined && !isProjection) {
-      throw new ConfigError(`${cls.name} is not decorated with @CommandHandler, @QueryHandler or @Projection`);
+      throw new ConfigError(
+        `${cls.name} is not decorated with @CommandHandler, @QueryHandler or @Projection`,
+      );
     }
     const instance = container.get<object>(cls);
     if (command !== undefined) commands.register(command, instance as ICommandHandler, cls.name);
     if (query !== undefined) queries.register(query, instance as IQueryHandler, cls.name);
-    if (isProjection) projector.add(instance, (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? []);
+    if (isProjection)
+      projector.add(instance, (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? []);
   }
 
-  if (options.unknownEventTypes !== undefined && options.unknownEventTypes !== 'error' && options.unknownEventTypes !== 'skip') {
-    throw new ConfigError(`unknownEventTypes must be 'error' or 'skip'; got ${JSON.stringify(options.unknownEventTypes)}`);
+  if (
+    options.unknownEventTypes !== undefined &&
+    options.unknownEventTypes !== 'error' &&
+    options.unknownEventTypes !== 'skip'
+  ) {
+    throw new ConfigError(
+      `unknownEventTypes must be 'error' or 'skip'; got ${JSON.stringify(options.unknownEventTypes)}`,
+    );
   }
-  const app = new App(store, state, commands, queries, projector, clock, logger, options.unknownEventTypes === 'skip');
+  const app = new App(
+    store,
+    state,
+    commands,
+    queries,
+    projector,
+    clock,
+    logger,
+    options.unknownEventTypes === 'skip',
+  );
   await app.start();
   return app;
 }

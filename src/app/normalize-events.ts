@@ -21,7 +21,9 @@ export function normalizeEvents(output: unknown, handler: object): readonly Doma
   for (let i = 0; i < list.length; i++) {
     const event: unknown = list[i];
     if (!isDomainEvent(event)) {
-      throw new InvalidEventError(`${nameOf(handler)} returned ${describe(event)} at index ${i}, which is not an event`);
+      throw new InvalidEventError(
+        `${nameOf(handler)} returned ${describe(event)} at index ${i}, which is not an event`,
+      );
     }
     if (!isKnownEventType(event.type)) {
       assertEventTypeName(event.type);
@@ -29,7 +31,8 @@ export function normalizeEvents(output: unknown, handler: object): readonly Doma
         `${nameOf(handler)} returned an event of type ${event.type}, which is not defined: make it with defineEvent('${event.type}'), so that a replay knows it too`,
       );
     }
-    if (!isJsonValue(event.data)) assertJsonValue(event.data, `event ${event.type} from ${nameOf(handler)}`, 'data');
+    if (!isJsonValue(event.data))
+      assertJsonValue(event.data, `event ${event.type} from ${nameOf(handler)}`, 'data');
   }
   return list as readonly DomainEvent[];
 }
@@ -37,7 +40,9 @@ export function normalizeEvents(output: unknown, handler: object): readonly Doma
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? `an object (${value.constructor?.name ?? 'no prototype'})` : `a ${typeof value}`;
+  return typeof value === 'object'
+    ? `an object (${value.constructor?.name ?? 'no prototype'})`
+    : `a ${typeof value}`;
 }
 
 function nameOf(handler: object): string {

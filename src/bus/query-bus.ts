@@ -13,7 +13,9 @@ export class QueryBus {
   register(query: Type, handler: IQueryHandler, handlerName: string): void {
     const existing = this.handlers.get(query);
     if (existing !== undefined) {
-      throw new DuplicateHandlerError(`two handlers for query ${query.name}: ${existing.constructor.name} and ${handlerName}`);
+      throw new DuplicateHandlerError(
+        `two handlers for query ${query.name}: ${existing.constructor.name} and ${handlerName}`,
+      );
     }
     this.handlers.set(query, handler);
   }
@@ -22,7 +24,9 @@ export class QueryBus {
   async execute<TResult>(query: object): Promise<TResult> {
     const handler = this.handlers.get(query.constructor as Type);
     if (handler === undefined) {
-      throw new UnknownQueryError(`no @QueryHandler is registered for query ${query.constructor?.name ?? typeof query}`);
+      throw new UnknownQueryError(
+        `no @QueryHandler is registered for query ${query.constructor?.name ?? typeof query}`,
+      );
     }
     return (await handler.execute(query, this.state)) as TResult;
   }

@@ -24,7 +24,9 @@ export function On(event: Pick<EventDefinition<unknown>, 'type'> | string): Meth
   registerEventType(type);
   return (target, method) => {
     const ctor = target.constructor;
-    const existing: OnBinding[] = Reflect.getOwnMetadata(ON_EVENTS, ctor) ?? [...(Reflect.getMetadata(ON_EVENTS, ctor) ?? [])];
+    const existing: OnBinding[] = Reflect.getOwnMetadata(ON_EVENTS, ctor) ?? [
+      ...(Reflect.getMetadata(ON_EVENTS, ctor) ?? []),
+    ];
     existing.push({ type, method });
     Reflect.defineMetadata(ON_EVENTS, existing, ctor);
   };

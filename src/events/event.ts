@@ -51,11 +51,15 @@ export function assertEventTypeName(type: string): void {
  * const e = Deposited({ account: 'alice', amount: 10 }); // { type: 'Deposited', data: {...} }
  * ```
  */
-export function defineEvent<TData, TType extends string = string>(type: TType): EventDefinition<TData, TType> {
+export function defineEvent<TData, TType extends string = string>(
+  type: TType,
+): EventDefinition<TData, TType> {
   assertEventTypeName(type);
   if (RESERVED_EVENT_TYPES.has(type) || /^(multi|exec)$/i.test(type)) {
     // MULTI and EXEC in any case: redis-check-aof reads them so, and would see a broken transaction.
-    throw new InvalidEventError(`event type ${type} is reserved for the built-in key-value events and the log format`);
+    throw new InvalidEventError(
+      `event type ${type} is reserved for the built-in key-value events and the log format`,
+    );
   }
   registerEventType(type);
   return makeDefinition<TData, TType>(type, (data) => ({ type, data }));

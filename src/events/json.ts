@@ -1,7 +1,13 @@
 import { InvalidEventError } from '../store/errors';
 
 /** A value that survives `JSON.stringify` → `JSON.parse` unchanged: what events and the state hold. */
-export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
 
 /** Nesting deeper than this is refused: a replayed log must never overflow the stack. */
 export const MAX_JSON_DEPTH = 256;
@@ -59,7 +65,8 @@ function checkNested(value: unknown, what: string, path: string, ancestors: obje
     throw new InvalidEventError(`${what}: ${path} is ${kind}, which is not JSON-serialisable`);
   }
   const obj = value as object;
-  if (ancestors.includes(obj)) throw new InvalidEventError(`${what}: ${path} refers back to itself (a cycle)`);
+  if (ancestors.includes(obj))
+    throw new InvalidEventError(`${what}: ${path} refers back to itself (a cycle)`);
   if (ancestors.length >= MAX_JSON_DEPTH) {
     throw new InvalidEventError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }

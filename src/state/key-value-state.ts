@@ -78,7 +78,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
   /** Sets `key` to a JSON value; throws `InvalidEventError` for anything JSON cannot carry. */
   set(key: string, value: JsonValue): void {
-    if (typeof key !== 'string') throw new InvalidEventError(`a state key must be a string, got ${typeof key}`);
+    if (typeof key !== 'string')
+      throw new InvalidEventError(`a state key must be a string, got ${typeof key}`);
     if (!isJsonValue(value)) assertJsonValue(value, `state key ${JSON.stringify(key)}`);
     this.write(key, value);
   }
@@ -100,7 +101,12 @@ export class KeyValueState implements ReadonlyKeyValueState {
     if (this.journalLength >= 0) {
       const i = this.journalLength++;
       this.journalKeys[i] = CLEARED;
-      this.journalValues[i] = { base: this.base, overlay: this.overlay, hidesBase: this.hidesBase, size: this.count };
+      this.journalValues[i] = {
+        base: this.base,
+        overlay: this.overlay,
+        hidesBase: this.hidesBase,
+        size: this.count,
+      };
     }
     if (this.overlay !== null) {
       this.overlay = new Map();

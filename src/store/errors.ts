@@ -68,7 +68,9 @@ export class PersistenceError extends AppendonlyError {
     if (err instanceof PersistenceError) return err;
     const code = (err as { code?: unknown } | null)?.code;
     const reason = err instanceof Error ? err.message : String(err);
-    return new PersistenceError(`${what}: ${reason}`, typeof code === 'string' ? code : undefined, { cause: err });
+    return new PersistenceError(`${what}: ${reason}`, typeof code === 'string' ? code : undefined, {
+      cause: err,
+    });
   }
 }
 
@@ -81,7 +83,9 @@ export class CorruptLogError extends AppendonlyError {
     readonly expected: string,
     detail?: string,
   ) {
-    super(`${file}: bad format at byte offset ${offset}: expected ${expected}${detail ? ` (${detail})` : ''}`);
+    super(
+      `${file}: bad format at byte offset ${offset}: expected ${expected}${detail ? ` (${detail})` : ''}`,
+    );
   }
 }
 

@@ -7,7 +7,13 @@ export interface FileSystem {
   open(path: string, flags: string, mode?: number): Promise<number>;
   close(fd: number): Promise<void>;
   /** Writes from `buffer[offset..offset+length)` at `position` (null: the current position); returns bytes written, which may be fewer. */
-  write(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null): Promise<number>;
+  write(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): Promise<number>;
   /**
    * Optional synchronous `write`: when present, the AOF store writes to the page cache on the
    * event loop, as Redis's own `write()` does (a thread-pool round trip per group costs more than

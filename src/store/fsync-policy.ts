@@ -16,5 +16,7 @@ export function parseFsyncPolicy(value: unknown, option = 'appendfsync'): FsyncP
   if (typeof value === 'string' && (FSYNC_POLICIES as readonly string[]).includes(value)) {
     return value as FsyncPolicy;
   }
-  throw new ConfigError(`${option} must be one of ${FSYNC_POLICIES.join(', ')}; got ${JSON.stringify(value)}`);
+  throw new ConfigError(
+    `${option} must be one of ${FSYNC_POLICIES.join(', ')}; got ${JSON.stringify(value)}`,
+  );
 }

@@ -51,7 +51,12 @@ export class MemoryStore implements EventStore {
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.context !== null) throw new StoreLockedError('this MemoryStore is already open');
     this.context = context;
-    return { kind: this.kind, location: 'memory', created: this.snapshotSeq === 0 && this.groups.length === 0, sizeBytes: 0 };
+    return {
+      kind: this.kind,
+      location: 'memory',
+      created: this.snapshotSeq === 0 && this.groups.length === 0,
+      sizeBytes: 0,
+    };
   }
 
   async *replay(): AsyncIterable<readonly ReplayRecord[]> {

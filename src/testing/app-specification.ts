@@ -58,7 +58,12 @@ export class AppSpecification {
   private scenario(given: readonly object[], command: object): ThenStep {
     const store = (this.options.store ?? (() => new MemoryStore()))();
     const open = () =>
-      createApp({ handlers: this.options.handlers, projections: this.options.projections, store, logger: silentLogger });
+      createApp({
+        handlers: this.options.handlers,
+        projections: this.options.projections,
+        store,
+        logger: silentLogger,
+      });
     const run = async () => {
       const app = await open();
       for (const c of given) await app.execute(c);
@@ -91,8 +96,15 @@ export class AppSpecification {
       },
       thenThrows: async (errorClass, message) => {
         const { before, after, error } = await run();
-        ok(error instanceof errorClass, `expected ${errorClass.name}, got ${error === undefined ? 'success' : String(error)}`);
-        if (message !== undefined) ok(message.test((error as Error).message), `message ${(error as Error).message} does not match ${message}`);
+        ok(
+          error instanceof errorClass,
+          `expected ${errorClass.name}, got ${error === undefined ? 'success' : String(error)}`,
+        );
+        if (message !== undefined)
+          ok(
+            message.test((error as Error).message),
+            `message ${(error as Error).message} does not match ${message}`,
+          );
         deepStrictEqual(after, before, 'a refused command changed the state');
       },
     };
@@ -101,6 +113,7 @@ export class AppSpecification {
 
 function snapshotOf(app: App): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
-  for (const [key, value] of [...app.state.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[key] = value;
+  for (const [key, value] of [...app.state.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    out[key] = value;
   return out;
 }

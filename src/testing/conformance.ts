@@ -24,7 +24,10 @@ export interface StoreUnderTest {
  * runStoreConformance('AofStore always', () => { const dir = tmp(); return { open: () => new AofStore({ dir, appendfsync: 'always' }) }; });
  * ```
  */
-export function runStoreConformance(name: string, factory: () => StoreUnderTest | Promise<StoreUnderTest>): void {
+export function runStoreConformance(
+  name: string,
+  factory: () => StoreUnderTest | Promise<StoreUnderTest>,
+): void {
   describe(`${name}: store conformance`, () => {
     let sut: StoreUnderTest;
     const apps: App[] = [];
@@ -101,7 +104,10 @@ export function runStoreConformance(name: string, factory: () => StoreUnderTest 
       const store = sut.open();
       const groups = (await replayAll(store)).filter((r) => r.kind === 'group');
       expect(groups).toHaveLength(1);
-      expect(groups[0]).toMatchObject({ seq: 1, events: [{ type: 'SET' }, { type: 'SET' }, { type: 'SET' }] });
+      expect(groups[0]).toMatchObject({
+        seq: 1,
+        events: [{ type: 'SET' }, { type: 'SET' }, { type: 'SET' }],
+      });
     });
 
     it('a command whose projection throws is rolled back and never logged', async () => {
@@ -231,7 +237,9 @@ export function runStoreConformance(name: string, factory: () => StoreUnderTest 
     });
 
     it('types its write errors as PersistenceError', () => {
-      expect(PersistenceError.from('write', Object.assign(new Error('no space'), { code: 'ENOSPC' })).code).toBe('ENOSPC');
+      expect(
+        PersistenceError.from('write', Object.assign(new Error('no space'), { code: 'ENOSPC' })).code,
+      ).toBe('ENOSPC');
     });
   });
 }
@@ -239,7 +247,11 @@ export function runStoreConformance(name: string, factory: () => StoreUnderTest 
 /** Reads a store's whole replay (for small test logs only). */
 export async function replayAll(store: EventStore): Promise<ReplayRecord[]> {
   const kv = new KeyValueState();
-  await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+  await store.open({
+    snapshots: { takeSnapshot: () => kv.takeSnapshot(0) },
+    logger: silentLogger,
+    clock: { now: Date.now },
+  });
   const out: ReplayRecord[] = [];
   try {
     for await (const batch of store.replay()) out.push(...batch);

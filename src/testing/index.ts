@@ -4,6 +4,11 @@
  *
  * @packageDocumentation
  */
-export { AppSpecification, type AppSpecificationOptions, type ThenStep, type WhenStep } from './app-specification';
+export {
+  AppSpecification,
+  type AppSpecificationOptions,
+  type ThenStep,
+  type WhenStep,
+} from './app-specification';
 export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
 export { fixtures } from './fixtures';

@@ -46,7 +46,11 @@ export function setWithCrc(key: string, rawValue: string): string {
 export async function writeLog(dir: string, groups: readonly EventGroup[]): Promise<void> {
   const store = new AofStore({ dir, appendfsync: 'always' });
   const kv = new KeyValueState();
-  await store.open({ snapshots: { takeSnapshot: () => kv.takeSnapshot(0) }, logger: silentLogger, clock: { now: Date.now } });
+  await store.open({
+    snapshots: { takeSnapshot: () => kv.takeSnapshot(0) },
+    logger: silentLogger,
+    clock: { now: Date.now },
+  });
   for (const group of groups) await store.append(group);
   await store.close();
 }

@@ -132,11 +132,14 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
       fs.rmSync(dir, { recursive: true, force: true });
       const offsets = await threeGroups();
       fs.appendFileSync(incr, `${setWithCrc('fine', '{"ok":true}')}${tail}${setWithCrc('after', '1')}`);
-      const valueAt = offsets[3] + Buffer.byteLength(setWithCrc('fine', '{"ok":true}')) + tail.indexOf('bad') + 5;
+      const valueAt =
+        offsets[3] + Buffer.byteLength(setWithCrc('fine', '{"ok":true}')) + tail.indexOf('bad') + 5;
       const at = valueAt + tail.slice(tail.indexOf('bad') + 5).indexOf('\n') + 1;
       const err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
       expect(err).toBeInstanceOf(CorruptLogError);
-      expect(err.message).toContain(`${INCR}: bad format at byte offset ${at}: expected the value of SET as JSON`);
+      expect(err.message).toContain(
+        `${INCR}: bad format at byte offset ${at}: expected the value of SET as JSON`,
+      );
     }
   });
 
@@ -197,7 +200,9 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     await app.close();
     expect(fs.readFileSync(incr, 'latin1').match(/#TS:\d+/g)).toEqual(['#TS:1700000000', '#TS:1700000005']);
     // One-SET commands come back as `set` records: they carry their time as groups do.
-    const groups = (await replayAll(new AofStore({ dir }))).filter((r) => r.kind === 'group' || r.kind === 'set');
+    const groups = (await replayAll(new AofStore({ dir }))).filter(
+      (r) => r.kind === 'group' || r.kind === 'set',
+    );
     expect(groups.map((g) => (g as { time: number }).time)).toEqual([
       1_700_000_000_000, 1_700_000_000_000, 1_700_000_005_000,
     ]);

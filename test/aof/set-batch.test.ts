@@ -13,7 +13,8 @@ import { setWithCrc, tempDir } from './helpers';
 /** `n` good one-SET groups, as the store writes them. */
 function goodGroups(n: number, from = 1): string {
   const enc = new RespEncoder();
-  for (let i = 0; i < n; i++) encodeGroup(enc, { seq: from + i, time: 0, events: [SET(`k${i}`, { n: i, s: 'x' })] }, -1);
+  for (let i = 0; i < n; i++)
+    encodeGroup(enc, { seq: from + i, time: 0, events: [SET(`k${i}`, { n: i, s: 'x' })] }, -1);
   return enc.bytes().toString('latin1');
 }
 
@@ -27,11 +28,18 @@ describe('AOF reader: SET values decoded in batches', () => {
 
   async function read(
     content: string,
-    options: { kind?: 'base' | 'incr'; chunkSize?: number; loadTruncated?: boolean; setRecords?: boolean } = {},
+    options: {
+      kind?: 'base' | 'incr';
+      chunkSize?: number;
+      loadTruncated?: boolean;
+      setRecords?: boolean;
+    } = {},
   ): Promise<{ records: ReplayRecord[]; warnings: string[]; error: unknown }> {
     const file = path.join(dir, 'x.aof');
     fs.writeFileSync(file, content);
-    const files: LogFile[] = [{ name: 'x.aof', path: file, kind: options.kind ?? 'incr', seq: options.kind === 'base' ? 0 : 1 }];
+    const files: LogFile[] = [
+      { name: 'x.aof', path: file, kind: options.kind ?? 'incr', seq: options.kind === 'base' ? 0 : 1 },
+    ];
     const records: ReplayRecord[] = [];
     const warnings: string[] = [];
     let error: unknown = null;
@@ -74,7 +82,8 @@ describe('AOF reader: SET values decoded in batches', () => {
     const before = goodGroups(40);
     const content = `${before}${setWithCrc('bad', '[1,}')}${goodGroups(5, 41)}`;
     const at = before.length + setWithCrc('bad', '[1,}').indexOf('[1,}');
-    for (const chunkSize of [7, 64, 1000, 1 << 20]) expectBadValueAt((await read(content, { chunkSize })).error, at);
+    for (const chunkSize of [7, 64, 1000, 1 << 20])
+      expectBadValueAt((await read(content, { chunkSize })).error, at);
   });
 
   it('reports a bad value inside a MULTI before a malformed record later in the same group', async () => {
@@ -109,7 +118,10 @@ describe('AOF reader: SET values decoded in batches', () => {
     ]);
     const badBig = `${big.slice(0, -1)},}`;
     const alone = `${goodGroups(2)}${setWithCrc('big', badBig)}`;
-    expectBadValueAt((await read(alone)).error, Buffer.byteLength(alone) - Buffer.byteLength(badBig) - 2 - 15);
+    expectBadValueAt(
+      (await read(alone)).error,
+      Buffer.byteLength(alone) - Buffer.byteLength(badBig) - 2 - 15,
+    );
     const both = `${goodGroups(2)}${setWithCrc('small', '{x}')}${setWithCrc('big', badBig)}`;
     expectBadValueAt((await read(both)).error, both.indexOf('{x}'));
   });
@@ -130,7 +142,9 @@ describe('AOF reader: SET values decoded in batches', () => {
       const sets = await read(content, { chunkSize, setRecords: true });
       expect(sets.error).toBeNull();
       expect(sets.records.map((r) => r.kind)).toEqual(['set', 'group', 'group', 'set']);
-      expect(sets.records.map((r) => (r.kind === 'set' || r.kind === 'group' ? toReplayGroup(r) : r))).toEqual(plain.records);
+      expect(
+        sets.records.map((r) => (r.kind === 'set' || r.kind === 'group' ? toReplayGroup(r) : r)),
+      ).toEqual(plain.records);
       expect(sets.records[0]).toMatchObject({ time: 1_700_000_000_000, offset: 0 });
     }
   });

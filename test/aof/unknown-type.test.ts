@@ -20,7 +20,11 @@ describe('AofStore: an event type the app does not define', () => {
         `type "ShippedInV2" (seq 2, appendonly.aof.1.incr.aof at byte offset ${firstGroupBytes})`,
       );
       // and with unknownEventTypes: 'skip' it loads the rest
-      const app = await createApp({ store: new AofStore({ dir }), logger: silentLogger, unknownEventTypes: 'skip' });
+      const app = await createApp({
+        store: new AofStore({ dir }),
+        logger: silentLogger,
+        unknownEventTypes: 'skip',
+      });
       expect(Object.fromEntries(app.state.entries())).toEqual({ a: 1 });
       await app.close();
     } finally {

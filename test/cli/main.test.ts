@@ -50,7 +50,11 @@ describe('PATH forms', () => {
   afterEach(() => cleanup());
 
   it('the data folder, its appendonlydir/ and the manifest name the same log', () => {
-    const forms = [dir, path.join(dir, 'appendonlydir'), path.join(dir, 'appendonlydir', 'appendonly.aof.manifest')];
+    const forms = [
+      dir,
+      path.join(dir, 'appendonlydir'),
+      path.join(dir, 'appendonlydir', 'appendonly.aof.manifest'),
+    ];
     const outs = forms.map((p) => cli(['cat', p, '--json']));
     for (const o of outs) expect(o.status).toBe(0);
     expect(new Set(outs.map((o) => o.stdout)).size).toBe(1);

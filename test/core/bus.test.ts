@@ -86,7 +86,11 @@ describe('command bus', () => {
         throw new Error('boom');
       }
     }
-    const app = await createApp({ ...classes, handlers: [AppendHandler, BoomHandler], store: new MemoryStore() });
+    const app = await createApp({
+      ...classes,
+      handlers: [AppendHandler, BoomHandler],
+      store: new MemoryStore(),
+    });
     const outcomes = await Promise.allSettled([
       app.execute(new Boom()),
       app.execute(new Append('after')),
@@ -175,14 +179,20 @@ describe('queries', () => {
 });
 
 describe('state.changes$ through the app', () => {
-  it('reports a command\'s changes once the whole command is applied, in order', async () => {
+  it("reports a command's changes once the whole command is applied, in order", async () => {
     // given an app whose subscriber looks at the state when it hears of each change
     const { Put, PutMany, Remove } = fixtures;
-    const app = await createApp({ ...fixtures.conformanceClasses, store: new MemoryStore(), logger: silentLogger });
+    const app = await createApp({
+      ...fixtures.conformanceClasses,
+      store: new MemoryStore(),
+      logger: silentLogger,
+    });
     await app.execute(new Put('gone', 0));
     const seen: string[] = [];
     app.state.changes$.subscribe((c) => {
-      seen.push(`${c.type} ${'key' in c ? c.key : ''}: ${JSON.stringify(Object.fromEntries(app.state.entries()))}`);
+      seen.push(
+        `${c.type} ${'key' in c ? c.key : ''}: ${JSON.stringify(Object.fromEntries(app.state.entries()))}`,
+      );
     });
     // when one command sets two keys, and one deletes two
     await app.execute(
@@ -230,10 +240,26 @@ describe('bad input gets a clear typed error and changes nothing', () => {
     ['a Date in the data', [{ type: 'T', data: { at: new Date(0) } }], /is a Date, not a plain object/],
     ['undefined in the data', [{ type: 'T', data: { u: undefined } }], /data\.u is undefined/],
     ['a bad type name', [{ type: 'has space', data: {} }], /is not valid/],
-    ['a type never defined', [{ type: 'Undefined', data: {} }], /type Undefined, which is not defined: make it with defineEvent/],
-    ['a SET whose key is not a string, after a good one', [SET('a', 1), { type: 'SET', data: { key: 5, value: 1 } }], /key must be a string/],
-    ['a SET without a value, after a good one', [SET('a', 1), { type: 'SET', data: { key: 'b' } }], /value is undefined/],
-    ['a DEL whose keys are not strings, after a SET', [SET('a', 1), { type: 'DEL', data: { keys: [5] } }], /DEL event carries/],
+    [
+      'a type never defined',
+      [{ type: 'Undefined', data: {} }],
+      /type Undefined, which is not defined: make it with defineEvent/,
+    ],
+    [
+      'a SET whose key is not a string, after a good one',
+      [SET('a', 1), { type: 'SET', data: { key: 5, value: 1 } }],
+      /key must be a string/,
+    ],
+    [
+      'a SET without a value, after a good one',
+      [SET('a', 1), { type: 'SET', data: { key: 'b' } }],
+      /value is undefined/,
+    ],
+    [
+      'a DEL whose keys are not strings, after a SET',
+      [SET('a', 1), { type: 'DEL', data: { keys: [5] } }],
+      /DEL event carries/,
+    ],
     ['a DEL without keys, after a SET', [SET('a', 1), { type: 'DEL', data: {} }], /DEL event carries/],
   ])('a handler returning %s', async (_what, output, message) => {
     const store = new MemoryStore();
@@ -263,7 +289,11 @@ describe('bad input gets a clear typed error and changes nothing', () => {
       }
     }
     await expect(
-      createApp({ handlers: [AppendHandler, SecondAppendHandler], store: new MemoryStore(), logger: silentLogger }),
+      createApp({
+        handlers: [AppendHandler, SecondAppendHandler],
+        store: new MemoryStore(),
+        logger: silentLogger,
+      }),
     ).rejects.toThrow(DuplicateHandlerError);
   });
 

@@ -18,7 +18,12 @@ class FillableStore extends MemoryStore {
   full = false;
   override append(group: EventGroup): Promise<void> {
     if (this.full) {
-      return Promise.reject(PersistenceError.from('write appendonly.aof', Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
+      return Promise.reject(
+        PersistenceError.from(
+          'write appendonly.aof',
+          Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }),
+        ),
+      );
     }
     return super.append(group);
   }

@@ -35,7 +35,11 @@ describe('KeyValueState', () => {
     kv.clear();
     expect(seen).toEqual([]);
     kv.commit();
-    expect(seen).toEqual([{ type: 'set', key: 'y', value: 2 }, { type: 'delete', key: 'y' }, { type: 'clear' }]);
+    expect(seen).toEqual([
+      { type: 'set', key: 'y', value: 2 },
+      { type: 'delete', key: 'y' },
+      { type: 'clear' },
+    ]);
   });
 
   it('keeps a snapshot frozen while the state moves on, then merges', () => {

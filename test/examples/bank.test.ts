@@ -15,10 +15,16 @@ describe('bank example', () => {
     spec.given(new Deposit('alice', 10)).when(new Deposit('alice', 5)).thenState({ 'balance:alice': 15 }));
 
   it('a withdrawal beyond the balance is refused and changes nothing', () =>
-    spec.given(new Deposit('bob', 20)).when(new Withdraw('bob', 500)).thenThrows(CommandRejected, /bob has 20/));
+    spec
+      .given(new Deposit('bob', 20))
+      .when(new Withdraw('bob', 500))
+      .thenThrows(CommandRejected, /bob has 20/));
 
   it('a deposit of a non-positive amount is refused', () =>
-    spec.given().when(new Deposit('alice', -5)).thenThrows(CommandRejected, /positive/));
+    spec
+      .given()
+      .when(new Deposit('alice', -5))
+      .thenThrows(CommandRejected, /positive/));
 
   it('a transfer is two events in one atomic command', () =>
     spec
@@ -33,11 +39,14 @@ describe('bank example', () => {
       .thenState({ 'balance:alice': 50, 'balance:bob': 40 }));
 
   it('an overdrawing transfer is refused', () =>
-    spec.given(new Deposit('alice', 10)).when(new Transfer('alice', 'bob', 40)).thenThrows(CommandRejected));
+    spec
+      .given(new Deposit('alice', 10))
+      .when(new Transfer('alice', 'bob', 40))
+      .thenThrows(CommandRejected));
 });
 
 describe('the same commands on every store', () => {
-  it.each(['aof', 'sqlite'])('%s gives the memory store\'s state, live and after replay', async (kind) => {
+  it.each(['aof', 'sqlite'])("%s gives the memory store's state, live and after replay", async (kind) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'appendonly-bank-'));
     const commands = [
       new Deposit('alice', 100),
@@ -74,9 +83,13 @@ describe('the npm start demo', () => {
     try {
       // The sources run directly (test/support/register.js), as `npm start` runs their build.
       const demo = () =>
-        execFileSync(process.execPath, ['-r', './test/support/register.js', 'examples/bank/main.ts', '--data', dir], {
-          encoding: 'utf8',
-        });
+        execFileSync(
+          process.execPath,
+          ['-r', './test/support/register.js', 'examples/bank/main.ts', '--data', dir],
+          {
+            encoding: 'utf8',
+          },
+        );
       const first = demo();
       expect(first).toMatch(/Opened the aof store/);
       expect(first).toMatch(/alice deposits 100: logged as event #1/);

@@ -1,4 +1,14 @@
-import { CorruptLogError, DEL, type DomainEvent, FLUSHALL, type JsonValue, type ReplayRecord, SET, TruncatedLogError, toReplayGroup } from 'appendonly';
+import {
+  CorruptLogError,
+  DEL,
+  type DomainEvent,
+  FLUSHALL,
+  type JsonValue,
+  type ReplayRecord,
+  SET,
+  TruncatedLogError,
+  toReplayGroup,
+} from 'appendonly';
 import { encodeGroup, type LogFile, readLog, RespEncoder } from 'appendonly/adapters/aof';
 import fc from 'fast-check';
 import { MemoryFileSystem } from './memory-fs';
@@ -27,7 +37,10 @@ const key = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('ü', 'a b', '
 const value = fc.jsonValue({ maxDepth: 2 }) as unknown as fc.Arbitrary<JsonValue>;
 const event: fc.Arbitrary<DomainEvent> = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(key, value).map(([k, v]) => SET(k, v) as DomainEvent) },
-  { weight: 1, arbitrary: fc.array(key, { minLength: 1, maxLength: 3 }).map((ks) => DEL(...ks) as DomainEvent) },
+  {
+    weight: 1,
+    arbitrary: fc.array(key, { minLength: 1, maxLength: 3 }).map((ks) => DEL(...ks) as DomainEvent),
+  },
   { weight: 1, arbitrary: fc.constant(FLUSHALL() as DomainEvent) },
   { weight: 3, arbitrary: fc.tuple(name, value).map(([type, data]) => ({ type, data }) as DomainEvent) },
 );
@@ -97,11 +110,20 @@ async function readOnce(
   setRecords: boolean,
 ): Promise<Outcome> {
   const fs = new MemoryFileSystem(new Map(files.map((f) => [f.name, f.data])));
-  const logFiles: LogFile[] = files.map((f) => ({ name: f.name, path: f.name, kind: f.kind, seq: f.kind === 'base' ? 10 : undefined }));
+  const logFiles: LogFile[] = files.map((f) => ({
+    name: f.name,
+    path: f.name,
+    kind: f.kind,
+    seq: f.kind === 'base' ? 10 : undefined,
+  }));
   const records: Seen[] = [];
   const cuts: Outcome['cuts'] = [];
   const see = (r: ReplayRecord): Seen =>
-    r.kind === 'snapshot' ? ['snapshot', r.seq] : r.kind === 'entry' ? ['entry', r.key, r.value] : ['group', r.seq, r.time, [...toReplayGroup(r).events]];
+    r.kind === 'snapshot'
+      ? ['snapshot', r.seq]
+      : r.kind === 'entry'
+        ? ['entry', r.key, r.value]
+        : ['group', r.seq, r.time, [...toReplayGroup(r).events]];
   try {
     const options = {
       fs,
@@ -111,7 +133,8 @@ async function readOnce(
       warn: () => {},
       truncate: async (f: LogFile, offset: number) => void cuts.push({ file: f.name, offset }),
     };
-    for await (const batch of readLog(logFiles, options, { lastSeq: 0, sizes: [] })) for (const r of batch) records.push(see(r));
+    for await (const batch of readLog(logFiles, options, { lastSeq: 0, sizes: [] }))
+      for (const r of batch) records.push(see(r));
     return { records, cuts, fs };
   } catch (error) {
     return { records, cuts, error, fs };
@@ -142,28 +165,69 @@ const chunk = fc.constantFrom(8, 64, 1 << 20);
 const incrOnly = (data: Uint8Array): Log['files'] => [{ name: INCR, data: Buffer.from(data), kind: 'incr' }];
 
 const tokens = fc.constantFrom(
-  '*1\r\n', '*2\r\n', '*3\r\n', '*0\r\n', '*-1\r\n', '$3\r\n', '$1\r\n', '$0\r\n', '$2\r\n', '$999999999999\r\n', '$9999999999999999\r\n',
-  'SET\r\n', 'DEL\r\n', 'MULTI\r\n', 'EXEC\r\n', 'FLUSHALL\r\n', '$5\r\nMULTI\r\n', '$4\r\nEXEC\r\n', '#CRC:00000000\r\n',
-  '#CRC:zz\r\n', '#TS:1\r\n', '#\n', 'a\r\n', '1\r\n', '{}\r\n', '[[[[\r\n', '\r\n', '\r', '\n', '#', '*', '$', '0', 'x',
+  '*1\r\n',
+  '*2\r\n',
+  '*3\r\n',
+  '*0\r\n',
+  '*-1\r\n',
+  '$3\r\n',
+  '$1\r\n',
+  '$0\r\n',
+  '$2\r\n',
+  '$999999999999\r\n',
+  '$9999999999999999\r\n',
+  'SET\r\n',
+  'DEL\r\n',
+  'MULTI\r\n',
+  'EXEC\r\n',
+  'FLUSHALL\r\n',
+  '$5\r\nMULTI\r\n',
+  '$4\r\nEXEC\r\n',
+  '#CRC:00000000\r\n',
+  '#CRC:zz\r\n',
+  '#TS:1\r\n',
+  '#\n',
+  'a\r\n',
+  '1\r\n',
+  '{}\r\n',
+  '[[[[\r\n',
+  '\r\n',
+  '\r',
+  '\n',
+  '#',
+  '*',
+  '$',
+  '0',
+  'x',
 );
 
 describe('the RESP reader on hostile bytes (fast-check)', () => {
   it('random bytes: a clear error or a load, in bounded work', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), chunk, async (bytes, loadTruncated, size) => {
-        const files = incrOnly(bytes);
-        expectSane(await read(files, loadTruncated, size), files, loadTruncated);
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.boolean(),
+        chunk,
+        async (bytes, loadTruncated, size) => {
+          const files = incrOnly(bytes);
+          expectSane(await read(files, loadTruncated, size), files, loadTruncated);
+        },
+      ),
       runs(2000),
     );
   });
 
   it('RESP-shaped token soup: a clear error or a load, in bounded work', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(tokens, { maxLength: 40 }), fc.boolean(), chunk, async (parts, loadTruncated, size) => {
-        const files = incrOnly(Buffer.from(parts.join(''), 'latin1'));
-        expectSane(await read(files, loadTruncated, size), files, loadTruncated);
-      }),
+      fc.asyncProperty(
+        fc.array(tokens, { maxLength: 40 }),
+        fc.boolean(),
+        chunk,
+        async (parts, loadTruncated, size) => {
+          const files = incrOnly(Buffer.from(parts.join(''), 'latin1'));
+          expectSane(await read(files, loadTruncated, size), files, loadTruncated);
+        },
+      ),
       runs(2000),
     );
   });
@@ -191,7 +255,8 @@ describe('the RESP reader on hostile bytes (fast-check)', () => {
         expectSane(out, files, loadTruncated);
         const standing = l.groups.filter((g) => g.end - CRC_LINE <= cut).length;
         const torn = l.groups.find((g) => g.start < cut && cut < g.end && cut !== g.end - CRC_LINE);
-        const cutAt = torn === undefined ? undefined : cut > torn.end - CRC_LINE ? torn.end - CRC_LINE : torn.start;
+        const cutAt =
+          torn === undefined ? undefined : cut > torn.end - CRC_LINE ? torn.end - CRC_LINE : torn.start;
         const before = full.filter((r) => r[0] !== 'group').length;
         if (!loadTruncated && torn !== undefined) {
           expect(out.error).toBeInstanceOf(TruncatedLogError);
@@ -208,11 +273,26 @@ describe('the RESP reader on hostile bytes (fast-check)', () => {
 
   const mutation = fc.oneof(
     fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-    fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 8 }), tokens.map((t) => Buffer.from(t, 'latin1'))) }),
+    fc.record({
+      op: fc.constant('insert' as const),
+      at: fc.nat(),
+      bytes: fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 8 }),
+        tokens.map((t) => Buffer.from(t, 'latin1')),
+      ),
+    }),
     fc.record({ op: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 4 }) }),
-    fc.record({ op: fc.constant('overwrite' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+    fc.record({
+      op: fc.constant('overwrite' as const),
+      at: fc.nat(),
+      bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+    }),
     // A length or argument count made larger: small (the record swallows its neighbours) or huge.
-    fc.record({ op: fc.constant('length' as const), at: fc.nat(), more: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.constantFrom(999999999999, 2 ** 40)) }),
+    fc.record({
+      op: fc.constant('length' as const),
+      at: fc.nat(),
+      more: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.constantFrom(999999999999, 2 ** 40)),
+    }),
   );
   type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
 
@@ -234,40 +314,55 @@ describe('the RESP reader on hostile bytes (fast-check)', () => {
       return { bytes: Buffer.concat([data.subarray(0, at), digits, data.subarray(at + h[1].length)]), at };
     }
     const at = m.at % (data.length + 1);
-    if (m.op === 'insert') return { bytes: Buffer.concat([data.subarray(0, at), m.bytes, data.subarray(at)]), at };
-    if (m.op === 'delete') return { bytes: Buffer.concat([data.subarray(0, at), data.subarray(at + m.count)]), at };
+    if (m.op === 'insert')
+      return { bytes: Buffer.concat([data.subarray(0, at), m.bytes, data.subarray(at)]), at };
+    if (m.op === 'delete')
+      return { bytes: Buffer.concat([data.subarray(0, at), data.subarray(at + m.count)]), at };
     return { bytes: Buffer.concat([data.subarray(0, at), m.bytes, data.subarray(at + m.bytes.length)]), at };
   }
 
   it('one mutation anywhere (flip, insert, delete, overwrite, a larger length): a clear error, or a prefix of the log, cut only in its last group', async () => {
     await fc.assert(
-      fc.asyncProperty(log, mutation, fc.nat(), fc.boolean(), chunk, async (l, m, which, loadTruncated, size) => {
-        const target = which % l.files.length;
-        const { bytes, at } = mutate(l.files[target].data, m);
-        const files = l.files.map((f, i) => (i === target ? { ...f, data: bytes } : f));
-        const full = (await read(l.files, true, 1 << 20)).records;
-        const out = await read(files, loadTruncated, size);
-        expectSane(out, files, loadTruncated);
-        // Never a wrong record, not even before an error: what was yielded is the original's.
-        expect(out.records).toEqual(full.slice(0, out.records.length));
-        if (out.error !== undefined || out.records.length === full.length) return;
-        // A strict prefix is a repair of a torn tail: the damage must be in the last group of the last file.
-        expect(target).toBe(files.length - 1);
-        expect(at).toBeGreaterThanOrEqual(l.groups[l.groups.length - 1].start);
-      }),
+      fc.asyncProperty(
+        log,
+        mutation,
+        fc.nat(),
+        fc.boolean(),
+        chunk,
+        async (l, m, which, loadTruncated, size) => {
+          const target = which % l.files.length;
+          const { bytes, at } = mutate(l.files[target].data, m);
+          const files = l.files.map((f, i) => (i === target ? { ...f, data: bytes } : f));
+          const full = (await read(l.files, true, 1 << 20)).records;
+          const out = await read(files, loadTruncated, size);
+          expectSane(out, files, loadTruncated);
+          // Never a wrong record, not even before an error: what was yielded is the original's.
+          expect(out.records).toEqual(full.slice(0, out.records.length));
+          if (out.error !== undefined || out.records.length === full.length) return;
+          // A strict prefix is a repair of a torn tail: the damage must be in the last group of the last file.
+          expect(target).toBe(files.length - 1);
+          expect(at).toBeGreaterThanOrEqual(l.groups[l.groups.length - 1].start);
+        },
+      ),
       runs(3000),
     );
   });
 
   it('several mutations at once: still a clear error or a load, in bounded work', async () => {
     await fc.assert(
-      fc.asyncProperty(log, fc.array(mutation, { minLength: 2, maxLength: 6 }), fc.boolean(), chunk, async (l, ms, loadTruncated, size) => {
-        const incr = l.files[l.files.length - 1];
-        let data = incr.data;
-        for (const m of ms) data = mutate(data, m).bytes;
-        const files = [...l.files.slice(0, -1), { ...incr, data }];
-        expectSane(await read(files, loadTruncated, size), files, loadTruncated);
-      }),
+      fc.asyncProperty(
+        log,
+        fc.array(mutation, { minLength: 2, maxLength: 6 }),
+        fc.boolean(),
+        chunk,
+        async (l, ms, loadTruncated, size) => {
+          const incr = l.files[l.files.length - 1];
+          let data = incr.data;
+          for (const m of ms) data = mutate(data, m).bytes;
+          const files = [...l.files.slice(0, -1), { ...incr, data }];
+          expectSane(await read(files, loadTruncated, size), files, loadTruncated);
+        },
+      ),
       runs(1000),
     );
   });

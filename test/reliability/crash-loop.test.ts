@@ -29,7 +29,11 @@ const stores: [string, (dir: string) => { target: CrashTarget; open: () => Event
   [
     'SqliteWalStore',
     (dir) => {
-      const options = { file: path.join(dir, 'crash.db'), appendfsync: 'always', autoRewriteMinSize: 256 * 1024 } as const;
+      const options = {
+        file: path.join(dir, 'crash.db'),
+        appendfsync: 'always',
+        autoRewriteMinSize: 256 * 1024,
+      } as const;
       return {
         target: { module: 'adapters/sqlite-wal/index.ts', exportName: 'SqliteWalStore', options },
         open: () => new SqliteWalStore({ file: options.file, appendfsync: 'always' }),
@@ -39,22 +43,26 @@ const stores: [string, (dir: string) => { target: CrashTarget; open: () => Event
 ];
 
 describe.each(stores)('crash loop: %s killed with SIGKILL, compactions included', (name, make) => {
-  it(`loses nothing acknowledged and half-applies nothing, over ${kills} kills`, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-crashloop-'));
-    try {
-      const { target, open } = make(dir);
-      const rounds = await crashLoop(target, open, { rounds: kills, maxRunMs: 250, compactEvery: 300 });
-      const acked = rounds.reduce((n, r) => n + r.acked, 0);
-      const recovered = rounds[rounds.length - 1]?.recovered ?? 0;
-      const inCompaction = rounds.filter((r) => r.duringCompaction).length;
-      process.stdout.write(
-        `${name}: ${rounds.length} kills (${inCompaction} during a compaction), ${acked} acknowledged commands, ${recovered} in the log at the end\n`,
-      );
-      expect(rounds).toHaveLength(kills);
-      expect(acked).toBeGreaterThan(kills);
-      expect(inCompaction).toBeGreaterThan(0);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }, 30 * 60 * 1000);
+  it(
+    `loses nothing acknowledged and half-applies nothing, over ${kills} kills`,
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-crashloop-'));
+      try {
+        const { target, open } = make(dir);
+        const rounds = await crashLoop(target, open, { rounds: kills, maxRunMs: 250, compactEvery: 300 });
+        const acked = rounds.reduce((n, r) => n + r.acked, 0);
+        const recovered = rounds[rounds.length - 1]?.recovered ?? 0;
+        const inCompaction = rounds.filter((r) => r.duringCompaction).length;
+        process.stdout.write(
+          `${name}: ${rounds.length} kills (${inCompaction} during a compaction), ${acked} acknowledged commands, ${recovered} in the log at the end\n`,
+        );
+        expect(rounds).toHaveLength(kills);
+        expect(acked).toBeGreaterThan(kills);
+        expect(inCompaction).toBeGreaterThan(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    30 * 60 * 1000,
+  );
 });

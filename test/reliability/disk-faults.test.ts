@@ -47,7 +47,11 @@ const conformance = fixtures.conformanceClasses;
 function aof(faults: Fault[]): Case['rig'] {
   return async (dir, appendfsync) => {
     const ffs = new FaultyFileSystem();
-    const app = await createApp({ ...conformance, store: new AofStore({ dir, appendfsync, fs: ffs }), logger: silentLogger });
+    const app = await createApp({
+      ...conformance,
+      store: new AofStore({ dir, appendfsync, fs: ffs }),
+      logger: silentLogger,
+    });
     return {
       app,
       inject: () => {
@@ -75,24 +79,77 @@ const sqlite: Case['rig'] = async (dir, appendfsync) => {
 
 const forever = Number.POSITIVE_INFINITY;
 const cases: [string, Case][] = [
-  ['AofStore always: ENOSPC on write', { policy: 'always', code: 'ENOSPC', hitsCommands: true, rig: aof([{ op: 'write', code: 'ENOSPC', match: /incr/, times: forever }]) }],
-  ['AofStore always: EIO on fsync', { policy: 'always', code: 'EIO', hitsCommands: true, rig: aof([{ op: 'fdatasync', code: 'EIO', match: /incr/, times: forever }]) }],
+  [
+    'AofStore always: ENOSPC on write',
+    {
+      policy: 'always',
+      code: 'ENOSPC',
+      hitsCommands: true,
+      rig: aof([{ op: 'write', code: 'ENOSPC', match: /incr/, times: forever }]),
+    },
+  ],
+  [
+    'AofStore always: EIO on fsync',
+    {
+      policy: 'always',
+      code: 'EIO',
+      hitsCommands: true,
+      rig: aof([{ op: 'fdatasync', code: 'EIO', match: /incr/, times: forever }]),
+    },
+  ],
   [
     'AofStore always: a short write, then EIO',
-    { policy: 'always', code: 'EIO', hitsCommands: true, rig: aof([{ op: 'write', code: '', short: 7, match: /incr/ }, { op: 'write', code: 'EIO', match: /incr/, times: forever }]) },
+    {
+      policy: 'always',
+      code: 'EIO',
+      hitsCommands: true,
+      rig: aof([
+        { op: 'write', code: '', short: 7, match: /incr/ },
+        { op: 'write', code: 'EIO', match: /incr/, times: forever },
+      ]),
+    },
   ],
-  ['AofStore everysec: ENOSPC on write', { policy: 'everysec', code: 'ENOSPC', hitsCommands: true, rig: aof([{ op: 'write', code: 'ENOSPC', match: /incr/, times: forever }]) }],
+  [
+    'AofStore everysec: ENOSPC on write',
+    {
+      policy: 'everysec',
+      code: 'ENOSPC',
+      hitsCommands: true,
+      rig: aof([{ op: 'write', code: 'ENOSPC', match: /incr/, times: forever }]),
+    },
+  ],
   [
     'AofStore always: ENOSPC on write during a compaction',
-    { policy: 'always', code: 'ENOSPC', hitsCommands: true, compact: true, rig: aof([{ op: 'write', code: 'ENOSPC', times: forever }]) },
+    {
+      policy: 'always',
+      code: 'ENOSPC',
+      hitsCommands: true,
+      compact: true,
+      rig: aof([{ op: 'write', code: 'ENOSPC', times: forever }]),
+    },
   ],
   [
     'AofStore always: a failing rename during a compaction (commands unaffected)',
-    { policy: 'always', code: 'EIO', hitsCommands: false, compact: true, rig: aof([{ op: 'rename', code: 'EIO', match: /manifest/, times: forever }]) },
+    {
+      policy: 'always',
+      code: 'EIO',
+      hitsCommands: false,
+      compact: true,
+      rig: aof([{ op: 'rename', code: 'EIO', match: /manifest/, times: forever }]),
+    },
   ],
-  ['SqliteWalStore always: SQLITE_FULL', { policy: 'always', code: 'SQLITE_FULL', hitsCommands: true, rig: sqlite }],
-  ['SqliteWalStore everysec: SQLITE_FULL', { policy: 'everysec', code: 'SQLITE_FULL', hitsCommands: true, rig: sqlite }],
-  ['SqliteWalStore always: SQLITE_FULL during a compaction', { policy: 'always', code: 'SQLITE_FULL', hitsCommands: true, compact: true, rig: sqlite }],
+  [
+    'SqliteWalStore always: SQLITE_FULL',
+    { policy: 'always', code: 'SQLITE_FULL', hitsCommands: true, rig: sqlite },
+  ],
+  [
+    'SqliteWalStore everysec: SQLITE_FULL',
+    { policy: 'everysec', code: 'SQLITE_FULL', hitsCommands: true, rig: sqlite },
+  ],
+  [
+    'SqliteWalStore always: SQLITE_FULL during a compaction',
+    { policy: 'always', code: 'SQLITE_FULL', hitsCommands: true, compact: true, rig: sqlite },
+  ],
 ];
 
 /** The i-th command of the workload: a fixed pseudo-random mix, so that a failure replays. */
@@ -100,7 +157,15 @@ function command(i: number): Cmd {
   const r = (Math.imul(i + 1, 2654435761) >>> 0) % 1000;
   const k = (n: number) => `k${(r * 7 + n) % 40}`;
   if (r < 450) return { kind: 'put', key: k(0), value: `${'v'.repeat(120)}${i}` };
-  if (r < 700) return { kind: 'putMany', entries: [[k(0), i], [k(1), { i, pad: 'p'.repeat(80) }], [k(2), null]] };
+  if (r < 700)
+    return {
+      kind: 'putMany',
+      entries: [
+        [k(0), i],
+        [k(1), { i, pad: 'p'.repeat(80) }],
+        [k(2), null],
+      ],
+    };
   if (r < 850) return { kind: 'remove', keys: [k(3)] };
   return { kind: 'count', key: 'n', by: (r % 9) - 4 };
 }
@@ -156,7 +221,13 @@ describe.each(cases)('full disk and I/O errors, end to end: %s', (_name, c) => {
       const compacted = () => compactionDone && w.acked.length >= FAULT_AFTER + 2 * IN_FLIGHT;
       await w.flow(app, c.hitsCommands ? faulted : compacted, inject);
       expect(injected).toBeGreaterThanOrEqual(0);
-      const compactionResult = compaction === null ? null : await (compaction as Promise<unknown>).then(() => 'ok', (e: unknown) => e);
+      const compactionResult =
+        compaction === null
+          ? null
+          : await (compaction as Promise<unknown>).then(
+              () => 'ok',
+              (e: unknown) => e,
+            );
 
       if (c.hitsCommands) {
         // Every rejection is the fault's PersistenceError; the acknowledged commands are a prefix of those sent.
@@ -172,7 +243,10 @@ describe.each(cases)('full disk and I/O errors, end to end: %s', (_name, c) => {
         expect(app.status).toBe('failed');
         await sleep(1300);
         expect(app.status).toBe('failed');
-        await expect(app.execute(toCommand(command(0)))).rejects.toMatchObject({ name: 'PersistenceError', code: c.code });
+        await expect(app.execute(toCommand(command(0)))).rejects.toMatchObject({
+          name: 'PersistenceError',
+          code: c.code,
+        });
         // Cleared: the App's own retry makes the log writable again, and reloads the log.
         rig.heal();
         const healed = Date.now();
@@ -190,7 +264,8 @@ describe.each(cases)('full disk and I/O errors, end to end: %s', (_name, c) => {
         rig.heal();
         await app.compact();
       }
-      if (compactionResult !== null && compactionResult !== 'ok') expect(compactionResult).toBeInstanceOf(Error);
+      if (compactionResult !== null && compactionResult !== 'ok')
+        expect(compactionResult).toBeInstanceOf(Error);
 
       // Healthy again: commands flow, none refused, and the log holds exactly what was acknowledged.
       const before = w.acked.length;

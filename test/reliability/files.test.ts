@@ -27,7 +27,11 @@ describe('data files are private by default (0600 files, 0700 folders)', () => {
 
   it('AofStore: manifest, base, incr and history files, and their folders', async () => {
     const data = path.join(dir, 'data');
-    const app = await createApp({ ...conformanceClasses, store: new AofStore({ dir: data, keepHistory: true }), logger: silentLogger });
+    const app = await createApp({
+      ...conformanceClasses,
+      store: new AofStore({ dir: data, keepHistory: true }),
+      logger: silentLogger,
+    });
     await app.execute(new Put('a', 1));
     await app.compact();
     await app.execute(new Put('b', 2));
@@ -42,7 +46,11 @@ describe('data files are private by default (0600 files, 0700 folders)', () => {
 
   it('AofStore: modes are configurable', async () => {
     const data = path.join(dir, 'shared');
-    const app = await createApp({ ...conformanceClasses, store: new AofStore({ dir: data, fileMode: 0o640, dirMode: 0o750 }), logger: silentLogger });
+    const app = await createApp({
+      ...conformanceClasses,
+      store: new AofStore({ dir: data, fileMode: 0o640, dirMode: 0o750 }),
+      logger: silentLogger,
+    });
     await app.execute(new Put('a', 1));
     await app.close();
     const found = modes(data);

@@ -50,8 +50,12 @@ class Notes {
     kv.set('note', e.data.data);
   }
 }
-const classes = { handlers: [...fixtures.conformanceClasses.handlers, NoteHandler], projections: [...fixtures.conformanceClasses.projections, Notes] };
-const open = (store: EventStore, logger = silentLogger): Promise<App> => createApp({ ...classes, store, logger });
+const classes = {
+  handlers: [...fixtures.conformanceClasses.handlers, NoteHandler],
+  projections: [...fixtures.conformanceClasses.projections, Notes],
+};
+const open = (store: EventStore, logger = silentLogger): Promise<App> =>
+  createApp({ ...classes, store, logger });
 
 /** `[[[…1…]]]`, `depth` deep, built without recursion. */
 function nested(depth: number): JsonValue {
@@ -110,7 +114,9 @@ describe('hostile records in an AOF', () => {
     expect(outOfBand() - before).toBeLessThan(16 * 1024 * 1024);
     expect(err).toBeInstanceOf(CorruptLogError);
     expect(err).toMatchObject({ file: INCR, offset: starts[1] });
-    expect((err as Error).message).toMatch(/announces more bytes than the file holds, yet a complete group ends after it.*a length was damaged/);
+    expect((err as Error).message).toMatch(
+      /announces more bytes than the file holds, yet a complete group ends after it.*a length was damaged/,
+    );
     expect(fs.readFileSync(incr)).toEqual(bytes); // the complete group after it is still there
   });
 
@@ -134,7 +140,9 @@ describe('hostile records in an AOF', () => {
     const app = await open(new AofStore({ dir }), logger);
     expect(outOfBand() - before).toBeLessThan(16 * 1024 * 1024);
     expect(stateOf(app)).toEqual({ a: 7, b: 7, c: 7 });
-    expect(logger.lines.join('\n')).toContain(`${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${end}`);
+    expect(logger.lines.join('\n')).toContain(
+      `${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${end}`,
+    );
     expect(fs.statSync(incr).size).toBe(end);
     await app.close();
   });
@@ -142,7 +150,10 @@ describe('hostile records in an AOF', () => {
   it('an argument count of *999999999999999: CorruptLogError, no RangeError, nothing allocated', async () => {
     const starts = await threeGroups();
     const text = fs.readFileSync(incr, 'latin1');
-    fs.writeFileSync(incr, Buffer.from(`${text.slice(0, starts[1])}*999999999999999${text.slice(starts[1] + 2)}`, 'latin1'));
+    fs.writeFileSync(
+      incr,
+      Buffer.from(`${text.slice(0, starts[1])}*999999999999999${text.slice(starts[1] + 2)}`, 'latin1'),
+    );
     const before = outOfBand();
     const err = await open(new AofStore({ dir })).catch((e: unknown) => e);
     expect(outOfBand() - before).toBeLessThan(16 * 1024 * 1024);
@@ -184,13 +195,19 @@ describe('hostile records in an AOF', () => {
     await expect(open(new AofStore({ dir }))).rejects.toThrow(
       /replaying event Noted \(seq \d+, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: state key "note" is nested deeper than 256 levels/,
     );
-    await expect(open(new AofStore({ dir }))).rejects.toMatchObject({ name: 'ReplayFailedError', cause: expect.any(InvalidEventError) });
+    await expect(open(new AofStore({ dir }))).rejects.toMatchObject({
+      name: 'ReplayFailedError',
+      cause: expect.any(InvalidEventError),
+    });
   });
 });
 
 describe.each([
   ['AofStore', (dir: string) => new AofStore({ dir, appendfsync: 'always' })],
-  ['SqliteWalStore', (dir: string) => new SqliteWalStore({ file: path.join(dir, 'app.db'), appendfsync: 'always' })],
+  [
+    'SqliteWalStore',
+    (dir: string) => new SqliteWalStore({ file: path.join(dir, 'app.db'), appendfsync: 'always' }),
+  ],
 ] as const)('a 50 MB payload: %s', (_name, make) => {
   it('in a SET value and in a user event: logged, reloaded exactly, compacted, reloaded again', async () => {
     const { dir, cleanup } = tempDir('huge');
@@ -239,7 +256,10 @@ describe('a manifest naming files outside its folder', () => {
     const victim = path.join(dir, 'victim.aof');
     fs.writeFileSync(victim, '*3\r\n$3\r\nSET\r\n$6\r\nstolen\r\n$1\r\n1\r\n');
     const name = spelled === 'ABSOLUTE' ? victim : spelled;
-    fs.writeFileSync(path.join(logDir, 'appendonly.aof.manifest'), `file ${INCR} seq 1 type i\nfile ${name} seq 2 type i\n`);
+    fs.writeFileSync(
+      path.join(logDir, 'appendonly.aof.manifest'),
+      `file ${INCR} seq 1 type i\nfile ${name} seq 2 type i\n`,
+    );
     const err = await open(new AofStore({ dir })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CorruptLogError);
     expect((err as Error).message).toMatch(/\(line 2: a file can't be a path, just a file name/);

@@ -17,7 +17,8 @@ export class MemoryFileSystem implements FileSystem {
 
   async open(p: string, flags: string): Promise<number> {
     const data = this.files.get(p);
-    if (data === undefined || flags !== 'r') throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+    if (data === undefined || flags !== 'r')
+      throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
     const fd = this.nextFd++;
     this.fds.set(fd, data);
     return fd;
@@ -25,7 +26,13 @@ export class MemoryFileSystem implements FileSystem {
   async close(fd: number): Promise<void> {
     this.fds.delete(fd);
   }
-  async read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  async read(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<number> {
     const data = this.file(fd);
     const n = Math.max(0, Math.min(length, data.length - position));
     data.copy(buffer, offset, position, position + n);

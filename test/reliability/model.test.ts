@@ -22,13 +22,38 @@ type Step =
   | { kind: 'reopen' };
 
 const key = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'n');
-const value: fc.Arbitrary<JsonValue> = fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(null), fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 3 }));
+const value: fc.Arbitrary<JsonValue> = fc.oneof(
+  fc.integer(),
+  fc.string(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 3 }),
+);
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('put' as const), key, value }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('putMany' as const), entries: fc.array(fc.tuple(key, value), { minLength: 1, maxLength: 4 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), keys: fc.array(key, { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('putMany' as const),
+      entries: fc.array(fc.tuple(key, value), { minLength: 1, maxLength: 4 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('remove' as const),
+      keys: fc.array(key, { minLength: 1, maxLength: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('count' as const), key: fc.constant('counter'), by: fc.integer({ min: -5, max: 5 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('count' as const),
+      key: fc.constant('counter'),
+      by: fc.integer({ min: -5, max: 5 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('explode' as const), key }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },

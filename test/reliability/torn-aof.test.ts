@@ -20,11 +20,24 @@ const INCR = 'appendonly.aof.1.incr.aof';
 
 const history: Cmd[] = [
   { kind: 'put', key: 'a', value: 'x\r\ny' },
-  { kind: 'putMany', entries: [['b', 1], ['c', { deep: [1, 2] }]] },
+  {
+    kind: 'putMany',
+    entries: [
+      ['b', 1],
+      ['c', { deep: [1, 2] }],
+    ],
+  },
   { kind: 'count', key: 'n', by: 2 },
   // The last three groups, cut at every byte: a DEL, a MULTI of three SETs, a user event.
   { kind: 'remove', keys: ['a', 'b'] },
-  { kind: 'putMany', entries: [['d', 'ü'], ['e', null], ['c', 7]] },
+  {
+    kind: 'putMany',
+    entries: [
+      ['d', 'ü'],
+      ['e', null],
+      ['c', 7],
+    ],
+  },
   { kind: 'count', key: 'n', by: -5 },
 ];
 
@@ -86,8 +99,14 @@ describe.each([
         }).catch((e: unknown) => e);
         if (torn !== undefined) {
           expect([what, strict]).toEqual([what, expect.any(TruncatedLogError)]);
-          expect([what, (strict as TruncatedLogError).file, (strict as TruncatedLogError).offset]).toEqual([what, INCR, cutAt]);
-          expect((strict as Error).message).toContain(`${INCR}: the log ends in an incomplete record at byte offset ${cutAt}`);
+          expect([what, (strict as TruncatedLogError).file, (strict as TruncatedLogError).offset]).toEqual([
+            what,
+            INCR,
+            cutAt,
+          ]);
+          expect((strict as Error).message).toContain(
+            `${INCR}: the log ends in an incomplete record at byte offset ${cutAt}`,
+          );
           expect(fs.statSync(incr).size).toBe(cut); // refusing changes nothing
         } else {
           expect([what, stateOf(strict as typeof app)]).toEqual([what, expected]);
@@ -106,7 +125,11 @@ describe.each([
         if (torn !== undefined) {
           expect([what, warnings]).toEqual([
             what,
-            [expect.stringContaining(`${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${cutAt} (${cut - cutAt} bytes removed)`)],
+            [
+              expect.stringContaining(
+                `${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${cutAt} (${cut - cutAt} bytes removed)`,
+              ),
+            ],
           ]);
         } else {
           expect([what, warnings]).toEqual([what, []]);
@@ -116,7 +139,11 @@ describe.each([
         const next = await repaired.execute(toCommand({ kind: 'put', key: 'after', value: cut }));
         expect(next.firstSeq).toBe(seqAfter(standing) + 1);
         await repaired.close();
-        const again = await createApp({ ...fixtures.conformanceClasses, store: new AofStore({ dir }), logger: silentLogger });
+        const again = await createApp({
+          ...fixtures.conformanceClasses,
+          store: new AofStore({ dir }),
+          logger: silentLogger,
+        });
         expect([what, stateOf(again)]).toEqual([what, { ...expected, after: cut }]);
         await again.close();
         checked++;

@@ -10,8 +10,18 @@ const root = path.resolve(__dirname, '../..');
 
 /** Runs the crash workload under `always` until it has `acks` acknowledgements, then SIGKILLs it: the WAL keeps its frames. */
 async function killAfter(file: string, acks: number): Promise<number> {
-  const spec = { module: 'adapters/sqlite-wal/index.ts', exportName: 'SqliteWalStore', options: { file, appendfsync: 'always' }, inFlight: 1, compactEvery: 0 };
-  const child = spawn(process.execPath, ['-r', './test/support/register.js', 'test/support/crash-child.ts', JSON.stringify(spec)], { cwd: root });
+  const spec = {
+    module: 'adapters/sqlite-wal/index.ts',
+    exportName: 'SqliteWalStore',
+    options: { file, appendfsync: 'always' },
+    inFlight: 1,
+    compactEvery: 0,
+  };
+  const child = spawn(
+    process.execPath,
+    ['-r', './test/support/register.js', 'test/support/crash-child.ts', JSON.stringify(spec)],
+    { cwd: root },
+  );
   let out = '';
   let seen = 0;
   await new Promise<void>((resolve, reject) => {
@@ -50,7 +60,10 @@ describe('torn WAL: SqliteWalStore', () => {
         const copy = path.join(dir, `cut-${cut}.db`);
         fs.writeFileSync(copy, db);
         fs.writeFileSync(`${copy}-wal`, wal.subarray(0, cut));
-        const app = await createApp({ store: new SqliteWalStore({ file: copy, appendfsync: 'no' }), logger: silentLogger });
+        const app = await createApp({
+          store: new SqliteWalStore({ file: copy, appendfsync: 'no' }),
+          logger: silentLogger,
+        });
         const state = Object.fromEntries(app.state.entries()) as Record<string, JsonValue>;
         await app.close();
         const n = state.last === undefined ? 0 : Number(state.last) + 1;

@@ -31,7 +31,12 @@ async function main(): Promise<void> {
     inFlight: number;
     compactEvery: number;
   };
-  const mod = (await import(path.resolve(__dirname, '../..', spec.module))) as Record<string, new (o: unknown) => EventStore>;
+  const mod = (await import(path.resolve(__dirname, '../..', spec.module))) as Record<
+    string,
+    new (
+      o: unknown,
+    ) => EventStore
+  >;
   const store = new mod[spec.exportName](spec.options);
   const app = await createApp({ handlers: [StepHandler], store, logger: silentLogger });
   const start = app.stats().lastSeq === 0 ? 0 : Number(app.state.get('last')) + 1;

@@ -38,8 +38,12 @@ export async function crashOnce(
 ): Promise<CrashRound> {
   const child = spawn(
     process.execPath,
-    ['-r', path.join(root, 'test/support/register.js'), path.join(root, 'test/support/crash-child.ts'),
-      JSON.stringify({ ...target, inFlight, compactEvery })],
+    [
+      '-r',
+      path.join(root, 'test/support/register.js'),
+      path.join(root, 'test/support/crash-child.ts'),
+      JSON.stringify({ ...target, inFlight, compactEvery }),
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -53,7 +57,8 @@ export async function crashOnce(
   await sleep(runMs);
   child.kill('SIGKILL');
   const code = await exited;
-  if (code !== null && code !== 0) throw new Error(`the crash child failed before the kill (exit ${code}): ${err}`);
+  if (code !== null && code !== 0)
+    throw new Error(`the crash child failed before the kill (exit ${code}): ${err}`);
   const lines = out.split('\n');
   const startLine = lines.find((l) => l.startsWith('S '));
   if (startLine === undefined) throw new Error(`the crash child never started: ${err}`);
@@ -66,7 +71,9 @@ export async function crashOnce(
   await app.close();
   const last = state.last === undefined ? -1 : Number(state.last);
   if (last < maxAcked) {
-    throw new Error(`lost acknowledged commands: command ${maxAcked} was acknowledged, the log ends at ${last}`);
+    throw new Error(
+      `lost acknowledged commands: command ${maxAcked} was acknowledged, the log ends at ${last}`,
+    );
   }
   const expected = modelState(last + 1);
   const keys = new Set([...Object.keys(expected), ...Object.keys(state)]);
@@ -92,7 +99,12 @@ function sleep(ms: number): Promise<void> {
 export async function crashLoop(
   target: CrashTarget,
   open: () => EventStore,
-  { rounds, maxRunMs = 300, inFlight = 64, compactEvery = 0 }: { rounds: number; maxRunMs?: number; inFlight?: number; compactEvery?: number },
+  {
+    rounds,
+    maxRunMs = 300,
+    inFlight = 64,
+    compactEvery = 0,
+  }: { rounds: number; maxRunMs?: number; inFlight?: number; compactEvery?: number },
 ): Promise<CrashRound[]> {
   const results: CrashRound[] = [];
   for (let k = 0; k < rounds; k++) {
