@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  replaySink,
   createApp,
   type DomainEvent,
   type EventGroup,
@@ -217,17 +218,16 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
     await store.open(context);
     const map = new Map<string, JsonValue>();
     const started = process.hrtime.bigint();
-    for await (const batch of store.replay()) {
-      for (let r = 0; r < batch.length; r++) {
-        const record = batch[r];
-        if (record.kind !== 'group') continue;
-        const events = record.events;
-        for (let e = 0; e < events.length; e++) {
-          const data = events[e].data as { key: string; value: JsonValue };
-          map.set(data.key, data.value);
-        }
-      }
-    }
+    await store.replay(
+      replaySink({
+        group: ({ events }) => {
+          for (let e = 0; e < events.length; e++) {
+            const data = events[e].data as { key: string; value: JsonValue };
+            map.set(data.key, data.value);
+          }
+        },
+      }),
+    );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     await store.close();
     return total / seconds;

@@ -1,6 +1,9 @@
 import * as fs from 'node:fs';
 import { type LogFile, nodeFileSystem, type ReadSummary, readLog } from '../adapters/aof/index';
-import { type EventStore, type ReplayRecord, StoreLockedError } from '../src/index';
+import { replayDatabase } from '../adapters/sqlite-wal/replay';
+import type { SqliteWalStore } from '../adapters/sqlite-wal/store';
+import { StoreLockedError } from '../src/index';
+import type { ReplayRecord } from '../src/store/replay-batch';
 import { invalid } from './errors';
 import { note, progress } from './output';
 import { lockSqlite } from './sqlite-tools';
@@ -11,7 +14,7 @@ import type { Target } from './target';
  * The records of a log, read by the store's own reader and never repaired: the read-only
  * commands (info, cat, convert's source, rewrite's type scan) must leave the log as they found
  * it. An AOF log is read file by file with readLog, without the lock, as redis-check-aof does;
- * a torn tail is reported, not cut. A SQLite store is read through SqliteWalStore.replay, after
+ * a torn tail is reported, not cut. A SQLite store is read through SqliteWalStore's reader, after
  * checking that its open would find nothing to cut.
  */
 
@@ -72,7 +75,7 @@ export async function* readRecords(
   } finally {
     probe.close();
   }
-  const store: EventStore = storeFor(target);
+  const store = storeFor(target) as SqliteWalStore;
   try {
     await store.open(toolContext());
   } catch (err) {
@@ -80,7 +83,7 @@ export async function* readRecords(
     throw err;
   }
   try {
-    yield* store.replay();
+    yield* replayDatabase(store.database, target.file, toolContext().logger, { rowsRead: 0 });
   } finally {
     await store.close();
   }

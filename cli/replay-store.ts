@@ -1,27 +1,27 @@
 import {
   type App,
   AppClosedError,
-  type CompactionResult,
   createApp,
   type EventStore,
-  type ReplayRecord,
+  type ReplayEnd,
+  type ReplayOptions,
+  type ReplaySink,
   type StoreOpenInfo,
-  type StoreStats,
   silentLogger,
 } from '../src/index';
+import { ReplayFeed, type ReplayRecord } from '../src/store/replay-batch';
 import type { AppClasses } from './app-module';
 import { readRecords } from './records';
 import type { Target } from './target';
 
 /**
- * A read-only EventStore over a log: `replay()` is the tool's non-repairing read, every write
- * rejects. It lets the tool build the state exactly as an app would (createApp, the same
- * projections, the same apply code) without opening the real store, which would take the lock
- * and cut a torn tail.
+ * A read-only EventStore over a log: `replay()` is the tool's non-repairing read, every append
+ * rejects, and it has no other capability. It lets the tool build the state exactly as an app
+ * would (createApp, the same projections, the same apply code) without opening the real store,
+ * which would take the lock and cut a torn tail.
  */
 export class ReplayOnlyStore implements EventStore {
   readonly kind: string;
-  private lastSeq = 0;
 
   /** `observe` sees every batch as the app replays it (info counts records in the same pass). */
   constructor(
@@ -31,56 +31,25 @@ export class ReplayOnlyStore implements EventStore {
     this.kind = target.kind === 'aof' ? 'aof' : 'sqlite-wal';
   }
 
-  async open(): Promise<StoreOpenInfo> {
-    const location = this.target.kind === 'aof' ? this.target.logDir : this.target.file;
-    return { kind: this.kind, location, created: false, sizeBytes: 0 };
+  private get location(): string {
+    return this.target.kind === 'aof' ? this.target.logDir : this.target.file;
   }
 
-  async *replay(): AsyncIterable<readonly ReplayRecord[]> {
+  async open(): Promise<StoreOpenInfo> {
+    return { kind: this.kind, location: this.location, created: false, sizeBytes: 0 };
+  }
+
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    const feed = new ReplayFeed(sink, options, this.location);
     for await (const batch of readRecords(this.target, 'replaying')) {
-      for (const r of batch) {
-        if (r.kind === 'snapshot') this.lastSeq = r.seq;
-        else if (r.kind === 'group') this.lastSeq = r.seq + r.events.length - 1;
-        else if (r.kind === 'set') this.lastSeq = r.seq;
-      }
       this.observe?.(batch);
-      yield batch;
+      feed.push(batch);
     }
+    return feed.end;
   }
 
   append(): Promise<void> {
     return Promise.reject(new AppClosedError('the appendonly tool opened this log read-only'));
-  }
-
-  compact(): Promise<CompactionResult> {
-    return Promise.reject(new AppClosedError('the appendonly tool opened this log read-only'));
-  }
-
-  async recover(): Promise<void> {}
-
-  replayProgress(): { bytesRead: number; bytesTotal: number } {
-    return { bytesRead: 0, bytesTotal: 0 };
-  }
-
-  stats(): StoreStats {
-    return {
-      kind: this.kind,
-      appendfsync: 'no',
-      rewriteInProgress: false,
-      rewriteScheduled: false,
-      lastRewriteTimeSec: -1,
-      currentRewriteTimeSec: -1,
-      lastBgrewriteStatus: 'ok',
-      rewrites: 0,
-      rewritesConsecutiveFailures: 0,
-      lastWriteStatus: 'ok',
-      currentSize: 0,
-      baseSize: 0,
-      bufferLength: 0,
-      pendingBioFsync: 0,
-      delayedFsync: 0,
-      lastSeq: this.lastSeq,
-    };
   }
 
   async close(): Promise<void> {}

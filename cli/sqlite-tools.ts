@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { APPLICATION_ID } from '../adapters/sqlite-wal/index';
-import { CorruptLogError, StoreLockedError } from '../src/index';
+import { CorruptLogError, replaySink, StoreLockedError } from '../src/index';
 import { stamp } from './backup';
 import { EXIT_INVALID, EXIT_OK, invalid, usage } from './errors';
 import { confirm, note, say } from './output';
@@ -149,11 +149,15 @@ export async function checkSqlite(
   }
   let last = 0;
   try {
-    for await (const batch of store.replay()) {
-      for (const r of batch)
-        if (r.kind !== 'entry')
-          last = r.kind === 'snapshot' || r.kind === 'set' ? r.seq : r.seq + r.events.length - 1;
-    }
+    const sink = replaySink({
+      snapshot: (seq) => {
+        last = seq;
+      },
+      group: (g) => {
+        last = g.seq + g.events.length - 1;
+      },
+    });
+    await store.replay(sink);
   } catch (err) {
     if (err instanceof CorruptLogError) {
       say(`${file}: not valid: ${err.message}; the last good sequence is ${last}`);

@@ -34,17 +34,21 @@ export {
   type SetData,
 } from './events/kv-events';
 export { KeyValueState } from './state/key-value-state';
+export type { ProjectionState } from './state/projection-state';
 export type { ReadonlyKeyValueState } from './state/readonly-state';
 export type { StateChange } from './state/state-change';
 export { type Clock, systemClock } from './store/clock';
 export {
   AppClosedError,
+  AppendConflictError,
   AppendonlyError,
+  CannotCompactError,
   CommandRejected,
   ConfigError,
   CorruptLogError,
   DuplicateHandlerError,
   InvalidEventError,
+  LogCompactedError,
   PersistenceError,
   ReplayFailedError,
   StoreLockedError,
@@ -57,17 +61,20 @@ export type {
   CompactionResult,
   EventGroup,
   EventStore,
-  ReplayEntry,
-  ReplayGroup,
-  ReplaySet,
-  ReplayRecord,
-  ReplaySnapshotStart,
+  LogPosition,
+  ReplayEnd,
+  ReplayOptions,
+  ReplaySink,
   StoreContext,
   StoreOpenInfo,
   StoreStats,
 } from './store/event-store';
-export { toReplayGroup } from './store/event-store';
-export type { FileSystem } from './store/file-system';
+export {
+  type PartialReplaySink,
+  type ReplayedRecord,
+  recordingSink,
+  replaySink,
+} from './store/replay-sink';
 export { FSYNC_POLICIES, type FsyncPolicy, parseFsyncPolicy } from './store/fsync-policy';
 export { consoleLogger, type Logger, silentLogger } from './store/logger';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store';

@@ -3,12 +3,15 @@ import {
   type CompactionResult,
   type EventGroup,
   type EventStore,
-  type ReplayRecord,
+  type ReplayEnd,
+  type ReplayOptions,
+  type ReplaySink,
   StoreLockedError,
   type StoreContext,
   type StoreOpenInfo,
   type StoreStats,
 } from '../../src/index';
+import { ReplayFeed, type ReplayRecord } from '../../src/store/replay-batch';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { LogDir } from './log-dir';
 import type { Manifest } from './manifest';
@@ -122,8 +125,19 @@ export class AofStore implements EventStore {
     }
   }
 
-  /** Streams base then incr files; cuts a torn tail of the last file (or refuses, with `loadTruncated: false`). */
-  async *replay(): AsyncIterable<readonly ReplayRecord[]> {
+  /**
+   * Reads base then incr files into `sink`; cuts a torn tail of the last file (or refuses, with
+   * `loadTruncated: false`). With `after`, the files are still read whole (the tail must be
+   * checked), and only the commands after it are handed over.
+   */
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    const feed = new ReplayFeed(sink, options, this.dir.path);
+    for await (const batch of this.records()) feed.push(batch);
+    return feed.end;
+  }
+
+  /** The log as a reader's batches. */
+  private async *records(): AsyncIterable<readonly ReplayRecord[]> {
     const writer = this.assertOpen();
     const manifest = this.dir.manifest;
     const files: LogFile[] = [];
@@ -297,7 +311,6 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
-      lastSeq: this.lastSeq,
     };
   }
 

@@ -1,4 +1,5 @@
-import type { FileSystem, Logger } from '../../src/index';
+import type { Logger } from '../../src/index';
+import type { FileSystem } from './file-system';
 
 /** Redis postpones a write for at most 2 s while a background fsync runs, then counts a delayed fsync. */
 const MAX_POSTPONE_MS = 2000;

@@ -6,6 +6,7 @@
  */
 export { AofStore } from './aof-store';
 export { formatManifest, type Manifest, type ManifestEntry, parseManifest } from './manifest';
+export type { FileSystem } from './file-system';
 export { nodeFileSystem } from './node-file-system';
 export type { AofStoreOptions } from './options';
 export { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { FileSystem } from '../../src/index';
+import type { FileSystem } from './file-system';
 
 /*
  * The real FileSystem, on Node's callback API rather than `fs/promises`: the callback API costs no

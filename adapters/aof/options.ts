@@ -1,4 +1,5 @@
-import { ConfigError, type FileSystem, type FsyncPolicy, parseFsyncPolicy } from '../../src/index';
+import { ConfigError, type FsyncPolicy, parseFsyncPolicy } from '../../src/index';
+import type { FileSystem } from './file-system';
 import { nodeFileSystem } from './node-file-system';
 
 /**

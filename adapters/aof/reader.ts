@@ -1,11 +1,6 @@
-import {
-  CorruptLogError,
-  type DomainEvent,
-  type FileSystem,
-  type JsonValue,
-  type ReplayRecord,
-  TruncatedLogError,
-} from '../../src/index';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import type { FileSystem } from './file-system';
+import { CorruptLogError, type DomainEvent, type JsonValue, TruncatedLogError } from '../../src/index';
 import { crc32, readHex8 } from './crc';
 import {
   CMD_EXEC,

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { FileSystem } from '../../src/index';
+import type { FileSystem } from './file-system';
 import { parseManifest } from './manifest';
 import { W_EXEC, W_MULTI } from './record-codec';
 import { ANNOTATION_MAX_LEN, bytesEqualIgnoreCase, ERROR, NEED_MORE, RespScanner } from './resp';

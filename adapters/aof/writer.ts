@@ -1,4 +1,5 @@
-import type { EventGroup, FileSystem, FsyncPolicy, Logger } from '../../src/index';
+import type { EventGroup, FsyncPolicy, Logger } from '../../src/index';
+import type { FileSystem } from './file-system';
 import { PersistenceError } from '../../src/index';
 import { BackgroundFsync } from './background-fsync';
 import { encodeGroup } from './record-codec';

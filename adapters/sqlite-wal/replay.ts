@@ -1,11 +1,6 @@
 import type Database from 'better-sqlite3';
-import {
-  CorruptLogError,
-  type DomainEvent,
-  type JsonValue,
-  type Logger,
-  type ReplayRecord,
-} from '../../src/index';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import { CorruptLogError, type DomainEvent, type JsonValue, type Logger } from '../../src/index';
 
 /**
  * Rows per read. Each batch is one `.raw().all()` on a primary-key range (`seq > last LIMIT n`):

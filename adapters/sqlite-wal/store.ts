@@ -6,12 +6,15 @@ import {
   type EventGroup,
   type EventStore,
   PersistenceError,
-  type ReplayRecord,
+  type ReplayEnd,
+  type ReplayOptions,
+  type ReplaySink,
   type StoreContext,
   type StoreOpenInfo,
   StoreLockedError,
   type StoreStats,
 } from '../../src/index';
+import { ReplayFeed } from '../../src/store/replay-batch';
 import { compactDatabase } from './compaction';
 import { openDatabase, SYNCHRONOUS } from './database';
 import { GroupWriter } from './group-writer';
@@ -104,12 +107,15 @@ export class SqliteWalStore implements EventStore {
     return { kind: this.kind, location: file, created, sizeBytes: this.baseSize };
   }
 
-  replay(): AsyncIterable<readonly ReplayRecord[]> {
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     const db = this.assertOpen();
     this.replayed = { rowsRead: 0 };
     this.replayRows = Math.max(1, estimateRows(db));
     this.replayBytes = this.size();
-    return replayDatabase(db, this.options.file, this.context!.logger, this.replayed);
+    const feed = new ReplayFeed(sink, options, this.options.file);
+    for await (const batch of replayDatabase(db, this.options.file, this.context!.logger, this.replayed))
+      feed.push(batch);
+    return feed.end;
   }
 
   append(group: EventGroup): Promise<void> {
@@ -195,7 +201,6 @@ export class SqliteWalStore implements EventStore {
       bufferLength: writer?.bufferLength ?? 0,
       pendingBioFsync: this.syncer?.running ? 1 : 0,
       delayedFsync: this.syncer?.delayed ?? 0,
-      lastSeq: writer?.lastSeq ?? 0,
       databaseSize,
       walSize,
       snapshotSeq:

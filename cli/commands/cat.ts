@@ -1,4 +1,4 @@
-import { toReplayGroup } from '../../src/index';
+import { toReplayGroup } from '../../src/store/replay-batch';
 import { EXIT_OK } from '../errors';
 
 import { readRecords } from '../records';

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { type ReplayRecord, toReplayGroup } from '../../src/index';
+import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { EXIT_OK } from '../errors';
 import { say } from '../output';

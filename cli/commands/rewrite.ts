@@ -41,7 +41,7 @@ export async function rewrite(pathArg: string, options: { app?: string }): Promi
     'loading',
     target.kind === 'aof' ? target.files.reduce((n, f) => n + fs.statSync(f.path).size, 0) : 0,
   );
-  const timer = setInterval(() => bar.update(store.replayProgress().bytesRead), 200);
+  const timer = setInterval(() => bar.update(store.replayProgress?.().bytesRead ?? 0), 200);
   try {
     app = await createApp({ ...classes, store, logger: context.logger });
   } catch (err) {
@@ -60,7 +60,7 @@ export async function rewrite(pathArg: string, options: { app?: string }): Promi
         'rewrite',
         target.files.map((f) => f.name),
       );
-    else await backupSqliteFile((store as SqliteWalStore).database, target.file, 'rewrite');
+    else await backupSqliteFile((store as unknown as SqliteWalStore).database, target.file, 'rewrite');
     const r = await app.compact();
     say(
       `rewrote the log: ${r.keys} keys up to seq ${r.seq}; ${r.sizeBefore} bytes before, ${r.sizeAfter} after (${r.durationMs} ms)`,

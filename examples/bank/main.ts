@@ -50,14 +50,14 @@ async function main(): Promise<void> {
   await attempt('alice transfers 1000 to bob', new Transfer('alice', 'bob', 1000));
   say(`Balances now: ${await balances()}.`);
 
-  const before = app.stats().currentSize;
+  const before = app.stats().store?.currentSize;
   const compaction = await app.compact();
   say(
     `Compacted the log (like BGREWRITEAOF): ${compaction.keys} keys as the new base, ${before} → ${compaction.sizeAfter} ${kind === 'memory' ? 'records' : 'bytes'}.`,
   );
   const s = app.stats();
   say(
-    `Persistence: appendfsync=${s.appendfsync}, last write ${s.lastWriteStatus}, ${s.rewrites} rewrite(s), last seq #${s.lastSeq}.`,
+    `Persistence: appendfsync=${s.store?.appendfsync ?? '-'}, last write ${s.store?.lastWriteStatus ?? '-'}, ${s.store?.rewrites ?? 0} rewrite(s), last seq #${s.lastSeq}.`,
   );
   await app.close();
   say(kind === 'memory' ? 'Closed.' : `Closed. Run again: the balances come back from ${dataDir}.`);

@@ -2,22 +2,34 @@ import type {
   CompactionResult,
   EventGroup,
   EventStore,
-  ReplayRecord,
+  ReplayEnd,
+  ReplayOptions,
+  ReplaySink,
   StoreContext,
   StoreOpenInfo,
   StoreStats,
 } from 'appendonly';
 
 /**
- * An EventStore that passes everything to the store it wraps and counts what `replay` yields,
- * so that the server can print events/s while it loads. The bytes come from the store itself
- * (`replayProgress`); the events can only be counted on their way to the app.
+ * An EventStore that passes everything to the store it wraps and counts what `replay` hands
+ * over, so that the server can print events/s while it loads. The bytes come from the store
+ * itself (`replayProgress`); the events can only be counted on their way to the app. It has the
+ * capabilities of the store it wraps, and no others.
  */
 export class ReplayMeter implements EventStore {
-  /** Events (and snapshot keys) yielded by replay so far. */
+  /** Events (and snapshot keys) replayed so far. */
   events = 0;
+  readonly compact?: () => Promise<CompactionResult>;
+  readonly recover?: () => Promise<void>;
+  readonly stats?: () => StoreStats;
+  readonly replayProgress?: () => { readonly bytesRead: number; readonly bytesTotal: number };
 
-  constructor(readonly inner: EventStore) {}
+  constructor(readonly inner: EventStore) {
+    if (inner.compact) this.compact = () => inner.compact!();
+    if (inner.recover) this.recover = () => inner.recover!();
+    if (inner.stats) this.stats = () => inner.stats!();
+    if (inner.replayProgress) this.replayProgress = () => inner.replayProgress!();
+  }
 
   get kind(): string {
     return this.inner.kind;
@@ -27,36 +39,27 @@ export class ReplayMeter implements EventStore {
     return this.inner.open(context);
   }
 
-  async *replay(): AsyncIterable<readonly ReplayRecord[]> {
-    for await (const batch of this.inner.replay()) {
-      let n = 0;
-      for (let i = 0; i < batch.length; i++) {
-        const r = batch[i];
-        n += r.kind === 'group' ? r.events.length : r.kind === 'entry' || r.kind === 'set' ? 1 : 0;
-      }
-      this.events += n;
-      yield batch;
-    }
+  replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    const counting: ReplaySink = {
+      snapshot: (seq) => sink.snapshot(seq),
+      entry: (key, value) => {
+        this.events++;
+        sink.entry(key, value);
+      },
+      group: (group, position) => {
+        this.events += group.events.length;
+        sink.group(group, position);
+      },
+      set: (seq, time, key, value, position) => {
+        this.events++;
+        sink.set(seq, time, key, value, position);
+      },
+    };
+    return this.inner.replay(counting, options);
   }
 
   append(group: EventGroup): Promise<void> {
     return this.inner.append(group);
-  }
-
-  compact(): Promise<CompactionResult> {
-    return this.inner.compact();
-  }
-
-  recover(): Promise<void> {
-    return this.inner.recover();
-  }
-
-  replayProgress(): { readonly bytesRead: number; readonly bytesTotal: number } {
-    return this.inner.replayProgress();
-  }
-
-  stats(): StoreStats {
-    return this.inner.stats();
   }
 
   close(): Promise<void> {

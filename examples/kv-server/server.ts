@@ -123,7 +123,7 @@ export class KvServer implements ServerApi, Dispatcher {
     const started = Date.now();
     this.loadStartedAt = started;
     const timer = setInterval(() => {
-      const { bytesRead, bytesTotal } = meter.replayProgress();
+      const { bytesRead, bytesTotal } = meter.replayProgress?.() ?? { bytesRead: 0, bytesTotal: 0 };
       const seconds = (Date.now() - started) / 1000;
       const percent = bytesTotal > 0 ? ((100 * bytesRead) / bytesTotal).toFixed(1) : '0.0';
       this.print(
@@ -253,7 +253,7 @@ export class KvServer implements ServerApi, Dispatcher {
 
   info(sections: readonly string[]): string {
     const meter = this.meter;
-    const progress = meter?.replayProgress();
+    const progress = meter?.replayProgress?.();
     const text = renderInfo(
       {
         port: this.boundPort,
@@ -367,7 +367,7 @@ export class KvServer implements ServerApi, Dispatcher {
 
   rewrite(): string {
     const app = this.app;
-    if (app.stats().rewriteInProgress)
+    if (app.stats().store?.rewriteInProgress)
       return error('ERR Background append only file rewriting already in progress');
     app.compact().then(
       (r) =>

@@ -69,7 +69,7 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
 
   const commands = new CommandBus();
   const queries = new QueryBus(view);
-  const projector = new Projector();
+  const projector = new Projector(state);
   for (const cls of classesToUse(options, container)) {
     if (!container.isBound(cls)) container.bind(cls).toSelf().inSingletonScope();
     const command: Type | undefined = Reflect.getMetadata(COMMAND_HANDLER, cls);

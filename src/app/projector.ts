@@ -2,7 +2,8 @@ import type { OnBinding } from '../decorators/metadata';
 import type { DomainEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
 import type { DelData, SetData } from '../events/kv-events';
-import type { KeyValueState } from '../state/key-value-state';
+import { type KeyValueState, projectionView } from '../state/key-value-state';
+import type { ProjectionState } from '../state/projection-state';
 import { InvalidEventError } from '../store/errors';
 
 /** The third argument of an `@On` method. */
@@ -11,7 +12,7 @@ export interface EventMeta {
   readonly time: number;
 }
 
-type Apply = (event: DomainEvent, state: KeyValueState, meta: EventMeta) => void;
+type Apply = (event: DomainEvent, state: ProjectionState, meta: EventMeta) => void;
 
 /**
  * Applies events to the state: the built-in KV events directly, every event to the projection
@@ -20,6 +21,12 @@ type Apply = (event: DomainEvent, state: KeyValueState, meta: EventMeta) => void
  */
 export class Projector {
   private readonly byType = new Map<string, Apply[]>();
+  /** What projections write to: the state without its transaction methods. */
+  private readonly view: ProjectionState;
+
+  constructor(private readonly state: KeyValueState) {
+    this.view = projectionView(state);
+  }
 
   /** Registers the `@On` methods of one projection instance. */
   add(instance: object, bindings: readonly OnBinding[]): void {
@@ -30,11 +37,6 @@ export class Projector {
       list.push(fn.bind(instance) as Apply);
       this.byType.set(type, list);
     }
-  }
-
-  /** The event types some projection listens to. */
-  knownTypes(): ReadonlySet<string> {
-    return new Set(this.byType.keys());
   }
 
   /**
@@ -58,13 +60,13 @@ export class Projector {
    * Applies a SET read back from the log (its key a string, its value JSON): straight into the
    * state, and as an event to the projections of SET if there are any. Throws what they throw.
    */
-  applySet(key: string, value: JsonValue, state: KeyValueState, seq: number, time: number): void {
-    state.load(key, value);
+  applySet(key: string, value: JsonValue, seq: number, time: number): void {
+    this.state.load(key, value);
     const handlers = this.byType.get('SET');
     if (handlers === undefined) return;
     const event = { type: 'SET', data: { key, value } } as unknown as DomainEvent;
     const meta: EventMeta = { seq, time };
-    for (let i = 0; i < handlers.length; i++) handlers[i](event, state, meta);
+    for (let i = 0; i < handlers.length; i++) handlers[i](event, this.view, meta);
   }
 
   /**
@@ -72,7 +74,8 @@ export class Projector {
    * is known to be JSON (checked when the handler returned it, or read back from the log, where
    * only JSON can be), so SET skips the value check and only the shape is checked.
    */
-  apply(event: DomainEvent, state: KeyValueState, seq: number, time: number): void {
+  apply(event: DomainEvent, seq: number, time: number): void {
+    const state = this.state;
     switch (event.type) {
       case 'SET': {
         const data = event.data as unknown;
@@ -93,7 +96,7 @@ export class Projector {
     const handlers = this.byType.get(event.type);
     if (handlers === undefined) return;
     const meta: EventMeta = { seq, time };
-    for (let i = 0; i < handlers.length; i++) handlers[i](event, state, meta);
+    for (let i = 0; i < handlers.length; i++) handlers[i](event, this.view, meta);
   }
 }
 

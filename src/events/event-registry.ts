@@ -6,7 +6,9 @@ import { RESERVED_EVENT_TYPES } from './event';
  * replaying it would silently drop what that event meant; so replay refuses it unless told to
  * skip, and the live path refuses to log a type that replay would then refuse.
  */
-const known = new Set<string>(RESERVED_EVENT_TYPES);
+// The built-ins are looked up in RESERVED_EVENT_TYPES at call time, not copied here: event.ts
+// and this file import each other, and whichever loads first must not read the other's constants.
+const known = new Set<string>();
 
 /** @internal Called by `defineEvent` and `@On`. */
 export function registerEventType(type: string): void {
@@ -15,5 +17,5 @@ export function registerEventType(type: string): void {
 
 /** True when `type` is built in, defined with `defineEvent`, or handled by an `@On`. */
 export function isKnownEventType(type: string): boolean {
-  return known.has(type);
+  return known.has(type) || RESERVED_EVENT_TYPES.has(type);
 }

@@ -2,6 +2,7 @@ import { type Observable, Subject } from 'rxjs';
 import { assertJsonValue, isJsonValue, type JsonValue } from '../events/json';
 import { InvalidEventError } from '../store/errors';
 import type { StateSnapshot } from '../store/snapshot-source';
+import type { ProjectionState } from './projection-state';
 import type { ReadonlyKeyValueState } from './readonly-state';
 import type { StateChange } from './state-change';
 
@@ -45,6 +46,10 @@ export class KeyValueState implements ReadonlyKeyValueState {
   private readonly journalKeys: (string | typeof CLEARED)[] = [];
   private readonly journalValues: (JsonValue | undefined | SavedStructure)[] = [];
   private journalLength = -1;
+  /** Where the current command's entries start in the journal. */
+  private commandStart = 0;
+  /** The mark of journal index 0: marks stay valid when `forget()` shifts the arrays. */
+  private journalBase = 0;
   private pending: StateChange[] = [];
   private readonly changes = new Subject<StateChange>();
 
@@ -142,15 +147,25 @@ export class KeyValueState implements ReadonlyKeyValueState {
     return out;
   }
 
-  /** @internal Starts recording undo information for one command. */
-  begin(): void {
-    this.journalLength = 0;
+  /**
+   * @internal Starts recording undo information for one command. With `retain` (a shared log,
+   * where a command applied may still be refused by the store), the journal is kept after
+   * `commit()`, from command to command, until `forget()`: `rollbackTo(mark)` then undoes
+   * several commands at once. Returns the command's mark.
+   */
+  begin(retain = false): number {
+    if (!retain || this.journalLength < 0) {
+      this.journalLength = 0;
+      this.journalBase = 0;
+    }
+    this.commandStart = this.journalLength;
     if (this.pending.length !== 0) this.pending = [];
+    return this.journalBase + this.journalLength;
   }
 
   /** @internal Keeps the command's changes and reports them on `changes$`. */
-  commit(): void {
-    this.endJournal();
+  commit(retain = false): void {
+    if (!retain) this.endJournal();
     if (this.pending.length > 0) {
       const changes = this.pending;
       this.pending = [];
@@ -158,12 +173,51 @@ export class KeyValueState implements ReadonlyKeyValueState {
     }
   }
 
-  /** @internal Undoes everything since `begin()`, newest first. */
+  /** @internal Undoes everything since the last `begin()`, newest first. */
   rollback(): void {
+    const keep = this.commandStart;
+    this.undo(this.commandStart);
+    if (keep === 0) this.endJournal();
+    else this.journalLength = keep;
+  }
+
+  /**
+   * @internal Undoes every retained command from the one whose `begin()` returned `mark`, newest
+   * first, and closes the journal: the state is then as it was before that command.
+   */
+  rollbackTo(mark: number): void {
+    this.undo(Math.max(0, mark - this.journalBase));
+    this.endJournal();
+  }
+
+  /**
+   * @internal The commands before `mark` are durable: their undo information is dropped. With
+   * nothing retained after it, the journal closes (writes outside commands then cost no lookup).
+   */
+  forget(mark: number): void {
+    const drop = mark - this.journalBase;
+    if (this.journalLength < 0 || drop <= 0) return;
+    if (drop >= this.journalLength) {
+      this.endJournal();
+      return;
+    }
+    // Shift only when most of the journal is dead, so each entry is moved O(1) times on average.
+    if (drop < 4096 || drop * 2 < this.journalLength) return;
+    const keys = this.journalKeys;
+    const values = this.journalValues;
+    keys.copyWithin(0, drop, this.journalLength);
+    values.copyWithin(0, drop, this.journalLength);
+    for (let i = this.journalLength - drop; i < this.journalLength; i++) values[i] = undefined;
+    this.journalLength -= drop;
+    this.commandStart = Math.max(0, this.commandStart - drop);
+    this.journalBase += drop;
+  }
+
+  private undo(from: number): void {
     const keys = this.journalKeys;
     const values = this.journalValues;
     if (this.pending.length !== 0) this.pending = [];
-    for (let i = this.journalLength - 1; i >= 0; i--) {
+    for (let i = this.journalLength - 1; i >= from; i--) {
       const key = keys[i];
       if (key === CLEARED) {
         const saved = values[i] as SavedStructure;
@@ -187,7 +241,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
         else this.base.set(key, previous);
       }
     }
-    this.endJournal();
+    for (let i = from; i < this.journalLength; i++) values[i] = undefined;
+    this.journalLength = from;
   }
 
   /** Closes the journal, dropping its references (a cleared map must not outlive its command). */
@@ -195,6 +250,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
     const values = this.journalValues;
     for (let i = 0; i < this.journalLength; i++) values[i] = undefined;
     this.journalLength = -1;
+    this.commandStart = 0;
+    this.journalBase = 0;
   }
 
   /** @internal Sets a value known to be JSON (read from the log, or checked with its event), skipping validation. */
@@ -284,6 +341,23 @@ export class KeyValueState implements ReadonlyKeyValueState {
   complete(): void {
     this.changes.complete();
   }
+}
+
+/** A writable facade without transaction methods: what projections get. */
+export function projectionView(state: KeyValueState): ProjectionState {
+  return {
+    get: (key) => state.get(key),
+    has: (key) => state.has(key),
+    get size() {
+      return state.size;
+    },
+    keys: () => state.keys(),
+    entries: () => state.entries(),
+    changes$: state.changes$,
+    set: (key, value) => state.set(key, value),
+    delete: (key) => state.delete(key),
+    clear: () => state.clear(),
+  };
 }
 
 /** A read-only facade over a state: what `app.state` and injected handlers get. */

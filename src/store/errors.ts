@@ -139,3 +139,43 @@ export class ReplayFailedError extends AppendonlyError {
     );
   }
 }
+
+/**
+ * Another writer appended to a shared log first: the group was decided on a stale state and is
+ * not in the log. The App handles it (rolls back, catches up, decides again); a command rejects
+ * with it only after its retries ran out.
+ */
+export class AppendConflictError extends AppendonlyError {
+  readonly code = 'APPEND_CONFLICT';
+  constructor(
+    message: string,
+    /** The sequence number the store's log has reached, when it knows it. */
+    readonly head?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** `app.compact()` on a store that has no compaction (it does not implement `compact`). */
+export class CannotCompactError extends AppendonlyError {
+  readonly code = 'CANNOT_COMPACT';
+}
+
+/**
+ * A replay was asked to start after a sequence number whose following events compaction has
+ * dropped: they survive only in the snapshot. Names the first event that can still be read.
+ */
+export class LogCompactedError extends AppendonlyError {
+  readonly code = 'LOG_COMPACTED';
+  constructor(
+    /** The sequence number asked for. */
+    readonly after: number,
+    /** The first sequence number still in the log as an event. */
+    readonly firstAvailable: number,
+    where: string,
+  ) {
+    super(
+      `${where}: the events after seq ${after} up to ${firstAvailable - 1} were compacted away; the first event still in the log is seq ${firstAvailable}`,
+    );
+  }
+}

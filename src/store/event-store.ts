@@ -1,6 +1,5 @@
 import type { DomainEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
-import { SET } from '../events/kv-events';
 import type { Clock } from './clock';
 import type { FsyncPolicy } from './fsync-policy';
 import type { Logger } from './logger';
@@ -16,58 +15,52 @@ export interface EventGroup {
   readonly events: readonly DomainEvent[];
 }
 
-/** Replay: the log holds a snapshot that covers every event up to `seq`; its entries follow. */
-export interface ReplaySnapshotStart {
-  readonly kind: 'snapshot';
-  readonly seq: number;
-}
-
-/** Replay: one key of the snapshot. */
-export interface ReplayEntry {
-  readonly kind: 'entry';
-  readonly key: string;
-  readonly value: JsonValue;
-}
-
-/** Replay: one command's events, in log order after the snapshot. */
-export interface ReplayGroup extends EventGroup {
-  readonly kind: 'group';
-  /** Where the group is, for error messages: a file name (AOF), a table (SQLite)… Optional. */
+/** Where a record is in the log, for error messages. Both fields optional. */
+export interface LogPosition {
+  /** A file name (AOF), a table (SQLite)… */
   readonly file?: string;
-  /** The byte offset of the group in `file`, when the store knows it. */
+  /** The byte offset of the record in `file`, when the store knows it. */
   readonly offset?: number;
 }
 
 /**
- * Replay: a command that logged exactly one built-in SET — what most of a log is made of. A store
- * may yield it in place of the equivalent one-event {@link ReplayGroup}, to spare the event
- * objects; the App applies both alike (a projection of SET still gets a SET event).
+ * What a store's `replay` hands the log to, record by record, in log order: an optional
+ * snapshot (`snapshot`, then its `entry`s), then one call per command. The calls are
+ * synchronous, so a store cannot outrun its reader; a throw aborts the replay and the store
+ * rejects with that error.
+ *
+ * `set` is a shortcut a store may take for a command that logged exactly one built-in SET (most
+ * of a key-value log), sparing the event objects; it means exactly `group({ seq, time, events:
+ * [SET(key, value)] })`. A reader that does not care implements `group` only and fills the rest
+ * in with {@link replaySink}.
  */
-export interface ReplaySet {
-  readonly kind: 'set';
-  /** The sequence number of the SET. */
-  readonly seq: number;
-  /** As {@link EventGroup.time}: ms since the epoch, 0 when the store did not record it. */
-  readonly time: number;
-  /** The key the SET sets. */
-  readonly key: string;
-  /** The JSON value it sets. */
-  readonly value: JsonValue;
-  /** As {@link ReplayGroup.file}. */
-  readonly file?: string;
-  /** As {@link ReplayGroup.offset}. */
-  readonly offset?: number;
+export interface ReplaySink {
+  /** The log starts with a snapshot covering every event up to `seq`; its entries follow. */
+  snapshot(seq: number): void;
+  /** One key of the snapshot. */
+  entry(key: string, value: JsonValue): void;
+  /** One command's events, whole. */
+  group(group: EventGroup, position?: LogPosition): void;
+  /** A command of exactly one SET (see above). */
+  set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void;
 }
 
-/** The one-event group that a {@link ReplaySet} stands for; a group is returned as it is. */
-export function toReplayGroup(record: ReplayGroup | ReplaySet): ReplayGroup {
-  if (record.kind === 'group') return record;
-  const { seq, time, key, value, file, offset } = record;
-  return { kind: 'group', seq, time, events: [SET(key, value)], file, offset };
+/** Where a replay starts. */
+export interface ReplayOptions {
+  /**
+   * Only the commands after this sequence number, and no snapshot: for a reader that already
+   * holds the state up to it (a follower, a consumer, the App catching up after a conflict).
+   * When compaction has dropped events after it, the replay rejects with `LogCompactedError`.
+   * Absent: the whole log, snapshot first.
+   */
+  readonly after?: number;
 }
 
-/** What `replay()` yields: an optional snapshot (start, then entries), then event groups (or single SETs). */
-export type ReplayRecord = ReplaySnapshotStart | ReplayEntry | ReplayGroup | ReplaySet;
+/** How a replay ended. */
+export interface ReplayEnd {
+  /** The last sequence number in the log (of the snapshot, if no command follows it; 0 for none). */
+  readonly lastSeq: number;
+}
 
 /** What a store found when it opened. */
 export interface StoreOpenInfo {
@@ -77,13 +70,13 @@ export interface StoreOpenInfo {
   readonly location: string;
   /** True when there was no log yet. */
   readonly created: boolean;
-  /** Bytes of log found, for progress reports during replay. */
+  /** Bytes of log found, for progress reports during replay (0 when unknown). */
   readonly sizeBytes: number;
 }
 
 /** What the app gives its store when it opens it. */
 export interface StoreContext {
-  /** Where the store takes the snapshot for a compaction, at the moment it switches logs. */
+  /** Where a compacting store takes the snapshot, at the moment it switches logs. */
   readonly snapshots: SnapshotSource;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -95,51 +88,53 @@ export interface CompactionResult {
   readonly seq: number;
   /** Keys written to the new base. */
   readonly keys: number;
-  /** Log size before and right after, in bytes. */
+  /** Log size before and right after, in the store's unit (bytes; records for the memory store). */
   readonly sizeBefore: number;
   readonly sizeAfter: number;
   readonly durationMs: number;
 }
 
 /**
- * Persistence status, named after the AOF fields of Redis's `INFO persistence` in camelCase
- * without the `aof_` prefix (`aof_current_size` → `currentSize`). Stores add their own fields.
+ * A store's own status, under `app.stats().store`. Field names follow the AOF fields of Redis's
+ * `INFO persistence` in camelCase without the `aof_` prefix (`aof_current_size` → `currentSize`);
+ * a store reports the fields that mean something for it, and may add its own.
  */
 export interface StoreStats {
+  /** `aof`, `sqlite-wal`, `memory`, … */
   readonly kind: string;
-  readonly appendfsync: FsyncPolicy;
-  readonly rewriteInProgress: boolean;
-  readonly rewriteScheduled: boolean;
+  readonly appendfsync?: FsyncPolicy;
+  readonly rewriteInProgress?: boolean;
+  readonly rewriteScheduled?: boolean;
   /** Duration of the last compaction in seconds, -1 if none. */
-  readonly lastRewriteTimeSec: number;
+  readonly lastRewriteTimeSec?: number;
   /** Duration of the running compaction in seconds, -1 if none. */
-  readonly currentRewriteTimeSec: number;
-  readonly lastBgrewriteStatus: 'ok' | 'err';
-  readonly rewrites: number;
-  readonly rewritesConsecutiveFailures: number;
-  readonly lastWriteStatus: 'ok' | 'err';
+  readonly currentRewriteTimeSec?: number;
+  readonly lastBgrewriteStatus?: 'ok' | 'err';
+  readonly rewrites?: number;
+  readonly rewritesConsecutiveFailures?: number;
+  readonly lastWriteStatus?: 'ok' | 'err';
   /** Size of the log now, in bytes. */
-  readonly currentSize: number;
+  readonly currentSize?: number;
   /** Size of the log right after the last compaction (or at open), in bytes. */
-  readonly baseSize: number;
+  readonly baseSize?: number;
   /** Bytes accepted but not yet written. */
-  readonly bufferLength: number;
+  readonly bufferLength?: number;
   /** Fsyncs running in the background. */
-  readonly pendingBioFsync: number;
+  readonly pendingBioFsync?: number;
   /** Times a write waited for a slow background fsync (Redis's `aof_delayed_fsync`). */
-  readonly delayedFsync: number;
-  /** The last sequence number appended. */
-  readonly lastSeq: number;
+  readonly delayedFsync?: number;
 }
 
 /**
- * A durable log of event groups: the one interface every store implements, injected by the
- * `TOKENS.EventStore` token, checked by `runStoreConformance`.
+ * A durable log of event groups: what every store implements, injected by the
+ * `TOKENS.EventStore` token, checked by `runStoreConformance`. Four methods make a store; the
+ * optional members are capabilities the App uses when they are there.
  *
- * The app calls `append` in sequence order, synchronously after applying each command, and never
- * calls `replay` and `append` at once. Invariant every store keeps: once `append` has resolved,
- * the group survives a crash as the store's fsync policy promises, and a replay returns every
- * resolved group, whole, in order.
+ * The App calls `open` once, then `replay`, then `append` in sequence order, synchronously after
+ * applying each command, and never calls `replay` while an `append` is pending. Invariant every
+ * store keeps: once `append` has resolved, the group survives a crash as the store's durability
+ * promises (its fsync policy), and a replay yields every resolved group, whole, in order. The
+ * App's durable sequence number is the last one whose `append` resolved.
  */
 export interface EventStore {
   /** `aof`, `sqlite-wal`, `memory`, … */
@@ -147,24 +142,37 @@ export interface EventStore {
   /** Opens (or creates) the log and takes the lock. Called once before anything else. */
   open(context: StoreContext): Promise<StoreOpenInfo>;
   /**
-   * Streams the log: snapshot first, then groups (a command of one SET may come as a
-   * {@link ReplaySet} instead of its group). Yields batches, so that replay costs no
-   * promise per record, and never holds the whole log in memory. A malformed log throws
-   * `CorruptLogError` naming file and offset.
+   * Hands the log to `sink` (see {@link ReplaySink}), never holding the whole log in memory.
+   * A malformed log rejects with `CorruptLogError` naming file and offset.
    */
-  replay(): AsyncIterable<readonly ReplayRecord[]>;
-  /** Logs one command's events; resolves when durable per the policy, rejects with `PersistenceError`. */
-  append(group: EventGroup): Promise<void>;
-  /** Rewrites the log as the smallest set of records that rebuilds the state (Redis's BGREWRITEAOF). */
-  compact(): Promise<CompactionResult>;
+  replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd>;
   /**
-   * After a `PersistenceError`: tries to make the log writable again, with nothing that was not
-   * acknowledged left in it. Resolves when it is; rejects while the fault lasts.
+   * Logs one command's events; resolves when durable per the store's policy. Rejects with
+   * `PersistenceError` when the log could not be written, or with `AppendConflictError` when
+   * another writer appended first (a shared log): the group was decided on a stale state and is
+   * not in the log. After a conflict the store rejects every later append with it too, until a
+   * `replay({ after })` has read up to its new head.
    */
-  recover(): Promise<void>;
-  /** Bytes read so far and in all during `replay`, for progress reports. */
-  replayProgress(): { readonly bytesRead: number; readonly bytesTotal: number };
-  stats(): StoreStats;
+  append(group: EventGroup): Promise<void>;
   /** Writes and fsyncs everything pending, waits for a running compaction, releases the lock. */
   close(): Promise<void>;
+
+  /**
+   * Capability: other writers append to the same log (several processes on one database), so
+   * `append` may reject with `AppendConflictError`. The App then keeps the undo information of
+   * every command until it is durable, to roll them all back on a conflict.
+   */
+  readonly sharedLog?: boolean;
+  /** Capability: rewrites the log as the smallest set of records that rebuilds the state (BGREWRITEAOF). */
+  compact?(): Promise<CompactionResult>;
+  /**
+   * Capability: after a `PersistenceError`, makes the log writable again with nothing that was
+   * not acknowledged left in it. Resolves when it is; rejects while the fault lasts. A store
+   * without it is simply appended to again.
+   */
+  recover?(): Promise<void>;
+  /** Capability: the store's own status. */
+  stats?(): StoreStats;
+  /** Capability: bytes read so far and in all during `replay`, for progress reports. */
+  replayProgress?(): { readonly bytesRead: number; readonly bytesTotal: number };
 }

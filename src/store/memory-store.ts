@@ -1,17 +1,17 @@
 import type { JsonValue } from '../events/json';
-import { AppClosedError, StoreLockedError } from './errors';
+import { AppClosedError, LogCompactedError, StoreLockedError } from './errors';
 import type {
   CompactionResult,
   EventGroup,
   EventStore,
-  ReplayRecord,
+  ReplayEnd,
+  ReplayOptions,
+  ReplaySink,
   StoreContext,
   StoreOpenInfo,
   StoreStats,
 } from './event-store';
 
-/** Records per replay batch: large enough that the per-batch promise costs nothing. */
-const BATCH = 4096;
 /** Every append is durable at once: one settled promise serves them all. */
 const DURABLE = Promise.resolve();
 
@@ -59,29 +59,24 @@ export class MemoryStore implements EventStore {
     };
   }
 
-  async *replay(): AsyncIterable<readonly ReplayRecord[]> {
+  /** Hands the snapshot and the groups to `sink`, synchronously: nothing to wait for in memory. */
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     this.assertOpen();
-    let batch: ReplayRecord[] = [];
-    if (this.snapshotSeq > 0) {
-      batch.push({ kind: 'snapshot', seq: this.snapshotSeq });
-      const keys = this.snapshotKeys;
-      const values = this.snapshotValues;
-      for (let i = 0; i < keys.length; i++) {
-        batch.push({ kind: 'entry', key: keys[i], value: values[i] });
-        if (batch.length >= BATCH) {
-          yield batch;
-          batch = [];
-        }
+    const after = options?.after;
+    if (after === undefined) {
+      if (this.snapshotSeq > 0) {
+        sink.snapshot(this.snapshotSeq);
+        const keys = this.snapshotKeys;
+        const values = this.snapshotValues;
+        for (let i = 0; i < keys.length; i++) sink.entry(keys[i], values[i]);
       }
+    } else if (this.snapshotSeq > after) {
+      throw new LogCompactedError(after, this.snapshotSeq + 1, 'the MemoryStore');
     }
-    for (const group of this.groups) {
-      batch.push({ kind: 'group', seq: group.seq, time: group.time, events: group.events });
-      if (batch.length >= BATCH) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+    const groups = this.groups;
+    for (let i = 0; i < groups.length; i++)
+      if (after === undefined || groups[i].seq > after) sink.group(groups[i]);
+    return { lastSeq: Math.max(this.lastSeq, this.snapshotSeq) };
   }
 
   append(group: EventGroup): Promise<void> {
@@ -142,32 +137,14 @@ export class MemoryStore implements EventStore {
     return (current * 100) / Math.max(this.snapshotKeys.length, 1) - 100 >= this.autoRewritePercentage;
   }
 
-  async recover(): Promise<void> {
-    this.assertOpen();
-  }
-
-  replayProgress(): { bytesRead: number; bytesTotal: number } {
-    return { bytesRead: 0, bytesTotal: 0 };
-  }
-
+  /** Compaction counters; sizes count records (keys of the snapshot and groups), not bytes. */
   stats(): StoreStats {
     return {
       kind: this.kind,
-      appendfsync: 'always',
-      rewriteInProgress: false,
-      rewriteScheduled: false,
-      lastRewriteTimeSec: this.lastRewriteTimeSec,
-      currentRewriteTimeSec: -1,
-      lastBgrewriteStatus: 'ok',
       rewrites: this.rewrites,
-      rewritesConsecutiveFailures: 0,
-      lastWriteStatus: 'ok',
+      lastRewriteTimeSec: this.lastRewriteTimeSec,
       currentSize: this.snapshotKeys.length + this.groups.length,
       baseSize: this.snapshotKeys.length,
-      bufferLength: 0,
-      pendingBioFsync: 0,
-      delayedFsync: 0,
-      lastSeq: Math.max(this.lastSeq, this.snapshotSeq),
     };
   }
 

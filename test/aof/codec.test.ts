@@ -1,14 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  DEL,
-  type DomainEvent,
-  type EventGroup,
-  FLUSHALL,
-  type JsonValue,
-  type ReplayRecord,
-  SET,
-} from 'appendonly';
+import { DEL, type DomainEvent, type EventGroup, FLUSHALL, type JsonValue, SET } from 'appendonly';
+import type { ReplayRecord } from '../../src/store/replay-batch';
 import {
   encodeGroup,
   type LogFile,

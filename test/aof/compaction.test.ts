@@ -232,12 +232,12 @@ describe('AofStore compaction', () => {
       { dir, fs: ffs, autoRewriteMinSize: 2000, autoRewritePercentage: 100 },
       logger,
     );
-    for (let i = 0; i < 100 && app.stats().rewrites === 0; i++) {
+    for (let i = 0; i < 100 && app.stats().store?.rewrites === 0; i++) {
       await app.execute(new Put(`k${i % 5}`, 'v'.repeat(50)));
       await new Promise((r) => setImmediate(r));
     }
-    while (app.stats().rewriteInProgress) await new Promise((r) => setTimeout(r, 5));
-    expect(app.stats().rewrites).toBe(1);
+    while (app.stats().store?.rewriteInProgress) await new Promise((r) => setTimeout(r, 5));
+    expect(app.stats().store?.rewrites).toBe(1);
     expect(logger.lines.join('\n')).toMatch(
       /starting automatic compaction: the log grew by \d+% to \d+ bytes/,
     );
@@ -245,9 +245,9 @@ describe('AofStore compaction', () => {
     ffs.inject({ op: 'rename', code: 'ENOSPC', match: /^temp-rewriteaof/, times: Number.POSITIVE_INFINITY });
     for (let i = 0; i < 400; i++) {
       await app.execute(new Put(`x${i}`, 'v'.repeat(50)));
-      while (app.stats().rewriteInProgress) await new Promise((r) => setTimeout(r, 2));
+      while (app.stats().store?.rewriteInProgress) await new Promise((r) => setTimeout(r, 2));
     }
-    expect(app.stats().rewritesConsecutiveFailures).toBe(3);
+    expect(app.stats().store?.rewritesConsecutiveFailures).toBe(3);
     expect(logger.lines.join('\n')).toContain(
       'compaction has failed repeatedly; retrying automatically in 1 minutes',
     );
@@ -261,7 +261,7 @@ describe('AofStore compaction', () => {
     const resume = ffs.pauseNext('rename', /^temp-rewriteaof/);
     const compaction = app.compact();
     while (
-      !app.stats().rewriteInProgress ||
+      !app.stats().store?.rewriteInProgress ||
       !ffs.journal.some((e) => e.startsWith('write:temp-rewriteaof'))
     ) {
       await new Promise((r) => setTimeout(r, 1));

@@ -67,7 +67,7 @@ describe.each([
           expect((r as PromiseRejectedResult).reason.code).toBe(fault.code);
         }
         await expect(app.execute(new Put('refused', 1))).rejects.toMatchObject({ code: fault.code });
-        expect(app.stats().lastWriteStatus).toBe('err');
+        expect(app.stats().store?.lastWriteStatus).toBe('err');
         // The file holds nothing that was not acknowledged.
         expect(size()).toBe(good);
         expect(logger.lines.join('\n')).toMatch(
@@ -97,7 +97,7 @@ describe.each([
       await burst(app, 0, 2); // acknowledged after the write, as everysec promises
       await new Promise((r) => setTimeout(r, 1300));
       await expect(app.execute(new Put('refused', 1))).rejects.toMatchObject({ code: 'EIO' });
-      expect(app.stats().lastWriteStatus).toBe('err');
+      expect(app.stats().store?.lastWriteStatus).toBe('err');
       await expectRecoversTo(app, { k0: 0, k1: 1 });
     });
 

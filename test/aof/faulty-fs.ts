@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { FileSystem } from 'appendonly';
+import type { FileSystem } from 'appendonly/adapters/aof';
 import { nodeFileSystem } from 'appendonly/adapters/aof';
 
 type Op = keyof FileSystem;

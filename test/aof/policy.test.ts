@@ -154,7 +154,7 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     const resume = fs.pauseNext('fdatasync', /incr/);
     now += 1001;
     await app.execute(new Put('b', 2)); // written; a second has passed: the background fsync starts (and hangs)
-    expect(app.stats().pendingBioFsync).toBe(1);
+    expect(app.stats().store?.pendingBioFsync).toBe(1);
     let acked = false;
     const c = app.execute(new Put('c', 3)).then(() => (acked = true));
     await new Promise((r) => setTimeout(r, 20));
@@ -162,7 +162,7 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     now += 2001;
     await app.execute(new Put('d', 4)); // 2 s of postponing: written anyway
     await c;
-    expect(app.stats().delayedFsync).toBe(1);
+    expect(app.stats().store?.delayedFsync).toBe(1);
     resume();
     await app.close();
     const { app: reopened } = await openApp({ dir });

@@ -1,4 +1,4 @@
-import { KeyValueState, silentLogger } from 'appendonly';
+import { KeyValueState, replaySink, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { tempDir } from './helpers';
 
@@ -34,8 +34,13 @@ describe.each(['always', 'everysec', 'no'] as const)(
           clock: { now: Date.now },
         });
         let groups = 0;
-        for await (const batch of reader.replay())
-          groups += batch.filter((r) => r.kind === 'group' || r.kind === 'set').length;
+        await reader.replay(
+          replaySink({
+            group: () => {
+              groups++;
+            },
+          }),
+        );
         await reader.close();
         expect(groups).toBe(50);
       } finally {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptLogError, DEL, type ReplayRecord, SET, toReplayGroup } from 'appendonly';
+import { CorruptLogError, DEL, SET } from 'appendonly';
+import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
 import { encodeGroup, type LogFile, nodeFileSystem, RespEncoder, readLog } from 'appendonly/adapters/aof';
 import { setWithCrc, tempDir } from './helpers';
 

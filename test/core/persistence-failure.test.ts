@@ -27,7 +27,7 @@ class FillableStore extends MemoryStore {
     }
     return super.append(group);
   }
-  override async recover(): Promise<void> {
+  async recover(): Promise<void> {
     if (this.full) throw new PersistenceError('still full', 'ENOSPC');
   }
 }

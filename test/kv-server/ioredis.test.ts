@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
-import { MemoryStore, silentLogger } from 'appendonly';
+import { MemoryStore, type ReplaySink, silentLogger } from 'appendonly';
 import { ReplayMeter } from '../../examples/kv-server/replay-meter';
 import { KvServer } from '../../examples/kv-server/server';
 import { type Running, startServer } from './helpers';
@@ -329,9 +329,9 @@ describe('kv-server while loading', () => {
     const memory = new MemoryStore();
     // A store whose replay waits for the test: the log "takes" as long as the test wants to load.
     class SlowReplay extends ReplayMeter {
-      override async *replay() {
+      override async replay(sink: ReplaySink) {
         await gate;
-        yield* this.inner.replay();
+        return super.replay(sink);
       }
     }
     const printed: string[] = [];

@@ -4,11 +4,10 @@ import {
   type DomainEvent,
   FLUSHALL,
   type JsonValue,
-  type ReplayRecord,
   SET,
   TruncatedLogError,
-  toReplayGroup,
 } from 'appendonly';
+import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
 import { encodeGroup, type LogFile, readLog, RespEncoder } from 'appendonly/adapters/aof';
 import fc from 'fast-check';
 import { MemoryFileSystem } from './memory-fs';

@@ -1,4 +1,4 @@
-import type { FileSystem } from 'appendonly';
+import type { FileSystem } from 'appendonly/adapters/aof';
 
 /**
  * A read-only FileSystem over Buffers, so that the property tests can feed tens of thousands of

@@ -84,13 +84,13 @@ describe('SqliteWalStore compaction', () => {
     const { app } = await openApp({ file });
     await Promise.all(Array.from({ length: 3000 }, (_, i) => app.execute(new Put(`k${i}`, i))));
     const first = app.compact();
-    expect(app.stats().rewriteInProgress).toBe(true);
+    expect(app.stats().store?.rewriteInProgress).toBe(true);
     await app.execute(new Put('late', true));
     const second = app.compact();
-    expect(app.stats().rewriteScheduled).toBe(true);
+    expect(app.stats().store?.rewriteScheduled).toBe(true);
     const [a, b] = await Promise.all([first, second]);
     expect(b.seq).toBeGreaterThan(a.seq);
-    expect(app.stats().rewrites).toBe(2);
+    expect(app.stats().store?.rewrites).toBe(2);
     await app.close();
   });
 
@@ -108,10 +108,10 @@ describe('SqliteWalStore compaction', () => {
       );
     }
     // then: within about a second (the cron), a compaction ran
-    for (let waited = 0; app.stats().rewrites === 0 && waited < 5000; waited += 50) {
+    for (let waited = 0; app.stats().store?.rewrites === 0 && waited < 5000; waited += 50) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(app.stats().rewrites).toBeGreaterThanOrEqual(1);
+    expect(app.stats().store?.rewrites).toBeGreaterThanOrEqual(1);
     expect(logger.lines.some((l) => /starting automatic compaction/.test(l))).toBe(true);
     await app.close();
   });

@@ -131,7 +131,6 @@ describe('SqliteWalStore stats and lifecycle', () => {
     expect(opened).toMatchObject({
       kind: 'sqlite-wal',
       appendfsync: 'everysec',
-      lastSeq: 0,
       rewrites: 0,
       lastRewriteTimeSec: -1,
     });
@@ -143,7 +142,7 @@ describe('SqliteWalStore stats and lifecycle', () => {
     // then
     const stats = store.stats();
     expect(stats.bufferLength).toBe(0);
-    expect(stats.lastSeq).toBe(1);
+    expect(app.stats().durableSeq).toBe(1);
     expect(stats.walSize).toBeGreaterThan(0);
     expect(stats.currentSize).toBe(stats.databaseSize + stats.walSize);
     expect(stats.currentSize).toBe(fs.statSync(file).size + fs.statSync(`${file}-wal`).size);

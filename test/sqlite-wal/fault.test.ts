@@ -63,7 +63,7 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     }
     await expect(app.execute(new Put('refused', 1))).rejects.toMatchObject({ code: 'SQLITE_FULL' });
     expect(app.status).toBe('failed');
-    expect(app.stats().lastWriteStatus).toBe('err');
+    expect(app.stats().store?.lastWriteStatus).toBe('err');
     // and: recovery is refused while the fault lasts
     await expect(store.recover()).rejects.toMatchObject({ name: 'PersistenceError', code: 'SQLITE_FULL' });
     // when: the fault clears
@@ -77,7 +77,7 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     // and: writes are taken again, with sequence numbers following the log
     const next = await app.execute(new Put('after', 2));
     expect(next.firstSeq).toBe(2 + 2 * acked.length);
-    expect(app.stats().lastWriteStatus).toBe('ok');
+    expect(app.stats().store?.lastWriteStatus).toBe('ok');
     await app.close();
     const reopened = await openApp({ file });
     expect(state(reopened.app)).toEqual(state(app));
@@ -91,13 +91,13 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     // when
     await expect(app.compact()).rejects.toMatchObject({ code: 'SQLITE_FULL' });
     // then: commands are not affected by a failed compaction (as in Redis)
-    expect(app.stats().lastBgrewriteStatus).toBe('err');
-    expect(app.stats().rewritesConsecutiveFailures).toBe(1);
+    expect(app.stats().store?.lastBgrewriteStatus).toBe('err');
+    expect(app.stats().store?.rewritesConsecutiveFailures).toBe(1);
     lift();
     await app.execute(new Put('after', 1));
     const result = await app.compact();
     expect(result.keys).toBe(201);
-    expect(app.stats().lastBgrewriteStatus).toBe('ok');
+    expect(app.stats().store?.lastBgrewriteStatus).toBe('ok');
     const live = state(app);
     await app.close();
     const reopened = await openApp({ file });

@@ -1,5 +1,14 @@
 import Database from 'better-sqlite3';
-import { CorruptLogError, defineEvent, type EventGroup, type ReplayRecord, silentLogger } from 'appendonly';
+import {
+  CorruptLogError,
+  defineEvent,
+  type EventGroup,
+  type ReplayedRecord,
+  recordingSink,
+  silentLogger,
+} from 'appendonly';
+import { replayDatabase } from '../../adapters/sqlite-wal/replay';
+import type { ReplayRecord } from '../../src/store/replay-batch';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures, replayAll } from 'appendonly/testing';
 import { openApp, recordingLogger, state, useDbFile } from './helpers';
@@ -45,12 +54,14 @@ describe('SqliteWalStore replay', () => {
     // when
     const store = new SqliteWalStore({ file });
     await store.open({ snapshots: noSnapshots, logger: silentLogger, clock: { now: Date.now } });
-    const batches: (readonly ReplayRecord[])[] = [];
-    for await (const batch of store.replay()) batches.push(batch);
+    const replayed: ReplayedRecord[] = [];
+    await store.replay(recordingSink(replayed));
     const progress = store.replayProgress();
+    const batches: (readonly ReplayRecord[])[] = [];
+    for await (const batch of replayDatabase(store.database, file, silentLogger, { rowsRead: 0 }))
+      batches.push(batch);
     await store.close();
     // then
-    const replayed = batches.flat();
     expect(replayed).toEqual(groups.map((g) => ({ kind: 'group', ...g })));
     expect(batches.length).toBeGreaterThan(3);
     expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(2048);

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const worker = async () => {
     for (;;) {
       const i = next++;
-      if (spec.compactEvery > 0 && i % spec.compactEvery === 0 && !app.stats().rewriteInProgress) {
+      if (spec.compactEvery > 0 && i % spec.compactEvery === 0 && !app.stats().store?.rewriteInProgress) {
         writeSync(1, 'C\n');
         void app.compact().then(
           () => writeSync(1, 'D\n'),

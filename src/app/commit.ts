@@ -1,0 +1,225 @@
+import type { AppliedEvent, DomainEvent } from '../events/event';
+import type { KeyValueState } from '../state/key-value-state';
+import type { Clock } from '../store/clock';
+import { AppendConflictError } from '../store/errors';
+import type { EventStore } from '../store/event-store';
+import type { CommandQueue } from './command-queue';
+import type { CommandResult } from './command-result';
+import { normalizeEvents } from './normalize-events';
+import type { Projector } from './projector';
+
+/** Decisions of one command before its retries run out (the first included). */
+export const MAX_DECISIONS = 10;
+
+/** A command applied to the state whose append has not resolved yet (kept on a shared log only). */
+interface InFlight {
+  readonly command: object;
+  readonly attempts: number;
+  /** The state's journal mark before the command: `rollbackTo(mark)` undoes it and every later one. */
+  readonly mark: number;
+  readonly durable: Promise<void>;
+  /** Its next decision, once a conflict has put it back in the queue. */
+  retried?: Promise<CommandResult>;
+}
+
+/** What the committer needs from the rest of the App. */
+export interface CommitHost {
+  readonly kv: KeyValueState;
+  readonly projector: Projector;
+  readonly store: EventStore;
+  readonly clock: Clock;
+  /** Where a conflict puts the commands back. Set once the queue exists. */
+  queue: CommandQueue | null;
+  /** Reports a command's events once durable (the App's `events$`); null when nobody listens. */
+  emit(event: AppliedEvent): void;
+  /** True while `emit` has listeners. */
+  readonly emitting: boolean;
+  /** A write failed: refuse commands and recover. Returns the error the command rejects with. */
+  failed(err: unknown): Error;
+  /** Why a command is refused right now, or null. */
+  refusal(): Error | null;
+  /** Applies the commands after `after` that other writers appended; resolves with the new last seq. */
+  catchUp(after: number): Promise<number>;
+}
+
+/**
+ * The commit path: applies a decided command's events to the state all or none, gives them
+ * their sequence numbers, hands them to the store, and resolves the command once the store says
+ * they are durable. Then, and only then, `events$` reports them, with their final numbers.
+ *
+ * Invariants: `lastSeq` is the last number handed to the store and `durableSeq` the last whose
+ * append resolved (`durableSeq <= lastSeq`); appends are made in sequence order and resolve in
+ * it. On a shared log (the store has `sharedLog`), every command between the two keeps its undo
+ * information, so that an `AppendConflictError` rolls back all of them at once, the other
+ * writers' commands are applied, and the rolled-back commands are decided again in dispatch
+ * order (a handler may therefore run more than once: it must be a pure decision over the state).
+ */
+export class Committer {
+  lastSeq = 0;
+  durableSeq = 0;
+  processed = 0;
+  /** Bumped by every conflict: a decision taken before it was taken on a state rolled back since. */
+  generation = 0;
+  private lastDurable: Promise<void> = Promise.resolve();
+  private readonly retain: boolean;
+  private readonly inflight: InFlight[] = [];
+  private resolving: Promise<void> | null = null;
+
+  constructor(private readonly host: CommitHost) {
+    this.retain = host.store.sharedLog === true;
+  }
+
+  /** Settles once every append made so far has. */
+  settled(): Promise<void> {
+    return this.lastDurable.catch(() => {});
+  }
+
+  /** The log is writable again: appends made from now on do not wait for the failed ones. */
+  recovered(): void {
+    this.lastDurable = Promise.resolve();
+  }
+
+  /** Applies the decision and appends it; resolves once durable. Synchronous up to the store's promise. */
+  commit(
+    output: unknown,
+    handler: object,
+    command: object,
+    attempts: number,
+    generation: number,
+  ): Promise<CommandResult> {
+    const host = this.host;
+    const refused = host.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    if (generation !== this.generation) {
+      // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
+      return host.queue!.retry([{ command, attempts }])[0];
+    }
+    const events = normalizeEvents(output, handler);
+    if (events.length === 0) {
+      const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
+      return this.lastDurable.then(() => result);
+    }
+    const firstSeq = this.lastSeq + 1;
+    const time = host.clock.now();
+    const mark = this.apply(events, firstSeq, time);
+    const lastSeq = firstSeq + events.length - 1;
+    this.lastSeq = lastSeq;
+    this.processed++;
+    const durable = host.store.append({ seq: firstSeq, time, events });
+    this.lastDurable = durable;
+    const result: CommandResult = { events, firstSeq, lastSeq };
+    const entry: InFlight | null = this.retain ? { command, attempts, mark, durable } : null;
+    if (entry !== null) this.inflight.push(entry);
+    return durable.then(
+      () => {
+        this.durableSeq = lastSeq;
+        if (entry !== null) this.settle(entry);
+        if (host.emitting)
+          for (let i = 0; i < events.length; i++) host.emit({ seq: firstSeq + i, time, event: events[i] });
+        return result;
+      },
+      (err: unknown) => {
+        if (entry !== null && err instanceof AppendConflictError) return this.conflict(entry, err);
+        if (entry !== null) this.dropInflight();
+        throw host.failed(err);
+      },
+    );
+  }
+
+  /** Applies the events atomically; returns the journal mark (shared log) or -1. */
+  private apply(events: readonly DomainEvent[], firstSeq: number, time: number): number {
+    const { kv, projector } = this.host;
+    if (!this.retain && events.length === 1 && !kv.observed && projector.cannotFail(events[0])) {
+      // Without a journal, a change is reported as it is made and a failure (a Map full at 2^24
+      // keys) would leave part of a command applied: so only one event, and no one listening.
+      projector.apply(events[0], firstSeq, time);
+      return -1;
+    }
+    const mark = kv.begin(this.retain);
+    try {
+      for (let i = 0; i < events.length; i++) projector.apply(events[i], firstSeq + i, time);
+    } catch (err) {
+      kv.rollback();
+      throw err;
+    }
+    kv.commit(this.retain);
+    return mark;
+  }
+
+  /** The oldest command in flight is durable: its undo information goes. */
+  private settle(entry: InFlight): void {
+    const inflight = this.inflight;
+    if (inflight[0] === entry) inflight.shift();
+    this.host.kv.forget(inflight.length > 0 ? inflight[0].mark : Number.POSITIVE_INFINITY);
+  }
+
+  /** A write failed on a shared log: nothing in flight is in it, so the state goes back to the durable seq. */
+  private dropInflight(): void {
+    const all = this.inflight.splice(0);
+    if (all.length === 0) return;
+    this.host.kv.rollbackTo(all[0].mark);
+    this.lastSeq = this.durableSeq;
+  }
+
+  /**
+   * Another writer appended first. The first conflict rolls back every command in flight (all
+   * were decided on the stale state), waits for their appends to settle (the store rejects them
+   * all), applies the other writers' commands, and puts them back in the queue to be decided
+   * again; each of their promises follows its next decision.
+   */
+  private conflict(entry: InFlight, err: AppendConflictError): Promise<CommandResult> {
+    if (entry.retried === undefined) {
+      const resolving = this.resolveConflict(err);
+      this.resolving = resolving;
+      resolving.finally(() => {
+        if (this.resolving === resolving) this.resolving = null;
+      });
+    }
+    const resolving = this.resolving ?? Promise.resolve();
+    return resolving.then(() => entry.retried!);
+  }
+
+  private async resolveConflict(err: AppendConflictError): Promise<void> {
+    const host = this.host;
+    const queue = host.queue!;
+    const redo = this.inflight.splice(0);
+    this.generation++;
+    queue.pause();
+    for (const r of redo) r.retried = new Promise<CommandResult>(() => {}); // placeholder until requeued
+    try {
+      host.kv.rollbackTo(redo[0].mark);
+      this.lastSeq = this.durableSeq;
+      await Promise.allSettled(redo.map((r) => r.durable));
+      this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
+      await backoff(redo[0].attempts);
+    } catch (caught) {
+      const error = host.failed(caught);
+      for (const r of redo) {
+        const rejected = Promise.reject(error);
+        rejected.catch(() => {});
+        r.retried = rejected;
+      }
+      queue.resume();
+      return;
+    }
+    const again = redo.filter((r) => r.attempts + 1 < MAX_DECISIONS);
+    const retried = queue.retry(again.map((r) => ({ command: r.command, attempts: r.attempts + 1 })));
+    for (let i = 0; i < again.length; i++) again[i].retried = retried[i];
+    for (const r of redo) {
+      if (r.attempts + 1 >= MAX_DECISIONS) {
+        r.retried = Promise.reject(
+          new AppendConflictError(`${err.message} (gave up after ${MAX_DECISIONS} decisions)`, err.head),
+        );
+        r.retried.catch(() => {});
+      }
+    }
+    queue.resume();
+  }
+}
+
+/** Jittered exponential back-off between decisions of a conflicting command: none before the first retry. */
+function backoff(attempts: number): Promise<void> {
+  if (attempts === 0) return Promise.resolve();
+  const ms = Math.random() * Math.min(100, 2 ** attempts);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,90 @@
+import type { DomainEvent } from '../events/event';
+import { isKnownEventType } from '../events/event-registry';
+import type { JsonValue } from '../events/json';
+import { SET } from '../events/kv-events';
+import type { KeyValueState } from '../state/key-value-state';
+import { ReplayFailedError, UnknownEventTypeError } from '../store/errors';
+import type { EventGroup, LogPosition, ReplaySink } from '../store/event-store';
+import type { Logger } from '../store/logger';
+import type { Projector } from './projector';
+
+/** Called for each command the loader applied, when someone listens (catch-up, not start-up). */
+export type AppliedGroup = (seq: number, time: number, events: readonly DomainEvent[]) => void;
+
+/**
+ * Replay into the state: the sink the App hands its store, at start (the whole log) and when it
+ * catches up after a conflict (`after` the durable seq). The same projector code runs here and
+ * live, which is what makes replay give the live state. A projection that throws, or a type the
+ * app does not define, aborts the replay with an error naming the record.
+ */
+export class StateLoader implements ReplaySink {
+  groups = 0;
+  entries = 0;
+  lastSeq = 0;
+  private readonly skipped = new Map<string, number>();
+
+  constructor(
+    private readonly kv: KeyValueState,
+    private readonly projector: Projector,
+    private readonly skipUnknownEventTypes: boolean,
+    private readonly applied: AppliedGroup | null = null,
+  ) {}
+
+  snapshot(seq: number): void {
+    this.lastSeq = seq;
+  }
+
+  entry(key: string, value: JsonValue): void {
+    this.kv.load(key, value);
+    this.entries++;
+  }
+
+  group(group: EventGroup, position?: LogPosition): void {
+    const { seq, time, events } = group;
+    const projector = this.projector;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i];
+      if (!isKnownEventType(event.type)) {
+        if (!this.skipUnknownEventTypes)
+          throw new UnknownEventTypeError(event.type, seq + i, where(position));
+        this.skipped.set(event.type, (this.skipped.get(event.type) ?? 0) + 1);
+        continue;
+      }
+      try {
+        projector.apply(event, seq + i, time);
+      } catch (err) {
+        // The code and the log disagree: say which record, so the operator can find it.
+        throw new ReplayFailedError(event.type, seq + i, where(position), err);
+      }
+    }
+    this.lastSeq = seq + events.length - 1;
+    this.groups++;
+    this.applied?.(seq, time, events);
+  }
+
+  set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void {
+    try {
+      this.projector.applySet(key, value, seq, time);
+    } catch (err) {
+      throw new ReplayFailedError('SET', seq, where(position), err);
+    }
+    this.lastSeq = seq;
+    this.groups++;
+    this.applied?.(seq, time, [SET(key, value)]);
+  }
+
+  /** Logs how many events of types this app does not define were skipped. */
+  reportSkipped(logger: Logger): void {
+    for (const [type, count] of this.skipped) {
+      logger.warn(
+        `skipped ${count} event(s) of type ${type}, which this app does not define (unknownEventTypes: 'skip')`,
+      );
+    }
+  }
+}
+
+/** `file at byte offset N`, when the store said where the record is. */
+function where(position: LogPosition | undefined): string | undefined {
+  if (position?.file === undefined) return undefined;
+  return position.offset === undefined ? position.file : `${position.file} at byte offset ${position.offset}`;
+}

@@ -1,0 +1,103 @@
+import type { JsonValue } from '../events/json';
+import { SET } from '../events/kv-events';
+import { LogCompactedError } from './errors';
+import type { EventGroup, ReplayEnd, ReplayOptions, ReplaySink } from './event-store';
+
+/*
+ * The records a store's reader produces in batches, before they reach a ReplaySink: internal
+ * to the stores and their tools (not in the public API). A reader yields arrays of them, so that
+ * an async file or database read costs one promise per batch, not per record.
+ */
+
+/** The log holds a snapshot that covers every event up to `seq`; its entries follow. */
+export interface ReplaySnapshotStart {
+  readonly kind: 'snapshot';
+  readonly seq: number;
+}
+
+/** One key of the snapshot. */
+export interface ReplayEntry {
+  readonly kind: 'entry';
+  readonly key: string;
+  readonly value: JsonValue;
+}
+
+/** One command's events, with where they are (the record itself is the `LogPosition`). */
+export interface ReplayGroup extends EventGroup {
+  readonly kind: 'group';
+  readonly file?: string;
+  readonly offset?: number;
+}
+
+/** A command of exactly one SET: see `ReplaySink.set`. */
+export interface ReplaySet {
+  readonly kind: 'set';
+  readonly seq: number;
+  readonly time: number;
+  readonly key: string;
+  readonly value: JsonValue;
+  readonly file?: string;
+  readonly offset?: number;
+}
+
+/** One record of a reader's batch. */
+export type ReplayRecord = ReplaySnapshotStart | ReplayEntry | ReplayGroup | ReplaySet;
+
+/** The one-event group that a {@link ReplaySet} stands for; a group is returned as it is. */
+export function toReplayGroup(record: ReplayGroup | ReplaySet): ReplayGroup {
+  if (record.kind === 'group') return record;
+  const { seq, time, key, value, file, offset } = record;
+  return { kind: 'group', seq, time, events: [SET(key, value)], file, offset };
+}
+
+/**
+ * Hands a reader's batches to a sink, as every store's `replay` does: with `after`, skips the
+ * snapshot and every command up to it, and refuses (LogCompactedError) when a snapshot covers
+ * events after it, which only survive as state. `lastSeq` is the last sequence number seen.
+ */
+export class ReplayFeed {
+  lastSeq = 0;
+  private readonly after: number;
+
+  constructor(
+    private readonly sink: ReplaySink,
+    options: ReplayOptions | undefined,
+    /** Names the log in errors: a folder, a file. */
+    private readonly where: string,
+  ) {
+    this.after = options?.after ?? -1;
+  }
+
+  /** The replay's result. */
+  get end(): ReplayEnd {
+    return { lastSeq: this.lastSeq };
+  }
+
+  push(batch: readonly ReplayRecord[]): void {
+    const sink = this.sink;
+    const after = this.after;
+    let lastSeq = this.lastSeq;
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i];
+      switch (r.kind) {
+        case 'set':
+          if (r.seq > after) sink.set(r.seq, r.time, r.key, r.value, r);
+          lastSeq = r.seq;
+          break;
+        case 'group':
+          if (r.seq > after) sink.group(r, r);
+          lastSeq = r.seq + r.events.length - 1;
+          break;
+        case 'entry':
+          if (after < 0) sink.entry(r.key, r.value);
+          break;
+        case 'snapshot':
+          if (after >= 0 && r.seq > after) throw new LogCompactedError(after, r.seq + 1, this.where);
+          if (after < 0) sink.snapshot(r.seq);
+          lastSeq = r.seq;
+          break;
+      }
+    }
+    this.lastSeq = lastSeq;
+  }
+}

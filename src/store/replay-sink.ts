@@ -1,0 +1,44 @@
+import type { JsonValue } from '../events/json';
+import { SET } from '../events/kv-events';
+import type { EventGroup, LogPosition, ReplaySink } from './event-store';
+
+/** The parts of a {@link ReplaySink} a reader may leave out. */
+export interface PartialReplaySink {
+  group(group: EventGroup, position?: LogPosition): void;
+  snapshot?(seq: number): void;
+  entry?(key: string, value: JsonValue): void;
+}
+
+/**
+ * A whole sink from a reader that wants commands as groups: `set` becomes the one-event group
+ * it stands for; a missing `snapshot` or `entry` ignores those records.
+ */
+export function replaySink(partial: PartialReplaySink): ReplaySink {
+  return {
+    snapshot: (seq) => partial.snapshot?.(seq),
+    entry: (key, value) => partial.entry?.(key, value),
+    group: (group, position) => partial.group(group, position),
+    set: (seq, time, key, value, position) =>
+      partial.group({ seq, time, events: [SET(key, value)] }, position),
+  };
+}
+
+/** What a replay handed over, in order: for tests and tools that look at a log as a whole. */
+export type ReplayedRecord =
+  | { readonly kind: 'snapshot'; readonly seq: number }
+  | { readonly kind: 'entry'; readonly key: string; readonly value: JsonValue }
+  | {
+      readonly kind: 'group';
+      readonly seq: number;
+      readonly time: number;
+      readonly events: EventGroup['events'];
+    };
+
+/** A sink that records everything as {@link ReplayedRecord}s (a `set` as its one-event group). */
+export function recordingSink(out: ReplayedRecord[]): ReplaySink {
+  return replaySink({
+    snapshot: (seq) => out.push({ kind: 'snapshot', seq }),
+    entry: (key, value) => out.push({ kind: 'entry', key, value }),
+    group: ({ seq, time, events }) => out.push({ kind: 'group', seq, time, events }),
+  });
+}

@@ -1,0 +1,202 @@
+import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  type App,
+  type AppliedEvent,
+  AppendConflictError,
+  CannotCompactError,
+  CommandHandler,
+  createApp,
+  type ReadonlyKeyValueState,
+  SET,
+  silentLogger,
+} from 'appendonly';
+import { fixtures, runStoreConformance } from 'appendonly/testing';
+import { JsonLinesStore } from './stores/json-lines-store';
+import { SharedLog, SharedLogStore } from './stores/shared-log-store';
+
+const { Put } = fixtures;
+
+/** Appends `item` to the list at `key`: a decision over the state (what it reads, it rewrites whole). */
+class Push {
+  constructor(
+    readonly key: string,
+    readonly item: number,
+  ) {}
+}
+
+/** How often each Push was decided, to see a retried command decided again. */
+const decisions = new Map<Push, number>();
+
+@CommandHandler(Push)
+class PushHandler {
+  execute(c: Push, state: ReadonlyKeyValueState) {
+    decisions.set(c, (decisions.get(c) ?? 0) + 1);
+    const list = (state.get(c.key) as number[] | undefined) ?? [];
+    return [SET(c.key, [...list, c.item])];
+  }
+}
+
+const classes = {
+  handlers: [...fixtures.conformanceClasses.handlers, PushHandler],
+  projections: fixtures.conformanceClasses.projections,
+};
+
+function tempFile(): { file: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'appendonly-contract-'));
+  return {
+    file: path.join(dir, 'log.jsonl'),
+    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+runStoreConformance('JsonLinesStore (four methods only)', () => {
+  const { file, cleanup } = tempFile();
+  return { open: () => new JsonLinesStore(file), cleanup };
+});
+
+describe('a store of four methods', () => {
+  let file: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ file, cleanup } = tempFile()));
+  afterEach(() => cleanup());
+
+  it('runs a real app: execute, close, reopen, replay', async () => {
+    // given
+    const app = await createApp({ ...classes, store: new JsonLinesStore(file), logger: silentLogger });
+    await app.execute(new Put('a', 1));
+    await app.execute(new Push('list', 1));
+    await app.execute(new Push('list', 2));
+    await app.close();
+    // when
+    const reopened = await createApp({ ...classes, store: new JsonLinesStore(file), logger: silentLogger });
+    // then
+    expect(Object.fromEntries(reopened.state.entries())).toEqual({ a: 1, list: [1, 2] });
+    expect((await reopened.execute(new Put('b', 2))).firstSeq).toBe(4);
+    expect(fs.readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(4);
+    await reopened.close();
+  });
+
+  it('has no compaction: app.compact() rejects with CANNOT_COMPACT, and nothing changes', async () => {
+    const app = await createApp({ ...classes, store: new JsonLinesStore(file), logger: silentLogger });
+    await app.execute(new Put('a', 1));
+    const attempt = app.compact();
+    await expect(attempt).rejects.toBeInstanceOf(CannotCompactError);
+    await expect(attempt).rejects.toMatchObject({ code: 'CANNOT_COMPACT' });
+    expect(fs.readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
+    await app.close();
+  });
+
+  it('has no stats: app.stats() keeps the app fields and no store field', async () => {
+    const app = await createApp({ ...classes, store: new JsonLinesStore(file), logger: silentLogger });
+    await app.execute(new Put('a', 1));
+    const stats = app.stats();
+    expect(stats).toMatchObject({
+      status: 'ready',
+      keys: 1,
+      lastSeq: 1,
+      durableSeq: 1,
+      commandsProcessed: 1,
+    });
+    expect(stats).not.toHaveProperty('store');
+    await app.close();
+  });
+});
+
+describe('a shared log: another writer appended first', () => {
+  const apps: App[] = [];
+  const open = async (log: SharedLog): Promise<{ app: App; store: SharedLogStore }> => {
+    const store = new SharedLogStore(log);
+    const app = await createApp({ ...classes, store, logger: silentLogger });
+    apps.push(app);
+    return { app, store };
+  };
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    decisions.clear();
+  });
+
+  it('a command decided on a stale state is decided again, after the other writer’s, and logged once', async () => {
+    // given: two writers on one empty log
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log);
+    // when: both decide at seq 1; A's lands first
+    const first = a.app.execute(new Push('list', 1));
+    const stale = new Push('list', 2);
+    const second = b.app.execute(stale);
+    await first;
+    const result = await second;
+    // then: B applied A's command, then decided its own on top of it
+    expect(result.firstSeq).toBe(2);
+    expect(b.app.state.get('list')).toEqual([1, 2]);
+    expect(log.groups.map((g) => g.events[0].data)).toEqual([
+      { key: 'list', value: [1] },
+      { key: 'list', value: [1, 2] },
+    ]);
+    expect(decisions.get(stale)).toBe(2);
+    expect(b.store.conflicts).toBe(1);
+    expect(b.app.stats()).toMatchObject({ lastSeq: 2, durableSeq: 2 });
+  });
+
+  it('with 64 in flight, every one is rolled back and decided again in dispatch order', async () => {
+    // given
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log);
+    const seen: AppliedEvent[] = [];
+    b.app.events$.subscribe((e) => seen.push(e));
+    // when: A's command lands before any of B's 64
+    const mine = a.app.execute(new Push('list', -1));
+    const pending = Array.from({ length: 64 }, (_, i) => b.app.execute(new Push('list', i)));
+    await mine;
+    const results = await Promise.all(pending);
+    // then
+    const expected = [-1, ...Array.from({ length: 64 }, (_, i) => i)];
+    expect(b.app.state.get('list')).toEqual(expected);
+    expect(results.map((r) => r.firstSeq)).toEqual(Array.from({ length: 64 }, (_, i) => i + 2));
+    expect(log.groups).toHaveLength(65);
+    expect(log.groups[64].events[0].data).toEqual({ key: 'list', value: expected });
+    // events$ reported A's command (caught up) and B's, each once, with their final numbers
+    expect(seen.map((e) => e.seq)).toEqual(Array.from({ length: 65 }, (_, i) => i + 1));
+    // a replay of the log gives B's state
+    const c = await open(log);
+    expect(c.app.state.get('list')).toEqual(expected);
+  });
+
+  it('events$ reports a command once durable, never at apply time', async () => {
+    const log = new SharedLog();
+    const { app } = await open(log);
+    const seen: number[] = [];
+    app.events$.subscribe((e) => seen.push(e.seq));
+    const pending = app.execute(new Put('a', 1));
+    // applied (the state shows it) but not durable yet: the append lands on the next turn
+    expect(app.state.get('a')).toBe(1);
+    expect(app.stats()).toMatchObject({ lastSeq: 1, durableSeq: 0 });
+    expect(seen).toEqual([]);
+    await pending;
+    expect(seen).toEqual([1]);
+    expect(app.stats()).toMatchObject({ lastSeq: 1, durableSeq: 1 });
+  });
+
+  it('gives up with AppendConflictError when the log never stays still, leaving a state that replays', async () => {
+    // given: a rival that appends before every append of ours
+    const log = new SharedLog();
+    const { app } = await open(log);
+    let n = 0;
+    log.rival = () => ({ seq: log.head + 1, time: 0, events: [SET('rival', ++n)] });
+    // when
+    const attempt = app.execute(new Push('list', 1));
+    // then
+    await expect(attempt).rejects.toBeInstanceOf(AppendConflictError);
+    await expect(attempt).rejects.toThrow(/gave up after 10 decisions/);
+    log.rival = null;
+    expect(app.state.get('list')).toBeUndefined();
+    expect(app.state.get('rival')).toBe(n);
+    await app.execute(new Push('list', 2));
+    const replayed = await open(log);
+    expect(Object.fromEntries(replayed.app.state.entries())).toEqual(Object.fromEntries(app.state.entries()));
+  });
+});
