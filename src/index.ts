@@ -37,7 +37,7 @@ export { KeyValueState } from './state/key-value-state';
 export type { ProjectionState } from './state/projection-state';
 export type { ReadonlyKeyValueState } from './state/readonly-state';
 export type { StateChange } from './state/state-change';
-export { type Clock, systemClock } from './store/clock';
+export { type Clock, systemClock } from './runtime/clock';
 export {
   AppClosedError,
   AppendConflictError,
@@ -56,7 +56,7 @@ export {
   UnknownCommandError,
   UnknownEventTypeError,
   UnknownQueryError,
-} from './store/errors';
+} from './errors';
 export type {
   CompactionResult,
   EventGroup,
@@ -76,7 +76,7 @@ export {
   replaySink,
 } from './store/replay-sink';
 export { FSYNC_POLICIES, type FsyncPolicy, parseFsyncPolicy } from './store/fsync-policy';
-export { consoleLogger, type Logger, silentLogger } from './store/logger';
+export { consoleLogger, type Logger, silentLogger } from './runtime/logger';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store';
 export type { SnapshotSource, StateSnapshot } from './store/snapshot-source';
-export { EVENT_STORE, TOKENS } from './store/tokens';
+export { EVENT_STORE, TOKENS } from './tokens';

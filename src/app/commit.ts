@@ -1,7 +1,7 @@
 import type { AppliedEvent, DomainEvent } from '../events/event';
 import type { KeyValueState } from '../state/key-value-state';
-import type { Clock } from '../store/clock';
-import { AppendConflictError } from '../store/errors';
+import type { Clock } from '../runtime/clock';
+import { AppendConflictError } from '../errors';
 import type { EventStore } from '../store/event-store';
 import type { CommandQueue } from './command-queue';
 import type { CommandResult } from './command-result';

@@ -13,11 +13,11 @@ import {
 } from '../decorators/metadata';
 import type { IQueryHandler } from '../decorators/query-handler';
 import { KeyValueState, readonlyView } from '../state/key-value-state';
-import { type Clock, systemClock } from '../store/clock';
-import { ConfigError } from '../store/errors';
+import { type Clock, systemClock } from '../runtime/clock';
+import { ConfigError } from '../errors';
 import type { EventStore } from '../store/event-store';
-import { consoleLogger, type Logger } from '../store/logger';
-import { TOKENS } from '../store/tokens';
+import { consoleLogger, type Logger } from '../runtime/logger';
+import { TOKENS } from '../tokens';
 import { App } from './app';
 import { Projector } from './projector';
 

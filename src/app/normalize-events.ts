@@ -1,7 +1,7 @@
 import { assertEventTypeName, type DomainEvent, isDomainEvent } from '../events/event';
 import { isKnownEventType } from '../events/event-registry';
 import { assertJsonValue, isJsonValue } from '../events/json';
-import { InvalidEventError } from '../store/errors';
+import { InvalidEventError } from '../errors';
 
 const NO_EVENTS: readonly DomainEvent[] = [];
 

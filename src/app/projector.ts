@@ -4,7 +4,7 @@ import type { JsonValue } from '../events/json';
 import type { DelData, SetData } from '../events/kv-events';
 import { type KeyValueState, projectionView } from '../state/key-value-state';
 import type { ProjectionState } from '../state/projection-state';
-import { InvalidEventError } from '../store/errors';
+import { InvalidEventError } from '../errors';
 
 /** The third argument of an `@On` method. */
 export interface EventMeta {

@@ -1,5 +1,5 @@
-import { PersistenceError } from '../store/errors';
-import type { Logger } from '../store/logger';
+import { PersistenceError } from '../errors';
+import type { Logger } from '../runtime/logger';
 
 /** How long a failed app waits between attempts to make its log writable again (Redis retries every second). */
 export const RECOVERY_INTERVAL_MS = 1000;

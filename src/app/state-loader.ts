@@ -3,9 +3,9 @@ import { isKnownEventType } from '../events/event-registry';
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import type { KeyValueState } from '../state/key-value-state';
-import { ReplayFailedError, UnknownEventTypeError } from '../store/errors';
+import { ReplayFailedError, UnknownEventTypeError } from '../errors';
 import type { EventGroup, LogPosition, ReplaySink } from '../store/event-store';
-import type { Logger } from '../store/logger';
+import type { Logger } from '../runtime/logger';
 import type { Projector } from './projector';
 
 /** Called for each command the loader applied, when someone listens (catch-up, not start-up). */

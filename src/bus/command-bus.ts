@@ -1,7 +1,7 @@
 import { type Observable, Subject } from 'rxjs';
 import type { ICommandHandler } from '../decorators/command-handler';
 import type { Type } from '../decorators/metadata';
-import { DuplicateHandlerError, UnknownCommandError } from '../store/errors';
+import { DuplicateHandlerError, UnknownCommandError } from '../errors';
 
 /**
  * The command bus: maps each command class to its one handler. Dispatch is a Map lookup, as in

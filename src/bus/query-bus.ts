@@ -1,7 +1,7 @@
 import type { Type } from '../decorators/metadata';
 import type { IQueryHandler } from '../decorators/query-handler';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
-import { DuplicateHandlerError, UnknownQueryError } from '../store/errors';
+import { DuplicateHandlerError, UnknownQueryError } from '../errors';
 
 /** Routes queries to their handlers. Queries read the state only: nothing here reaches the store. */
 export class QueryBus {

@@ -1,4 +1,4 @@
-import { InvalidEventError } from '../store/errors';
+import { InvalidEventError } from '../errors';
 import { registerEventType } from './event-registry';
 import type { JsonValue } from './json';
 

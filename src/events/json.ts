@@ -1,4 +1,4 @@
-import { InvalidEventError } from '../store/errors';
+import { InvalidEventError } from '../errors';
 
 /** A value that survives `JSON.stringify` → `JSON.parse` unchanged: what events and the state hold. */
 export type JsonValue =

@@ -1,6 +1,6 @@
 import { type Observable, Subject } from 'rxjs';
 import { assertJsonValue, isJsonValue, type JsonValue } from '../events/json';
-import { InvalidEventError } from '../store/errors';
+import { InvalidEventError } from '../errors';
 import type { StateSnapshot } from '../store/snapshot-source';
 import type { ProjectionState } from './projection-state';
 import type { ReadonlyKeyValueState } from './readonly-state';

@@ -1,8 +1,8 @@
 import type { DomainEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
-import type { Clock } from './clock';
+import type { Clock } from '../runtime/clock';
 import type { FsyncPolicy } from './fsync-policy';
-import type { Logger } from './logger';
+import type { Logger } from '../runtime/logger';
 import type { SnapshotSource } from './snapshot-source';
 
 /** The events of one command: appended and replayed all or none. */

@@ -1,4 +1,4 @@
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 /**
  * When an appended command counts as durable, as Redis's `appendfsync`:

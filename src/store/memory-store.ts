@@ -1,5 +1,5 @@
 import type { JsonValue } from '../events/json';
-import { AppClosedError, LogCompactedError, StoreLockedError } from './errors';
+import { AppClosedError, LogCompactedError, StoreLockedError } from '../errors';
 import type {
   CompactionResult,
   EventGroup,

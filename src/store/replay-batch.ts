@@ -1,6 +1,6 @@
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
-import { LogCompactedError } from './errors';
+import { LogCompactedError } from '../errors';
 import type { EventGroup, ReplayEnd, ReplayOptions, ReplaySink } from './event-store';
 
 /*

@@ -5,7 +5,7 @@ import type { Type } from '../decorators/metadata';
 import type { DomainEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
 import type { EventStore } from '../store/event-store';
-import { silentLogger } from '../store/logger';
+import { silentLogger } from '../runtime/logger';
 import { MemoryStore } from '../store/memory-store';
 
 /** What {@link AppSpecification.for} needs: the app's classes, and a fresh store per scenario. */

@@ -2,11 +2,11 @@
 import type { App } from '../app/app';
 import { createApp } from '../app/create-app';
 import type { JsonValue } from '../events/json';
-import { AppClosedError, PersistenceError, StoreLockedError, UnknownCommandError } from '../store/errors';
+import { AppClosedError, PersistenceError, StoreLockedError, UnknownCommandError } from '../errors';
 import type { EventStore } from '../store/event-store';
 import { type ReplayedRecord, recordingSink } from '../store/replay-sink';
 import { KeyValueState } from '../state/key-value-state';
-import { silentLogger } from '../store/logger';
+import { silentLogger } from '../runtime/logger';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
 /** One location (folder, file, memory) for one conformance test. */
