@@ -3,7 +3,7 @@ import { crc32 } from './crc';
 import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
 
 /*
- * Event groups ↔ RESP, in the shapes DESIGN.md gives:
+ * Event groups ↔ RESP, in the shapes docs/ARCHITECTURE.md gives (the AOF format):
  *   user event        *2 <type> <JSON(data)>
  *   SET               *3 SET <key> <JSON(value)>
  *   DEL               *N DEL <key>…

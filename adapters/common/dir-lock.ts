@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import { StoreLockedError } from '../../src/index';
 
 /*
- * One writer per log (DESIGN point 7). A lock file with a PID in it is fooled by a zombie or a
+ * One writer per log (docs/ARCHITECTURE.md, one writer). A lock file with a PID in it is fooled by a zombie or a
  * reused PID, and a stale one must be cleaned up after a crash. So on Linux the lock is a unix
  * socket bound in the abstract namespace, named after the folder's device and inode: binding is
  * atomic, a second bind fails with EADDRINUSE (in this process or another), and the kernel drops

@@ -14,7 +14,7 @@ export interface CompactionDeps {
 }
 
 /**
- * Rewrites the log as the state's snapshot, without stalling commands (DESIGN point 5).
+ * Rewrites the log as the state's snapshot, without stalling commands (docs/ARCHITECTURE.md).
  *
  * 1. The snapshot is taken synchronously on entry: every group appended so far is committed or
  *    in the pending batch, which commits before any later append, so the snapshot covers

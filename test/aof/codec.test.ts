@@ -161,7 +161,7 @@ describe('record codec: EventGroup → RESP → ReplayRecord', () => {
     expect(Object.is(got[1], -0)).toBe(true);
   });
 
-  it('writes exactly the RESP of DESIGN.md, followed by a #CRC line', () => {
+  it('writes exactly the RESP of docs/ARCHITECTURE.md, followed by a #CRC line', () => {
     const enc = new RespEncoder();
     encodeGroup(
       enc,

@@ -45,7 +45,7 @@ class PutHandler {
   }
 }
 
-describe('write failures (DESIGN point 4)', () => {
+describe('write failures (write failures)', () => {
   it('rejects what is not durable, refuses commands while the fault lasts, reloads, then takes commands again', async () => {
     // given an app with one acknowledged command
     const store = new FillableStore();

@@ -6,7 +6,7 @@ import { type Child, sleep, spawnServer, tempDir } from './helpers';
 
 /**
  * SIGKILL of the server under `appendfsync always` while clients write: after a restart on the
- * same data, every write a client saw acknowledged is there (DESIGN point 3, through the wire).
+ * same data, every write a client saw acknowledged is there (the acknowledgement promise, through the wire).
  */
 describe.each(['aof', 'sqlite'] as const)(
   'kv-server killed with SIGKILL under always (%s store)',

@@ -6,7 +6,7 @@ import { type Running, sleep, startServer, tempDir } from './helpers';
 
 /**
  * A write failure reaches the client as Redis says it (-MISCONF), nothing unacknowledged shows
- * in the state, and the server takes writes again once the disk recovers (DESIGN point 4).
+ * in the state, and the server takes writes again once the disk recovers (write failures).
  */
 describe.each([
   ['in the thread pool', false],

@@ -8,7 +8,7 @@ import { type Fault, FaultyFileSystem } from '../aof/faulty-fs';
 import { type Cmd, modelOf, sleep, stateOf, tempDir, toCommand } from './support';
 
 /*
- * Full disk and I/O errors, end to end, one scenario for both stores (DESIGN point 4). A
+ * Full disk and I/O errors, end to end, one scenario for both stores (write failures). A
  * workload keeps 64 commands in flight; mid-way a fault is injected (AOF: the injected
  * FileSystem; SQLite: PRAGMA max_page_count) and lasts past the App's first automatic retry.
  * Then: every command not yet durable rejected with PersistenceError and the fault's code, the

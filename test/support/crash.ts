@@ -27,7 +27,7 @@ export interface CrashRound {
 
 /**
  * Starts the workload in a child process, lets it run `runMs`, kills it with SIGKILL, reopens
- * the store here and checks the promise of DESIGN point 3: every acknowledged command is in the
+ * the store here and checks the promise of the acknowledgement promise: every acknowledged command is in the
  * state, and the state is exactly the model's state after some prefix of the commands sent (no
  * command half applied). Throws with a clear message when not.
  */
