@@ -12,6 +12,7 @@ import { aofApp, FlushAll, Put, ROOT, tempDir } from './helpers';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   bin: Record<string, string>;
+  engines: { node: string };
 };
 
 describe('the built bin', () => {
@@ -55,6 +56,10 @@ describe('the built bin', () => {
 
   it('package.json names the compiled cli/main.js as the appendonly bin', () => {
     expect(pkg.bin.appendonly).toBe('./dist/cli/main.js');
+  });
+
+  it('package.json asks for a node with zlib.crc32 (20.15 on the 20 line, 22.2 after it)', () => {
+    expect(pkg.engines.node).toBe('^20.15.0 || >=22.2.0');
   });
 
   it('runs through its symlink and shebang: --help, check, strip', async () => {
