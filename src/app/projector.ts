@@ -32,11 +32,6 @@ export class Projector {
     }
   }
 
-  /** The event types some projection listens to. */
-  knownTypes(): ReadonlySet<string> {
-    return new Set(this.byType.keys());
-  }
-
   /**
    * True when applying `event` cannot throw: a built-in KV event of a valid shape that no
    * projection listens to (its data is already known to be JSON). A command of one such event
