@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AppendonlyError } from '../src/index';
 import { cat } from './commands/cat';
@@ -19,10 +21,28 @@ import { CliError, EXIT_INVALID, EXIT_USAGE } from './errors';
 
 const PATH_HELP = 'a data folder holding appendonlydir/ (AOF store) or a .db file (SQLite-WAL store)';
 
+/**
+ * The version in the package's own package.json, read at run time: the first package.json named
+ * `appendonly` from this file's folder upward, which is ../ from cli/main.ts (the sources, under
+ * ts-jest or test/support/register.js) and ../../ from dist/cli/main.js (a build, or the
+ * installed package: npm always ships package.json at the package's root).
+ */
+function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'appendonly' && typeof pkg.version === 'string') return pkg.version;
+    }
+    if (path.dirname(dir) === dir)
+      throw new Error(`appendonly's package.json not found in ${__dirname} or a folder above it`);
+  }
+}
+
 function build(run: (code: Promise<number>) => void): Command {
   const program = new Command('appendonly')
     .description('Inspect, check, repair and convert appendonly logs (AOF folders and SQLite-WAL .db files).')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(
