@@ -49,8 +49,10 @@ function build(run: (code: Promise<number>) => void): Command {
       'after',
       `
 Exit codes: 0 ok, 1 the log is invalid or the operation was refused, 2 unusable arguments.
-Every destructive command (check --fix, rewrite, truncate, strip) writes a backup first and prints its path,
-and refuses to run while a live process holds the store's lock.
+Every command that writes a log (check --fix, strip, truncate, rewrite, convert) asks first on a terminal;
+-y, --yes skips the question, and without a terminal --yes is required. The destructive ones (all but
+convert, which writes a new log) write a backup first and print its path, and refuse to run while a live
+process holds the store's lock.
 
 Examples:
   $ appendonly check ./data
@@ -101,11 +103,12 @@ Examples:
       '--app <module>',
       'a module exporting { handlers, projections }, needed when the log holds user events',
     )
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js',
+      '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js --yes',
     )
-    .action((p: string, o: { app?: string }) => run(rewrite(p, o)));
+    .action((p: string, o: { app?: string; yes?: boolean }) => run(rewrite(p, o)));
 
   program
     .command('truncate')
@@ -120,11 +123,12 @@ Examples:
         'keep the commands up to unix time t (seconds; needs #TS annotations)',
       ),
     )
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800',
+      '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800 --yes',
     )
-    .action((p: string, o: { toSeq?: string; toTimestamp?: string }) => run(truncate(p, o)));
+    .action((p: string, o: { toSeq?: string; toTimestamp?: string; yes?: boolean }) => run(truncate(p, o)));
 
   program
     .command('strip')
@@ -136,8 +140,14 @@ Examples:
       '--from-history',
       'AOF: when a compaction came after it, rebuild the log from appendonlydir/history/ (keepHistory: true)',
     )
-    .addHelpText('after', '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last')
-    .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean }) => run(strip(p, o)));
+    .option('-y, --yes', 'do not ask for confirmation')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last\n  $ appendonly strip ./data --type FLUSHALL --last --yes',
+    )
+    .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean; yes?: boolean }) =>
+      run(strip(p, o)),
+    );
 
   program
     .command('convert')
@@ -146,11 +156,12 @@ Examples:
     )
     .argument('<from>', PATH_HELP)
     .argument('<to>', 'a .db file (SQLite-WAL store) or a folder (AOF store)')
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof',
+      '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof --yes',
     )
-    .action((from: string, to: string) => run(convert(from, to)));
+    .action((from: string, to: string, o: { yes?: boolean }) => run(convert(from, to, o)));
   return program;
 }
 

@@ -87,7 +87,7 @@ describe('the built bin', () => {
     expect(version.status).toBe(0);
     expect(version.stdout).toBe(`${BUILT_VERSION}\n`);
     expect(run(['check', data]).status).toBe(0);
-    expect(run(['strip', data, '--type', 'FLUSHALL', '--last']).status).toBe(0);
+    expect(run(['strip', data, '--type', 'FLUSHALL', '--last', '--yes']).status).toBe(0);
     expect(run(['cat', data]).stdout).toContain('1 - SET {"key":"k","value":1}');
   });
 
