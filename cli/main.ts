@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AppendonlyError } from '../src/index';
 import { cat } from './commands/cat';
@@ -19,18 +21,38 @@ import { CliError, EXIT_INVALID, EXIT_USAGE } from './errors';
 
 const PATH_HELP = 'a data folder holding appendonlydir/ (AOF store) or a .db file (SQLite-WAL store)';
 
+/**
+ * The version in the package's own package.json, read at run time: the first package.json named
+ * `appendonly` from this file's folder upward, which is ../ from cli/main.ts (the sources, under
+ * ts-jest or test/support/register.js) and ../../ from dist/cli/main.js (a build, or the
+ * installed package: npm always ships package.json at the package's root).
+ */
+function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'appendonly' && typeof pkg.version === 'string') return pkg.version;
+    }
+    if (path.dirname(dir) === dir)
+      throw new Error(`appendonly's package.json not found in ${__dirname} or a folder above it`);
+  }
+}
+
 function build(run: (code: Promise<number>) => void): Command {
   const program = new Command('appendonly')
     .description('Inspect, check, repair and convert appendonly logs (AOF folders and SQLite-WAL .db files).')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(
       'after',
       `
 Exit codes: 0 ok, 1 the log is invalid or the operation was refused, 2 unusable arguments.
-Every destructive command (check --fix, rewrite, truncate, strip) writes a backup first and prints its path,
-and refuses to run while a live process holds the store's lock.
+Every command that writes a log (check --fix, strip, truncate, rewrite, convert) asks first on a terminal;
+-y, --yes skips the question, and without a terminal --yes is required. The destructive ones (all but
+convert, which writes a new log) write a backup first and print its path, and refuse to run while a live
+process holds the store's lock.
 
 Examples:
   $ appendonly check ./data
@@ -81,11 +103,12 @@ Examples:
       '--app <module>',
       'a module exporting { handlers, projections }, needed when the log holds user events',
     )
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js',
+      '\nExamples:\n  $ appendonly rewrite ./data\n  $ appendonly rewrite ./data --app ./dist/app.js --yes',
     )
-    .action((p: string, o: { app?: string }) => run(rewrite(p, o)));
+    .action((p: string, o: { app?: string; yes?: boolean }) => run(rewrite(p, o)));
 
   program
     .command('truncate')
@@ -100,11 +123,12 @@ Examples:
         'keep the commands up to unix time t (seconds; needs #TS annotations)',
       ),
     )
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800',
+      '\nExamples:\n  $ appendonly truncate ./data --to-seq 41200\n  $ appendonly truncate ./data --to-timestamp 1764064800 --yes',
     )
-    .action((p: string, o: { toSeq?: string; toTimestamp?: string }) => run(truncate(p, o)));
+    .action((p: string, o: { toSeq?: string; toTimestamp?: string; yes?: boolean }) => run(truncate(p, o)));
 
   program
     .command('strip')
@@ -116,8 +140,14 @@ Examples:
       '--from-history',
       'AOF: when a compaction came after it, rebuild the log from appendonlydir/history/ (keepHistory: true)',
     )
-    .addHelpText('after', '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last')
-    .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean }) => run(strip(p, o)));
+    .option('-y, --yes', 'do not ask for confirmation')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ appendonly strip ./data --type FLUSHALL --last\n  $ appendonly strip ./data --type FLUSHALL --last --yes',
+    )
+    .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean; yes?: boolean }) =>
+      run(strip(p, o)),
+    );
 
   program
     .command('convert')
@@ -126,11 +156,12 @@ Examples:
     )
     .argument('<from>', PATH_HELP)
     .argument('<to>', 'a .db file (SQLite-WAL store) or a folder (AOF store)')
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof',
+      '\nExamples:\n  $ appendonly convert ./data ./app.db\n  $ appendonly convert ./app.db ./data-aof --yes',
     )
-    .action((from: string, to: string) => run(convert(from, to)));
+    .action((from: string, to: string, o: { yes?: boolean }) => run(convert(from, to, o)));
   return program;
 }
 

@@ -1,5 +1,6 @@
 import * as readline from 'node:readline';
 import { SingleBar } from 'cli-progress';
+import { usage } from './errors';
 
 /**
  * Progress of long work: a bar on stderr when it is a terminal, otherwise a plain line every
@@ -50,8 +51,29 @@ export function progress(what: string, total: number, unit = 'bytes'): Progress 
 }
 
 /**
+ * The confirmation of every command that changes a log (check --fix, strip, truncate, rewrite,
+ * convert), once it knows what it would change and before it changes anything: true to go on.
+ * `--yes` (`yes`) skips the question; on a terminal it asks `question`, and a "no" changes
+ * nothing (said on stderr); without a terminal nobody can answer, so it refuses with a usage
+ * error naming --yes. `command` names the command in that error, `verb` what --yes allows.
+ */
+export async function confirmChange(
+  yes: boolean | undefined,
+  command: string,
+  verb: string,
+  question: string,
+): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY)
+    throw usage(`${command}: not a terminal, cannot ask; pass --yes to ${verb} without asking`);
+  if (await confirm(question)) return true;
+  note('nothing changed');
+  return false;
+}
+
+/**
  * Asks `question [y/N]` on the terminal; resolves true only for y/yes. Callers ask only when
- * stdin is a TTY: without one, a destructive command needs `--yes`.
+ * stdin is a TTY: without one, a destructive command needs `--yes` (see {@link confirmChange}).
  */
 export function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });

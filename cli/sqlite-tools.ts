@@ -4,7 +4,7 @@ import { APPLICATION_ID } from '../adapters/sqlite-wal/index';
 import { CorruptLogError, replaySink, StoreLockedError } from '../src/index';
 import { stamp } from './backup';
 import { EXIT_INVALID, EXIT_OK, invalid, usage } from './errors';
-import { confirm, note, say } from './output';
+import { confirmChange, note, say } from './output';
 import { storeFor, toolContext } from './stores';
 import type { SqliteTarget } from './target';
 
@@ -114,18 +114,8 @@ export async function checkSqlite(
         say(`run \`appendonly check ${file} --fix\` to remove the torn command (a backup is kept)`);
         return EXIT_INVALID;
       }
-      if (!options.yes) {
-        if (!process.stdin.isTTY)
-          throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
-        if (
-          !(await confirm(
-            `This will remove the ${torn} events from seq ${tail.tornAt} (saved to a side file). Continue?`,
-          ))
-        ) {
-          note('nothing changed');
-          return EXIT_INVALID;
-        }
-      }
+      const question = `This will remove the ${torn} events from seq ${tail.tornAt} (saved to a side file). Continue?`;
+      if (!(await confirmChange(options.yes, 'check --fix', 'cut', question))) return EXIT_INVALID;
       await backupSqlite(db, file, 'check-fix');
       const side = `${file}.cut-${stamp()}.jsonl`;
       const rows = db

@@ -11,8 +11,6 @@ export const TOKENS = {
   Clock: Symbol.for('appendonly.Clock'),
   /** The read-only view of the state, for handlers that inject it. */
   State: Symbol.for('appendonly.State'),
-  /** The {@link SnapshotSource} the app hands to its store. */
-  SnapshotSource: Symbol.for('appendonly.SnapshotSource'),
 } as const;
 
 /** Shorthand for `TOKENS.EventStore`. */

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { StoreLockedError } from '../../src/index';
 
 /*
@@ -12,8 +14,8 @@ import { StoreLockedError } from '../../src/index';
  *
  * The holder answers a connection with its PID, so the error can say who holds the lock.
  * Limits: abstract sockets are per network namespace, so two containers with separate network
- * namespaces that share a volume are not kept apart. On other systems an O_EXCL lock file with
- * a PID liveness check is used instead.
+ * namespaces that share a volume are not kept apart. On other systems a lock file holding the
+ * holder's PID is used instead (pidFileLock below).
  */
 
 /** A held lock; `release()` gives it up (idempotent). */
@@ -26,10 +28,15 @@ export interface DirLock {
 /**
  * Takes the exclusive lock on `dir` (which must exist), or throws {@link StoreLockedError} at
  * once if another store holds it. `what` names the holder kind in the error (`AOF store`, …).
+ * `kind` is for tests: `'pid-file'` takes the fallback of other systems on Linux too.
  */
-export async function acquireDirLock(dir: string, what = 'store'): Promise<DirLock> {
+export async function acquireDirLock(
+  dir: string,
+  what = 'store',
+  kind: 'auto' | 'pid-file' = 'auto',
+): Promise<DirLock> {
   const st = fs.statSync(dir);
-  if (process.platform === 'linux')
+  if (process.platform === 'linux' && kind === 'auto')
     return abstractSocketLock(dir, `\0appendonly-lock:${st.dev}:${st.ino}`, what);
   return pidFileLock(dir, what);
 }
@@ -95,34 +102,125 @@ function lockedError(dir: string, what: string, pid: number | null): StoreLocked
   return new StoreLockedError(`${dir} is locked by ${holder}: only one ${what} may write to it at a time`);
 }
 
-/** Fallback outside Linux: `<dir>/LOCK` created with O_EXCL, holding our PID; a dead holder's file is taken over. */
+/*
+ * Fallback outside Linux: `<dir>/LOCK` holds the holder's PID; a file whose PID is dead is
+ * taken over. Why it admits one holder:
+ *
+ * - LOCK is never created empty: our PID goes to a private temp file first, which link() then
+ *   names LOCK. link() fails with EEXIST when LOCK exists, so of the processes that find no
+ *   LOCK exactly one creates it, and a reader never sees a half-written PID.
+ * - LOCK is never deleted by anyone but its holder (release). A dead holder's file is replaced
+ *   in one step, rename(temp, LOCK), under a claim on that very file: `LOCK.takeover-<ino>`,
+ *   <ino> being the inode of the LOCK file found dead, created by link() as well (so one
+ *   claimer per inode). Holding the claim, the taker reads LOCK again: only if it is still that
+ *   inode, with a dead PID, does it rename over it. While the claim is held that inode cannot
+ *   change under the taker: a rename over it needs the same claim, a creation needs LOCK to be
+ *   absent, and its holder is dead so it does not release. A taker that read the dead LOCK
+ *   before someone else replaced it finds a different inode once it holds the claim, and backs
+ *   off. Two processes that both find a dead holder therefore cannot both take the lock (the
+ *   old code removed the file and created a new one: the second remover removed the first
+ *   one's fresh lock).
+ * - A claim left by a taker that died in between is itself a file with a dead PID, and is
+ *   taken over by the same rule one level down (`LOCK.takeover-<ino>.takeover-<ino2>`).
+ *
+ * Inode numbers are compared as bigints (Windows file ids do not fit a double). A PID reused by
+ * an unrelated live process makes the lock look held: that errs on the safe side.
+ */
 async function pidFileLock(dir: string, what: string): Promise<DirLock> {
-  const file = `${dir}/LOCK`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx', 0o600);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      let released = false;
-      return {
-        dir,
-        release: async () => {
-          if (released) return;
-          released = true;
-          fs.rmSync(file, { force: true });
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-      if (Number.isSafeInteger(pid) && (pid === process.pid || alive(pid))) throw lockedError(dir, what, pid);
-      fs.rmSync(file, { force: true });
+  const file = path.join(dir, 'LOCK');
+  const mine = pidTemp(dir);
+  // Linked or renamed to LOCK, it keeps its inode: that is how release knows LOCK is still ours.
+  const ino = fs.statSync(mine, { bigint: true }).ino;
+  try {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      if (tryLink(mine, file) || takeOver(file, mine)) {
+        let released = false;
+        return {
+          dir,
+          release: async () => {
+            if (released) return;
+            released = true;
+            // Only our own file: LOCK is ours until we remove it, unless it was (wrongly) taken over.
+            if (holderOf(file)?.ino === ino) fs.rmSync(file, { force: true });
+          },
+        };
+      }
+      const holder = holderOf(file);
+      if (holder !== null && (holder.pid === process.pid || alive(holder.pid)))
+        throw lockedError(dir, what, holder.pid);
+      // Gone, or dead and being taken over by another process right now: look again shortly.
+      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
     }
+    throw lockedError(dir, what, null);
+  } finally {
+    fs.rmSync(mine, { force: true });
   }
-  throw lockedError(dir, what, null);
+}
+
+/** A new private file in `dir` holding our PID, to be linked or renamed into place. */
+function pidTemp(dir: string): string {
+  const name = path.join(dir, `LOCK.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  fs.writeFileSync(name, String(process.pid), { mode: 0o600, flag: 'wx' });
+  return name;
+}
+
+/** link(from, to): true if `to` was created, false if it exists. */
+function tryLink(from: string, to: string): boolean {
+  try {
+    fs.linkSync(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+/** The inode and PID of a lock file, or null if it does not exist. A file that names no PID counts as dead (PID 0 is never alive here). */
+function holderOf(file: string): { ino: bigint; pid: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const ino = fs.fstatSync(fd, { bigint: true }).ino;
+    const buf = Buffer.alloc(32);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const pid = Number.parseInt(buf.toString('latin1', 0, n), 10);
+    return { ino, pid: Number.isSafeInteger(pid) && pid > 0 ? pid : 0 };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `file` by `mine` (rename) if its holder is dead, under the claim described above;
+ * true if it did. False when the file is held, gone, or another process is taking it over.
+ */
+function takeOver(file: string, mine: string): boolean {
+  const seen = holderOf(file);
+  if (seen === null || seen.pid === process.pid || alive(seen.pid)) return false;
+  const claim = `${file}.takeover-${seen.ino}`;
+  const claimTemp = pidTemp(path.dirname(file));
+  let claimed = false;
+  try {
+    claimed = tryLink(claimTemp, claim) || takeOver(claim, claimTemp);
+    if (!claimed) return false;
+    const now = holderOf(file);
+    if (now === null || now.ino !== seen.ino || now.pid === process.pid || alive(now.pid)) return false;
+    fs.renameSync(mine, file);
+    return true;
+  } finally {
+    if (claimed) fs.rmSync(claim, { force: true });
+    fs.rmSync(claimTemp, { force: true });
+  }
 }
 
 function alive(pid: number): boolean {
+  // kill(0) would signal our process group: a file that names no PID has no live holder.
+  if (pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;

@@ -81,11 +81,6 @@ export class GroupWriter {
     });
   }
 
-  /** True when appends wait for a commit. */
-  get pending(): boolean {
-    return this.groups.length > 0;
-  }
-
   /**
    * Commits everything pending now, synchronously. Returns false if the commit failed (the
    * failure is then set and every pending promise rejected).

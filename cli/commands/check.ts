@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type FileVerdict, checkAofFiles } from '../aof-check';
 import { backupAof, fsyncDir, fsyncFile, stamp } from '../backup';
-import { EXIT_INVALID, EXIT_OK, invalid, usage } from '../errors';
-import { confirm, note, progress, say } from '../output';
+import { EXIT_INVALID, EXIT_OK, invalid } from '../errors';
+import { confirmChange, note, progress, say } from '../output';
 import { checkSqlite } from '../sqlite-tools';
 import { withStoreLocked } from '../stores';
 import { type AofTarget, resolveTarget } from '../target';
@@ -99,14 +99,7 @@ async function fix(
   const cut = bad.goodUpTo;
   const lost = bad.size - cut;
   const question = `This will cut ${lost} bytes from ${bad.file.name} at byte offset ${cut} (they are saved to a side file). Continue?`;
-  if (!options.yes) {
-    if (!process.stdin.isTTY)
-      throw usage('check --fix: not a terminal, cannot ask; pass --yes to cut without asking');
-    if (!(await confirm(question))) {
-      note('nothing changed');
-      return EXIT_INVALID;
-    }
-  }
+  if (!(await confirmChange(options.yes, 'check --fix', 'cut', question))) return EXIT_INVALID;
   await withStoreLocked(target, 'repair the log', async () => {
     backupAof(target, 'check-fix', [bad.file.name]);
     const side = path.join(target.logDir, `${bad.file.name}.cut-${stamp()}`);

@@ -5,14 +5,14 @@ import { SqliteWalStore } from '../../adapters/sqlite-wal/index';
 import { type EventGroup, type JsonValue, SET } from '../../src/index';
 import { toReplayGroup } from '../../src/store/replay-batch';
 import { fsyncDir, fsyncFile, replaceFile } from '../backup';
-import { EXIT_OK, usage } from '../errors';
-import { say } from '../output';
+import { EXIT_INVALID, EXIT_OK, usage } from '../errors';
+import { confirmChange, say } from '../output';
 import { readRecords } from '../records';
 import { toolContext } from '../stores';
 import { resolveTarget } from '../target';
 
 /**
- * `appendonly convert FROM TO`: the same log in another store: the snapshot (AOF base, SQLite
+ * `appendonly convert FROM TO [--yes]`: the same log in another store: the snapshot (AOF base, SQLite
  * snapshot table) and every command with its sequence numbers and time, so that a replay of the
  * target gives the state a replay of the source gives, and `cat` speaks of the same numbers.
  * TO is a `.db` file (SQLite-WAL) or a folder (AOF); it must not exist or be empty: the tool
@@ -22,11 +22,17 @@ import { resolveTarget } from '../target';
  * then one incr file with a `#TS` wherever the second changes), the SQLite one through
  * SqliteWalStore itself: its compaction writes the snapshot, its appends the commands.
  */
-export async function convert(fromArg: string, toArg: string): Promise<number> {
+export async function convert(
+  fromArg: string,
+  toArg: string,
+  options: { yes?: boolean } = {},
+): Promise<number> {
   const from = resolveTarget(fromArg);
   const to = path.resolve(toArg);
   const toSqlite = to.endsWith('.db') || (fs.existsSync(to) && fs.statSync(to).isFile());
   assertEmpty(to, toArg, toSqlite);
+  const question = `This will write ${toArg} (${toSqlite ? 'sqlite-wal' : 'aof'}), a copy of the log in ${fromArg}. Continue?`;
+  if (!(await confirmChange(options.yes, 'convert', 'convert', question))) return EXIT_INVALID;
   // The snapshot is kept in memory until the first command (an app holds the same state in memory).
   let snapshot: { seq: number; entries: Map<string, JsonValue> } | null = null;
   const sink = toSqlite ? await sqliteSink(to) : aofSink(to);

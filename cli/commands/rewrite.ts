@@ -4,21 +4,21 @@ import { createApp, type EventStore, StoreLockedError } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { assertAofValid } from '../aof-valid';
 import { backupAof } from '../backup';
-import { EXIT_OK, invalid } from '../errors';
-import { progress, say } from '../output';
+import { EXIT_INVALID, EXIT_OK, invalid } from '../errors';
+import { confirmChange, progress, say } from '../output';
 import { readRecords } from '../records';
 import { backupSqliteFile } from '../sqlite-tools';
 import { storeFor, toolContext } from '../stores';
 import { resolveTarget } from '../target';
 
 /**
- * `appendonly rewrite PATH [--app module]`: offline compaction, by the very code an app runs:
+ * `appendonly rewrite PATH [--app module] [--yes]`: offline compaction, by the very code an app runs:
  * createApp on the real store (which takes its lock), then app.compact(). The state of user
  * events comes from the user's projections, so a log holding types that neither the built-in
  * KV events nor `--app`'s projections handle is refused, naming them: compacting it without
  * them would silently drop their effect.
  */
-export async function rewrite(pathArg: string, options: { app?: string }): Promise<number> {
+export async function rewrite(pathArg: string, options: { app?: string; yes?: boolean }): Promise<number> {
   const target = resolveTarget(pathArg);
   const classes = loadAppModule(options.app);
   if (target.kind === 'aof') await assertAofValid(target, 'rewrite the log');
@@ -33,6 +33,8 @@ export async function rewrite(pathArg: string, options: { app?: string }): Promi
         'pass --app <module exporting { handlers, projections }> (the ones given to createApp)',
     );
   }
+  const question = `This will compact ${pathArg}: its log is replaced by a snapshot of its state (a backup is kept). Continue?`;
+  if (!(await confirmChange(options.yes, 'rewrite', 'rewrite', question))) return EXIT_INVALID;
   const store: EventStore = storeFor(target);
   const context = toolContext();
   let app: Awaited<ReturnType<typeof createApp>>;

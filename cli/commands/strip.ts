@@ -5,8 +5,8 @@ import type { Manifest, ManifestEntry } from '../../adapters/aof/index';
 import { assertAofValid } from '../aof-valid';
 import { type WalkGroup, walkFile, walkIncrs } from '../aof-walk';
 import { backupAof, fsyncDir, fsyncFile, saveManifest } from '../backup';
-import { EXIT_OK, invalid, usage } from '../errors';
-import { note, say } from '../output';
+import { EXIT_INVALID, EXIT_OK, invalid, usage } from '../errors';
+import { confirmChange, note, say } from '../output';
 import { withStoreLocked } from '../stores';
 import { type AofFile, type AofTarget, resolveTarget } from '../target';
 
@@ -15,6 +15,8 @@ export interface StripOptions {
   readonly type: string;
   readonly last?: boolean;
   readonly fromHistory?: boolean;
+  /** Do not ask for confirmation. */
+  readonly yes?: boolean;
 }
 
 /** One byte range of a file replaced by other bytes (empty: removed). */
@@ -31,7 +33,7 @@ interface Match {
 }
 
 /**
- * `appendonly strip PATH --type TYPE [--last]`: what a Redis user does by hand to undo an
+ * `appendonly strip PATH --type TYPE [--last] [--yes]`: what a Redis user does by hand to undo an
  * accidental FLUSHALL (open appendonly.aof, delete the FLUSHALL, restart), on every incr file,
  * keeping the checksums right. A command with that one event disappears with its `#TS` and
  * `#CRC` lines; inside a MULTI group only the record goes, the rest of the group keeps its
@@ -82,6 +84,11 @@ export async function strip(pathArg: string, options: StripOptions): Promise<num
   const chosen = options.last ? [matches[matches.length - 1]] : matches;
   const byFile = new Map<AofFile, Match[]>();
   for (const m of chosen) byFile.set(m.file, [...(byFile.get(m.file) ?? []), m]);
+  const names = [...byFile.keys()].map((f) => f.name).join(', ');
+  const question =
+    `This will remove ${chosen.length} ${type} record${chosen.length === 1 ? '' : 's'} from ${names}` +
+    `${restored !== null ? ', rebuilding the log from history/' : ''} (a backup is kept). Continue?`;
+  if (!(await confirmChange(options.yes, 'strip', 'strip', question))) return EXIT_INVALID;
 
   await withStoreLocked(target, 'strip records', async () => {
     const changed = [...byFile.keys()]

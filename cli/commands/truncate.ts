@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { assertAofValid } from '../aof-valid';
 import { walkIncrs } from '../aof-walk';
 import { backupAof, saveManifest } from '../backup';
-import { EXIT_OK, invalid, parseCount, usage } from '../errors';
-import { say } from '../output';
+import { EXIT_INVALID, EXIT_OK, invalid, parseCount, usage } from '../errors';
+import { confirmChange, say } from '../output';
 import { backupSqlite, lockSqlite } from '../sqlite-tools';
 import { withStoreLocked } from '../stores';
 import { type AofTarget, resolveTarget, type SqliteTarget } from '../target';
@@ -13,12 +13,14 @@ import { type AofTarget, resolveTarget, type SqliteTarget } from '../target';
 export interface TruncateOptions {
   readonly toSeq?: string;
   readonly toTimestamp?: string;
+  /** Do not ask for confirmation. */
+  readonly yes?: boolean;
 }
 
 type Point = { readonly seq: number } | { readonly ts: number };
 
 /**
- * `appendonly truncate PATH --to-seq N | --to-timestamp T`: point-in-time recovery. Keeps every
+ * `appendonly truncate PATH --to-seq N | --to-timestamp T [--yes]`: point-in-time recovery. Keeps every
  * command up to the point and drops the rest, whole commands only. `--to-timestamp` cuts, as
  * redis-check-aof's `--truncate-to-timestamp`, at the first `#TS` annotation later than T; a log
  * written without `aofTimestamps` has none, and that is said rather than guessed. Unlike Redis,
@@ -33,10 +35,12 @@ export async function truncate(pathArg: string, options: TruncateOptions): Promi
       ? { seq: parseCount(options.toSeq, '--to-seq') }
       : { ts: parseCount(options.toTimestamp!, '--to-timestamp') };
   const target = resolveTarget(pathArg);
-  return target.kind === 'aof' ? truncateAof(target, point) : truncateSqlite(target, point);
+  return target.kind === 'aof'
+    ? truncateAof(target, point, options.yes)
+    : truncateSqlite(target, point, options.yes);
 }
 
-async function truncateAof(target: AofTarget, point: Point): Promise<number> {
+async function truncateAof(target: AofTarget, point: Point, yes: boolean | undefined): Promise<number> {
   await assertAofValid(target, 'truncate the log');
   const baseSeq = target.manifest.base?.lastSeq ?? 0;
   if ('seq' in point && point.seq < baseSeq) {
@@ -79,6 +83,10 @@ async function truncateAof(target: AofTarget, point: Point): Promise<number> {
   const c = cut;
   const file = target.files[c.index];
   const dropped = target.files.slice(c.index + 1).map((f) => f.name);
+  const question =
+    `This will drop seq ${c.seq}..${lastSeq}: ${file.name} cut at byte offset ${c.offset}` +
+    `${dropped.length > 0 ? `, ${dropped.join(', ')} removed` : ''} (a backup is kept). Continue?`;
+  if (!(await confirmChange(yes, 'truncate', 'truncate', question))) return EXIT_INVALID;
   await withStoreLocked(target, 'truncate the log', async () => {
     backupAof(target, 'truncate', [file.name, ...dropped]);
     // The file is cut in place: the bytes before the cut are never rewritten.
@@ -105,7 +113,7 @@ async function truncateAof(target: AofTarget, point: Point): Promise<number> {
   return EXIT_OK;
 }
 
-async function truncateSqlite(target: SqliteTarget, point: Point): Promise<number> {
+async function truncateSqlite(target: SqliteTarget, point: Point, yes: boolean | undefined): Promise<number> {
   const db = lockSqlite(target.file, 'truncate the store');
   try {
     const snapshotSeq = Number(
@@ -149,6 +157,8 @@ async function truncateSqlite(target: SqliteTarget, point: Point): Promise<numbe
       say(`nothing to cut: the store ends at seq ${lastSeq}, before the point`);
       return EXIT_OK;
     }
+    const question = `This will drop seq ${from}..${lastSeq} from ${target.file} (a backup is kept). Continue?`;
+    if (!(await confirmChange(yes, 'truncate', 'truncate', question))) return EXIT_INVALID;
     await backupSqlite(db, target.file, 'truncate');
     db.prepare('DELETE FROM events WHERE seq >= ?').run(from);
     say(`truncated the store before seq ${from}: dropped seq ${from}..${lastSeq}`);

@@ -47,6 +47,10 @@ export class Connection implements ClientState {
   private flushQueued = false;
   private paused = false;
   private ended = false;
+  /** The most bytes of this client's requests held unparsed at once (INFO `appendonly_max_input_buffer`). */
+  maxInputBuffer = 0;
+  /** Bytes read after the connection was condemned, and dropped unread (INFO `appendonly_input_bytes_dropped`). */
+  inputBytesDropped = 0;
 
   constructor(
     readonly id: number,
@@ -58,8 +62,12 @@ export class Connection implements ClientState {
     this.parser = new RequestParser(limits, authenticated);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      if (this.ended || this.closeAfterReply) return;
+      if (this.ended || this.closeAfterReply) {
+        this.inputBytesDropped += chunk.length;
+        return;
+      }
       this.parser.push(chunk);
+      if (this.parser.buffered > this.maxInputBuffer) this.maxInputBuffer = this.parser.buffered;
       this.process();
     });
     socket.on('drain', () => this.maybeResume());

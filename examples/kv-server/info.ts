@@ -13,6 +13,10 @@ export interface InfoInput {
   readonly totalConnections: number;
   readonly totalCommands: number;
   readonly rejectedConnections: number;
+  /** The most bytes of requests one connection has held unparsed at once, since the start. */
+  readonly maxInputBuffer: number;
+  /** Bytes read from connections closed for a protocol error, dropped without being buffered. */
+  readonly inputBytesDropped: number;
   /** The app's stats; null while the log loads. */
   readonly stats: AppStats | null;
   /** While loading: bytes of log read and in all, events replayed, when it began. */
@@ -72,6 +76,7 @@ const FIELDS: Record<Section, (i: InfoInput) => Fields> = {
     ['connected_clients', i.connectedClients],
     ['maxclients', i.maxClients],
     ['blocked_clients', 0],
+    ['appendonly_max_input_buffer', i.maxInputBuffer],
   ],
   memory: () => {
     // The process's figures: a JavaScript heap has no exact counterpart of Redis's allocator stats.
@@ -90,6 +95,7 @@ const FIELDS: Record<Section, (i: InfoInput) => Fields> = {
     ['total_connections_received', i.totalConnections],
     ['total_commands_processed', i.totalCommands],
     ['rejected_connections', i.rejectedConnections],
+    ['appendonly_input_bytes_dropped', i.inputBytesDropped],
     ['appendonly_commands_logged', i.stats?.commandsProcessed ?? 0],
     ['appendonly_groups_replayed', i.stats?.groupsReplayed ?? 0],
   ],

@@ -73,6 +73,9 @@ export class KvServer implements ServerApi, Dispatcher {
   private readonly startedAt = Date.now();
   private nextClientId = 1;
   private totalCommands = 0;
+  /** Input figures of the connections already closed (see `inputFigures`). */
+  private closedMaxInputBuffer = 0;
+  private closedInputBytesDropped = 0;
   private totalConnections = 0;
   private rejectedConnections = 0;
   private boundPort = 0;
@@ -182,6 +185,23 @@ export class KvServer implements ServerApi, Dispatcher {
   /** @internal Connection callback. */
   closed(connection: Connection): void {
     this.connections.delete(connection);
+    this.closedMaxInputBuffer = Math.max(this.closedMaxInputBuffer, connection.maxInputBuffer);
+    this.closedInputBytesDropped += connection.inputBytesDropped;
+  }
+
+  /**
+   * What the connections have held of their clients' requests: the most bytes one held
+   * unparsed at once, and the bytes dropped unread after a protocol error, since the start.
+   * A hostile header (`$999999999999`) must leave the first small and put the rest in the second.
+   */
+  inputFigures(): { maxInputBuffer: number; inputBytesDropped: number } {
+    let maxInputBuffer = this.closedMaxInputBuffer;
+    let inputBytesDropped = this.closedInputBytesDropped;
+    for (const c of this.connections) {
+      maxInputBuffer = Math.max(maxInputBuffer, c.maxInputBuffer);
+      inputBytesDropped += c.inputBytesDropped;
+    }
+    return { maxInputBuffer, inputBytesDropped };
   }
 
   /** @internal Runs one request: checks as Redis does (name, arity, auth, loading), then the command. */
@@ -266,6 +286,7 @@ export class KvServer implements ServerApi, Dispatcher {
         totalConnections: this.totalConnections,
         totalCommands: this.totalCommands,
         rejectedConnections: this.rejectedConnections,
+        ...this.inputFigures(),
         stats: this.current !== null && this.phase === 'ready' ? this.current.stats() : null,
         loading:
           meter !== null && progress !== undefined

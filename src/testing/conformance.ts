@@ -1,4 +1,4 @@
-/// <reference types="jest" />
+import assert from 'node:assert/strict';
 import type { App } from '../app/app';
 import { createApp } from '../app/create-app';
 import type { JsonValue } from '../events/json';
@@ -18,17 +18,57 @@ export interface StoreUnderTest {
 }
 
 /**
- * The behaviour every store must show, as a jest suite: call it from a test file, once per
+ * The test functions the suite is declared with: jest's and vitest's globals, vitest's exports,
+ * or `node:test`'s (`import { describe, it, beforeEach, afterEach } from 'node:test'`).
+ */
+export interface ConformanceTestApi {
+  describe(name: string, fn: () => void): unknown;
+  it(name: string, fn: () => Promise<void> | void): unknown;
+  beforeEach(fn: () => Promise<void> | void): unknown;
+  afterEach(fn: () => Promise<void> | void): unknown;
+}
+
+const API_NAMES = ['describe', 'it', 'beforeEach', 'afterEach'] as const;
+
+/** `api` if given, else the runner's globals (jest, vitest with `globals: true`); throws naming what to pass. */
+function testApi(api: ConformanceTestApi | undefined): ConformanceTestApi {
+  if (api !== undefined) return api;
+  const g = globalThis as Record<string, unknown>;
+  const missing = API_NAMES.filter((n) => typeof g[n] !== 'function');
+  if (missing.length > 0) {
+    throw new Error(
+      `runStoreConformance: no global ${missing.join(', ')}; pass the test functions as its third argument, ` +
+        "e.g. runStoreConformance(name, factory, { describe, it, beforeEach, afterEach }) with them imported from 'node:test' or 'vitest'",
+    );
+  }
+  return {
+    describe: g.describe as ConformanceTestApi['describe'],
+    it: g.it as ConformanceTestApi['it'],
+    beforeEach: g.beforeEach as ConformanceTestApi['beforeEach'],
+    afterEach: g.afterEach as ConformanceTestApi['afterEach'],
+  };
+}
+
+/**
+ * The behaviour every store must show, as a test suite: call it from a test file, once per
  * configuration (e.g. once per fsync policy). `factory` gives a fresh, empty location per test.
+ * It asserts with `node:assert/strict`, so it runs under any runner: `api` gives the runner's
+ * describe / it / beforeEach / afterEach, and defaults to the globals of jest (or vitest with
+ * `globals: true`).
  *
  * ```ts
  * runStoreConformance('AofStore always', () => { const dir = tmp(); return { open: () => new AofStore({ dir, appendfsync: 'always' }) }; });
+ * // node:test (or vitest without globals):
+ * import { afterEach, beforeEach, describe, it } from 'node:test';
+ * runStoreConformance('MyStore', factory, { describe, it, beforeEach, afterEach });
  * ```
  */
 export function runStoreConformance(
   name: string,
   factory: () => StoreUnderTest | Promise<StoreUnderTest>,
+  api?: ConformanceTestApi,
 ): void {
+  const { describe, it, beforeEach, afterEach } = testApi(api);
   describe(`${name}: store conformance`, () => {
     let sut: StoreUnderTest;
     const apps: App[] = [];
@@ -52,8 +92,8 @@ export function runStoreConformance(
 
     it('opens an empty location as an empty state', async () => {
       const app = await open();
-      expect(app.state.size).toBe(0);
-      expect(app.stats().lastSeq).toBe(0);
+      assert.equal(app.state.size, 0);
+      assert.equal(app.stats().lastSeq, 0);
     });
 
     it('replays what was appended: same state, same sequence numbers', async () => {
@@ -66,10 +106,10 @@ export function runStoreConformance(
       // when
       const reopened = await reopen(app);
       // then
-      expect(first.firstSeq).toBe(1);
-      expect(last.lastSeq).toBe(4);
-      expect(state(reopened)).toEqual({ n: 5 });
-      expect((await reopened.execute(new Put('b', true))).firstSeq).toBe(5);
+      assert.equal(first.firstSeq, 1);
+      assert.equal(last.lastSeq, 4);
+      assert.deepEqual(state(reopened), { n: 5 });
+      assert.equal((await reopened.execute(new Put('b', true))).firstSeq, 5);
     });
 
     it('keeps values exactly: unicode, CR LF, nested JSON, numbers, empty strings', async () => {
@@ -88,7 +128,7 @@ export function runStoreConformance(
       };
       const app = await open();
       for (const [k, v] of Object.entries(values)) await app.execute(new Put(k, v));
-      expect(state(await reopen(app))).toEqual(values);
+      assert.deepEqual(state(await reopen(app)), values);
     });
 
     it('replays a multi-event command as one group', async () => {
@@ -100,15 +140,18 @@ export function runStoreConformance(
           ['z', 3],
         ]),
       );
-      expect([result.firstSeq, result.lastSeq]).toEqual([1, 3]);
+      assert.deepEqual([result.firstSeq, result.lastSeq], [1, 3]);
       await app.close();
       const store = sut.open();
       const groups = (await replayAll(store)).filter((r) => r.kind === 'group');
-      expect(groups).toHaveLength(1);
-      expect(groups[0]).toMatchObject({
-        seq: 1,
-        events: [{ type: 'SET' }, { type: 'SET' }, { type: 'SET' }],
-      });
+      assert.equal(groups.length, 1);
+      const group = groups[0];
+      assert.ok(group.kind === 'group');
+      assert.equal(group.seq, 1);
+      assert.deepEqual(
+        group.events.map((e) => e.type),
+        ['SET', 'SET', 'SET'],
+      );
     });
 
     it('a command whose projection throws is rolled back and never logged', async () => {
@@ -116,23 +159,26 @@ export function runStoreConformance(
       const app = await open();
       await app.execute(new Put('k', 'before'));
       // when
-      await expect(app.execute(new Explode('k'))).rejects.toThrow(/projection refused k/);
+      await assert.rejects(app.execute(new Explode('k')), { message: /projection refused k/ });
       // then: live state rolled back, later commands run, the log holds neither half of it
-      expect(app.state.get('k')).toBe('before');
+      assert.equal(app.state.get('k'), 'before');
       const next = await app.execute(new Put('other', 1));
-      expect(next.firstSeq).toBe(2);
-      expect(state(await reopen(app))).toEqual({ k: 'before', other: 1 });
+      assert.equal(next.firstSeq, 2);
+      assert.deepEqual(state(await reopen(app)), { k: 'before', other: 1 });
     });
 
     it('applies and logs 64 commands in flight in dispatch order', async () => {
       const app = await open();
       const results = await Promise.all(Array.from({ length: 64 }, (_, i) => app.execute(new Count('c', i))));
-      expect(results.map((r) => r.firstSeq)).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
+      assert.deepEqual(
+        results.map((r) => r.firstSeq),
+        Array.from({ length: 64 }, (_, i) => i + 1),
+      );
       await Promise.all(Array.from({ length: 64 }, (_, i) => app.execute(new Put('last', i))));
       const live = state(app);
       const replayed = state(await reopen(app));
-      expect(replayed).toEqual(live);
-      expect(replayed).toEqual({ c: (63 * 64) / 2, last: 63 });
+      assert.deepEqual(replayed, live);
+      assert.deepEqual(replayed, { c: (63 * 64) / 2, last: 63 });
     });
 
     it('logs FLUSHALL and replays it (the classic AOF trap)', async () => {
@@ -140,7 +186,7 @@ export function runStoreConformance(
       await app.execute(new Put('a', 1));
       await app.execute(new FlushAll());
       await app.execute(new Put('b', 2));
-      expect(state(await reopen(app))).toEqual({ b: 2 });
+      assert.deepEqual(state(await reopen(app)), { b: 2 });
     });
 
     it('compaction keeps the state and the sequence numbers', async () => {
@@ -153,13 +199,14 @@ export function runStoreConformance(
       const result = await app.compact();
       await app.execute(new Count('after', 1));
       // then
-      expect(result.seq).toBe(51);
-      expect(result.keys).toBe(9);
-      expect(app.stats().store?.rewrites).toBeGreaterThanOrEqual(1);
+      assert.equal(result.seq, 51);
+      assert.equal(result.keys, 9);
+      const rewrites = app.stats().store?.rewrites;
+      if (rewrites !== undefined) assert.ok(rewrites >= 1, `rewrites: ${rewrites}, expected at least 1`);
       const live = state(app);
       const reopened = await reopen(app);
-      expect(state(reopened)).toEqual(live);
-      expect((await reopened.execute(new Put('z', 0))).firstSeq).toBe(53);
+      assert.deepEqual(state(reopened), live);
+      assert.equal((await reopened.execute(new Put('z', 0))).firstSeq, 53);
     });
 
     it('takes commands while it compacts, and loses none of them', async () => {
@@ -172,9 +219,9 @@ export function runStoreConformance(
       for (let i = 0; i < 100; i++) during.push(app.execute(new Remove([`key:${i}`])));
       await Promise.all([compaction, ...during]);
       const live = state(app);
-      expect(live.during).toBe(500);
-      expect(Object.keys(live)).toHaveLength(1901);
-      expect(state(await reopen(app))).toEqual(live);
+      assert.equal(live.during, 500);
+      assert.equal(Object.keys(live).length, 1901);
+      assert.deepEqual(state(await reopen(app)), live);
     });
 
     it('compacts again after more commands, and after a FLUSHALL', async () => {
@@ -188,7 +235,7 @@ export function runStoreConformance(
       await app.execute(new Put('c', 3));
       await app.compact();
       await app.execute(new Put('d', 4));
-      expect(state(await reopen(app))).toEqual({ c: 3, d: 4 });
+      assert.deepEqual(state(await reopen(app)), { c: 3, d: 4 });
     });
 
     it('close() flushes every command already dispatched', async () => {
@@ -196,7 +243,7 @@ export function runStoreConformance(
       const pending = Array.from({ length: 300 }, (_, i) => app.execute(new Put(`p${i}`, i)));
       await app.close();
       await Promise.all(pending);
-      expect(Object.keys(state(await open()))).toHaveLength(300);
+      assert.equal(Object.keys(state(await open())).length, 300);
     });
 
     it('reopens after close, again and again', async () => {
@@ -206,48 +253,52 @@ export function runStoreConformance(
         if (round === 2 && (await canCompact(app))) await app.compact();
         app = await reopen(app);
       }
-      expect(state(app)).toEqual({ rounds: 5 });
+      assert.deepEqual(state(app), { rounds: 5 });
     });
 
     it('refuses commands after close with AppClosedError, and unknown commands by name', async () => {
       const app = await open();
       class NotRegistered {}
-      await expect(app.execute(new NotRegistered())).rejects.toThrow(UnknownCommandError);
-      await expect(app.execute(new NotRegistered())).rejects.toThrow(/NotRegistered/);
+      await assert.rejects(app.execute(new NotRegistered()), UnknownCommandError);
+      await assert.rejects(app.execute(new NotRegistered()), { message: /NotRegistered/ });
       await app.close();
-      await expect(app.execute(new Put('a', 1))).rejects.toThrow(AppClosedError);
-      await expect(app.compact()).rejects.toThrow(AppClosedError);
+      await assert.rejects(app.execute(new Put('a', 1)), AppClosedError);
+      await assert.rejects(app.compact(), AppClosedError);
     });
 
     it('allows one writer: a second open of the same location fails while the first is open', async () => {
       const app = await open();
       await app.execute(new Put('a', 1));
-      await expect(open()).rejects.toThrow(StoreLockedError);
+      await assert.rejects(open(), StoreLockedError);
       await app.execute(new Put('b', 2));
-      expect(state(await reopen(app))).toEqual({ a: 1, b: 2 });
+      assert.deepEqual(state(await reopen(app)), { a: 1, b: 2 });
     });
 
     it('reports persistence fields with Redis names', async () => {
       const app = await open();
       await app.execute(new Put('a', 1));
       const stats = app.stats();
-      expect(stats.lastSeq).toBe(1);
-      expect(stats.durableSeq).toBe(1);
-      expect(stats.keys).toBe(1);
+      assert.equal(stats.lastSeq, 1);
+      assert.equal(stats.durableSeq, 1);
+      assert.equal(stats.keys, 1);
       const store = stats.store;
       if (store === undefined) return; // a store without the stats capability
-      expect(store.kind).toBe(app.stats().store?.kind);
-      if (store.appendfsync !== undefined) expect(['always', 'everysec', 'no']).toContain(store.appendfsync);
-      if (store.lastWriteStatus !== undefined) expect(store.lastWriteStatus).toBe('ok');
-      if (store.lastBgrewriteStatus !== undefined) expect(store.lastBgrewriteStatus).toBe('ok');
-      if (store.rewriteInProgress !== undefined) expect(store.rewriteInProgress).toBe(false);
-      if (store.currentSize !== undefined) expect(typeof store.currentSize).toBe('number');
+      if (store.appendfsync !== undefined)
+        assert.ok(
+          ['always', 'everysec', 'no'].includes(store.appendfsync),
+          `appendfsync: ${store.appendfsync}`,
+        );
+      if (store.lastWriteStatus !== undefined) assert.equal(store.lastWriteStatus, 'ok');
+      if (store.lastBgrewriteStatus !== undefined) assert.equal(store.lastBgrewriteStatus, 'ok');
+      if (store.rewriteInProgress !== undefined) assert.equal(store.rewriteInProgress, false);
+      if (store.currentSize !== undefined) assert.equal(typeof store.currentSize, 'number');
     });
 
     it('types its write errors as PersistenceError', () => {
-      expect(
+      assert.equal(
         PersistenceError.from('write', Object.assign(new Error('no space'), { code: 'ENOSPC' })).code,
-      ).toBe('ENOSPC');
+        'ENOSPC',
+      );
     });
   });
 }
@@ -259,7 +310,7 @@ export function runStoreConformance(
 async function canCompact(app: App): Promise<boolean> {
   const { store } = app as unknown as { store: EventStore };
   if (typeof store.compact === 'function') return true;
-  await expect(app.compact()).rejects.toMatchObject({ code: 'CANNOT_COMPACT' });
+  await assert.rejects(app.compact(), { code: 'CANNOT_COMPACT' });
   return false;
 }
 

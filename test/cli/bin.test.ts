@@ -11,8 +11,12 @@ import { aofApp, FlushAll, Put, ROOT, tempDir } from './helpers';
  */
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
   bin: Record<string, string>;
+  engines: { node: string };
 };
+
+const BUILT_VERSION = `${pkg.version}-built`;
 
 describe('the built bin', () => {
   let dir: string;
@@ -45,6 +49,9 @@ describe('the built bin', () => {
     );
     if (tsc.status !== 0) throw new Error(`the bin does not build with tsc:\n${tsc.stdout}${tsc.stderr}`);
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    // The package's root, as npm installs it: package.json next to dist/. Its version differs from
+    // the checkout's, so that --version shows the bin reads the file next to it, at run time.
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ ...pkg, version: BUILT_VERSION }));
     fs.mkdirSync(path.join(dir, '.bin'));
     bin = path.join(dir, '.bin', 'appendonly');
     // npm links a bin and makes its target executable at install; tsc writes it 0644.
@@ -55,6 +62,10 @@ describe('the built bin', () => {
 
   it('package.json names the compiled cli/main.js as the appendonly bin', () => {
     expect(pkg.bin.appendonly).toBe('./dist/cli/main.js');
+  });
+
+  it('package.json asks for a node with zlib.crc32 (20.15 on the 20 line, 22.2 after it)', () => {
+    expect(pkg.engines.node).toBe('^20.15.0 || >=22.2.0');
   });
 
   it('runs through its symlink and shebang: --help, check, strip', async () => {
@@ -72,8 +83,11 @@ describe('the built bin', () => {
     expect(help.status).toBe(0);
     for (const c of ['check', 'info', 'cat', 'rewrite', 'truncate', 'strip', 'convert'])
       expect(help.stdout).toContain(c);
+    const version = run(['--version']);
+    expect(version.status).toBe(0);
+    expect(version.stdout).toBe(`${BUILT_VERSION}\n`);
     expect(run(['check', data]).status).toBe(0);
-    expect(run(['strip', data, '--type', 'FLUSHALL', '--last']).status).toBe(0);
+    expect(run(['strip', data, '--type', 'FLUSHALL', '--last', '--yes']).status).toBe(0);
     expect(run(['cat', data]).stdout).toContain('1 - SET {"key":"k","value":1}');
   });
 

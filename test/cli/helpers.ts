@@ -141,3 +141,37 @@ export function backups(dir: string): string[] {
 }
 
 export const { Put, PutMany, Remove, FlushAll, Count } = fixtures;
+
+/** Every file under `dir` with its bytes (relative path → base64), to see that nothing changed. */
+export function filesOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    const p = path.join(dir, name);
+    if (fs.statSync(p).isFile()) out[name] = fs.readFileSync(p).toString('base64');
+  }
+  return out;
+}
+
+/** A data folder with a small AOF log: a, b, FLUSHALL, c (seq 1 to 4). */
+export async function smallLog(dir: string): Promise<void> {
+  const app = await aofApp({ dir, appendfsync: 'always' });
+  await app.execute(new Put('a', 1));
+  await app.execute(new Put('b', 2));
+  await app.execute(new FlushAll());
+  await app.execute(new Put('c', 3));
+  await app.close();
+}
+
+/** A torn command at the end of the incr file, for check --fix. */
+export function tear(dir: string): void {
+  fs.appendFileSync(path.join(dir, 'appendonlydir/appendonly.aof.1.incr.aof'), '*3\r\n$3\r\nSET\r\n$1\r\nx');
+}
+
+/** The commands that write a log: the name they give in their refusal, their arguments, what they need. */
+export const WRITERS: readonly [string, (dir: string) => string[], (dir: string) => void][] = [
+  ['check --fix', (d) => ['check', d, '--fix'], tear],
+  ['strip', (d) => ['strip', d, '--type', 'FLUSHALL', '--last'], () => {}],
+  ['truncate', (d) => ['truncate', d, '--to-seq', '1'], () => {}],
+  ['rewrite', (d) => ['rewrite', d], () => {}],
+  ['convert', (d) => ['convert', d, path.join(d, 'copy.db')], () => {}],
+];

@@ -1,6 +1,7 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { main } from '../../cli/main';
-import { aofApp, cli, Put, tempDir } from './helpers';
+import { aofApp, cli, Put, ROOT, tempDir } from './helpers';
 
 /*
  * The exit-code contract in-process (fast, and it keeps cli/ under the project's type check),
@@ -35,6 +36,17 @@ describe('appendonly main', () => {
     expect(await main(['strip', dir, '--type', 'FLUSHALL'])).toBe(1);
     const lines = stderr.mock.calls.map((c) => String(c[0])).filter((l) => l.startsWith('appendonly: '));
     expect(lines.every((l) => l.split('\n').filter(Boolean).length === 1)).toBe(true);
+  });
+});
+
+describe('appendonly --version', () => {
+  it("prints package.json's version (the bin from the sources)", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = cli([flag]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${pkg.version}\n`);
+    }
   });
 });
 

@@ -45,7 +45,7 @@ describe('appendonly rewrite', () => {
     const b = path.join(dir, 'b');
     await builtinHistory(a);
     fs.cpSync(a, b, { recursive: true });
-    const r = cli(['rewrite', a]);
+    const r = cli(['rewrite', a, '--yes']);
     expect(r.stderr).toMatch(/backup: .*rewrite/);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('2 keys up to seq 6');
@@ -72,12 +72,12 @@ describe('appendonly rewrite', () => {
     await app.execute(new Count('n', 3));
     await app.execute(new Put('x', 1));
     await app.close();
-    const refused = cli(['rewrite', dir]);
+    const refused = cli(['rewrite', dir, '--yes']);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('Counted');
     expect(refused.stderr).toContain('--app');
     expect(backups(dir)).toEqual([]);
-    const r = cli(['rewrite', dir, '--app', APP_MODULE]);
+    const r = cli(['rewrite', dir, '--app', APP_MODULE, '--yes']);
     expect(r.status).toBe(0);
     expect(await aofState(dir)).toEqual({ n: 5, x: 1 });
     expect(cli(['cat', dir, '--json']).stdout).not.toContain('Counted');
@@ -94,7 +94,7 @@ describe('appendonly rewrite', () => {
       ]),
     );
     await app.close();
-    const r = cli(['rewrite', db, '--app', APP_MODULE]);
+    const r = cli(['rewrite', db, '--app', APP_MODULE, '--yes']);
     expect(r.stderr).toMatch(/backup: .*app\.db\.backup-/);
     expect(r.status).toBe(0);
     expect(await sqliteState(db)).toEqual({ n: 2, p: 1, q: 2 });
@@ -127,8 +127,8 @@ describe('appendonly convert', () => {
 
     const db = path.join(dir, 'copy.db');
     const back = path.join(dir, 'back');
-    expect(cli(['convert', src, db]).status).toBe(0);
-    expect(cli(['convert', db, back]).status).toBe(0);
+    expect(cli(['convert', src, db, '--yes']).status).toBe(0);
+    expect(cli(['convert', db, back, '--yes']).status).toBe(0);
     expect(await sqliteState(db)).toEqual(want);
     expect(await aofState(back)).toEqual(want);
     const lines = (p: string) => cli(['cat', p, '--json']).stdout;
@@ -142,11 +142,11 @@ describe('appendonly convert', () => {
     fs.writeFileSync(path.join(dir, 'full.db'), 'something');
     fs.mkdirSync(path.join(dir, 'full'));
     fs.writeFileSync(path.join(dir, 'full', 'keep.txt'), 'mine');
-    const toDb = cli(['convert', path.join(dir, 'src'), path.join(dir, 'full.db')]);
+    const toDb = cli(['convert', path.join(dir, 'src'), path.join(dir, 'full.db'), '--yes']);
     expect(toDb.status).toBe(2);
     expect(toDb.stderr).toContain('refusing to overwrite');
     expect(fs.readFileSync(path.join(dir, 'full.db'), 'utf8')).toBe('something');
-    const toDir = cli(['convert', path.join(dir, 'src'), path.join(dir, 'full')]);
+    const toDir = cli(['convert', path.join(dir, 'src'), path.join(dir, 'full'), '--yes']);
     expect(toDir.status).toBe(2);
     expect(fs.readdirSync(path.join(dir, 'full'))).toEqual(['keep.txt']);
   });

@@ -37,18 +37,18 @@ describe('appendonly strip', () => {
     expect(app.state.size).toBe(1);
     await app.close();
 
-    const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last']);
+    const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--yes']);
     expect(r.stderr).toMatch(/backup: .*strip/);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('removed FLUSHALL at seq 5');
     // Only the last FLUSHALL went: the first one still empties the state.
     expect(await aofState(dir)).toEqual({ after: true });
-    expect(cli(['strip', dir, '--type', 'FLUSHALL', '--last']).status).toBe(0);
+    expect(cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--yes']).status).toBe(0);
     expect(await aofState(dir)).toEqual({ a: 1, after: true, b: 2, c: { deep: [3] } });
     expect(cli(['check', dir]).status).toBe(0);
     expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
     expect(backups(dir)).toHaveLength(2);
-    expect(cli(['strip', dir, '--type', 'FLUSHALL']).status).toBe(1);
+    expect(cli(['strip', dir, '--type', 'FLUSHALL', '--yes']).status).toBe(1);
   });
 
   it('inside a MULTI group removes the record alone and recomputes the #CRC', async () => {
@@ -64,7 +64,7 @@ describe('appendonly strip', () => {
     await app.close();
     const file = path.join(logDir(dir), 'appendonly.aof.1.incr.aof');
     const before = fs.readFileSync(file, 'latin1');
-    const r = cli(['strip', dir, '--type', 'SET', '--last']);
+    const r = cli(['strip', dir, '--type', 'SET', '--last', '--yes']);
     expect(r.status).toBe(0);
     const after = fs.readFileSync(file, 'latin1');
     expect(after).toContain('MULTI');
@@ -80,7 +80,7 @@ describe('appendonly strip', () => {
     expect(await aofState(dir)).toEqual({ n: 1, p: 1, q: 2 });
 
     // Every record of a user type; a group left empty goes whole.
-    expect(cli(['strip', dir, '--type', 'Counted']).status).toBe(0);
+    expect(cli(['strip', dir, '--type', 'Counted', '--yes']).status).toBe(0);
     expect(await aofState(dir)).toEqual({ p: 1, q: 2 });
   });
 
@@ -99,11 +99,11 @@ describe('appendonly strip', () => {
     await app.execute(new Put('e', 5));
     await app.close();
 
-    const plain = cli(['strip', dir, '--type', 'FLUSHALL', '--last']);
+    const plain = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--yes']);
     expect(plain.status).toBe(1);
     expect(plain.stderr).toContain('try --from-history');
 
-    const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--from-history']);
+    const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--from-history', '--yes']);
     expect(r.stderr).toContain('rebuilt the log from history/');
     expect(r.status).toBe(0);
     expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3, d: 4, e: 5 });
@@ -118,14 +118,14 @@ describe('appendonly strip', () => {
     const app = await sqliteApp(db);
     await app.execute(new FlushAll());
     await app.close();
-    const r = cli(['strip', db, '--type', 'FLUSHALL']);
+    const r = cli(['strip', db, '--type', 'FLUSHALL', '--yes']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('convert');
 
     const aof = await aofApp({ dir: path.join(dir, 'aof') });
     await aof.execute(new Put('a', 1));
     await aof.close();
-    const none = cli(['strip', path.join(dir, 'aof'), '--type', 'FLUSHALL']);
+    const none = cli(['strip', path.join(dir, 'aof'), '--type', 'FLUSHALL', '--yes']);
     expect(none.status).toBe(1);
     expect(none.stderr).toContain('no FLUSHALL record');
   });

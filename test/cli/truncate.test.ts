@@ -47,19 +47,19 @@ describe('appendonly truncate', () => {
 
   it('--to-seq keeps the commands up to N (whole commands only), with a backup; refuses a seq inside a command', async () => {
     await history({ compact: true });
-    const inside = cli(['truncate', dir, '--to-seq', '2']);
+    const inside = cli(['truncate', dir, '--to-seq', '2', '--yes']);
     expect(inside.status).toBe(2);
     expect(inside.stderr).toContain('use --to-seq 1 or --to-seq 3');
-    const before = cli(['truncate', dir, '--to-seq', '0']);
+    const before = cli(['truncate', dir, '--to-seq', '0', '--yes']);
     expect(before.status).toBe(1);
     expect(before.stderr).toContain('compacted away');
 
-    const r = cli(['truncate', dir, '--to-seq', '3']);
+    const r = cli(['truncate', dir, '--to-seq', '3', '--yes']);
     expect(r.stderr).toMatch(/backup: .*truncate/);
     expect(r.status).toBe(0);
     expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
     expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
-    expect(cli(['truncate', dir, '--to-seq', '3']).stdout).toContain('nothing to cut');
+    expect(cli(['truncate', dir, '--to-seq', '3', '--yes']).stdout).toContain('nothing to cut');
     expect(backups(dir)).toHaveLength(1);
   });
 
@@ -70,7 +70,7 @@ describe('appendonly truncate', () => {
     fs.cpSync(path.join(dir, 'appendonlydir'), path.join(copy, 'appendonlydir'), { recursive: true });
     const theirs = redisCheckAof(['--truncate-to-timestamp', String(t), manifestOf(copy)]);
     expect(theirs.stdout).toContain('Successfully truncated AOF');
-    const r = cli(['truncate', dir, '--to-timestamp', String(t)]);
+    const r = cli(['truncate', dir, '--to-timestamp', String(t), '--yes']);
     expect(r.status).toBe(0);
     const incr = 'appendonlydir/appendonly.aof.1.incr.aof';
     expect(fs.readFileSync(path.join(dir, incr)).equals(fs.readFileSync(path.join(copy, incr)))).toBe(true);
@@ -80,7 +80,7 @@ describe('appendonly truncate', () => {
 
   it('--to-timestamp on a log without #TS says so and changes nothing', async () => {
     await history();
-    const r = cli(['truncate', dir, '--to-timestamp', '1']);
+    const r = cli(['truncate', dir, '--to-timestamp', '1', '--yes']);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('no #TS annotations');
     expect(r.stderr).toContain('aofTimestamps');
@@ -102,7 +102,7 @@ describe('appendonly truncate', () => {
     await app.close();
     expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
 
-    const r = cli(['truncate', dir, '--to-seq', '1']);
+    const r = cli(['truncate', dir, '--to-seq', '1', '--yes']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('removed appendonly.aof.2.incr.aof');
     expect(fs.readFileSync(manifest, 'utf8')).not.toContain('appendonly.aof.2.incr.aof');
@@ -118,8 +118,8 @@ describe('appendonly truncate', () => {
   });
 
   it('asks for exactly one point', () => {
-    expect(cli(['truncate', dir]).status).toBe(2);
-    expect(cli(['truncate', dir, '--to-seq', '1', '--to-timestamp', '2']).status).toBe(2);
+    expect(cli(['truncate', dir, '--yes']).status).toBe(2);
+    expect(cli(['truncate', dir, '--to-seq', '1', '--to-timestamp', '2', '--yes']).status).toBe(2);
   });
 
   it('on a .db store, by seq and by time', async () => {
@@ -137,12 +137,12 @@ describe('appendonly truncate', () => {
     clock.set(T0 + 20_000);
     await app.execute(new Put('a', 'late'));
     await app.close();
-    expect(cli(['truncate', db, '--to-seq', '2']).status).toBe(2);
-    const r = cli(['truncate', db, '--to-timestamp', String(Math.floor(T0 / 1000) + 15)]);
+    expect(cli(['truncate', db, '--to-seq', '2', '--yes']).status).toBe(2);
+    const r = cli(['truncate', db, '--to-timestamp', String(Math.floor(T0 / 1000) + 15), '--yes']);
     expect(r.stderr).toMatch(/backup: .*app\.db\.backup-.*truncate/);
     expect(r.status).toBe(0);
     expect(await sqliteState(db)).toEqual({ a: 1, b: 2, c: 3 });
-    expect(cli(['truncate', db, '--to-seq', '1']).status).toBe(0);
+    expect(cli(['truncate', db, '--to-seq', '1', '--yes']).status).toBe(0);
     expect(await sqliteState(db)).toEqual({ a: 1 });
     expect(cli(['check', db]).status).toBe(0);
   });
@@ -165,7 +165,7 @@ describe('destructive commands refuse while a live process holds the store', () 
       await app.execute(new FlushAll());
       const incr = path.join(dir, 'appendonlydir/appendonly.aof.1.incr.aof');
       const before = fs.readFileSync(incr);
-      const r = await cliAsync([command, dir, ...extra]);
+      const r = await cliAsync([command, dir, ...extra, '--yes']);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(`locked by process ${process.pid}`);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
 import { SET } from 'appendonly';
-import { backups, cli, ROOT, tempDir } from './helpers';
+import { backups, cli, filesOf, ROOT, smallLog, tempDir, WRITERS } from './helpers';
 
 /*
  * What the tool does on a terminal, under a real pseudo-terminal (util-linux `script`): the
- * progress bar on stderr for long work, and `check --fix` asking before it cuts.
+ * progress bar on stderr for long work, and every command that writes a log asking first.
  */
 
 /** Runs the bin under a pty; `input` is typed into it. */
@@ -75,5 +75,27 @@ describe('on a terminal', () => {
     expect(yes.out).toContain('Continue? [y/N]');
     expect(yes.status).toBe(0);
     expect(fs.readFileSync(incr).equals(whole)).toBe(true);
+  });
+});
+
+describe('on a terminal, every command that writes a log asks first', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir()));
+  afterEach(() => cleanup());
+
+  it.each(WRITERS)('%s: "n" changes nothing, "y" does it', async (_name, args, prepare) => {
+    await smallLog(dir);
+    prepare(dir);
+    const before = filesOf(dir);
+    const no = onTerminal(args(dir), 'n\n');
+    expect(no.out).toMatch(/This will .*Continue\? \[y\/N\]/);
+    expect(no.out).toContain('nothing changed');
+    expect(no.status).toBe(1);
+    expect(filesOf(dir)).toEqual(before);
+    const yes = onTerminal(args(dir), 'y\n');
+    expect(yes.out).toContain('Continue? [y/N]');
+    expect(yes.status).toBe(0);
+    expect(filesOf(dir)).not.toEqual(before);
   });
 });
