@@ -2,7 +2,7 @@ import {
   CommandHandler,
   CommandRejected,
   defineEvent,
-  type KeyValueState,
+  type ProjectionState,
   On,
   Projection,
   QueryHandler,
@@ -100,12 +100,12 @@ export class GetBalanceHandler {
 @Projection()
 export class Balances {
   @On(Deposited)
-  deposited(e: typeof Deposited.Event, kv: KeyValueState) {
+  deposited(e: typeof Deposited.Event, kv: ProjectionState) {
     kv.set(balanceKey(e.data.account), balance(kv, e.data.account) + e.data.amount);
   }
 
   @On(Withdrawn)
-  withdrawn(e: typeof Withdrawn.Event, kv: KeyValueState) {
+  withdrawn(e: typeof Withdrawn.Event, kv: ProjectionState) {
     kv.set(balanceKey(e.data.account), balance(kv, e.data.account) - e.data.amount);
   }
 }

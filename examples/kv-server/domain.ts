@@ -6,7 +6,7 @@ import {
   defineEvent,
   FLUSHALL,
   type ICommandHandler,
-  type KeyValueState,
+  type ProjectionState,
   On,
   Projection,
   type ReadonlyKeyValueState,
@@ -183,7 +183,7 @@ export class FlushAllHandler implements ICommandHandler<FlushAll> {
 @Projection()
 export class Strings {
   @On(Appended)
-  append(e: typeof Appended.Event, kv: KeyValueState): void {
+  append(e: typeof Appended.Event, kv: ProjectionState): void {
     const current = kv.get(e.data.key);
     kv.set(e.data.key, (typeof current === 'string' ? current : '') + e.data.suffix);
   }

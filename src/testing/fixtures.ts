@@ -3,7 +3,7 @@ import { On, Projection } from '../decorators/projection';
 import { defineEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
 import { DEL, FLUSHALL, SET } from '../events/kv-events';
-import type { KeyValueState } from '../state/key-value-state';
+import type { ProjectionState } from '../state/projection-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 
 /** Conformance fixture: sets one key (a built-in SET). */
@@ -90,7 +90,7 @@ export class ExplodeHandler {
 @Projection()
 export class Counters {
   @On(Counted)
-  counted(e: typeof Counted.Event, kv: KeyValueState) {
+  counted(e: typeof Counted.Event, kv: ProjectionState) {
     kv.set(e.data.key, ((kv.get(e.data.key) as number | undefined) ?? 0) + e.data.by);
   }
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import {
   createApp,
   defineEvent,
-  type KeyValueState,
+  type ProjectionState,
   On,
   Projection,
   ReplayFailedError,
@@ -18,7 +18,7 @@ const Noted = defineEvent<{ n: number }>('NotedForReplay');
 @Projection()
 class Strict {
   @On(Noted)
-  noted(e: typeof Noted.Event, kv: KeyValueState) {
+  noted(e: typeof Noted.Event, kv: ProjectionState) {
     if (e.data.n < 0) throw new Error(`negative number ${e.data.n}`);
     kv.set('n', e.data.n);
   }
@@ -28,7 +28,7 @@ class Strict {
 @Projection()
 class SetAudit {
   @On(SET)
-  audit(e: typeof SET.Event, kv: KeyValueState, meta: { seq: number; time: number }) {
+  audit(e: typeof SET.Event, kv: ProjectionState, meta: { seq: number; time: number }) {
     if (e.data.key === 'forbidden') throw new Error('this key is forbidden now');
     kv.set(`audit:${e.data.key}`, [meta.seq, meta.time, e.data.value]);
   }

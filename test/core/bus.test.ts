@@ -8,7 +8,7 @@ import {
   defineEvent,
   EVENT_STORE,
   InvalidEventError,
-  type KeyValueState,
+  type ProjectionState,
   MemoryStore,
   On,
   Projection,
@@ -42,7 +42,7 @@ class AppendHandler {
 @Projection()
 class Journal {
   @On(Appended)
-  apply(e: typeof Appended.Event, kv: KeyValueState, meta: { seq: number }) {
+  apply(e: typeof Appended.Event, kv: ProjectionState, meta: { seq: number }) {
     const log = (kv.get('log') as string[] | undefined) ?? [];
     kv.set('log', [...log, `${meta.seq}:${e.data.value}`]);
   }

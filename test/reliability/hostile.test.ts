@@ -10,7 +10,7 @@ import {
   type EventStore,
   InvalidEventError,
   type JsonValue,
-  type KeyValueState,
+  type ProjectionState,
   On,
   Projection,
   silentLogger,
@@ -46,7 +46,7 @@ class NoteHandler {
 @Projection()
 class Notes {
   @On(Noted)
-  noted(e: typeof Noted.Event, kv: KeyValueState) {
+  noted(e: typeof Noted.Event, kv: ProjectionState) {
     kv.set('note', e.data.data);
   }
 }
