@@ -289,8 +289,12 @@ export class KvServer implements ServerApi, Dispatcher {
         ...this.inputFigures(),
         stats: this.current !== null && this.phase === 'ready' ? this.current.stats() : null,
         loading:
-          meter !== null && progress !== undefined
-            ? { ...progress, events: meter.events, startedAt: this.loadStartedAt }
+          meter !== null
+            ? {
+                ...(progress ?? { bytesRead: 0, bytesTotal: 0 }),
+                events: meter.events,
+                startedAt: this.loadStartedAt,
+              }
             : null,
       },
       sections,

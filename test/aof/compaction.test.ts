@@ -57,7 +57,11 @@ describe('AofStore compaction', () => {
     expect(manifest()).toBe(
       `file appendonly.aof.1.base.aof seq 1 type b lastseq ${result.seq}\nfile appendonly.aof.2.incr.aof seq 2 type i startseq ${result.seq + 1}\n`,
     );
-    expect(app.stats()).toMatchObject({ rewrites: 1, lastBgrewriteStatus: 'ok', rewriteInProgress: false });
+    expect(app.stats().store).toMatchObject({
+      rewrites: 1,
+      lastBgrewriteStatus: 'ok',
+      rewriteInProgress: false,
+    });
     const live = state(app);
     const lastSeq = app.stats().lastSeq;
     await app.close();
@@ -101,7 +105,7 @@ describe('AofStore compaction', () => {
     const compaction = app.compact();
     const acked = await flowDuring(app, compaction, 4);
     await expect(compaction).rejects.toMatchObject({ code: 'ENOSPC' });
-    expect(app.stats()).toMatchObject({
+    expect(app.stats().store).toMatchObject({
       lastBgrewriteStatus: 'err',
       rewritesConsecutiveFailures: 1,
       rewrites: 0,
@@ -112,7 +116,7 @@ describe('AofStore compaction', () => {
     expect(manifest()).toMatch(/appendonly\.aof\.1\.incr\.aof.*\n.*appendonly\.aof\.2\.incr\.aof/);
     await app.execute(new Put('b', 2));
     await app.compact();
-    expect(app.stats()).toMatchObject({
+    expect(app.stats().store).toMatchObject({
       lastBgrewriteStatus: 'ok',
       rewritesConsecutiveFailures: 0,
       rewrites: 1,

@@ -135,7 +135,7 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     expect(trace(fs, from)).toEqual(['write', 'ack:0', 'ack:1', 'ack:2']);
     await new Promise((r) => setTimeout(r, 1300));
     expect(trace(fs, from)).toEqual(['write', 'ack:0', 'ack:1', 'ack:2', 'fdatasync']);
-    expect(app.stats()).toMatchObject({
+    expect(app.stats().store).toMatchObject({
       appendfsync: 'everysec',
       pendingBioFsync: 0,
       delayedFsync: 0,
