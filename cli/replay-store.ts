@@ -9,6 +9,7 @@ import {
   type StoreStats,
   silentLogger,
 } from '../src/index';
+import { IDLE_COMPACTION_STATS } from '../src/kit/index';
 import type { AppClasses } from './app-module';
 import { readRecords } from './records';
 import type { Target } from './target';
@@ -66,16 +67,8 @@ export class ReplayOnlyStore implements EventStore {
     return {
       kind: this.kind,
       appendfsync: 'no',
-      rewriteInProgress: false,
-      rewriteScheduled: false,
-      lastRewriteTimeSec: -1,
-      currentRewriteTimeSec: -1,
-      lastBgrewriteStatus: 'ok',
-      rewrites: 0,
-      rewritesConsecutiveFailures: 0,
+      ...IDLE_COMPACTION_STATS,
       lastWriteStatus: 'ok',
-      currentSize: 0,
-      baseSize: 0,
       bufferLength: 0,
       pendingBioFsync: 0,
       delayedFsync: 0,
