@@ -101,13 +101,8 @@ export class AofStore implements EventStore {
       this.writer.hold();
       this.context = context;
       const writer = this.writer;
-      this.scheduler = new CompactionScheduler({
-        autoRewritePercentage: this.options.autoRewritePercentage,
-        autoRewriteMinSize: this.options.autoRewriteMinSize,
+      this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
-        logger: context.logger,
-        now: () => context.clock.now(),
-        snapshots: context.snapshots,
         writes: writer,
         size: () => this.currentSize(),
         run: (snapshots) => this.rewrite(writer, snapshots),

@@ -1,5 +1,5 @@
 import { PersistenceError } from '../store/errors';
-import type { CompactionResult, StoreStats } from '../store/event-store';
+import type { CompactionResult, StoreContext, StoreStats } from '../store/event-store';
 import type { Logger } from '../store/logger';
 import type { SnapshotSource } from '../store/snapshot-source';
 import { RewriteTrigger } from './rewrite-trigger';
@@ -37,17 +37,16 @@ export interface WriteHealth {
   readonly failures: number;
 }
 
-/** What the scheduler needs from its store. */
-export interface SchedulerOptions {
+/** The store's automatic-compaction settings (Redis's auto-aof-rewrite-percentage and -min-size). */
+export interface AutoRewriteSettings {
   readonly autoRewritePercentage: number;
   readonly autoRewriteMinSize: number;
+}
+
+/** What the scheduler needs from its store. */
+export interface SchedulerHost {
   /** Unit of `size()`: `bytes`, or `records` for the memory store. */
   readonly unit: string;
-  readonly logger: Logger;
-  /** The store's clock (`StoreContext.clock.now`): durations and the back-off. */
-  readonly now: () => number;
-  /** The app's snapshot source (`StoreContext.snapshots`). */
-  readonly snapshots: SnapshotSource;
   readonly writes: WriteHealth;
   /** The log's size now. */
   size(): number;
@@ -93,15 +92,25 @@ export class CompactionScheduler {
   private held = false;
   private stopped: Error | null = null;
 
-  constructor(private readonly options: SchedulerOptions) {
+  private readonly logger: Logger;
+  /** The store's clock (`StoreContext.clock`): durations and the back-off. */
+  private readonly now: () => number;
+
+  constructor(
+    settings: AutoRewriteSettings,
+    private readonly context: StoreContext,
+    private readonly host: SchedulerHost,
+  ) {
+    this.logger = context.logger;
+    this.now = () => context.clock.now();
     this.trigger = new RewriteTrigger({
-      percentage: options.autoRewritePercentage,
-      minSize: options.autoRewriteMinSize,
-      unit: options.unit,
-      logger: options.logger,
-      now: options.now,
+      percentage: settings.autoRewritePercentage,
+      minSize: settings.autoRewriteMinSize,
+      unit: host.unit,
+      logger: this.logger,
+      now: this.now,
     });
-    this.baseSize = options.size();
+    this.baseSize = host.size();
   }
 
   /** True while a compaction runs or one is due after it. */
@@ -115,13 +124,13 @@ export class CompactionScheduler {
     if (current === null) return this.start().promise;
     if (!current.snapshotted) return current.promise;
     if (this.next !== null) return this.next.promise;
-    const failures = this.options.writes.failures;
+    const failures = this.host.writes.failures;
     const next: Run = { promise: null!, snapshotted: false, startedAt: 0 };
     next.promise = current.promise
       .catch(() => {})
       .then(() => {
         this.next = null;
-        const writes = this.options.writes;
+        const writes = this.host.writes;
         if (writes.failures !== failures)
           throw new PersistenceError(
             'compaction cancelled: a write failed since it was asked for',
@@ -135,14 +144,14 @@ export class CompactionScheduler {
 
   /** Starts an automatic compaction if the trigger says so (and none runs, the writes are fine, none is held). */
   maybeCompact(): void {
-    if (this.busy || this.held || this.options.writes.error !== null) return;
-    if (this.trigger.due(this.options.size(), this.baseSize, this.consecutiveFailures))
+    if (this.busy || this.held || this.host.writes.error !== null) return;
+    if (this.trigger.due(this.host.size(), this.baseSize, this.consecutiveFailures))
       this.compact().catch(() => {});
   }
 
   /** The log was read again (replay) or reset: its size now is the base the trigger grows from. */
   rebase(): void {
-    this.baseSize = this.options.size();
+    this.baseSize = this.host.size();
   }
 
   /** After a recovery: no automatic compaction may snapshot the state the app is reloading… */
@@ -175,14 +184,14 @@ export class CompactionScheduler {
       lastBgrewriteStatus: this.lastStatus,
       rewrites: this.rewrites,
       rewritesConsecutiveFailures: this.consecutiveFailures,
-      currentSize: this.options.size(),
+      currentSize: this.host.size(),
       baseSize: this.baseSize,
     };
   }
 
   private start(): Run {
-    const run: Run = { promise: null!, snapshotted: false, startedAt: this.options.now() };
-    const source = this.options.snapshots;
+    const run: Run = { promise: null!, snapshotted: false, startedAt: this.now() };
+    const source = this.context.snapshots;
     const snapshots: SnapshotSource = {
       takeSnapshot: () => {
         run.snapshotted = true;
@@ -193,10 +202,10 @@ export class CompactionScheduler {
     let refused = false;
     run.promise = Promise.resolve()
       .then(() => {
-        const error = this.stopped ?? this.options.writes.error;
+        const error = this.stopped ?? this.host.writes.error;
         refused = error !== null;
         if (error !== null) throw error;
-        return this.options.run(snapshots);
+        return this.host.run(snapshots);
       })
       .then(
         (result) => {
@@ -209,7 +218,7 @@ export class CompactionScheduler {
           // A compaction refused because the writes are failed never ran: it is no failed rewrite.
           if (refused) throw err;
           this.finish(run, 'err');
-          this.options.logger.warn(`compaction failed, the log is unchanged: ${(err as Error).message}`);
+          this.logger.warn(`compaction failed, the log is unchanged: ${(err as Error).message}`);
           throw err;
         },
       );
@@ -229,6 +238,6 @@ export class CompactionScheduler {
   }
 
   private seconds(since: number): number {
-    return Math.round((this.options.now() - since) / 1000);
+    return Math.round((this.now() - since) / 1000);
   }
 }

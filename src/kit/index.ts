@@ -7,7 +7,8 @@ export {
   type CompactionStats,
   CompactionScheduler,
   IDLE_COMPACTION_STATS,
-  type SchedulerOptions,
+  type AutoRewriteSettings,
+  type SchedulerHost,
   type WriteHealth,
 } from './compaction-scheduler';
 export { type EverysecHost, EverysecSyncer } from './everysec-syncer';
