@@ -6,6 +6,7 @@ import { AppClosedError, PersistenceError, StoreLockedError, UnknownCommandError
 import type { EventStore, ReplayRecord } from '../store/event-store';
 import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../store/logger';
+import { runCompactionConformance } from './conformance-compaction';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
 /** One location (folder, file, memory) for one conformance test. */
@@ -235,6 +236,8 @@ export function runStoreConformance(
       expect(stats.lastSeq).toBe(1);
       expect(stats.keys).toBe(1);
     });
+
+    runCompactionConformance({ it, newStore: () => sut.open(), open, reopen });
 
     it('types its write errors as PersistenceError', () => {
       expect(
