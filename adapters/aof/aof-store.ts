@@ -6,19 +6,20 @@ import {
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
+  type SnapshotSource,
   StoreLockedError,
   type StoreContext,
   type StoreOpenInfo,
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed, type ReplayRecord } from '../../src/store/replay-batch';
+import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { LogDir } from './log-dir';
 import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
 import { type LogFile, type ReadSummary, readLog } from './reader';
 import { type RewriteHost, runRewrite } from './rewrite';
-import { RewriteTrigger } from './rewrite-trigger';
 import { AofWriter } from './writer';
 
 /**
@@ -41,21 +42,14 @@ export class AofStore implements EventStore {
   private lastSeq = 0;
   /** Bytes of the base and of the incr files no longer appended to. */
   private sealedSize = 0;
-  private baseSize = 0;
   private bytesRead = 0;
   private bytesTotal = 0;
   private closed = false;
   /** The last file ends with a whole group (replay or a check read it to the end). */
   private tailVerified = false;
   private tailCheck: Promise<void> | null = null;
-
-  private rewriting: Promise<CompactionResult> | null = null;
-  private rewriteStarted = 0;
-  private rewrites = 0;
-  private lastRewriteTimeSec = -1;
-  private lastBgrewriteStatus: 'ok' | 'err' = 'ok';
-  private consecutiveFailures = 0;
-  private trigger: RewriteTrigger | null = null;
+  /** Compactions: when they run, who joins which, the trigger and its back-off (the kit's, as every store's). */
+  private scheduler: CompactionScheduler | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -109,13 +103,14 @@ export class AofStore implements EventStore {
       // or the first append does): appending after a torn record would bury it mid-file.
       this.writer.hold();
       this.context = context;
-      this.trigger = new RewriteTrigger(
-        this.options.autoRewritePercentage,
-        this.options.autoRewriteMinSize,
-        context.logger,
-      );
+      const writer = this.writer;
+      this.scheduler = new CompactionScheduler(this.options, context, {
+        unit: 'bytes',
+        writes: writer,
+        size: () => this.currentSize(),
+        run: (snapshots) => this.rewrite(writer, snapshots),
+      });
       this.bytesTotal = this.currentSize();
-      this.baseSize = this.bytesTotal;
       this.lastSeq = (manifest.base?.lastSeq ?? 0) + 0;
       return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
@@ -169,7 +164,7 @@ export class AofStore implements EventStore {
       summary,
     );
     this.lastSeq = summary.lastSeq;
-    this.baseSize = this.currentSize();
+    this.scheduler?.rebase();
     this.tailChecked();
   }
 
@@ -210,35 +205,36 @@ export class AofStore implements EventStore {
     const writer = this.writer;
     if (writer === null || this.closed) return Promise.reject(new AppClosedError('the AofStore is not open'));
     this.lastSeq = group.seq + group.events.length - 1;
+    this.scheduler!.appended();
     const durable = writer.append(group);
     if (!this.tailVerified) this.checkTail(writer);
     return durable;
   }
 
-  /** BGREWRITEAOF. A call while one runs joins it. */
+  /** BGREWRITEAOF; a call while one runs joins it or its follow-up (see CompactionScheduler). */
   compact(): Promise<CompactionResult> {
     try {
       this.assertOpen();
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.rewriting !== null) return this.rewriting;
+    return this.scheduler!.compact();
+  }
+
+  /** One compaction, once the end of the log is known to be whole. */
+  private async rewrite(writer: AofWriter, snapshots: SnapshotSource): Promise<CompactionResult> {
     if (!this.tailVerified) {
-      const writer = this.writer!;
       this.checkTail(writer);
-      return this.tailCheck!.then(() => {
-        if (writer.error !== null) throw writer.error;
-        return this.compact();
-      });
+      await this.tailCheck;
+      if (writer.error !== null) throw writer.error;
     }
-    this.rewriteStarted = Date.now();
     const store = this;
-    const writer = this.writer!;
     const host: RewriteHost = {
       options: this.options,
       dir: this.dir,
       writer,
       context: this.context!,
+      snapshots,
       lastSeq: () => store.lastSeq,
       get sealedSize() {
         return store.sealedSize;
@@ -248,39 +244,18 @@ export class AofStore implements EventStore {
       },
       currentSize: () => store.sealedSize + writer.current.size,
     };
-    this.rewriting = runRewrite(host)
-      .then(
-        (result) => {
-          this.rewrites++;
-          this.consecutiveFailures = 0;
-          this.lastBgrewriteStatus = 'ok';
-          this.baseSize = result.sizeAfter;
-          return result;
-        },
-        (err: unknown) => {
-          this.consecutiveFailures++;
-          this.lastBgrewriteStatus = 'err';
-          this.context?.logger.warn(`compaction failed, the log is unchanged: ${(err as Error).message}`);
-          throw err;
-        },
-      )
-      .finally(() => {
-        this.lastRewriteTimeSec = Math.round((Date.now() - this.rewriteStarted) / 1000);
-        this.rewriting = null;
-      });
-    return this.rewriting;
+    return runRewrite(host);
   }
 
   /** Checked after each write, as Redis's serverCron checks its trigger. */
   private maybeAutoRewrite(): void {
-    if (this.rewriting !== null || this.closed || this.trigger === null) return;
-    if (this.trigger.due(this.currentSize(), this.baseSize, this.consecutiveFailures))
-      this.compact().catch(() => {});
+    if (!this.closed) this.scheduler?.maybeCompact();
   }
 
   /** After a PersistenceError: cuts what was not acknowledged, fsyncs, and accepts appends again. */
   async recover(): Promise<void> {
     await this.assertOpen().recover();
+    this.scheduler?.recovered();
   }
 
   replayProgress(): { bytesRead: number; bytesTotal: number } {
@@ -297,17 +272,8 @@ export class AofStore implements EventStore {
     return {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
-      rewriteInProgress: this.rewriting !== null,
-      rewriteScheduled: false,
-      lastRewriteTimeSec: this.lastRewriteTimeSec,
-      currentRewriteTimeSec:
-        this.rewriting !== null ? Math.round((Date.now() - this.rewriteStarted) / 1000) : -1,
-      lastBgrewriteStatus: this.lastBgrewriteStatus,
-      rewrites: this.rewrites,
-      rewritesConsecutiveFailures: this.consecutiveFailures,
+      ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
       lastWriteStatus: w?.lastWriteStatus ?? 'ok',
-      currentSize: this.currentSize(),
-      baseSize: this.baseSize,
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
@@ -319,7 +285,8 @@ export class AofStore implements EventStore {
     if (this.closed) return;
     this.closed = true;
     try {
-      if (this.rewriting !== null) await this.rewriting.catch(() => {});
+      this.scheduler?.stop(new AppClosedError('the AofStore is closing'));
+      await this.scheduler?.idle();
       if (this.tailCheck !== null) await this.tailCheck;
       const w = this.writer;
       if (w !== null) {

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { CorruptLogError } from '../../src/index';
+import { writeFully } from '../../src/kit/index';
 import { formatManifest, type Manifest, type ManifestEntry, parseManifest } from './manifest';
 import type { ResolvedAofOptions } from './options';
 
@@ -140,12 +141,7 @@ export class LogDir {
     const fd = await fs.open(tmp, 'w', this.options.fileMode);
     try {
       try {
-        let done = 0;
-        while (done < bytes.length) {
-          const n = await fs.write(fd, bytes, done, bytes.length - done, done);
-          if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
-          done += n;
-        }
+        await writeFully(fs.write.bind(fs), fd, bytes, 0);
         await fs.fsync(fd);
       } finally {
         await fs.close(fd);

@@ -1,4 +1,5 @@
-import { ConfigError, type FsyncPolicy, parseFsyncPolicy } from '../../src/index';
+import type { FsyncPolicy } from '../../src/index';
+import { OptionReader, SHARED_OPTIONS } from '../../src/kit/index';
 import type { FileSystem } from './file-system';
 import { nodeFileSystem } from './node-file-system';
 
@@ -63,95 +64,59 @@ export interface ResolvedAofOptions {
   readonly dirMode: number;
 }
 
-const KNOWN = new Set<string>([
+const KNOWN: readonly string[] = [
   'dir',
-  'appendfsync',
+  ...SHARED_OPTIONS,
   'appendFilename',
   'appendDirname',
-  'autoRewritePercentage',
-  'autoRewriteMinSize',
-  'noAppendfsyncOnRewrite',
   'fsyncOnEventLoop',
   'loadTruncated',
   'aofTimestamps',
-  'keepHistory',
   'fs',
   'fileMode',
   'dirMode',
-]);
+];
 
 /** A bare name of safe characters: no separator, not `.` or `..`, nothing the space-separated manifest would need to quote. */
 const BARE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._+@=,-]{1,200}$/;
 
-/** Validates `options` and fills in the defaults; throws {@link ConfigError} naming the bad option. */
+/** Validates `options` and fills in the defaults; throws `ConfigError` naming the bad option. */
 export function resolveAofOptions(options: AofStoreOptions): ResolvedAofOptions {
-  if (typeof options !== 'object' || options === null)
-    throw new ConfigError('AofStore needs an options object with at least { dir }');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) {
-      throw new ConfigError(
-        `AofStore: unknown option ${JSON.stringify(key)}; known options: ${[...KNOWN].join(', ')}`,
-      );
-    }
-  }
-  const o = options as unknown as Record<string, unknown>;
-  if (typeof o.dir !== 'string' || o.dir.length === 0)
-    throw new ConfigError('AofStore: dir must be a non-empty string');
-  const fs = fileSystem(o.fs);
-  const fsyncOnEventLoop = boolean(o.fsyncOnEventLoop, 'fsyncOnEventLoop', false);
+  const o = new OptionReader('AofStore', options, KNOWN, '{ dir }');
+  const dir = o.path('dir');
+  const fs = fileSystem(o);
+  const fsyncOnEventLoop = o.boolean('fsyncOnEventLoop', false);
   if (fsyncOnEventLoop && typeof fs.fdatasyncSync !== 'function')
-    throw new ConfigError('AofStore: fsyncOnEventLoop needs an fs with fdatasyncSync');
+    throw o.error('fsyncOnEventLoop needs an fs with fdatasyncSync');
   return {
-    dir: o.dir,
-    appendfsync:
-      o.appendfsync === undefined ? 'everysec' : parseFsyncPolicy(o.appendfsync, 'AofStore: appendfsync'),
-    appendFilename: bareName(o.appendFilename, 'appendFilename', 'appendonly.aof'),
-    appendDirname: bareName(o.appendDirname, 'appendDirname', 'appendonlydir'),
-    autoRewritePercentage: integer(o.autoRewritePercentage, 'autoRewritePercentage', 100, 0),
-    autoRewriteMinSize: integer(o.autoRewriteMinSize, 'autoRewriteMinSize', 64 * 1024 * 1024, 0),
-    noAppendfsyncOnRewrite: boolean(o.noAppendfsyncOnRewrite, 'noAppendfsyncOnRewrite', false),
+    dir,
+    ...o.shared(),
+    appendFilename: bareName(o, 'appendFilename', 'appendonly.aof'),
+    appendDirname: bareName(o, 'appendDirname', 'appendonlydir'),
     fsyncOnEventLoop,
-    loadTruncated: boolean(o.loadTruncated, 'loadTruncated', true),
-    aofTimestamps: boolean(o.aofTimestamps, 'aofTimestamps', false),
-    keepHistory: boolean(o.keepHistory, 'keepHistory', false),
+    loadTruncated: o.boolean('loadTruncated', true),
+    aofTimestamps: o.boolean('aofTimestamps', false),
     fs,
-    fileMode: mode(o.fileMode, 'fileMode', 0o600),
-    dirMode: mode(o.dirMode, 'dirMode', 0o700),
+    fileMode: mode(o, 'fileMode', 0o600),
+    dirMode: mode(o, 'dirMode', 0o700),
   };
 }
 
-function bareName(value: unknown, option: string, fallback: string): string {
+function bareName(o: OptionReader, option: string, fallback: string): string {
+  const value = o.raw(option);
   if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !BARE_NAME.test(value)) {
-    throw new ConfigError(
-      `AofStore: ${option} must be a bare file name (no path, spaces or quotes); got ${JSON.stringify(value)}`,
+  if (typeof value !== 'string' || !BARE_NAME.test(value))
+    throw o.error(
+      `${option} must be a bare file name (no path, spaces or quotes); got ${JSON.stringify(value)}`,
     );
-  }
   return value;
 }
 
-function integer(value: unknown, option: string, fallback: number, min: number): number {
+function mode(o: OptionReader, option: string, fallback: number): number {
+  const value = o.raw(option);
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new ConfigError(`AofStore: ${option} must be an integer ≥ ${min}; got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function boolean(value: unknown, option: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean')
-    throw new ConfigError(`AofStore: ${option} must be true or false; got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function mode(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o7777) {
-    throw new ConfigError(
-      `AofStore: ${option} must be a file mode such as 0o600; got ${JSON.stringify(value)}`,
-    );
-  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o7777)
+    throw o.error(`${option} must be a file mode such as 0o600; got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -168,13 +133,13 @@ const FS_METHODS = [
   'readFile',
 ] as const;
 
-function fileSystem(value: unknown): FileSystem {
+function fileSystem(o: OptionReader): FileSystem {
+  const value = o.raw('fs');
   if (value === undefined) return nodeFileSystem;
   const fs = value as Record<string, unknown> | null;
   const all = [...FS_METHODS, 'readdir', 'mkdir', 'rename', 'unlink', 'fsyncDir'];
   const missing =
     fs === null || typeof fs !== 'object' ? all : all.filter((m) => typeof fs[m] !== 'function');
-  if (missing.length > 0)
-    throw new ConfigError(`AofStore: fs must implement FileSystem; missing ${missing.join(', ')}`);
+  if (missing.length > 0) throw o.error(`fs must implement FileSystem; missing ${missing.join(', ')}`);
   return value as FileSystem;
 }

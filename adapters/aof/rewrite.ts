@@ -1,5 +1,6 @@
 import * as path from 'node:path';
-import type { CompactionResult, StateSnapshot, StoreContext } from '../../src/index';
+import type { CompactionResult, SnapshotSource, StateSnapshot, StoreContext } from '../../src/index';
+import { writeFully } from '../../src/kit/index';
 import type { LogDir } from './log-dir';
 import { TEMP_PREFIX } from './log-dir';
 import type { ManifestEntry } from './manifest';
@@ -14,6 +15,8 @@ export interface RewriteHost {
   readonly dir: LogDir;
   readonly writer: AofWriter;
   readonly context: StoreContext;
+  /** Where the snapshot comes from (the scheduler's view of the context's: it marks the instant). */
+  readonly snapshots: SnapshotSource;
   /** The last sequence number handed to `append`, at this instant. */
   lastSeq(): number;
   /** Bytes in the log files that are no longer appended to (base and older incr files). */
@@ -61,7 +64,15 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
 
   // Step 2: nothing between these lines may await.
   const seq = host.lastSeq();
-  const snapshot: StateSnapshot = host.context.snapshots.takeSnapshot();
+  let snapshot: StateSnapshot;
+  try {
+    snapshot = host.snapshots.takeSnapshot();
+  } catch (err) {
+    // Nothing was switched yet: the new incr file is an orphan, remove it.
+    await fs.close(incrFd).catch(() => {});
+    await fs.unlink(next.path).catch(() => {});
+    throw err;
+  }
   writer.rewriting = true;
   const newIncr: ManifestEntry = { ...incr, startSeq: seq + 1 };
   const switched = writer.switchTo(next);
@@ -127,12 +138,7 @@ async function writeBase(host: RewriteHost, file: string, snapshot: StateSnapsho
     const enc = new RespEncoder(CHUNK + 64 * 1024);
     const flush = async (): Promise<void> => {
       const bytes = enc.bytes();
-      let done = 0;
-      while (done < bytes.length) {
-        const n = await fs.write(fd, bytes, done, bytes.length - done, position + done);
-        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
-        done += n;
-      }
+      await writeFully(fs.write.bind(fs), fd, bytes, position);
       position += bytes.length;
       enc.reset(CHUNK * 4);
       if (position - synced >= AUTOSYNC_BYTES) {

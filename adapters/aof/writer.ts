@@ -1,7 +1,14 @@
 import type { EventGroup, FsyncPolicy, Logger } from '../../src/index';
 import type { FileSystem } from './file-system';
 import { PersistenceError } from '../../src/index';
-import { BackgroundFsync } from './background-fsync';
+import {
+  EverysecSyncer,
+  GroupCommit,
+  type PositionalWrite,
+  type Waiting,
+  type WriteProgress,
+  writeFully,
+} from '../../src/kit/index';
 import { encodeGroup } from './record-codec';
 import { RespEncoder } from './resp';
 
@@ -13,12 +20,14 @@ export interface AppendTarget {
   size: number;
 }
 
-/** Bytes for one target, and the acknowledgements waiting on them. */
-interface Segment {
+/** Bytes for one target, and the acknowledgements waiting on them: one batch of the group commit. */
+interface Segment extends Waiting {
   target: AppendTarget;
   enc: RespEncoder;
-  resolves: (() => void)[];
-  rejects: ((err: unknown) => void)[];
+  /** Bytes of it that reached the file by the last write (what a failure must cut back). */
+  readonly progress: WriteProgress;
+  /** Its write succeeded and its fdatasync (under `always`) had started when it failed. */
+  fsyncing: boolean;
 }
 
 /** What the writer needs from the store. */
@@ -57,6 +66,10 @@ const RECOVERY_PROBE = Buffer.from(
  *   everysec/no, written) groups. A failed or short write, or a failed fsync under `always`, is
  *   cut back to it, every promise not yet resolved rejects with PersistenceError, and every
  *   later append is refused with that error until `recover()` succeeds.
+ *
+ * The batching, the one-write-in-flight rule and the failed state are the kit's GroupCommit (the
+ * SQLite store's too); this class says what a batch is (a segment of RESP bytes bound for one
+ * file), how it is written, and how a failure is cut back.
  */
 export class AofWriter {
   private target: AppendTarget;
@@ -66,18 +79,15 @@ export class AofWriter {
   private readonly sealed: Segment[] = [];
   /** While true, `cur` (the new file of a compaction) is not written: the manifest does not name it yet. */
   private held = false;
-  private scheduled = false;
-  private running: Promise<void> | null = null;
-  private failure: PersistenceError | null = null;
   private lastTs = -1;
   private readonly now: () => number;
-  /** The file system's synchronous write, when it has one: see `FileSystem.writeSync`. */
-  private readonly writeSync: NonNullable<FileSystem['writeSync']> | null;
+  /** The file system's synchronous write when it has one (see `FileSystem.writeSync`), else its write. */
+  private readonly write: PositionalWrite;
   /** Under `always` with `fsyncOnEventLoop`: the file system's synchronous fdatasync. */
   private readonly fdatasyncSync: NonNullable<FileSystem['fdatasyncSync']> | null = null;
-
+  private readonly commit: GroupCommit<Segment>;
   /** `everysec`'s fsync in the background; null under the other policies. */
-  private readonly bio: BackgroundFsync | null = null;
+  private readonly bio: EverysecSyncer | null = null;
   private closed = false;
 
   /** During a switch of file: the file appended to before it. */
@@ -91,24 +101,39 @@ export class AofWriter {
     private readonly options: WriterOptions,
   ) {
     this.target = target;
-    this.cur = { target, enc: new RespEncoder(), resolves: [], rejects: [] };
+    this.cur = segment(target, new RespEncoder());
     this.now = options.now ?? Date.now;
-    const sync = options.fs.writeSync;
-    this.writeSync = typeof sync === 'function' ? sync.bind(options.fs) : null;
-    const fdatasyncSync = options.fs.fdatasyncSync;
-    if (options.policy === 'always' && options.fsyncOnEventLoop && typeof fdatasyncSync === 'function')
-      this.fdatasyncSync = fdatasyncSync.bind(options.fs);
+    const fs = options.fs;
+    this.write = typeof fs.writeSync === 'function' ? fs.writeSync.bind(fs) : fs.write.bind(fs);
+    if (options.policy === 'always' && options.fsyncOnEventLoop && typeof fs.fdatasyncSync === 'function')
+      this.fdatasyncSync = fs.fdatasyncSync.bind(fs);
+    this.commit = new GroupCommit<Segment>({
+      take: () => this.take(),
+      commit: (seg) => this.writeSegment(seg),
+      drop: () => this.drop(),
+      undo: (failed) => this.cutBack(failed),
+      committed: (seg) => this.committed(seg),
+      error: (err, seg) => this.describe(err, seg),
+      failed: (error) => {
+        this.lastWriteStatus = 'err';
+        options.logger.error(`${error.message}; refusing appends until the log can be written again`);
+      },
+    });
     if (options.policy === 'everysec') {
-      this.bio = new BackgroundFsync({
-        fs: options.fs,
+      this.bio = new EverysecSyncer({
         logger: options.logger,
         now: this.now,
-        target: () => {
-          const skip = this.failure !== null || this.closed || (this.rewriting && options.noFsyncOnRewrite);
-          return skip ? null : this.target;
+        fsync: () => {
+          const skip =
+            this.commit.error !== null || this.closed || (this.rewriting && options.noFsyncOnRewrite);
+          if (skip) return null;
+          const t = this.target;
+          return fs.fdatasync(t.fd).catch((err: unknown) => {
+            throw PersistenceError.from(`fsync of ${t.name}`, err);
+          });
         },
-        resume: () => this.schedule(),
-        failed: (name, err) => void this.fail(PersistenceError.from(`fsync of ${name}`, err), null, false),
+        resume: () => this.commit.schedule(),
+        failed: (err) => void this.commit.fail(err),
       });
     }
   }
@@ -125,7 +150,12 @@ export class AofWriter {
 
   /** The error that makes the writer refuse appends, or null. */
   get error(): PersistenceError | null {
-    return this.failure;
+    return this.commit.error;
+  }
+
+  /** Failures so far (a compaction compares it to tell that a write failed while it ran). */
+  get failures(): number {
+    return this.commit.failures;
   }
 
   /** Bytes accepted but not yet written (Redis's aof_buffer_length). */
@@ -142,7 +172,8 @@ export class AofWriter {
 
   /** Logs a group; resolves when it is durable per the policy. */
   append(group: EventGroup): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
+    const failure = this.commit.error;
+    if (failure !== null) return Promise.reject(failure);
     const seg = this.cur;
     let ts = -1;
     if (this.options.timestamps) {
@@ -154,133 +185,89 @@ export class AofWriter {
     } catch (err) {
       return Promise.reject(PersistenceError.from('the events could not be encoded', err));
     }
-    const promise = new Promise<void>((resolve, reject) => {
-      seg.resolves.push(resolve);
-      seg.rejects.push(reject);
-    });
-    this.schedule();
+    const promise = this.commit.waitFor(seg);
+    this.commit.schedule();
     return promise;
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.running !== null) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (this.running !== null) return;
-      this.running = this.pump().finally(() => {
-        this.running = null;
-        // An append that came while the pump was finishing (after its last check for work,
-        // before this line) found it running and did not schedule: pick it up here.
-        if (this.failure === null && (this.sealed.length > 0 || (!this.held && this.cur.enc.length > 0)))
-          this.schedule();
-      });
-    });
+  /** The next segment to write: a sealed one first, then `cur` unless held or postponed (everysec). */
+  private take(): Segment | null {
+    if (this.sealed.length > 0) return this.sealed.shift()!;
+    if (this.held || this.cur.enc.length === 0) return null;
+    if (this.bio?.mustPostpone()) return null;
+    const seg = this.cur;
+    this.cur = segment(seg.target, this.spare ?? new RespEncoder());
+    this.spare = null;
+    return seg;
   }
 
-  /** Writes segments until there is nothing left to write (or the writer is held or failed). */
-  private async pump(): Promise<void> {
-    while (this.failure === null) {
-      let seg: Segment;
-      if (this.sealed.length > 0) {
-        seg = this.sealed[0];
-      } else if (!this.held && this.cur.enc.length > 0) {
-        if (this.bio?.mustPostpone()) return;
-        seg = this.cur;
-        this.cur = { target: seg.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
-        this.spare = null;
-      } else {
-        return;
-      }
-      const ok = await this.writeSegment(seg);
-      if (seg === this.sealed[0]) this.sealed.shift();
-      if (!ok) return;
-      seg.enc.reset();
-      if (this.spare === null) this.spare = seg.enc;
-      const resolves = seg.resolves;
-      for (let i = 0; i < resolves.length; i++) resolves[i]();
-      this.options.onWritten?.();
-    }
-  }
-
-  /** Writes one segment whole, then fsyncs per policy; on failure cuts the file back and fails everything pending. */
-  private async writeSegment(seg: Segment): Promise<boolean> {
-    const fs = this.options.fs;
+  /** Writes one segment whole, then fdatasyncs per policy. Throws on failure; the kit then cuts back. */
+  private async writeSegment(seg: Segment): Promise<void> {
     const target = seg.target;
     const bytes = seg.enc.bytes();
-    let done = 0;
-    let fsyncing = false;
-    try {
-      while (done < bytes.length) {
-        const n = this.writeSync
-          ? this.writeSync(target.fd, bytes, done, bytes.length - done, target.size + done)
-          : await fs.write(target.fd, bytes, done, bytes.length - done, target.size + done);
-        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
-        done += n;
-      }
-      if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
-        fsyncing = true;
-        // On the event loop, nothing else runs until the disk has the group: no command is read,
-        // so the next group gathers in the sockets, as in Redis's beforeSleep.
-        if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
-        else await fs.fdatasync(target.fd);
-      }
-    } catch (err) {
-      const what = fsyncing
-        ? `fsync of ${target.name}`
-        : `writing ${target.name} at offset ${target.size + done}`;
-      await this.fail(PersistenceError.from(what, err), target, done > 0, seg);
-      return false;
+    await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
+    if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
+      seg.fsyncing = true;
+      // On the event loop, nothing else runs until the disk has the group: no command is read,
+      // so the next group gathers in the sockets, as in Redis's beforeSleep.
+      if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
+      else await this.options.fs.fdatasync(target.fd);
     }
     target.size += bytes.length;
     this.lastWriteStatus = 'ok';
     this.bio?.written();
-    return true;
+  }
+
+  private committed(seg: Segment): void {
+    seg.enc.reset();
+    if (this.spare === null) this.spare = seg.enc;
+    this.options.onWritten?.();
+  }
+
+  private describe(err: unknown, seg: Segment | null): PersistenceError {
+    if (seg === null) return PersistenceError.from('the log', err);
+    const t = seg.target;
+    const what = seg.fsyncing
+      ? `fsync of ${t.name}`
+      : `writing ${t.name} at offset ${t.size + seg.progress.done}`;
+    return PersistenceError.from(what, err);
+  }
+
+  /** The failed state: every pending segment is dropped (the kit rejects its appends). */
+  private drop(): Segment[] {
+    const all = [...this.sealed, this.cur];
+    this.sealed.length = 0;
+    this.cur = segment(this.target, this.spare ?? new RespEncoder());
+    this.spare = null;
+    for (const seg of all) seg.enc.reset();
+    return all;
   }
 
   /**
-   * Enters the failed state: every promise not resolved rejects, the buffers are dropped, and the
-   * file is cut back to its last good size so that it holds nothing unacknowledged (if that cut
-   * fails too, `recover()` retries it).
+   * Cuts the file back to its last good size, so that it holds nothing unacknowledged: after a
+   * torn write, or under `always` after any failure (the bytes may be written but not durable).
+   * If the cut fails too, `recover()` retries it.
    */
-  private async fail(
-    error: PersistenceError,
-    target: AppendTarget | null,
-    cut: boolean,
-    failed?: Segment,
-  ): Promise<void> {
-    if (this.failure === null) {
-      this.failure = error;
-      this.lastWriteStatus = 'err';
-      this.options.logger.error(`${error.message}; refusing appends until the log can be written again`);
-    }
-    const all = [...this.sealed, this.cur];
-    if (failed !== undefined && !all.includes(failed)) all.unshift(failed);
-    this.sealed.length = 0;
-    this.cur = { target: this.target, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
-    this.spare = null;
-    // Cut first, reject after: once a caller hears of the failure, the file no longer holds its group.
-    if (target !== null && (cut || this.options.policy === 'always')) {
-      await this.options.fs.ftruncate(target.fd, target.size).catch(() => {});
-    }
-    for (const seg of all) {
-      for (const reject of seg.rejects) reject(this.failure);
-      seg.enc.reset();
-    }
+  private async cutBack(failed: Segment | null): Promise<void> {
+    if (failed === null) return;
+    failed.enc.reset();
+    if (failed.progress.done > 0 || this.options.policy === 'always')
+      await this.options.fs.ftruncate(failed.target.fd, failed.target.size).catch(() => {});
   }
 
   /** Waits until everything appended so far is written (or failed). */
   async drain(): Promise<void> {
+    const commit = this.commit;
     while (
-      this.running !== null ||
-      this.scheduled ||
+      commit.running !== null ||
+      commit.isScheduled ||
       this.sealed.length > 0 ||
       (!this.held && this.cur.enc.length > 0)
     ) {
-      if (this.failure !== null) return;
-      if (this.running !== null) await this.running;
+      if (commit.error !== null) return;
+      if (commit.running !== null) await commit.running;
       else if (this.bio?.postponing) await this.bio.running;
-      else if (!this.scheduled) this.schedule();
+      else if (!commit.isScheduled) commit.schedule();
       else await new Promise<void>((r) => setImmediate(r));
     }
   }
@@ -296,14 +283,14 @@ export class AofWriter {
     const old = this.target;
     this.previous = old;
     if (this.cur.enc.length > 0 || this.cur.resolves.length > 0) this.sealed.push(this.cur);
-    this.cur = { target: next, enc: this.spare ?? new RespEncoder(), resolves: [], rejects: [] };
+    this.cur = segment(next, this.spare ?? new RespEncoder());
     this.spare = null;
     this.target = next;
     this.held = true;
     this.lastTs = -1;
-    this.schedule();
+    this.commit.schedule();
     await this.drain();
-    if (this.failure !== null) throw this.failure;
+    if (this.commit.error !== null) throw this.commit.error;
     if (this.bio?.running) await this.bio.running;
     await this.options.fs.fdatasync(old.fd);
     return old;
@@ -316,14 +303,14 @@ export class AofWriter {
 
   /** Fails the writer from outside (the end of the log could not be checked): every append rejects with `error`. */
   async abort(what: string, error: unknown): Promise<void> {
-    await this.fail(PersistenceError.from(what, error), null, false);
+    await this.commit.fail(PersistenceError.from(what, error));
   }
 
   /** The manifest names the new file: write what was held. */
   release(): void {
     this.previous = null;
     this.held = false;
-    this.schedule();
+    this.commit.schedule();
   }
 
   /** The switch failed before the manifest named the new file: append to `old` again, held groups included. */
@@ -334,7 +321,7 @@ export class AofWriter {
     this.target = old;
     this.held = false;
     this.lastTs = -1;
-    this.schedule();
+    this.commit.schedule();
   }
 
   /**
@@ -342,8 +329,8 @@ export class AofWriter {
    * again. Rejects (staying failed) while the fault lasts.
    */
   async recover(): Promise<void> {
-    if (this.failure === null) return;
-    if (this.running !== null) await this.running;
+    if (this.commit.error === null) return;
+    if (this.commit.running !== null) await this.commit.running;
     if (this.bio?.running) await this.bio.running;
     const fs = this.options.fs;
     const target = this.target;
@@ -353,20 +340,14 @@ export class AofWriter {
     // the next command (Redis likewise only clears the error once a write succeeds). The probe
     // is `#` comment lines, skipped by every reader, so a crash before the cut leaves a log that loads.
     try {
-      for (let done = 0; done < RECOVERY_PROBE.length; ) {
-        const n = this.writeSync
-          ? this.writeSync(target.fd, RECOVERY_PROBE, done, RECOVERY_PROBE.length - done, target.size + done)
-          : await fs.write(target.fd, RECOVERY_PROBE, done, RECOVERY_PROBE.length - done, target.size + done);
-        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
-        done += n;
-      }
+      await writeFully(this.write, target.fd, RECOVERY_PROBE, target.size);
       await fs.fdatasync(target.fd);
     } finally {
       await fs.ftruncate(target.fd, target.size).catch(() => {});
     }
     await fs.fdatasync(target.fd);
     this.bio?.synced();
-    this.failure = null;
+    this.commit.clear();
     this.lastWriteStatus = 'ok';
     this.options.logger.info('AOF write error looks solved, appending again');
   }
@@ -380,11 +361,15 @@ export class AofWriter {
 
   /** Writes and fsyncs everything pending, then stops. The descriptor is the store's to close. */
   async close(): Promise<void> {
-    if (this.held && this.failure === null) this.release();
+    if (this.held && this.commit.error === null) this.release();
     await this.drain();
     this.closed = true;
     await this.bio?.stop();
-    if (this.failure !== null) return;
+    if (this.commit.error !== null) return;
     await this.options.fs.fdatasync(this.target.fd);
   }
+}
+
+function segment(target: AppendTarget, enc: RespEncoder): Segment {
+  return { target, enc, resolves: [], rejects: [], progress: { done: 0 }, fsyncing: false };
 }

@@ -1,32 +1,48 @@
 import type Database from 'better-sqlite3';
 import { AppClosedError, type EventGroup, PersistenceError } from '../../src/index';
+import { GroupCommit, type Waiting } from '../../src/kit/index';
 
 /** Rows per multi-row INSERT. */
 const WIDE = 32;
 
+/** The groups of one batch, their payloads and the appends waiting on them. */
+interface Batch extends Waiting {
+  groups: EventGroup[];
+  /** `JSON.stringify` of each event's data, serialised at append time (so `bufferLength` is known). */
+  payloads: string[];
+}
+
+/** What the group writer needs from its store. */
+export interface GroupWriterHooks {
+  /**
+   * Before a commit: true while it must wait (everysec: Redis's postpone rule while the WAL is
+   * fsynced in the background). The store calls `schedule()` when it may go.
+   */
+  mustPostpone?(): boolean;
+  /** After each commit (the everysec syncer counts what was written). */
+  committed?(): void;
+}
+
 /**
- * Group commit. Every `append` of one event-loop turn joins one pending batch; a `setImmediate`
- * commits the batch in one transaction and only then resolves its promises. `setImmediate` (not
- * a microtask) lets the promise chains of the commands acknowledged by the last commit run, and
- * dispatch their successors, before the next commit: 64 commands in flight make transactions of
- * 64 rows.
+ * Group commit, on the kit's GroupCommit: every `append` of one event-loop turn joins one pending
+ * batch; a `setImmediate` commits the batch in one transaction and only then resolves its
+ * promises. `setImmediate` (not a microtask) lets the promise chains of the commands
+ * acknowledged by the last commit run, and dispatch their successors, before the next commit:
+ * 64 commands in flight make transactions of 64 rows.
  *
  * Invariants: a promise resolves only after the COMMIT that holds its group returned; batches
  * commit in append order; after a failed commit the transaction is rolled back (nothing that was
- * not acknowledged stays in the database) and every append is refused with the same error until
- * `clear()`.
+ * not acknowledged stays in the database) before any promise rejects, and every append is
+ * refused with the same error until `clear()`.
  */
 export class GroupWriter {
-  private groups: EventGroup[] = [];
-  /** `JSON.stringify` of each event's data, serialised at append time (so `bufferLength` is known). */
-  private payloads: string[] = [];
-  private resolvers: (() => void)[] = [];
-  private rejecters: ((err: unknown) => void)[] = [];
-  private scheduled = false;
+  private batch: Batch = newBatch();
   private closed = false;
-  private failure: PersistenceError | null = null;
+  /** Set during `flush()`: the batch goes now, whatever `mustPostpone` says. */
+  private forced = false;
+  private readonly commit: GroupCommit<Batch>;
   private readonly begin: Database.Statement;
-  private readonly commit: Database.Statement;
+  private readonly commitStatement: Database.Statement;
   private readonly insert: Database.Statement;
   /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
   private readonly insertWide: Database.Statement;
@@ -35,91 +51,92 @@ export class GroupWriter {
   bufferLength = 0;
   /** The last sequence number appended (committed or pending). */
   lastSeq = 0;
-  /** Counts failures, so that a compaction can tell that one happened while it ran. */
-  failures = 0;
-  private readonly flushCallback = () => {
-    this.scheduled = false;
-    this.flush();
-  };
 
   constructor(
     private readonly db: Database.Database,
     private readonly file: string,
+    private readonly hooks: GroupWriterHooks = {},
   ) {
     this.begin = db.prepare('BEGIN');
-    this.commit = db.prepare('COMMIT');
+    this.commitStatement = db.prepare('COMMIT');
     this.insert = db.prepare('INSERT INTO events (seq, time, type, data, n) VALUES (?, ?, ?, ?, ?)');
     this.insertWide = db.prepare(
       `INSERT INTO events (seq, time, type, data, n) VALUES ${Array.from({ length: WIDE }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
     );
+    this.commit = new GroupCommit<Batch>({
+      take: () => this.take(),
+      commit: (batch) => this.writeBatch(batch.groups, batch.payloads),
+      drop: () => [this.take(true) ?? newBatch()],
+      // writeBatch rolled back before it threw: nothing is left to undo.
+      undo: () => {},
+      committed: () => hooks.committed?.(),
+      error: (err) => PersistenceError.from(`cannot write the log ${file}`, err),
+    });
   }
 
   /** The error appends are refused with, or null. */
   get error(): PersistenceError | null {
-    return this.failure;
+    return this.commit.error;
+  }
+
+  /** Counts failures, so that a compaction can tell that one happened while it ran. */
+  get failures(): number {
+    return this.commit.failures;
   }
 
   append(group: EventGroup): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
+    const failure = this.commit.error;
+    if (failure !== null) return Promise.reject(failure);
     if (this.closed)
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.file} is closed`));
+    const batch = this.batch;
     const events = group.events;
     for (let i = 0; i < events.length; i++) {
       const payload = JSON.stringify(events[i].data);
-      this.payloads.push(payload);
+      batch.payloads.push(payload);
       this.bufferLength += payload.length;
     }
-    this.groups.push(group);
+    batch.groups.push(group);
     this.lastSeq = group.seq + events.length - 1;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushCallback);
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.resolvers.push(resolve);
-      this.rejecters.push(reject);
-    });
+    this.commit.schedule();
+    return this.commit.waitFor(batch);
+  }
+
+  /** Commits on the next turn (after a postponed commit may go). */
+  schedule(): void {
+    this.commit.schedule();
   }
 
   /**
-   * Commits everything pending now, synchronously. Returns false if the commit failed (the
-   * failure is then set and every pending promise rejected).
+   * Commits everything pending now, synchronously (a compaction's swap, close: no postponing).
+   * Returns false if the commit failed (the failure is then set and every pending promise rejects).
    */
   flush(): boolean {
-    const groups = this.groups;
-    if (groups.length === 0) return this.failure === null;
-    const payloads = this.payloads;
-    const resolvers = this.resolvers;
-    const rejecters = this.rejecters;
-    this.groups = [];
-    this.payloads = [];
-    this.resolvers = [];
-    this.rejecters = [];
-    this.bufferLength = 0;
+    this.forced = true;
     try {
-      if (this.failure !== null) throw this.failure;
-      this.writeBatch(groups, payloads);
-    } catch (err) {
-      const error = this.fail(err);
-      for (let i = 0; i < rejecters.length; i++) rejecters[i](error);
-      return false;
+      return this.commit.flushNow();
+    } finally {
+      this.forced = false;
     }
-    for (let i = 0; i < resolvers.length; i++) resolvers[i]();
-    return true;
+  }
+
+  private take(force = this.forced): Batch | null {
+    const batch = this.batch;
+    if (batch.groups.length === 0) return null;
+    if (!force && this.hooks.mustPostpone?.()) return null;
+    this.batch = newBatch();
+    this.bufferLength = 0;
+    return batch;
   }
 
   /** Puts the writer in its failed state (also used by the background fsync). */
-  fail(err: unknown): PersistenceError {
-    if (this.failure === null) {
-      this.failure = PersistenceError.from(`cannot write the log ${this.file}`, err);
-      this.failures++;
-    }
-    return this.failure;
+  fail(err: unknown): void {
+    void this.commit.fail(err);
   }
 
   /** Leaves the failed state; the caller has checked that the database can be written again. */
   clear(): void {
-    this.failure = null;
+    this.commit.clear();
   }
 
   /** Flushes what is pending; later appends are refused with `AppClosedError`. */
@@ -151,7 +168,7 @@ export class GroupWriter {
         }
       }
       for (let i = 0; i < a; i += 5) insert.run(args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]);
-      this.commit.run();
+      this.commitStatement.run();
     } catch (err) {
       // SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): the rollback is then a no-op.
       if (this.db.inTransaction) {
@@ -164,4 +181,8 @@ export class GroupWriter {
       throw err;
     }
   }
+}
+
+function newBatch(): Batch {
+  return { groups: [], payloads: [], resolves: [], rejects: [] };
 }

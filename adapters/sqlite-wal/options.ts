@@ -1,4 +1,5 @@
-import { ConfigError, type FsyncPolicy, parseFsyncPolicy } from '../../src/index';
+import type { FsyncPolicy } from '../../src/index';
+import { OptionReader, SHARED_OPTIONS } from '../../src/kit/index';
 
 /** Options of {@link SqliteWalStore}; the names are Redis's AOF options in camelCase. */
 export interface SqliteWalStoreOptions {
@@ -30,49 +31,12 @@ export interface ResolvedSqliteWalOptions {
   readonly keepHistory: boolean;
 }
 
-const KNOWN = new Set([
-  'file',
-  'appendfsync',
-  'autoRewritePercentage',
-  'autoRewriteMinSize',
-  'noAppendfsyncOnRewrite',
-  'keepHistory',
-]);
+const KNOWN: readonly string[] = ['file', ...SHARED_OPTIONS];
 
 /** Checks the options at construction, so that a typo fails before anything is opened. */
 export function resolveOptions(options: SqliteWalStoreOptions): ResolvedSqliteWalOptions {
-  if (options === null || typeof options !== 'object')
-    throw new ConfigError('SqliteWalStore needs options { file }');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new ConfigError(`SqliteWalStore: unknown option ${JSON.stringify(key)}`);
-  }
-  if (typeof options.file !== 'string' || options.file === '') {
-    throw new ConfigError('SqliteWalStore: option file must be a non-empty path');
-  }
-  if (options.file === ':memory:')
-    throw new ConfigError('SqliteWalStore: file must be a file; use MemoryStore for memory');
-  return {
-    file: options.file,
-    appendfsync: parseFsyncPolicy(options.appendfsync ?? 'everysec'),
-    autoRewritePercentage: count(options.autoRewritePercentage, 100, 'autoRewritePercentage'),
-    autoRewriteMinSize: count(options.autoRewriteMinSize, 64 * 1024 * 1024, 'autoRewriteMinSize'),
-    noAppendfsyncOnRewrite: flag(options.noAppendfsyncOnRewrite, 'noAppendfsyncOnRewrite'),
-    keepHistory: flag(options.keepHistory, 'keepHistory'),
-  };
-}
-
-function count(value: unknown, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ConfigError(
-      `SqliteWalStore: ${name} must be a non-negative integer; got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-function flag(value: unknown, name: string): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new ConfigError(`SqliteWalStore: ${name} must be true or false`);
-  return value;
+  const o = new OptionReader('SqliteWalStore', options, KNOWN, '{ file }');
+  const file = o.path('file');
+  if (file === ':memory:') throw o.error('file must be a file; use MemoryStore for memory');
+  return { file, ...o.shared() };
 }

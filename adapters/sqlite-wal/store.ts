@@ -9,21 +9,23 @@ import {
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
+  type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
   StoreLockedError,
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
+import { CompactionScheduler, EverysecSyncer, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { compactDatabase } from './compaction';
 import { openDatabase, SYNCHRONOUS } from './database';
 import { GroupWriter } from './group-writer';
 import { resolveOptions, type ResolvedSqliteWalOptions, type SqliteWalStoreOptions } from './options';
 import { estimateRows, type ReplayCounter, replayDatabase } from './replay';
 import { cutTornTail } from './torn-tail';
-import { WalSyncer } from './wal-syncer';
+import { WalFile } from './wal-syncer';
 
-/** Redis's serverCron checks the rewrite trigger and fsyncs the AOF about once a second. */
+/** Redis's serverCron checks the rewrite trigger about once a second (stat() of two files: not per write). */
 const CRON_MS = 1000;
 
 /** `stats()` of the SQLite store: the common fields and its own. */
@@ -48,6 +50,12 @@ export interface SqliteWalStats extends StoreStats {
  * transaction), `everysec` ↔ `NORMAL` with the WAL fsynced in the background every second,
  * `no` ↔ `OFF`. An append resolves once its transaction has committed. The file is locked
  * (SQLite's exclusive locking mode) while the store is open.
+ *
+ * Group commit, the everysec syncer and the compaction scheduler are the kit's, as the AOF
+ * store's. Under `everysec`, "a write waits for a slow fsync" means a COMMIT: it writes WAL frames
+ * into the file the pool is fsyncing, so a batch is postponed while that fsync runs, for up to
+ * 2 s, then committed anyway and counted in `delayedFsync`, exactly as the AOF store postpones
+ * its write(). The synchronous flushes (a compaction's swap, close) never wait.
  */
 export class SqliteWalStore implements EventStore {
   readonly kind = 'sqlite-wal';
@@ -55,19 +63,13 @@ export class SqliteWalStore implements EventStore {
   private db: Database.Database | null = null;
   private context: StoreContext | null = null;
   private writer: GroupWriter | null = null;
-  private syncer: WalSyncer | null = null;
+  private wal: WalFile | null = null;
+  private syncer: EverysecSyncer | null = null;
+  /** Set while a compaction runs with noAppendfsyncOnRewrite: the background fsync skips. */
+  private walPaused = false;
+  private scheduler: CompactionScheduler | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
-  private running: Promise<CompactionResult> | null = null;
-  private scheduled: Promise<CompactionResult> | null = null;
-  private rewriteStartedAt = 0;
-  private rewrites = 0;
-  private consecutiveFailures = 0;
-  private lastRewriteTimeSec = -1;
-  private lastBgrewriteStatus: 'ok' | 'err' = 'ok';
-  private baseSize = 0;
-  /** Set by `recover()` until the next append: see there. */
-  private holdAutoCompaction = false;
   private replayed: ReplayCounter = { rowsRead: 0 };
   private replayRows = 0;
   private replayBytes = 0;
@@ -98,13 +100,38 @@ export class SqliteWalStore implements EventStore {
     }
     this.db = db;
     this.context = context;
-    this.writer = new GroupWriter(db, file);
-    this.writer.lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
-    this.syncer = appendfsync === 'everysec' ? new WalSyncer(`${file}-wal`) : null;
-    this.baseSize = this.size();
+    const writer = new GroupWriter(
+      db,
+      file,
+      appendfsync === 'everysec'
+        ? { mustPostpone: () => this.syncer!.mustPostpone(), committed: () => this.syncer!.written() }
+        : {},
+    );
+    this.writer = writer;
+    writer.lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
+    if (appendfsync === 'everysec') {
+      const wal = new WalFile(`${file}-wal`);
+      this.wal = wal;
+      this.syncer = new EverysecSyncer({
+        logger: context.logger,
+        now: () => context.clock.now(),
+        fsync: () => (this.closing || this.walPaused || writer.error !== null ? null : wal.sync()),
+        resume: () => writer.schedule(),
+        failed: (err) => {
+          context.logger.error(`fsync of ${file}-wal failed: ${(err as Error).message}`);
+          writer.fail(err);
+        },
+      });
+    }
+    this.scheduler = new CompactionScheduler(this.options, context, {
+      unit: 'bytes',
+      writes: writer,
+      size: () => this.size(),
+      run: (snapshots) => this.runCompaction(snapshots),
+    });
     this.cron = setInterval(() => this.tick(), CRON_MS);
     this.cron.unref();
-    return { kind: this.kind, location: file, created, sizeBytes: this.baseSize };
+    return { kind: this.kind, location: file, created, sizeBytes: this.scheduler.stats().baseSize };
   }
 
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
@@ -121,33 +148,16 @@ export class SqliteWalStore implements EventStore {
   append(group: EventGroup): Promise<void> {
     if (this.writer === null)
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`));
-    this.holdAutoCompaction = false;
+    this.scheduler!.appended();
     return this.writer.append(group);
   }
 
+  /** BGREWRITEAOF; a call while one runs joins it or its follow-up (see CompactionScheduler). */
   compact(): Promise<CompactionResult> {
     if (this.db === null || this.closing) {
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`));
     }
-    if (this.running === null) return this.startCompaction();
-    // Like BGREWRITEAOF during a rewrite: one more runs after it, covering what came since. A
-    // write failure meanwhile cancels it: the app is about to reload its state from the log, and
-    // a snapshot taken during that reload would be of a half-loaded state.
-    const failures = this.writer!.failures;
-    this.scheduled ??= this.running
-      .catch(() => {})
-      .then(() => {
-        this.scheduled = null;
-        const writer = this.writer!;
-        if (writer.failures !== failures) {
-          throw new PersistenceError(
-            `compaction of ${this.options.file} cancelled: a write failed`,
-            writer.error?.code,
-          );
-        }
-        return this.startCompaction();
-      });
-    return this.scheduled;
+    return this.scheduler!.compact();
   }
 
   /**
@@ -165,7 +175,8 @@ export class SqliteWalStore implements EventStore {
       const pageSize = Number(db.pragma('page_size', { simple: true }));
       db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))").run(pageSize * 8);
       db.prepare("DELETE FROM meta WHERE key = 'probe'").run();
-      await this.syncer?.sync();
+      await this.wal?.sync();
+      this.syncer?.synced();
     } catch (err) {
       throw PersistenceError.from(`${this.options.file} still cannot be written`, err);
     }
@@ -173,7 +184,7 @@ export class SqliteWalStore implements EventStore {
     writer.clear();
     // The app now reloads its state from the log: no automatic compaction may snapshot it before
     // the app appends again.
-    this.holdAutoCompaction = true;
+    this.scheduler!.recovered();
   }
 
   replayProgress(): { bytesRead: number; bytesTotal: number } {
@@ -187,17 +198,9 @@ export class SqliteWalStore implements EventStore {
     return {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
-      rewriteInProgress: this.running !== null,
-      rewriteScheduled: this.scheduled !== null,
-      lastRewriteTimeSec: this.lastRewriteTimeSec,
-      currentRewriteTimeSec:
-        this.running !== null ? Math.round((Date.now() - this.rewriteStartedAt) / 1000) : -1,
-      lastBgrewriteStatus: this.lastBgrewriteStatus,
-      rewrites: this.rewrites,
-      rewritesConsecutiveFailures: this.consecutiveFailures,
+      ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
       lastWriteStatus: writer?.error ? 'err' : 'ok',
       currentSize: databaseSize + walSize,
-      baseSize: this.baseSize,
       bufferLength: writer?.bufferLength ?? 0,
       pendingBioFsync: this.syncer?.running ? 1 : 0,
       delayedFsync: this.syncer?.delayed ?? 0,
@@ -214,12 +217,12 @@ export class SqliteWalStore implements EventStore {
     if (this.db === null || this.closing) return;
     this.closing = true;
     if (this.cron !== null) clearInterval(this.cron);
-    while (this.running !== null || this.scheduled !== null) {
-      await (this.scheduled ?? this.running)?.catch(() => {});
-    }
+    this.scheduler?.stop(new AppClosedError(`the SqliteWalStore on ${this.options.file} is closing`));
+    await this.scheduler?.idle();
     const db = this.db;
     this.writer!.close();
-    await this.syncer?.close();
+    await this.syncer?.stop();
+    await this.wal?.close();
     try {
       // Whatever the policy, close leaves everything on disk: a FULL checkpoint fsyncs the WAL
       // and the database, then the WAL is emptied.
@@ -234,38 +237,25 @@ export class SqliteWalStore implements EventStore {
     }
   }
 
-  private startCompaction(): Promise<CompactionResult> {
+  /** One compaction (the scheduler decides when): compactDatabase, with noAppendfsyncOnRewrite around it. */
+  private async runCompaction(snapshots: SnapshotSource): Promise<CompactionResult> {
     const db = this.assertOpen();
-    const writer = this.writer!;
-    if (writer.error !== null) return Promise.reject(writer.error);
     const started = Date.now();
-    this.rewriteStartedAt = started;
     const sizeBefore = this.size();
     const relaxed = this.options.noAppendfsyncOnRewrite && this.options.appendfsync !== 'no';
     if (relaxed) this.relaxSync(true);
-    const run = compactDatabase({
-      db,
-      file: this.options.file,
-      writer,
-      snapshots: this.context!.snapshots,
-      keepHistory: this.options.keepHistory,
-    }).then(
-      ({ seq, keys }) => {
-        if (relaxed) this.relaxSync(false);
-        const sizeAfter = this.size();
-        this.baseSize = sizeAfter;
-        this.finishRewrite(started, 'ok');
-        return { seq, keys, sizeBefore, sizeAfter, durationMs: Date.now() - started };
-      },
-      (err: unknown) => {
-        if (relaxed) this.relaxSync(false);
-        this.finishRewrite(started, 'err');
-        this.context?.logger.error(`compaction of ${this.options.file} failed: ${(err as Error).message}`);
-        throw err;
-      },
-    );
-    this.running = run;
-    return run;
+    try {
+      const { seq, keys } = await compactDatabase({
+        db,
+        file: this.options.file,
+        writer: this.writer!,
+        snapshots,
+        keepHistory: this.options.keepHistory,
+      });
+      return { seq, keys, sizeBefore, sizeAfter: this.size(), durationMs: Date.now() - started };
+    } finally {
+      if (relaxed) this.relaxSync(false);
+    }
   }
 
   /**
@@ -279,41 +269,13 @@ export class SqliteWalStore implements EventStore {
     if (db === null || !db.open) return;
     if (this.options.appendfsync === 'always')
       db.pragma(`synchronous = ${on ? 'NORMAL' : SYNCHRONOUS.always}`);
-    if (this.syncer !== null) this.syncer.paused = on;
+    this.walPaused = on;
   }
 
-  private finishRewrite(started: number, status: 'ok' | 'err'): void {
-    this.running = null;
-    this.lastBgrewriteStatus = status;
-    this.lastRewriteTimeSec = Math.round((Date.now() - started) / 1000);
-    if (status === 'ok') {
-      this.rewrites++;
-      this.consecutiveFailures = 0;
-    } else {
-      this.consecutiveFailures++;
-    }
-  }
-
-  /** Once a second: the background fsync (everysec) and the automatic compaction trigger. */
+  /** Once a second: the automatic compaction trigger (the everysec syncer has its own timer). */
   private tick(): void {
-    const writer = this.writer;
-    if (this.db === null || writer === null || this.closing) return;
-    if (this.syncer !== null && !this.syncer.paused && writer.error === null) {
-      this.syncer.tick().catch((err: unknown) => {
-        writer.fail(err);
-        this.context?.logger.error(`fsync of ${this.options.file}-wal failed: ${(err as Error).message}`);
-      });
-    }
-    const { autoRewritePercentage: percent, autoRewriteMinSize: minSize } = this.options;
-    if (percent === 0 || this.running !== null || writer.error !== null || this.holdAutoCompaction) return;
-    const size = this.size();
-    const base = Math.max(1, this.baseSize);
-    if (size > minSize && ((size - base) * 100) / base >= percent) {
-      this.context?.logger.info(
-        `starting automatic compaction of ${this.options.file}: ${size} bytes, ${Math.round(((size - base) * 100) / base)}% growth`,
-      );
-      this.startCompaction().catch(() => {});
-    }
+    if (this.db === null || this.writer === null || this.closing) return;
+    this.scheduler?.maybeCompact();
   }
 
   /** Bytes of the database and its WAL (never opened by Node: see openDatabase). */

@@ -1,5 +1,12 @@
 import type { JsonValue } from '../events/json';
 import { AppClosedError, LogCompactedError, StoreLockedError } from '../errors';
+import {
+  type AutoRewriteSettings,
+  CompactionScheduler,
+  IDLE_COMPACTION_STATS,
+  OptionReader,
+  SHARED_DEFAULTS,
+} from '../kit/index';
 import type {
   CompactionResult,
   EventGroup,
@@ -11,9 +18,12 @@ import type {
   StoreOpenInfo,
   StoreStats,
 } from './event-store';
+import type { SnapshotSource } from './snapshot-source';
 
 /** Every append is durable at once: one settled promise serves them all. */
 const DURABLE = Promise.resolve();
+/** Writes never fail in memory. */
+const HEALTHY = { error: null, failures: 0 } as const;
 
 /** Options of {@link MemoryStore}; sizes count records (keys and groups), not bytes. */
 export interface MemoryStoreOptions {
@@ -27,30 +37,38 @@ export interface MemoryStoreOptions {
  * A store that keeps the log in memory: for tests, and as the reference the conformance suite
  * holds the durable stores to. The log outlives `close()`, so one instance can be reopened to
  * check what a replay gives. Groups are kept as given: events are treated as immutable. Like
- * the durable stores it compacts itself on Redis's trigger, so a long run keeps its memory bounded.
+ * the durable stores it compacts itself on Redis's trigger, with the same scheduler (sizes count
+ * records), so a long run keeps its memory bounded and `compact()` behaves as theirs.
  */
 export class MemoryStore implements EventStore {
   readonly kind = 'memory';
-  private readonly autoRewritePercentage: number;
-  private readonly autoRewriteMinSize: number;
+  private readonly settings: AutoRewriteSettings;
   private snapshotSeq = 0;
   /** The last compaction's state as parallel arrays: a tuple per key would cost the GC more than the copy. */
   private snapshotKeys: string[] = [];
   private snapshotValues: JsonValue[] = [];
   private groups: EventGroup[] = [];
   private context: StoreContext | null = null;
+  private scheduler: CompactionScheduler | null = null;
   private lastSeq = 0;
-  private rewrites = 0;
-  private lastRewriteTimeSec = -1;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.autoRewritePercentage = options.autoRewritePercentage ?? 100;
-    this.autoRewriteMinSize = options.autoRewriteMinSize ?? 65_536;
+    const o = new OptionReader('MemoryStore', options, ['autoRewritePercentage', 'autoRewriteMinSize'], '{}');
+    this.settings = {
+      autoRewritePercentage: o.integer('autoRewritePercentage', SHARED_DEFAULTS.autoRewritePercentage, 0),
+      autoRewriteMinSize: o.integer('autoRewriteMinSize', 65_536, 0),
+    };
   }
 
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.context !== null) throw new StoreLockedError('this MemoryStore is already open');
     this.context = context;
+    this.scheduler = new CompactionScheduler(this.settings, context, {
+      unit: 'records',
+      writes: HEALTHY,
+      size: () => this.size(),
+      run: async (snapshots) => this.compactNow(snapshots),
+    });
     return {
       kind: this.kind,
       location: 'memory',
@@ -83,22 +101,31 @@ export class MemoryStore implements EventStore {
     if (this.context === null) return Promise.reject(new AppClosedError('the MemoryStore is closed'));
     this.groups.push(group);
     this.lastSeq = group.seq + group.events.length - 1;
-    // Compacts right here rather than later: a memory store's appends resolve at once, so a busy
-    // app may never yield to the event loop, and a deferred rewrite would never run. The state
-    // already holds this group, which is what the snapshot must cover.
-    if (this.shouldRewrite()) this.compactNow();
+    // Checked right here: a memory store's appends resolve at once, so a busy app may never
+    // yield to the event loop; the scheduler starts the compaction in a microtask, which runs.
+    const scheduler = this.scheduler!;
+    scheduler.appended();
+    scheduler.maybeCompact();
     return DURABLE;
   }
 
-  async compact(): Promise<CompactionResult> {
-    return this.compactNow();
+  compact(): Promise<CompactionResult> {
+    if (this.scheduler === null || this.context === null)
+      return Promise.reject(new AppClosedError('the MemoryStore is not open'));
+    return this.scheduler.compact();
   }
 
-  private compactNow(): CompactionResult {
-    const context = this.assertOpen();
+  /** Records held: snapshot keys and groups (the memory store's "bytes"). */
+  private size(): number {
+    return this.snapshotKeys.length + this.groups.length;
+  }
+
+  /** One compaction, all synchronous: snapshot, copy, drop the covered groups. */
+  private compactNow(snapshots: SnapshotSource): CompactionResult {
+    this.assertOpen();
     const started = Date.now();
-    const sizeBefore = this.snapshotKeys.length + this.groups.length;
-    const snapshot = context.snapshots.takeSnapshot();
+    const sizeBefore = this.size();
+    const snapshot = snapshots.takeSnapshot();
     try {
       const keys: string[] = new Array(snapshot.size);
       const values: JsonValue[] = new Array(snapshot.size);
@@ -118,37 +145,27 @@ export class MemoryStore implements EventStore {
     } finally {
       snapshot.release();
     }
-    this.rewrites++;
-    this.lastRewriteTimeSec = Math.round((Date.now() - started) / 1000);
     return {
       seq: this.snapshotSeq,
       keys: this.snapshotKeys.length,
       sizeBefore,
-      sizeAfter: this.snapshotKeys.length + this.groups.length,
+      sizeAfter: this.size(),
       durationMs: Date.now() - started,
     };
-  }
-
-  /** Redis's trigger: `current > min-size` and `current*100/base - 100 >= percentage`. */
-  private shouldRewrite(): boolean {
-    if (this.autoRewritePercentage <= 0) return false;
-    const current = this.snapshotKeys.length + this.groups.length;
-    if (current <= this.autoRewriteMinSize) return false;
-    return (current * 100) / Math.max(this.snapshotKeys.length, 1) - 100 >= this.autoRewritePercentage;
   }
 
   /** Compaction counters; sizes count records (keys of the snapshot and groups), not bytes. */
   stats(): StoreStats {
     return {
       kind: this.kind,
-      rewrites: this.rewrites,
-      lastRewriteTimeSec: this.lastRewriteTimeSec,
-      currentSize: this.snapshotKeys.length + this.groups.length,
-      baseSize: this.snapshotKeys.length,
+      ...(this.scheduler?.stats() ?? { ...IDLE_COMPACTION_STATS, currentSize: this.size() }),
     };
   }
 
   async close(): Promise<void> {
+    if (this.context === null) return;
+    this.scheduler?.stop(new AppClosedError('the MemoryStore is closing'));
+    await this.scheduler?.idle();
     this.context = null;
   }
 

@@ -7,6 +7,7 @@ import type { EventStore } from '../store/event-store';
 import { type ReplayedRecord, recordingSink } from '../store/replay-sink';
 import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
+import { runCompactionConformance } from './conformance-compaction';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
 /** One location (folder, file, memory) for one conformance test. */
@@ -293,6 +294,8 @@ export function runStoreConformance(
       if (store.rewriteInProgress !== undefined) assert.equal(store.rewriteInProgress, false);
       if (store.currentSize !== undefined) assert.equal(typeof store.currentSize, 'number');
     });
+
+    runCompactionConformance({ it, newStore: () => sut.open(), open, reopen });
 
     it('types its write errors as PersistenceError', () => {
       assert.equal(

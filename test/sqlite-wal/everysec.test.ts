@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fixtures } from 'appendonly/testing';
-import { WalSyncer } from '../../adapters/sqlite-wal/wal-syncer';
+import { WalFile } from '../../adapters/sqlite-wal/wal-syncer';
 import { openApp, tempDir } from './helpers';
 
 const { Put } = fixtures;
@@ -50,22 +50,24 @@ describe('SqliteWalStore everysec: the background WAL fsync', () => {
     await app.close();
   });
 
-  it('counts a second that found the last fsync still running as delayed, and waits for it on close', async () => {
+  it('keeps one descriptor of the WAL across fsyncs, and waits for a running fsync on close', async () => {
+    // given
     fs.writeFileSync(file, 'x');
-    const syncer = new WalSyncer(file);
-    const first = syncer.tick();
-    expect(syncer.running).toBe(true);
-    await syncer.tick();
-    expect(syncer.delayed).toBe(1);
-    await first;
-    expect(syncer.running).toBe(false);
-    await syncer.close();
+    const wal = new WalFile(file);
+    await wal.sync();
+    // when
+    const running = wal.sync();
+    const closed = wal.close();
+    // then
+    expect(descriptorsOn(file)).toBe(1);
+    await running;
+    await closed;
     expect(descriptorsOn(file)).toBe(0);
   });
 
   it('does nothing before SQLite has made the WAL', async () => {
-    const syncer = new WalSyncer(path.join(path.dirname(file), 'missing-wal'));
-    await expect(syncer.sync()).resolves.toBeUndefined();
-    await syncer.close();
+    const wal = new WalFile(path.join(path.dirname(file), 'missing-wal'));
+    await expect(wal.sync()).resolves.toBeUndefined();
+    await wal.close();
   });
 });

@@ -108,6 +108,7 @@ describe.each(['always', 'everysec', 'no'] as const)('SqliteWalStore %s: SQLITE_
     // given: a compaction running and another scheduled behind it
     await Promise.all(Array.from({ length: 3000 }, (_, i) => app.execute(new Put(`k${i}`, i))));
     const running = app.compact();
+    await Promise.resolve(); // the first has started and taken its snapshot: the second is a follow-up
     const scheduled = app.compact();
     expect(store.stats().rewriteScheduled).toBe(true);
     // when: an append fails while they wait

@@ -1,32 +1,42 @@
-import type { Logger } from '../../src/index';
-import type { FileSystem } from './file-system';
+import type { Logger } from '../runtime/logger';
 
 /** Redis postpones a write for at most 2 s while a background fsync runs, then counts a delayed fsync. */
 const MAX_POSTPONE_MS = 2000;
 const EVERYSEC_MS = 1000;
 
-/** What the background fsync needs from the writer. */
-export interface BackgroundFsyncHost {
-  readonly fs: FileSystem;
+/** What the syncer needs from its store. */
+export interface EverysecHost {
   readonly logger: Logger;
+  /** The store's clock (`StoreContext.clock.now`). */
   readonly now: () => number;
-  /** The file to fsync now (the one appended to), or null when fsyncing is not allowed now. */
-  target(): { readonly fd: number; readonly name: string } | null;
-  /** The fsync that writes were waiting for has finished: write them. */
+  /**
+   * Starts the fsync of everything written so far, off the event loop (libuv's pool), or returns
+   * null when no fsync may run now (the store failed or closed, or a compaction runs with
+   * noAppendfsyncOnRewrite): what was written stays due, and the next second tries again.
+   */
+  fsync(): Promise<void> | null;
+  /** The fsync that writes were postponed for has finished, or 2 s have passed: write them now. */
   resume(): void;
-  /** The fsync failed: the writer enters its failed state. */
-  failed(name: string, err: unknown): void;
+  /** The fsync failed: the store enters its failed state. */
+  failed(err: unknown): void;
 }
 
 /**
- * `everysec`'s fsync, as aof.c runs it in a bio thread: an fdatasync in libuv's pool (never on
- * the event loop) once a second has passed since the last one and something was written, and
- * from a 1-second timer when writes stop (serverCron). While one runs, writes wait for it, for
- * up to 2 s; then they go anyway, and the wait counts as a delayed fsync (aof_delayed_fsync),
- * with Redis's warning that the disk is busy.
+ * `everysec`, as aof.c runs it with its bio thread:
+ *
+ * - after a write, if a second has passed since the last fsync and none runs, an fsync starts in
+ *   the background; a 1-second timer (serverCron) starts it too when writes stop, so nothing
+ *   written stays unsynced for more than about two seconds;
+ * - before a write, {@link mustPostpone}: while an fsync runs, the write waits (writing into a
+ *   file being fsynced can block the event loop in the kernel) — for at most 2 s; then it goes
+ *   anyway, and that counts one delayed fsync (Redis's aof_delayed_fsync) with Redis's warning;
+ * - `delayed` counts exactly that: writes that waited the full 2 s for a slow fsync, not seconds
+ *   in which an fsync was skipped.
+ *
+ * Invariant: whatever was written before an fsync started is on disk when it resolves.
  */
-export class BackgroundFsync {
-  /** The fdatasync in flight, if any. */
+export class EverysecSyncer {
+  /** The fsync in flight, if any (`pendingBioFsync`). */
   running: Promise<void> | null = null;
   /** Redis's aof_delayed_fsync. */
   delayed = 0;
@@ -35,7 +45,7 @@ export class BackgroundFsync {
   private postponedSince = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly host: BackgroundFsyncHost) {
+  constructor(private readonly host: EverysecHost) {
     this.lastFsync = host.now();
     this.timer = setInterval(() => this.start(), EVERYSEC_MS);
     this.timer.unref();
@@ -52,13 +62,13 @@ export class BackgroundFsync {
     if (this.host.now() - this.lastFsync >= EVERYSEC_MS) this.start();
   }
 
-  /** Everything written is on disk (an fsync made elsewhere). */
+  /** Everything written is on disk (an fsync made elsewhere: recovery, a switch of file). */
   synced(): void {
     this.unsynced = false;
     this.lastFsync = this.host.now();
   }
 
-  /** Redis's rule before a write: wait while a background fsync runs, for up to 2 s. */
+  /** Redis's rule before a write: true while a background fsync runs, for up to 2 s. */
   mustPostpone(): boolean {
     if (this.running === null) {
       this.postponedSince = 0;
@@ -79,20 +89,20 @@ export class BackgroundFsync {
     return false;
   }
 
-  /** Starts an fdatasync if something was written since the last one and none is running. */
+  /** Starts an fsync if something was written since the last one and none is running. */
   start(): void {
     if (this.running !== null || !this.unsynced) return;
-    const target = this.host.target();
-    if (target === null) return;
+    const fsync = this.host.fsync();
+    if (fsync === null) return;
     this.synced();
-    this.running = this.host.fs.fdatasync(target.fd).then(
+    this.running = fsync.then(
       () => {
         this.running = null;
         if (this.postponedSince !== 0) this.host.resume();
       },
       (err: unknown) => {
         this.running = null;
-        this.host.failed(target.name, err);
+        this.host.failed(err);
       },
     );
   }
