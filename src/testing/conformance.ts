@@ -8,6 +8,7 @@ import { type ReplayedRecord, recordingSink } from '../store/replay-sink';
 import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
 import { runCompactionConformance } from './conformance-compaction';
+import { runReplayConformance } from './conformance-replay';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
 /** One location (folder, file, memory) for one conformance test. */
@@ -296,6 +297,24 @@ export function runStoreConformance(
     });
 
     runCompactionConformance({ it, newStore: () => sut.open(), open, reopen });
+    runReplayConformance({
+      it,
+      open: () => open(),
+      close: (app) => app.close(),
+      newStore: () => sut.open(),
+      read: async (store, read) => {
+        await store.open({
+          snapshots: { takeSnapshot: () => new KeyValueState().takeSnapshot(0) },
+          logger: silentLogger,
+          clock: { now: Date.now },
+        });
+        try {
+          await read(store);
+        } finally {
+          await store.close();
+        }
+      },
+    });
 
     it('types its write errors as PersistenceError', () => {
       assert.equal(
