@@ -105,8 +105,7 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, generation) =>
-        committer.commit(output, handler, command, attempts, generation),
+      (output, handler, dispatched, generation) => committer.commit(output, handler, dispatched, generation),
       () => this.recovery.failure,
       () => committer.generation,
     );

@@ -2,19 +2,25 @@ import type { CommandBus } from '../bus/command-bus';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { CommandResult } from './command-result';
 
+/** A command to decide (again): its place in dispatch order and its decisions so far. */
+export interface Dispatched {
+  readonly command: object;
+  /** Decisions made so far (0 the first time). */
+  readonly attempts: number;
+  /** Its place in dispatch order: retries keep it, so they go back where they were. */
+  readonly ticket: number;
+}
+
 /** What the queue hands a decision to: applies it and resolves when it is durable. */
 export type CommitDecision = (
   output: unknown,
   handler: object,
-  command: object,
-  attempts: number,
+  dispatched: Dispatched,
   /** `generation()` when the decision started: a conflict since then makes it stale. */
   generation: number,
 ) => Promise<CommandResult>;
 
-interface Waiting {
-  readonly command: object;
-  readonly attempts: number;
+interface Waiting extends Dispatched {
   readonly resolve: (result: CommandResult) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -23,13 +29,16 @@ interface Waiting {
  * Decides commands one at a time, in dispatch order: the handler sees the state with every
  * earlier command applied. A synchronous handler runs at once; while an async one runs, later
  * commands wait here, and so they do while the queue is paused (a conflict being resolved).
- * `retry` puts commands back at the front, in their order, ahead of everything waiting: they
- * were dispatched first.
+ *
+ * Invariant: `waiting` is sorted by ticket. `retry` puts commands back by their ticket, so a
+ * command decided again is decided before every command dispatched after it, whichever of them
+ * was put back first.
  */
 export class CommandQueue {
   private busy = false;
   private paused = false;
   private waiting: Waiting[] = [];
+  private nextTicket = 0;
 
   constructor(
     private readonly bus: CommandBus,
@@ -48,21 +57,14 @@ export class CommandQueue {
 
   /** Decides `command` now, or after those before it. */
   submit(command: object): Promise<CommandResult> {
-    if (this.busy || this.paused || this.waiting.length > 0) return this.enqueue(command, 0);
-    return this.run(command, 0);
+    const dispatched: Dispatched = { command, attempts: 0, ticket: this.nextTicket++ };
+    if (this.busy || this.paused || this.waiting.length > 0) return this.enqueue(dispatched);
+    return this.run(dispatched);
   }
 
-  /** Decides these commands again, first, in the order given; `attempts` counts the decisions so far. */
-  retry(
-    commands: readonly { readonly command: object; readonly attempts: number }[],
-  ): Promise<CommandResult>[] {
-    const front: Waiting[] = [];
-    const promises = commands.map(
-      ({ command, attempts }) =>
-        new Promise<CommandResult>((resolve, reject) => front.push({ command, attempts, resolve, reject })),
-    );
-    this.waiting = [...front, ...this.waiting];
-    return promises;
+  /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
+  retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
+    return commands.map((d) => this.enqueue(d));
   }
 
   /** Stops deciding (what is being decided finishes); `resume` goes on. */
@@ -75,25 +77,25 @@ export class CommandQueue {
     this.drain();
   }
 
-  /** Rejects everything waiting with `err`. */
-  rejectWaiting(err: unknown): void {
-    for (const w of this.waiting.splice(0)) w.reject(err);
-  }
-
-  private enqueue(command: object, attempts: number): Promise<CommandResult> {
+  private enqueue(d: Dispatched): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ command, attempts, resolve, reject });
+      const entry: Waiting = { command: d.command, attempts: d.attempts, ticket: d.ticket, resolve, reject };
+      const waiting = this.waiting;
+      let i = waiting.length;
+      while (i > 0 && waiting[i - 1].ticket > d.ticket) i--;
+      if (i === waiting.length) waiting.push(entry);
+      else waiting.splice(i, 0, entry);
     });
   }
 
-  private run(command: object, attempts: number): Promise<CommandResult> {
+  private run(d: Dispatched): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
     try {
-      const h = this.bus.handlerFor(command);
+      const h = this.bus.handlerFor(d.command);
       handler = h;
-      output = h.execute(command, this.state);
+      output = h.execute(d.command, this.state);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -103,7 +105,7 @@ export class CommandQueue {
         (events) => {
           this.busy = false;
           try {
-            return this.commit(events, handler, command, attempts, generation);
+            return this.commit(events, handler, d, generation);
           } finally {
             this.drain();
           }
@@ -116,7 +118,7 @@ export class CommandQueue {
       );
     }
     try {
-      return this.commit(output, handler, command, attempts, generation);
+      return this.commit(output, handler, d, generation);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -127,7 +129,7 @@ export class CommandQueue {
     while (!this.busy && !this.paused && this.waiting.length > 0) {
       const next = this.waiting.shift()!;
       const refused = this.refusal();
-      const result = refused !== null ? Promise.reject(refused) : this.run(next.command, next.attempts);
+      const result = refused !== null ? Promise.reject(refused) : this.run(next);
       result.then(next.resolve, next.reject);
     }
   }

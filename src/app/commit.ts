@@ -3,7 +3,7 @@ import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import { AppendConflictError } from '../errors';
 import type { EventStore } from '../store/event-store';
-import type { CommandQueue } from './command-queue';
+import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
 import type { Projector } from './projector';
@@ -13,8 +13,7 @@ export const MAX_DECISIONS = 10;
 
 /** A command applied to the state whose append has not resolved yet (kept on a shared log only). */
 interface InFlight {
-  readonly command: object;
-  readonly attempts: number;
+  readonly dispatched: Dispatched;
   /** The state's journal mark before the command: `rollbackTo(mark)` undoes it and every later one. */
   readonly mark: number;
   readonly durable: Promise<void>;
@@ -83,8 +82,7 @@ export class Committer {
   commit(
     output: unknown,
     handler: object,
-    command: object,
-    attempts: number,
+    dispatched: Dispatched,
     generation: number,
   ): Promise<CommandResult> {
     const host = this.host;
@@ -92,7 +90,7 @@ export class Committer {
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts }])[0];
+      return host.queue!.retry([dispatched])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -108,7 +106,7 @@ export class Committer {
     const durable = host.store.append({ seq: firstSeq, time, events });
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
-    const entry: InFlight | null = this.retain ? { command, attempts, mark, durable } : null;
+    const entry: InFlight | null = this.retain ? { dispatched, mark, durable } : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
       () => {
@@ -191,7 +189,7 @@ export class Committer {
       this.lastSeq = this.durableSeq;
       await Promise.allSettled(redo.map((r) => r.durable));
       this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
-      await backoff(redo[0].attempts);
+      await backoff(redo[0].dispatched.attempts);
     } catch (caught) {
       const error = host.failed(caught);
       for (const r of redo) {
@@ -202,11 +200,11 @@ export class Committer {
       queue.resume();
       return;
     }
-    const again = redo.filter((r) => r.attempts + 1 < MAX_DECISIONS);
-    const retried = queue.retry(again.map((r) => ({ command: r.command, attempts: r.attempts + 1 })));
+    const again = redo.filter((r) => r.dispatched.attempts + 1 < MAX_DECISIONS);
+    const retried = queue.retry(again.map(({ dispatched: d }) => ({ ...d, attempts: d.attempts + 1 })));
     for (let i = 0; i < again.length; i++) again[i].retried = retried[i];
     for (const r of redo) {
-      if (r.attempts + 1 >= MAX_DECISIONS) {
+      if (r.dispatched.attempts + 1 >= MAX_DECISIONS) {
         r.retried = Promise.reject(
           new AppendConflictError(`${err.message} (gave up after ${MAX_DECISIONS} decisions)`, err.head),
         );

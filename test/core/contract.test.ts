@@ -39,8 +39,27 @@ class PushHandler {
   }
 }
 
+/** As Push, decided after `gate` opens: an async handler, reading the state once it resumes. */
+class SlowPush {
+  constructor(
+    readonly key: string,
+    readonly item: number,
+    readonly gate: Promise<void>,
+  ) {}
+}
+
+@CommandHandler(SlowPush)
+class SlowPushHandler {
+  async execute(c: SlowPush, state: ReadonlyKeyValueState) {
+    await c.gate;
+    decisions.set(c, (decisions.get(c) ?? 0) + 1);
+    const list = (state.get(c.key) as number[] | undefined) ?? [];
+    return [SET(c.key, [...list, c.item])];
+  }
+}
+
 const classes = {
-  handlers: [...fixtures.conformanceClasses.handlers, PushHandler],
+  handlers: [...fixtures.conformanceClasses.handlers, PushHandler, SlowPushHandler],
   projections: fixtures.conformanceClasses.projections,
 };
 
@@ -164,6 +183,36 @@ describe('a shared log: another writer appended first', () => {
     // a replay of the log gives B's state
     const c = await open(log);
     expect(c.app.state.get('list')).toEqual(expected);
+  });
+
+  it('an async decision that straddles a conflict is decided again, after the commands dispatched before it', async () => {
+    // given: B has a command in flight that will conflict, and an async one deciding
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const mine = a.app.execute(new Push('list', 0));
+    const p1 = b.app.execute(new Push('list', 1));
+    const slow = new SlowPush('list', 2, gate);
+    const p2 = b.app.execute(slow);
+    const p3 = b.app.execute(new Push('list', 3));
+    await mine;
+    // when: the conflict is resolved (A's command applied) while the async handler still waits
+    for (let turns = 0; b.app.state.get('list')?.toString() !== '0'; turns++) {
+      if (turns > 100_000) throw new Error('the conflict was never resolved');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    release();
+    await Promise.all([p1, p2, p3]);
+    // then: its first decision (on [0]) was stale; it was decided again after p1, before p3
+    expect(b.app.state.get('list')).toEqual([0, 1, 2, 3]);
+    expect(decisions.get(slow)).toBe(2);
+    expect(log.groups.map((g) => (g.events[0].data as { value: number[] }).value.at(-1))).toEqual([
+      0, 1, 2, 3,
+    ]);
   });
 
   it('events$ reports a command once durable, never at apply time', async () => {
