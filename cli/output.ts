@@ -1,5 +1,6 @@
 import * as readline from 'node:readline';
 import { SingleBar } from 'cli-progress';
+import { usage } from './errors';
 
 /**
  * Progress of long work: a bar on stderr when it is a terminal, otherwise a plain line every
@@ -71,4 +72,22 @@ export function say(line: string): void {
 /** A notice on stderr (warnings, backups written), so that stdout stays parseable. */
 export function note(line: string): void {
   process.stderr.write(`${line}\n`);
+}
+
+/**
+ * Before a destructive step of `command`: true to go on. `--yes` goes on; otherwise the user is
+ * asked `question` on the terminal, and without one the command refuses (exit 2) rather than
+ * guess. A no prints `nothing changed`.
+ */
+export async function confirmed(
+  command: string,
+  question: string,
+  yes: boolean | undefined,
+): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY)
+    throw usage(`${command}: not a terminal, cannot ask; pass --yes to cut without asking`);
+  if (await confirm(question)) return true;
+  note('nothing changed');
+  return false;
 }
