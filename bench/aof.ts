@@ -3,7 +3,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type App, createApp, type FsyncPolicy, type JsonValue, SET, silentLogger } from 'appendonly';
-import { AofStore, encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
+import { AofStore } from 'appendonly/adapters/aof';
+import { encodeGroup } from '../adapters/aof/record-codec';
+import { RespEncoder } from '../adapters/aof/resp';
 import { Put, PutMany, workload } from './workload';
 import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
 

@@ -36,3 +36,11 @@ export function parseCount(value: string, option: string): number {
     throw usage(`${option}: not a non-negative integer: ${JSON.stringify(value)}`);
   return Number(value.trim());
 }
+
+/** `--to-seq` names an event inside a command, which is kept or dropped whole: exit 2. */
+export function insideCommand(seq: number, first: number, last: number): CliError {
+  return usage(
+    `seq ${seq} is inside a command (seqs ${first} to ${last}, applied all or none): ` +
+      `use --to-seq ${first - 1} or --to-seq ${last}`,
+  );
+}

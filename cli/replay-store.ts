@@ -11,8 +11,7 @@ import {
 } from '../src/index';
 import { ReplayFeed, type ReplayRecord } from '../src/store/replay-batch';
 import type { AppClasses } from './app-module';
-import { readRecords } from './records';
-import type { Target } from './target';
+import type { LogTools } from './log-format';
 
 /**
  * A read-only EventStore over a log: `replay()` is the tool's non-repairing read, every append
@@ -25,14 +24,14 @@ export class ReplayOnlyStore implements EventStore {
 
   /** `observe` sees every batch as the app replays it (info counts records in the same pass). */
   constructor(
-    private readonly target: Target,
+    private readonly log: LogTools,
     private readonly observe?: (batch: readonly ReplayRecord[]) => void,
   ) {
-    this.kind = target.kind === 'aof' ? 'aof' : 'sqlite-wal';
+    this.kind = log.kind;
   }
 
   private get location(): string {
-    return this.target.kind === 'aof' ? this.target.logDir : this.target.file;
+    return this.log.location;
   }
 
   async open(): Promise<StoreOpenInfo> {
@@ -41,7 +40,7 @@ export class ReplayOnlyStore implements EventStore {
 
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     const feed = new ReplayFeed(sink, options, this.location);
-    for await (const batch of readRecords(this.target, 'replaying')) {
+    for await (const batch of this.log.records('replaying')) {
       this.observe?.(batch);
       feed.push(batch);
     }
@@ -55,16 +54,16 @@ export class ReplayOnlyStore implements EventStore {
   async close(): Promise<void> {}
 }
 
-/** Replays `target` through an app made of `classes`, read-only; the caller closes it. */
+/** Replays `log` through an app made of `classes`, read-only; the caller closes it. */
 export function replayApp(
-  target: Target,
+  log: LogTools,
   classes: AppClasses,
   observe?: (batch: readonly ReplayRecord[]) => void,
 ): Promise<App> {
   // Types without a projection are the caller's to judge (unknownTypes): rewrite refuses them, info leaves the key count out.
   return createApp({
     ...classes,
-    store: new ReplayOnlyStore(target, observe),
+    store: new ReplayOnlyStore(log, observe),
     logger: silentLogger,
     unknownEventTypes: 'skip',
   });

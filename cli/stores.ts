@@ -1,5 +1,3 @@
-import { AofStore } from '../adapters/aof/index';
-import { SqliteWalStore } from '../adapters/sqlite-wal/index';
 import {
   type EventStore,
   type Logger,
@@ -8,9 +6,8 @@ import {
   StoreLockedError,
   systemClock,
 } from '../src/index';
-import { invalid } from './errors';
+import { type CliError, invalid } from './errors';
 import { note } from './output';
-import type { AofTarget, SqliteTarget, Target } from './target';
 
 /*
  * The tool takes the same single-writer lock as the stores, by opening the store itself: the
@@ -40,34 +37,19 @@ export function toolContext(snapshot?: () => StateSnapshot): StoreContext {
   };
 }
 
-/** A new (unopened) store for a target. */
-export function storeFor(target: Target): EventStore {
-  if (target.kind === 'aof') {
-    return new AofStore({
-      dir: target.dataDir,
-      appendDirname: target.appendDirname,
-      appendFilename: target.appendFilename,
-      autoRewritePercentage: 0,
-    });
-  }
-  return new SqliteWalStore({ file: target.file, autoRewritePercentage: 0 });
-}
-
 /**
- * Opens the store at `target` and so holds its lock while `work` runs. Refuses with one line
+ * Opens `store` (new, unopened) and so holds its lock while `work` runs. Refuses with one line
  * naming the holder when a live process has the store open.
  */
 export async function withStoreLocked<T>(
-  target: AofTarget | SqliteTarget,
+  store: EventStore,
   what: string,
   work: (store: EventStore) => Promise<T>,
 ): Promise<T> {
-  const store = storeFor(target);
   try {
     await store.open(toolContext());
   } catch (err) {
-    if (err instanceof StoreLockedError)
-      throw invalid(`refusing to ${what}: ${err.message}; stop that process first`);
+    if (err instanceof StoreLockedError) throw lockRefused(what, err);
     throw err;
   }
   try {
@@ -75,4 +57,9 @@ export async function withStoreLocked<T>(
   } finally {
     await store.close();
   }
+}
+
+/** The refusal when a live process holds the lock: exit 1, naming the holder. */
+export function lockRefused(what: string, err: StoreLockedError): CliError {
+  return invalid(`refusing to ${what}: ${err.message}; stop that process first`);
 }

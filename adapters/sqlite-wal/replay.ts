@@ -22,11 +22,16 @@ export function readSnapshotSeq(db: Database.Database): number {
   return Number(db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
 }
 
+/** The highest sequence number in the events table, or null when it is empty. */
+export function readMaxSeq(db: Database.Database): number | null {
+  const max = db.prepare('SELECT max(seq) FROM events').pluck().get();
+  return max === null || max === undefined ? null : Number(max);
+}
+
 /** Rows a replay will read, roughly (for progress): snapshot rows plus events above the snapshot. */
 export function estimateRows(db: Database.Database): number {
   const entries = Number(db.prepare('SELECT max(rowid) FROM snapshot').pluck().get() ?? 0);
-  const maxSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
-  return entries + Math.max(0, maxSeq - readSnapshotSeq(db));
+  return entries + Math.max(0, (readMaxSeq(db) ?? 0) - readSnapshotSeq(db));
 }
 
 /**

@@ -1,8 +1,6 @@
 import { toReplayGroup } from '../../src/store/replay-batch';
 import { EXIT_OK } from '../errors';
-
-import { readRecords } from '../records';
-import { resolveTarget } from '../target';
+import { openLog } from '../log-format';
 
 /**
  * `appendonly cat PATH [--json]`: the records in log order. A snapshot (AOF base, SQLite
@@ -10,10 +8,10 @@ import { resolveTarget } from '../target';
  * sequence number and its command's time (`-` when the log has none: an AOF without #TS).
  */
 export async function cat(pathArg: string, options: { json?: boolean }): Promise<number> {
-  const target = resolveTarget(pathArg);
+  const log = openLog(pathArg);
   const json = options.json === true;
   let snapshotSeq = 0;
-  for await (const batch of readRecords(target, 'cat')) {
+  for await (const batch of log.records('cat')) {
     const lines: string[] = [];
     for (const r of batch) {
       if (r.kind === 'snapshot') {

@@ -1,10 +1,9 @@
-import * as fs from 'node:fs';
 import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
 import { loadAppModule, unknownTypes } from '../app-module';
 import { EXIT_OK } from '../errors';
 import { say } from '../output';
 import { replayApp } from '../replay-store';
-import { resolveTarget } from '../target';
+import { openLog } from '../log-format';
 
 /**
  * `appendonly info PATH [--app module] [--json]`: what the log holds, read without changing it.
@@ -12,7 +11,7 @@ import { resolveTarget } from '../target';
  * log holds only built-in events, or when `--app` provides projections for every type in it.
  */
 export async function info(pathArg: string, options: { app?: string; json?: boolean }): Promise<number> {
-  const target = resolveTarget(pathArg);
+  const log = openLog(pathArg);
   const classes = loadAppModule(options.app);
   const byType = new Map<string, number>();
   let commands = 0;
@@ -46,26 +45,16 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
       }
     }
   };
-  const app = await replayApp(target, classes, observe);
+  const app = await replayApp(log, classes, observe);
   const size = app.state.size;
   await app.close();
   const unknown = unknownTypes(byType.keys(), classes);
   const keys: number | null = unknown.length === 0 ? size : null;
-  const files =
-    target.kind === 'aof'
-      ? target.files.map((f) => ({ name: f.name, kind: f.kind, size: fs.statSync(f.path).size }))
-      : [
-          { name: target.file, kind: 'database', size: fs.statSync(target.file).size },
-          {
-            name: `${target.file}-wal`,
-            kind: 'wal',
-            size: fs.existsSync(`${target.file}-wal`) ? fs.statSync(`${target.file}-wal`).size : 0,
-          },
-        ];
+  const files = log.files();
   const iso = (t: number) => (t > 0 ? new Date(t).toISOString() : null);
   const result = {
-    kind: target.kind === 'aof' ? 'aof' : 'sqlite-wal',
-    location: target.kind === 'aof' ? target.logDir : target.file,
+    kind: log.kind,
+    location: log.location,
     files,
     totalSize: files.reduce((n, f) => n + f.size, 0),
     snapshot: snapshotSeq === null ? null : { seq: snapshotSeq, keys: snapshotKeys },

@@ -1,15 +1,9 @@
-import * as fs from 'node:fs';
-import type { SqliteWalStore } from '../../adapters/sqlite-wal/index';
-import { createApp, type EventStore, StoreLockedError } from '../../src/index';
+import { createApp, StoreLockedError } from '../../src/index';
 import { loadAppModule, unknownTypes } from '../app-module';
-import { assertAofValid } from '../aof-valid';
-import { backupAof } from '../backup';
 import { EXIT_INVALID, EXIT_OK, invalid } from '../errors';
+import { openLog } from '../log-format';
 import { confirmChange, progress, say } from '../output';
-import { readRecords } from '../records';
-import { backupSqliteFile } from '../sqlite-tools';
-import { storeFor, toolContext } from '../stores';
-import { resolveTarget } from '../target';
+import { lockRefused, toolContext } from '../stores';
 
 /**
  * `appendonly rewrite PATH [--app module] [--yes]`: offline compaction, by the very code an app runs:
@@ -19,11 +13,11 @@ import { resolveTarget } from '../target';
  * them would silently drop their effect.
  */
 export async function rewrite(pathArg: string, options: { app?: string; yes?: boolean }): Promise<number> {
-  const target = resolveTarget(pathArg);
+  const log = openLog(pathArg);
   const classes = loadAppModule(options.app);
-  if (target.kind === 'aof') await assertAofValid(target, 'rewrite the log');
+  await log.assertLoads('rewrite the log');
   const types = new Set<string>();
-  for await (const batch of readRecords(target, 'scanning')) {
+  for await (const batch of log.records('scanning')) {
     for (const r of batch) if (r.kind === 'group') for (const e of r.events) types.add(e.type);
   }
   const unknown = unknownTypes(types, classes);
@@ -35,20 +29,16 @@ export async function rewrite(pathArg: string, options: { app?: string; yes?: bo
   }
   const question = `This will compact ${pathArg}: its log is replaced by a snapshot of its state (a backup is kept). Continue?`;
   if (!(await confirmChange(options.yes, 'rewrite', 'rewrite', question))) return EXIT_INVALID;
-  const store: EventStore = storeFor(target);
+  const store = log.store();
   const context = toolContext();
   let app: Awaited<ReturnType<typeof createApp>>;
   // The app's replay reports its progress through the store; poll it for the bar.
-  const bar = progress(
-    'loading',
-    target.kind === 'aof' ? target.files.reduce((n, f) => n + fs.statSync(f.path).size, 0) : 0,
-  );
+  const bar = progress('loading', log.replaySize());
   const timer = setInterval(() => bar.update(store.replayProgress?.().bytesRead ?? 0), 200);
   try {
     app = await createApp({ ...classes, store, logger: context.logger });
   } catch (err) {
-    if (err instanceof StoreLockedError)
-      throw invalid(`refusing to rewrite the log: ${err.message}; stop that process first`);
+    if (err instanceof StoreLockedError) throw lockRefused('rewrite the log', err);
     throw err;
   } finally {
     clearInterval(timer);
@@ -56,13 +46,7 @@ export async function rewrite(pathArg: string, options: { app?: string; yes?: bo
   }
   try {
     // The store is open (its lock held) and the log loaded unchanged: back it up, then compact.
-    if (target.kind === 'aof')
-      backupAof(
-        target,
-        'rewrite',
-        target.files.map((f) => f.name),
-      );
-    else await backupSqliteFile((store as unknown as SqliteWalStore).database, target.file, 'rewrite');
+    await log.backup(store, 'rewrite');
     const r = await app.compact();
     say(
       `rewrote the log: ${r.keys} keys up to seq ${r.seq}; ${r.sizeBefore} bytes before, ${r.sizeAfter} after (${r.durationMs} ms)`,

@@ -2,15 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEL, type DomainEvent, type EventGroup, FLUSHALL, type JsonValue, SET } from 'appendonly';
 import type { ReplayRecord } from '../../src/store/replay-batch';
-import {
-  encodeGroup,
-  type LogFile,
-  nodeFileSystem,
-  RECORD,
-  RespEncoder,
-  RespScanner,
-  readLog,
-} from 'appendonly/adapters/aof';
+import { nodeFileSystem } from 'appendonly/adapters/aof';
+import { type LogFile, readLog } from '../../adapters/aof/reader';
+import { encodeGroup } from '../../adapters/aof/record-codec';
+import { RECORD, RespEncoder, RespScanner } from '../../adapters/aof/resp';
 import * as fc from 'fast-check';
 import { tempDir } from './helpers';
 

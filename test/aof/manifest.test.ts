@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, CorruptLogError } from 'appendonly';
-import { AofStore, formatManifest, nodeFileSystem, parseManifest } from 'appendonly/adapters/aof';
+import { AofStore, nodeFileSystem } from 'appendonly/adapters/aof';
+import { formatManifest, parseManifest } from '../../adapters/aof/manifest';
 import { logDir, openApp, state, tempDir } from './helpers';
 
 const parse = (text: string) => parseManifest(Buffer.from(text), 'm');

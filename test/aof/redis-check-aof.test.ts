@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { nodeFileSystem, redisCheckFile, redisCheckManifest } from 'appendonly/adapters/aof';
+import { nodeFileSystem } from 'appendonly/adapters/aof';
+import { redisCheckFile, redisCheckManifest } from '../../adapters/aof/redis-check';
 import { fixtures } from 'appendonly/testing';
 import { logDir, openApp, tempDir } from './helpers';
 

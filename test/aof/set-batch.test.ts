@@ -2,7 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CorruptLogError, DEL, SET } from 'appendonly';
 import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { encodeGroup, type LogFile, nodeFileSystem, RespEncoder, readLog } from 'appendonly/adapters/aof';
+import { nodeFileSystem } from 'appendonly/adapters/aof';
+import { type LogFile, readLog } from '../../adapters/aof/reader';
+import { encodeGroup } from '../../adapters/aof/record-codec';
+import { RespEncoder } from '../../adapters/aof/resp';
 import { setWithCrc, tempDir } from './helpers';
 
 /*

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeGroup, RespEncoder } from 'appendonly/adapters/aof';
+import { encodeGroup } from '../../adapters/aof/record-codec';
+import { RespEncoder } from '../../adapters/aof/resp';
 import { SET } from 'appendonly';
 import { backups, cli, filesOf, ROOT, smallLog, tempDir, WRITERS } from './helpers';
 

@@ -1,6 +1,11 @@
 import * as path from 'node:path';
 import { CorruptLogError } from 'appendonly';
-import { formatManifest, type Manifest, type ManifestEntry, parseManifest } from 'appendonly/adapters/aof';
+import {
+  formatManifest,
+  type Manifest,
+  type ManifestEntry,
+  parseManifest,
+} from '../../adapters/aof/manifest';
 import fc from 'fast-check';
 
 /*

@@ -8,7 +8,9 @@ import {
   TruncatedLogError,
 } from 'appendonly';
 import { type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { encodeGroup, type LogFile, readLog, RespEncoder } from 'appendonly/adapters/aof';
+import { type LogFile, readLog } from '../../adapters/aof/reader';
+import { encodeGroup } from '../../adapters/aof/record-codec';
+import { RespEncoder } from '../../adapters/aof/resp';
 import fc from 'fast-check';
 import { MemoryFileSystem } from './memory-fs';
 
