@@ -1,15 +1,18 @@
-import * as fs from 'node:fs';
-import { ANNOTATION, ERROR, NEED_MORE, RECORD, RespScanner } from '../adapters/aof/index';
+import { ByteWindow } from '../adapters/aof/byte-window';
+import { COMMAND, END, GROUP, GroupFramer, REFILL } from '../adapters/aof/group-framer';
+import { nodeFileSystem } from '../adapters/aof/index';
+import { utf8 } from '../adapters/aof/resp';
+import { CorruptLogError } from '../src/index';
 import { invalid } from './errors';
 import type { AofFile } from './target';
 
 /*
  * The byte layout of an AOF file, group by group, for the commands that edit it in place
- * (truncate, strip). It runs the store's own RespScanner and draws the group boundaries exactly
- * where the store's reader does: a group is an optional `#TS` line, one command or MULTI … EXEC,
- * and an optional `#CRC` line; any other `#` line between groups belongs to no group. Decoding
- * and checksum verification stay in readLog: callers run `check` semantics first (a log that
- * readLog refuses is never edited), so this walker only needs to find offsets.
+ * (truncate, strip) and for `check` to find the group that holds a damaged byte: the store's own
+ * GroupFramer, so that groups start and end exactly where a load draws them (`#TS` line, command
+ * or MULTI … EXEC, `#CRC` line). Decoding and checksums stay in the reader: callers run `check`
+ * first (a log that the store refuses is never edited), so this walk only needs offsets and
+ * command names.
  */
 
 /** One event record inside a group. */
@@ -39,104 +42,46 @@ export interface WalkGroup {
   readonly records: readonly WalkRecord[];
 }
 
-const CHUNK = 1024 * 1024;
-
 /** Streams the groups of one file; `firstSeq` is the number of its first event. */
 export async function* walkFile(file: AofFile, firstSeq: number): AsyncGenerator<WalkGroup> {
-  const fd = fs.openSync(file.path, 'r');
+  const window = await ByteWindow.open(nodeFileSystem, file.path, file.name);
+  const framer = new GroupFramer(false); // `check` verifies; this walk also locates damage it found
+  framer.begin(window);
+  const bad = (at: number, what: string) =>
+    invalid(`${file.name}: ${what} at byte offset ${at}; run \`appendonly check\` on this log first`);
+  let seq = firstSeq;
+  let records: WalkRecord[] = [];
   try {
-    const size = fs.fstatSync(fd).size;
-    let buf = Buffer.allocUnsafe(CHUNK);
-    let base = 0;
-    let fill = 0;
-    let pos = 0;
-    const sc = new RespScanner();
-    let seq = firstSeq;
-    let lastTs: number | null = null;
-    // The group being assembled.
-    let start = -1;
-    let ownTs: number | null = null;
-    let multi = false;
-    let inMulti = false;
-    let complete = false;
-    let records: WalkRecord[] = [];
-    const ready: WalkGroup[] = [];
-    const bad = (at: number, what: string) =>
-      invalid(`${file.name}: ${what} at byte offset ${at}; run \`appendonly check\` on this log first`);
-    const emit = (end: number, crcAt: number): void => {
-      ready.push({ start, end, crcAt, seq, ts: ownTs, time: lastTs, multi, records });
-      seq += records.length;
-      start = -1;
-      ownTs = null;
-      multi = false;
-      complete = false;
-      records = [];
-    };
     while (true) {
-      const r = sc.scan(buf, pos, fill);
-      if (r === NEED_MORE) {
-        if (base + fill < size) {
-          // Keep the item being scanned; offsets of the group are absolute, so nothing else is needed.
-          const need = sc.needUpTo - pos;
-          const target = need > buf.length ? Buffer.allocUnsafe(Math.max(need, buf.length * 2)) : buf;
-          buf.copy(target, 0, pos, fill);
-          buf = target;
-          base += pos;
-          fill -= pos;
-          pos = 0;
-          fill += fs.readSync(fd, buf, fill, buf.length - fill, base + fill);
-          continue;
-        }
-        if (complete) emit(base + pos, -1);
-        if (pos < fill || inMulti || records.length > 0)
-          throw bad(base + pos, 'an incomplete record or group');
+      let r: number;
+      try {
+        r = framer.next();
+        if (r === REFILL) await framer.refill();
+      } catch (err) {
+        if (err instanceof CorruptLogError) throw bad(err.offset, `expected ${err.expected}`);
+        throw err;
+      }
+      if (r === COMMAND) {
+        const sc = framer.sc;
+        const buf = window.buf;
+        const type = utf8(buf, sc.argStart[0], sc.argEnd[0]);
+        records.push({ start: window.base + framer.commandAt, end: window.base + sc.end, type });
+      } else if (r === GROUP) {
+        const { start, end, crcAt, multi, ownTs, lastTs } = framer;
+        const ts = ownTs < 0 ? null : ownTs;
+        yield { start, end, crcAt, seq, ts, time: lastTs < 0 ? null : lastTs, multi, records };
+        seq += records.length;
+        records = [];
+      } else if (r === END) {
         break;
+      } else if (r !== REFILL) {
+        // A #TS line with nothing after it holds no command, as a load sees it.
+        if (framer.tornKind === 'ts') break;
+        throw bad(framer.tornAt, 'an incomplete record or group');
       }
-      if (r === ERROR) throw bad(base + sc.errorAt, `expected ${sc.expected}`);
-      const at = base + pos;
-      if (r === RECORD) {
-        const type = buf.toString('utf8', sc.argStart[0], sc.argEnd[0]);
-        const isMulti = sc.argc === 1 && type === 'MULTI';
-        const isExec = sc.argc === 1 && type === 'EXEC';
-        if (complete) emit(at, -1);
-        if (start < 0) start = at;
-        if (isMulti) {
-          if (inMulti) throw bad(at, 'MULTI inside MULTI');
-          inMulti = multi = true;
-        } else if (isExec) {
-          if (!inMulti) throw bad(at, 'EXEC without MULTI');
-          inMulti = false;
-          complete = true;
-        } else {
-          records.push({ start: at, end: base + sc.end, type });
-          if (!inMulti) complete = true;
-        }
-      } else if (r === ANNOTATION) {
-        const text = buf.toString('latin1', sc.argStart[0], sc.argEnd[0]);
-        if (text.length === 12 && text.startsWith('CRC:')) {
-          if (!complete) throw bad(at, 'a #CRC line with no group before it');
-          emit(base + sc.end, at);
-        } else {
-          if (complete) emit(at, -1);
-          if (!inMulti && records.length === 0 && !multi) {
-            const ts = text.startsWith('TS:') ? Number(text.slice(3)) : Number.NaN;
-            if (Number.isSafeInteger(ts) && ts >= 0) {
-              start = at;
-              ownTs = ts;
-              lastTs = ts;
-            } else {
-              start = -1;
-              ownTs = null;
-            }
-          }
-        }
-      }
-      pos = sc.end;
-      while (ready.length > 0) yield ready.shift()!;
     }
-    while (ready.length > 0) yield ready.shift()!;
   } finally {
-    fs.closeSync(fd);
+    await window.close();
   }
 }
 

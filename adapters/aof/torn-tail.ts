@@ -1,0 +1,38 @@
+import type { ByteWindow } from './byte-window';
+import { readHex8 } from './crc';
+
+/*
+ * What a torn write can leave at the end of the last file, told apart from damage.
+ *
+ * The writer appends each group (`#TS` line, command or MULTI … EXEC, `#CRC` line) with one
+ * write, so a crash leaves a prefix of ONE group after the last whole one. If its records stop
+ * short (Redis's "short read"), no whole `#CRC` line can follow the cut, since the group's own
+ * comes last; if one does, a length further up only seemed to run past the end
+ * ({@link wholeCrcLineAfter}).
+ */
+
+/** `#CRC:` */
+const CRC_TAG = Buffer.from('#CRC:', 'latin1');
+/** `#CRC:` + 8 hex digits + CRLF. */
+const CRC_LINE_LENGTH = CRC_TAG.length + 10;
+
+/**
+ * Where the first whole `#CRC:<8 hex>\r\n` line at or after file offset `from` ends, or -1. Read
+ * in 64 KiB steps: memory stays flat however much of the file is left. Only called when the log
+ * ends in an unfinished group, so a healthy load never pays for it.
+ */
+export async function wholeCrcLineAfter(window: ByteWindow, from: number): Promise<number> {
+  const step = 64 * 1024;
+  const size = window.size;
+  const buf = Buffer.allocUnsafe(step + CRC_LINE_LENGTH); // a line cut by a step boundary is found in the next step
+  for (let at = from; at < size; at += step) {
+    const n = await window.fs.read(window.fd, buf, 0, Math.min(buf.length, size - at), at);
+    if (n === 0) return -1;
+    for (let i = buf.indexOf(CRC_TAG); i >= 0 && i < n; i = buf.indexOf(CRC_TAG, i + 1)) {
+      if (i + CRC_LINE_LENGTH > n) break;
+      if (readHex8(buf, i + 5) >= 0 && buf[i + 13] === 13 && buf[i + 14] === 10)
+        return at + i + CRC_LINE_LENGTH;
+    }
+  }
+  return -1;
+}
