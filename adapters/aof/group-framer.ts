@@ -3,6 +3,7 @@ import type { ByteWindow } from './byte-window';
 import { crc32, readHex8 } from './crc';
 import { CMD_EXEC, CMD_MULTI, commandKind, crcHex } from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
+import { isCrcLinePrefix } from './torn-tail';
 
 /*
  * The groups of one AOF file, as the store wrote them: optional `#TS:` line, then one command or
@@ -12,7 +13,8 @@ import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
  * Invariants:
  * - A `#CRC` line covers the group's bytes from its first byte (its `#TS` line, if any) to the
  *   `#CRC` line; a mismatch is corruption wherever it is. A group without one is accepted (a
- *   hand-edited file).
+ *   hand-edited file), except at the end of the file right after a group that had one, with no
+ *   comment line between: there it is a torn write (torn-tail.ts).
  * - Between groups, a `#TS` line opens the next group; any other `#` line belongs to no group, so
  *   a comment added by hand breaks no checksum. Inside a group, a `#` line is part of its bytes.
  * - MULTI and EXEC are ours only with exactly that case and no argument: a user event may be
@@ -33,8 +35,11 @@ export const END = 3;
 export const TORN = 4;
 export type FrameResult = typeof COMMAND | typeof GROUP | typeof REFILL | typeof END | typeof TORN;
 
-/** How the file ends inside a group: its records stop short (`records`, Redis's short read), or a `#TS` line has nothing after it (`ts`). */
-export type TornKind = 'records' | 'ts';
+/**
+ * How the file ends inside a group: its records stop short (`records`, Redis's short read), they
+ * are whole but the `#CRC` line is torn or missing (`crc`), or a `#TS` line has nothing after it (`ts`).
+ */
+export type TornKind = 'records' | 'crc' | 'ts';
 
 /** Steps through the groups of one file; `next` is synchronous, so a read costs no promise per item. */
 export class GroupFramer {
@@ -71,6 +76,11 @@ export class GroupFramer {
   private complete = false;
   /** GROUP was returned: the group fields are reset by the next `next`. */
   private ended = false;
+  /**
+   * The group before had its `#CRC` line, with nothing but a `#TS` line since: what follows is
+   * the writer's, and it writes a `#CRC` line after every group.
+   */
+  private prevChecked = false;
 
   /**
    * `verify: false` draws the same groups without comparing checksums (a `#CRC` line still ends
@@ -85,6 +95,7 @@ export class GroupFramer {
     this.groupStart = 0;
     this.inMulti = false;
     this.complete = false;
+    this.prevChecked = false;
     this.resetGroup();
   }
 
@@ -172,8 +183,10 @@ export class GroupFramer {
       if (valid) this.lastTs = ts;
       this.groupStart = at;
     } else {
+      // The writer never writes such a line: what follows it was added by hand, #CRC or not.
       this.ownTs = -1;
       this.groupStart = end;
+      this.prevChecked = false;
     }
   }
 
@@ -181,7 +194,12 @@ export class GroupFramer {
   private outOfBytes(): FrameResult {
     const w = this.window;
     if (!w.atEnd && w.base + this.sc.needUpTo <= w.size) return REFILL;
-    if (this.complete) return this.endGroup(this.pos, -1); // whole records stand, a torn #CRC line after them is cut
+    if (this.complete) {
+      // Whole records, and no whole #CRC line after them: torn if what follows is the start of
+      // one, or if the writer of this file writes one (the previous group has one).
+      if (this.prevChecked || isCrcLinePrefix(w.buf, this.pos, w.fill)) return this.torn('crc');
+      return this.endGroup(this.pos, -1);
+    }
     if (this.pos >= w.fill && !this.inMulti && this.commands === 0)
       return this.groupStart >= this.pos ? END : this.torn('ts');
     return this.torn('records');
@@ -195,6 +213,7 @@ export class GroupFramer {
     this.end = base + (checked ? crcEnd : next);
     this.crcAt = checked ? base + next : -1;
     this.checked = checked;
+    this.prevChecked = checked;
     this.groupStart = checked ? crcEnd : next;
     this.complete = false;
     this.ended = true;

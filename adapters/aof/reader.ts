@@ -103,8 +103,9 @@ export async function* readLog(
     }
     let size = window.size;
     if (cutAt >= 0) {
+      const why = framer.tornKind === 'crc' ? CRC_TORN : '';
       options.warn(
-        `${file.name}: the log ends in an incomplete record (short read); cutting it at byte offset ${cutAt} (${size - cutAt} bytes removed)`,
+        `${file.name}: the log ends in an incomplete record (short read); cutting it at byte offset ${cutAt} (${size - cutAt} bytes removed)${why}`,
       );
       await options.truncate(file, cutAt);
       size = cutAt;
@@ -114,6 +115,9 @@ export async function* readLog(
   }
   if (decoder.batch.length > 0) yield decoder.take();
 }
+
+/** Why a whole command is cut: said in the warning and in {@link TruncatedLogError}. */
+const CRC_TORN = '; the last command has no whole #CRC line, so it is unverified and is cut with it';
 
 /**
  * The file ends inside a group: where to cut (-1: nothing to cut), or why not. Only the last file
@@ -133,7 +137,9 @@ async function tornTail(
       window.name,
       at,
       'a complete record',
-      'the file ends inside a record, and only the last file of the log may',
+      kind === 'crc'
+        ? 'the file ends before the #CRC line of its last command, and only the last file of the log may'
+        : 'the file ends inside a record, and only the last file of the log may',
     );
   }
   if (kind === 'records') {
@@ -148,10 +154,11 @@ async function tornTail(
     }
   }
   if (!options.loadTruncated) {
+    const why = kind === 'crc' ? `${CRC_TORN.slice(2)}; ` : '';
     throw new TruncatedLogError(
       window.name,
       at,
-      'set loadTruncated: true to cut it, or repair the log (appendonly check --fix)',
+      `${why}set loadTruncated: true to cut it, or repair the log (appendonly check --fix)`,
     );
   }
   return at;
