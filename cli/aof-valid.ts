@@ -1,4 +1,4 @@
-import { checkAofFiles } from './aof-check';
+import { checkAofFiles } from '../adapters/aof/tools/check';
 import { invalid } from './errors';
 import type { AofTarget } from './target';
 

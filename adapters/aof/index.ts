@@ -8,10 +8,3 @@ export { AofStore } from './aof-store';
 export type { FileSystem } from './file-system';
 export { nodeFileSystem } from './node-file-system';
 export type { AofStoreOptions } from './options';
-
-// Not API: the reader's internals, exported only because cli/aof-walk.ts and cli/aof-check.ts
-// (being rebuilt elsewhere) still import them from here. They go once those import
-// ./reader, ./resp and ./redis-check directly, as the rest of the CLI and the tests do.
-export { type LogFile, type ReadSummary, readLog } from './reader';
-export { type RedisCheckResult, redisCheckFile } from './redis-check';
-export { ANNOTATION, ERROR, NEED_MORE, RECORD, RespScanner } from './resp';

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { ByteWindow } from './byte-window';
 import type { FileSystem } from './file-system';
 import { parseManifest } from './manifest';
 import { W_EXEC, W_MULTI } from './record-codec';
@@ -25,44 +26,26 @@ export interface RedisCheckResult {
   readonly error: { readonly offset: number; readonly message: string } | null;
 }
 
-/** Checks one file as redis-check-aof does, streaming it in chunks. */
+/**
+ * Checks one file as redis-check-aof does, streaming it through a {@link ByteWindow}. Its own
+ * loop, not the GroupFramer's: it reproduces another program's verdict (case-insensitive MULTI,
+ * `fgets` lines of at most 1023 bytes, no checksums), and must disagree with ours where Redis does.
+ */
 export async function redisCheckFile(
   fs: FileSystem,
   path: string,
   chunkSize = 1024 * 1024,
 ): Promise<RedisCheckResult> {
-  const fd = await fs.open(path, 'r');
+  const w = await ByteWindow.open(fs, path, path, chunkSize);
   try {
-    const size = (await fs.fstat(fd)).size;
-    let buf = Buffer.allocUnsafe(chunkSize);
-    let base = 0;
-    let fill = 0;
-    const refill = async (keepFrom: number, need: number): Promise<number> => {
-      // Keeps buf[keepFrom..fill) and reads more; returns how far the kept bytes moved.
-      const keep = fill - keepFrom;
-      const target =
-        need - keepFrom > buf.length ? Buffer.allocUnsafe(Math.max(need - keepFrom, buf.length * 2)) : buf;
-      buf.copy(target, 0, keepFrom, fill);
-      buf = target;
-      base += keepFrom;
-      fill = keep;
-      const n = await fs.read(fd, buf, fill, buf.length - fill, base + fill);
-      fill += n;
-      return keepFrom;
-    };
-    return await check(size, () => ({ buf, base, fill }), refill);
+    return await check(w);
   } finally {
-    await fs.close(fd);
+    await w.close();
   }
 }
 
-type View = () => { buf: Buffer; base: number; fill: number };
-
-async function check(
-  size: number,
-  view: View,
-  refill: (keepFrom: number, need: number) => Promise<number>,
-): Promise<RedisCheckResult> {
+async function check(w: ByteWindow): Promise<RedisCheckResult> {
+  const size = w.size;
   const sc = new RespScanner();
   let okUpTo = 0;
   let lines = 0;
@@ -73,53 +56,52 @@ async function check(
     error = { offset, message };
   };
   while (true) {
-    let { buf, base, fill } = view();
-    if (multi === 0) okUpTo = base + p;
-    if (base + p >= size) break;
-    if (p >= fill) {
-      p -= await refill(p, p + 1);
+    if (multi === 0) okUpTo = w.base + p;
+    if (w.base + p >= size) break;
+    if (p >= w.fill) {
+      p -= await w.refill(p, p + 1);
       continue;
     }
+    const buf = w.buf;
     if (buf[p] === 35) {
       // fgets(buf, 1024): up to the newline, or 1023 bytes, or the end of the file.
       let nl = buf.indexOf(10, p);
-      while ((nl < 0 || nl >= fill) && fill - p < ANNOTATION_MAX_LEN - 1 && base + fill < size) {
-        p -= await refill(p, p + ANNOTATION_MAX_LEN);
-        ({ buf, base, fill } = view());
-        nl = buf.indexOf(10, p);
+      while ((nl < 0 || nl >= w.fill) && w.fill - p < ANNOTATION_MAX_LEN - 1 && !w.atEnd) {
+        p -= await w.refill(p, p + ANNOTATION_MAX_LEN);
+        nl = w.buf.indexOf(10, p);
       }
-      if (nl >= 0 && nl < fill && nl - p < ANNOTATION_MAX_LEN - 1) p = nl + 1;
-      else p = Math.min(fill, p + ANNOTATION_MAX_LEN - 1);
+      if (nl >= 0 && nl < w.fill && nl - p < ANNOTATION_MAX_LEN - 1) p = nl + 1;
+      else p = Math.min(w.fill, p + ANNOTATION_MAX_LEN - 1);
       continue;
     }
     if (buf[p] !== 42) {
-      stop(base + p, 'format error: expected a record');
+      stop(w.base + p, 'format error: expected a record');
       break;
     }
-    const r = sc.scan(buf, p, fill);
-    if (r === NEED_MORE && base + fill < size) {
-      p -= await refill(p, sc.needUpTo);
+    const r = sc.scan(buf, p, w.fill);
+    if (r === NEED_MORE && !w.atEnd) {
+      p -= await w.refill(p, sc.needUpTo);
       continue;
     }
     lines += sc.lines;
     if (r === ERROR) {
-      stop(base + sc.errorAt, `expected ${sc.expected}`);
+      stop(w.base + sc.errorAt, `expected ${sc.expected}`);
       break;
     }
     if (r === NEED_MORE) {
-      stop(base + fill, 'unexpected end of file inside a record');
+      stop(w.base + w.fill, 'unexpected end of file inside a record');
       break;
     }
     const s = sc.argStart[0];
     const e = sc.argEnd[0];
     if (bytesEqualIgnoreCase(buf, s, e, W_MULTI)) {
       if (multi++ > 0) {
-        stop(base + p, 'unexpected MULTI');
+        stop(w.base + p, 'unexpected MULTI');
         break;
       }
     } else if (bytesEqualIgnoreCase(buf, s, e, W_EXEC)) {
       if (--multi !== 0) {
-        stop(base + p, 'unexpected EXEC');
+        stop(w.base + p, 'unexpected EXEC');
         break;
       }
     }

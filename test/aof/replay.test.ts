@@ -44,12 +44,10 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     for (let cut = offsets[2] + 1; cut < offsets[3]; cut += 7) {
       fs.writeFileSync(incr, full.subarray(0, cut));
       const logger = recordingLogger();
-      const crcLine = full.lastIndexOf('#CRC');
       const { app } = await openApp({ dir, appendfsync: 'always' }, logger);
-      // A complete MULTI whose CRC line is torn still stands; anything shorter is cut whole.
-      const expectedCut = cut > crcLine ? crcLine : offsets[2];
-      if (cut > crcLine) expect(state(app)).toEqual({ a: 'x\r\ny', n: 2, b: 1, c: 'ü' });
-      else expect(state(app)).toEqual({ a: 'x\r\ny', n: 2 });
+      // Cut whole, a complete MULTI whose #CRC line is torn too: its bytes are unverified.
+      const expectedCut = offsets[2];
+      expect(state(app)).toEqual({ a: 'x\r\ny', n: 2 });
       expect(logger.lines.join('\n')).toContain(
         `${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${expectedCut}`,
       );
@@ -61,6 +59,61 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
       await reopened.app.close();
       fs.writeFileSync(incr, full);
     }
+  });
+
+  /** 200 Puts under `always`, each with its #TS line (a new second each); returns where the last group starts. */
+  async function twoHundredPuts(): Promise<number> {
+    let now = 1_700_000_000_000;
+    const app = await createApp({
+      ...fixtures.conformanceClasses,
+      store: new AofStore({ dir, appendfsync: 'always', aofTimestamps: true }),
+      logger: silentLogger,
+      clock: { now: () => (now += 1000) },
+    });
+    for (let i = 0; i < 199; i++) await app.execute(new Put(`k${i}`, i));
+    const lastStart = fs.statSync(incr).size;
+    await app.execute(new Put('k199', 199));
+    await app.close();
+    return lastStart;
+  }
+
+  it.each([5, 7])(
+    'cuts whole a last command whose #CRC line is torn (%i bytes cut off): 199 Puts stand',
+    async (cutOff) => {
+      const lastStart = await twoHundredPuts();
+      const full = fs.readFileSync(incr);
+      expect(full.toString('latin1', lastStart, lastStart + 4)).toBe('#TS:');
+      expect(full.lastIndexOf('#CRC:')).toBe(full.length - 15);
+      fs.writeFileSync(incr, full.subarray(0, full.length - cutOff)); // inside the last #CRC line
+      const strict = await openApp({ dir, loadTruncated: false }).catch((e: unknown) => e);
+      expect(strict).toBeInstanceOf(TruncatedLogError);
+      expect((strict as TruncatedLogError).offset).toBe(lastStart);
+      expect((strict as Error).message).toContain('no whole #CRC line');
+      const logger = recordingLogger();
+      const { app } = await openApp({ dir }, logger);
+      expect(app.state.size).toBe(199);
+      expect(app.state.get('k198')).toBe(198);
+      expect(app.state.has('k199')).toBe(false);
+      expect(app.stats().lastSeq).toBe(199);
+      expect(logger.lines.join('\n')).toContain(
+        `${INCR}: the log ends in an incomplete record (short read); cutting it at byte offset ${lastStart} (${full.length - cutOff - lastStart} bytes removed)`,
+      );
+      expect(fs.statSync(incr).size).toBe(lastStart);
+      await app.close();
+    },
+  );
+
+  it('keeps the last command of a log with no #CRC line at all (a file written by hand)', async () => {
+    await twoHundredPuts();
+    const bare = fs.readFileSync(incr, 'latin1').replace(/#CRC:[0-9a-f]{8}\r\n/g, '');
+    fs.writeFileSync(incr, bare, 'latin1');
+    const logger = recordingLogger();
+    const { app } = await openApp({ dir, loadTruncated: false }, logger);
+    expect(app.state.size).toBe(200);
+    expect(app.state.get('k199')).toBe(199);
+    expect(logger.lines.filter((l) => l.startsWith('warn:'))).toEqual([]);
+    await app.close();
+    expect(fs.readFileSync(incr, 'latin1')).toBe(bare);
   });
 
   it('refuses a torn tail with loadTruncated: false, naming file and offset', async () => {

@@ -177,6 +177,67 @@ describe('appendonly check', () => {
   });
 });
 
+describe('appendonly check: a last command whose #CRC line is torn', () => {
+  const FIRST_INCR = 'appendonly.aof.1.incr.aof';
+  let dir: string;
+  let cleanup: () => void;
+  let incr: string;
+  let full: Buffer;
+  /** Where the last command's group (its #TS line) starts. */
+  let lastStart: number;
+  beforeEach(async () => {
+    ({ dir, cleanup } = tempDir());
+    incr = path.join(logDir(dir), FIRST_INCR);
+    const app = await aofApp({ dir, appendfsync: 'always', aofTimestamps: true });
+    for (let i = 0; i < 199; i++) await app.execute(new Put(`k${i}`, i));
+    lastStart = fs.statSync(incr).size;
+    await app.execute(new Put('k199', 199));
+    await app.close();
+    full = fs.readFileSync(incr);
+  });
+  afterEach(() => cleanup());
+
+  it.each([5, 7])(
+    'reports it (%i bytes cut off) as damage only appendonly sees; --fix --yes cuts the command whole, backing up first',
+    async (cutOff) => {
+      const torn = full.subarray(0, full.length - cutOff);
+      fs.writeFileSync(incr, torn);
+      expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
+      const r = cli(['check', dir]);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toContain(
+        `${FIRST_INCR}: the file ends in an incomplete record at byte offset ${lastStart}`,
+      );
+      expect(r.stdout).toContain(
+        "[found by appendonly's #CRC check; redis-check-aof does not verify checksums",
+      );
+      expect(r.stdout).toContain(`the last good offset is ${lastStart} of ${torn.length}`);
+
+      const fix = cli(['check', dir, '--fix', '--yes']);
+      expect(fix.stderr).toMatch(/backup: .*check-fix/);
+      expect(fix.status).toBe(0);
+      expect(fs.readFileSync(incr).equals(full.subarray(0, lastStart))).toBe(true);
+      const side = fs.readdirSync(logDir(dir)).filter((n) => n.startsWith(`${FIRST_INCR}.cut-`));
+      expect(side).toHaveLength(1);
+      expect(fs.readFileSync(path.join(logDir(dir), side[0])).equals(torn.subarray(lastStart))).toBe(true);
+      const [backup] = backups(dir);
+      expect(fs.readFileSync(path.join(dir, backup, FIRST_INCR)).equals(torn)).toBe(true);
+      expect(cli(['check', dir]).status).toBe(0);
+      const state = await aofState(dir);
+      expect(Object.keys(state)).toHaveLength(199);
+      expect(state.k199).toBeUndefined();
+    },
+  );
+
+  it('a log with no #CRC line at all is valid, its last command included', async () => {
+    fs.writeFileSync(incr, full.toString('latin1').replace(/#CRC:[0-9a-f]{8}\r\n/g, ''), 'latin1');
+    const r = cli(['check', dir]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('all 1 files of the log are valid');
+    expect(Object.keys(await aofState(dir))).toHaveLength(200);
+  });
+});
+
 describe('unusable arguments: one line on stderr, exit 2', () => {
   let dir: string;
   let cleanup: () => void;

@@ -171,9 +171,11 @@ describe('hostile records in an AOF', () => {
     expect(app.status).toBe('ready');
     expect(fs.statSync(incr).size).toBe(size); // nothing of them was logged
     await app.close();
-    // Another program wrote them. A SET is loaded whole (JSON.parse does not recurse).
+    // Another program wrote them. A SET is loaded whole (JSON.parse does not recurse). It has no
+    // #CRC line; the comment before it says it is a hand edit, not a torn write of the store's.
     const json = `${'['.repeat(100_000)}1${']'.repeat(100_000)}`;
-    fs.appendFileSync(incr, `*3\r\n$3\r\nSET\r\n$4\r\ndeep\r\n$${json.length}\r\n${json}\r\n`);
+    const byHand = '# written by another program\r\n';
+    fs.appendFileSync(incr, `${byHand}*3\r\n$3\r\nSET\r\n$4\r\ndeep\r\n$${json.length}\r\n${json}\r\n`);
     const loaded = await open(new AofStore({ dir }));
     expect(depthOf(loaded.state.get('deep') as JsonValue)).toBe(100_000);
     // A compaction must write it back or fail cleanly; either way the log still loads whole.
@@ -191,7 +193,7 @@ describe('hostile records in an AOF', () => {
     // A user event: its projection sets the state, which refuses the value as the live path
     // does. A clear error from createApp, no stack overflow, the process unharmed.
     const data = `{"data":${json}}`;
-    fs.appendFileSync(incr, `*2\r\n$5\r\nNoted\r\n$${data.length}\r\n${data}\r\n`);
+    fs.appendFileSync(incr, `${byHand}*2\r\n$5\r\nNoted\r\n$${data.length}\r\n${data}\r\n`);
     await expect(open(new AofStore({ dir }))).rejects.toThrow(
       /replaying event Noted \(seq \d+, appendonly\.aof\.1\.incr\.aof at byte offset \d+\) failed: state key "note" is nested deeper than 256 levels/,
     );

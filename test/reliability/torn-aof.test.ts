@@ -9,9 +9,10 @@ import { type Cmd, eventCount, modelOf, recordingLogger, stateOf, tempDir, toCom
 /*
  * Torn writes, exhaustively: a log of single-record groups (SET, DEL, a user event) and MULTI
  * groups, with and without `#TS` lines, cut at EVERY byte offset inside its last three groups.
- * The rule (Redis's aof-load-truncated, plus our CRC line): a group stands once its command (or
- * EXEC) is complete; an unfinished group, a dangling `#TS` line or a torn `#CRC` line is cut
- * with a warning naming file and offset, and the log keeps working after the cut. With
+ * The rule (Redis's aof-load-truncated, plus our CRC line): a group stands once its `#CRC` line
+ * is whole; an unfinished group, a dangling `#TS` line, or whole records whose `#CRC` line is torn
+ * or missing (unverified) are cut whole, with a warning naming file and offset, and the log keeps
+ * working after the cut. With
  * `loadTruncated: false` the same cuts refuse to load with TruncatedLogError naming file and offset.
  * test/aof/replay.test.ts cuts one MULTI every 7 bytes; this covers every byte and every shape.
  */
@@ -43,10 +44,65 @@ const history: Cmd[] = [
 
 interface Group {
   readonly start: number;
-  /** Where its `#CRC` line starts: the group stands from here on. */
+  /** Where its `#CRC` line starts (the group stands once the line is whole, at `end`). */
   readonly recordEnd: number;
   readonly end: number;
 }
+
+/** An app of the fixtures on `store`; `clock` gives every group a new #TS second. */
+function appOn(store: AofStore, clock?: { now: () => number }) {
+  return createApp({ ...fixtures.conformanceClasses, store, logger: silentLogger, clock });
+}
+
+/** The log of `history` (the store's, then without its #CRC lines) and each group's byte range in it. */
+async function writtenWithoutCrc(
+  dir: string,
+  aofTimestamps: boolean,
+): Promise<{ bytes: Buffer; starts: number[] }> {
+  const incr = path.join(dir, 'appendonlydir', INCR);
+  let now = 1_700_000_000_000;
+  const app = await appOn(new AofStore({ dir, appendfsync: 'always', aofTimestamps }), {
+    now: () => (now += 1500),
+  });
+  const starts: number[] = [];
+  let removed = 0;
+  for (const cmd of history) {
+    starts.push((fs.existsSync(incr) ? fs.statSync(incr).size : 0) - removed);
+    await app.execute(toCommand(cmd));
+    removed += 15; // one #CRC line per group
+  }
+  await app.close();
+  const bytes = Buffer.from(fs.readFileSync(incr, 'latin1').replace(/#CRC:[0-9a-f]{8}\r\n/g, ''), 'latin1');
+  expect(bytes.length).toBe(fs.statSync(incr).size - removed);
+  return { bytes, starts: [...starts, bytes.length] };
+}
+
+describe.each([
+  ['without #TS', false],
+  ['with #TS', true],
+])('torn AOF without any #CRC line (%s): a file written by hand', (_name, aofTimestamps) => {
+  it('keeps every whole command, cut anywhere in the last three groups; cuts only an unfinished one', async () => {
+    const { dir, cleanup } = tempDir('torn-aof-nocrc');
+    try {
+      const incr = path.join(dir, 'appendonlydir', INCR);
+      const { bytes, starts } = await writtenWithoutCrc(dir, aofTimestamps);
+      for (let cut = starts[3]; cut <= bytes.length; cut++) {
+        // Group i is bytes[starts[i]..starts[i + 1]): whole once its records are, since no #CRC follows.
+        const standing = starts.slice(1).filter((end) => end <= cut).length;
+        const torn = starts.findIndex((s, i) => i + 1 < starts.length && s < cut && cut < starts[i + 1]);
+        const cutAt = torn < 0 ? cut : starts[torn];
+        fs.writeFileSync(incr, bytes.subarray(0, cut));
+        const app = await appOn(new AofStore({ dir }));
+        const what = `cut at ${cut}`;
+        expect([what, stateOf(app)]).toEqual([what, modelOf(history.slice(0, standing))]);
+        expect([what, fs.statSync(incr).size]).toEqual([what, cutAt]);
+        await app.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+});
 
 describe.each([
   ['without #TS', false],
@@ -58,12 +114,7 @@ describe.each([
       const incr = path.join(dir, 'appendonlydir', INCR);
       let now = 1_700_000_000_000;
       const clock = { now: () => (now += 1500) }; // a new #TS second for every group
-      const app = await createApp({
-        ...fixtures.conformanceClasses,
-        store: new AofStore({ dir, appendfsync: 'always', aofTimestamps }),
-        logger: silentLogger,
-        clock,
-      });
+      const app = await appOn(new AofStore({ dir, appendfsync: 'always', aofTimestamps }), clock);
       const groups: Group[] = [];
       for (const cmd of history) {
         const start = fs.existsSync(incr) ? fs.statSync(incr).size : 0;
@@ -85,9 +136,9 @@ describe.each([
       let checked = 0;
       for (let cut = groups[3].start; cut <= full.length; cut++) {
         // What the rule says: how many groups stand, and where (if anywhere) the file is cut.
-        const standing = groups.filter((g) => g.recordEnd <= cut).length;
-        const torn = groups.find((g) => g.start < cut && cut < g.end && cut !== g.recordEnd);
-        const cutAt = torn === undefined ? cut : cut > torn.recordEnd ? torn.recordEnd : torn.start;
+        const standing = groups.filter((g) => g.end <= cut).length;
+        const torn = groups.find((g) => g.start < cut && cut < g.end);
+        const cutAt = torn === undefined ? cut : torn.start;
         const expected = modelOf(history.slice(0, standing));
         const what = `cut at ${cut}`;
 

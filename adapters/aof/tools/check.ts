@@ -1,14 +1,9 @@
-import {
-  type LogFile,
-  nodeFileSystem,
-  type ReadSummary,
-  readLog,
-  type RedisCheckResult,
-  redisCheckFile,
-} from '../adapters/aof/index';
-import { CorruptLogError, TruncatedLogError } from '../src/index';
-import { walkFile } from './aof-walk';
-import type { AofFile } from './target';
+import { nodeFileSystem } from '../node-file-system';
+import { type LogFile, type ReadSummary, readLog } from '../reader';
+import { type RedisCheckResult, redisCheckFile } from '../redis-check';
+import { CorruptLogError, TruncatedLogError } from '../../../src/index';
+import { walkFile } from './walk';
+import type { AofFile } from './log-files';
 
 /*
  * Validity of each file of an AOF log, by two readers that share the store's scanner:
@@ -105,10 +100,15 @@ async function readOne(
   } catch (err) {
     if (err instanceof TruncatedLogError) {
       const where = isLast ? '' : ' (and it is not the last file: Redis and appendonly refuse to load it)';
+      // Whole records whose #CRC line is torn or missing: a load cuts them, Redis keeps them.
+      const checksum = err.message.includes('#CRC');
+      const what = checksum
+        ? ': the last command has no whole #CRC line, so it is unverified and is cut with it'
+        : '';
       return {
         offset: err.offset,
-        message: `the file ends in an incomplete record at byte offset ${err.offset}${where}`,
-        checksum: false,
+        message: `the file ends in an incomplete record at byte offset ${err.offset}${what}${where}`,
+        checksum,
       };
     }
     if (err instanceof CorruptLogError) {

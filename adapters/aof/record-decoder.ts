@@ -1,0 +1,170 @@
+import { CorruptLogError, type DomainEvent, type JsonValue } from '../../src/index';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import type { GroupFramer } from './group-framer';
+import type { LogFile } from './reader';
+import { decodeEvent, isSetRecord, RecordFormatError } from './record-codec';
+import { SetBatch, type SetTarget } from './set-batch';
+
+/** A one-SET command read as a `set` record; {@link SetBatch} fills in key and value. */
+type SingleSet = SetTarget & { kind: 'set'; seq: number; time: number; file: string; offset: number };
+type Entry = SetTarget & { kind: 'entry' };
+
+/*
+ * The framer's groups → the records a replay hands to the App: a base file's SETs become its
+ * snapshot's entries, an incr file's groups become groups of events, numbered from the file's
+ * first sequence number; with `setRecords`, a command of one SET becomes a `set` record (no
+ * event object for most of a log).
+ *
+ * SET values are decoded in batches ({@link SetBatch}: one JSON.parse per ~16 KB). Invariant: a
+ * record enters `batch` only once its group is complete, and `batch` is only handed out through
+ * {@link take}, which fills in every SET it holds; a bad value is reported before any later
+ * error ({@link firstError}), so the offset named is the first damage in file order.
+ */
+export class RecordDecoder {
+  /** Records of complete groups, to be handed out by {@link take}. */
+  batch: ReplayRecord[] = [];
+  /** The number the next event gets, and the last one given (or the base's). */
+  nextSeq = 1;
+  lastSeq = 0;
+
+  private readonly sets = new SetBatch();
+  private file = '';
+  private isBase = false;
+  /** The group being read: its events, its base entries, or its one SET. */
+  private events: DomainEvent[] = [];
+  private entries: Entry[] = [];
+  private single: SingleSet | null = null;
+
+  constructor(private readonly setRecords: boolean) {}
+
+  /** SET bytes waiting for their parse. */
+  get pendingBytes(): number {
+    return this.sets.bytes;
+  }
+
+  /** A base yields its snapshot record first; an incr's events are numbered from its `seq`, if known. */
+  beginFile(file: LogFile): void {
+    this.file = file.name;
+    this.isBase = file.kind === 'base';
+    if (this.isBase) {
+      const seq = file.seq ?? 0;
+      this.batch.push({ kind: 'snapshot', seq });
+      this.nextSeq = seq + 1;
+      this.lastSeq = seq;
+    } else if (file.seq !== undefined) {
+      this.nextSeq = file.seq;
+    }
+  }
+
+  /** The framer returned COMMAND: decode it into the group being read. */
+  command(f: GroupFramer): void {
+    const buf = f.window.buf;
+    const sc = f.sc;
+    if (isSetRecord(buf, sc)) {
+      const a = sc.argStart;
+      const e = sc.argEnd;
+      const at = f.window.base + a[2];
+      let target: SetTarget;
+      if (this.isBase) {
+        const entry: Entry = { kind: 'entry', key: '', value: null as JsonValue };
+        this.entries.push(entry);
+        target = entry;
+      } else if (this.setRecords && !f.inMulti) {
+        const time = f.lastTs < 0 ? 0 : f.lastTs * 1000;
+        const single: SingleSet = {
+          kind: 'set',
+          seq: this.nextSeq,
+          time,
+          key: '',
+          value: null,
+          file: this.file,
+          offset: f.groupOffset,
+        };
+        this.single = single;
+        target = single;
+      } else {
+        target = { key: '', value: null };
+        this.events.push({ type: 'SET', data: target } as unknown as DomainEvent);
+      }
+      this.sets.add(buf, a[1], e[1], a[2], e[2], at, target, this.file);
+      return;
+    }
+    try {
+      this.events.push(decodeEvent(buf, sc));
+    } catch (err) {
+      if (err instanceof RecordFormatError)
+        throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);
+      throw err;
+    }
+  }
+
+  /** The framer returned GROUP: the group's records join the batch. */
+  endGroup(f: GroupFramer): void {
+    const single = this.single;
+    if (single !== null) {
+      this.sets.endGroup(f.checked);
+      this.batch.push(single);
+      this.single = null;
+      this.lastSeq = this.nextSeq++;
+      return;
+    }
+    const n = this.events.length;
+    if (n === 0 && this.entries.length === 0) return; // MULTI … EXEC with nothing inside
+    this.sets.endGroup(f.checked);
+    if (this.isBase) {
+      if (n > 0) {
+        const found = `found ${this.events[0].type}`;
+        throw new CorruptLogError(this.file, f.start, 'SET (a base file holds one SET per key)', found);
+      }
+      for (let i = 0; i < this.entries.length; i++) this.batch.push(this.entries[i]);
+      this.entries = [];
+      return;
+    }
+    this.batch.push({
+      kind: 'group',
+      seq: this.nextSeq,
+      time: f.lastTs < 0 ? 0 : f.lastTs * 1000,
+      events: this.events,
+      file: this.file,
+      offset: f.start,
+    });
+    this.nextSeq += n;
+    this.lastSeq = this.nextSeq - 1;
+    this.events = [];
+  }
+
+  /**
+   * The group being read is torn and will be cut. Its whole records are decoded first: a bad
+   * value there is corruption, not a torn write, and is reported (thrown) here.
+   */
+  dropGroup(): void {
+    this.sets.flushAll(this.file);
+    this.events = [];
+    this.entries = [];
+    this.single = null;
+  }
+
+  /** The batch, every SET in it decoded; a new one starts. */
+  take(): ReplayRecord[] {
+    this.sets.flushGroups(this.file);
+    const out = this.batch;
+    this.batch = [];
+    return out;
+  }
+
+  /** Decodes what is pending; at the end of a file, where every group is complete or dropped. */
+  flush(): void {
+    this.sets.flushGroups(this.file);
+  }
+
+  /** `err` stopped the read: a bad value earlier in the file (this group's too) is the one to report. */
+  firstError(err: unknown): unknown {
+    if (!(err instanceof CorruptLogError)) return err;
+    try {
+      this.sets.flushAll(this.file);
+    } catch (earlier) {
+      return earlier;
+    }
+    return err;
+  }
+}
