@@ -345,19 +345,11 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
 /** A writable facade without transaction methods: what projections get. */
 export function projectionView(state: KeyValueState): ProjectionState {
-  return {
-    get: (key) => state.get(key),
-    has: (key) => state.has(key),
-    get size() {
-      return state.size;
-    },
-    keys: () => state.keys(),
-    entries: () => state.entries(),
-    changes$: state.changes$,
-    set: (key, value) => state.set(key, value),
-    delete: (key) => state.delete(key),
+  return Object.assign(readonlyView(state), {
+    set: (key: string, value: JsonValue) => state.set(key, value),
+    delete: (key: string) => state.delete(key),
     clear: () => state.clear(),
-  };
+  });
 }
 
 /** A read-only facade over a state: what `app.state` and injected handlers get. */

@@ -163,6 +163,14 @@ export interface EventStore {
    * every command until it is durable, to roll them all back on a conflict.
    */
   readonly sharedLog?: boolean;
+  /**
+   * Capability (shared log): calls `changed` when other writers may have appended, a hint that
+   * need not be exact (a NOTIFY, a poll); the App then catches up with `replay({ after })`.
+   * Returns the function that stops watching. Called once, after the start-up replay.
+   */
+  watch?(changed: () => void): () => void;
+  /** Capability (shared log): the last sequence number committed to the log by any writer, now. */
+  head?(): Promise<number>;
   /** Capability: rewrites the log as the smallest set of records that rebuilds the state (BGREWRITEAOF). */
   compact?(): Promise<CompactionResult>;
   /**
