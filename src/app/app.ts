@@ -5,7 +5,7 @@ import type { AppliedEvent } from '../events/event';
 import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
-import { AppClosedError, CannotCompactError } from '../errors';
+import { AppClosedError, CannotCompactError, PersistenceError } from '../errors';
 import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import { CommandQueue } from './command-queue';
@@ -35,6 +35,11 @@ export interface AppStats {
   readonly groupsReplayed: number;
   /** Snapshot entries (keys of the last compaction's base) loaded at start. */
   readonly entriesReplayed: number;
+  /**
+   * On a shared log: how many commands other writers have committed that this instance has not
+   * applied yet, as far as it knows (the last head it saw).
+   */
+  readonly lag?: number;
   /** The store's status, when it has the `stats` capability. */
   readonly store?: StoreStats;
 }
@@ -60,6 +65,7 @@ export class App {
   private readonly committer: Committer;
   private readonly queue: CommandQueue;
   private readonly recovery: Recovery;
+  private unwatch: (() => void) | null = null;
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
   readonly events$: Observable<AppliedEvent> = this.eventsSubject.asObservable();
@@ -143,7 +149,48 @@ export class App {
       throw err;
     }
     this.currentStatus = 'ready';
+    this.watch();
     return info;
+  }
+
+  /** A shared log: follow the other writers' commands as the store says they come. */
+  private watch(): void {
+    if (typeof this.store.watch !== 'function') return;
+    const committer = this.committer;
+    this.unwatch = this.store.watch((head) => {
+      if (head !== undefined) committer.knownHead = Math.max(committer.knownHead, head);
+      if (this.currentStatus !== 'ready') return;
+      committer.follow().catch((err: unknown) => {
+        this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
+      });
+    });
+  }
+
+  /**
+   * Resolves once this instance has applied everything committed before the call: its own
+   * commands are durable and, on a shared log, every other writer's command is applied
+   * (read-your-writes across instances). Rejects when the log cannot be read.
+   */
+  async sync(): Promise<void> {
+    const refusal = this.refusal();
+    if (refusal !== null) throw refusal;
+    const committer = this.committer;
+    await committer.settled();
+    if (typeof this.store.head !== 'function') return;
+    const head = await this.store.head();
+    committer.knownHead = Math.max(committer.knownHead, head);
+    while (committer.durableSeq < head) {
+      const before = committer.durableSeq;
+      await committer.follow();
+      const refused = this.refusal();
+      if (refused !== null) throw refused;
+      if (committer.durableSeq === before && committer.durableSeq < head) {
+        throw new PersistenceError(
+          `the log's head is ${head}, but reading it after seq ${before} gave nothing`,
+          undefined,
+        );
+      }
+    }
   }
 
   /**
@@ -189,6 +236,9 @@ export class App {
       commandsProcessed: committer.processed,
       groupsReplayed: this.replayedGroups,
       entriesReplayed: this.replayedEntries,
+      ...(typeof this.store.head === 'function' || typeof this.store.watch === 'function'
+        ? { lag: Math.max(0, committer.knownHead - committer.durableSeq) }
+        : {}),
       ...(store !== undefined ? { store } : {}),
     };
   }
@@ -201,6 +251,8 @@ export class App {
     if (this.currentStatus === 'closed' || this.currentStatus === 'closing') return;
     this.currentStatus = 'closing';
     this.recovery.stop();
+    this.unwatch?.();
+    this.unwatch = null;
     while (!this.queue.idle) await new Promise((r) => setImmediate(r));
     await this.committer.settled();
     try {

@@ -36,7 +36,8 @@ interface Waiting extends Dispatched {
  */
 export class CommandQueue {
   private busy = false;
-  private paused = false;
+  /** Pauses in force: a conflict being resolved and a catch-up may overlap. */
+  private paused = 0;
   private waiting: Waiting[] = [];
   private nextTicket = 0;
 
@@ -58,7 +59,7 @@ export class CommandQueue {
   /** Decides `command` now, or after those before it. */
   submit(command: object): Promise<CommandResult> {
     const dispatched: Dispatched = { command, attempts: 0, ticket: this.nextTicket++ };
-    if (this.busy || this.paused || this.waiting.length > 0) return this.enqueue(dispatched);
+    if (this.busy || this.paused > 0 || this.waiting.length > 0) return this.enqueue(dispatched);
     return this.run(dispatched);
   }
 
@@ -67,13 +68,13 @@ export class CommandQueue {
     return commands.map((d) => this.enqueue(d));
   }
 
-  /** Stops deciding (what is being decided finishes); `resume` goes on. */
+  /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
   pause(): void {
-    this.paused = true;
+    this.paused++;
   }
 
   resume(): void {
-    this.paused = false;
+    this.paused--;
     this.drain();
   }
 
@@ -126,7 +127,7 @@ export class CommandQueue {
 
   /** Runs waiting commands until one is async again (it calls back here) or the queue pauses. */
   private drain(): void {
-    while (!this.busy && !this.paused && this.waiting.length > 0) {
+    while (!this.busy && this.paused === 0 && this.waiting.length > 0) {
       const next = this.waiting.shift()!;
       const refused = this.refusal();
       const result = refused !== null ? Promise.reject(refused) : this.run(next);

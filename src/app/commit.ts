@@ -63,6 +63,10 @@ export class Committer {
   private readonly retain: boolean;
   private readonly inflight: InFlight[] = [];
   private resolving: Promise<void> | null = null;
+  /** The last head of a shared log seen (a catch-up's end, a hint from the store), for `lag`. */
+  knownHead = 0;
+  private following: Promise<void> | null = null;
+  private followAgain = false;
 
   constructor(private readonly host: CommitHost) {
     this.retain = host.store.sharedLog === true;
@@ -71,6 +75,55 @@ export class Committer {
   /** Settles once every append made so far has. */
   settled(): Promise<void> {
     return this.lastDurable.catch(() => {});
+  }
+
+  /**
+   * Applies what other writers have committed to a shared log. Decisions pause; once every
+   * append in flight has settled (no replay may run beside an append), the commands after the
+   * durable seq are read and applied (and reported on `events$`). A decision under way was
+   * taken on the state before them: the generation moves, so it is decided again. A call while
+   * one runs makes it go round once more; a conflict being resolved catches up by itself.
+   */
+  follow(): Promise<void> {
+    if (this.following !== null) {
+      this.followAgain = true;
+      return this.following;
+    }
+    const run = this.followLoop();
+    this.following = run;
+    run
+      .finally(() => {
+        if (this.following === run) this.following = null;
+      })
+      .catch(() => {});
+    return run;
+  }
+
+  private async followLoop(): Promise<void> {
+    const host = this.host;
+    const queue = host.queue!;
+    do {
+      this.followAgain = false;
+      if (host.refusal() !== null) return;
+      queue.pause();
+      try {
+        await this.settled();
+        if (this.resolving !== null) {
+          await this.resolving.catch(() => {});
+          this.followAgain = true;
+          continue;
+        }
+        if (host.refusal() !== null || this.inflight.length > 0) return;
+        const head = await host.catchUp(this.durableSeq);
+        this.knownHead = Math.max(this.knownHead, head);
+        if (head > this.durableSeq) {
+          this.lastSeq = this.durableSeq = head;
+          this.generation++;
+        }
+      } finally {
+        queue.resume();
+      }
+    } while (this.followAgain);
   }
 
   /** The log is writable again: appends made from now on do not wait for the failed ones. */

@@ -165,10 +165,11 @@ export interface EventStore {
   readonly sharedLog?: boolean;
   /**
    * Capability (shared log): calls `changed` when other writers may have appended, a hint that
-   * need not be exact (a NOTIFY, a poll); the App then catches up with `replay({ after })`.
-   * Returns the function that stops watching. Called once, after the start-up replay.
+   * need not be exact (a NOTIFY, a poll), with the head it saw when it knows it; the App then
+   * catches up with `replay({ after })`. Returns the function that stops watching. Called once,
+   * after the start-up replay.
    */
-  watch?(changed: () => void): () => void;
+  watch?(changed: (head?: number) => void): () => void;
   /** Capability (shared log): the last sequence number committed to the log by any writer, now. */
   head?(): Promise<number>;
   /** Capability: rewrites the log as the smallest set of records that rebuilds the state (BGREWRITEAOF). */

@@ -249,3 +249,72 @@ describe('a shared log: another writer appended first', () => {
     expect(Object.fromEntries(replayed.app.state.entries())).toEqual(Object.fromEntries(app.state.entries()));
   });
 });
+
+describe('a shared log: following the other writers', () => {
+  const apps: App[] = [];
+  const open = async (log: SharedLog, watch = true): Promise<App> => {
+    const app = await createApp({
+      ...classes,
+      store: new SharedLogStore(log, { watch }),
+      logger: silentLogger,
+    });
+    apps.push(app);
+    return app;
+  };
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+
+  it('an idle instance applies the other writers’ commands as they commit, and reports them on events$', async () => {
+    // given
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log);
+    const seen: number[] = [];
+    b.events$.subscribe((e) => seen.push(e.seq));
+    // when
+    for (let i = 1; i <= 5; i++) await a.execute(new Push('list', i));
+    await b.sync();
+    // then
+    expect(b.state.get('list')).toEqual([1, 2, 3, 4, 5]);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    expect(b.stats()).toMatchObject({ lastSeq: 5, durableSeq: 5, lag: 0 });
+  });
+
+  it('sync() gives read-your-writes across instances, even with no hint from the store', async () => {
+    // given: B does not watch; only sync() can bring it up to date
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log, false);
+    await a.execute(new Put('x', 1));
+    await a.execute(new Put('x', 2));
+    expect(b.state.get('x')).toBeUndefined();
+    // when
+    await b.sync();
+    // then
+    expect(b.state.get('x')).toBe(2);
+    await b.execute(new Push('list', 9));
+    await a.sync();
+    expect(a.state.get('list')).toEqual([9]);
+  });
+
+  it('two busy instances end in the same state as a replay of the log', async () => {
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log);
+    await Promise.all([
+      ...Array.from({ length: 50 }, (_, i) => a.execute(new Push('list', i))),
+      ...Array.from({ length: 50 }, (_, i) => b.execute(new Push('list', 100 + i))),
+    ]);
+    await a.sync();
+    await b.sync();
+    const list = a.state.get('list') as number[];
+    expect(list).toHaveLength(100);
+    expect(b.state.get('list')).toEqual(list);
+    const c = await open(log);
+    expect(c.state.get('list')).toEqual(list);
+    // each instance's own commands are in the log in its dispatch order
+    expect(list.filter((n) => n < 100)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(list.filter((n) => n >= 100)).toEqual(Array.from({ length: 50 }, (_, i) => 100 + i));
+  });
+});

@@ -16,6 +16,15 @@ import {
 export class SharedLog {
   readonly groups: EventGroup[] = [];
   rival: (() => EventGroup) | null = null;
+  /** Stores watching the log: told, one turn later, when another store appended. */
+  readonly watchers = new Set<{ store: SharedLogStore; changed: (head?: number) => void }>();
+
+  /** Records `group` as appended by `by`, and tells the other watchers. */
+  push(group: EventGroup, by: SharedLogStore | null): void {
+    this.groups.push(group);
+    const head = this.head;
+    for (const w of this.watchers) if (w.store !== by) setImmediate(() => w.changed(head));
+  }
 
   get head(): number {
     const last = this.groups[this.groups.length - 1];
@@ -37,7 +46,25 @@ export class SharedLogStore implements EventStore {
   conflicts = 0;
   private stale = false;
 
-  constructor(private readonly log: SharedLog) {}
+  /** With `watch`, the store tells the App when others appended, as a database store's NOTIFY does. */
+  constructor(
+    private readonly log: SharedLog,
+    options: { readonly watch?: boolean } = {},
+  ) {
+    if (options.watch) {
+      this.watch = (changed) => {
+        const watcher = { store: this, changed };
+        log.watchers.add(watcher);
+        return () => log.watchers.delete(watcher);
+      };
+    }
+  }
+
+  readonly watch?: (changed: (head?: number) => void) => () => void;
+
+  async head(): Promise<number> {
+    return this.log.head;
+  }
 
   async open(): Promise<StoreOpenInfo> {
     return { kind: this.kind, location: 'memory', created: this.log.groups.length === 0, sizeBytes: 0 };
@@ -54,14 +81,14 @@ export class SharedLogStore implements EventStore {
     return new Promise((resolve, reject) => {
       setImmediate(() => {
         const log = this.log;
-        if (log.rival !== null && !this.stale) log.groups.push(log.rival());
+        if (log.rival !== null && !this.stale) log.push(log.rival(), null);
         if (this.stale || group.seq !== log.head + 1) {
           this.stale = true;
           this.conflicts++;
           reject(new AppendConflictError(`seq ${group.seq} is taken: the log is at ${log.head}`, log.head));
           return;
         }
-        log.groups.push(group);
+        log.push(group, this);
         this.landed++;
         resolve();
       });
