@@ -111,7 +111,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, dispatched, generation) => committer.commit(output, handler, dispatched, generation),
+      (output, handler, command, attempts, ticket, generation) =>
+        committer.commit(output, handler, command, attempts, ticket, generation),
       () => this.recovery.failure,
       () => committer.generation,
     );

@@ -15,7 +15,9 @@ export interface Dispatched {
 export type CommitDecision = (
   output: unknown,
   handler: object,
-  dispatched: Dispatched,
+  command: object,
+  attempts: number,
+  ticket: number,
   /** `generation()` when the decision started: a conflict since then makes it stale. */
   generation: number,
 ) => Promise<CommandResult>;
@@ -58,14 +60,15 @@ export class CommandQueue {
 
   /** Decides `command` now, or after those before it. */
   submit(command: object): Promise<CommandResult> {
-    const dispatched: Dispatched = { command, attempts: 0, ticket: this.nextTicket++ };
-    if (this.busy || this.paused > 0 || this.waiting.length > 0) return this.enqueue(dispatched);
-    return this.run(dispatched);
+    // No object per command on this path: the ticket travels as a number.
+    const ticket = this.nextTicket++;
+    if (this.busy || this.paused > 0 || this.waiting.length > 0) return this.enqueue(command, 0, ticket);
+    return this.run(command, 0, ticket);
   }
 
   /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) => this.enqueue(d));
+    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket));
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -78,25 +81,25 @@ export class CommandQueue {
     this.drain();
   }
 
-  private enqueue(d: Dispatched): Promise<CommandResult> {
+  private enqueue(command: object, attempts: number, ticket: number): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const entry: Waiting = { command: d.command, attempts: d.attempts, ticket: d.ticket, resolve, reject };
+      const entry: Waiting = { command, attempts, ticket, resolve, reject };
       const waiting = this.waiting;
       let i = waiting.length;
-      while (i > 0 && waiting[i - 1].ticket > d.ticket) i--;
+      while (i > 0 && waiting[i - 1].ticket > ticket) i--;
       if (i === waiting.length) waiting.push(entry);
       else waiting.splice(i, 0, entry);
     });
   }
 
-  private run(d: Dispatched): Promise<CommandResult> {
+  private run(command: object, attempts: number, ticket: number): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
     try {
-      const h = this.bus.handlerFor(d.command);
+      const h = this.bus.handlerFor(command);
       handler = h;
-      output = h.execute(d.command, this.state);
+      output = h.execute(command, this.state);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -106,7 +109,7 @@ export class CommandQueue {
         (events) => {
           this.busy = false;
           try {
-            return this.commit(events, handler, d, generation);
+            return this.commit(events, handler, command, attempts, ticket, generation);
           } finally {
             this.drain();
           }
@@ -119,7 +122,7 @@ export class CommandQueue {
       );
     }
     try {
-      return this.commit(output, handler, d, generation);
+      return this.commit(output, handler, command, attempts, ticket, generation);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -130,7 +133,8 @@ export class CommandQueue {
     while (!this.busy && this.paused === 0 && this.waiting.length > 0) {
       const next = this.waiting.shift()!;
       const refused = this.refusal();
-      const result = refused !== null ? Promise.reject(refused) : this.run(next);
+      const result =
+        refused !== null ? Promise.reject(refused) : this.run(next.command, next.attempts, next.ticket);
       result.then(next.resolve, next.reject);
     }
   }

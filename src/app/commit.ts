@@ -12,8 +12,7 @@ import type { Projector } from './projector';
 export const MAX_DECISIONS = 10;
 
 /** A command applied to the state whose append has not resolved yet (kept on a shared log only). */
-interface InFlight {
-  readonly dispatched: Dispatched;
+interface InFlight extends Dispatched {
   /** The state's journal mark before the command: `rollbackTo(mark)` undoes it and every later one. */
   readonly mark: number;
   readonly durable: Promise<void>;
@@ -135,7 +134,9 @@ export class Committer {
   commit(
     output: unknown,
     handler: object,
-    dispatched: Dispatched,
+    command: object,
+    attempts: number,
+    ticket: number,
     generation: number,
   ): Promise<CommandResult> {
     const host = this.host;
@@ -143,7 +144,7 @@ export class Committer {
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([dispatched])[0];
+      return host.queue!.retry([{ command, attempts, ticket }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -159,7 +160,7 @@ export class Committer {
     const durable = host.store.append({ seq: firstSeq, time, events });
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
-    const entry: InFlight | null = this.retain ? { dispatched, mark, durable } : null;
+    const entry: InFlight | null = this.retain ? { command, attempts, ticket, mark, durable } : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
       () => {
@@ -242,7 +243,7 @@ export class Committer {
       this.lastSeq = this.durableSeq;
       await Promise.allSettled(redo.map((r) => r.durable));
       this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
-      await backoff(redo[0].dispatched.attempts);
+      await backoff(redo[0].attempts);
     } catch (caught) {
       const error = host.failed(caught);
       for (const r of redo) {
@@ -253,11 +254,13 @@ export class Committer {
       queue.resume();
       return;
     }
-    const again = redo.filter((r) => r.dispatched.attempts + 1 < MAX_DECISIONS);
-    const retried = queue.retry(again.map(({ dispatched: d }) => ({ ...d, attempts: d.attempts + 1 })));
+    const again = redo.filter((r) => r.attempts + 1 < MAX_DECISIONS);
+    const retried = queue.retry(
+      again.map((r) => ({ command: r.command, attempts: r.attempts + 1, ticket: r.ticket })),
+    );
     for (let i = 0; i < again.length; i++) again[i].retried = retried[i];
     for (const r of redo) {
-      if (r.dispatched.attempts + 1 >= MAX_DECISIONS) {
+      if (r.attempts + 1 >= MAX_DECISIONS) {
         r.retried = Promise.reject(
           new AppendConflictError(`${err.message} (gave up after ${MAX_DECISIONS} decisions)`, err.head),
         );
