@@ -64,6 +64,7 @@ export type {
   LogPosition,
   ReplayEnd,
   ReplayOptions,
+  ReplayProgress,
   ReplaySink,
   StoreContext,
   StoreOpenInfo,

@@ -5,6 +5,7 @@ import {
   type EventStore,
   type ReplayEnd,
   type ReplayOptions,
+  type ReplayProgress,
   type ReplaySink,
   type SnapshotSource,
   StoreLockedError,
@@ -258,8 +259,8 @@ export class AofStore implements EventStore {
     this.scheduler?.recovered();
   }
 
-  replayProgress(): { bytesRead: number; bytesTotal: number } {
-    return { bytesRead: this.bytesRead, bytesTotal: this.bytesTotal };
+  replayProgress(): ReplayProgress {
+    return { done: this.bytesRead, total: this.bytesTotal, unit: 'bytes' };
   }
 
   private currentSize(): number {

@@ -8,6 +8,7 @@ import {
   PersistenceError,
   type ReplayEnd,
   type ReplayOptions,
+  type ReplayProgress,
   type ReplaySink,
   type SnapshotSource,
   type StoreContext,
@@ -72,7 +73,6 @@ export class SqliteWalStore implements EventStore {
   private closing = false;
   private replayed: ReplayCounter = { rowsRead: 0 };
   private replayRows = 0;
-  private replayBytes = 0;
 
   constructor(options: SqliteWalStoreOptions) {
     this.options = resolveOptions(options);
@@ -138,7 +138,6 @@ export class SqliteWalStore implements EventStore {
     const db = this.assertOpen();
     this.replayed = { rowsRead: 0 };
     this.replayRows = Math.max(1, estimateRows(db));
-    this.replayBytes = this.size();
     const feed = new ReplayFeed(sink, options, this.options.file);
     for await (const batch of replayDatabase(db, this.options.file, this.context!.logger, this.replayed))
       feed.push(batch);
@@ -187,9 +186,9 @@ export class SqliteWalStore implements EventStore {
     this.scheduler!.recovered();
   }
 
-  replayProgress(): { bytesRead: number; bytesTotal: number } {
-    const share = Math.min(1, this.replayed.rowsRead / Math.max(1, this.replayRows));
-    return { bytesRead: Math.round(this.replayBytes * share), bytesTotal: this.replayBytes };
+  /** Rows read against the rows there are (estimated from the sequence range: no byte count exists). */
+  replayProgress(): ReplayProgress {
+    return { done: this.replayed.rowsRead, total: this.replayRows, unit: 'records' };
   }
 
   stats(): SqliteWalStats {

@@ -34,7 +34,7 @@ export async function rewrite(pathArg: string, options: { app?: string; yes?: bo
   let app: Awaited<ReturnType<typeof createApp>>;
   // The app's replay reports its progress through the store; poll it for the bar.
   const bar = progress('loading', log.replaySize());
-  const timer = setInterval(() => bar.update(store.replayProgress?.().bytesRead ?? 0), 200);
+  const timer = setInterval(() => bar.update(store.replayProgress?.().done ?? 0), 200);
   try {
     app = await createApp({ ...classes, store, logger: context.logger });
   } catch (err) {

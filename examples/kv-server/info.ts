@@ -19,10 +19,11 @@ export interface InfoInput {
   readonly inputBytesDropped: number;
   /** The app's stats; null while the log loads. */
   readonly stats: AppStats | null;
-  /** While loading: bytes of log read and in all, events replayed, when it began. */
+  /** While loading: how far the store has read (its unit: bytes, records), events replayed, when it began. */
   readonly loading: {
-    readonly bytesRead: number;
-    readonly bytesTotal: number;
+    readonly done: number;
+    readonly total: number;
+    readonly unit: 'bytes' | 'records';
     readonly events: number;
     readonly startedAt: number;
   } | null;
@@ -111,14 +112,22 @@ function loadingFields(i: InfoInput): Fields {
       ['async_loading', 0],
     ];
   const elapsed = (Date.now() - l.startedAt) / 1000;
-  const fraction = l.bytesTotal > 0 ? l.bytesRead / l.bytesTotal : 0;
+  const fraction = l.total > 0 ? l.done / l.total : 0;
+  const bytes = l.unit === 'bytes';
   const eta = fraction > 0 ? Math.max(0, Math.round((elapsed / fraction) * (1 - fraction))) : 1;
   return [
     ['loading', 1],
     ['async_loading', 0],
     ['loading_start_time', Math.floor(l.startedAt / 1000)],
-    ['loading_total_bytes', l.bytesTotal],
-    ['loading_loaded_bytes', l.bytesRead],
+    // Redis's fields count bytes; a store that reads records reports how many in its own fields.
+    ['loading_total_bytes', bytes ? l.total : 0],
+    ['loading_loaded_bytes', bytes ? l.done : 0],
+    ...(bytes
+      ? []
+      : ([
+          ['loading_total_records', l.total],
+          ['loading_loaded_records', l.done],
+        ] as Fields)),
     ['loading_loaded_perc', (fraction * 100).toFixed(2)],
     ['loading_eta_seconds', eta],
     ['loading_events', l.events],

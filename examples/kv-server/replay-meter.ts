@@ -4,6 +4,7 @@ import type {
   EventStore,
   ReplayEnd,
   ReplayOptions,
+  ReplayProgress,
   ReplaySink,
   StoreContext,
   StoreOpenInfo,
@@ -22,7 +23,7 @@ export class ReplayMeter implements EventStore {
   readonly compact?: () => Promise<CompactionResult>;
   readonly recover?: () => Promise<void>;
   readonly stats?: () => StoreStats;
-  readonly replayProgress?: () => { readonly bytesRead: number; readonly bytesTotal: number };
+  readonly replayProgress?: () => ReplayProgress;
 
   constructor(readonly inner: EventStore) {
     if (inner.compact) this.compact = () => inner.compact!();

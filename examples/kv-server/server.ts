@@ -126,11 +126,12 @@ export class KvServer implements ServerApi, Dispatcher {
     const started = Date.now();
     this.loadStartedAt = started;
     const timer = setInterval(() => {
-      const { bytesRead, bytesTotal } = meter.replayProgress?.() ?? { bytesRead: 0, bytesTotal: 0 };
+      const { done, total, unit } = meter.replayProgress?.() ?? { done: 0, total: 0, unit: 'bytes' };
       const seconds = (Date.now() - started) / 1000;
-      const percent = bytesTotal > 0 ? ((100 * bytesRead) / bytesTotal).toFixed(1) : '0.0';
+      const percent = total > 0 ? ((100 * done) / total).toFixed(1) : '0.0';
+      const amount = (n: number) => (unit === 'bytes' ? mb(n) : `${n} records`);
       this.print(
-        `Loading: ${percent}% (${mb(bytesRead)} of ${mb(bytesTotal)}), ${meter.events} events, ${Math.round(meter.events / seconds)} events/s`,
+        `Loading: ${percent}% (${amount(done)} of ${amount(total)}), ${meter.events} events, ${Math.round(meter.events / seconds)} events/s`,
       );
     }, this.options.progressIntervalMs ?? 1000);
     try {
@@ -291,7 +292,7 @@ export class KvServer implements ServerApi, Dispatcher {
         loading:
           meter !== null
             ? {
-                ...(progress ?? { bytesRead: 0, bytesTotal: 0 }),
+                ...(progress ?? { done: 0, total: 0, unit: 'bytes' as const }),
                 events: meter.events,
                 startedAt: this.loadStartedAt,
               }

@@ -62,6 +62,13 @@ export interface ReplayEnd {
   readonly lastSeq: number;
 }
 
+/** How far a replay has read: bytes of a file, records of a table, in the store's own unit. */
+export interface ReplayProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly unit: 'bytes' | 'records';
+}
+
 /** What a store found when it opened. */
 export interface StoreOpenInfo {
   /** `aof`, `sqlite-wal`, `memory`, … */
@@ -182,6 +189,6 @@ export interface EventStore {
   recover?(): Promise<void>;
   /** Capability: the store's own status. */
   stats?(): StoreStats;
-  /** Capability: bytes read so far and in all during `replay`, for progress reports. */
-  replayProgress?(): { readonly bytesRead: number; readonly bytesTotal: number };
+  /** Capability: how far `replay` has read, for progress reports. */
+  replayProgress?(): ReplayProgress;
 }
