@@ -5,7 +5,7 @@ import type { AppliedEvent } from '../events/event';
 import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
-import { AppClosedError, CannotCompactError, PersistenceError } from '../errors';
+import { AppClosedError, CannotCompactError, LogCompactedError, PersistenceError } from '../errors';
 import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import { CommandQueue } from './command-queue';
@@ -254,8 +254,14 @@ export class App {
     this.recovery.stop();
     this.unwatch?.();
     this.unwatch = null;
-    while (!this.queue.idle) await new Promise((r) => setImmediate(r));
-    await this.committer.settled();
+    // Everything dispatched finishes: decisions, a conflict being resolved (its commands are in
+    // no queue meanwhile), a catch-up, a recovery attempt under way, then the appends.
+    // An append settling can start a conflict's resolution: go round until nothing is left.
+    const quiet = () => this.queue.idle && !this.committer.busy && !this.recovery.attempting;
+    do {
+      while (!quiet()) await new Promise((r) => setImmediate(r));
+      await this.committer.settled();
+    } while (!quiet());
     try {
       await this.store.close();
     } finally {
@@ -292,6 +298,7 @@ export class App {
   /** Applies what other writers appended after `after`, reporting it on `events$`; resolves with the last seq. */
   private async catchUp(after: number): Promise<number> {
     const subject = this.eventsSubject;
+    const committer = this.committer;
     const loader = new StateLoader(
       this.kv,
       this.projector,
@@ -300,15 +307,29 @@ export class App {
         if (subject.observed)
           for (let i = 0; i < events.length; i++) subject.next({ seq: seq + i, time, event: events[i] });
       },
+      after,
     );
-    const end = await this.store.replay(loader, { after });
-    loader.reportSkipped(this.logger);
-    return Math.max(after, end.lastSeq, loader.lastSeq);
+    try {
+      const end = await this.store.replay(loader, { after });
+      return Math.max(after, end.lastSeq, loader.lastSeq);
+    } catch (err) {
+      // What was applied stays applied and reported once: the next catch-up starts after it.
+      if (loader.lastSeq > after) committer.lastSeq = committer.durableSeq = loader.lastSeq;
+      if (!(err instanceof LogCompactedError)) throw err;
+      // The commands after `after` survive only in a snapshot now: load it, and the rest.
+      this.logger.warn(`${err.message}; reloading the state from the log`);
+      this.kv.reset();
+      await this.load();
+      return committer.durableSeq;
+    } finally {
+      loader.reportSkipped(this.logger);
+    }
   }
 
   /** One recovery attempt: see `RecoveryHost.repair`. */
   private async repair(): Promise<void> {
     const committer = this.committer;
+    await committer.quiet();
     await committer.settled();
     await this.store.recover?.();
     if (this.currentStatus !== 'failed') return;

@@ -1,7 +1,7 @@
 import type { AppliedEvent, DomainEvent } from '../events/event';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
-import { AppendConflictError } from '../errors';
+import { AppendConflictError, PersistenceError } from '../errors';
 import type { EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
@@ -18,7 +18,12 @@ interface InFlight extends Dispatched {
   readonly durable: Promise<void>;
   /** Its next decision, once a conflict has put it back in the queue. */
   retried?: Promise<CommandResult>;
+  /** A write failure rolled it back: its caller hears of the failure, nothing else. */
+  dropped?: boolean;
 }
+
+/** A promise that never settles: the place of a conflict's redo until it is put back in the queue. */
+const UNTIL_REQUEUED = new Promise<CommandResult>(() => {});
 
 /** What the committer needs from the rest of the App. */
 export interface CommitHost {
@@ -71,6 +76,18 @@ export class Committer {
     this.retain = host.store.sharedLog === true;
   }
 
+  /** True while a conflict is resolved or a catch-up runs: the App's close and recovery wait. */
+  get busy(): boolean {
+    return this.resolving !== null || this.following !== null;
+  }
+
+  /** Resolves once no conflict is being resolved and no catch-up runs. */
+  async quiet(): Promise<void> {
+    while (this.resolving !== null || this.following !== null) {
+      await (this.resolving ?? this.following)?.catch(() => {});
+    }
+  }
+
   /** Settles once every append made so far has. */
   settled(): Promise<void> {
     return this.lastDurable.catch(() => {});
@@ -105,20 +122,20 @@ export class Committer {
       this.followAgain = false;
       if (host.refusal() !== null) return;
       queue.pause();
+      // From here a decision under way is stale: it commits nothing (it is decided again after
+      // the catch-up), so no append can start while the replay below runs.
+      this.generation++;
       try {
         await this.settled();
-        if (this.resolving !== null) {
-          await this.resolving.catch(() => {});
+        if (this.resolving !== null || this.inflight.length > 0) {
+          await this.resolving?.catch(() => {});
           this.followAgain = true;
           continue;
         }
-        if (host.refusal() !== null || this.inflight.length > 0) return;
+        if (host.refusal() !== null) return;
         const head = await host.catchUp(this.durableSeq);
         this.knownHead = Math.max(this.knownHead, head);
-        if (head > this.durableSeq) {
-          this.lastSeq = this.durableSeq = head;
-          this.generation++;
-        }
+        if (head > this.durableSeq) this.lastSeq = this.durableSeq = head;
       } finally {
         queue.resume();
       }
@@ -149,7 +166,15 @@ export class Committer {
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
       const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
-      return this.lastDurable.then(() => result);
+      return this.lastDurable.then(
+        () => result,
+        (err: unknown) => {
+          // Decided on the commands in flight: if they were stale, so is this decision.
+          if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
+            return host.queue!.retry([{ command, attempts: attempts + 1, ticket }])[0];
+          throw host.refusal() ?? host.failed(err);
+        },
+      );
     }
     const firstSeq = this.lastSeq + 1;
     const time = host.clock.now();
@@ -171,8 +196,12 @@ export class Committer {
         return result;
       },
       (err: unknown) => {
-        if (entry !== null && err instanceof AppendConflictError) return this.conflict(entry, err);
-        if (entry !== null) this.dropInflight();
+        if (entry === null) throw host.failed(err);
+        // Part of a conflict being resolved: the resolution decides what becomes of it.
+        if (entry.retried !== undefined) return this.afterResolving(entry);
+        if (entry.dropped) throw host.refusal() ?? host.failed(err);
+        if (err instanceof AppendConflictError) return this.conflict(entry, err);
+        this.dropInflight();
         throw host.failed(err);
       },
     );
@@ -209,6 +238,7 @@ export class Committer {
   private dropInflight(): void {
     const all = this.inflight.splice(0);
     if (all.length === 0) return;
+    for (const e of all) e.dropped = true;
     this.host.kv.rollbackTo(all[0].mark);
     this.lastSeq = this.durableSeq;
   }
@@ -220,28 +250,40 @@ export class Committer {
    * again; each of their promises follows its next decision.
    */
   private conflict(entry: InFlight, err: AppendConflictError): Promise<CommandResult> {
-    if (entry.retried === undefined) {
-      const resolving = this.resolveConflict(err);
-      this.resolving = resolving;
-      resolving.finally(() => {
-        if (this.resolving === resolving) this.resolving = null;
-      });
-    }
-    const resolving = this.resolving ?? Promise.resolve();
-    return resolving.then(() => entry.retried!);
+    const redo = this.inflight.splice(0);
+    for (const r of redo) r.retried = UNTIL_REQUEUED;
+    const resolving = this.resolveConflict(redo, err);
+    this.resolving = resolving;
+    resolving.finally(() => {
+      if (this.resolving === resolving) this.resolving = null;
+    });
+    return this.afterResolving(entry);
   }
 
-  private async resolveConflict(err: AppendConflictError): Promise<void> {
+  /** The entry's next decision, once the conflict it is part of is resolved. */
+  private afterResolving(entry: InFlight): Promise<CommandResult> {
+    return (this.resolving ?? Promise.resolve()).then(() => entry.retried!);
+  }
+
+  private async resolveConflict(redo: InFlight[], err: AppendConflictError): Promise<void> {
     const host = this.host;
     const queue = host.queue!;
-    const redo = this.inflight.splice(0);
     this.generation++;
     queue.pause();
-    for (const r of redo) r.retried = new Promise<CommandResult>(() => {}); // placeholder until requeued
     try {
       host.kv.rollbackTo(redo[0].mark);
       this.lastSeq = this.durableSeq;
-      await Promise.allSettled(redo.map((r) => r.durable));
+      const settled = await Promise.allSettled(redo.map((r) => r.durable));
+      // A write failure among them fails the app (recovery catches up later); an append that
+      // landed after a conflict breaks the store's contract.
+      for (const s of settled) {
+        if (s.status === 'rejected' && !(s.reason instanceof AppendConflictError)) throw s.reason;
+        if (s.status === 'fulfilled')
+          throw new PersistenceError(
+            'the store acknowledged an append after refusing an earlier one',
+            undefined,
+          );
+      }
       this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
       await backoff(redo[0].attempts);
     } catch (caught) {
@@ -258,7 +300,10 @@ export class Committer {
     const retried = queue.retry(
       again.map((r) => ({ command: r.command, attempts: r.attempts + 1, ticket: r.ticket })),
     );
-    for (let i = 0; i < again.length; i++) again[i].retried = retried[i];
+    for (let i = 0; i < again.length; i++) {
+      again[i].retried = retried[i];
+      retried[i].catch(() => {}); // consumed by afterResolving; a rejection is its caller's
+    }
     for (const r of redo) {
       if (r.attempts + 1 >= MAX_DECISIONS) {
         r.retried = Promise.reject(

@@ -27,6 +27,8 @@ export interface RecoveryHost {
 export class Recovery {
   /** While set, commands reject with it. */
   failure: PersistenceError | null = null;
+  /** True while an attempt runs (the App's close waits for it). */
+  attempting = false;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: RecoveryHost) {}
@@ -45,8 +47,13 @@ export class Recovery {
 
   /** Tries once to leave the failed state. */
   async attempt(): Promise<void> {
-    if (this.failure === null) return;
-    await this.host.repair();
+    if (this.failure === null || this.attempting) return;
+    this.attempting = true;
+    try {
+      await this.host.repair();
+    } finally {
+      this.attempting = false;
+    }
     if (this.failure === null) return;
     this.failure = null;
     this.host.setFailed(false);

@@ -28,7 +28,15 @@ export class StateLoader implements ReplaySink {
     private readonly projector: Projector,
     private readonly skipUnknownEventTypes: boolean,
     private readonly applied: AppliedGroup | null = null,
-  ) {}
+    /** A catch-up starts after this seq; each command is then applied under the undo journal, all or none. */
+    after: number | null = null,
+  ) {
+    this.atomic = after !== null;
+    if (after !== null) this.lastSeq = after;
+  }
+
+  /** Catch-up: a command that fails half way is undone, so the state ends at the last whole one. */
+  private readonly atomic: boolean;
 
   snapshot(seq: number): void {
     this.lastSeq = seq;
@@ -40,6 +48,18 @@ export class StateLoader implements ReplaySink {
   }
 
   group(group: EventGroup, position?: LogPosition): void {
+    if (!this.atomic) return this.applyGroup(group, position);
+    this.kv.begin();
+    try {
+      this.applyGroup(group, position);
+    } catch (err) {
+      this.kv.rollback();
+      throw err;
+    }
+    this.kv.commit();
+  }
+
+  private applyGroup(group: EventGroup, position?: LogPosition): void {
     const { seq, time, events } = group;
     const projector = this.projector;
     for (let i = 0; i < events.length; i++) {
@@ -63,6 +83,7 @@ export class StateLoader implements ReplaySink {
   }
 
   set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void {
+    if (this.atomic) return this.group({ seq, time, events: [SET(key, value)] }, position);
     try {
       this.projector.applySet(key, value, seq, time);
     } catch (err) {

@@ -17,6 +17,8 @@ interface SavedStructure {
   readonly overlay: Map<string, Slot> | null;
   readonly hidesBase: boolean;
   readonly size: number;
+  /** The snapshot open when it was saved (`-1`: none): an undo in another one cannot put the overlay back as it was. */
+  readonly epoch: number;
 }
 
 /**
@@ -50,6 +52,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
   private commandStart = 0;
   /** The mark of journal index 0: marks stay valid when `forget()` shifts the arrays. */
   private journalBase = 0;
+  /** The journal was opened by `begin(true)`: it outlives commands. */
+  private retained = false;
   private pending: StateChange[] = [];
   private readonly changes = new Subject<StateChange>();
 
@@ -111,6 +115,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
         overlay: this.overlay,
         hidesBase: this.hidesBase,
         size: this.count,
+        epoch: this.epoch(),
       };
     }
     if (this.overlay !== null) {
@@ -154,6 +159,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
    * several commands at once. Returns the command's mark.
    */
   begin(retain = false): number {
+    this.retained = retain;
     if (!retain || this.journalLength < 0) {
       this.journalLength = 0;
       this.journalBase = 0;
@@ -177,7 +183,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
   rollback(): void {
     const keep = this.commandStart;
     this.undo(this.commandStart);
-    if (keep === 0) this.endJournal();
+    // A retained journal stays open: the commands still in flight hold marks into it.
+    if (keep === 0 && !this.retained) this.endJournal();
     else this.journalLength = keep;
   }
 
@@ -191,14 +198,25 @@ export class KeyValueState implements ReadonlyKeyValueState {
   }
 
   /**
-   * @internal The commands before `mark` are durable: their undo information is dropped. With
-   * nothing retained after it, the journal closes (writes outside commands then cost no lookup).
+   * @internal The commands before `mark` are durable: their undo information is dropped.
+   * `forget(Infinity)`: nothing is in flight, and the journal closes (writes outside commands
+   * then cost no lookup). Invariant: a mark handed out by `begin` stays valid until then, so the
+   * journal never closes, nor restarts its numbering, while a command in flight holds one.
    */
   forget(mark: number): void {
-    const drop = mark - this.journalBase;
-    if (this.journalLength < 0 || drop <= 0) return;
-    if (drop >= this.journalLength) {
+    if (this.journalLength < 0) return;
+    if (mark === Number.POSITIVE_INFINITY) {
       this.endJournal();
+      return;
+    }
+    const drop = mark - this.journalBase;
+    if (drop <= 0) return;
+    if (drop >= this.journalLength) {
+      const values = this.journalValues;
+      for (let i = 0; i < this.journalLength; i++) values[i] = undefined;
+      this.journalBase += this.journalLength;
+      this.journalLength = 0;
+      this.commandStart = 0;
       return;
     }
     // Shift only when most of the journal is dead, so each entry is moved O(1) times on average.
@@ -220,11 +238,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
     for (let i = this.journalLength - 1; i >= from; i--) {
       const key = keys[i];
       if (key === CLEARED) {
-        const saved = values[i] as SavedStructure;
-        this.base = saved.base;
-        this.overlay = saved.overlay;
-        this.hidesBase = saved.hidesBase;
-        this.count = saved.size;
+        this.unclear(values[i] as SavedStructure);
         continue;
       }
       const previous = values[i] as JsonValue | undefined;
@@ -243,6 +257,44 @@ export class KeyValueState implements ReadonlyKeyValueState {
     }
     for (let i = from; i < this.journalLength; i++) values[i] = undefined;
     this.journalLength = from;
+  }
+
+  /** Which snapshot is open now (`-1`: none). */
+  private epoch(): number {
+    return this.overlay !== null ? this.snapshotId : -1;
+  }
+
+  /**
+   * Puts back the structure a `clear()` replaced. Within the same snapshot (or none) that is the
+   * saved structure itself. A retained journal can outlive a snapshot (a compaction released it,
+   * or took another, between the clear and a conflict's rollback): the saved overlay then belongs
+   * to no open snapshot, so the content is rebuilt — into the open snapshot's overlay, leaving its
+   * frozen base alone, or as the base when none is open. O(keys), on that rare path only.
+   */
+  private unclear(saved: SavedStructure): void {
+    if (saved.epoch === this.epoch()) {
+      this.base = saved.base;
+      this.overlay = saved.overlay;
+      this.hidesBase = saved.hidesBase;
+      this.count = saved.size;
+      return;
+    }
+    const content = new Map<string, JsonValue>();
+    if (saved.overlay === null || !saved.hidesBase) for (const [k, v] of saved.base) content.set(k, v);
+    if (saved.overlay !== null) {
+      for (const [k, slot] of saved.overlay) {
+        if (slot === TOMBSTONE) content.delete(k);
+        else content.set(k, slot);
+      }
+    }
+    if (this.overlay !== null) {
+      this.overlay = new Map(content);
+      this.hidesBase = true;
+    } else {
+      this.base = content;
+      this.hidesBase = false;
+    }
+    this.count = content.size;
   }
 
   /** Closes the journal, dropping its references (a cleared map must not outlive its command). */
