@@ -1,0 +1,46 @@
+/*
+ * What the store calls on node-postgres, typed structurally: a `pg.Pool` the user owns fits
+ * these interfaces as it is, and the published types need no `@types/pg`. Nothing here imports
+ * `pg` itself; `connection.ts` loads it only when the store is given a connection string.
+ */
+
+/** The part of a query result the store reads. */
+export interface PgResult {
+  /** Rows: objects, or arrays with `rowMode: 'array'`. */
+  readonly rows: unknown[];
+  /** Rows inserted, updated or returned; null for a statement that reports none. */
+  readonly rowCount: number | null;
+}
+
+/** A query whose rows come back as arrays of column values (cheaper than objects on replay). */
+export interface PgArrayQuery {
+  readonly text: string;
+  readonly values?: unknown[];
+  readonly rowMode: 'array';
+}
+
+/** A `NOTIFY` received on a connection that `LISTEN`s. */
+export interface PgNotification {
+  readonly channel: string;
+  readonly payload?: string;
+}
+
+/** One connection checked out of the pool (a `pg.PoolClient`). */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  query(config: PgArrayQuery): Promise<PgResult>;
+  /** Back to the pool; `true` destroys the connection instead (after an error). */
+  release(destroy?: boolean): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'notification', listener: (message: PgNotification) => void): unknown;
+}
+
+/**
+ * What the store needs of a `pg.Pool`. It checks out two connections for its lifetime (the
+ * writer: appends and replays; the watcher: LISTEN, the head polls, NOTIFY), so a pool of your
+ * own needs `max` ≥ 2 plus what the rest of your application uses.
+ */
+export interface PgPoolLike {
+  connect(): Promise<PgClientLike>;
+  end(): Promise<void>;
+}

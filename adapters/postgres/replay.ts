@@ -1,0 +1,157 @@
+import { CorruptLogError, type DomainEvent, type JsonValue, LogCompactedError } from '../../src/index';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import { persistenceError } from './connection';
+import type { PgArrayQuery, PgClientLike } from './driver';
+import type { Tables } from './schema';
+
+/**
+ * Rows per page. Each page is one keyset query (`seq > last ORDER BY seq LIMIT n`) on the primary
+ * key, so memory is bounded by a page, never the log. Pages need no common snapshot: rows are
+ * only ever added at the head, in seq order = commit order, so each page reads a prefix.
+ */
+const PAGE = 4096;
+
+type EventRow = [seq: string, time: string, type: string, data: string, n: number];
+type EntryRow = [ord: number, key: string, value: string];
+
+/** Where the replay starts, read from the head row. */
+export interface ReplayStart {
+  readonly snapshotSeq: number;
+  readonly snapshotId: number;
+}
+
+/** The snapshot the head row names (0 / 0 for none). */
+export async function readStart(client: PgClientLike, t: Tables, log: string): Promise<ReplayStart> {
+  const rows = await read(client, t.heads, {
+    text: `SELECT snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
+    values: [log],
+    rowMode: 'array',
+  });
+  const row = rows[0] as [seq: number, id: number] | undefined;
+  return { snapshotSeq: row?.[0] ?? 0, snapshotId: row?.[1] ?? 0 };
+}
+
+/**
+ * Streams the log in pages: without `after`, the snapshot (if any) then the events above it;
+ * with `after`, only the events after it, and `LogCompactedError` when the first one left is
+ * further on (compaction deleted the ones asked for). A gap between rows, or a continuation row
+ * without its first, is corruption: groups are committed whole, in one statement.
+ */
+export async function* replayLog(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  where: string,
+  after: number | undefined,
+): AsyncGenerator<readonly ReplayRecord[]> {
+  let last: number;
+  if (after === undefined) {
+    const start = await readStart(client, t, log);
+    if (start.snapshotId > 0) yield* snapshotPages(client, t, log, start);
+    last = start.snapshotSeq;
+  } else {
+    last = after;
+  }
+  const select = `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
+  let expected = last + 1;
+  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  for (;;) {
+    const page = (await read(client, where, {
+      text: select,
+      values: [log, last],
+      rowMode: 'array',
+    })) as EventRow[];
+    const out: ReplayRecord[] = [];
+    for (let i = 0; i < page.length; i++) {
+      const row = page[i];
+      const seq = Number(row[0]);
+      if (seq !== expected) {
+        // The first event after `after` is gone: a compaction deleted it (it lives in the snapshot).
+        if (after !== undefined && expected === after + 1) throw new LogCompactedError(after, seq, where);
+        throw new CorruptLogError(where, 0, `event seq ${expected}`, `the events jump to seq ${seq}`);
+      }
+      expected = seq + 1;
+      const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
+      const n = row[4];
+      if (open === null) {
+        if (n < 1) {
+          if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
+          throw new CorruptLogError(
+            where,
+            0,
+            `the first event of a command at seq ${seq}`,
+            'found a continuation row',
+          );
+        }
+        if (n === 1) {
+          out.push({ kind: 'group', seq, time: Number(row[1]), events: [event] });
+          continue;
+        }
+        open = { seq, time: Number(row[1]), events: [event], size: n };
+      } else {
+        open.events.push(event);
+      }
+      if (open.events.length === open.size) {
+        out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+        open = null;
+      }
+    }
+    if (out.length > 0) yield out;
+    if (page.length === 0 && after !== undefined && expected === after + 1) {
+      // No event after `after`: the log ends there, unless a snapshot covers more.
+      const { snapshotSeq } = await readStart(client, t, log);
+      if (snapshotSeq > after) throw new LogCompactedError(after, snapshotSeq + 1, where);
+    }
+    if (page.length < PAGE) break;
+    last = Number(page[page.length - 1][0]);
+  }
+  if (open !== null)
+    throw new CorruptLogError(
+      where,
+      0,
+      `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
+      'the log ends',
+    );
+}
+
+/** The snapshot's record, then its entries in pages. */
+async function* snapshotPages(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  start: ReplayStart,
+): AsyncGenerator<readonly ReplayRecord[]> {
+  const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
+  let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
+  let ord = -1;
+  for (;;) {
+    const values = [log, start.snapshotId, ord];
+    const page = (await read(client, t.snapshot, { text: select, values, rowMode: 'array' })) as EntryRow[];
+    for (let i = 0; i < page.length; i++) {
+      const row = page[i];
+      batch.push({ kind: 'entry', key: row[1], value: parse(row[2], `${t.snapshot}`, row[1]) });
+    }
+    yield batch;
+    batch = [];
+    if (page.length < PAGE) return;
+    ord = page[page.length - 1][0];
+  }
+}
+
+/** One page; a driver error (a lost connection) becomes the PersistenceError a store's read rejects with. */
+async function read(client: PgClientLike, where: string, query: PgArrayQuery): Promise<unknown[]> {
+  try {
+    return (await client.query(query)).rows;
+  } catch (err) {
+    throw persistenceError(`cannot read ${where}`, err);
+  }
+}
+
+/** `JSON.parse`, naming the row on failure (the message is built only then). */
+function parse(text: string, where: string, at: string | number): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new CorruptLogError(where, 0, `JSON data at ${JSON.stringify(at)}`, (err as Error).message);
+  }
+}

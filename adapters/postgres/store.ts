@@ -1,0 +1,201 @@
+import {
+  AppClosedError,
+  type EventGroup,
+  type EventStore,
+  type ReplayEnd,
+  type ReplayOptions,
+  type ReplaySink,
+  type StoreContext,
+  type StoreOpenInfo,
+  StoreLockedError,
+  type StoreStats,
+} from '../../src/index';
+import { ReplayFeed } from '../../src/store/replay-batch';
+import { appendStatement } from './append';
+import { describeLocation, persistenceError, poolFor } from './connection';
+import type { PgPoolLike } from './driver';
+import { IncompatibleSchemaError } from './errors';
+import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
+import { replayLog } from './replay';
+import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
+import { HeadWatcher } from './watcher';
+import { PgWriter } from './writer';
+
+/** `stats()` of the PostgreSQL store: the common fields and its own. */
+export interface PostgresStats extends StoreStats {
+  /** Where the log is: the connection string without its password, the schema and the log. */
+  readonly location: string;
+  /** The last head this instance has seen (its own commits, its replays, its polls). */
+  readonly headSeq: number;
+  /** Appends refused because another instance appended first. */
+  readonly conflicts: number;
+  /** Batches committed by this instance. */
+  readonly batches: number;
+  /** Connections taken again after a loss. */
+  readonly reconnects: number;
+  /** Batches whose COMMIT answer was lost and that were found committed. */
+  readonly recoveredBatches: number;
+  /** NOTIFYs received from other instances, and head polls made. */
+  readonly notifications: number;
+  readonly polls: number;
+}
+
+/**
+ * The PostgreSQL store: one log shared by any number of instances (processes) on one database.
+ *
+ * ```ts
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL, log: 'bank', appendfsync: 'always' });
+ * ```
+ *
+ * Every command is ordered against every other on its log (`sharedLog`): an append that finds
+ * the head moved by another instance rejects with `AppendConflictError`, the App rolls back,
+ * reads the others' commands and decides its own again. Sequence numbers are dense and global
+ * and seq order is commit order (see `schema.ts`). `always` ↔ `synchronous_commit = on`,
+ * `everysec` and `no` ↔ `off`. Followers learn of the others' commits by NOTIFY and by polling
+ * the head (`watch`); `head()` reads it. Needs PostgreSQL 14 or later.
+ */
+export class PostgresStore implements EventStore {
+  /** Always `'postgres'`. */
+  readonly kind = 'postgres';
+  /** Other instances append to the same log. */
+  readonly sharedLog = true;
+  private readonly options: ResolvedPostgresOptions;
+  private readonly where: string;
+  private readonly t: Tables;
+  private pool: PgPoolLike | null = null;
+  private writer: PgWriter | null = null;
+  private watcher: HeadWatcher | null = null;
+  private closing = false;
+
+  constructor(options: PostgresStoreOptions) {
+    this.options = resolveOptions(options);
+    this.t = tablesOf(this.options.schema);
+    this.where = describeLocation(this.options.connectionString, this.options.schema, this.options.log);
+  }
+
+  async open(context: StoreContext): Promise<StoreOpenInfo> {
+    if (this.pool !== null || this.closing)
+      throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
+    const { connectionString, log, appendfsync } = this.options;
+    const pool = this.options.pool ?? poolFor(connectionString!);
+    this.pool = pool;
+    const writer = new PgWriter(
+      pool,
+      this.t,
+      log,
+      appendfsync,
+      appendStatement(this.t),
+      this.where,
+      context.logger,
+      {
+        committed: (seq) => this.watcher?.notify(seq),
+      },
+    );
+    try {
+      const conn = await writer.connection();
+      const createdSchema = await ensureSchema(conn.client, this.t);
+      const createdLog = await ensureLog(conn.client, this.t, log);
+      this.writer = writer;
+      this.watcher = new HeadWatcher(pool, this.t, log);
+      return { kind: this.kind, location: this.where, created: createdSchema || createdLog, sizeBytes: 0 };
+    } catch (err) {
+      writer.close();
+      await this.release();
+      if (err instanceof IncompatibleSchemaError) throw err;
+      throw persistenceError(`cannot open ${this.where}`, err);
+    }
+  }
+
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    const writer = this.assertOpen();
+    const feed = new ReplayFeed(sink, options, this.where);
+    let conn: Awaited<ReturnType<PgWriter['connection']>>;
+    try {
+      conn = await writer.connection();
+    } catch (err) {
+      throw persistenceError(`cannot read ${this.where}`, err);
+    }
+    // The driver's errors come out as PersistenceError (replay.ts); the sink's pass as they are.
+    for await (const batch of replayLog(conn.client, this.t, this.options.log, this.where, options?.after))
+      feed.push(batch);
+    // Read up to the head: appends may go again after a conflict.
+    writer.caughtUp();
+    const watcher = this.watcher!;
+    if (feed.lastSeq > watcher.known) watcher.known = feed.lastSeq;
+    return feed.end;
+  }
+
+  append(group: EventGroup): Promise<void> {
+    if (this.writer === null)
+      return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    return this.writer.append(group);
+  }
+
+  /** Calls `changed` when another instance may have appended (NOTIFY, or a head poll). */
+  watch(changed: () => void): () => void {
+    this.assertOpen();
+    return this.watcher!.watch(changed);
+  }
+
+  /** The last sequence number committed to the log by any instance, read from the head row now. */
+  async head(): Promise<number> {
+    this.assertOpen();
+    try {
+      return await this.watcher!.head();
+    } catch (err) {
+      throw persistenceError(`cannot read the head of ${this.where}`, err);
+    }
+  }
+
+  /** After a PersistenceError: a new connection, the lost one's server process ended, a probe write. */
+  recover(): Promise<void> {
+    return this.assertOpen().recover();
+  }
+
+  stats(): PostgresStats {
+    const w = this.writer;
+    const watcher = this.watcher;
+    return {
+      kind: this.kind,
+      appendfsync: this.options.appendfsync,
+      lastWriteStatus: w?.error ? 'err' : 'ok',
+      rewriteInProgress: false,
+      location: this.where,
+      headSeq: watcher?.known ?? 0,
+      conflicts: w?.conflicts ?? 0,
+      batches: w?.batches ?? 0,
+      reconnects: w?.reconnects ?? 0,
+      recoveredBatches: w?.recoveredBatches ?? 0,
+      notifications: watcher?.notifications ?? 0,
+      polls: watcher?.polls ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.writer === null || this.closing) return;
+    this.closing = true;
+    try {
+      await this.writer.drain();
+    } finally {
+      this.writer.close();
+      this.watcher?.close();
+      this.writer = null;
+      this.watcher = null;
+      await this.release();
+      this.closing = false;
+    }
+  }
+
+  /** Ends the pool if the store made it (a pool the user gave stays theirs). */
+  private async release(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null && this.options.pool === null) await pool.end().catch(() => {});
+  }
+
+  private assertOpen(): PgWriter {
+    if (this.writer === null || this.closing)
+      throw new AppClosedError(`the PostgresStore on ${this.where} is not open`);
+    return this.writer;
+  }
+}
