@@ -14,11 +14,13 @@ export interface BatchRows {
   readonly types: string[];
   readonly data: string[];
   readonly sizes: number[];
+  /** Characters of event data in the batch. */
+  bytes: number;
 }
 
 /** An empty batch starting at `firstSeq`. */
 export function newRows(id: string, firstSeq: number): BatchRows {
-  return { id, firstSeq, lastSeq: firstSeq - 1, times: [], types: [], data: [], sizes: [] };
+  return { id, firstSeq, lastSeq: firstSeq - 1, times: [], types: [], data: [], sizes: [], bytes: 0 };
 }
 
 /** Adds one command's events (serialised now, so that a later change to them cannot leak in). */
@@ -27,7 +29,9 @@ export function addGroup(rows: BatchRows, group: EventGroup): void {
   for (let i = 0; i < events.length; i++) {
     rows.times.push(group.time);
     rows.types.push(events[i].type);
-    rows.data.push(JSON.stringify(events[i].data));
+    const data = JSON.stringify(events[i].data);
+    rows.data.push(data);
+    rows.bytes += data.length;
     rows.sizes.push(i === 0 ? events.length : 0);
   }
   rows.lastSeq = group.seq + events.length - 1;

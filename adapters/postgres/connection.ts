@@ -31,8 +31,9 @@ export function poolFor(connectionString: string): PgPoolLike {
   } catch {
     throw new ConfigError('PostgresStore needs the pg package: npm install pg');
   }
-  // Two connections for the store (writer, watcher) and one spare for a reconnect that overlaps.
-  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 3 });
+  // Held: the writer, the watcher; checked out while they run: a replay, a compaction; and one
+  // spare for a reconnect that overlaps the release of a broken connection.
+  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 5 });
   if (pool === null) throw new ConfigError('PostgresStore: the pg package has no Pool');
   // An idle connection that dies (a server restart) is reported on the pool; without a listener
   // Node would crash the process. The store notices on its next query.

@@ -36,9 +36,9 @@ export interface PgClientLike {
 }
 
 /**
- * What the store needs of a `pg.Pool`. It checks out two connections for its lifetime (the
- * writer: appends and replays; the watcher: LISTEN, the head polls, NOTIFY), so a pool of your
- * own needs `max` ≥ 2 plus what the rest of your application uses.
+ * What the store needs of a `pg.Pool`. It holds two connections for its lifetime (the writer:
+ * appends; the watcher: LISTEN, the head polls, NOTIFY) and checks one out per replay and per
+ * compaction, so a pool of your own needs `max` ≥ 4 plus what the rest of your application uses.
  */
 export interface PgPoolLike {
   connect(): Promise<PgClientLike>;

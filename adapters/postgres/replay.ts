@@ -1,13 +1,14 @@
 import { CorruptLogError, type DomainEvent, type JsonValue, LogCompactedError } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
-import type { PgArrayQuery, PgClientLike } from './driver';
+import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
 import type { Tables } from './schema';
 
 /**
  * Rows per page. Each page is one keyset query (`seq > last ORDER BY seq LIMIT n`) on the primary
- * key, so memory is bounded by a page, never the log. Pages need no common snapshot: rows are
- * only ever added at the head, in seq order = commit order, so each page reads a prefix.
+ * key, so memory is bounded by a page, never the log. The pages run in one REPEATABLE READ
+ * transaction (the store's `replay`): the head row, the snapshot it names and the events above it
+ * are read as of one instant, so a compaction switching and deleting meanwhile is not seen.
  */
 const PAGE = 4096;
 
@@ -37,12 +38,56 @@ export async function readStart(client: PgClientLike, t: Tables, log: string): P
  * further on (compaction deleted the ones asked for). A gap between rows, or a continuation row
  * without its first, is corruption: groups are committed whole, in one statement.
  */
-export async function* replayLog(
+export async function replayLog(
   client: PgClientLike,
   t: Tables,
   log: string,
   where: string,
   after: number | undefined,
+  counter: { bytes: number },
+  push: (batch: readonly ReplayRecord[]) => void,
+): Promise<void> {
+  for await (const batch of pages(client, t, log, where, after, counter)) push(batch);
+}
+
+/**
+ * Runs `read` in a REPEATABLE READ READ ONLY transaction on a connection of its own (never the
+ * writer's, so that nothing an append sends can land inside it). The driver's errors become
+ * PersistenceError; a sink's pass as they are.
+ */
+export async function inSnapshot(
+  pool: PgPoolLike,
+  where: string,
+  read: (client: PgClientLike) => Promise<void>,
+): Promise<void> {
+  const fail = (err: unknown) => {
+    throw persistenceError(`cannot read ${where}`, err);
+  };
+  const client = await pool.connect().catch(fail);
+  let broken = false;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
+    await read(client);
+    await client.query('COMMIT').catch(fail);
+  } catch (err) {
+    broken = await client.query('ROLLBACK').then(
+      () => false,
+      () => true,
+    );
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The log's records, page by page (see {@link replayLog}). */
+async function* pages(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  where: string,
+  after: number | undefined,
+  counter: { bytes: number },
 ): AsyncGenerator<readonly ReplayRecord[]> {
   let last: number;
   if (after === undefined) {
@@ -72,6 +117,7 @@ export async function* replayLog(
       }
       expected = seq + 1;
       const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
+      counter.bytes += row[3].length;
       const n = row[4];
       if (open === null) {
         if (n < 1) {

@@ -1,25 +1,33 @@
 import {
   AppClosedError,
+  AppendonlyError,
+  type CompactionResult,
   type EventGroup,
   type EventStore,
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
+  type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
   StoreLockedError,
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
+import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatement } from './append';
+import { compactLog } from './compaction';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
-import { replayLog } from './replay';
+import { inSnapshot, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
 import { HeadWatcher } from './watcher';
 import { PgWriter } from './writer';
+
+/** Redis's serverCron checks the rewrite trigger about once a second. */
+const CRON_MS = 1000;
 
 /** `stats()` of the PostgreSQL store: the common fields and its own. */
 export interface PostgresStats extends StoreStats {
@@ -65,7 +73,13 @@ export class PostgresStore implements EventStore {
   private pool: PgPoolLike | null = null;
   private writer: PgWriter | null = null;
   private watcher: HeadWatcher | null = null;
+  private scheduler: CompactionScheduler | null = null;
+  private cron: NodeJS.Timeout | null = null;
   private closing = false;
+  /** Replays running now (a compaction does not snapshot the state during one). */
+  private replaying = 0;
+  /** Characters of event data read by replays: with the writer's, the log's size for the trigger. */
+  private readonly replayed = { bytes: 0 };
 
   constructor(options: PostgresStoreOptions) {
     this.options = resolveOptions(options);
@@ -97,6 +111,16 @@ export class PostgresStore implements EventStore {
       const createdLog = await ensureLog(conn.client, this.t, log);
       this.writer = writer;
       this.watcher = new HeadWatcher(pool, this.t, log);
+      this.scheduler = new CompactionScheduler(this.options, context, {
+        unit: 'bytes',
+        writes: writer,
+        size: () => this.size(),
+        run: (snapshots) => this.runCompaction(snapshots),
+      });
+      this.cron = setInterval(() => {
+        if (!this.closing) this.scheduler?.maybeCompact();
+      }, CRON_MS);
+      this.cron.unref();
       return { kind: this.kind, location: this.where, created: createdSchema || createdLog, sizeBytes: 0 };
     } catch (err) {
       writer.close();
@@ -109,26 +133,39 @@ export class PostgresStore implements EventStore {
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     const writer = this.assertOpen();
     const feed = new ReplayFeed(sink, options, this.where);
-    let conn: Awaited<ReturnType<PgWriter['connection']>>;
+    const full = options?.after === undefined;
+    if (full) this.replayed.bytes = 0;
+    this.replaying++;
     try {
-      conn = await writer.connection();
-    } catch (err) {
-      throw persistenceError(`cannot read ${this.where}`, err);
+      const where = this.where;
+      await inSnapshot(this.pool!, where, (client) =>
+        replayLog(client, this.t, this.options.log, where, options?.after, this.replayed, (batch) =>
+          feed.push(batch),
+        ),
+      );
+    } finally {
+      this.replaying--;
     }
-    // The driver's errors come out as PersistenceError (replay.ts); the sink's pass as they are.
-    for await (const batch of replayLog(conn.client, this.t, this.options.log, this.where, options?.after))
-      feed.push(batch);
     // Read up to the head: appends may go again after a conflict.
-    writer.caughtUp();
+    writer.caughtUp(feed.lastSeq);
     const watcher = this.watcher!;
     if (feed.lastSeq > watcher.known) watcher.known = feed.lastSeq;
+    if (full) this.scheduler?.rebase();
     return feed.end;
   }
 
   append(group: EventGroup): Promise<void> {
     if (this.writer === null)
       return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    this.scheduler!.appended();
     return this.writer.append(group);
+  }
+
+  /** BGREWRITEAOF on the shared log; a call while one runs joins it or its follow-up (CompactionScheduler). */
+  compact(): Promise<CompactionResult> {
+    if (this.writer === null || this.closing)
+      return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    return this.scheduler!.compact();
   }
 
   /** Calls `changed` when another instance may have appended (NOTIFY, or a head poll). */
@@ -148,8 +185,10 @@ export class PostgresStore implements EventStore {
   }
 
   /** After a PersistenceError: a new connection, the lost one's server process ended, a probe write. */
-  recover(): Promise<void> {
-    return this.assertOpen().recover();
+  async recover(): Promise<void> {
+    await this.assertOpen().recover();
+    // The app now reloads its state: no automatic compaction may snapshot it before it appends again.
+    this.scheduler?.recovered();
   }
 
   stats(): PostgresStats {
@@ -158,8 +197,8 @@ export class PostgresStore implements EventStore {
     return {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
+      ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
       lastWriteStatus: w?.error ? 'err' : 'ok',
-      rewriteInProgress: false,
       location: this.where,
       headSeq: watcher?.known ?? 0,
       conflicts: w?.conflicts ?? 0,
@@ -174,6 +213,9 @@ export class PostgresStore implements EventStore {
   async close(): Promise<void> {
     if (this.writer === null || this.closing) return;
     this.closing = true;
+    if (this.cron !== null) clearInterval(this.cron);
+    this.scheduler?.stop(new AppClosedError(`the PostgresStore on ${this.where} is closing`));
+    await this.scheduler?.idle();
     try {
       await this.writer.drain();
     } finally {
@@ -184,6 +226,39 @@ export class PostgresStore implements EventStore {
       await this.release();
       this.closing = false;
     }
+  }
+
+  /** One compaction (the scheduler decides when). */
+  private async runCompaction(snapshots: SnapshotSource): Promise<CompactionResult> {
+    const writer = this.assertOpen();
+    const started = Date.now();
+    const sizeBefore = this.size();
+    try {
+      const { seq, keys } = await compactLog(
+        {
+          pool: this.pool!,
+          t: this.t,
+          log: this.options.log,
+          keepHistory: this.options.keepHistory,
+          committedThrough: (seq) => writer.committedThrough(seq),
+          steady: () => this.replaying === 0 && !writer.isStale,
+        },
+        snapshots,
+      );
+      // The log now starts from the snapshot: its size is counted from here.
+      this.replayed.bytes = 0;
+      writer.bytesWritten = 0;
+      return { seq, keys, sizeBefore, sizeAfter: this.size(), durationMs: Date.now() - started };
+    } catch (err) {
+      // The driver's errors (they carry a code) become PersistenceError; ours and a snapshot's pass as they are.
+      if (err instanceof AppendonlyError || !(err instanceof Error && 'code' in err)) throw err;
+      throw persistenceError(`cannot compact ${this.where}`, err);
+    }
+  }
+
+  /** Characters of event data in the log, as this instance knows them (read, and written since). */
+  private size(): number {
+    return this.replayed.bytes + (this.writer?.bytesWritten ?? 0);
   }
 
   /** Ends the pool if the store made it (a pool the user gave stays theirs). */

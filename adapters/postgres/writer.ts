@@ -5,6 +5,7 @@ import {
   type EventGroup,
   type FsyncPolicy,
   type Logger,
+  PersistenceError,
 } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
 import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
@@ -52,6 +53,10 @@ export class PgWriter {
   reconnects = 0;
   /** Batches whose answer was lost and that the look-up found committed. */
   recoveredBatches = 0;
+  /** The last sequence number this instance knows committed: its own batches, and what its replays read. */
+  lastCommitted = 0;
+  /** Characters of event data committed by this instance (the compaction trigger's growth). */
+  bytesWritten = 0;
 
   constructor(
     private readonly pool: PgPoolLike,
@@ -85,8 +90,18 @@ export class PgWriter {
   }
 
   /** The error appends are refused with, or null. */
-  get error(): Error | null {
+  get error(): PersistenceError | null {
     return this.commit.error;
+  }
+
+  /** True while appends are refused after a conflict, until a replay reaches the head. */
+  get isStale(): boolean {
+    return this.stale !== null;
+  }
+
+  /** Failures so far (a compaction asked before one is cancelled). */
+  get failures(): number {
+    return this.commit.failures;
   }
 
   append(group: EventGroup): Promise<void> {
@@ -109,9 +124,28 @@ export class PgWriter {
     return promise;
   }
 
-  /** A replay has read up to the head: appends may go again. */
-  caughtUp(): void {
+  /** A replay has read up to the head, `seq`: appends may go again. */
+  caughtUp(seq: number): void {
     this.stale = null;
+    if (seq > this.lastCommitted) this.lastCommitted = seq;
+  }
+
+  /**
+   * Resolves once everything up to `seq` has committed (a compaction's snapshot holds the
+   * commands applied but not yet committed); rejects if a conflict or a failure comes first,
+   * as those commands will then never be in the log as the snapshot has them.
+   */
+  async committedThrough(seq: number): Promise<void> {
+    const conflicts = this.conflicts;
+    const failures = this.commit.failures;
+    while (this.lastCommitted < seq) {
+      if (this.conflicts !== conflicts || this.commit.failures !== failures || this.closed)
+        throw new PersistenceError(
+          'compaction abandoned: commands of its snapshot did not commit',
+          'ECONFLICT',
+        );
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
   }
 
   /** Resolves once nothing is pending or in flight (close). */
@@ -169,6 +203,8 @@ export class PgWriter {
     }
     if (ok) {
       this.batches++;
+      this.lastCommitted = batch.rows.lastSeq;
+      this.bytesWritten += batch.rows.bytes;
       this.hooks.committed(batch.rows.lastSeq);
       return;
     }
