@@ -27,11 +27,15 @@ export interface PgNotification {
 
 /** One connection checked out of the pool (a `pg.PoolClient`). */
 export interface PgClientLike {
+  /** A parameterised statement (`$1`, `$2`…), rows as objects. */
   query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** A statement whose rows come back as arrays. */
   query(config: PgArrayQuery): Promise<PgResult>;
   /** Back to the pool; `true` destroys the connection instead (after an error). */
   release(destroy?: boolean): void;
+  /** The connection broke (the store then takes another). */
   on(event: 'error', listener: (err: Error) => void): unknown;
+  /** A NOTIFY on a channel this connection LISTENs to. */
   on(event: 'notification', listener: (message: PgNotification) => void): unknown;
 }
 
@@ -41,6 +45,8 @@ export interface PgClientLike {
  * compaction, so a pool of your own needs `max` ≥ 4 plus what the rest of your application uses.
  */
 export interface PgPoolLike {
+  /** Checks a connection out. */
   connect(): Promise<PgClientLike>;
+  /** Closes every connection (called only on a pool the store made itself). */
   end(): Promise<void>;
 }

@@ -1,4 +1,10 @@
-import { CorruptLogError, type DomainEvent, type JsonValue, LogCompactedError } from '../../src/index';
+import {
+  CorruptLogError,
+  type DomainEvent,
+  type JsonValue,
+  LogCompactedError,
+  PersistenceError,
+} from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
@@ -39,15 +45,21 @@ export async function readStart(client: PgClientLike, t: Tables, log: string): P
  * without its first, is corruption: groups are committed whole, in one statement.
  */
 export async function replayLog(
-  client: PgClientLike,
-  t: Tables,
-  log: string,
-  where: string,
-  after: number | undefined,
-  counter: { bytes: number },
+  read: LogRead,
   push: (batch: readonly ReplayRecord[]) => void,
 ): Promise<void> {
-  for await (const batch of pages(client, t, log, where, after, counter)) push(batch);
+  for await (const batch of pages(read)) push(batch);
+}
+
+/** What one replay reads, and where it counts the characters of event data it read. */
+export interface LogRead {
+  readonly client: PgClientLike;
+  readonly t: Tables;
+  readonly log: string;
+  /** Names the log in errors. */
+  readonly where: string;
+  readonly after: number | undefined;
+  readonly counter: { bytes: number };
 }
 
 /**
@@ -81,14 +93,14 @@ export async function inSnapshot(
 }
 
 /** The log's records, page by page (see {@link replayLog}). */
-async function* pages(
-  client: PgClientLike,
-  t: Tables,
-  log: string,
-  where: string,
-  after: number | undefined,
-  counter: { bytes: number },
-): AsyncGenerator<readonly ReplayRecord[]> {
+async function* pages({
+  client,
+  t,
+  log,
+  where,
+  after,
+  counter,
+}: LogRead): AsyncGenerator<readonly ReplayRecord[]> {
   let last: number;
   if (after === undefined) {
     const start = await readStart(client, t, log);
@@ -144,9 +156,17 @@ async function* pages(
     }
     if (out.length > 0) yield out;
     if (page.length === 0 && after !== undefined && expected === after + 1) {
-      // No event after `after`: the log ends there, unless a snapshot covers more.
+      // No event after `after`: the log ends there, unless a snapshot covers more, or it ends
+      // before it (a database crash under synchronous_commit = off lost commits this reader saw).
       const { snapshotSeq } = await readStart(client, t, log);
       if (snapshotSeq > after) throw new LogCompactedError(after, snapshotSeq + 1, where);
+      const head = await headIn(client, t, log);
+      if (head < after) {
+        throw new PersistenceError(
+          `${where}: the log ends at seq ${head}, before seq ${after} this instance has applied (commits lost in a database crash under synchronous_commit = off): this instance must reload its state (restart it)`,
+          'ELOGLOST',
+        );
+      }
     }
     if (page.length < PAGE) break;
     last = Number(page[page.length - 1][0]);
@@ -182,6 +202,16 @@ async function* snapshotPages(
     if (page.length < PAGE) return;
     ord = page[page.length - 1][0];
   }
+}
+
+/** The head row's seq, in the replay's transaction. */
+async function headIn(client: PgClientLike, t: Tables, log: string): Promise<number> {
+  const rows = await read(client, t.heads, {
+    text: `SELECT seq::float8 FROM ${t.heads} WHERE log = $1`,
+    values: [log],
+    rowMode: 'array',
+  });
+  return (rows[0] as [number] | undefined)?.[0] ?? 0;
 }
 
 /** One page; a driver error (a lost connection) becomes the PersistenceError a store's read rejects with. */

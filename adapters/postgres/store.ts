@@ -135,12 +135,18 @@ export class PostgresStore implements EventStore {
     const feed = new ReplayFeed(sink, options, this.where);
     const full = options?.after === undefined;
     if (full) this.replayed.bytes = 0;
+    if (options?.after !== undefined) {
+      await writer.verifyLast().catch((err: unknown) => {
+        throw persistenceError(`cannot read ${this.where}`, err);
+      });
+    }
     this.replaying++;
     try {
       const where = this.where;
       await inSnapshot(this.pool!, where, (client) =>
-        replayLog(client, this.t, this.options.log, where, options?.after, this.replayed, (batch) =>
-          feed.push(batch),
+        replayLog(
+          { client, t: this.t, log: this.options.log, where, after: options?.after, counter: this.replayed },
+          (b) => feed.push(b),
         ),
       );
     } finally {

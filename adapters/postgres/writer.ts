@@ -57,6 +57,10 @@ export class PgWriter {
   lastCommitted = 0;
   /** Characters of event data committed by this instance (the compaction trigger's growth). */
   bytesWritten = 0;
+  /** The last batch this instance committed, checked after a reconnect (see `verifyLast`). */
+  private lastBatch: BatchRows | null = null;
+  /** Set by a reconnect: the next catch-up first checks that `lastBatch` is still in the log. */
+  private unverified = false;
 
   constructor(
     private readonly pool: PgPoolLike,
@@ -82,6 +86,8 @@ export class PgWriter {
   /** The connection, held for the store's lifetime; replays run on it too (never during an append). */
   async connection(): Promise<HeldConnection> {
     if (this.conn === null || this.conn.broken) {
+      // A new connection after a lost one: the database may have restarted (see verifyLast).
+      if (this.conn !== null) this.unverified = true;
       letGo(this.conn);
       this.conn = null;
       this.conn = await hold(this.pool);
@@ -122,6 +128,32 @@ export class PgWriter {
     });
     this.commit.schedule();
     return promise;
+  }
+
+  /**
+   * After a reconnect: is the last batch this instance committed still in the log? Under
+   * `synchronous_commit = off` a database crash drops the last commits, acknowledged or not, and
+   * their sequence numbers are then given again to other commands: the state this instance holds
+   * is then not the log's, and it must reload (rejects with PersistenceError `ELOGLOST`, naming
+   * the batch). Checked before the first append and the first catch-up after a reconnect, and by
+   * `recover`.
+   */
+  async verifyLast(): Promise<void> {
+    const last = this.lastBatch;
+    if (!this.unverified) return;
+    if (last === null) {
+      this.unverified = false;
+      return;
+    }
+    const conn = await this.connection();
+    if (!(await landed(conn.client, this.t, this.log, last))) {
+      throw new PersistenceError(
+        `${this.where}: batch ${last.id} (seq ${last.firstSeq}–${last.lastSeq}), committed by this instance, is no longer in the log ` +
+          '(a database crash under synchronous_commit = off): this instance must reload its state (restart it)',
+        'ELOGLOST',
+      );
+    }
+    this.unverified = false;
   }
 
   /** A replay has read up to the head, `seq`: appends may go again. */
@@ -174,6 +206,8 @@ export class PgWriter {
       if (lost !== null) await fence(conn.client, lost);
       // A write (not a SELECT): a server that came back read-only (a standby) refuses it here.
       await conn.client.query(`UPDATE ${this.t.heads} SET seq = seq WHERE log = $1`, [this.log]);
+      this.unverified = true;
+      await this.verifyLast();
     } catch (err) {
       throw persistenceError(`${this.where} still cannot be written`, err);
     }
@@ -194,6 +228,7 @@ export class PgWriter {
       return;
     }
     const conn = await this.connection();
+    await this.verifyLast();
     let ok: boolean;
     try {
       ok = await insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
@@ -204,6 +239,7 @@ export class PgWriter {
     if (ok) {
       this.batches++;
       this.lastCommitted = batch.rows.lastSeq;
+      this.lastBatch = batch.rows;
       this.bytesWritten += batch.rows.bytes;
       this.hooks.committed(batch.rows.lastSeq);
       return;
@@ -222,7 +258,9 @@ export class PgWriter {
     lost.broken = true;
     const conn = await this.connection();
     this.reconnects++;
+    this.unverified = true;
     await fence(conn.client, lost);
+    await this.verifyLast();
     if (await landed(conn.client, this.t, this.log, batch.rows)) {
       this.recoveredBatches++;
       this.logger.warn(
