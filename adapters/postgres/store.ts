@@ -18,7 +18,7 @@ import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index'
 import { appendStatement } from './append';
 import { compactLog } from './compaction';
 import { describeLocation, persistenceError, poolFor } from './connection';
-import type { PgPoolLike } from './driver';
+import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
 import { inSnapshot, replayLog } from './replay';
@@ -143,12 +143,24 @@ export class PostgresStore implements EventStore {
     this.replaying++;
     try {
       const where = this.where;
-      await inSnapshot(this.pool!, where, (client) =>
+      const read = (client: PgClientLike) =>
         replayLog(
           { client, t: this.t, log: this.options.log, where, after: options?.after, counter: this.replayed },
           (b) => feed.push(b),
-        ),
-      );
+        );
+      if (options?.after !== undefined && writer.isStale) {
+        // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
+        const client = await writer.lockHead().catch((err: unknown) => {
+          throw persistenceError(`cannot read ${where}`, err);
+        });
+        await read(client).then(
+          () => writer.headRead(true),
+          (err: unknown) => {
+            writer.headRead(false);
+            throw err;
+          },
+        );
+      } else await inSnapshot(this.pool!, where, read);
     } finally {
       this.replaying--;
     }

@@ -10,7 +10,8 @@ import {
 import { GroupCommit, type Waiting } from '../../src/kit/index';
 import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
 import { fence, type HeldConnection, hold, letGo, persistenceError } from './connection';
-import type { PgPoolLike } from './driver';
+import type { PgClientLike, PgPoolLike } from './driver';
+import { HeadLock } from './head-lock';
 import type { Tables } from './schema';
 
 /** One batch: its rows, the appends waiting on it, and, once committed, its verdict. */
@@ -43,6 +44,7 @@ export interface WriterHooks {
  */
 export class PgWriter {
   private readonly commit: GroupCommit<Batch>;
+  private readonly headLock: HeadLock;
   private pending: Batch | null = null;
   private stale: AppendConflictError | null = null;
   private closed = false;
@@ -72,6 +74,7 @@ export class PgWriter {
     private readonly logger: Logger,
     private readonly hooks: WriterHooks,
   ) {
+    this.headLock = new HeadLock(t, log);
     this.commit = new GroupCommit<Batch>({
       take: () => this.take(),
       commit: (batch) => this.send(batch),
@@ -156,6 +159,22 @@ export class PgWriter {
     this.unverified = false;
   }
 
+  /**
+   * After a conflict: locks the head row on the writer's connection for the catch-up (see
+   * HeadLock) and returns that connection, which the catch-up then reads on.
+   */
+  async lockHead(): Promise<PgClientLike> {
+    const conn = await this.connection();
+    await this.headLock.take(conn.client);
+    return conn.client;
+  }
+
+  /** The catch-up on the locked head ended: held a moment for the append, or released at once after a failure. */
+  headRead(ok: boolean): void {
+    if (ok) this.headLock.expire();
+    else this.headLock.release(true);
+  }
+
   /** A replay has read up to the head, `seq`: appends may go again. */
   caughtUp(seq: number): void {
     this.stale = null;
@@ -192,6 +211,7 @@ export class PgWriter {
   /** Refuses later appends; the connection goes back to the pool. */
   close(): void {
     this.closed = true;
+    this.headLock.release();
     letGo(this.conn);
     this.conn = null;
   }
@@ -229,11 +249,17 @@ export class PgWriter {
     }
     const conn = await this.connection();
     await this.verifyLast();
+    // After a conflict, the catch-up locked the head for this append: it runs in that transaction.
+    const locked = this.headLock.claim();
     let ok: boolean;
     try {
       ok = await insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+      if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
     } catch (err) {
-      if (!isConnectionLoss(err, conn)) throw err;
+      if (!isConnectionLoss(err, conn)) {
+        if (locked) await conn.client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
       ok = await this.resend(conn, batch);
     }
     if (ok) {

@@ -59,7 +59,9 @@ export class TransferHandler {
     decided(c);
     const from = (state.get(c.from) as number | undefined) ?? 0;
     const to = (state.get(c.to) as number | undefined) ?? 0;
-    if (c.from === c.to || from < c.amount) return [];
+    // A refused transfer still logs a write (its balance, unchanged): a command of no events
+    // waits on the previous append and takes its rejection, a conflict included (src/app/commit.ts).
+    if (c.from === c.to || from < c.amount) return [SET(c.from, from)];
     return [SET(c.from, from - c.amount), SET(c.to, to + c.amount)];
   }
 }
