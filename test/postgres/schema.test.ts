@@ -64,11 +64,13 @@ describe('PostgresStore: schema, options, credentials', () => {
   it('uses a schema an administrator made beforehand: the application role needs no CREATE right', async () => {
     // given: an administrator made the schema (here by opening it once), and a role that may only read and write rows
     await (await openApp({ connectionString: url, schema: 'managed', log: 'setup' })).close();
-    await admin(url, 'CREATE ROLE app_role LOGIN');
-    await admin(url, 'GRANT USAGE ON SCHEMA managed TO app_role');
-    await admin(url, 'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA managed TO app_role');
+    // roles belong to the whole server (DATABASE_URL may name a shared one): a name of this run
+    const role = `app_role_${process.pid}_${Date.now()}`;
+    await admin(url, `CREATE ROLE ${role} LOGIN`);
+    await admin(url, `GRANT USAGE ON SCHEMA managed TO ${role}`);
+    await admin(url, `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA managed TO ${role}`);
     const asApp = new URL(url);
-    asApp.username = 'app_role';
+    asApp.username = role;
     // when: the application opens a new log in it, writes and reads
     const app = await openApp({ connectionString: asApp.toString(), schema: 'managed', log: 'orders' });
     await app.execute(new fixtures.Put('order:1', { total: 5 }));
@@ -81,6 +83,8 @@ describe('PostgresStore: schema, options, credentials', () => {
     await expect(openApp({ connectionString: asApp.toString(), schema: 'elsewhere' })).rejects.toMatchObject({
       code: '42501',
     });
+    await admin(url, `DROP OWNED BY ${role}`);
+    await admin(url, `DROP ROLE ${role}`);
   });
 
   it('never shows the password of its connection string: stats, log lines, errors', async () => {
