@@ -106,3 +106,14 @@ export async function fence(client: PgClientLike, lost: HeldConnection): Promise
     [lost.pid, lost.startedAt],
   );
 }
+
+/** Lost connections (not SQL errors): the server went away, or the driver closed the connection. */
+export function isConnectionLoss(err: unknown, conn: HeldConnection): boolean {
+  if (conn.broken) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string')
+    return /^(08|57P0[123])/.test(code) || /^E(CONN|PIPE|TIMEDOUT|NOTFOUND)/.test(code);
+  return /Connection terminated|not queryable|connection.*(closed|ended)/i.test(
+    (err as Error)?.message ?? '',
+  );
+}

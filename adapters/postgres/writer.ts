@@ -9,7 +9,7 @@ import {
 } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
 import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
-import { fence, type HeldConnection, hold, letGo, persistenceError } from './connection';
+import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
 import type { Tables } from './schema';
@@ -296,15 +296,4 @@ export class PgWriter {
     }
     return insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
   }
-}
-
-/** Lost connections (not SQL errors): the server went away, or the driver closed the connection. */
-function isConnectionLoss(err: unknown, conn: HeldConnection): boolean {
-  if (conn.broken) return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string')
-    return /^(08|57P0[123])/.test(code) || /^E(CONN|PIPE|TIMEDOUT|NOTFOUND)/.test(code);
-  return /Connection terminated|not queryable|connection.*(closed|ended)/i.test(
-    (err as Error)?.message ?? '',
-  );
 }
