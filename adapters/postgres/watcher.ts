@@ -30,7 +30,8 @@ export class HeadWatcher {
   private conn: HeldConnection | null = null;
   private connecting: Promise<HeldConnection> | null = null;
   private listening = false;
-  private changed: (() => void) | null = null;
+  /** Who is told: the app, and anyone else watching the same store (a tool, a test). */
+  private readonly watchers = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
   private notifying = false;
   private notifyAgain = false;
@@ -54,15 +55,24 @@ export class HeadWatcher {
 
   /** Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`. */
   watch(changed: () => void): () => void {
-    this.changed = changed;
-    this.timer = setInterval(() => void this.poll(), POLL_MS);
-    this.timer.unref();
-    void this.poll();
+    const entry = () => changed();
+    this.watchers.add(entry);
+    if (this.timer === null) {
+      this.timer = setInterval(() => void this.poll(), POLL_MS);
+      this.timer.unref();
+      void this.poll();
+    }
     return () => {
-      this.changed = null;
-      if (this.timer !== null) clearInterval(this.timer);
+      this.watchers.delete(entry);
+      if (this.watchers.size > 0 || this.timer === null) return;
+      clearInterval(this.timer);
       this.timer = null;
     };
+  }
+
+  /** Tells every watcher. */
+  private changed(): void {
+    for (const watcher of this.watchers) watcher();
   }
 
   /** This instance committed up to `seq`: tell the others, after the commit, at most one NOTIFY in flight. */
@@ -86,7 +96,7 @@ export class HeadWatcher {
   /** Stops polling and gives the connection back. */
   close(): void {
     this.closed = true;
-    this.changed = null;
+    this.watchers.clear();
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     letGo(this.conn);
@@ -107,7 +117,7 @@ export class HeadWatcher {
   }
 
   private async poll(): Promise<void> {
-    if (this.changed === null || this.closed) return;
+    if (this.watchers.size === 0 || this.closed) return;
     try {
       const reconnected = this.conn === null || this.conn.broken;
       const conn = await this.connection();
@@ -117,7 +127,7 @@ export class HeadWatcher {
       }
       this.polls++;
       const head = await readHead(conn.client, this.t, this.log);
-      if (head > this.known || reconnected) this.changed?.();
+      if (head > this.known || reconnected) this.changed();
     } catch {
       if (this.conn !== null) this.conn.broken = true;
     }
@@ -139,7 +149,7 @@ export class HeadWatcher {
           conn.client.on('notification', (message: PgNotification) => {
             if (message.channel !== this.channel) return;
             this.notifications++;
-            if (Number(message.payload) > this.known) this.changed?.();
+            if (Number(message.payload) > this.known) this.changed();
           });
           this.conn = conn;
           return conn;

@@ -81,6 +81,31 @@ describe('PostgresStore: two instances on one log', () => {
     stop();
   });
 
+  it('watch() notices a commit that sent no NOTIFY: it polls the head', async () => {
+    // given: an instance watching, and a writer that commits without NOTIFY (by hand, here)
+    const b = await open(url, log);
+    let changed = 0;
+    const stop = b.store.watch(() => changed++);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    changed = 0;
+    // when
+    await admin(
+      url,
+      `WITH moved AS (UPDATE appendonly.heads SET seq = 1 WHERE log = $1 AND seq = 0 RETURNING seq)
+       INSERT INTO appendonly.events (log, seq, time, type, data, n, batch)
+       SELECT $1, 1, 0, 'SET', '{"key":"x","value":1}', 1, gen_random_uuid() FROM moved`,
+      [log],
+    );
+    // then: told within a poll or two, with no NOTIFY received; and no more polls once stopped
+    await eventually(() => changed > 0, 2000);
+    expect(b.store.stats().notifications).toBe(0);
+    stop();
+    const polls = b.store.stats().polls;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(b.store.stats().polls).toBe(polls);
+    expect(await b.store.head()).toBe(1);
+  });
+
   it('both instances writing at once: every command lands once, dense, and they agree after a conflict', async () => {
     // given
     const a = await open(url, log);
