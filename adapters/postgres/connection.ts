@@ -16,7 +16,7 @@ export function redact(text: string): string {
   return text
     .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
     .replace(/([?&]password=)[^&\s]*/gi, '$1***')
-    .replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1***');
+    .replace(/(^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1$2***');
 }
 
 /**

@@ -3,6 +3,7 @@ import { ConfigError, createApp, type Logger } from 'appendonly';
 import { IncompatibleSchemaError, PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
+import { redact } from '../../adapters/postgres/connection';
 import { admin, usePostgres } from '../support/postgres';
 import { stateOf } from './helpers';
 
@@ -108,6 +109,15 @@ describe('PostgresStore: schema, options, credentials', () => {
     expect(shown).toContain('***');
     expect(shown).not.toContain('hunter2-secret');
     await app.close();
+  });
+
+  it('hides a password in every form a connection string takes', () => {
+    expect(redact('postgres://u:p%40ss@h:5432/db')).toBe('postgres://u:***@h:5432/db');
+    expect(redact('postgresql://h/db?user=u&password=secret&sslmode=require')).toBe(
+      'postgresql://h/db?user=u&password=***&sslmode=require',
+    );
+    expect(redact("host=/tmp password='se cret' dbname=x")).toBe('host=/tmp password=*** dbname=x');
+    expect(redact('host=h password=secret')).toBe('host=h password=***');
   });
 
   it('checks its options at construction', () => {
