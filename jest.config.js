@@ -17,7 +17,7 @@ module.exports = {
   moduleNameMapper: {
     '^appendonly$': '<rootDir>/src/index.ts',
     '^appendonly/testing$': '<rootDir>/src/testing/index.ts',
-    '^appendonly/adapters/(aof|sqlite-wal)$': '<rootDir>/adapters/$1/index.ts',
+    '^appendonly/adapters/(aof|sqlite-wal|postgres)$': '<rootDir>/adapters/$1/index.ts',
   },
   testTimeout: 60000,
 };

@@ -7,6 +7,7 @@ const entries = [
   'src/testing/index.ts',
   'adapters/aof/index.ts',
   'adapters/sqlite-wal/index.ts',
+  'adapters/postgres/index.ts',
 ];
 
 /**

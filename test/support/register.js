@@ -12,6 +12,7 @@ const aliases = {
   'appendonly/testing': 'src/testing/index.ts',
   'appendonly/adapters/aof': 'adapters/aof/index.ts',
   'appendonly/adapters/sqlite-wal': 'adapters/sqlite-wal/index.ts',
+  'appendonly/adapters/postgres': 'adapters/postgres/index.ts',
 };
 
 const resolve = Module._resolveFilename;

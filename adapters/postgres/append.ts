@@ -1,0 +1,109 @@
+import type { EventGroup, FsyncPolicy } from '../../src/index';
+import type { PgClientLike } from './driver';
+import type { Tables } from './schema';
+
+/** The rows of one batch of appends, in columns (one array per column: one statement, any size). */
+export interface BatchRows {
+  /** The batch's id, stored on each of its rows: how a writer that lost its answer finds out. */
+  readonly id: string;
+  /** The first sequence number of the batch; the head must be at `firstSeq - 1`. */
+  readonly firstSeq: number;
+  /** The last sequence number of the batch: the head once it committed. */
+  lastSeq: number;
+  readonly times: number[];
+  readonly types: string[];
+  readonly data: string[];
+  readonly sizes: number[];
+  /** Characters of event data in the batch. */
+  bytes: number;
+}
+
+/** An empty batch starting at `firstSeq`. */
+export function newRows(id: string, firstSeq: number): BatchRows {
+  return { id, firstSeq, lastSeq: firstSeq - 1, times: [], types: [], data: [], sizes: [], bytes: 0 };
+}
+
+/** Adds one command's events (serialised now, so that a later change to them cannot leak in). */
+export function addGroup(rows: BatchRows, group: EventGroup): void {
+  const events = group.events;
+  for (let i = 0; i < events.length; i++) {
+    rows.times.push(group.time);
+    rows.types.push(events[i].type);
+    const data = JSON.stringify(events[i].data);
+    rows.data.push(data);
+    rows.bytes += data.length;
+    rows.sizes.push(i === 0 ? events.length : 0);
+  }
+  rows.lastSeq = group.seq + events.length - 1;
+}
+
+/** `synchronous_commit` per policy: only `always` waits for the WAL flush at COMMIT. */
+export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
+  always: 'on',
+  everysec: 'off',
+  no: 'off',
+};
+
+/**
+ * The append, one statement in its own implicit transaction (one round trip): the head row
+ * moves from `firstSeq - 1` to `lastSeq` and the rows are inserted, or, when another writer
+ * moved the head first, neither happens and no row is inserted. Concurrent appenders queue on
+ * the head row's lock; the one that waited re-reads the row after the first commits, finds it
+ * moved, and inserts nothing: so seq order is commit order, with no gap.
+ *
+ * `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it holds for this
+ * transaction's COMMIT only, and never touches the session (a pool the user shares).
+ */
+export function appendStatement(t: Tables): string {
+  return `WITH policy AS (SELECT set_config('synchronous_commit', $2, true) AS v),
+    moved AS (
+      UPDATE ${t.heads} SET seq = $4, batch = $5
+      WHERE log = $1 AND seq = $3 AND (SELECT v FROM policy) IS NOT NULL
+      RETURNING seq)
+    INSERT INTO ${t.events} (log, seq, time, type, data, n, batch)
+    SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5
+    FROM moved, unnest($6::bigint[], $7::text[], $8::text[], $9::integer[]) WITH ORDINALITY
+      AS e(time, type, data, n, ord)`;
+}
+
+/** Runs the append; true when it landed, false when the head had moved (a conflict). */
+export async function insertBatch(
+  client: PgClientLike,
+  statement: string,
+  log: string,
+  policy: FsyncPolicy,
+  rows: BatchRows,
+): Promise<boolean> {
+  const { rowCount } = await client.query(statement, [
+    log,
+    SYNCHRONOUS_COMMIT[policy],
+    rows.firstSeq - 1,
+    rows.lastSeq,
+    rows.id,
+    rows.times,
+    rows.types,
+    rows.data,
+    rows.sizes,
+  ]);
+  return (rowCount ?? 0) > 0;
+}
+
+/** Whether the batch `rows` is in the log: its first row carries its id. */
+export async function landed(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  rows: BatchRows,
+): Promise<boolean> {
+  const { rows: found } = await client.query(
+    `SELECT batch::text AS batch FROM ${t.events} WHERE log = $1 AND seq = $2`,
+    [log, rows.firstSeq],
+  );
+  return (found[0] as { batch?: string } | undefined)?.batch === rows.id;
+}
+
+/** The log's head now. */
+export async function readHead(client: PgClientLike, t: Tables, log: string): Promise<number> {
+  const { rows } = await client.query(`SELECT seq::float8 AS seq FROM ${t.heads} WHERE log = $1`, [log]);
+  return (rows[0] as { seq?: number } | undefined)?.seq ?? 0;
+}

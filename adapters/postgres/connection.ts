@@ -1,0 +1,119 @@
+import { ConfigError, PersistenceError } from '../../src/index';
+import type { PgClientLike, PgPoolLike } from './driver';
+
+/**
+ * Where the store connects, for messages and `stats()`: the connection string with its password
+ * removed (URL form `postgres://user:secret@host/db`, `?password=`, and key=value
+ * `password=secret`), or `'pg.Pool'` for a pool the user gave. The password never leaves here.
+ */
+export function describeLocation(connectionString: string | null, schema: string, log: string): string {
+  const where = connectionString === null ? 'pg.Pool' : redact(connectionString);
+  return `${where} ${schema}.${log}`;
+}
+
+/** `text` with every password in it (in any of the forms libpq and pg accept) replaced by `***`. */
+export function redact(text: string): string {
+  return text
+    .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
+    .replace(/([?&]password=)[^&\s]*/gi, '$1***')
+    .replace(/(^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1$2***');
+}
+
+/**
+ * A pool on `connectionString`, with `pg` loaded only now: it is an optional peer dependency,
+ * so an application on the other stores never needs it installed.
+ */
+export function poolFor(connectionString: string): PgPoolLike {
+  let pg: { Pool: new (config: object) => PgPoolLike };
+  try {
+    // An optional peer dependency: loaded when a store is made from a connection string, not at import.
+    pg = require('pg') as typeof pg;
+  } catch {
+    throw new ConfigError('PostgresStore needs the pg package: npm install pg');
+  }
+  // Held: the writer, the watcher; checked out while they run: a replay, a compaction; and one
+  // spare for a reconnect that overlaps the release of a broken connection.
+  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 5 });
+  if (pool === null) throw new ConfigError('PostgresStore: the pg package has no Pool');
+  // An idle connection that dies (a server restart) is reported on the pool; without a listener
+  // Node would crash the process. The store notices on its next query.
+  (pool as unknown as { on(e: 'error', l: () => void): void }).on('error', () => {});
+  return pool;
+}
+
+/** The error every failed write or read rejects with: the driver's code kept, the password never shown. */
+export function persistenceError(what: string, err: unknown): PersistenceError {
+  if (err instanceof PersistenceError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const reason = redact(err instanceof Error ? err.message : String(err));
+  return new PersistenceError(`${redact(what)}: ${reason}`, typeof code === 'string' ? code : undefined);
+}
+
+/**
+ * A connection checked out for the store's lifetime, with the identity of its server process
+ * (pid, start time), so that after losing it the store can make sure that process is gone before
+ * it looks at what it committed (see `fence`).
+ */
+export interface HeldConnection {
+  readonly client: PgClientLike;
+  pid: number;
+  startedAt: string;
+  /** Set when the driver reported the connection broken. */
+  broken: boolean;
+}
+
+/** Checks a connection out and reads who serves it. */
+export async function hold(pool: PgPoolLike): Promise<HeldConnection> {
+  const client = await pool.connect();
+  const held: HeldConnection = { client, pid: 0, startedAt: '', broken: false };
+  client.on('error', () => {
+    held.broken = true;
+  });
+  try {
+    const { rows } = await client.query(
+      'SELECT pg_backend_pid() AS pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+    );
+    const row = rows[0] as { pid: number; started: string } | undefined;
+    held.pid = row?.pid ?? 0;
+    held.startedAt = row?.started ?? '';
+    return held;
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+}
+
+/** Gives a held connection back: destroyed when broken, so that the pool never hands it out again. */
+export function letGo(held: HeldConnection | null): void {
+  if (held === null) return;
+  try {
+    held.client.release(held.broken);
+  } catch {
+    // released already (a pool that was ended)
+  }
+}
+
+/**
+ * Makes sure the server process behind a lost connection has ended, so that a transaction it
+ * was running can no longer commit: after this, what is in the log is final. A process that is
+ * already gone (the server restarted) is not there to match; pid and start time together make
+ * sure another connection that reused the pid is left alone. Waits up to 5 s (PostgreSQL ≥ 14).
+ */
+export async function fence(client: PgClientLike, lost: HeldConnection): Promise<void> {
+  if (lost.pid === 0) return;
+  await client.query(
+    'SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2',
+    [lost.pid, lost.startedAt],
+  );
+}
+
+/** Lost connections (not SQL errors): the server went away, or the driver closed the connection. */
+export function isConnectionLoss(err: unknown, conn: HeldConnection): boolean {
+  if (conn.broken) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string')
+    return /^(08|57P0[123])/.test(code) || /^E(CONN|PIPE|TIMEDOUT|NOTFOUND)/.test(code);
+  return /Connection terminated|not queryable|connection.*(closed|ended)/i.test(
+    (err as Error)?.message ?? '',
+  );
+}

@@ -1,0 +1,52 @@
+/*
+ * What the store calls on node-postgres, typed structurally: a `pg.Pool` the user owns fits
+ * these interfaces as it is, and the published types need no `@types/pg`. Nothing here imports
+ * `pg` itself; `connection.ts` loads it only when the store is given a connection string.
+ */
+
+/** The part of a query result the store reads. */
+export interface PgResult {
+  /** Rows: objects, or arrays with `rowMode: 'array'`. */
+  readonly rows: unknown[];
+  /** Rows inserted, updated or returned; null for a statement that reports none. */
+  readonly rowCount: number | null;
+}
+
+/** A query whose rows come back as arrays of column values (cheaper than objects on replay). */
+export interface PgArrayQuery {
+  readonly text: string;
+  readonly values?: unknown[];
+  readonly rowMode: 'array';
+}
+
+/** A `NOTIFY` received on a connection that `LISTEN`s. */
+export interface PgNotification {
+  readonly channel: string;
+  readonly payload?: string;
+}
+
+/** One connection checked out of the pool (a `pg.PoolClient`). */
+export interface PgClientLike {
+  /** A parameterised statement (`$1`, `$2`…), rows as objects. */
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** A statement whose rows come back as arrays. */
+  query(config: PgArrayQuery): Promise<PgResult>;
+  /** Back to the pool; `true` destroys the connection instead (after an error). */
+  release(destroy?: boolean): void;
+  /** The connection broke (the store then takes another). */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  /** A NOTIFY on a channel this connection LISTENs to. */
+  on(event: 'notification', listener: (message: PgNotification) => void): unknown;
+}
+
+/**
+ * What the store needs of a `pg.Pool`. It holds two connections for its lifetime (the writer:
+ * appends; the watcher: LISTEN, the head polls, NOTIFY) and checks one out per replay and per
+ * compaction, so a pool of your own needs `max` ≥ 4 plus what the rest of your application uses.
+ */
+export interface PgPoolLike {
+  /** Checks a connection out. */
+  connect(): Promise<PgClientLike>;
+  /** Closes every connection (called only on a pool the store made itself). */
+  end(): Promise<void>;
+}

@@ -1,0 +1,66 @@
+import type { PgClientLike } from './driver';
+import type { Tables } from './schema';
+
+/** How long a locked head waits for the append it was taken for before it lets the others go. */
+export const HOLD_MS = 100;
+
+/**
+ * Fairness after a conflict (plain optimistic retry starves an instance under a busy log: by the
+ * time it has caught up and decided again, another instance has appended, again and again). The
+ * instance that lost locks the head row (`SELECT … FOR UPDATE` in a transaction on the writer's
+ * connection) before it reads the others' commands: nobody can append until it has, so its
+ * catch-up reads to the true head and its next append, sent in the same transaction, lands.
+ * The others queue on the row lock meanwhile, in order, as they do behind any append.
+ *
+ * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up; an app that has
+ * nothing to append (the retried commands decided nothing) never blocks the log for longer.
+ */
+export class HeadLock {
+  private held: PgClientLike | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly t: Tables,
+    private readonly log: string,
+  ) {}
+
+  /** Opens the transaction and locks the head row (waits for the append that holds it, if any). */
+  async take(client: PgClientLike): Promise<void> {
+    this.release();
+    await client.query('BEGIN');
+    try {
+      await client.query(`SELECT seq FROM ${this.t.heads} WHERE log = $1 FOR UPDATE`, [this.log]);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    this.held = client;
+  }
+
+  /** The catch-up has read to the head: the lock waits {@link HOLD_MS} for the append. */
+  expire(): void {
+    if (this.held === null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.release(), HOLD_MS);
+    this.timer.unref();
+  }
+
+  /** The append takes the open transaction (true): it must end it, COMMIT or ROLLBACK. */
+  claim(): boolean {
+    if (this.held === null) return false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.held = null;
+    return true;
+  }
+
+  /** Ends the transaction (nothing was written in it): the others may append. */
+  release(rollback = false): void {
+    const client = this.held;
+    if (client === null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.held = null;
+    client.query(rollback ? 'ROLLBACK' : 'COMMIT').catch(() => {});
+  }
+}

@@ -1,0 +1,233 @@
+import {
+  CorruptLogError,
+  type DomainEvent,
+  type JsonValue,
+  LogCompactedError,
+  PersistenceError,
+} from '../../src/index';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import { persistenceError } from './connection';
+import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
+import type { Tables } from './schema';
+
+/**
+ * Rows per page. Each page is one keyset query (`seq > last ORDER BY seq LIMIT n`) on the primary
+ * key, so memory is bounded by a page, never the log. The pages run in one REPEATABLE READ
+ * transaction (the store's `replay`): the head row, the snapshot it names and the events above it
+ * are read as of one instant, so a compaction switching and deleting meanwhile is not seen.
+ */
+const PAGE = 4096;
+
+type EventRow = [seq: string, time: string, type: string, data: string, n: number];
+type EntryRow = [ord: number, key: string, value: string];
+
+/** Where the replay starts, read from the head row. */
+export interface ReplayStart {
+  readonly snapshotSeq: number;
+  readonly snapshotId: number;
+}
+
+/** The snapshot the head row names (0 / 0 for none). */
+export async function readStart(client: PgClientLike, t: Tables, log: string): Promise<ReplayStart> {
+  const rows = await read(client, t.heads, {
+    text: `SELECT snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
+    values: [log],
+    rowMode: 'array',
+  });
+  const row = rows[0] as [seq: number, id: number] | undefined;
+  return { snapshotSeq: row?.[0] ?? 0, snapshotId: row?.[1] ?? 0 };
+}
+
+/**
+ * Streams the log in pages: without `after`, the snapshot (if any) then the events above it;
+ * with `after`, only the events after it, and `LogCompactedError` when the first one left is
+ * further on (compaction deleted the ones asked for). A gap between rows, or a continuation row
+ * without its first, is corruption: groups are committed whole, in one statement.
+ */
+export async function replayLog(
+  read: LogRead,
+  push: (batch: readonly ReplayRecord[]) => void,
+): Promise<void> {
+  for await (const batch of pages(read)) push(batch);
+}
+
+/** What one replay reads, and where it counts the characters of event data it read. */
+export interface LogRead {
+  readonly client: PgClientLike;
+  readonly t: Tables;
+  readonly log: string;
+  /** Names the log in errors. */
+  readonly where: string;
+  readonly after: number | undefined;
+  readonly counter: { bytes: number };
+}
+
+/**
+ * Runs `read` in a REPEATABLE READ READ ONLY transaction on a connection of its own (never the
+ * writer's, so that nothing an append sends can land inside it). The driver's errors become
+ * PersistenceError; a sink's pass as they are.
+ */
+export async function inSnapshot(
+  pool: PgPoolLike,
+  where: string,
+  read: (client: PgClientLike) => Promise<void>,
+): Promise<void> {
+  const fail = (err: unknown) => {
+    throw persistenceError(`cannot read ${where}`, err);
+  };
+  const client = await pool.connect().catch(fail);
+  let broken = false;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
+    await read(client);
+    await client.query('COMMIT').catch(fail);
+  } catch (err) {
+    broken = await client.query('ROLLBACK').then(
+      () => false,
+      () => true,
+    );
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The log's records, page by page (see {@link replayLog}). */
+async function* pages({
+  client,
+  t,
+  log,
+  where,
+  after,
+  counter,
+}: LogRead): AsyncGenerator<readonly ReplayRecord[]> {
+  let last: number;
+  if (after === undefined) {
+    const start = await readStart(client, t, log);
+    if (start.snapshotId > 0) yield* snapshotPages(client, t, log, start);
+    last = start.snapshotSeq;
+  } else {
+    last = after;
+  }
+  const select = `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
+  let expected = last + 1;
+  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  for (;;) {
+    const page = (await read(client, where, {
+      text: select,
+      values: [log, last],
+      rowMode: 'array',
+    })) as EventRow[];
+    const out: ReplayRecord[] = [];
+    for (let i = 0; i < page.length; i++) {
+      const row = page[i];
+      const seq = Number(row[0]);
+      if (seq !== expected) {
+        // The first event after `after` is gone: a compaction deleted it (it lives in the snapshot).
+        if (after !== undefined && expected === after + 1) throw new LogCompactedError(after, seq, where);
+        throw new CorruptLogError(where, 0, `event seq ${expected}`, `the events jump to seq ${seq}`);
+      }
+      expected = seq + 1;
+      const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
+      counter.bytes += row[3].length;
+      const n = row[4];
+      if (open === null) {
+        if (n < 1) {
+          if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
+          throw new CorruptLogError(
+            where,
+            0,
+            `the first event of a command at seq ${seq}`,
+            'found a continuation row',
+          );
+        }
+        if (n === 1) {
+          out.push({ kind: 'group', seq, time: Number(row[1]), events: [event] });
+          continue;
+        }
+        open = { seq, time: Number(row[1]), events: [event], size: n };
+      } else {
+        open.events.push(event);
+      }
+      if (open.events.length === open.size) {
+        out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+        open = null;
+      }
+    }
+    if (out.length > 0) yield out;
+    if (page.length === 0 && after !== undefined && expected === after + 1) {
+      // No event after `after`: the log ends there, unless a snapshot covers more, or it ends
+      // before it (a database crash under synchronous_commit = off lost commits this reader saw).
+      const { snapshotSeq } = await readStart(client, t, log);
+      if (snapshotSeq > after) throw new LogCompactedError(after, snapshotSeq + 1, where);
+      const head = await headIn(client, t, log);
+      if (head < after) {
+        throw new PersistenceError(
+          `${where}: the log ends at seq ${head}, before seq ${after} this instance has applied (commits lost in a database crash under synchronous_commit = off): this instance must reload its state (restart it)`,
+          'ELOGLOST',
+        );
+      }
+    }
+    if (page.length < PAGE) break;
+    last = Number(page[page.length - 1][0]);
+  }
+  if (open !== null)
+    throw new CorruptLogError(
+      where,
+      0,
+      `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
+      'the log ends',
+    );
+}
+
+/** The snapshot's record, then its entries in pages. */
+async function* snapshotPages(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  start: ReplayStart,
+): AsyncGenerator<readonly ReplayRecord[]> {
+  const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
+  let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
+  let ord = -1;
+  for (;;) {
+    const values = [log, start.snapshotId, ord];
+    const page = (await read(client, t.snapshot, { text: select, values, rowMode: 'array' })) as EntryRow[];
+    for (let i = 0; i < page.length; i++) {
+      const row = page[i];
+      batch.push({ kind: 'entry', key: row[1], value: parse(row[2], `${t.snapshot}`, row[1]) });
+    }
+    yield batch;
+    batch = [];
+    if (page.length < PAGE) return;
+    ord = page[page.length - 1][0];
+  }
+}
+
+/** The head row's seq, in the replay's transaction. */
+async function headIn(client: PgClientLike, t: Tables, log: string): Promise<number> {
+  const rows = await read(client, t.heads, {
+    text: `SELECT seq::float8 FROM ${t.heads} WHERE log = $1`,
+    values: [log],
+    rowMode: 'array',
+  });
+  return (rows[0] as [number] | undefined)?.[0] ?? 0;
+}
+
+/** One page; a driver error (a lost connection) becomes the PersistenceError a store's read rejects with. */
+async function read(client: PgClientLike, where: string, query: PgArrayQuery): Promise<unknown[]> {
+  try {
+    return (await client.query(query)).rows;
+  } catch (err) {
+    throw persistenceError(`cannot read ${where}`, err);
+  }
+}
+
+/** `JSON.parse`, naming the row on failure (the message is built only then). */
+function parse(text: string, where: string, at: string | number): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new CorruptLogError(where, 0, `JSON data at ${JSON.stringify(at)}`, (err as Error).message);
+  }
+}

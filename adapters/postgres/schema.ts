@@ -1,0 +1,139 @@
+import type { PgClientLike } from './driver';
+import { IncompatibleSchemaError } from './errors';
+
+/** The schema this code writes and reads; bumped on any incompatible change. */
+export const SCHEMA_VERSION = 1;
+/** `meta.format`: tells our tables from anyone else's of the same names. */
+export const FORMAT = 'appendonly-postgres';
+
+const TABLES = ['meta', 'heads', 'events', 'snapshot'] as const;
+
+/** The store's tables in `schema`, quoted once: every statement of the store uses these names. */
+export interface Tables {
+  readonly schema: string;
+  readonly meta: string;
+  readonly heads: string;
+  readonly events: string;
+  readonly snapshot: string;
+}
+
+/** `schema` is a plain identifier (checked by the options): quoting it is enough. */
+export function tablesOf(schema: string): Tables {
+  const q = `"${schema}"`;
+  return { schema, meta: `${q}.meta`, heads: `${q}.heads`, events: `${q}.events`, snapshot: `${q}.snapshot` };
+}
+
+/**
+ * The tables. One row per event, so that `psql` reads the log as it is; `n` is the size of the
+ * command's group on its first row and 0 on the others (a replay tells a whole group from a
+ * torn one); `batch` is the id of the append that wrote the row, which a writer that lost its
+ * connection during COMMIT looks up to know whether the append landed.
+ *
+ * `heads` holds one row per log: `seq` is the last sequence number committed. An append moves it
+ * from the position it expects in the statement that inserts the rows, so that positions never
+ * come from a sequence (a rolled-back `nextval` leaves a hole, and a reader can see seq 11 commit
+ * before seq 10): the row lock orders the writers, seq order is commit order, and the numbers
+ * stay dense. `snapshot_seq` / `snapshot_id` name the snapshot a compaction wrote (0: none).
+ */
+function createStatements(t: Tables): string[] {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS "${t.schema}"`,
+    `CREATE TABLE ${t.meta} (key text PRIMARY KEY, value text NOT NULL)`,
+    `CREATE TABLE ${t.heads} (log text PRIMARY KEY, seq bigint NOT NULL, batch uuid,
+       snapshot_seq bigint NOT NULL DEFAULT 0, snapshot_id bigint NOT NULL DEFAULT 0)`,
+    `CREATE TABLE ${t.events} (log text NOT NULL, seq bigint NOT NULL, time bigint NOT NULL,
+       type text NOT NULL, data text NOT NULL, n integer NOT NULL, batch uuid NOT NULL,
+       PRIMARY KEY (log, seq))`,
+    `CREATE TABLE ${t.snapshot} (log text NOT NULL, id bigint NOT NULL, ord integer NOT NULL,
+       key text NOT NULL, value text NOT NULL, PRIMARY KEY (log, id, ord))`,
+    // `writable_by`: the oldest schema version of appendonly that may still write these tables;
+    // raised only by an explicit migration, so that old and new code share a log during a deploy.
+    `INSERT INTO ${t.meta} (key, value) VALUES ('format', '${FORMAT}'),
+       ('schema_version', '${SCHEMA_VERSION}'), ('writable_by', '1')`,
+  ];
+}
+
+/**
+ * Uses the store's tables in `schema`, creating them when none is there. Tables made beforehand
+ * by an administrator are used as they are, so the application's role needs no CREATE right;
+ * a table of one of our names that is not ours is refused and never touched. Two instances
+ * opening a fresh database at once are serialised by an advisory lock. Returns true if created.
+ */
+export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boolean> {
+  if ((await ourTablesIn(client, t.schema)).length > 0) {
+    await checkSchema(client, t);
+    return false;
+  }
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`appendonly schema ${t.schema}`]);
+    if ((await ourTablesIn(client, t.schema)).length > 0) {
+      await client.query('ROLLBACK');
+      await checkSchema(client, t);
+      return false;
+    }
+    for (const statement of createStatements(t)) await client.query(statement);
+    await client.query('COMMIT');
+    return true;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Which of our table names exist in `schema`. */
+async function ourTablesIn(client: PgClientLike, schema: string): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = ANY($2) ORDER BY 1`,
+    [schema, [...TABLES]],
+  );
+  return (rows as { name: string }[]).map((r) => r.name);
+}
+
+/** A foreign or newer schema is refused, never altered: it may hold someone's data. */
+async function checkSchema(client: PgClientLike, t: Tables): Promise<void> {
+  const found = await ourTablesIn(client, t.schema);
+  const foreign = (why: string) =>
+    new IncompatibleSchemaError(
+      t.schema,
+      `${why} (tables found: ${found.join(', ')}); refusing to touch it: choose another schema`,
+    );
+  if (!found.includes('meta')) throw foreign('is not an appendonly store');
+  let meta: Map<string, string>;
+  try {
+    const { rows } = await client.query(`SELECT key, value FROM ${t.meta}`);
+    meta = new Map((rows as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+  } catch {
+    throw foreign('has a meta table that is not appendonly’s');
+  }
+  if (meta.get('format') !== FORMAT) throw foreign('has a meta table that is not appendonly’s');
+  const version = Number(meta.get('schema_version'));
+  const writableBy = Number(meta.get('writable_by') ?? version);
+  if (!Number.isInteger(version) || version < 1)
+    throw new IncompatibleSchemaError(
+      t.schema,
+      `has an unknown schema version ${meta.get('schema_version')}`,
+    );
+  if (writableBy > SCHEMA_VERSION) {
+    throw new IncompatibleSchemaError(
+      t.schema,
+      `was migrated for appendonly schema version ${writableBy} and later (this version writes ${SCHEMA_VERSION}): upgrade appendonly`,
+    );
+  }
+  const missing = TABLES.filter((name) => !found.includes(name));
+  if (missing.length > 0)
+    throw new IncompatibleSchemaError(
+      t.schema,
+      `is an appendonly store without its ${missing.join(', ')} table(s)`,
+    );
+}
+
+/** Makes sure `log` has its head row; true when this call made it (a new log). */
+export async function ensureLog(client: PgClientLike, t: Tables, log: string): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `INSERT INTO ${t.heads} (log, seq) VALUES ($1, 0) ON CONFLICT (log) DO NOTHING`,
+    [log],
+  );
+  return rowCount === 1;
+}

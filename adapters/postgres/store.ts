@@ -1,0 +1,294 @@
+import {
+  AppClosedError,
+  AppendonlyError,
+  type CompactionResult,
+  type EventGroup,
+  type EventStore,
+  type ReplayEnd,
+  type ReplayOptions,
+  type ReplaySink,
+  type SnapshotSource,
+  type StoreContext,
+  type StoreOpenInfo,
+  StoreLockedError,
+  type StoreStats,
+} from '../../src/index';
+import { ReplayFeed } from '../../src/store/replay-batch';
+import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { appendStatement } from './append';
+import { compactLog } from './compaction';
+import { describeLocation, persistenceError, poolFor } from './connection';
+import type { PgClientLike, PgPoolLike } from './driver';
+import { IncompatibleSchemaError } from './errors';
+import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
+import { inSnapshot, replayLog } from './replay';
+import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
+import { HeadWatcher } from './watcher';
+import { PgWriter } from './writer';
+
+/** Redis's serverCron checks the rewrite trigger about once a second. */
+const CRON_MS = 1000;
+
+/** `stats()` of the PostgreSQL store: the common fields and its own. */
+export interface PostgresStats extends StoreStats {
+  /** Where the log is: the connection string without its password, the schema and the log. */
+  readonly location: string;
+  /** The last head this instance has seen (its own commits, its replays, its polls). */
+  readonly headSeq: number;
+  /** Appends refused because another instance appended first. */
+  readonly conflicts: number;
+  /** Batches committed by this instance. */
+  readonly batches: number;
+  /** Connections taken again after a loss. */
+  readonly reconnects: number;
+  /** Batches whose COMMIT answer was lost and that were found committed. */
+  readonly recoveredBatches: number;
+  /** NOTIFYs received from other instances, and head polls made. */
+  readonly notifications: number;
+  readonly polls: number;
+}
+
+/**
+ * The PostgreSQL store: one log shared by any number of instances (processes) on one database.
+ *
+ * ```ts
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL, log: 'bank', appendfsync: 'always' });
+ * ```
+ *
+ * Every command is ordered against every other on its log (`sharedLog`): an append that finds
+ * the head moved by another instance rejects with `AppendConflictError`, the App rolls back,
+ * reads the others' commands and decides its own again. Sequence numbers are dense and global
+ * and seq order is commit order (see `schema.ts`). `always` ↔ `synchronous_commit = on`,
+ * `everysec` and `no` ↔ `off`. Followers learn of the others' commits by NOTIFY and by polling
+ * the head (`watch`); `head()` reads it. Needs PostgreSQL 14 or later.
+ */
+export class PostgresStore implements EventStore {
+  /** Always `'postgres'`. */
+  readonly kind = 'postgres';
+  /** Other instances append to the same log. */
+  readonly sharedLog = true;
+  private readonly options: ResolvedPostgresOptions;
+  private readonly where: string;
+  private readonly t: Tables;
+  private pool: PgPoolLike | null = null;
+  private writer: PgWriter | null = null;
+  private watcher: HeadWatcher | null = null;
+  private scheduler: CompactionScheduler | null = null;
+  private cron: NodeJS.Timeout | null = null;
+  private closing = false;
+  /** Replays running now (a compaction does not snapshot the state during one). */
+  private replaying = 0;
+  /** Characters of event data read by replays: with the writer's, the log's size for the trigger. */
+  private readonly replayed = { bytes: 0 };
+
+  constructor(options: PostgresStoreOptions) {
+    this.options = resolveOptions(options);
+    this.t = tablesOf(this.options.schema);
+    this.where = describeLocation(this.options.connectionString, this.options.schema, this.options.log);
+  }
+
+  async open(context: StoreContext): Promise<StoreOpenInfo> {
+    if (this.pool !== null || this.closing)
+      throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
+    const { connectionString, log, appendfsync } = this.options;
+    const pool = this.options.pool ?? poolFor(connectionString!);
+    this.pool = pool;
+    const writer = new PgWriter(
+      pool,
+      this.t,
+      log,
+      appendfsync,
+      appendStatement(this.t),
+      this.where,
+      context.logger,
+      {
+        committed: (seq) => this.watcher?.notify(seq),
+      },
+    );
+    try {
+      const conn = await writer.connection();
+      const createdSchema = await ensureSchema(conn.client, this.t);
+      const createdLog = await ensureLog(conn.client, this.t, log);
+      this.writer = writer;
+      this.watcher = new HeadWatcher(pool, this.t, log);
+      this.scheduler = new CompactionScheduler(this.options, context, {
+        unit: 'bytes',
+        writes: writer,
+        size: () => this.size(),
+        run: (snapshots) => this.runCompaction(snapshots),
+      });
+      this.cron = setInterval(() => {
+        if (!this.closing) this.scheduler?.maybeCompact();
+      }, CRON_MS);
+      this.cron.unref();
+      return { kind: this.kind, location: this.where, created: createdSchema || createdLog, sizeBytes: 0 };
+    } catch (err) {
+      writer.close();
+      await this.release();
+      if (err instanceof IncompatibleSchemaError) throw err;
+      throw persistenceError(`cannot open ${this.where}`, err);
+    }
+  }
+
+  async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    const writer = this.assertOpen();
+    const feed = new ReplayFeed(sink, options, this.where);
+    const full = options?.after === undefined;
+    if (full) this.replayed.bytes = 0;
+    if (options?.after !== undefined) {
+      await writer.verifyLast().catch((err: unknown) => {
+        throw persistenceError(`cannot read ${this.where}`, err);
+      });
+    }
+    this.replaying++;
+    try {
+      const where = this.where;
+      const read = (client: PgClientLike) =>
+        replayLog(
+          { client, t: this.t, log: this.options.log, where, after: options?.after, counter: this.replayed },
+          (b) => feed.push(b),
+        );
+      if (options?.after !== undefined && writer.isStale) {
+        // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
+        const client = await writer.lockHead().catch((err: unknown) => {
+          throw persistenceError(`cannot read ${where}`, err);
+        });
+        await read(client).then(
+          () => writer.headRead(true),
+          (err: unknown) => {
+            writer.headRead(false);
+            throw err;
+          },
+        );
+      } else await inSnapshot(this.pool!, where, read);
+    } finally {
+      this.replaying--;
+    }
+    // Read up to the head: appends may go again after a conflict.
+    writer.caughtUp(feed.lastSeq);
+    const watcher = this.watcher!;
+    if (feed.lastSeq > watcher.known) watcher.known = feed.lastSeq;
+    if (full) this.scheduler?.rebase();
+    return feed.end;
+  }
+
+  append(group: EventGroup): Promise<void> {
+    if (this.writer === null)
+      return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    this.scheduler!.appended();
+    return this.writer.append(group);
+  }
+
+  /** BGREWRITEAOF on the shared log; a call while one runs joins it or its follow-up (CompactionScheduler). */
+  compact(): Promise<CompactionResult> {
+    if (this.writer === null || this.closing)
+      return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    return this.scheduler!.compact();
+  }
+
+  /** Calls `changed` when another instance may have appended (NOTIFY, or a head poll). */
+  watch(changed: () => void): () => void {
+    this.assertOpen();
+    return this.watcher!.watch(changed);
+  }
+
+  /** The last sequence number committed to the log by any instance, read from the head row now. */
+  async head(): Promise<number> {
+    this.assertOpen();
+    try {
+      return await this.watcher!.head();
+    } catch (err) {
+      throw persistenceError(`cannot read the head of ${this.where}`, err);
+    }
+  }
+
+  /** After a PersistenceError: a new connection, the lost one's server process ended, a probe write. */
+  async recover(): Promise<void> {
+    await this.assertOpen().recover();
+    // The app now reloads its state: no automatic compaction may snapshot it before it appends again.
+    this.scheduler?.recovered();
+  }
+
+  stats(): PostgresStats {
+    const w = this.writer;
+    const watcher = this.watcher;
+    return {
+      kind: this.kind,
+      appendfsync: this.options.appendfsync,
+      ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
+      lastWriteStatus: w?.error ? 'err' : 'ok',
+      location: this.where,
+      headSeq: watcher?.known ?? 0,
+      conflicts: w?.conflicts ?? 0,
+      batches: w?.batches ?? 0,
+      reconnects: w?.reconnects ?? 0,
+      recoveredBatches: w?.recoveredBatches ?? 0,
+      notifications: watcher?.notifications ?? 0,
+      polls: watcher?.polls ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.writer === null || this.closing) return;
+    this.closing = true;
+    if (this.cron !== null) clearInterval(this.cron);
+    this.scheduler?.stop(new AppClosedError(`the PostgresStore on ${this.where} is closing`));
+    await this.scheduler?.idle();
+    try {
+      await this.writer.drain();
+    } finally {
+      this.writer.close();
+      this.watcher?.close();
+      this.writer = null;
+      this.watcher = null;
+      await this.release();
+      this.closing = false;
+    }
+  }
+
+  /** One compaction (the scheduler decides when). */
+  private async runCompaction(snapshots: SnapshotSource): Promise<CompactionResult> {
+    const writer = this.assertOpen();
+    const started = Date.now();
+    const sizeBefore = this.size();
+    try {
+      const { seq, keys } = await compactLog(
+        {
+          pool: this.pool!,
+          t: this.t,
+          log: this.options.log,
+          keepHistory: this.options.keepHistory,
+          committedThrough: (seq) => writer.committedThrough(seq),
+          steady: () => this.replaying === 0 && !writer.isStale,
+        },
+        snapshots,
+      );
+      // The log now starts from the snapshot: its size is counted from here.
+      this.replayed.bytes = 0;
+      writer.bytesWritten = 0;
+      return { seq, keys, sizeBefore, sizeAfter: this.size(), durationMs: Date.now() - started };
+    } catch (err) {
+      // The driver's errors (they carry a code) become PersistenceError; ours and a snapshot's pass as they are.
+      if (err instanceof AppendonlyError || !(err instanceof Error && 'code' in err)) throw err;
+      throw persistenceError(`cannot compact ${this.where}`, err);
+    }
+  }
+
+  /** Characters of event data in the log, as this instance knows them (read, and written since). */
+  private size(): number {
+    return this.replayed.bytes + (this.writer?.bytesWritten ?? 0);
+  }
+
+  /** Ends the pool if the store made it (a pool the user gave stays theirs). */
+  private async release(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null && this.options.pool === null) await pool.end().catch(() => {});
+  }
+
+  private assertOpen(): PgWriter {
+    if (this.writer === null || this.closing)
+      throw new AppClosedError(`the PostgresStore on ${this.where} is not open`);
+    return this.writer;
+  }
+}

@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import { readHead } from './append';
+import { type HeldConnection, hold, letGo } from './connection';
+import type { PgNotification, PgPoolLike } from './driver';
+import type { Tables } from './schema';
+
+/** How often the head row is polled, so that nothing depends on a NOTIFY arriving. */
+export const POLL_MS = 200;
+
+/** The LISTEN/NOTIFY channel of one log: an identifier of fixed length, whatever the log's name. */
+export function channelOf(schema: string, log: string): string {
+  return `appendonly_${createHash('sha256').update(`${schema}\0${log}`).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Tells an instance that others appended. Two signals, either enough: a NOTIFY on the log's
+ * channel, sent by the writer after its transaction committed (never inside it: NOTIFY takes a
+ * database-wide lock held through COMMIT, which would serialise every appender on it), and a
+ * poll of the head row every {@link POLL_MS}. `known` is the last head this instance has seen
+ * (its own commits, its replays): only a head beyond it is news.
+ *
+ * It has its own connection, so that polls, `head()` and NOTIFYs never wait behind an append.
+ * A lost connection is taken again on the next poll, which then reports a change (a NOTIFY may
+ * have been missed meanwhile).
+ */
+export class HeadWatcher {
+  known = 0;
+  notifications = 0;
+  polls = 0;
+  private conn: HeldConnection | null = null;
+  private connecting: Promise<HeldConnection> | null = null;
+  private listening = false;
+  /** Who is told: the app, and anyone else watching the same store (a tool, a test). */
+  private readonly watchers = new Set<() => void>();
+  private timer: NodeJS.Timeout | null = null;
+  private notifying = false;
+  private notifyAgain = false;
+  private closed = false;
+  private readonly channel: string;
+
+  constructor(
+    private readonly pool: PgPoolLike,
+    private readonly t: Tables,
+    private readonly log: string,
+  ) {
+    this.channel = channelOf(t.schema, log);
+  }
+
+  /** The last sequence number committed by any writer (the head row). */
+  async head(): Promise<number> {
+    const conn = await this.connection();
+    const head = await readHead(conn.client, this.t, this.log);
+    return head;
+  }
+
+  /** Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`. */
+  watch(changed: () => void): () => void {
+    const entry = () => changed();
+    this.watchers.add(entry);
+    if (this.timer === null) {
+      this.timer = setInterval(() => void this.poll(), POLL_MS);
+      this.timer.unref();
+      void this.poll();
+    }
+    return () => {
+      this.watchers.delete(entry);
+      if (this.watchers.size > 0 || this.timer === null) return;
+      clearInterval(this.timer);
+      this.timer = null;
+    };
+  }
+
+  /** Tells every watcher. */
+  private changed(): void {
+    for (const watcher of this.watchers) watcher();
+  }
+
+  /** This instance committed up to `seq`: tell the others, after the commit, at most one NOTIFY in flight. */
+  notify(seq: number): void {
+    if (seq > this.known) this.known = seq;
+    if (this.closed) return;
+    if (this.notifying) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifying = true;
+    void this.sendNotify().finally(() => {
+      this.notifying = false;
+      if (this.notifyAgain) {
+        this.notifyAgain = false;
+        this.notify(this.known);
+      }
+    });
+  }
+
+  /** Stops polling and gives the connection back. */
+  close(): void {
+    this.closed = true;
+    this.watchers.clear();
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    letGo(this.conn);
+    this.conn = null;
+  }
+
+  private async sendNotify(): Promise<void> {
+    try {
+      const conn = await this.connection();
+      // Its own tiny transaction, not flushed: a NOTIFY is a hint, and must not cost an fsync.
+      await conn.client.query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)", [
+        this.channel,
+        String(this.known),
+      ]);
+    } catch {
+      // The others poll: a lost NOTIFY only delays them by one poll.
+    }
+  }
+
+  private async poll(): Promise<void> {
+    if (this.watchers.size === 0 || this.closed) return;
+    try {
+      const reconnected = this.conn === null || this.conn.broken;
+      const conn = await this.connection();
+      if (!this.listening) {
+        await conn.client.query(`LISTEN ${this.channel}`);
+        this.listening = true;
+      }
+      this.polls++;
+      const head = await readHead(conn.client, this.t, this.log);
+      if (head > this.known || reconnected) this.changed();
+    } catch {
+      if (this.conn !== null) this.conn.broken = true;
+    }
+  }
+
+  private async connection(): Promise<HeldConnection> {
+    if (this.conn !== null && !this.conn.broken) return this.conn;
+    if (this.connecting === null) {
+      letGo(this.conn);
+      this.conn = null;
+      this.listening = false;
+      this.connecting = hold(this.pool).then(
+        (conn) => {
+          this.connecting = null;
+          if (this.closed) {
+            letGo(conn);
+            throw new Error('closed');
+          }
+          conn.client.on('notification', (message: PgNotification) => {
+            if (message.channel !== this.channel) return;
+            this.notifications++;
+            if (Number(message.payload) > this.known) this.changed();
+          });
+          this.conn = conn;
+          return conn;
+        },
+        (err: unknown) => {
+          this.connecting = null;
+          throw err;
+        },
+      );
+    }
+    return this.connecting;
+  }
+}

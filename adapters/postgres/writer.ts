@@ -1,0 +1,299 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AppClosedError,
+  AppendConflictError,
+  type EventGroup,
+  type FsyncPolicy,
+  type Logger,
+  PersistenceError,
+} from '../../src/index';
+import { GroupCommit, type Waiting } from '../../src/kit/index';
+import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
+import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
+import type { PgClientLike, PgPoolLike } from './driver';
+import { HeadLock } from './head-lock';
+import type { Tables } from './schema';
+
+/** One batch: its rows, the appends waiting on it, and, once committed, its verdict. */
+interface Batch extends Waiting {
+  readonly rows: BatchRows;
+  /** Set by the commit when the head had moved: every append of the batch rejects with it. */
+  conflict: AppendConflictError | null;
+}
+
+/** What the writer tells its store. */
+export interface WriterHooks {
+  /** A batch committed up to `seq` (the store NOTIFYs the others after the commit, never inside it). */
+  committed(seq: number): void;
+}
+
+/**
+ * Group commit on the kit's GroupCommit, one append in flight per instance: the appends of one
+ * event-loop turn form a batch, committed in one statement; what arrives meanwhile forms the
+ * next, so an instance never races itself.
+ *
+ * A conflict is a verdict, not a failure: the commit returns normally with `conflict` set and
+ * the batch's appends reject with it; from then on every batch is refused with a conflict too,
+ * without a round trip, until `caughtUp()` (a replay read up to the head), as the contract says.
+ *
+ * A failure (the connection lost, the server down) is the kit's failed state: every pending
+ * append rejects with one PersistenceError until `recover`. When the connection is lost while a
+ * batch was in flight, its COMMIT may have happened: the writer reconnects once at once, ends
+ * the lost connection's server process (`fence`), and looks the batch id up: found, the batch is
+ * acknowledged; not found, it is sent again on the new connection. Neither lost nor duplicated.
+ */
+export class PgWriter {
+  private readonly commit: GroupCommit<Batch>;
+  private readonly headLock: HeadLock;
+  private pending: Batch | null = null;
+  private stale: AppendConflictError | null = null;
+  private closed = false;
+  private conn: HeldConnection | null = null;
+  /** Counters for `stats()`. */
+  conflicts = 0;
+  batches = 0;
+  reconnects = 0;
+  /** Batches whose answer was lost and that the look-up found committed. */
+  recoveredBatches = 0;
+  /** The last sequence number this instance knows committed: its own batches, and what its replays read. */
+  lastCommitted = 0;
+  /** Characters of event data committed by this instance (the compaction trigger's growth). */
+  bytesWritten = 0;
+  /** The last batch this instance committed, checked after a reconnect (see `verifyLast`). */
+  private lastBatch: BatchRows | null = null;
+  /** Set by a reconnect: the next catch-up first checks that `lastBatch` is still in the log. */
+  private unverified = false;
+
+  constructor(
+    private readonly pool: PgPoolLike,
+    private readonly t: Tables,
+    private readonly log: string,
+    private readonly policy: FsyncPolicy,
+    private readonly statement: string,
+    private readonly where: string,
+    private readonly logger: Logger,
+    private readonly hooks: WriterHooks,
+  ) {
+    this.headLock = new HeadLock(t, log);
+    this.commit = new GroupCommit<Batch>({
+      take: () => this.take(),
+      commit: (batch) => this.send(batch),
+      drop: () => (this.pending === null ? [] : [this.take()!]),
+      // One statement is one transaction: a failed one left nothing to undo.
+      undo: () => {},
+      error: (err) => persistenceError(`cannot append to ${where}`, err),
+      failed: (error) => logger.error(`${error.message}; appends refused until the database is back`),
+    });
+  }
+
+  /** The connection, held for the store's lifetime; replays run on it too (never during an append). */
+  async connection(): Promise<HeldConnection> {
+    if (this.conn === null || this.conn.broken) {
+      // A new connection after a lost one: the database may have restarted (see verifyLast).
+      if (this.conn !== null) this.unverified = true;
+      letGo(this.conn);
+      this.conn = null;
+      this.conn = await hold(this.pool);
+    }
+    return this.conn;
+  }
+
+  /** The error appends are refused with, or null. */
+  get error(): PersistenceError | null {
+    return this.commit.error;
+  }
+
+  /** True while appends are refused after a conflict, until a replay reaches the head. */
+  get isStale(): boolean {
+    return this.stale !== null;
+  }
+
+  /** Failures so far (a compaction asked before one is cancelled). */
+  get failures(): number {
+    return this.commit.failures;
+  }
+
+  append(group: EventGroup): Promise<void> {
+    const failure = this.commit.error;
+    if (failure !== null) return Promise.reject(failure);
+    if (this.closed)
+      return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is closed`));
+    let batch = this.pending;
+    if (batch === null) {
+      batch = { rows: newRows(randomUUID(), group.seq), conflict: null, resolves: [], rejects: [] };
+      this.pending = batch;
+    }
+    addGroup(batch.rows, group);
+    const settled = batch;
+    const promise = new Promise<void>((resolve, reject) => {
+      settled.resolves.push(() => (settled.conflict === null ? resolve() : reject(settled.conflict)));
+      settled.rejects.push(reject);
+    });
+    this.commit.schedule();
+    return promise;
+  }
+
+  /**
+   * After a reconnect: is the last batch this instance committed still in the log? Under
+   * `synchronous_commit = off` a database crash drops the last commits, acknowledged or not, and
+   * their sequence numbers are then given again to other commands: the state this instance holds
+   * is then not the log's, and it must reload (rejects with PersistenceError `ELOGLOST`, naming
+   * the batch). Checked before the first append and the first catch-up after a reconnect, and by
+   * `recover`.
+   */
+  async verifyLast(): Promise<void> {
+    const last = this.lastBatch;
+    if (!this.unverified) return;
+    if (last === null) {
+      this.unverified = false;
+      return;
+    }
+    const conn = await this.connection();
+    if (!(await landed(conn.client, this.t, this.log, last))) {
+      throw new PersistenceError(
+        `${this.where}: batch ${last.id} (seq ${last.firstSeq}–${last.lastSeq}), committed by this instance, is no longer in the log ` +
+          '(a database crash under synchronous_commit = off): this instance must reload its state (restart it)',
+        'ELOGLOST',
+      );
+    }
+    this.unverified = false;
+  }
+
+  /**
+   * After a conflict: locks the head row on the writer's connection for the catch-up (see
+   * HeadLock) and returns that connection, which the catch-up then reads on.
+   */
+  async lockHead(): Promise<PgClientLike> {
+    const conn = await this.connection();
+    await this.headLock.take(conn.client);
+    return conn.client;
+  }
+
+  /** The catch-up on the locked head ended: held a moment for the append, or released at once after a failure. */
+  headRead(ok: boolean): void {
+    if (ok) this.headLock.expire();
+    else this.headLock.release(true);
+  }
+
+  /** A replay has read up to the head, `seq`: appends may go again. */
+  caughtUp(seq: number): void {
+    this.stale = null;
+    if (seq > this.lastCommitted) this.lastCommitted = seq;
+  }
+
+  /**
+   * Resolves once everything up to `seq` has committed (a compaction's snapshot holds the
+   * commands applied but not yet committed); rejects if a conflict or a failure comes first,
+   * as those commands will then never be in the log as the snapshot has them.
+   */
+  async committedThrough(seq: number): Promise<void> {
+    const conflicts = this.conflicts;
+    const failures = this.commit.failures;
+    while (this.lastCommitted < seq) {
+      if (this.conflicts !== conflicts || this.commit.failures !== failures || this.closed)
+        throw new PersistenceError(
+          'compaction abandoned: commands of its snapshot did not commit',
+          'ECONFLICT',
+        );
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  /** Resolves once nothing is pending or in flight (close). */
+  async drain(): Promise<void> {
+    while (this.commit.error === null && (this.pending !== null || this.commit.running !== null)) {
+      this.commit.schedule();
+      await (this.commit.running ?? new Promise((resolve) => setImmediate(resolve)));
+    }
+    await this.commit.running;
+  }
+
+  /** Refuses later appends; the connection goes back to the pool. */
+  close(): void {
+    this.closed = true;
+    this.headLock.release();
+    letGo(this.conn);
+    this.conn = null;
+  }
+
+  /** After a failure: a new connection, probed by a write to the head row; clears the failed state. */
+  async recover(): Promise<void> {
+    if (this.commit.error === null) return;
+    const lost = this.conn;
+    if (lost !== null) lost.broken = true;
+    try {
+      const conn = await this.connection();
+      if (lost !== null) await fence(conn.client, lost);
+      // A write (not a SELECT): a server that came back read-only (a standby) refuses it here.
+      await conn.client.query(`UPDATE ${this.t.heads} SET seq = seq WHERE log = $1`, [this.log]);
+      this.unverified = true;
+      await this.verifyLast();
+    } catch (err) {
+      throw persistenceError(`${this.where} still cannot be written`, err);
+    }
+    this.reconnects++;
+    this.stale = null;
+    this.commit.clear();
+  }
+
+  private take(): Batch | null {
+    const batch = this.pending;
+    this.pending = null;
+    return batch;
+  }
+
+  private async send(batch: Batch): Promise<void> {
+    if (this.stale !== null) {
+      batch.conflict = this.stale;
+      return;
+    }
+    const conn = await this.connection();
+    await this.verifyLast();
+    // After a conflict, the catch-up locked the head for this append: it runs in that transaction.
+    const locked = this.headLock.claim();
+    let ok: boolean;
+    try {
+      ok = await insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+      if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
+    } catch (err) {
+      if (!isConnectionLoss(err, conn)) {
+        if (locked) await conn.client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+      ok = await this.resend(conn, batch);
+    }
+    if (ok) {
+      this.batches++;
+      this.lastCommitted = batch.rows.lastSeq;
+      this.lastBatch = batch.rows;
+      this.bytesWritten += batch.rows.bytes;
+      this.hooks.committed(batch.rows.lastSeq);
+      return;
+    }
+    const head = await readHead(conn.client, this.t, this.log).catch(() => undefined);
+    this.conflicts++;
+    this.stale = new AppendConflictError(
+      `${this.where}: another instance appended first (seq ${batch.rows.firstSeq} expected the head at ${batch.rows.firstSeq - 1}${head === undefined ? '' : `, it is at ${head}`})`,
+      head,
+    );
+    batch.conflict = this.stale;
+  }
+
+  /** The answer to the batch was lost: once the old server process is gone, look, then send again if absent. */
+  private async resend(lost: HeldConnection, batch: Batch): Promise<boolean> {
+    lost.broken = true;
+    const conn = await this.connection();
+    this.reconnects++;
+    this.unverified = true;
+    await fence(conn.client, lost);
+    await this.verifyLast();
+    if (await landed(conn.client, this.t, this.log, batch.rows)) {
+      this.recoveredBatches++;
+      this.logger.warn(
+        `${this.where}: the connection was lost after COMMIT; batch ${batch.rows.id} had landed`,
+      );
+      return true;
+    }
+    return insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+  }
+}

@@ -1,0 +1,127 @@
+import { admin, usePostgres } from '../support/postgres';
+import { decisions, Push } from './domain';
+import { eventually, stateOf, useApps } from './helpers';
+
+/** Two apps (two stores) on one log in one process: a stale decision never commits. */
+describe('PostgresStore: two instances on one log', () => {
+  const server = usePostgres();
+  const open = useApps();
+  let url = '';
+  let n = 0;
+  let log = '';
+  beforeAll(async () => {
+    url = await server().createDatabase();
+  });
+  beforeEach(() => {
+    log = `shared-${++n}`;
+  });
+  afterEach(() => decisions.clear());
+
+  const rows = async (): Promise<{ seq: number; data: string }[]> =>
+    (
+      await admin(url, 'SELECT seq::int AS seq, data FROM appendonly.events WHERE log = $1 ORDER BY seq', [
+        log,
+      ])
+    ).rows as { seq: number; data: string }[];
+
+  it('a command decided on a stale state is decided again on the other’s, and logged once', async () => {
+    // given: two instances on one empty log; A's command commits while B has not seen it
+    const a = await open(url, log);
+    const b = await open(url, log);
+    await a.app.execute(new Push('list', 1));
+    // when: B decides at once, on its stale (empty) state
+    const stale = new Push('list', 2);
+    const result = await b.app.execute(stale);
+    // then: B applied A's command first, decided its own again on top, and the log holds each once
+    expect(result.firstSeq).toBe(2);
+    expect(b.app.state.get('list')).toEqual([1, 2]);
+    expect(decisions.get(stale)).toBe(2);
+    expect((await rows()).map((r) => [r.seq, JSON.parse(r.data)])).toEqual([
+      [1, { key: 'list', value: [1] }],
+      [2, { key: 'list', value: [1, 2] }],
+    ]);
+    expect(b.app.stats()).toMatchObject({ lastSeq: 2, durableSeq: 2 });
+    expect(b.store.stats().conflicts).toBe(1);
+  });
+
+  it('64 in flight are rolled back and decided again in dispatch order', async () => {
+    // given
+    const a = await open(url, log);
+    const b = await open(url, log);
+    await a.app.execute(new Push('list', -1));
+    // when: 64 commands of B, all decided on the stale state
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => b.app.execute(new Push('list', i))),
+    );
+    // then
+    const expected = [-1, ...Array.from({ length: 64 }, (_, i) => i)];
+    expect(results.map((r) => r.firstSeq)).toEqual(Array.from({ length: 64 }, (_, i) => i + 2));
+    expect(b.app.state.get('list')).toEqual(expected);
+    const logged = await rows();
+    expect(logged.map((r) => r.seq)).toEqual(Array.from({ length: 65 }, (_, i) => i + 1));
+    expect(JSON.parse(logged[64].data)).toEqual({ key: 'list', value: expected });
+    // a third instance replays the same state
+    const c = await open(url, log);
+    expect(stateOf(c.app)).toEqual(stateOf(b.app));
+  });
+
+  it('head() reads the log’s head, and watch() hears of another instance’s commit', async () => {
+    // given
+    const a = await open(url, log);
+    const b = await open(url, log);
+    let changed = 0;
+    const stop = b.store.watch(() => changed++);
+    // when
+    await a.app.execute(new Push('list', 1));
+    await a.app.execute(new Push('list', 2));
+    // then: B's store reports the head, and was told (NOTIFY, or at worst the next poll)
+    expect(await b.store.head()).toBe(2);
+    await eventually(() => changed > 0, 2000);
+    await eventually(() => b.store.stats().notifications > 0, 2000);
+    stop();
+  });
+
+  it('watch() notices a commit that sent no NOTIFY: it polls the head', async () => {
+    // given: an instance watching, and a writer that commits without NOTIFY (by hand, here)
+    const b = await open(url, log);
+    let changed = 0;
+    const stop = b.store.watch(() => changed++);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    changed = 0;
+    // when
+    await admin(
+      url,
+      `WITH moved AS (UPDATE appendonly.heads SET seq = 1 WHERE log = $1 AND seq = 0 RETURNING seq)
+       INSERT INTO appendonly.events (log, seq, time, type, data, n, batch)
+       SELECT $1, 1, 0, 'SET', '{"key":"x","value":1}', 1, gen_random_uuid() FROM moved`,
+      [log],
+    );
+    // then: told within a poll or two, with no NOTIFY received; and no more polls once stopped
+    await eventually(() => changed > 0, 2000);
+    expect(b.store.stats().notifications).toBe(0);
+    stop();
+    const polls = b.store.stats().polls;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(b.store.stats().polls).toBe(polls);
+    expect(await b.store.head()).toBe(1);
+  });
+
+  it('both instances writing at once: every command lands once, dense, and they agree after a conflict', async () => {
+    // given
+    const a = await open(url, log);
+    const b = await open(url, log);
+    // when: 200 commands on each, racing
+    const all = await Promise.all([
+      ...Array.from({ length: 200 }, (_, i) => a.app.execute(new Push('list', i))),
+      ...Array.from({ length: 200 }, (_, i) => b.app.execute(new Push('list', 1000 + i))),
+    ]);
+    // then: 400 dense positions, each command once; each instance's own items in its order
+    const seqs = all.map((r) => r.firstSeq).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    const c = await open(url, log);
+    const list = c.app.state.get('list') as number[];
+    expect(list).toHaveLength(400);
+    expect(list.filter((x) => x < 1000)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(list.filter((x) => x >= 1000)).toEqual(Array.from({ length: 200 }, (_, i) => 1000 + i));
+  });
+});
