@@ -4,7 +4,6 @@ import type { LogPoint } from '../adapters/common/log-point';
 import type { EventGroup, EventStore, JsonValue } from '../src/index';
 import type { ReplayRecord } from '../src/store/replay-batch';
 import { AofTools, createAofLog } from './formats/aof';
-import { createSqliteLog, SqliteTools } from './formats/sqlite';
 import { resolveTarget } from './target';
 
 /*
@@ -81,10 +80,19 @@ export interface LogWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * The SQLite side of the tool, loaded only when a path needs it: its adapter loads
+ * better-sqlite3 (an optional peer), so a user of AOF logs alone never needs it installed, and a
+ * `.db` path without it fails with the adapter's one line (MissingDriverError).
+ */
+function sqliteFormat(): typeof import('./formats/sqlite') {
+  return require('./formats/sqlite');
+}
+
 /** The log at `pathArg` (as the user wrote it: reports quote it); a usage error when there is none. */
 export function openLog(pathArg: string): LogTools {
   const target = resolveTarget(pathArg);
-  return target.kind === 'aof' ? new AofTools(target, pathArg) : new SqliteTools(target);
+  return target.kind === 'aof' ? new AofTools(target, pathArg) : new (sqliteFormat().SqliteTools)(target);
 }
 
 /**
@@ -95,7 +103,9 @@ export async function createLog(
   toArg: string,
 ): Promise<{ readonly kind: string; readonly writer: LogWriter }> {
   const to = path.resolve(toArg);
-  return newLogKind(toArg) === 'sqlite-wal' ? createSqliteLog(to, toArg) : createAofLog(to, toArg);
+  return newLogKind(toArg) === 'sqlite-wal'
+    ? sqliteFormat().createSqliteLog(to, toArg)
+    : createAofLog(to, toArg);
 }
 
 /** The store kind {@link createLog} would make at `toArg`. */

@@ -51,6 +51,28 @@ export class StoreLockedError extends AppendonlyError {
   readonly code = 'STORE_LOCKED';
 }
 
+/** Why a store's driver cannot be used: not installed, its native build missing, or built for another Node. */
+export type DriverProblem = 'missing' | 'not-built' | 'wrong-abi';
+
+/**
+ * A store's driver (an optional peer dependency such as better-sqlite3) cannot be loaded: thrown
+ * when its adapter is imported. The message is one line naming the command that fixes it;
+ * `cause` holds the driver's own error.
+ */
+export class MissingDriverError extends AppendonlyError {
+  readonly code = 'MISSING_DRIVER';
+  constructor(
+    /** The npm package that could not be loaded. */
+    readonly driver: string,
+    /** What is wrong with it. */
+    readonly problem: DriverProblem,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /**
  * A write or fsync of the log failed. `code` is the system's code (`ENOSPC`, `EIO`,
  * `SQLITE_FULL`, …) or `EPERSISTENCE` when the cause has none. Commands that were not durable

@@ -1,4 +1,5 @@
 import { ConfigError, PersistenceError } from '../../src/index';
+import { loadDriver } from '../common/drivers';
 import type { PgClientLike, PgPoolLike } from './driver';
 
 /**
@@ -24,13 +25,9 @@ export function redact(text: string): string {
  * so an application on the other stores never needs it installed.
  */
 export function poolFor(connectionString: string): PgPoolLike {
-  let pg: { Pool: new (config: object) => PgPoolLike };
-  try {
-    // An optional peer dependency: loaded when a store is made from a connection string, not at import.
-    pg = require('pg') as typeof pg;
-  } catch {
-    throw new ConfigError('PostgresStore needs the pg package: npm install pg');
-  }
+  // An optional peer dependency: loaded when a store is made from a connection string, not at
+  // import (a user's own pool needs no driver of ours); missing, it is MissingDriverError's one line.
+  const pg = loadDriver<{ Pool: new (config: object) => PgPoolLike }>('pg', require);
   // Held: the writer, the watcher; checked out while they run: a replay, a compaction; and one
   // spare for a reconnect that overlaps the release of a broken connection.
   const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 5 });

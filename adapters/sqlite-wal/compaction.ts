@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase, SqliteStatement } from './driver';
 import { PersistenceError, type SnapshotSource, type StateSnapshot } from '../../src/index';
 import { inSlices } from './chunked';
 import { AUTOCHECKPOINT_PAGES } from './database';
@@ -6,7 +6,7 @@ import type { GroupWriter } from './group-writer';
 
 /** What a compaction needs from its store. */
 export interface CompactionDeps {
-  readonly db: Database.Database;
+  readonly db: SqliteDatabase;
   readonly file: string;
   readonly writer: GroupWriter;
   readonly snapshots: SnapshotSource;
@@ -119,7 +119,7 @@ async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => 
   const { db } = deps;
   const first = db.prepare('SELECT min(seq) FROM events').pluck();
   const remove = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
-  let keep: Database.Statement | null = null;
+  let keep: SqliteStatement | null = null;
   if (deps.keepHistory) {
     db.exec(
       'CREATE TABLE IF NOT EXISTS events_history (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL)',
@@ -139,7 +139,7 @@ async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => 
 
 /** Empties `table` in slices, then drops it (a DROP of a big table would stall commands). */
 async function dropInSlices(
-  db: Database.Database,
+  db: SqliteDatabase,
   table: string,
   check: () => void,
   checkpoint: () => void,

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
+import { Database, type SqliteDatabase } from './driver';
 import { type FsyncPolicy, PersistenceError, StoreLockedError } from '../../src/index';
 import { IncompatibleDatabaseError } from './errors';
 
@@ -39,7 +39,7 @@ const REQUIRED_TABLES = ['events', 'meta', 'snapshot'];
 
 /** An open database: the connection holds the exclusive lock until it is closed. */
 export interface OpenedDatabase {
-  readonly db: Database.Database;
+  readonly db: SqliteDatabase;
   /** True when the file was made by this open. */
   readonly created: boolean;
 }
@@ -68,7 +68,7 @@ export function openDatabase(file: string, policy: FsyncPolicy): OpenedDatabase 
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
       throw PersistenceError.from(`cannot create ${file}`, err);
   }
-  let db: Database.Database;
+  let db: SqliteDatabase;
   try {
     db = new Database(file, { timeout: 0 });
   } catch (err) {
@@ -103,12 +103,12 @@ export function assertWal(file: string, answer: string): void {
   }
 }
 
-function isEmptyFile(db: Database.Database): boolean {
+function isEmptyFile(db: SqliteDatabase): boolean {
   return Number(db.pragma('page_count', { simple: true })) === 0;
 }
 
 /** A foreign or newer schema is refused, never rewritten: the file may hold someone's data. */
-function checkSchema(file: string, db: Database.Database): void {
+function checkSchema(file: string, db: SqliteDatabase): void {
   const appId = Number(db.pragma('application_id', { simple: true }));
   const version = Number(db.pragma('user_version', { simple: true }));
   const tables = db

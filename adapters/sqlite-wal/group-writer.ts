@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase, SqliteStatement } from './driver';
 import { AppClosedError, type EventGroup, PersistenceError } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
 
@@ -41,11 +41,11 @@ export class GroupWriter {
   /** Set during `flush()`: the batch goes now, whatever `mustPostpone` says. */
   private forced = false;
   private readonly commit: GroupCommit<Batch>;
-  private readonly begin: Database.Statement;
-  private readonly commitStatement: Database.Statement;
-  private readonly insert: Database.Statement;
+  private readonly begin: SqliteStatement;
+  private readonly commitStatement: SqliteStatement;
+  private readonly insert: SqliteStatement;
   /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
-  private readonly insertWide: Database.Statement;
+  private readonly insertWide: SqliteStatement;
   private readonly args: (string | number)[] = new Array(WIDE * 5);
   /** Characters of event data (JSON) accepted and not yet committed: Redis's `aof_buffer_length`. */
   bufferLength = 0;
@@ -53,7 +53,7 @@ export class GroupWriter {
   lastSeq = 0;
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: SqliteDatabase,
     private readonly file: string,
     private readonly hooks: GroupWriterHooks = {},
   ) {

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from './driver';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { CorruptLogError, type DomainEvent, type JsonValue, type Logger } from '../../src/index';
 
@@ -18,18 +18,18 @@ export interface ReplayCounter {
 }
 
 /** The last sequence number the snapshot table covers. */
-export function readSnapshotSeq(db: Database.Database): number {
+export function readSnapshotSeq(db: SqliteDatabase): number {
   return Number(db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
 }
 
 /** The highest sequence number in the events table, or null when it is empty. */
-export function readMaxSeq(db: Database.Database): number | null {
+export function readMaxSeq(db: SqliteDatabase): number | null {
   const max = db.prepare('SELECT max(seq) FROM events').pluck().get();
   return max === null || max === undefined ? null : Number(max);
 }
 
 /** Rows a replay will read, roughly (for progress): snapshot rows plus events above the snapshot. */
-export function estimateRows(db: Database.Database): number {
+export function estimateRows(db: SqliteDatabase): number {
   const entries = Number(db.prepare('SELECT max(rowid) FROM snapshot').pluck().get() ?? 0);
   return entries + Math.max(0, (readMaxSeq(db) ?? 0) - readSnapshotSeq(db));
 }
@@ -41,7 +41,7 @@ export function estimateRows(db: Database.Database): number {
  * with a warning, so that a command is replayed all or none.
  */
 export async function* replayDatabase(
-  db: Database.Database,
+  db: SqliteDatabase,
   file: string,
   logger: Logger,
   counter: ReplayCounter,

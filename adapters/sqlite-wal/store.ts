@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from './driver';
 import {
   AppClosedError,
   type CompactionResult,
@@ -61,7 +61,7 @@ export interface SqliteWalStats extends StoreStats {
 export class SqliteWalStore implements EventStore {
   readonly kind = 'sqlite-wal';
   private readonly options: ResolvedSqliteWalOptions;
-  private db: Database.Database | null = null;
+  private db: SqliteDatabase | null = null;
   private context: StoreContext | null = null;
   private writer: GroupWriter | null = null;
   private wal: WalFile | null = null;
@@ -82,7 +82,7 @@ export class SqliteWalStore implements EventStore {
    * The better-sqlite3 connection, for reads and pragmas (e.g. `max_page_count`) by tools and
    * tests. Writing to the store's tables through it breaks the store's invariants.
    */
-  get database(): Database.Database {
+  get database(): SqliteDatabase {
     if (this.db === null) throw new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`);
     return this.db;
   }
@@ -287,7 +287,7 @@ export class SqliteWalStore implements EventStore {
     return databaseSize + walSize;
   }
 
-  private assertOpen(): Database.Database {
+  private assertOpen(): SqliteDatabase {
     if (this.db === null || this.closing)
       throw new AppClosedError(`the SqliteWalStore on ${this.options.file} is not open`);
     return this.db;

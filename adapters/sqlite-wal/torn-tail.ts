@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from './driver';
 import type { Logger } from '../../src/index';
 import { readMaxSeq } from './replay';
 
@@ -21,7 +21,7 @@ export interface TornTail {
 }
 
 /** The command the table ends inside, or null when its last command is whole. */
-export function findTornTail(db: Database.Database): TornTail | null {
+export function findTornTail(db: SqliteDatabase): TornTail | null {
   const head = db.prepare('SELECT seq, n FROM events WHERE n > 0 ORDER BY seq DESC LIMIT 1').get() as
     | { seq: number; n: number }
     | undefined;
@@ -32,7 +32,7 @@ export function findTornTail(db: Database.Database): TornTail | null {
 }
 
 /** Deletes every event from `seq` on (whole commands, when `seq` starts one); returns the rows deleted. */
-export function deleteEventsFrom(db: Database.Database, seq: number): number {
+export function deleteEventsFrom(db: SqliteDatabase, seq: number): number {
   return db.prepare('DELETE FROM events WHERE seq >= ?').run(seq).changes;
 }
 
@@ -40,7 +40,7 @@ export function deleteEventsFrom(db: Database.Database, seq: number): number {
  * Cuts a torn command off, with a warning that names it; otherwise the next append would collide
  * with its rows. Called by the store's open, under its lock.
  */
-export function cutTornTail(db: Database.Database, file: string, logger: Logger): void {
+export function cutTornTail(db: SqliteDatabase, file: string, logger: Logger): void {
   const torn = findTornTail(db);
   if (torn === null) return;
   const cut = deleteEventsFrom(db, torn.seq);

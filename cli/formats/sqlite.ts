@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from '../../adapters/sqlite-wal/driver';
 import type { LogPoint } from '../../adapters/common/log-point';
 import { IncompatibleDatabaseError } from '../../adapters/sqlite-wal/errors';
 import { replayDatabase } from '../../adapters/sqlite-wal/replay';
@@ -211,7 +211,7 @@ export async function createSqliteLog(
 }
 
 /** The tool's own connection holding the store's lock; exit 2 for a file that is not a store, 1 when it is locked. */
-function lock(file: string, what: string): Database.Database {
+function lock(file: string, what: string): SqliteDatabase {
   try {
     return lockDatabase(file);
   } catch (err) {
@@ -226,7 +226,7 @@ function lock(file: string, what: string): Database.Database {
 }
 
 /** A backup of the store beside it, printed. */
-async function backup(db: Database.Database, file: string, command: string): Promise<void> {
+async function backup(db: SqliteDatabase, file: string, command: string): Promise<void> {
   const to = await backupDatabase(db, file, command);
   note(`backup: ${to} (to undo, stop the app and copy it over ${file})`);
 }

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from '../driver';
 import { fileStamp } from '../../common/stamp';
 
 /**
@@ -6,7 +6,7 @@ import { fileStamp } from '../../common/stamp';
  * a consistent copy of the database and its WAL, taken through `db`, the connection that holds
  * the lock (a tool's own, or the store's), so that nothing writes while it runs. Returns its path.
  */
-export async function backupDatabase(db: Database.Database, file: string, command: string): Promise<string> {
+export async function backupDatabase(db: SqliteDatabase, file: string, command: string): Promise<string> {
   const to = `${file}.backup-${fileStamp()}-${command}`;
   await db.backup(to);
   return to;

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from '../driver';
 import { fileStamp } from '../../common/stamp';
 import { deleteEventsFrom } from '../torn-tail';
 
@@ -9,7 +9,7 @@ import { deleteEventsFrom } from '../torn-tail';
  * n), so that nothing cut is lost. The caller holds the lock (`db`) and has made a backup.
  * Returns the side file's path.
  */
-export function cutEventsToSideFile(db: Database.Database, file: string, seq: number): string {
+export function cutEventsToSideFile(db: SqliteDatabase, file: string, seq: number): string {
   const side = `${file}.cut-${fileStamp()}.jsonl`;
   const rows = db.prepare('SELECT seq, time, type, data, n FROM events WHERE seq >= ? ORDER BY seq').all(seq);
   fs.writeFileSync(side, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`, { mode: 0o600 });

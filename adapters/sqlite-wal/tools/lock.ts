@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { Database, type SqliteDatabase } from '../driver';
 import { PersistenceError, StoreLockedError } from '../../../src/index';
 import { APPLICATION_ID } from '../database';
 import { IncompatibleDatabaseError } from '../errors';
@@ -15,8 +15,8 @@ import { IncompatibleDatabaseError } from '../errors';
  * Throws PersistenceError when the file cannot be opened at all, IncompatibleDatabaseError when
  * it is a SQLite database of another program, StoreLockedError when a writer holds it.
  */
-export function lockDatabase(file: string): Database.Database {
-  let db: Database.Database;
+export function lockDatabase(file: string): SqliteDatabase {
+  let db: SqliteDatabase;
   try {
     db = new Database(file, { timeout: 0, fileMustExist: true });
   } catch (err) {

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from '../driver';
 import { readMaxSeq, readSnapshotSeq } from '../replay';
 import { findTornTail, type TornTail } from '../torn-tail';
 
@@ -10,7 +10,7 @@ import { findTornTail, type TornTail } from '../torn-tail';
  */
 
 /** SQLite's `PRAGMA integrity_check`: null when it says ok, else its findings. */
-export function integrityProblems(db: Database.Database): string[] | null {
+export function integrityProblems(db: SqliteDatabase): string[] | null {
   const rows = db.pragma('integrity_check') as { integrity_check: string }[];
   if (rows.length === 1 && rows[0].integrity_check === 'ok') return null;
   return rows.map((r) => r.integrity_check);
@@ -31,7 +31,7 @@ export interface EventsShape {
 }
 
 /** Reads the shape of the events table (a few indexed queries, no scan of the rows' data). */
-export function eventsShape(db: Database.Database): EventsShape {
+export function eventsShape(db: SqliteDatabase): EventsShape {
   const snapshotSeq = readSnapshotSeq(db);
   const lastSeq = readMaxSeq(db) ?? snapshotSeq;
   const eventsAbove = Number(

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteDatabase } from '../driver';
 import type { LogPoint } from '../../common/log-point';
 import { readMaxSeq, readSnapshotSeq } from '../replay';
 import { deleteEventsFrom } from '../torn-tail';
@@ -24,7 +24,7 @@ export type TruncatePlan =
   | { readonly kind: 'cut'; readonly from: number; readonly lastSeq: number };
 
 /** Plans a truncate of the store at `point` (reads only). */
-export function planTruncate(db: Database.Database, point: LogPoint): TruncatePlan {
+export function planTruncate(db: SqliteDatabase, point: LogPoint): TruncatePlan {
   const snapshotSeq = readSnapshotSeq(db);
   const lastSeq = readMaxSeq(db) ?? snapshotSeq;
   let from: number | null;
@@ -54,6 +54,6 @@ export function planTruncate(db: Database.Database, point: LogPoint): TruncatePl
 }
 
 /** Carries out a `cut` plan; the caller holds the lock and has made a backup. */
-export function truncateEvents(db: Database.Database, plan: { readonly from: number }): void {
+export function truncateEvents(db: SqliteDatabase, plan: { readonly from: number }): void {
   deleteEventsFrom(db, plan.from);
 }
