@@ -284,8 +284,9 @@ export class Committer {
             undefined,
           );
       }
-      this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
+      // Back off before reading, not after: what is read stays fresh for the next decision.
       await backoff(redo[0].attempts);
+      this.durableSeq = this.lastSeq = await host.catchUp(this.durableSeq);
     } catch (caught) {
       const error = host.failed(caught);
       for (const r of redo) {
