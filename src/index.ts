@@ -83,10 +83,4 @@ export { consoleLogger, type Logger, silentLogger } from './runtime/logger';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store';
 export type { SnapshotSource, StateSnapshot } from './store/snapshot-source';
 export { EVENT_STORE, TOKENS } from './tokens';
-/**
- * inversify's `Container`, the one appendonly is built with. Pass a container made from this
- * export as `createApp({ container })`: from an ES module, `import { Container } from 'inversify'`
- * resolves to inversify's ESM build, whose class TypeScript (and `instanceof`) tell from the
- * CommonJS one appendonly uses.
- */
-export { Container } from 'inversify';
+export { Container } from './runtime/container';

@@ -48,7 +48,10 @@ export class StateLoader implements ReplaySink {
   }
 
   group(group: EventGroup, position?: LogPosition): void {
-    if (!this.atomic) return this.applyGroup(group, position);
+    if (!this.atomic) {
+      this.applyGroup(group, position);
+      return;
+    }
     this.kv.begin();
     try {
       this.applyGroup(group, position);
@@ -83,7 +86,10 @@ export class StateLoader implements ReplaySink {
   }
 
   set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void {
-    if (this.atomic) return this.group({ seq, time, events: [SET(key, value)] }, position);
+    if (this.atomic) {
+      this.group({ seq, time, events: [SET(key, value)] }, position);
+      return;
+    }
     try {
       this.projector.applySet(key, value, seq, time);
     } catch (err) {
