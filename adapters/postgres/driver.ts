@@ -37,6 +37,8 @@ export interface PgClientLike {
   on(event: 'error', listener: (err: Error) => void): unknown;
   /** A NOTIFY on a channel this connection LISTENs to. */
   on(event: 'notification', listener: (message: PgNotification) => void): unknown;
+  /** Stops listening for errors (a pooled connection outlives the reader that listened). */
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /**

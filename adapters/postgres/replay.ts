@@ -76,6 +76,10 @@ export async function inSnapshot(
     throw persistenceError(`cannot read ${where}`, err);
   };
   const client = await pool.connect().catch(fail);
+  // A connection cut while it reads (a server restart) also emits 'error': the failed query
+  // already says so, and an unheard 'error' event would end the process.
+  const ignore = () => {};
+  client.on('error', ignore);
   let broken = false;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
@@ -88,6 +92,7 @@ export async function inSnapshot(
     );
     throw err;
   } finally {
+    client.removeListener('error', ignore);
     client.release(broken);
   }
 }

@@ -23,6 +23,24 @@ export function useApps(): (url: string, log: string, policy?: FsyncPolicy) => P
   };
 }
 
+/**
+ * A store opened on its own, with no app on it (an app would follow it): for tests of what the
+ * store itself reports. The caller closes it.
+ */
+export async function bareStore(url: string, log: string): Promise<PostgresStore> {
+  const store = new PostgresStore({ connectionString: url, log });
+  await store.open({
+    logger: silentLogger,
+    clock: { now: Date.now },
+    snapshots: {
+      takeSnapshot: () => {
+        throw new Error('no compaction in this test');
+      },
+    },
+  });
+  return store;
+}
+
 /** The state as a plain object. */
 export function stateOf(app: App): Record<string, JsonValue> {
   return Object.fromEntries(app.state.entries());

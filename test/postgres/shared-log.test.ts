@@ -1,6 +1,6 @@
 import { admin, usePostgres } from '../support/postgres';
 import { decisions, Push } from './domain';
-import { eventually, stateOf, useApps } from './helpers';
+import { bareStore, eventually, stateOf, useApps } from './helpers';
 
 /** Two apps (two stores) on one log in one process: a stale decision never commits. */
 describe('PostgresStore: two instances on one log', () => {
@@ -25,23 +25,25 @@ describe('PostgresStore: two instances on one log', () => {
     ).rows as { seq: number; data: string }[];
 
   it('a command decided on a stale state is decided again on the other’s, and logged once', async () => {
-    // given: two instances on one empty log; A's command commits while B has not seen it
+    // given: two instances on one empty log
     const a = await open(url, log);
     const b = await open(url, log);
-    await a.app.execute(new Push('list', 1));
-    // when: B decides at once, on its stale (empty) state
-    const stale = new Push('list', 2);
-    const result = await b.app.execute(stale);
-    // then: B applied A's command first, decided its own again on top, and the log holds each once
-    expect(result.firstSeq).toBe(2);
-    expect(b.app.state.get('list')).toEqual([1, 2]);
-    expect(decisions.get(stale)).toBe(2);
+    // when: both decide at once, each on its own empty state; one append lands, the other conflicts
+    const first = new Push('list', 1);
+    const second = new Push('list', 2);
+    const [ra, rb] = await Promise.all([a.app.execute(first), b.app.execute(second)]);
+    // then: the loser applied the winner's command, decided its own again on top, logged once
+    const [winner, loser, loserApp] = ra.firstSeq === 1 ? [first, second, b] : [second, first, a];
+    expect([ra.firstSeq, rb.firstSeq].sort()).toEqual([1, 2]);
+    expect(decisions.get(winner)).toBe(1);
+    expect(decisions.get(loser)).toBe(2);
+    expect(loserApp.app.state.get('list')).toEqual([winner.item, loser.item]);
     expect((await rows()).map((r) => [r.seq, JSON.parse(r.data)])).toEqual([
-      [1, { key: 'list', value: [1] }],
-      [2, { key: 'list', value: [1, 2] }],
+      [1, { key: 'list', value: [winner.item] }],
+      [2, { key: 'list', value: [winner.item, loser.item] }],
     ]);
-    expect(b.app.stats()).toMatchObject({ lastSeq: 2, durableSeq: 2 });
-    expect(b.store.stats().conflicts).toBe(1);
+    expect(loserApp.app.stats()).toMatchObject({ lastSeq: 2, durableSeq: 2 });
+    expect(a.store.stats().conflicts + b.store.stats().conflicts).toBe(1);
   });
 
   it('64 in flight are rolled back and decided again in dispatch order', async () => {
@@ -68,22 +70,29 @@ describe('PostgresStore: two instances on one log', () => {
   it('head() reads the log’s head, and watch() hears of another instance’s commit', async () => {
     // given
     const a = await open(url, log);
-    const b = await open(url, log);
+    const b = await bareStore(url, log);
     let changed = 0;
-    const stop = b.store.watch(() => changed++);
-    // when
-    await a.app.execute(new Push('list', 1));
-    await a.app.execute(new Push('list', 2));
-    // then: B's store reports the head, and was told (NOTIFY, or at worst the next poll)
-    expect(await b.store.head()).toBe(2);
-    await eventually(() => changed > 0, 2000);
-    await eventually(() => b.store.stats().notifications > 0, 2000);
-    stop();
+    const stop = b.watch(() => changed++);
+    try {
+      // B LISTENs from its first poll on: a NOTIFY sent before that reaches nobody (the polls cover it)
+      await eventually(() => b.stats().polls > 0, 5000);
+      // when
+      await a.app.execute(new Push('list', 1));
+      await a.app.execute(new Push('list', 2));
+      // then: B's store reports the head, and was told (NOTIFY, or at worst the next poll)
+      expect(await b.head()).toBe(2);
+      await eventually(() => changed > 0, 5000);
+      await eventually(() => b.stats().notifications > 0, 5000);
+    } finally {
+      stop();
+      await b.close();
+    }
   });
 
   it('watch() notices a commit that sent no NOTIFY: it polls the head', async () => {
     // given: an instance watching, and a writer that commits without NOTIFY (by hand, here)
-    const b = await open(url, log);
+    const store = await bareStore(url, log);
+    const b = { store };
     let changed = 0;
     const stop = b.store.watch(() => changed++);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -104,6 +113,7 @@ describe('PostgresStore: two instances on one log', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(b.store.stats().polls).toBe(polls);
     expect(await b.store.head()).toBe(1);
+    await store.close();
   });
 
   it('both instances writing at once: every command lands once, dense, and they agree after a conflict', async () => {
