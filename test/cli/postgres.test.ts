@@ -161,6 +161,24 @@ describe('appendonly on a PostgreSQL log', () => {
     expect(await pgState(url, 'converted')).toEqual({ ...want, z: 9 });
   });
 
+  it('convert postgres → postgres: a copy under another log name, in another schema', async () => {
+    const want = await history(url, 'original');
+    const to = logPath(url, 'copy', 'copies');
+    const r = run(['convert', logPath(url, 'original'), to, '--yes']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(run(['check', to]).status).toBe(0);
+    const lines = (x: string) => run(['cat', x, '--json']).stdout;
+    expect(lines(to)).toBe(lines(logPath(url, 'original')));
+    const app = await createApp({
+      ...fixtures.conformanceClasses,
+      store: new PostgresStore({ connectionString: url, log: 'copy', schema: 'copies' }),
+      logger: silentLogger,
+    });
+    expect(Object.fromEntries(app.state.entries())).toEqual(want);
+    await app.close();
+  });
+
   it('convert refuses a log that already holds events, and leaves it as it was', async () => {
     const want = await history(url, 'full');
     const src = path.join(dir, 'src');
