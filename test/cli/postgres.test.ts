@@ -242,6 +242,13 @@ describe('appendonly on a PostgreSQL log', () => {
     expect(noSchema.stderr).toContain('no appendonly store in schema elsewhere');
   });
 
+  it('--help says how a PostgreSQL log is named', () => {
+    const help = run(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('postgres://user@host/db?log=bank&schema=appendonly');
+    expect(run(['convert', '--help']).stdout).toContain('postgres://…?log=NAME');
+  });
+
   it('a server that cannot be reached is one line, without the password', () => {
     const r = run(['info', `postgres://me:${SECRET}@127.0.0.1:1/nodb?log=x`]);
     expect(r.status).toBe(1);
