@@ -66,6 +66,8 @@ export interface LogTools {
   replaySize(): number;
   /** Backs up the whole log through `store`, open and holding the lock, and prints where. */
   backup(store: EventStore, command: string): Promise<void>;
+  /** What `info` shows besides the files (a PostgreSQL log's head row), after `records`. */
+  details?(): Record<string, string | number>;
 }
 
 /** A new log being written (`convert`'s target): a snapshot, then commands in order. */
@@ -89,19 +91,46 @@ function sqliteFormat(): typeof import('./formats/sqlite') {
   return require('./formats/sqlite');
 }
 
+/**
+ * The PostgreSQL side, loaded only for a `postgres://` path, for the same reason: pg is an
+ * optional peer. Whether a path is one is told here, without loading it.
+ */
+function postgresFormat(): typeof import('./formats/postgres') {
+  return require('./formats/postgres');
+}
+
+/** `postgres://…` or `postgresql://…`: a PostgreSQL log, never a file path. */
+function isPostgresArg(arg: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(arg);
+}
+
+/**
+ * How the tool names a path in its messages: a connection string without its password (the
+ * adapter's redaction); a file path as the user wrote it.
+ */
+export function displayPath(arg: string): string {
+  return isPostgresArg(arg) ? postgresFormat().displayPostgresPath(arg) : arg;
+}
+
 /** The log at `pathArg` (as the user wrote it: reports quote it); a usage error when there is none. */
 export function openLog(pathArg: string): LogTools {
+  if (isPostgresArg(pathArg)) {
+    const pgf = postgresFormat();
+    return new pgf.PostgresTools(pgf.parsePostgresPath(pathArg));
+  }
   const target = resolveTarget(pathArg);
   return target.kind === 'aof' ? new AofTools(target, pathArg) : new (sqliteFormat().SqliteTools)(target);
 }
 
 /**
- * A new log at `toArg`: a `.db` file (or any existing file) is a SQLite-WAL store, anything else
+ * A new log at `toArg`: a `postgres://` connection string is a PostgreSQL log (a new or empty
+ * log of that name), a `.db` file (or any existing file) is a SQLite-WAL store, anything else
  * a data folder for an AOF log. It must not exist or be empty: the tool never writes over a log.
  */
 export async function createLog(
   toArg: string,
 ): Promise<{ readonly kind: string; readonly writer: LogWriter }> {
+  if (isPostgresArg(toArg)) return postgresFormat().createPostgresLog(toArg);
   const to = path.resolve(toArg);
   return newLogKind(toArg) === 'sqlite-wal'
     ? sqliteFormat().createSqliteLog(to, toArg)
@@ -109,7 +138,8 @@ export async function createLog(
 }
 
 /** The store kind {@link createLog} would make at `toArg`. */
-export function newLogKind(toArg: string): 'aof' | 'sqlite-wal' {
+export function newLogKind(toArg: string): 'aof' | 'sqlite-wal' | 'postgres' {
+  if (isPostgresArg(toArg)) return 'postgres';
   const to = path.resolve(toArg);
   return to.endsWith('.db') || (fs.existsSync(to) && fs.statSync(to).isFile()) ? 'sqlite-wal' : 'aof';
 }

@@ -19,7 +19,8 @@ import { CliError, EXIT_INVALID, EXIT_USAGE } from './errors';
  * else 1. Commander's own output (help, unknown options) is left as it is.
  */
 
-const PATH_HELP = 'a data folder holding appendonlydir/ (AOF store) or a .db file (SQLite-WAL store)';
+const PATH_HELP =
+  'a data folder holding appendonlydir/ (AOF store), a .db file (SQLite-WAL store), or postgres://…?log=NAME&schema=SCHEMA (PostgreSQL store)';
 
 /**
  * The version in the package's own package.json, read at run time: the first package.json named
@@ -54,9 +55,16 @@ Every command that writes a log (check --fix, strip, truncate, rewrite, convert)
 convert, which writes a new log) write a backup first and print its path, and refuse to run while a live
 process holds the store's lock.
 
+PostgreSQL logs: PATH is the connection string, the log named by the tool's own query parameters
+log= (default "default") and schema= (default "appendonly"), removed before connecting:
+postgres://user@host/db?log=bank&schema=appendonly. The password is never printed. check, info, cat
+and convert (from, or to a new log) work on them; strip, truncate, rewrite and check --fix refuse.
+
 Examples:
   $ appendonly check ./data
-  $ appendonly cat ./data --json | jq .type`,
+  $ appendonly cat ./data --json | jq .type
+  $ appendonly info 'postgres://app@db.internal/app?log=bank'
+  $ appendonly convert ./data 'postgres://app@db.internal/app?log=bank' --yes`,
     );
 
   program
@@ -152,10 +160,13 @@ Examples:
   program
     .command('convert')
     .description(
-      'copy a log to another store kind (AOF folder ↔ SQLite .db); the target must be new or empty',
+      'copy a log to another store kind (AOF folder ↔ SQLite .db ↔ PostgreSQL); the target must be new or empty',
     )
     .argument('<from>', PATH_HELP)
-    .argument('<to>', 'a .db file (SQLite-WAL store) or a folder (AOF store)')
+    .argument(
+      '<to>',
+      'a .db file (SQLite-WAL store), a folder (AOF store) or postgres://…?log=NAME (a new log)',
+    )
     .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
       'after',

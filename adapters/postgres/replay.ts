@@ -97,8 +97,11 @@ export async function inSnapshot(
   }
 }
 
-/** The log's records, page by page (see {@link replayLog}). */
-async function* pages({
+/**
+ * The log's records, page by page (see {@link replayLog}); exported for the `appendonly` tool,
+ * which reads them as an iterable inside a transaction of its own.
+ */
+export async function* pages({
   client,
   t,
   log,

@@ -1,7 +1,7 @@
 import type { JsonValue } from '../../src/index';
 import { toReplayGroup } from '../../src/store/replay-batch';
 import { EXIT_INVALID, EXIT_OK } from '../errors';
-import { createLog, newLogKind, openLog } from '../log-format';
+import { createLog, displayPath, newLogKind, openLog } from '../log-format';
 import { confirmChange, say } from '../output';
 
 /**
@@ -17,7 +17,9 @@ export async function convert(
   options: { yes?: boolean } = {},
 ): Promise<number> {
   const from = openLog(fromArg);
-  const question = `This will write ${toArg} (${newLogKind(toArg)}), a copy of the log in ${fromArg}. Continue?`;
+  // A connection string is shown without its password.
+  const [fromName, toName] = [displayPath(fromArg), displayPath(toArg)];
+  const question = `This will write ${toName} (${newLogKind(toArg)}), a copy of the log in ${fromName}. Continue?`;
   if (!(await confirmChange(options.yes, 'convert', 'convert', question))) return EXIT_INVALID;
   const to = await createLog(toArg);
   const sink = to.writer;
@@ -51,7 +53,7 @@ export async function convert(
     throw err;
   }
   say(
-    `converted ${fromArg} (${from.kind}) to ${toArg} (${to.kind}): ${commands} commands, up to seq ${lastSeq}`,
+    `converted ${fromName} (${from.kind}) to ${toName} (${to.kind}): ${commands} commands, up to seq ${lastSeq}`,
   );
   return EXIT_OK;
 }

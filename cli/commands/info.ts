@@ -51,11 +51,13 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   const unknown = unknownTypes(byType.keys(), classes);
   const keys: number | null = unknown.length === 0 ? size : null;
   const files = log.files();
+  const details = log.details?.();
   const iso = (t: number) => (t > 0 ? new Date(t).toISOString() : null);
   const result = {
     kind: log.kind,
     location: log.location,
     files,
+    ...(details === undefined ? {} : { store: details }),
     totalSize: files.reduce((n, f) => n + f.size, 0),
     snapshot: snapshotSeq === null ? null : { seq: snapshotSeq, keys: snapshotKeys },
     commands,
@@ -77,6 +79,7 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   }
   say(`kind: ${result.kind}`);
   say(`location: ${result.location}`);
+  for (const [name, value] of Object.entries(details ?? {})) say(`${name}: ${value}`);
   say('files:');
   for (const f of files) say(`  ${f.name}  ${f.kind}  ${f.size} bytes`);
   say(`total size: ${result.totalSize} bytes`);

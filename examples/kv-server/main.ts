@@ -6,9 +6,10 @@ import { KvServer } from './server';
 import { dataLocation, STORE_KINDS, type StoreKind, storeFactory } from './store';
 
 /**
- * `npm run kv-server -- --port 6380 --dir ./data --appendfsync everysec [--store aof|sqlite|memory]
- * [--requirepass PASS] [--bind HOST] [--fsync event-loop|thread-pool]`: a Redis-protocol server on
- * appendonly, for redis-cli, ioredis and redis-benchmark.
+ * `npm run kv-server -- --port 6380 --dir ./data --appendfsync everysec [--store aof|sqlite|memory|postgres]
+ * [--database-url URL] [--log NAME] [--requirepass PASS] [--bind HOST] [--fsync event-loop|thread-pool]`:
+ * a Redis-protocol server on appendonly, for redis-cli, ioredis and redis-benchmark. With
+ * `--store postgres`, several servers on one `--database-url` and `--log` share one log.
  */
 async function main(): Promise<void> {
   const program = new Command('kv-server')
@@ -30,6 +31,11 @@ async function main(): Promise<void> {
         .choices(['event-loop', 'thread-pool'])
         .default('event-loop'),
     )
+    .option(
+      '--database-url <url>',
+      'with --store postgres: postgres://user:password@host/db (default: $DATABASE_URL)',
+    )
+    .option('--log <name>', "with --store postgres: the log's name (servers on one log share it)", 'default')
     .option('--requirepass <password>', 'refuse every command but AUTH until the client authenticates')
     .option('--proto-max-bulk-len <bytes>', 'longest bulk argument', integer, DEFAULT_LIMITS.maxBulk)
     .option('--maxclients <n>', 'most connections at once', integer, 10_000)
@@ -41,6 +47,8 @@ async function main(): Promise<void> {
     dir: string;
     appendfsync: string;
     store: StoreKind;
+    databaseUrl?: string;
+    log: string;
     fsync: 'event-loop' | 'thread-pool';
     requirepass?: string;
     protoMaxBulkLen: number;
@@ -48,11 +56,17 @@ async function main(): Promise<void> {
     progressInterval: number;
   }>();
   const appendfsync = parseFsyncPolicy(o.appendfsync);
-  const location = dataLocation(o.store, o.dir);
+  const postgres = { connectionString: o.databaseUrl ?? process.env.DATABASE_URL ?? '', log: o.log };
+  const location = dataLocation(o.store, o.dir, o.store === 'postgres' ? postgres : undefined);
   const server = new KvServer({
     port: o.port,
     host: o.bind,
-    openStore: storeFactory(o.store, o.dir, { fsyncOnEventLoop: o.fsync === 'event-loop' }),
+    openStore: storeFactory(
+      o.store,
+      o.dir,
+      { fsyncOnEventLoop: o.fsync === 'event-loop' },
+      o.store === 'postgres' ? postgres : undefined,
+    ),
     appendfsync,
     storeKind: o.store,
     location,

@@ -24,8 +24,16 @@ export class ReplayMeter implements EventStore {
   readonly recover?: () => Promise<void>;
   readonly stats?: () => StoreStats;
   readonly replayProgress?: () => ReplayProgress;
+  // A shared log's capabilities (PostgreSQL): without them the App would neither keep undo
+  // information for conflicts nor follow the other instances' commands.
+  readonly sharedLog?: boolean;
+  readonly watch?: (changed: (head?: number) => void) => () => void;
+  readonly head?: () => Promise<number>;
 
   constructor(readonly inner: EventStore) {
+    if (inner.sharedLog !== undefined) this.sharedLog = inner.sharedLog;
+    if (inner.watch) this.watch = (changed) => inner.watch!(changed);
+    if (inner.head) this.head = () => inner.head!();
     if (inner.compact) this.compact = () => inner.compact!();
     if (inner.recover) this.recover = () => inner.recover!();
     if (inner.stats) this.stats = () => inner.stats!();

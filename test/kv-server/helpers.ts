@@ -44,7 +44,8 @@ export async function startServer(
     port: 0,
     appendfsync: options.appendfsync ?? 'everysec',
     storeKind: kind,
-    location: dataLocation(kind, dir),
+    // given by the caller for a store whose location is not in `dir` (postgres)
+    location: options.location ?? dataLocation(kind, dir),
     logger: silentLogger,
     print: (line) => printed.push(line),
     ...options,
