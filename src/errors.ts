@@ -201,3 +201,26 @@ export class LogCompactedError extends AppendonlyError {
     );
   }
 }
+
+/**
+ * A shared log no longer holds commands this instance applied: a database crash under
+ * `synchronous_commit = off` (the `everysec` and `no` policies) dropped the last commits, and
+ * their sequence numbers were given again to other commands. The state this instance holds is
+ * not the log's: the App reloads it from the log (and says so in a warning). `code` is
+ * `ELOGLOST`; it is a PersistenceError, so a command refused with it was not logged.
+ */
+export class LogLostError extends PersistenceError {
+  constructor(
+    /** Names the log. */
+    where: string,
+    /** The last sequence number this instance had applied. */
+    readonly seq: number,
+    /** What the log has instead, for the message. */
+    found: string,
+  ) {
+    super(
+      `${where}: seq ${seq}, applied by this instance, is no longer in the log as it was (${found}; commits lost in a database crash under synchronous_commit = off): this instance must reload its state`,
+      'ELOGLOST',
+    );
+  }
+}

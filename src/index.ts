@@ -50,6 +50,7 @@ export {
   type DriverProblem,
   InvalidEventError,
   LogCompactedError,
+  LogLostError,
   MissingDriverError,
   PersistenceError,
   ReplayFailedError,

@@ -102,6 +102,23 @@ export async function landed(
   return (found[0] as { batch?: string } | undefined)?.batch === rows.id;
 }
 
+/** What the log holds at `seq` now: the batch that wrote it (null: no row), the head, the snapshot. */
+export async function appliedNow(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  seq: number,
+): Promise<{ batch: string | null; head: number; snapshotSeq: number }> {
+  const { rows } = await client.query(
+    `SELECT h.seq::float8 AS head, h.snapshot_seq::float8 AS snapshot_seq,
+       (SELECT e.batch::text FROM ${t.events} e WHERE e.log = $1 AND e.seq = $2) AS batch
+     FROM ${t.heads} h WHERE h.log = $1`,
+    [log, seq],
+  );
+  const row = rows[0] as { head: number; snapshot_seq: number; batch: string | null } | undefined;
+  return { batch: row?.batch ?? null, head: row?.head ?? 0, snapshotSeq: row?.snapshot_seq ?? 0 };
+}
+
 /** The log's head now. */
 export async function readHead(client: PgClientLike, t: Tables, log: string): Promise<number> {
   const { rows } = await client.query(`SELECT seq::float8 AS seq FROM ${t.heads} WHERE log = $1`, [log]);

@@ -3,7 +3,7 @@ import {
   type DomainEvent,
   type JsonValue,
   LogCompactedError,
-  PersistenceError,
+  LogLostError,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
@@ -21,21 +21,31 @@ const PAGE = 4096;
 type EventRow = [seq: string, time: string, type: string, data: string, n: number];
 type EntryRow = [ord: number, key: string, value: string];
 
-/** Where the replay starts, read from the head row. */
-export interface ReplayStart {
+/** The head row as a replay's transaction sees it: where the log ends, and the snapshot it names. */
+export interface HeadRow {
+  /** The last sequence number committed (0 for none). */
+  readonly seq: number;
+  /** The id of the batch that committed it (null before the first append). */
+  readonly batch: string | null;
+  /** The snapshot (0 / 0 for none). */
   readonly snapshotSeq: number;
   readonly snapshotId: number;
 }
 
-/** The snapshot the head row names (0 / 0 for none). */
-export async function readStart(client: PgClientLike, t: Tables, log: string): Promise<ReplayStart> {
+/** Reads the head row (all zero for a log without one). */
+export async function readHeadRow(client: PgClientLike, t: Tables, log: string): Promise<HeadRow> {
   const rows = await read(client, t.heads, {
-    text: `SELECT snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
+    text: `SELECT seq::float8, batch::text, snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
     values: [log],
     rowMode: 'array',
   });
-  const row = rows[0] as [seq: number, id: number] | undefined;
-  return { snapshotSeq: row?.[0] ?? 0, snapshotId: row?.[1] ?? 0 };
+  const row = rows[0] as [seq: number, batch: string | null, snapshotSeq: number, id: number] | undefined;
+  return {
+    seq: row?.[0] ?? 0,
+    batch: row?.[1] ?? null,
+    snapshotSeq: row?.[2] ?? 0,
+    snapshotId: row?.[3] ?? 0,
+  };
 }
 
 /**
@@ -60,6 +70,11 @@ export interface LogRead {
   readonly where: string;
   readonly after: number | undefined;
   readonly counter: { bytes: number };
+  /**
+   * Set to the head row as the replay's transaction saw it, before the first page: the replay
+   * reads up to it, so when it ends there the instance has applied the head's batch.
+   */
+  readonly found?: { head: HeadRow | null };
 }
 
 /**
@@ -108,13 +123,18 @@ export async function* pages({
   where,
   after,
   counter,
+  found,
 }: LogRead): AsyncGenerator<readonly ReplayRecord[]> {
+  const head = await readHeadRow(client, t, log);
+  if (found !== undefined) found.head = head;
   let last: number;
   if (after === undefined) {
-    const start = await readStart(client, t, log);
-    if (start.snapshotId > 0) yield* snapshotPages(client, t, log, start);
-    last = start.snapshotSeq;
+    if (head.snapshotId > 0) yield* snapshotPages(client, t, log, head);
+    last = head.snapshotSeq;
   } else {
+    // The log ends before what this instance applied: a database crash under
+    // synchronous_commit = off lost commits it had read.
+    if (head.seq < after) throw new LogLostError(where, after, `the log ends at seq ${head.seq}`);
     last = after;
   }
   const select = `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
@@ -164,17 +184,8 @@ export async function* pages({
     }
     if (out.length > 0) yield out;
     if (page.length === 0 && after !== undefined && expected === after + 1) {
-      // No event after `after`: the log ends there, unless a snapshot covers more, or it ends
-      // before it (a database crash under synchronous_commit = off lost commits this reader saw).
-      const { snapshotSeq } = await readStart(client, t, log);
-      if (snapshotSeq > after) throw new LogCompactedError(after, snapshotSeq + 1, where);
-      const head = await headIn(client, t, log);
-      if (head < after) {
-        throw new PersistenceError(
-          `${where}: the log ends at seq ${head}, before seq ${after} this instance has applied (commits lost in a database crash under synchronous_commit = off): this instance must reload its state (restart it)`,
-          'ELOGLOST',
-        );
-      }
+      // No event after `after`: the log ends there, unless a snapshot covers more.
+      if (head.snapshotSeq > after) throw new LogCompactedError(after, head.snapshotSeq + 1, where);
     }
     if (page.length < PAGE) break;
     last = Number(page[page.length - 1][0]);
@@ -193,7 +204,7 @@ async function* snapshotPages(
   client: PgClientLike,
   t: Tables,
   log: string,
-  start: ReplayStart,
+  start: HeadRow,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
   let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
@@ -210,16 +221,6 @@ async function* snapshotPages(
     if (page.length < PAGE) return;
     ord = page[page.length - 1][0];
   }
-}
-
-/** The head row's seq, in the replay's transaction. */
-async function headIn(client: PgClientLike, t: Tables, log: string): Promise<number> {
-  const rows = await read(client, t.heads, {
-    text: `SELECT seq::float8 FROM ${t.heads} WHERE log = $1`,
-    values: [log],
-    rowMode: 'array',
-  });
-  return (rows[0] as [number] | undefined)?.[0] ?? 0;
 }
 
 /** One page; a driver error (a lost connection) becomes the PersistenceError a store's read rejects with. */

@@ -21,7 +21,7 @@ import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
-import { inSnapshot, replayLog } from './replay';
+import { type HeadRow, inSnapshot, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
 import { HeadWatcher } from './watcher';
 import { PgWriter } from './writer';
@@ -110,7 +110,8 @@ export class PostgresStore implements EventStore {
       const createdSchema = await ensureSchema(conn.client, this.t);
       const createdLog = await ensureLog(conn.client, this.t, log);
       this.writer = writer;
-      this.watcher = new HeadWatcher(pool, this.t, log);
+      // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
+      this.watcher = new HeadWatcher(pool, this.t, log, () => writer.suspect());
       this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
         writes: writer,
@@ -141,11 +142,20 @@ export class PostgresStore implements EventStore {
       });
     }
     this.replaying++;
+    const found: { head: HeadRow | null } = { head: null };
     try {
       const where = this.where;
       const read = (client: PgClientLike) =>
         replayLog(
-          { client, t: this.t, log: this.options.log, where, after: options?.after, counter: this.replayed },
+          {
+            client,
+            t: this.t,
+            log: this.options.log,
+            where,
+            after: options?.after,
+            counter: this.replayed,
+            found,
+          },
           (b) => feed.push(b),
         );
       if (options?.after !== undefined && writer.isStale) {
@@ -166,6 +176,7 @@ export class PostgresStore implements EventStore {
     }
     // Read up to the head: appends may go again after a conflict.
     writer.caughtUp(feed.lastSeq);
+    if (found.head !== null && feed.lastSeq === found.head.seq) writer.applied(found.head, full);
     const watcher = this.watcher!;
     if (feed.lastSeq > watcher.known) watcher.known = feed.lastSeq;
     if (full) this.scheduler?.rebase();

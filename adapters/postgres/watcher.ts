@@ -36,12 +36,16 @@ export class HeadWatcher {
   private notifying = false;
   private notifyAgain = false;
   private closed = false;
+  /** A connection was lost and not yet taken again: tell `reconnected` when it is. */
+  private lost = false;
   private readonly channel: string;
 
   constructor(
     private readonly pool: PgPoolLike,
     private readonly t: Tables,
     private readonly log: string,
+    /** Called when a lost connection was taken again. */
+    private readonly reconnected: () => void = () => {},
   ) {
     this.channel = channelOf(t.schema, log);
   }
@@ -121,6 +125,10 @@ export class HeadWatcher {
     try {
       const reconnected = this.conn === null || this.conn.broken;
       const conn = await this.connection();
+      if (this.lost) {
+        this.lost = false;
+        this.reconnected();
+      }
       if (!this.listening) {
         await conn.client.query(`LISTEN ${this.channel}`);
         this.listening = true;
@@ -136,6 +144,8 @@ export class HeadWatcher {
   private async connection(): Promise<HeldConnection> {
     if (this.conn !== null && !this.conn.broken) return this.conn;
     if (this.connecting === null) {
+      // Remembered until a connection is taken again, however many attempts that needs.
+      if (this.conn !== null) this.lost = true;
       letGo(this.conn);
       this.conn = null;
       this.listening = false;

@@ -5,13 +5,15 @@ import {
   type EventGroup,
   type FsyncPolicy,
   type Logger,
+  LogLostError,
   PersistenceError,
 } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
-import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
+import { addGroup, appliedNow, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
+import type { HeadRow } from './replay';
 import type { Tables } from './schema';
 
 /** One batch: its rows, the appends waiting on it, and, once committed, its verdict. */
@@ -59,9 +61,9 @@ export class PgWriter {
   lastCommitted = 0;
   /** Characters of event data committed by this instance (the compaction trigger's growth). */
   bytesWritten = 0;
-  /** The last batch this instance committed, checked after a reconnect (see `verifyLast`). */
-  private lastBatch: BatchRows | null = null;
-  /** Set by a reconnect: the next catch-up first checks that `lastBatch` is still in the log. */
+  /** The last command this instance applied, with its batch id, checked after a reconnect (`verifyLast`). */
+  private lastApplied: { readonly seq: number; readonly batch: string } | null = null;
+  /** Set by a reconnect: the next append or catch-up first checks `lastApplied`. */
   private unverified = false;
 
   constructor(
@@ -134,29 +136,45 @@ export class PgWriter {
   }
 
   /**
-   * After a reconnect: is the last batch this instance committed still in the log? Under
-   * `synchronous_commit = off` a database crash drops the last commits, acknowledged or not, and
-   * their sequence numbers are then given again to other commands: the state this instance holds
-   * is then not the log's, and it must reload (rejects with PersistenceError `ELOGLOST`, naming
-   * the batch). Checked before the first append and the first catch-up after a reconnect, and by
-   * `recover`.
+   * After a reconnect: does the log still hold what this instance applied last, as it was (the
+   * same seq from the same batch)? Under `synchronous_commit = off` a database crash drops the
+   * last commits, acknowledged or not, and their sequence numbers are then given again to other
+   * commands: the state this instance holds is then not the log's, and it must reload (rejects
+   * with `LogLostError`, which the App answers by reloading). Checked before the first append and
+   * the first catch-up after any connection of the store was lost; a full replay clears it.
    */
   async verifyLast(): Promise<void> {
-    const last = this.lastBatch;
     if (!this.unverified) return;
-    if (last === null) {
-      this.unverified = false;
-      return;
-    }
-    const conn = await this.connection();
-    if (!(await landed(conn.client, this.t, this.log, last))) {
-      throw new PersistenceError(
-        `${this.where}: batch ${last.id} (seq ${last.firstSeq}–${last.lastSeq}), committed by this instance, is no longer in the log ` +
-          '(a database crash under synchronous_commit = off): this instance must reload its state (restart it)',
-        'ELOGLOST',
-      );
+    const last = this.lastApplied;
+    if (last !== null) {
+      const conn = await this.connection();
+      const now = await appliedNow(conn.client, this.t, this.log, last.seq);
+      // Compacted away (its seq in the snapshot, the log gone on past it) is not lost.
+      const compacted = now.batch === null && now.snapshotSeq >= last.seq && now.head >= last.seq;
+      if (now.batch !== last.batch && !compacted) {
+        const found =
+          now.head < last.seq
+            ? `the log ends at seq ${now.head}`
+            : `seq ${last.seq} is now from batch ${now.batch ?? '(none)'}, not ${last.batch}`;
+        throw new LogLostError(this.where, last.seq, found);
+      }
     }
     this.unverified = false;
+  }
+
+  /** A connection of the store (the watcher's, a replay's) was lost: the database may have restarted. */
+  suspect(): void {
+    this.unverified = true;
+  }
+
+  /**
+   * A replay read up to `head`: the instance has applied its batch. After a full replay the state
+   * is the log's as it is now, so nothing earlier needs checking any more.
+   */
+  applied(head: HeadRow, full: boolean): void {
+    if (head.seq >= (this.lastApplied?.seq ?? 0) || full)
+      this.lastApplied = head.batch === null ? null : { seq: head.seq, batch: head.batch };
+    if (full) this.unverified = false;
   }
 
   /**
@@ -226,8 +244,8 @@ export class PgWriter {
       if (lost !== null) await fence(conn.client, lost);
       // A write (not a SELECT): a server that came back read-only (a standby) refuses it here.
       await conn.client.query(`UPDATE ${this.t.heads} SET seq = seq WHERE log = $1`, [this.log]);
+      // Checked by the App's catch-up that follows, which reloads when the log lost commands.
       this.unverified = true;
-      await this.verifyLast();
     } catch (err) {
       throw persistenceError(`${this.where} still cannot be written`, err);
     }
@@ -265,7 +283,7 @@ export class PgWriter {
     if (ok) {
       this.batches++;
       this.lastCommitted = batch.rows.lastSeq;
-      this.lastBatch = batch.rows;
+      this.lastApplied = { seq: batch.rows.lastSeq, batch: batch.rows.id };
       this.bytesWritten += batch.rows.bytes;
       this.hooks.committed(batch.rows.lastSeq);
       return;

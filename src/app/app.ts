@@ -5,7 +5,13 @@ import type { AppliedEvent } from '../events/event';
 import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
-import { AppClosedError, CannotCompactError, LogCompactedError, PersistenceError } from '../errors';
+import {
+  AppClosedError,
+  CannotCompactError,
+  LogCompactedError,
+  LogLostError,
+  PersistenceError,
+} from '../errors';
 import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import { CommandQueue } from './command-queue';
@@ -290,6 +296,8 @@ export class App {
     const end = await this.store.replay(loader);
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
+    // A reload after lost commits may find the log shorter than the head this instance had seen.
+    committer.knownHead = committer.durableSeq;
     this.replayedGroups = loader.groups;
     this.replayedEntries = loader.entries;
     loader.reportSkipped(this.logger);
@@ -315,8 +323,9 @@ export class App {
     } catch (err) {
       // What was applied stays applied and reported once: the next catch-up starts after it.
       if (loader.lastSeq > after) committer.lastSeq = committer.durableSeq = loader.lastSeq;
-      if (!(err instanceof LogCompactedError)) throw err;
-      // The commands after `after` survive only in a snapshot now: load it, and the rest.
+      // The commands after `after` survive only in a snapshot now (compacted), or the log no
+      // longer has what this instance applied (lost in a database crash): load the log as it is.
+      if (!(err instanceof LogCompactedError || err instanceof LogLostError)) throw err;
       this.logger.warn(`${err.message}; reloading the state from the log`);
       this.kv.reset();
       await this.load();

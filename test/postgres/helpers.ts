@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type App, createApp, type FsyncPolicy, type JsonValue, silentLogger } from 'appendonly';
+import { type App, createApp, type FsyncPolicy, type JsonValue, type Logger, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { classes } from './domain';
 
@@ -10,14 +10,19 @@ export interface Opened {
 }
 
 /** Opens apps on PostgreSQL logs (the test domain's classes) and closes them after each test. */
-export function useApps(): (url: string, log: string, policy?: FsyncPolicy) => Promise<Opened> {
+export function useApps(): (
+  url: string,
+  log: string,
+  policy?: FsyncPolicy,
+  logger?: Logger,
+) => Promise<Opened> {
   const apps: App[] = [];
   afterEach(async () => {
     for (const app of apps.splice(0)) await app.close().catch(() => {});
   });
-  return async (url, log, policy = 'always') => {
+  return async (url, log, policy = 'always', logger = silentLogger) => {
     const store = new PostgresStore({ connectionString: url, log, appendfsync: policy });
-    const app = await createApp({ ...classes, store, logger: silentLogger });
+    const app = await createApp({ ...classes, store, logger });
     apps.push(app);
     return { app, store };
   };
