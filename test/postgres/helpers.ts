@@ -76,7 +76,7 @@ export function useWorkers(): (
   url: string,
   log: string,
   id: number,
-  mode: 'mixed' | 'write' | 'follow',
+  mode: 'mixed' | 'write' | 'retry-write' | 'follow',
 ) => Child {
   const spawn = useChildren(path.join(__dirname, 'child/worker.ts'));
   return (url, log, id, mode) => spawn([url, log, String(id), mode]);
@@ -109,4 +109,17 @@ export async function fund(open: ReturnType<typeof useApps>, url: string, log: s
   const { app } = await open(url, log);
   for (let i = 0; i < 5; i++) await app.execute(new fixtures.Put(`acct:${i}`, 1000));
   await app.close();
+}
+
+/** The Puts a `write` worker printed as acknowledged (`ack <i>`): key `w<id>:<i>` → i. */
+export function ackedPuts(child: Child, id: number): Map<string, number> {
+  const acked = new Map<string, number>();
+  for (const line of child.lines)
+    if (line.startsWith('ack ')) acked.set(`w${id}:${line.slice(4)}`, Number(line.slice(4)));
+  return acked;
+}
+
+/** The acknowledged keys that `state` does not hold with their value. */
+export function missing(state: Record<string, JsonValue>, acked: Map<string, number>): string[] {
+  return [...acked].filter(([key, value]) => state[key] !== value).map(([key]) => key);
 }

@@ -9,6 +9,8 @@
  *   (its last seq), until `stop`;
  * - `write`: at once, Put('w<id>:<i>', i) for i = 0, 1, …, 16 in flight, printing `ack <i>`
  *   once each is acknowledged, until `stop`;
+ * - `retry-write`: as `write`, but a command refused with PersistenceError prints
+ *   `refused <i> <code> <message>`, and that loop goes on with the next i 50 ms later;
  * - `follow`: nothing: an App on the log that only follows the others.
  *
  * Lines read on stdin, each answered by one line:
@@ -21,7 +23,7 @@
  */
 import 'reflect-metadata';
 import { writeSync } from 'node:fs';
-import { createApp, type Logger } from 'appendonly';
+import { createApp, type Logger, PersistenceError } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
 import { onLines } from '../../support/lines';
@@ -52,7 +54,14 @@ async function main(): Promise<void> {
   const writer = async () => {
     while (running) {
       const i = next++;
-      await app.execute(new fixtures.Put(`w${id}:${i}`, i));
+      try {
+        await app.execute(new fixtures.Put(`w${id}:${i}`, i));
+      } catch (err) {
+        if (mode !== 'retry-write' || !(err instanceof PersistenceError)) throw err;
+        print(`refused ${i} ${err.code} ${err.message.replace(/\n/g, ' ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
       acked.put++;
       print(`ack ${i}`);
     }
@@ -73,7 +82,7 @@ async function main(): Promise<void> {
     // test sees it exit, and its stderr.
     load.catch(fail);
   };
-  if (mode === 'write') start(writer);
+  if (mode === 'write' || mode === 'retry-write') start(writer);
 
   const commands: Record<string, () => Promise<string>> = {
     go: async () => {
