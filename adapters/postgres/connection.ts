@@ -43,8 +43,14 @@ export function persistenceError(what: string, err: unknown): PersistenceError {
   if (err instanceof PersistenceError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const reason = redact(err instanceof Error ? err.message : String(err));
-  return new PersistenceError(`${redact(what)}: ${reason}`, typeof code === 'string' ? code : undefined);
+  // pg's "Connection terminated unexpectedly" carries no code: a caller branching on the code
+  // still learns that the connection went, not merely that something failed.
+  const known = typeof code === 'string' ? code : CONNECTION_LOST.test(reason) ? 'ECONNRESET' : undefined;
+  return new PersistenceError(`${redact(what)}: ${reason}`, known);
 }
+
+/** The driver's messages for a connection that went away, when it gives no code. */
+const CONNECTION_LOST = /Connection terminated|not queryable|connection.*(closed|ended)/i;
 
 /**
  * A connection checked out for the store's lifetime, with the identity of its server process
@@ -110,7 +116,5 @@ export function isConnectionLoss(err: unknown, conn: HeldConnection): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string')
     return /^(08|57P0[123])/.test(code) || /^E(CONN|PIPE|TIMEDOUT|NOTFOUND)/.test(code);
-  return /Connection terminated|not queryable|connection.*(closed|ended)/i.test(
-    (err as Error)?.message ?? '',
-  );
+  return CONNECTION_LOST.test((err as Error)?.message ?? '');
 }

@@ -32,9 +32,14 @@ export interface HeadRow {
   readonly snapshotId: number;
 }
 
-/** Reads the head row (all zero for a log without one). */
-export async function readHeadRow(client: PgClientLike, t: Tables, log: string): Promise<HeadRow> {
-  const rows = await read(client, t.heads, {
+/** Reads the head row (all zero for a log without one); `where` names the log in errors. */
+export async function readHeadRow(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  where: string,
+): Promise<HeadRow> {
+  const rows = await read(client, where, {
     text: `SELECT seq::float8, batch::text, snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
     values: [log],
     rowMode: 'array',
@@ -125,11 +130,11 @@ export async function* pages({
   counter,
   found,
 }: LogRead): AsyncGenerator<readonly ReplayRecord[]> {
-  const head = await readHeadRow(client, t, log);
+  const head = await readHeadRow(client, t, log, where);
   if (found !== undefined) found.head = head;
   let last: number;
   if (after === undefined) {
-    if (head.snapshotId > 0) yield* snapshotPages(client, t, log, head);
+    if (head.snapshotId > 0) yield* snapshotPages(client, t, log, head, where);
     last = head.snapshotSeq;
   } else {
     // The log ends before what this instance applied: a database crash under
@@ -205,13 +210,14 @@ async function* snapshotPages(
   t: Tables,
   log: string,
   start: HeadRow,
+  where: string,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
   let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
   let ord = -1;
   for (;;) {
     const values = [log, start.snapshotId, ord];
-    const page = (await read(client, t.snapshot, { text: select, values, rowMode: 'array' })) as EntryRow[];
+    const page = (await read(client, where, { text: select, values, rowMode: 'array' })) as EntryRow[];
     for (let i = 0; i < page.length; i++) {
       const row = page[i];
       batch.push({ kind: 'entry', key: row[1], value: parse(row[2], `${t.snapshot}`, row[1]) });

@@ -2,7 +2,7 @@ import { type Observable, Subject } from 'rxjs';
 import type { CommandBus } from '../bus/command-bus';
 import type { QueryBus } from '../bus/query-bus';
 import type { AppliedEvent } from '../events/event';
-import { type KeyValueState, readonlyView } from '../state/key-value-state';
+import { KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
 import {
@@ -290,10 +290,18 @@ export class App {
     return this.closedError;
   }
 
-  /** Rebuilds the state from the whole log. A projection error or a bad log aborts the load. */
-  private async load(): Promise<void> {
-    const loader = new StateLoader(this.kv, this.projector, this.skipUnknownEventTypes);
+  /**
+   * Builds the state from the whole log. A projection error or a bad log aborts the load. At
+   * start it loads into the app's state; to reload (`into` a new state), the new state replaces
+   * the current one only once whole, in the same turn as the seq: readers never see a state half
+   * loaded, and a failed reload leaves the state and its seq as they were. (The old state and
+   * the new are both in memory meanwhile, as Redis's `repl-diskless-load swapdb`.)
+   */
+  private async load(into: KeyValueState = this.kv): Promise<void> {
+    const projector = into === this.kv ? this.projector : this.projector.over(into);
+    const loader = new StateLoader(into, projector, this.skipUnknownEventTypes);
     const end = await this.store.replay(loader);
+    if (into !== this.kv) this.kv.replaceWith(into);
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
     // A reload after lost commits may find the log shorter than the head this instance had seen.
@@ -327,8 +335,7 @@ export class App {
       // longer has what this instance applied (lost in a database crash): load the log as it is.
       if (!(err instanceof LogCompactedError || err instanceof LogLostError)) throw err;
       this.logger.warn(`${err.message}; reloading the state from the log`);
-      this.kv.reset();
-      await this.load();
+      await this.load(new KeyValueState());
       return committer.durableSeq;
     } finally {
       loader.reportSkipped(this.logger);
@@ -346,8 +353,7 @@ export class App {
       // The committer rolled the state back to the durable seq already: read what others added.
       committer.lastSeq = committer.durableSeq = await this.catchUp(committer.durableSeq);
     } else {
-      this.kv.reset();
-      await this.load();
+      await this.load(new KeyValueState());
     }
     committer.recovered();
   }

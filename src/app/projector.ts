@@ -20,12 +20,19 @@ type Apply = (event: DomainEvent, state: ProjectionState, meta: EventMeta) => vo
  * replay give the live state.
  */
 export class Projector {
-  private readonly byType = new Map<string, Apply[]>();
   /** What projections write to: the state without its transaction methods. */
   private readonly view: ProjectionState;
 
-  constructor(private readonly state: KeyValueState) {
+  constructor(
+    private readonly state: KeyValueState,
+    private readonly byType = new Map<string, Apply[]>(),
+  ) {
     this.view = projectionView(state);
+  }
+
+  /** The same projections, writing to `state` (a reload built off to the side). */
+  over(state: KeyValueState): Projector {
+    return new Projector(state, this.byType);
   }
 
   /** Registers the `@On` methods of one projection instance. */

@@ -9,11 +9,13 @@ import {
   CannotCompactError,
   CommandHandler,
   createApp,
+  PersistenceError,
   type ReadonlyKeyValueState,
   SET,
   silentLogger,
 } from 'appendonly';
 import { fixtures, runStoreConformance } from 'appendonly/testing';
+import { recordingLogger } from '../support/helpers';
 import { JsonLinesStore } from './stores/json-lines-store';
 import { SharedLog, SharedLogStore } from './stores/shared-log-store';
 
@@ -316,5 +318,74 @@ describe('a shared log: following the other writers', () => {
     // each instance's own commands are in the log in its dispatch order
     expect(list.filter((n) => n < 100)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(list.filter((n) => n >= 100)).toEqual(Array.from({ length: 50 }, (_, i) => 100 + i));
+  });
+
+  it('an instance behind the compaction point reloads from the snapshot and goes on; readers see the old state until the new one is whole', async () => {
+    // given: B read the log up to seq 2 and stopped following; A went on (a key deleted, one
+    // changed, one added), then the log was compacted to A's state and A wrote once more
+    const log = new SharedLog();
+    const a = await open(log);
+    const logger = recordingLogger();
+    const b = await createApp({ ...classes, store: new SharedLogStore(log), logger });
+    apps.push(b);
+    await a.execute(new Put('gone', 1));
+    await a.execute(new Put('x', 1));
+    await b.sync();
+    const mirror = new Map<string, unknown>(b.state.entries());
+    b.state.changes$.subscribe((c) => {
+      if (c.type === 'clear') mirror.clear();
+      else if (c.type === 'delete') mirror.delete(c.key);
+      else mirror.set(c.key, c.value);
+    });
+    await a.execute(new fixtures.Remove(['gone']));
+    await a.execute(new Put('x', 2));
+    await a.execute(new Put('y', 3));
+    log.compact(Object.fromEntries(a.state.entries()));
+    await a.execute(new Put('z', 4));
+    // when: B catches up; its reload is looked at half way, between the snapshot and the events
+    let halfWay: { state: Record<string, unknown>; seq: number } | null = null;
+    log.betweenSnapshotAndGroups = async () => {
+      halfWay = { state: Object.fromEntries(b.state.entries()), seq: b.stats().durableSeq };
+    };
+    await b.sync();
+    // then: until the reload was whole, B showed the state it had, at its seq
+    expect(halfWay).toEqual({ state: { gone: 1, x: 1 }, seq: 2 });
+    expect(logger.lines).toEqual([
+      'warn: the shared log: the events after seq 2 up to 5 were compacted away; the first event still in the log is seq 6; reloading the state from the log',
+    ]);
+    // it holds A's state now, loaded from the snapshot, and changes$ said so (the deleted key too)
+    expect(Object.fromEntries(b.state.entries())).toEqual({ x: 2, y: 3, z: 4 });
+    expect(Object.fromEntries(mirror)).toEqual({ x: 2, y: 3, z: 4 });
+    expect(b.stats()).toMatchObject({ lastSeq: 6, durableSeq: 6, entriesReplayed: 2, groupsReplayed: 1 });
+    // and goes on: its next command lands after A's, and A follows it
+    expect((await b.execute(new Push('list', 1))).firstSeq).toBe(7);
+    await a.sync();
+    expect(Object.fromEntries(a.state.entries())).toEqual(Object.fromEntries(b.state.entries()));
+  });
+
+  it('a reload that fails half way leaves the state and its seq as they were; the next catch-up reloads', async () => {
+    // given: B is behind the compaction point
+    const log = new SharedLog();
+    const a = await open(log);
+    const b = await open(log, false);
+    await a.execute(new Put('x', 1));
+    await b.sync();
+    await a.execute(new Put('x', 2));
+    await a.execute(new Put('y', 3));
+    log.compact(Object.fromEntries(a.state.entries()));
+    await a.execute(new Put('z', 4));
+    // when: the read of its reload fails after the snapshot's entries
+    log.betweenSnapshotAndGroups = async () => {
+      throw new PersistenceError('the connection was lost', 'ECONNRESET');
+    };
+    await expect(b.sync()).rejects.toThrow('the connection was lost');
+    // then: nothing of the half-read log shows
+    expect(Object.fromEntries(b.state.entries())).toEqual({ x: 1 });
+    expect(b.stats()).toMatchObject({ status: 'ready', lastSeq: 1, durableSeq: 1 });
+    // and once the log reads again, the next catch-up reloads it whole
+    log.betweenSnapshotAndGroups = null;
+    await b.sync();
+    expect(Object.fromEntries(b.state.entries())).toEqual({ x: 2, y: 3, z: 4 });
+    expect(b.stats()).toMatchObject({ lastSeq: 4, durableSeq: 4 });
   });
 });

@@ -74,6 +74,38 @@ describe('KeyValueState', () => {
     expect(kv.get('after-clear')).toBe(1);
   });
 
+  it('replaceWith takes a reloaded state whole: an open snapshot stays frozen, changes$ says clear then every key', () => {
+    // given: a state whose compaction snapshot is open, with a write since, and a listener
+    const kv = new KeyValueState();
+    kv.set('old', 1);
+    kv.set('kept', 1);
+    const snap = kv.takeSnapshot(2);
+    kv.set('since', 1);
+    const seen: StateChange[] = [];
+    kv.changes$.subscribe((c) => seen.push(c));
+    const fresh = new KeyValueState();
+    fresh.set('kept', 2);
+    fresh.set('new', 3);
+    // when
+    kv.replaceWith(fresh);
+    // then: the new content, its size; the snapshot still shows what it was taken on
+    expect(kv.toObject()).toEqual({ kept: 2, new: 3 });
+    expect(kv.size).toBe(2);
+    expect(Object.fromEntries(snap.entries())).toEqual({ old: 1, kept: 1 });
+    expect(seen).toEqual([
+      { type: 'clear' },
+      { type: 'set', key: 'kept', value: 2 },
+      { type: 'set', key: 'new', value: 3 },
+    ]);
+    // its release merges nothing into the new state, and the state goes on as any other
+    snap.release();
+    expect(kv.toObject()).toEqual({ kept: 2, new: 3 });
+    kv.takeSnapshot(4).release();
+    kv.delete('kept');
+    expect(kv.toObject()).toEqual({ new: 3 });
+    expect(fresh.size).toBe(0);
+  });
+
   it('refuses a second open snapshot', () => {
     const kv = new KeyValueState();
     const s = kv.takeSnapshot(0);

@@ -1,6 +1,10 @@
 import 'reflect-metadata';
+import * as path from 'node:path';
 import { type App, createApp, type FsyncPolicy, type JsonValue, type Logger, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
+import { fixtures } from 'appendonly/testing';
+import { type Child, useChildren } from '../support/child';
+import { admin } from '../support/postgres';
 import { classes } from './domain';
 
 /** An app on a PostgreSQL log, and its store. */
@@ -58,4 +62,69 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ms
     if (Date.now() > deadline) throw new Error('the condition never held');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Sends `command` to a worker (`child/worker.ts`) and resolves with the JSON of its answer line. */
+export async function ask<T = Record<string, JsonValue>>(
+  child: Child,
+  command: string,
+  answer: string,
+): Promise<T> {
+  const from = child.lines.length;
+  child.send(command);
+  const line = await child.waitFor(new RegExp(`^${answer} `), from);
+  return JSON.parse(line.slice(answer.length + 1)) as T;
+}
+
+/** For a describe block: starts `child/worker.ts` (argv: url log id mode), SIGKILLed after each test. */
+export function useWorkers(): (
+  url: string,
+  log: string,
+  id: number,
+  mode: 'mixed' | 'write' | 'retry-write' | 'follow',
+) => Child {
+  const spawn = useChildren(path.join(__dirname, 'child/worker.ts'));
+  return (url, log, id, mode) => spawn([url, log, String(id), mode]);
+}
+
+/** The log's events: how many, the first and last seq (0 when none), and the head row's snapshot seq. */
+export async function logShape(
+  url: string,
+  log: string,
+): Promise<{ n: number; min: number; max: number; snapshotSeq: number }> {
+  const { rows } = await admin(
+    url,
+    `SELECT count(*)::int AS n, coalesce(min(seq), 0)::int AS min, coalesce(max(seq), 0)::int AS max,
+       (SELECT snapshot_seq::int FROM appendonly.heads WHERE log = $1) AS "snapshotSeq"
+     FROM appendonly.events WHERE log = $1`,
+    [log],
+  );
+  return rows[0];
+}
+
+/** How many commands of each kind a worker had acknowledged when it stopped (its `stopped` line). */
+export interface Acked {
+  readonly put: number;
+  readonly increment: number;
+  readonly transfer: number;
+}
+
+/** Puts five accounts of 1000 (acct:0..4) in the log, from an app that is closed again. */
+export async function fund(open: ReturnType<typeof useApps>, url: string, log: string): Promise<void> {
+  const { app } = await open(url, log);
+  for (let i = 0; i < 5; i++) await app.execute(new fixtures.Put(`acct:${i}`, 1000));
+  await app.close();
+}
+
+/** The Puts a `write` worker printed as acknowledged (`ack <i>`): key `w<id>:<i>` → i. */
+export function ackedPuts(child: Child, id: number): Map<string, number> {
+  const acked = new Map<string, number>();
+  for (const line of child.lines)
+    if (line.startsWith('ack ')) acked.set(`w${id}:${line.slice(4)}`, Number(line.slice(4)));
+  return acked;
+}
+
+/** The acknowledged keys that `state` does not hold with their value. */
+export function missing(state: Record<string, JsonValue>, acked: Map<string, number>): string[] {
+  return [...acked].filter(([key, value]) => state[key] !== value).map(([key]) => key);
 }

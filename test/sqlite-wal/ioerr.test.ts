@@ -1,4 +1,5 @@
-import { useWriters } from './child/spawn';
+import * as path from 'node:path';
+import { useChildren } from '../support/child';
 import { openApp, useDbFile } from './helpers';
 
 /**
@@ -10,11 +11,11 @@ import { openApp, useDbFile } from './helpers';
 describe('SqliteWalStore always: SQLITE_IOERR from a real failed write', () => {
   let file: string;
   useDbFile((f) => (file = f));
-  const spawnWriter = useWriters();
+  const spawnWriter = useChildren(path.join(__dirname, 'child/writer.ts'));
 
   it('refuses what was not durable, keeps everything acknowledged', async () => {
     // given / when: the child writes until a write fails
-    const child = spawnWriter([file, 'always', 'until-error'], 200);
+    const child = spawnWriter([file, 'always', 'until-error'], { maxFileKb: 200 });
     await child.waitFor(/^closed$/);
     // then: the failure and what followed it
     const acked = child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));

@@ -1,6 +1,7 @@
 import { StoreLockedError } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
-import { useWriters } from './child/spawn';
+import * as path from 'node:path';
+import { useChildren } from '../support/child';
 import { openApp, state, useDbFile } from './helpers';
 
 const { Put } = fixtures;
@@ -8,7 +9,7 @@ const { Put } = fixtures;
 describe('SqliteWalStore: one writer', () => {
   let file: string;
   useDbFile((f) => (file = f));
-  const spawnWriter = useWriters();
+  const spawnWriter = useChildren(path.join(__dirname, 'child/writer.ts'));
 
   it('refuses a second store in the same process at once, and the first keeps working', async () => {
     // given

@@ -2,6 +2,8 @@ import {
   AppendConflictError,
   type EventGroup,
   type EventStore,
+  type JsonValue,
+  LogCompactedError,
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
@@ -16,6 +18,19 @@ import {
 export class SharedLog {
   readonly groups: EventGroup[] = [];
   rival: (() => EventGroup) | null = null;
+  /** The last compaction's snapshot: the state at `seq`; the groups it covers are gone. */
+  snapshot: { readonly seq: number; readonly entries: Record<string, JsonValue> } | null = null;
+  /**
+   * Called by a whole replay between the snapshot's entries and the groups after it, and
+   * awaited: a test looks at an app half way through a reload, or fails the read there.
+   */
+  betweenSnapshotAndGroups: (() => Promise<void>) | null = null;
+
+  /** A compaction: `entries` (the state at the head) become the snapshot, and every group goes. */
+  compact(entries: Record<string, JsonValue>): void {
+    this.snapshot = { seq: this.head, entries };
+    this.groups.length = 0;
+  }
   /** Stores watching the log: told, one turn later, when another store appended. */
   readonly watchers = new Set<{ store: SharedLogStore; changed: (head?: number) => void }>();
 
@@ -28,7 +43,7 @@ export class SharedLog {
 
   get head(): number {
     const last = this.groups[this.groups.length - 1];
-    return last === undefined ? 0 : last.seq + last.events.length - 1;
+    return last === undefined ? (this.snapshot?.seq ?? 0) : last.seq + last.events.length - 1;
   }
 }
 
@@ -71,8 +86,20 @@ export class SharedLogStore implements EventStore {
   }
 
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
-    const after = options?.after ?? 0;
-    for (const group of this.log.groups) if (group.seq > after) sink.group(group);
+    const log = this.log;
+    const snapshot = log.snapshot;
+    let after = options?.after ?? 0;
+    if (snapshot !== null) {
+      if (options?.after === undefined) {
+        sink.snapshot(snapshot.seq);
+        for (const [key, value] of Object.entries(snapshot.entries)) sink.entry(key, value);
+        await log.betweenSnapshotAndGroups?.();
+        after = snapshot.seq;
+      } else if (after < snapshot.seq) {
+        throw new LogCompactedError(after, snapshot.seq + 1, 'the shared log');
+      }
+    }
+    for (const group of log.groups) if (group.seq > after) sink.group(group);
     this.stale = false;
     return { lastSeq: this.log.head };
   }
