@@ -5,15 +5,27 @@ import type { AppliedEvent } from '../events/event';
 import { type KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
-import { AppClosedError, CannotCompactError, LogCompactedError, PersistenceError } from '../errors';
-import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
+import {
+  AppClosedError,
+  CannotCompactError,
+  LogCompactedError,
+  PersistenceError,
+  ProjectionsVersionError,
+} from '../errors';
+import type {
+  CompactionResult,
+  EventStore,
+  ReplayEnd,
+  StoreOpenInfo,
+  StoreStats,
+} from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import { CommandQueue } from './command-queue';
 import type { CommandResult } from './command-result';
 import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
-import { StateLoader } from './state-loader';
+import { SnapshotVersionMismatch, StateLoader } from './state-loader';
 
 export type { CommandResult } from './command-result';
 
@@ -66,6 +78,8 @@ export class App {
   private readonly queue: CommandQueue;
   private readonly recovery: Recovery;
   private unwatch: (() => void) | null = null;
+  /** The store's location, for messages (known once it is open). */
+  private location = '';
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
   readonly events$: Observable<AppliedEvent> = this.eventsSubject.asObservable();
@@ -80,6 +94,8 @@ export class App {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly skipUnknownEventTypes = false,
+    /** The projections version (createApp's, as text); undefined: unversioned. */
+    private readonly projectionsVersion: string | undefined = undefined,
   ) {
     this.stateView = readonlyView(kv);
     const subject = this.eventsSubject;
@@ -136,11 +152,20 @@ export class App {
 
   /** @internal Opens the store and replays it; the app is ready when this resolves. */
   async start(): Promise<StoreOpenInfo> {
+    const version = this.projectionsVersion;
     const info = await this.store.open({
-      snapshots: { takeSnapshot: () => this.kv.takeSnapshot(this.committer.lastSeq) },
+      snapshots: {
+        // Every snapshot is of a state this app's projections computed (loaded from a snapshot of
+        // the same version or an unversioned one, or rebuilt from the events): it carries the version.
+        takeSnapshot: () => {
+          const snapshot = this.kv.takeSnapshot(this.committer.lastSeq);
+          return version === undefined ? snapshot : { ...snapshot, projectionsVersion: version };
+        },
+      },
       logger: this.logger,
       clock: this.clock,
     });
+    this.location = info.location;
     try {
       this.currentStatus = 'replaying';
       await this.load();
@@ -162,7 +187,11 @@ export class App {
       if (head !== undefined) committer.knownHead = Math.max(committer.knownHead, head);
       if (this.currentStatus !== 'ready') return;
       committer.follow().catch((err: unknown) => {
-        this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
+        // Another version's snapshot and no events to rebuild from: this instance cannot follow
+        // the log any more, so it refuses commands (naming both versions) instead of deciding
+        // them on a state that stopped moving. Its state is still whole at its durable seq.
+        if (err instanceof ProjectionsVersionError) this.recovery.fail(err);
+        else this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
       });
     });
   }
@@ -284,14 +313,56 @@ export class App {
     return this.closedError;
   }
 
-  /** Rebuilds the state from the whole log. A projection error or a bad log aborts the load. */
-  private async load(): Promise<void> {
-    const loader = new StateLoader(this.kv, this.projector, this.skipUnknownEventTypes);
-    const end = await this.store.replay(loader);
+  /**
+   * Rebuilds the state from the whole log. A projection error or a bad log aborts the load.
+   *
+   * The snapshot is loaded only if it matches the app's projections version (see
+   * `snapshotMatches`); otherwise the state is rebuilt from every event (`replay({ after: 0 })`),
+   * and when compaction dropped them the load is refused with `ProjectionsVersionError`. With
+   * `reset` (a reload of a live state) the state is emptied only once the replay hands over its
+   * first record, so a reload refused before it reads anything leaves the state as it was.
+   */
+  private async load(reset = false): Promise<void> {
+    const version = this.projectionsVersion;
+    const options = { projectionsVersion: version, resetFirst: reset };
+    let loader = new StateLoader(this.kv, this.projector, this.skipUnknownEventTypes, null, null, options);
+    let end: ReplayEnd;
+    try {
+      end = await this.store.replay(loader);
+    } catch (err) {
+      if (!(err instanceof SnapshotVersionMismatch)) throw err;
+      this.logger.warn(
+        `${this.location}: ${err.message}, and this app's projections are version ${JSON.stringify(version)}: ` +
+          `not loading it; rebuilding the state from the events (the next compaction records a snapshot of version ${JSON.stringify(version)})`,
+      );
+      // The mismatch was found at the snapshot's first record: nothing of it reached the state.
+      loader = new StateLoader(this.kv, this.projector, this.skipUnknownEventTypes, null, null, {
+        resetFirst: true,
+      });
+      try {
+        end = await this.store.replay(loader, { after: 0 });
+      } catch (replayErr) {
+        if (!(replayErr instanceof LogCompactedError)) throw replayErr;
+        throw new ProjectionsVersionError(
+          version!,
+          err.snapshotVersion,
+          err.seq,
+          replayErr.firstAvailable,
+          replayErr.where,
+          { cause: replayErr },
+        );
+      }
+    }
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
     this.replayedGroups = loader.groups;
     this.replayedEntries = loader.entries;
+    const snapshot = loader.snapshotInfo;
+    if (version !== undefined && snapshot !== null && snapshot.projectionsVersion === undefined) {
+      this.logger.info(
+        `${this.location}: the snapshot up to seq ${snapshot.seq} has no projections version; loaded it under version ${JSON.stringify(version)}, which the next compaction records`,
+      );
+    }
     loader.reportSkipped(this.logger);
   }
 
@@ -316,10 +387,11 @@ export class App {
       // What was applied stays applied and reported once: the next catch-up starts after it.
       if (loader.lastSeq > after) committer.lastSeq = committer.durableSeq = loader.lastSeq;
       if (!(err instanceof LogCompactedError)) throw err;
-      // The commands after `after` survive only in a snapshot now: load it, and the rest.
+      // The commands after `after` survive only in a snapshot now: load it, and the rest. The
+      // state is emptied only once the reload reads something (another version's snapshot over
+      // compacted events refuses before that, leaving the state whole at the durable seq).
       this.logger.warn(`${err.message}; reloading the state from the log`);
-      this.kv.reset();
-      await this.load();
+      await this.load(true);
       return committer.durableSeq;
     } finally {
       loader.reportSkipped(this.logger);
