@@ -143,6 +143,7 @@ export class AofStore implements EventStore {
         path: this.dir.file(manifest.base.name),
         kind: 'base',
         seq: manifest.base.lastSeq ?? 0,
+        projectionsVersion: manifest.base.projectionsVersion,
       });
     }
     for (const e of manifest.incrs)

@@ -22,6 +22,42 @@ export function readSnapshotSeq(db: SqliteDatabase): number {
   return Number(db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get() ?? 0);
 }
 
+/**
+ * The projections version of the snapshot table's state, or undefined (unversioned). The meta
+ * row `projections_version` holds it, and `projections_version_seq` the snapshot_seq it was
+ * written with: it stands only while they agree. An appendonly without versions compacts
+ * without touching either row; its snapshot (at another seq) then reads as unversioned, never as
+ * the version of the snapshot it replaced. (At the same seq no event came after the snapshot it
+ * loaded, so its state is that snapshot's, version included.)
+ */
+export function readProjectionsVersion(db: SqliteDatabase, snapshotSeq: number): string | undefined {
+  const rows = db
+    .prepare("SELECT key, value FROM meta WHERE key IN ('projections_version', 'projections_version_seq')")
+    .raw()
+    .all() as [string, unknown][];
+  const meta = new Map(rows);
+  const version = meta.get('projections_version');
+  if (typeof version !== 'string' || Number(meta.get('projections_version_seq')) !== snapshotSeq)
+    return undefined;
+  return version;
+}
+
+/**
+ * Records the projections version of the snapshot moved in at `seq` (absent: removes it), in the
+ * compaction's swap transaction: the snapshot and its version change in one commit.
+ */
+export function writeProjectionsVersion(db: SqliteDatabase, seq: number, version: string | undefined): void {
+  if (version === undefined) {
+    db.prepare("DELETE FROM meta WHERE key IN ('projections_version', 'projections_version_seq')").run();
+    return;
+  }
+  const upsert = db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  );
+  upsert.run('projections_version', version);
+  upsert.run('projections_version_seq', seq);
+}
+
 /** The highest sequence number in the events table, or null when it is empty. */
 export function readMaxSeq(db: SqliteDatabase): number | null {
   const max = db.prepare('SELECT max(seq) FROM events').pluck().get();
@@ -47,6 +83,7 @@ export async function* replayDatabase(
   counter: ReplayCounter,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const snapshotSeq = readSnapshotSeq(db);
+  const projectionsVersion = readProjectionsVersion(db, snapshotSeq);
   const entries = db
     .prepare('SELECT rowid, key, value FROM snapshot WHERE rowid > ? ORDER BY rowid LIMIT ?')
     .raw();
@@ -55,7 +92,11 @@ export async function* replayDatabase(
   for (;;) {
     const rows = entries.all(rowid, BATCH) as EntryRow[];
     if (batch.length === 0 && rowid === 0 && (snapshotSeq > 0 || rows.length > 0)) {
-      batch.push({ kind: 'snapshot', seq: snapshotSeq });
+      batch.push(
+        projectionsVersion === undefined
+          ? { kind: 'snapshot', seq: snapshotSeq }
+          : { kind: 'snapshot', seq: snapshotSeq, projectionsVersion },
+      );
     }
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i];

@@ -8,6 +8,11 @@ import { ConfigError } from '../errors';
  */
 const VERSION_TEXT = /^[A-Za-z0-9._:+@/-]{1,64}$/;
 
+/** True for a version text the stores can record as it is (see above). */
+export function isProjectionsVersionText(text: string): boolean {
+  return VERSION_TEXT.test(text);
+}
+
 /**
  * `createApp`'s `projectionsVersion` as the text the stores record and compare: a number is
  * its decimal form (so `2` and `'2'` are one version). Absent stays absent (an unversioned app).
