@@ -8,7 +8,7 @@ import {
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
-import type { Tables } from './schema';
+import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
 
 /**
  * Rows per page. Each page is one keyset query (`seq > last ORDER BY seq LIMIT n`) on the primary
@@ -25,17 +25,22 @@ type EntryRow = [ord: number, key: string, value: string];
 export interface ReplayStart {
   readonly snapshotSeq: number;
   readonly snapshotId: number;
+  /** The snapshot's projections version (see `projectionsVersionKey`); absent: unversioned. */
+  readonly projectionsVersion?: string;
 }
 
-/** The snapshot the head row names (0 / 0 for none). */
+/** The snapshot the head row names (0 / 0 for none), with its projections version. */
 export async function readStart(client: PgClientLike, t: Tables, log: string): Promise<ReplayStart> {
   const rows = await read(client, t.heads, {
-    text: `SELECT snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
-    values: [log],
+    text: `SELECT h.snapshot_seq::float8, h.snapshot_id::float8, m.value FROM ${t.heads} h
+           LEFT JOIN ${t.meta} m ON m.key = $2 WHERE h.log = $1`,
+    values: [log, projectionsVersionKey(log)],
     rowMode: 'array',
   });
-  const row = rows[0] as [seq: number, id: number] | undefined;
-  return { snapshotSeq: row?.[0] ?? 0, snapshotId: row?.[1] ?? 0 };
+  const row = rows[0] as [seq: number, id: number, version: string | null] | undefined;
+  const start = { snapshotSeq: row?.[0] ?? 0, snapshotId: row?.[1] ?? 0 };
+  const version = parseProjectionsVersion(row?.[2], start.snapshotId);
+  return version === undefined ? start : { ...start, projectionsVersion: version };
 }
 
 /**
@@ -196,7 +201,12 @@ async function* snapshotPages(
   start: ReplayStart,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
-  let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
+  const version = start.projectionsVersion;
+  let batch: ReplayRecord[] = [
+    version === undefined
+      ? { kind: 'snapshot', seq: start.snapshotSeq }
+      : { kind: 'snapshot', seq: start.snapshotSeq, projectionsVersion: version },
+  ];
   let ord = -1;
   for (;;) {
     const values = [log, start.snapshotId, ord];

@@ -187,11 +187,9 @@ export class App {
       if (head !== undefined) committer.knownHead = Math.max(committer.knownHead, head);
       if (this.currentStatus !== 'ready') return;
       committer.follow().catch((err: unknown) => {
-        // Another version's snapshot and no events to rebuild from: this instance cannot follow
-        // the log any more, so it refuses commands (naming both versions) instead of deciding
-        // them on a state that stopped moving. Its state is still whole at its durable seq.
-        if (err instanceof ProjectionsVersionError) this.recovery.fail(err);
-        else this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
+        // A ProjectionsVersionError has failed the app already, and said so (see catchUp).
+        if (!(err instanceof ProjectionsVersionError))
+          this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
       });
     });
   }
@@ -391,7 +389,15 @@ export class App {
       // state is emptied only once the reload reads something (another version's snapshot over
       // compacted events refuses before that, leaving the state whole at the durable seq).
       this.logger.warn(`${err.message}; reloading the state from the log`);
-      await this.load(true);
+      try {
+        await this.load(true);
+      } catch (loadErr) {
+        // Another version's snapshot and no events to rebuild from: this instance cannot follow
+        // the log any more. It refuses commands (naming both versions) rather than decide them
+        // on a state that stopped moving; that state is still whole at its durable seq.
+        if (loadErr instanceof ProjectionsVersionError) this.recovery.fail(loadErr);
+        throw loadErr;
+      }
       return committer.durableSeq;
     } finally {
       loader.reportSkipped(this.logger);
