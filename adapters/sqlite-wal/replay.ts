@@ -1,6 +1,12 @@
 import type { SqliteDatabase } from './driver';
 import type { ReplayRecord } from '../../src/store/replay-batch';
-import { CorruptLogError, type DomainEvent, type JsonValue, type Logger } from '../../src/index';
+import {
+  CorruptLogError,
+  type DomainEvent,
+  type JsonValue,
+  LogCompactedError,
+  type Logger,
+} from '../../src/index';
 
 /**
  * Rows per read. Each batch is one `.raw().all()` on a primary-key range (`seq > last LIMIT n`):
@@ -70,19 +76,119 @@ export function estimateRows(db: SqliteDatabase): number {
   return entries + Math.max(0, (readMaxSeq(db) ?? 0) - readSnapshotSeq(db));
 }
 
+/** True when a compaction with `keepHistory` has made the `events_history` table. */
+function hasHistory(db: SqliteDatabase): boolean {
+  return (
+    db
+      .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'events_history'")
+      .pluck()
+      .get() !== undefined
+  );
+}
+
 /**
  * Streams the snapshot then the event groups above it, in batches. A group whose rows do not
  * follow each other (a gap, a continuation row without its head) is corruption; a group cut at
  * the very end of the table (only a tool could leave one: groups are committed whole) is dropped
  * with a warning, so that a command is replayed all or none.
+ *
+ * With `after` below the snapshot and an `events_history` table (`keepHistory`), the events the
+ * snapshot covers were moved, not dropped: no snapshot then, but the groups after `after` from
+ * `events_history`, then from `events`. The two tables hold one run of seqs between them (the
+ * compaction moves each slice of rows in one transaction, oldest first), so a group a crash left
+ * straddling them reads whole; a first row other than `after + 1` is `LogCompactedError` (the
+ * history starts later: it was kept only from some compaction on). `after` at or above the
+ * snapshot, or without the table, reads as without it: the caller's `ReplayFeed` filters.
  */
 export async function* replayDatabase(
   db: SqliteDatabase,
   file: string,
   logger: Logger,
   counter: ReplayCounter,
+  after?: number,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const snapshotSeq = readSnapshotSeq(db);
+  const fromHistory = after !== undefined && after < snapshotSeq && hasHistory(db);
+  if (!fromHistory) yield* snapshotBatches(db, file, counter, snapshotSeq);
+  const sources = fromHistory ? ['events_history', 'events'] : ['events'];
+  let expected = fromHistory ? after + 1 : snapshotSeq + 1;
+  let last = expected - 1;
+  /** The group being read, when its rows straddle two batches (or two tables). */
+  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  for (const table of sources) {
+    const select = db
+      .prepare(`SELECT seq, time, type, data, n FROM ${table} WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .raw();
+    for (;;) {
+      const rows = select.all(last, BATCH) as EventRow[];
+      const out: ReplayRecord[] = [];
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
+        const seq = row[0];
+        if (seq !== expected) {
+          if (fromHistory && expected === after + 1) throw new LogCompactedError(after, seq, file);
+          throw new CorruptLogError(
+            file,
+            0,
+            `event seq ${expected}`,
+            `the ${table} table jumps to seq ${seq}`,
+          );
+        }
+        expected = seq + 1;
+        const event: DomainEvent = { type: row[2], data: parse(row[3], file, 'event seq', seq) };
+        const n = row[4];
+        if (open === null) {
+          if (n < 1)
+            throw new CorruptLogError(
+              file,
+              0,
+              `the first event of a command at seq ${seq}`,
+              'found a continuation row',
+            );
+          if (n === 1) {
+            out.push({ kind: 'group', seq, time: row[1], events: [event] });
+            continue;
+          }
+          open = { seq, time: row[1], events: [event], size: n };
+        } else {
+          if (n !== 0) {
+            throw new CorruptLogError(
+              file,
+              0,
+              `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
+              `found a new command at seq ${seq}`,
+            );
+          }
+          open.events.push(event);
+        }
+        if (open.events.length === open.size) {
+          out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+          open = null;
+        }
+      }
+      counter.rowsRead += rows.length;
+      if (out.length > 0) yield out;
+      if (rows.length > 0) last = rows[rows.length - 1][0];
+      if (rows.length < BATCH) break;
+    }
+  }
+  // Neither table had the first event asked for: the snapshot holds it, and history does not.
+  if (fromHistory && expected === after + 1) throw new LogCompactedError(after, snapshotSeq + 1, file);
+  if (open !== null) {
+    logger.warn(
+      `${file}: the log ends inside the command at seq ${open.seq} (${open.events.length} of ${open.size} events); ` +
+        'it was not replayed',
+    );
+  }
+}
+
+/** The snapshot's record and its entries, in batches (nothing for a log without one). */
+function* snapshotBatches(
+  db: SqliteDatabase,
+  file: string,
+  counter: ReplayCounter,
+  snapshotSeq: number,
+): Generator<readonly ReplayRecord[]> {
   const projectionsVersion = readProjectionsVersion(db, snapshotSeq);
   const entries = db
     .prepare('SELECT rowid, key, value FROM snapshot WHERE rowid > ? ORDER BY rowid LIMIT ?')
@@ -113,66 +219,6 @@ export async function* replayDatabase(
     batch = [];
   }
   if (batch.length > 0) yield batch;
-
-  const select = db
-    .prepare('SELECT seq, time, type, data, n FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
-    .raw();
-  let expected = snapshotSeq + 1;
-  /** The group being read, when its rows straddle two batches. */
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
-  let last = snapshotSeq;
-  for (;;) {
-    const rows = select.all(last, BATCH) as EventRow[];
-    const out: ReplayRecord[] = [];
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i];
-      const seq = row[0];
-      if (seq !== expected) {
-        throw new CorruptLogError(file, 0, `event seq ${expected}`, `the events table jumps to seq ${seq}`);
-      }
-      expected = seq + 1;
-      const event: DomainEvent = { type: row[2], data: parse(row[3], file, 'event seq', seq) };
-      const n = row[4];
-      if (open === null) {
-        if (n < 1)
-          throw new CorruptLogError(
-            file,
-            0,
-            `the first event of a command at seq ${seq}`,
-            'found a continuation row',
-          );
-        if (n === 1) {
-          out.push({ kind: 'group', seq, time: row[1], events: [event] });
-          continue;
-        }
-        open = { seq, time: row[1], events: [event], size: n };
-      } else {
-        if (n !== 0) {
-          throw new CorruptLogError(
-            file,
-            0,
-            `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
-            `found a new command at seq ${seq}`,
-          );
-        }
-        open.events.push(event);
-      }
-      if (open.events.length === open.size) {
-        out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
-        open = null;
-      }
-    }
-    counter.rowsRead += rows.length;
-    if (out.length > 0) yield out;
-    if (rows.length < BATCH) break;
-    last = rows[rows.length - 1][0];
-  }
-  if (open !== null) {
-    logger.warn(
-      `${file}: the log ends inside the command at seq ${open.seq} (${open.events.length} of ${open.size} events); ` +
-        'it was not replayed',
-    );
-  }
 }
 
 /** `JSON.parse`, naming the row on failure (the message is built only then: this runs per row). */
