@@ -166,7 +166,7 @@ async function removeReplaced(host: RewriteHost, replaced: readonly ManifestEntr
   const dir = host.dir;
   try {
     if (keepHistory) {
-      const history = path.join(dir.path, 'history');
+      const history = dir.historyPath;
       await fs.mkdir(history, dirMode).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
       });
