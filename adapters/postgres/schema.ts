@@ -135,9 +135,9 @@ async function checkSchema(client: PgClientLike, t: Tables): Promise<void> {
  * head row names, standing only while `heads.snapshot_id` is that id.
  *
  * A row of `meta` rather than a column of `heads`: no ALTER TABLE of a live log (which would need
- * the tables' owner and an ACCESS EXCLUSIVE lock on the head row every append takes), so the
- * schema version stays 1, a role that may only read and write rows keeps working, and old and new
- * code share one log during a deploy. Code that does not know the row compacts without touching
+ * the tables' owner and an ACCESS EXCLUSIVE lock on the table whose row every append updates),
+ * so the schema version stays 1, a role that may only read and write rows keeps working, and old
+ * and new code share one log during a deploy. Code that does not know the row compacts without touching
  * it: the new snapshot's id differs from the one named, so it reads as unversioned, never as the
  * version of the snapshot it replaced.
  */
