@@ -39,11 +39,18 @@ export class Recovery {
    */
   fail(err: unknown): PersistenceError {
     if (this.failure !== null) return this.failure;
-    // A follower that met another version's snapshot over compacted events writes fine: it
-    // cannot read the log with its projections. Its code (PROJECTIONS_VERSION) is kept.
-    const what =
-      err instanceof ProjectionsVersionError ? 'the log cannot be followed' : 'the log could not be written';
-    const error = PersistenceError.from(what, err);
+    if (err instanceof ProjectionsVersionError) {
+      // A follower that met another version's snapshot over compacted events writes fine: it
+      // cannot read the log with its projections, and no retry changes that (the events are
+      // gone), so none is scheduled. Its code (PROJECTIONS_VERSION) is kept.
+      const error = PersistenceError.from('the log cannot be followed', err);
+      if (!this.host.isReady()) return error;
+      this.failure = error;
+      this.host.setFailed(true);
+      this.host.logger.error(`${error.message}; refusing commands until this instance is restarted`);
+      return error;
+    }
+    const error = PersistenceError.from('the log could not be written', err);
     if (!this.host.isReady()) return error;
     this.failure = error;
     this.host.setFailed(true);

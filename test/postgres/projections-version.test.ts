@@ -220,7 +220,15 @@ describe('PostgresStore: projections versions on one shared log (a rolling deplo
     // and its state is still whole at the last seq it applied: not emptied by the refused reload
     expect(stateOf(two)).toEqual({ n: 10 });
     expect(two.stats()).toMatchObject({ durableSeq: 1, lastSeq: 1 });
-    expect(lines).toContainEqual(expect.stringMatching(/refusing commands/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/refusing commands until this instance is restarted$/),
+    );
+    // and it does not try again (the events are gone for good): no reload after the recovery interval
+    const reloads = () => lines.filter((l) => l.includes('reloading the state from the log')).length;
+    const before = reloads();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(reloads()).toBe(before);
+    expect(two.status).toBe('failed');
     // while release 1 goes on
     await one.execute(new Count('n', 4));
     expect(stateOf(one)).toEqual({ n: 10 });
