@@ -130,6 +130,7 @@ export class AofStore implements EventStore {
    * them all there (see {@link historyFiles}); otherwise the replay rejects with `LogCompactedError`.
    */
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    this.assertOpen();
     const feed = new ReplayFeed(sink, options, this.dir.path);
     const after = options?.after;
     const base = this.dir.manifest.base;

@@ -351,6 +351,7 @@ export class App {
         );
       }
     }
+    loader.finish();
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
     this.replayedGroups = loader.groups;

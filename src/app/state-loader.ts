@@ -76,9 +76,12 @@ export class StateLoader implements ReplaySink {
     this.resetPending = options.resetFirst === true;
   }
 
-  /** True while nothing has reached the state (with `resetFirst`: it is still as it was). */
-  get untouched(): boolean {
-    return this.resetPending;
+  /**
+   * The replay ended: with `resetFirst` and nothing handed over, the log is empty, and so is the
+   * state it gives.
+   */
+  finish(): void {
+    this.touch();
   }
 
   private touch(): void {
