@@ -5,14 +5,16 @@ import { usage } from './errors';
 /*
  * The state of a log holding user events depends on the user's projections, which the tool
  * cannot guess: `--app <module>` names a module exporting `{ handlers, projections }` (the same
- * lists given to createApp). Without it, only the built-in SET/DEL/FLUSHALL are understood, and
+ * lists given to createApp), and optionally `projectionsVersion`. Without it, only the built-in SET/DEL/FLUSHALL are understood, and
  * commands that need the state refuse a log with other types, naming them.
  */
 
-/** The classes given to createApp. */
+/** The classes given to createApp, and the projections version when the module exports one. */
 export interface AppClasses {
   readonly handlers: readonly Type[];
   readonly projections: readonly Type[];
+  /** `projectionsVersion`, as given to createApp (checked there). */
+  readonly projectionsVersion?: string | number;
 }
 
 /** Built-in event types, which the state applies with no projection. */
@@ -38,7 +40,15 @@ export function loadAppModule(spec: string | undefined): AppClasses {
       `--app ${spec}: must export { handlers, projections } (arrays of classes, as given to createApp)`,
     );
   }
-  return { handlers: handlers as Type[], projections: projections as Type[] };
+  const version = source.projectionsVersion;
+  if (version !== undefined && typeof version !== 'string' && typeof version !== 'number') {
+    throw usage(`--app ${spec}: projectionsVersion must be a string or a number, as given to createApp`);
+  }
+  return {
+    handlers: handlers as Type[],
+    projections: projections as Type[],
+    ...(version === undefined ? {} : { projectionsVersion: version }),
+  };
 }
 
 /** The event types the projections listen to (from their `@On` decorations). */

@@ -72,8 +72,11 @@ export interface LogTools {
 
 /** A new log being written (`convert`'s target): a snapshot, then commands in order. */
 export interface LogWriter {
-  /** The snapshot: every key up to `seq`. Before any command. */
-  snapshot(seq: number, entries: Map<string, JsonValue>): Promise<void>;
+  /**
+   * The snapshot: every key up to `seq`, with the projections version it was built with (absent:
+   * unversioned), recorded as the format's store records it. Before any command.
+   */
+  snapshot(seq: number, entries: Map<string, JsonValue>, projectionsVersion?: string): Promise<void>;
   /** One command, after the previous one. */
   group(g: EventGroup): Promise<void>;
   /** Makes the log durable and complete. */

@@ -61,8 +61,11 @@ export function replayApp(
   observe?: (batch: readonly ReplayRecord[]) => void,
 ): Promise<App> {
   // Types without a projection are the caller's to judge (unknownTypes): rewrite refuses them, info leaves the key count out.
+  // Unversioned, whatever `--app` says: a read-only look loads the log's snapshot as it is, and
+  // never rebuilds or refuses (info reports the snapshot's version itself).
+  const { projectionsVersion: _ignored, ...lists } = classes;
   return createApp({
-    ...classes,
+    ...lists,
     store: new ReplayOnlyStore(log, observe),
     logger: silentLogger,
     unknownEventTypes: 'skip',

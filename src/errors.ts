@@ -194,7 +194,8 @@ export class LogCompactedError extends AppendonlyError {
     readonly after: number,
     /** The first sequence number still in the log as an event. */
     readonly firstAvailable: number,
-    where: string,
+    /** The log, as the store names it (a folder, a file, a connection without its password). */
+    readonly where: string,
   ) {
     super(
       `${where}: the events after seq ${after} up to ${firstAvailable - 1} were compacted away; the first event still in the log is seq ${firstAvailable}`,
@@ -221,6 +222,39 @@ export class LogLostError extends PersistenceError {
     super(
       `${where}: seq ${seq}, applied by this instance, is no longer in the log as it was (${found}; commits lost in a database crash under synchronous_commit = off): this instance must reload its state`,
       'ELOGLOST',
+    );
+  }
+}
+
+/**
+ * The log's snapshot was built by other projections than this app's (`createApp({
+ * projectionsVersion })`), and the events it covers were compacted away, so the state cannot be
+ * rebuilt with this app's projections. The app does not start (or, following a shared log, stops
+ * taking commands) rather than run on a state its projections did not compute. Names both
+ * versions and the ways out.
+ */
+export class ProjectionsVersionError extends AppendonlyError {
+  readonly code = 'PROJECTIONS_VERSION';
+  constructor(
+    /** The app's `projectionsVersion`. */
+    readonly appVersion: string,
+    /** The projections version the snapshot was built with. */
+    readonly snapshotVersion: string,
+    /** The last sequence number the snapshot covers. */
+    readonly snapshotSeq: number,
+    /** The first event still in the log. */
+    readonly firstAvailable: number,
+    /** The log, as the store names it. */
+    readonly where: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${where}: the snapshot (up to seq ${snapshotSeq}) was built by projections version ${JSON.stringify(snapshotVersion)}, ` +
+        `this app's projections are version ${JSON.stringify(appVersion)}, and the events before seq ${firstAvailable} were compacted away: ` +
+        `the state cannot be rebuilt with these projections. Run the release whose projections are version ${JSON.stringify(snapshotVersion)}, ` +
+        'or restore the compacted events (a store with keepHistory: true keeps them), ' +
+        'or, to keep the snapshot as it is, start once without projectionsVersion and compact (an unversioned snapshot loads under any version)',
+      options,
     );
   }
 }

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import {
   AppClosedError,
   type CompactionResult,
@@ -19,7 +20,7 @@ import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { LogDir } from './log-dir';
 import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
-import { type LogFile, type ReadSummary, readLog } from './reader';
+import { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
 import { type RewriteHost, runRewrite } from './rewrite';
 import { AofWriter } from './writer';
 
@@ -124,32 +125,83 @@ export class AofStore implements EventStore {
   /**
    * Reads base then incr files into `sink`; cuts a torn tail of the last file (or refuses, with
    * `loadTruncated: false`). With `after`, the files are still read whole (the tail must be
-   * checked), and only the commands after it are handed over.
+   * checked), and only the commands after it are handed over. With `after` below the base, the
+   * events the base covers are read from history/ when a compaction with `keepHistory` left
+   * them all there (see {@link historyFiles}); otherwise the replay rejects with `LogCompactedError`.
    */
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
+    this.assertOpen();
     const feed = new ReplayFeed(sink, options, this.dir.path);
-    for await (const batch of this.records()) feed.push(batch);
+    const after = options?.after;
+    const base = this.dir.manifest.base;
+    const history =
+      after !== undefined && base !== null && after < (base.lastSeq ?? 0) ? await this.historyFiles() : null;
+    for await (const batch of this.records(history)) feed.push(batch);
     return feed.end;
   }
 
-  /** The log as a reader's batches. */
-  private async *records(): AsyncIterable<readonly ReplayRecord[]> {
+  /**
+   * The history/ incr files that hold exactly the events the base covers, or null. The chain's
+   * names are dense from the first incr file (`LogDir.historyChain`); read once here, without
+   * handing anything over, its events must end at the base's seq: a log that began with a base
+   * (a converted one) numbers its first file otherwise, and must not be read as if it did not.
+   * A damaged history file is CorruptLogError, as any file of the log.
+   */
+  private async historyFiles(): Promise<LogFile[] | null> {
+    const chain = await this.dir.historyChain();
+    if (chain === null) return null;
+    const files: LogFile[] = chain.map((p, i) => ({
+      name: `history/${path.basename(p)}`,
+      path: p,
+      kind: 'incr',
+      ...(i === 0 ? { seq: 1 } : {}),
+    }));
+    const summary: ReadSummary = { lastSeq: 0, sizes: [] };
+    const reading = readLog(files, this.historyReadOptions(), summary);
+    while (!(await reading.next()).done);
+    return summary.lastSeq === (this.dir.manifest.base?.lastSeq ?? 0) ? files : null;
+  }
+
+  /** History files are sealed: one that ends inside a record is damage, never cut. */
+  private historyReadOptions(): ReadOptions {
+    return {
+      fs: this.options.fs,
+      loadTruncated: false,
+      truncate: async () => {},
+      warn: (m) => this.context?.logger.warn(m),
+      progress: (n) => {
+        this.bytesRead += n;
+      },
+      setRecords: true,
+    };
+  }
+
+  /** The log as a reader's batches: history/'s incr files instead of the base, when given. */
+  private async *records(history: readonly LogFile[] | null = null): AsyncIterable<readonly ReplayRecord[]> {
     const writer = this.assertOpen();
     const manifest = this.dir.manifest;
     const files: LogFile[] = [];
-    if (manifest.base) {
+    const baseSeq = manifest.base?.lastSeq ?? 0;
+    this.bytesRead = 0;
+    this.bytesTotal = this.currentSize();
+    if (history !== null) {
+      for (const f of history) this.bytesTotal += (await this.options.fs.stat(f.path)).size;
+      yield* readLog(history, this.historyReadOptions(), { lastSeq: 0, sizes: [] });
+    } else if (manifest.base) {
       files.push({
         name: manifest.base.name,
         path: this.dir.file(manifest.base.name),
         kind: 'base',
-        seq: manifest.base.lastSeq ?? 0,
+        seq: baseSeq,
+        projectionsVersion: manifest.base.projectionsVersion,
       });
     }
-    for (const e of manifest.incrs)
-      files.push({ name: e.name, path: this.dir.file(e.name), kind: 'incr', seq: e.startSeq });
+    manifest.incrs.forEach((e, i) => {
+      // Without the base before it, the first incr file's numbering must be given: it follows the base.
+      const seq = e.startSeq ?? (history !== null && i === 0 ? baseSeq + 1 : undefined);
+      files.push({ name: e.name, path: this.dir.file(e.name), kind: 'incr', seq });
+    });
     const summary: ReadSummary = { lastSeq: 0, sizes: [] };
-    this.bytesRead = 0;
-    this.bytesTotal = this.currentSize();
     yield* readLog(
       files,
       {
@@ -164,7 +216,8 @@ export class AofStore implements EventStore {
       },
       summary,
     );
-    this.lastSeq = summary.lastSeq;
+    // An incr file without events leaves the reader's last seq where the base (read or not) ends.
+    this.lastSeq = Math.max(summary.lastSeq, baseSeq);
     this.scheduler?.rebase();
     this.tailChecked();
   }

@@ -31,6 +31,43 @@ export class LogDir {
     return this.file(this.manifestName);
   }
 
+  /** Where a compaction moves the files it replaced, with `keepHistory` (and an open, the orphans). */
+  get historyPath(): string {
+    return path.join(this.path, 'history');
+  }
+
+  /**
+   * The incr files in history/ that hold every event before the first current incr file, in
+   * order (paths), when they are all there: `<appendFilename>.1.incr.aof` up to the one before
+   * it, no gap. Null when there is no such chain (no history/, or a compaction that deleted its
+   * files). Whether it really ends where the current files begin is for the reader to check: a
+   * log that began with a base (`appendonly convert`'s) numbers its first incr file after it.
+   */
+  async historyChain(): Promise<string[] | null> {
+    const first = this.manifest.incrs[0];
+    if (first === undefined || first.seq <= 1) return null;
+    let names: string[];
+    try {
+      names = await this.options.fs.readdir(this.historyPath);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw err;
+    }
+    const prefix = `${this.options.appendFilename}.`;
+    const held = new Set(
+      names
+        .filter((n) => n.startsWith(prefix) && /^\d+\.incr\.aof$/.test(n.slice(prefix.length)))
+        .map((n) => Number.parseInt(n.slice(prefix.length), 10)),
+    );
+    const chain: string[] = [];
+    for (let seq = 1; seq < first.seq; seq++) {
+      if (!held.has(seq)) return null;
+      chain.push(path.join(this.historyPath, `${prefix}${seq}.incr.aof`));
+    }
+    return chain;
+  }
+
   /** Creates `dir` and the log folder if missing (mode `dirMode`). */
   async ensureFolders(): Promise<void> {
     await mkdirOnce(this.options.fs, this.options.dir, this.options.dirMode);
@@ -103,7 +140,7 @@ export class LogDir {
       (n) => n.startsWith(prefix) && ours.test(n.slice(prefix.length)) && !named.has(n),
     );
     if (orphans.length === 0) return;
-    const history = path.join(this.path, 'history');
+    const history = this.historyPath;
     if (keepHistory) await mkdirOnce(fs, history, this.options.dirMode);
     for (const name of orphans) {
       if (keepHistory) await fs.rename(this.file(name), path.join(history, name));

@@ -1,3 +1,4 @@
+import { isProjectionsVersionText } from '../../src/app/projections-version';
 import { CorruptLogError } from '../../src/index';
 
 /*
@@ -7,8 +8,14 @@ import { CorruptLogError } from '../../src/index';
  * number (≥ 6) of space-separated words, unknown key/value pairs ignored, at most one base,
  * incr seq strictly increasing, a file name never a path. Any error names the line.
  *
- * appendonly adds two pairs Redis ignores: `startseq <n>` on an incr file (the sequence number
- * of its first event) and `lastseq <n>` on a base (the last sequence number it covers).
+ * appendonly adds pairs Redis ignores: `startseq <n>` on an incr file (the sequence number of
+ * its first event), and on a base `lastseq <n>` (the last sequence number it covers) and
+ * `projver <version>` (the projections version of the state it holds, when the app has one).
+ * The version lives here, not in the base file, so that the base stays Redis's plain SET
+ * records, and so that the manifest, which a replay reads first, says which snapshot it names
+ * before a byte of it is read. Code that does not know the pair (Redis, an older appendonly)
+ * drops it when it rewrites the manifest: the base then reads as unversioned, never as
+ * another version.
  */
 
 /** A file named in the manifest. */
@@ -20,6 +27,8 @@ export interface ManifestEntry {
   readonly startSeq?: number;
   /** Base files: the last sequence number the base covers. */
   readonly lastSeq?: number;
+  /** Base files: the projections version of the state it holds (absent: unversioned). */
+  readonly projectionsVersion?: string;
 }
 
 /** The parsed manifest: base first, then incr files in order; history files are listed apart. */
@@ -74,6 +83,7 @@ export function parseManifest(text: Buffer, path: string): Manifest {
     let type = '';
     let startSeq: number | undefined;
     let lastSeq: number | undefined;
+    let projectionsVersion: string | undefined;
     for (let i = 0; i < argv!.length; i += 2) {
       const key = argv![i].toLowerCase();
       const value = argv![i + 1];
@@ -94,6 +104,7 @@ export function parseManifest(text: Buffer, path: string): Manifest {
       else if (key === 'type') type = value[0] ?? '';
       else if (key === 'startseq') startSeq = atoll(value);
       else if (key === 'lastseq') lastSeq = atoll(value);
+      else if (key === 'projver' && value.length > 0) projectionsVersion = value;
       // Beyond 2^53 a number is no longer exact: the next incr file's seq (seq + 1) could repeat
       // a name already in use. Redis's atoll would saturate instead; either way, not a real log.
       if ((key === 'seq' || key === 'startseq' || key === 'lastseq') && !Number.isSafeInteger(atoll(value)))
@@ -104,7 +115,11 @@ export function parseManifest(text: Buffer, path: string): Manifest {
     const entry: ManifestEntry = { name: name!, seq, type: type as ManifestEntry['type'] };
     if (type === 'b') {
       if (base !== null) fail('at most one base file', 'found duplicate base file information');
-      base = lastSeq !== undefined ? { ...entry, lastSeq } : entry;
+      base = {
+        ...entry,
+        ...(lastSeq !== undefined ? { lastSeq } : {}),
+        ...(projectionsVersion !== undefined ? { projectionsVersion } : {}),
+      };
     } else if (type === 'h') {
       history.push(entry);
     } else if (type === 'i') {
@@ -136,6 +151,14 @@ export function formatManifest(m: Manifest): string {
   const line = (e: ManifestEntry): string => {
     let s = `file ${e.name} seq ${e.seq} type ${e.type}`;
     if (e.type === 'b' && e.lastSeq !== undefined) s += ` lastseq ${e.lastSeq}`;
+    if (e.type === 'b' && e.projectionsVersion !== undefined) {
+      // Written unquoted: a version with a blank or a quote would split into other words.
+      if (!isProjectionsVersionText(e.projectionsVersion))
+        throw new Error(
+          `the projections version ${JSON.stringify(e.projectionsVersion)} cannot be written in an AOF manifest (1 to 64 letters, digits and . _ : + @ / -)`,
+        );
+      s += ` projver ${e.projectionsVersion}`;
+    }
     if (e.type === 'i' && e.startSeq !== undefined) s += ` startseq ${e.startSeq}`;
     return `${s}\n`;
   };

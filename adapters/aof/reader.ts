@@ -15,6 +15,8 @@ export interface LogFile {
   readonly kind: 'base' | 'incr';
   /** Base: the last sequence number it covers. Incr: the number of its first event, if known. */
   readonly seq?: number;
+  /** Base: the projections version the manifest records for it (absent: unversioned). */
+  readonly projectionsVersion?: string;
 }
 
 /** How the reader treats an incomplete last record. */

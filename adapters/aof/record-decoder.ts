@@ -48,7 +48,12 @@ export class RecordDecoder {
     this.isBase = file.kind === 'base';
     if (this.isBase) {
       const seq = file.seq ?? 0;
-      this.batch.push({ kind: 'snapshot', seq });
+      const version = file.projectionsVersion;
+      this.batch.push(
+        version === undefined
+          ? { kind: 'snapshot', seq }
+          : { kind: 'snapshot', seq, projectionsVersion: version },
+      );
       this.nextSeq = seq + 1;
       this.lastSeq = seq;
     } else if (file.seq !== undefined) {

@@ -98,7 +98,10 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
     await finishSwitch(host, old);
 
     // Step 4.
-    const base = dir.nextBase(seq);
+    // The manifest names the base with the version of the state it holds (see manifest.ts).
+    const version = snapshot.projectionsVersion;
+    const base: ManifestEntry =
+      version === undefined ? dir.nextBase(seq) : { ...dir.nextBase(seq), projectionsVersion: version };
     tempBase = dir.file(`${TEMP_PREFIX}rewriteaof-${base.seq}.aof`);
     const keys = snapshot.size;
     const baseSize = await writeBase(host, tempBase, snapshot);
@@ -163,7 +166,7 @@ async function removeReplaced(host: RewriteHost, replaced: readonly ManifestEntr
   const dir = host.dir;
   try {
     if (keepHistory) {
-      const history = path.join(dir.path, 'history');
+      const history = dir.historyPath;
       await fs.mkdir(history, dirMode).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
       });

@@ -1,7 +1,7 @@
 import { type JsonValue, PersistenceError, type SnapshotSource } from '../../src/index';
 import { hold, letGo } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
-import type { Tables } from './schema';
+import { projectionsVersionKey, projectionsVersionValue, type Tables } from './schema';
 
 /** Snapshot rows per INSERT, and covered events per DELETE: slices, so that commands keep flowing. */
 const SLICE = 2000;
@@ -29,8 +29,9 @@ export interface CompactionDeps {
  *    applied but has not committed yet: it is the log's state at `seq` only once they have all
  *    committed without a conflict, so the compaction waits for that, and gives up otherwise;
  * 2. its entries are written under a new snapshot id, in slices;
- * 3. the head row is switched to the new snapshot (`snapshot_seq`, `snapshot_id`) in one UPDATE:
- *    a replay reads a snapshot and the events above it in one transaction, so it sees the old
+ * 3. the head row is switched to the new snapshot (`snapshot_seq`, `snapshot_id`) in one UPDATE,
+ *    in the transaction that records its projections version (`projectionsVersionKey`): a
+ *    replay reads a snapshot and the events above it in one transaction, so it sees the old
  *    pair or the new, never half of one;
  * 4. the old snapshot's rows and, unless `keepHistory`, the events it covers are deleted, in
  *    slices. A compaction that dies at any step leaves a log that loads the same state: before
@@ -73,6 +74,7 @@ async function underLock(
   let seq = 0;
   let keys = 0;
   let id = 0;
+  let version: string | undefined;
   for (let attempt = 1; ; attempt++) {
     for (const deadline = Date.now() + WAIT_MS; !deps.steady(); ) {
       if (Date.now() > deadline)
@@ -84,6 +86,7 @@ async function underLock(
     try {
       seq = snapshot.seq;
       keys = snapshot.size;
+      version = snapshot.projectionsVersion;
       try {
         await deps.committedThrough(seq);
       } catch (err) {
@@ -107,14 +110,42 @@ async function underLock(
       snapshot.release();
     }
   }
-  await client.query(`UPDATE ${t.heads} SET snapshot_seq = $2, snapshot_id = $3 WHERE log = $1`, [
-    log,
-    seq,
-    id,
-  ]);
+  await switchSnapshot(client, t, log, seq, id, version);
   await client.query(`DELETE FROM ${t.snapshot} WHERE log = $1 AND id < $2`, [log, id]);
   if (!deps.keepHistory) await deleteCovered(client, t, log, seq);
   return { seq, keys };
+}
+
+/**
+ * Step 3: the head row names the new snapshot, and the meta row its projections version, in one
+ * transaction, so that a replay sees both of the old snapshot or both of the new. An unversioned
+ * snapshot leaves the meta row as it is: it names another id, so it stands for nothing.
+ */
+async function switchSnapshot(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  seq: number,
+  id: number,
+  version: string | undefined,
+): Promise<void> {
+  const head = `UPDATE ${t.heads} SET snapshot_seq = $2, snapshot_id = $3 WHERE log = $1`;
+  if (version === undefined) {
+    await client.query(head, [log, seq, id]);
+    return;
+  }
+  await client.query('BEGIN');
+  try {
+    await client.query(
+      `INSERT INTO ${t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      [projectionsVersionKey(log), projectionsVersionValue(id, version)],
+    );
+    await client.query(head, [log, seq, id]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
 }
 
 async function writeEntries(

@@ -8,7 +8,7 @@ import {
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
-import type { Tables } from './schema';
+import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
 
 /**
  * Rows per page. Each page is one keyset query (`seq > last ORDER BY seq LIMIT n`) on the primary
@@ -30,9 +30,14 @@ export interface HeadRow {
   /** The snapshot (0 / 0 for none). */
   readonly snapshotSeq: number;
   readonly snapshotId: number;
+  /** The snapshot's projections version (see `projectionsVersionKey`); absent: unversioned. */
+  readonly projectionsVersion?: string;
 }
 
-/** Reads the head row (all zero for a log without one); `where` names the log in errors. */
+/**
+ * Reads the head row (all zero for a log without one) with the snapshot's projections version;
+ * `where` names the log in errors.
+ */
 export async function readHeadRow(
   client: PgClientLike,
   t: Tables,
@@ -40,17 +45,22 @@ export async function readHeadRow(
   where: string,
 ): Promise<HeadRow> {
   const rows = await read(client, where, {
-    text: `SELECT seq::float8, batch::text, snapshot_seq::float8, snapshot_id::float8 FROM ${t.heads} WHERE log = $1`,
-    values: [log],
+    text: `SELECT h.seq::float8, h.batch::text, h.snapshot_seq::float8, h.snapshot_id::float8, m.value
+           FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2 WHERE h.log = $1`,
+    values: [log, projectionsVersionKey(log)],
     rowMode: 'array',
   });
-  const row = rows[0] as [seq: number, batch: string | null, snapshotSeq: number, id: number] | undefined;
-  return {
+  const row = rows[0] as
+    | [seq: number, batch: string | null, snapshotSeq: number, id: number, version: string | null]
+    | undefined;
+  const head = {
     seq: row?.[0] ?? 0,
     batch: row?.[1] ?? null,
     snapshotSeq: row?.[2] ?? 0,
     snapshotId: row?.[3] ?? 0,
   };
+  const version = parseProjectionsVersion(row?.[4], head.snapshotId);
+  return version === undefined ? head : { ...head, projectionsVersion: version };
 }
 
 /**
@@ -213,7 +223,12 @@ async function* snapshotPages(
   where: string,
 ): AsyncGenerator<readonly ReplayRecord[]> {
   const select = `SELECT ord, key, value FROM ${t.snapshot} WHERE log = $1 AND id = $2 AND ord > $3 ORDER BY ord LIMIT ${PAGE}`;
-  let batch: ReplayRecord[] = [{ kind: 'snapshot', seq: start.snapshotSeq }];
+  const version = start.projectionsVersion;
+  let batch: ReplayRecord[] = [
+    version === undefined
+      ? { kind: 'snapshot', seq: start.snapshotSeq }
+      : { kind: 'snapshot', seq: start.snapshotSeq, projectionsVersion: version },
+  ];
   let ord = -1;
   for (;;) {
     const values = [log, start.snapshotId, ord];

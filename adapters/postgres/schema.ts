@@ -129,6 +129,43 @@ async function checkSchema(client: PgClientLike, t: Tables): Promise<void> {
     );
 }
 
+/**
+ * The `meta` key of a log's snapshot projections version. Its value is JSON,
+ * `{"snapshot_id": <id>, "projections_version": "<version>"}`: the version of the snapshot the
+ * head row names, standing only while `heads.snapshot_id` is that id.
+ *
+ * A row of `meta` rather than a column of `heads`: no ALTER TABLE of a live log (which would need
+ * the tables' owner and an ACCESS EXCLUSIVE lock on the table whose row every append updates),
+ * so the schema version stays 1, a role that may only read and write rows keeps working, and old
+ * and new code share one log during a deploy. Code that does not know the row compacts without touching
+ * it: the new snapshot's id differs from the one named, so it reads as unversioned, never as the
+ * version of the snapshot it replaced.
+ */
+export function projectionsVersionKey(log: string): string {
+  return `projections_version:${log}`;
+}
+
+/** The version a {@link projectionsVersionKey} row gives the snapshot `snapshotId`, or undefined. */
+export function parseProjectionsVersion(
+  value: string | null | undefined,
+  snapshotId: number,
+): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(value) as { snapshot_id?: unknown; projections_version?: unknown };
+    if (parsed.snapshot_id === snapshotId && typeof parsed.projections_version === 'string')
+      return parsed.projections_version;
+  } catch {
+    // A row edited by hand into something else: the snapshot is unversioned.
+  }
+  return undefined;
+}
+
+/** The value of a {@link projectionsVersionKey} row for snapshot `snapshotId` of `version`. */
+export function projectionsVersionValue(snapshotId: number, version: string): string {
+  return JSON.stringify({ snapshot_id: snapshotId, projections_version: version });
+}
+
 /** Makes sure `log` has its head row; true when this call made it (a new log). */
 export async function ensureLog(client: PgClientLike, t: Tables, log: string): Promise<boolean> {
   const { rowCount } = await client.query(

@@ -3,6 +3,7 @@ import { PersistenceError, type SnapshotSource, type StateSnapshot } from '../..
 import { inSlices } from './chunked';
 import { AUTOCHECKPOINT_PAGES } from './database';
 import type { GroupWriter } from './group-writer';
+import { writeProjectionsVersion } from './replay';
 
 /** What a compaction needs from its store. */
 export interface CompactionDeps {
@@ -22,7 +23,8 @@ export interface CompactionDeps {
  * 2. Its entries are staged into `snapshot_next` in slices of a few ms, each its own transaction;
  *    appends commit between slices.
  * 3. A short transaction swaps `snapshot_next` in and moves `meta.snapshot_seq` to the snapshot's
- *    seq. Replay reads events above `snapshot_seq` only, so from this commit on, the events the
+ *    seq (and `meta.projections_version` to its version: see `readProjectionsVersion`). Replay
+ *    reads events above `snapshot_seq` only, so from this commit on, the events the
  *    snapshot covers are dead weight; before it, the old snapshot and events are intact. A crash
  *    at any moment loads the same state.
  * 4. The covered events (or, with `keepHistory`, moves them to `events_history`) and the old
@@ -91,6 +93,7 @@ async function compactWith(
     db.transaction(() => {
       db.exec('ALTER TABLE snapshot RENAME TO snapshot_old; ALTER TABLE snapshot_next RENAME TO snapshot');
       db.prepare("UPDATE meta SET value = ? WHERE key = 'snapshot_seq'").run(snapshot.seq);
+      writeProjectionsVersion(db, snapshot.seq, snapshot.projectionsVersion);
     })();
   } finally {
     // The entries were all read: the state can merge its copy-on-write overlay back now.

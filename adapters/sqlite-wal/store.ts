@@ -139,7 +139,8 @@ export class SqliteWalStore implements EventStore {
     this.replayed = { rowsRead: 0 };
     this.replayRows = Math.max(1, estimateRows(db));
     const feed = new ReplayFeed(sink, options, this.options.file);
-    for await (const batch of replayDatabase(db, this.options.file, this.context!.logger, this.replayed))
+    const file = this.options.file;
+    for await (const batch of replayDatabase(db, file, this.context!.logger, this.replayed, options?.after))
       feed.push(batch);
     return feed.end;
   }

@@ -16,7 +16,16 @@ export async function cat(pathArg: string, options: { json?: boolean }): Promise
     for (const r of batch) {
       if (r.kind === 'snapshot') {
         snapshotSeq = r.seq;
-        lines.push(json ? JSON.stringify({ kind: 'snapshot', seq: r.seq }) : `snapshot up to seq ${r.seq}`);
+        const version = r.projectionsVersion;
+        lines.push(
+          json
+            ? JSON.stringify(
+                version === undefined
+                  ? { kind: 'snapshot', seq: r.seq }
+                  : { kind: 'snapshot', seq: r.seq, projectionsVersion: version },
+              )
+            : `snapshot up to seq ${r.seq}${version === undefined ? '' : ` (projections version ${version})`}`,
+        );
       } else if (r.kind === 'entry') {
         lines.push(
           json

@@ -5,7 +5,8 @@ import { createLog, displayPath, newLogKind, openLog } from '../log-format';
 import { confirmChange, say } from '../output';
 
 /**
- * `appendonly convert FROM TO [--yes]`: the same log in another store: the snapshot and every command
+ * `appendonly convert FROM TO [--yes]`: the same log in another store: the snapshot (with its
+ * projections version, so that an app loads it in the target exactly when it would in the source) and every command
  * with its sequence numbers and time, so that a replay of the target gives the state a replay
  * of the source gives, and `cat` speaks of the same numbers. TO is a `.db` file (SQLite-WAL) or
  * a folder (AOF); it must not exist or be empty: the tool never writes over a log. Each target
@@ -24,19 +25,19 @@ export async function convert(
   const to = await createLog(toArg);
   const sink = to.writer;
   // The snapshot is kept in memory until the first command (an app holds the same state in memory).
-  let snapshot: { seq: number; entries: Map<string, JsonValue> } | null = null;
+  let snapshot: { seq: number; entries: Map<string, JsonValue>; version?: string } | null = null;
   let commands = 0;
   let lastSeq = 0;
   try {
     for await (const batch of from.records('converting')) {
       for (const r of batch) {
         if (r.kind === 'snapshot') {
-          snapshot = { seq: r.seq, entries: new Map() };
+          snapshot = { seq: r.seq, entries: new Map(), version: r.projectionsVersion };
           lastSeq = r.seq;
         } else if (r.kind === 'entry') snapshot!.entries.set(r.key, r.value);
         else {
           if (snapshot !== null) {
-            await sink.snapshot(snapshot.seq, snapshot.entries);
+            await sink.snapshot(snapshot.seq, snapshot.entries, snapshot.version);
             snapshot = null;
           }
           const g = toReplayGroup(r);
@@ -46,7 +47,7 @@ export async function convert(
         }
       }
     }
-    if (snapshot !== null) await sink.snapshot(snapshot.seq, snapshot.entries);
+    if (snapshot !== null) await sink.snapshot(snapshot.seq, snapshot.entries, snapshot.version);
     await sink.close();
   } catch (err) {
     await sink.abort();

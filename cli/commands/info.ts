@@ -17,6 +17,7 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   let commands = 0;
   let events = 0;
   let snapshotSeq: number | null = null;
+  let snapshotVersion: string | null = null;
   let snapshotKeys = 0;
   let firstSeq: number | null = null;
   let lastSeq = 0;
@@ -28,6 +29,7 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
     for (const r of batch) {
       if (r.kind === 'snapshot') {
         snapshotSeq = r.seq;
+        snapshotVersion = r.projectionsVersion ?? null;
         lastSeq = r.seq;
       } else if (r.kind === 'entry') {
         snapshotKeys++;
@@ -59,7 +61,10 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
     files,
     ...(details === undefined ? {} : { store: details }),
     totalSize: files.reduce((n, f) => n + f.size, 0),
-    snapshot: snapshotSeq === null ? null : { seq: snapshotSeq, keys: snapshotKeys },
+    snapshot:
+      snapshotSeq === null
+        ? null
+        : { seq: snapshotSeq, keys: snapshotKeys, projectionsVersion: snapshotVersion },
     commands,
     events,
     eventsByType: Object.fromEntries([...byType.entries()].sort((a, b) => b[1] - a[1])),
@@ -83,7 +88,11 @@ export async function info(pathArg: string, options: { app?: string; json?: bool
   say('files:');
   for (const f of files) say(`  ${f.name}  ${f.kind}  ${f.size} bytes`);
   say(`total size: ${result.totalSize} bytes`);
-  say(snapshotSeq === null ? 'snapshot: none' : `snapshot: up to seq ${snapshotSeq}, ${snapshotKeys} keys`);
+  say(
+    snapshotSeq === null
+      ? 'snapshot: none'
+      : `snapshot: up to seq ${snapshotSeq}, ${snapshotKeys} keys, ${snapshotVersion === null ? 'no projections version' : `projections version ${snapshotVersion}`}`,
+  );
   say(
     `commands: ${commands} (${events} events${firstSeq !== null ? `, seq ${firstSeq} to ${lastSeq}` : ''})`,
   );

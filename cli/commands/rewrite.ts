@@ -17,8 +17,12 @@ export async function rewrite(pathArg: string, options: { app?: string; yes?: bo
   const classes = loadAppModule(options.app);
   await log.assertLoads('rewrite the log');
   const types = new Set<string>();
+  let snapshotVersion: string | undefined;
   for await (const batch of log.records('scanning')) {
-    for (const r of batch) if (r.kind === 'group') for (const e of r.events) types.add(e.type);
+    for (const r of batch) {
+      if (r.kind === 'group') for (const e of r.events) types.add(e.type);
+      else if (r.kind === 'snapshot') snapshotVersion = r.projectionsVersion;
+    }
   }
   const unknown = unknownTypes(types, classes);
   if (unknown.length > 0) {
@@ -36,7 +40,16 @@ export async function rewrite(pathArg: string, options: { app?: string; yes?: bo
   const bar = progress('loading', log.replaySize());
   const timer = setInterval(() => bar.update(store.replayProgress?.().done ?? 0), 200);
   try {
-    app = await createApp({ ...classes, store, logger: context.logger });
+    // The new snapshot records `--app`'s projections version; without one, the old snapshot's
+    // (the projections given are taken to be those that built it, as an app without a version
+    // loads it). With another version than the snapshot's, createApp rebuilds from the events
+    // or refuses, as an app would.
+    app = await createApp({
+      ...classes,
+      projectionsVersion: classes.projectionsVersion ?? snapshotVersion,
+      store,
+      logger: context.logger,
+    });
   } catch (err) {
     if (err instanceof StoreLockedError) throw lockRefused('rewrite the log', err);
     throw err;

@@ -3,7 +3,14 @@ import { describeLocation, poolFor, redact } from '../../adapters/postgres/conne
 import type { PgClientLike, PgPoolLike } from '../../adapters/postgres/driver';
 import { IncompatibleSchemaError } from '../../adapters/postgres/errors';
 import { pages } from '../../adapters/postgres/replay';
-import { ensureLog, ensureSchema, type Tables, tablesOf } from '../../adapters/postgres/schema';
+import {
+  ensureLog,
+  ensureSchema,
+  projectionsVersionKey,
+  projectionsVersionValue,
+  type Tables,
+  tablesOf,
+} from '../../adapters/postgres/schema';
 import { PostgresStore } from '../../adapters/postgres/store';
 import {
   AppendonlyError,
@@ -405,7 +412,7 @@ class PgLogWriter implements LogWriter {
     private readonly target: PostgresTarget,
   ) {}
 
-  async snapshot(seq: number, entries: Map<string, JsonValue>): Promise<void> {
+  async snapshot(seq: number, entries: Map<string, JsonValue>, projectionsVersion?: string): Promise<void> {
     const { t, target } = this;
     let ord = 0;
     let keys: string[] = [];
@@ -430,6 +437,15 @@ class PgLogWriter implements LogWriter {
       target.log,
       seq,
     ]);
+    // The version of snapshot 1, as the store's compaction records it; none: a row left by an
+    // earlier log of this name must not stand for this snapshot.
+    const key = projectionsVersionKey(target.log);
+    if (projectionsVersion === undefined) await this.run(`DELETE FROM ${t.meta} WHERE key = $1`, [key]);
+    else
+      await this.run(
+        `INSERT INTO ${t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [key, projectionsVersionValue(1, projectionsVersion)],
+      );
     this.last = seq;
   }
 

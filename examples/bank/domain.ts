@@ -110,8 +110,12 @@ export class Balances {
   }
 }
 
-/** Everything the bank app is made of, for `createApp`. */
+/**
+ * Everything the bank app is made of, for `createApp`. `projectionsVersion` names the logic of
+ * `Balances`: a release that changes it bumps the version, and never loads a snapshot of the old.
+ */
 export const bank = {
   handlers: [DepositHandler, WithdrawHandler, TransferHandler, GetBalanceHandler],
   projections: [Balances],
+  projectionsVersion: 1,
 };

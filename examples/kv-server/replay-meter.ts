@@ -50,7 +50,7 @@ export class ReplayMeter implements EventStore {
 
   replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     const counting: ReplaySink = {
-      snapshot: (seq) => sink.snapshot(seq),
+      snapshot: (seq, info) => sink.snapshot(seq, info),
       entry: (key, value) => {
         this.events++;
         sink.entry(key, value);

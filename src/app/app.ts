@@ -11,15 +11,22 @@ import {
   LogCompactedError,
   LogLostError,
   PersistenceError,
+  ProjectionsVersionError,
 } from '../errors';
-import type { CompactionResult, EventStore, StoreOpenInfo, StoreStats } from '../store/event-store';
+import type {
+  CompactionResult,
+  EventStore,
+  ReplayEnd,
+  StoreOpenInfo,
+  StoreStats,
+} from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import { CommandQueue } from './command-queue';
 import type { CommandResult } from './command-result';
 import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
-import { StateLoader } from './state-loader';
+import { SnapshotVersionMismatch, StateLoader } from './state-loader';
 
 export type { CommandResult } from './command-result';
 
@@ -72,6 +79,8 @@ export class App {
   private readonly queue: CommandQueue;
   private readonly recovery: Recovery;
   private unwatch: (() => void) | null = null;
+  /** The store's location, for messages (known once it is open). */
+  private location = '';
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
   readonly events$: Observable<AppliedEvent> = this.eventsSubject.asObservable();
@@ -86,6 +95,8 @@ export class App {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly skipUnknownEventTypes = false,
+    /** The projections version (createApp's, as text); undefined: unversioned. */
+    private readonly projectionsVersion: string | undefined = undefined,
   ) {
     this.stateView = readonlyView(kv);
     const subject = this.eventsSubject;
@@ -142,11 +153,20 @@ export class App {
 
   /** @internal Opens the store and replays it; the app is ready when this resolves. */
   async start(): Promise<StoreOpenInfo> {
+    const version = this.projectionsVersion;
     const info = await this.store.open({
-      snapshots: { takeSnapshot: () => this.kv.takeSnapshot(this.committer.lastSeq) },
+      snapshots: {
+        // Every snapshot is of a state this app's projections computed (loaded from a snapshot of
+        // the same version or an unversioned one, or rebuilt from the events): it carries the version.
+        takeSnapshot: () => {
+          const snapshot = this.kv.takeSnapshot(this.committer.lastSeq);
+          return version === undefined ? snapshot : { ...snapshot, projectionsVersion: version };
+        },
+      },
       logger: this.logger,
       clock: this.clock,
     });
+    this.location = info.location;
     try {
       this.currentStatus = 'replaying';
       await this.load();
@@ -168,7 +188,9 @@ export class App {
       if (head !== undefined) committer.knownHead = Math.max(committer.knownHead, head);
       if (this.currentStatus !== 'ready') return;
       committer.follow().catch((err: unknown) => {
-        this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
+        // A ProjectionsVersionError has failed the app already, and said so (see catchUp).
+        if (!(err instanceof ProjectionsVersionError))
+          this.logger.warn(`could not apply the other writers' commands: ${(err as Error).message}`);
       });
     });
   }
@@ -296,11 +318,41 @@ export class App {
    * the current one only once whole, in the same turn as the seq: readers never see a state half
    * loaded, and a failed reload leaves the state and its seq as they were. (The old state and
    * the new are both in memory meanwhile, as Redis's `repl-diskless-load swapdb`.)
+   *
+   * The snapshot is loaded only if it matches the app's projections version (see
+   * `snapshotMatches`); otherwise the state is rebuilt from every event (`replay({ after: 0 })`),
+   * and when compaction dropped them the load is refused with `ProjectionsVersionError`.
    */
   private async load(into: KeyValueState = this.kv): Promise<void> {
+    const version = this.projectionsVersion;
     const projector = into === this.kv ? this.projector : this.projector.over(into);
-    const loader = new StateLoader(into, projector, this.skipUnknownEventTypes);
-    const end = await this.store.replay(loader);
+    const skip = this.skipUnknownEventTypes;
+    let loader = new StateLoader(into, projector, skip, null, null, { projectionsVersion: version });
+    let end: ReplayEnd;
+    try {
+      end = await this.store.replay(loader);
+    } catch (err) {
+      if (!(err instanceof SnapshotVersionMismatch)) throw err;
+      this.logger.warn(
+        `${this.location}: ${err.message}, and this app's projections are version ${JSON.stringify(version)}: ` +
+          `not loading it; rebuilding the state from the events (the next compaction records a snapshot of version ${JSON.stringify(version)})`,
+      );
+      // The mismatch was found at the snapshot's first record: nothing of it reached the state.
+      loader = new StateLoader(into, projector, skip);
+      try {
+        end = await this.store.replay(loader, { after: 0 });
+      } catch (replayErr) {
+        if (!(replayErr instanceof LogCompactedError)) throw replayErr;
+        throw new ProjectionsVersionError(
+          version!,
+          err.snapshotVersion,
+          err.seq,
+          replayErr.firstAvailable,
+          replayErr.where,
+          { cause: replayErr },
+        );
+      }
+    }
     if (into !== this.kv) this.kv.replaceWith(into);
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
@@ -308,6 +360,12 @@ export class App {
     committer.knownHead = committer.durableSeq;
     this.replayedGroups = loader.groups;
     this.replayedEntries = loader.entries;
+    const snapshot = loader.snapshotInfo;
+    if (version !== undefined && snapshot !== null && snapshot.projectionsVersion === undefined) {
+      this.logger.info(
+        `${this.location}: the snapshot up to seq ${snapshot.seq} has no projections version; loaded it under version ${JSON.stringify(version)}, which the next compaction records`,
+      );
+    }
     loader.reportSkipped(this.logger);
   }
 
@@ -332,10 +390,19 @@ export class App {
       // What was applied stays applied and reported once: the next catch-up starts after it.
       if (loader.lastSeq > after) committer.lastSeq = committer.durableSeq = loader.lastSeq;
       // The commands after `after` survive only in a snapshot now (compacted), or the log no
-      // longer has what this instance applied (lost in a database crash): load the log as it is.
+      // longer has what this instance applied (lost in a database crash): load the log as it is,
+      // into a new state swapped in whole (a failed reload leaves the state whole at its seq).
       if (!(err instanceof LogCompactedError || err instanceof LogLostError)) throw err;
       this.logger.warn(`${err.message}; reloading the state from the log`);
-      await this.load(new KeyValueState());
+      try {
+        await this.load(new KeyValueState());
+      } catch (loadErr) {
+        // Another version's snapshot and no events to rebuild from: this instance cannot follow
+        // the log any more. It refuses commands (naming both versions) rather than decide them
+        // on a state that stopped moving; that state is still whole at its durable seq.
+        if (loadErr instanceof ProjectionsVersionError) this.recovery.fail(loadErr);
+        throw loadErr;
+      }
       return committer.durableSeq;
     } finally {
       loader.reportSkipped(this.logger);

@@ -19,6 +19,7 @@ import type { EventStore } from '../store/event-store';
 import { consoleLogger, type Logger } from '../runtime/logger';
 import { TOKENS } from '../tokens';
 import { App } from './app';
+import { projectionsVersionText } from './projections-version';
 import { Projector } from './projector';
 
 /** The options of {@link createApp}. */
@@ -43,6 +44,20 @@ export interface CreateAppOptions {
    * is; `skip` loads without those events and logs how many were skipped.
    */
   readonly unknownEventTypes?: 'error' | 'skip';
+  /**
+   * The version of this app's projections: bump it whenever a projection's logic changes (what
+   * an `@On` handler writes for an event), so that a state computed by other projections is
+   * never loaded as this app's. A non-negative integer or a short text (1 to 64 letters, digits
+   * and `. _ : + @ / -`), compared as text: `2` and `'2'` are one version.
+   *
+   * Every snapshot a compaction writes records it. At start (and when a follower of a shared log
+   * reloads), a snapshot of another version is not loaded: the state is rebuilt from the events,
+   * with a warning naming both versions, or, where compaction dropped those events, the app
+   * refuses to start with `ProjectionsVersionError` naming both. Absent (the default), the app is
+   * unversioned: it loads any snapshot, as before, and writes unversioned ones; a versioned app
+   * loads an unversioned snapshot too (adopting the option never makes a log unloadable).
+   */
+  readonly projectionsVersion?: string | number;
 }
 
 /**
@@ -96,6 +111,7 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
       `unknownEventTypes must be 'error' or 'skip'; got ${JSON.stringify(options.unknownEventTypes)}`,
     );
   }
+  const projectionsVersion = projectionsVersionText(options.projectionsVersion);
   const app = new App(
     store,
     state,
@@ -105,6 +121,7 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     clock,
     logger,
     options.unknownEventTypes === 'skip',
+    projectionsVersion,
   );
   await app.start();
   return app;

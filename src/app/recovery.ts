@@ -1,4 +1,4 @@
-import { PersistenceError } from '../errors';
+import { PersistenceError, ProjectionsVersionError } from '../errors';
 import type { Logger } from '../runtime/logger';
 
 /** How long a failed app waits between attempts to make its log writable again (Redis retries every second). */
@@ -33,9 +33,23 @@ export class Recovery {
 
   constructor(private readonly host: RecoveryHost) {}
 
-  /** A write failed: from now on commands are refused until an attempt succeeds. Returns the error to reject with. */
+  /**
+   * A write failed (or, on a shared log, the log can no longer be followed): from now on
+   * commands are refused until an attempt succeeds. Returns the error to reject with.
+   */
   fail(err: unknown): PersistenceError {
     if (this.failure !== null) return this.failure;
+    if (err instanceof ProjectionsVersionError) {
+      // A follower that met another version's snapshot over compacted events writes fine: it
+      // cannot read the log with its projections, and no retry changes that (the events are
+      // gone), so none is scheduled. Its code (PROJECTIONS_VERSION) is kept.
+      const error = PersistenceError.from('the log cannot be followed', err);
+      if (!this.host.isReady()) return error;
+      this.failure = error;
+      this.host.setFailed(true);
+      this.host.logger.error(`${error.message}; refusing commands until this instance is restarted`);
+      return error;
+    }
     const error = PersistenceError.from('the log could not be written', err);
     if (!this.host.isReady()) return error;
     this.failure = error;

@@ -4,12 +4,39 @@ import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import type { KeyValueState } from '../state/key-value-state';
 import { ReplayFailedError, UnknownEventTypeError } from '../errors';
-import type { EventGroup, LogPosition, ReplaySink } from '../store/event-store';
+import type { EventGroup, LogPosition, ReplaySink, SnapshotInfo } from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import type { Projector } from './projector';
+import { snapshotMatches } from './projections-version';
 
 /** Called for each command the loader applied, when someone listens (catch-up, not start-up). */
 export type AppliedGroup = (seq: number, time: number, events: readonly DomainEvent[]) => void;
+
+/** How a loader treats the state and the snapshot it is handed. */
+export interface LoaderOptions {
+  /**
+   * The app's projections version: a snapshot of another version aborts the replay at its first
+   * record with {@link SnapshotVersionMismatch}, before any of it is loaded.
+   */
+  readonly projectionsVersion?: string;
+}
+
+/**
+ * Thrown by the loader's `snapshot` (through the store's `replay`) when the snapshot was built by
+ * other projections than the app's: internal to the App, which then rebuilds from the events.
+ */
+export class SnapshotVersionMismatch extends Error {
+  constructor(
+    /** The last sequence number the snapshot covers. */
+    readonly seq: number,
+    /** The version recorded with it. */
+    readonly snapshotVersion: string,
+  ) {
+    super(
+      `the snapshot up to seq ${seq} was built by projections version ${JSON.stringify(snapshotVersion)}`,
+    );
+  }
+}
 
 /**
  * Replay into the state: the sink the App hands its store, at start (the whole log) and when it
@@ -21,7 +48,10 @@ export class StateLoader implements ReplaySink {
   groups = 0;
   entries = 0;
   lastSeq = 0;
+  /** What the store said of the snapshot it handed over, once it did (null: no snapshot). */
+  snapshotInfo: { readonly seq: number; readonly projectionsVersion?: string } | null = null;
   private readonly skipped = new Map<string, number>();
+  private readonly projectionsVersion: string | undefined;
 
   constructor(
     private readonly kv: KeyValueState,
@@ -30,15 +60,21 @@ export class StateLoader implements ReplaySink {
     private readonly applied: AppliedGroup | null = null,
     /** A catch-up starts after this seq; each command is then applied under the undo journal, all or none. */
     after: number | null = null,
+    options: LoaderOptions = {},
   ) {
     this.atomic = after !== null;
     if (after !== null) this.lastSeq = after;
+    this.projectionsVersion = options.projectionsVersion;
   }
 
   /** Catch-up: a command that fails half way is undone, so the state ends at the last whole one. */
   private readonly atomic: boolean;
 
-  snapshot(seq: number): void {
+  snapshot(seq: number, info?: SnapshotInfo): void {
+    const version = info?.projectionsVersion;
+    // Checked before anything is loaded: the state stays as it was, and the App rebuilds it.
+    if (!snapshotMatches(this.projectionsVersion, version)) throw new SnapshotVersionMismatch(seq, version!);
+    this.snapshotInfo = version === undefined ? { seq } : { seq, projectionsVersion: version };
     this.lastSeq = seq;
   }
 

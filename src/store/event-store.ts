@@ -35,14 +35,27 @@ export interface LogPosition {
  * in with {@link replaySink}.
  */
 export interface ReplaySink {
-  /** The log starts with a snapshot covering every event up to `seq`; its entries follow. */
-  snapshot(seq: number): void;
+  /**
+   * The log starts with a snapshot covering every event up to `seq`; its entries follow. `info`
+   * says what the store recorded with it (the projections version it was built with); absent,
+   * or without a version, the snapshot is unversioned.
+   */
+  snapshot(seq: number, info?: SnapshotInfo): void;
   /** One key of the snapshot. */
   entry(key: string, value: JsonValue): void;
   /** One command's events, whole. */
   group(group: EventGroup, position?: LogPosition): void;
   /** A command of exactly one SET (see above). */
   set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void;
+}
+
+/** What a store recorded with a snapshot, handed to `ReplaySink.snapshot`. */
+export interface SnapshotInfo {
+  /**
+   * The projections version of the state the snapshot was taken of
+   * (`StateSnapshot.projectionsVersion` at compaction); absent for an unversioned snapshot.
+   */
+  readonly projectionsVersion?: string;
 }
 
 /** Where a replay starts. */
@@ -179,7 +192,11 @@ export interface EventStore {
   watch?(changed: (head?: number) => void): () => void;
   /** Capability (shared log): the last sequence number committed to the log by any writer, now. */
   head?(): Promise<number>;
-  /** Capability: rewrites the log as the smallest set of records that rebuilds the state (BGREWRITEAOF). */
+  /**
+   * Capability: rewrites the log as the smallest set of records that rebuilds the state
+   * (BGREWRITEAOF). The snapshot's `projectionsVersion`, when it has one, is recorded with the
+   * snapshot and handed back to `ReplaySink.snapshot`; a snapshot without one replays without one.
+   */
   compact?(): Promise<CompactionResult>;
   /**
    * Capability: after a `PersistenceError`, makes the log writable again with nothing that was

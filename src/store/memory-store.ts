@@ -44,6 +44,8 @@ export class MemoryStore implements EventStore {
   readonly kind = 'memory';
   private readonly settings: AutoRewriteSettings;
   private snapshotSeq = 0;
+  /** The projections version the snapshot's state was computed by (undefined: unversioned). */
+  private snapshotVersion: string | undefined = undefined;
   /** The last compaction's state as parallel arrays: a tuple per key would cost the GC more than the copy. */
   private snapshotKeys: string[] = [];
   private snapshotValues: JsonValue[] = [];
@@ -83,7 +85,8 @@ export class MemoryStore implements EventStore {
     const after = options?.after;
     if (after === undefined) {
       if (this.snapshotSeq > 0) {
-        sink.snapshot(this.snapshotSeq);
+        const version = this.snapshotVersion;
+        sink.snapshot(this.snapshotSeq, version === undefined ? undefined : { projectionsVersion: version });
         const keys = this.snapshotKeys;
         const values = this.snapshotValues;
         for (let i = 0; i < keys.length; i++) sink.entry(keys[i], values[i]);
@@ -139,6 +142,7 @@ export class MemoryStore implements EventStore {
       this.snapshotKeys = keys;
       this.snapshotValues = values;
       this.snapshotSeq = snapshot.seq;
+      this.snapshotVersion = snapshot.projectionsVersion;
       let kept = this.groups.length;
       while (kept > 0 && this.groups[kept - 1].seq > snapshot.seq) kept--;
       this.groups = this.groups.slice(kept);

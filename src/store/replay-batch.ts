@@ -13,6 +13,8 @@ import type { EventGroup, ReplayEnd, ReplayOptions, ReplaySink } from './event-s
 export interface ReplaySnapshotStart {
   readonly kind: 'snapshot';
   readonly seq: number;
+  /** The projections version the store recorded with the snapshot; absent: unversioned. */
+  readonly projectionsVersion?: string;
 }
 
 /** One key of the snapshot. */
@@ -93,7 +95,11 @@ export class ReplayFeed {
           break;
         case 'snapshot':
           if (after >= 0 && r.seq > after) throw new LogCompactedError(after, r.seq + 1, this.where);
-          if (after < 0) sink.snapshot(r.seq);
+          if (after < 0)
+            sink.snapshot(
+              r.seq,
+              r.projectionsVersion === undefined ? undefined : { projectionsVersion: r.projectionsVersion },
+            );
           lastSeq = r.seq;
           break;
       }

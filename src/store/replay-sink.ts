@@ -1,11 +1,11 @@
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
-import type { EventGroup, LogPosition, ReplaySink } from './event-store';
+import type { EventGroup, LogPosition, ReplaySink, SnapshotInfo } from './event-store';
 
 /** The parts of a {@link ReplaySink} a reader may leave out. */
 export interface PartialReplaySink {
   group(group: EventGroup, position?: LogPosition): void;
-  snapshot?(seq: number): void;
+  snapshot?(seq: number, info?: SnapshotInfo): void;
   entry?(key: string, value: JsonValue): void;
 }
 
@@ -15,7 +15,7 @@ export interface PartialReplaySink {
  */
 export function replaySink(partial: PartialReplaySink): ReplaySink {
   return {
-    snapshot: (seq) => partial.snapshot?.(seq),
+    snapshot: (seq, info) => partial.snapshot?.(seq, info),
     entry: (key, value) => partial.entry?.(key, value),
     group: (group, position) => partial.group(group, position),
     set: (seq, time, key, value, position) =>
@@ -25,7 +25,12 @@ export function replaySink(partial: PartialReplaySink): ReplaySink {
 
 /** What a replay handed over, in order: for tests and tools that look at a log as a whole. */
 export type ReplayedRecord =
-  | { readonly kind: 'snapshot'; readonly seq: number }
+  | {
+      readonly kind: 'snapshot';
+      readonly seq: number;
+      /** Present only for a versioned snapshot. */
+      readonly projectionsVersion?: string;
+    }
   | { readonly kind: 'entry'; readonly key: string; readonly value: JsonValue }
   | {
       readonly kind: 'group';
@@ -37,7 +42,12 @@ export type ReplayedRecord =
 /** A sink that records everything as {@link ReplayedRecord}s (a `set` as its one-event group). */
 export function recordingSink(out: ReplayedRecord[]): ReplaySink {
   return replaySink({
-    snapshot: (seq) => out.push({ kind: 'snapshot', seq }),
+    snapshot: (seq, info) =>
+      out.push(
+        info?.projectionsVersion === undefined
+          ? { kind: 'snapshot', seq }
+          : { kind: 'snapshot', seq, projectionsVersion: info.projectionsVersion },
+      ),
     entry: (key, value) => out.push({ kind: 'entry', key, value }),
     group: ({ seq, time, events }) => out.push({ kind: 'group', seq, time, events }),
   });

@@ -10,6 +10,11 @@ export interface StateSnapshot {
   readonly seq: number;
   /** The number of keys. */
   readonly size: number;
+  /**
+   * The projections version that computed this state (`createApp({ projectionsVersion })`),
+   * absent for an unversioned app. A compacting store records it with the snapshot it writes.
+   */
+  readonly projectionsVersion?: string;
   /** The entries; may be read lazily, across many event-loop turns. */
   entries(): IterableIterator<[string, JsonValue]>;
   /** Ends the snapshot; the state merges its overlay back. Idempotent. */

@@ -14,6 +14,8 @@ export interface AppSpecificationOptions {
   readonly projections?: readonly Type[];
   /** Returns a fresh store; called once per scenario and reopened (same instance) for the replay check. Default: MemoryStore. */
   readonly store?: () => EventStore;
+  /** The app's `projectionsVersion`, given to `createApp` as it is. */
+  readonly projectionsVersion?: string | number;
 }
 
 /** The outcome of a scenario's `when`, checked by a `then…`. */
@@ -61,6 +63,7 @@ export class AppSpecification {
       createApp({
         handlers: this.options.handlers,
         projections: this.options.projections,
+        projectionsVersion: this.options.projectionsVersion,
         store,
         logger: silentLogger,
       });

@@ -9,6 +9,7 @@ import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
 import { runCompactionConformance } from './conformance-compaction';
 import { runReplayConformance } from './conformance-replay';
+import { runVersionConformance } from './conformance-versions';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
 /** One location (folder, file, memory) for one conformance test. */
@@ -302,24 +303,36 @@ export function runStoreConformance(
       if (store.currentSize !== undefined) assert.equal(typeof store.currentSize, 'number');
     });
 
+    /** Opens `store` as a tool would (no app on it) and hands it to `read`, then closes it. */
+    const read = async (store: EventStore, work: (store: EventStore) => Promise<void>): Promise<void> => {
+      await store.open({
+        snapshots: { takeSnapshot: () => new KeyValueState().takeSnapshot(0) },
+        logger: silentLogger,
+        clock: { now: Date.now },
+      });
+      try {
+        await work(store);
+      } finally {
+        await store.close();
+      }
+    };
     runCompactionConformance({ it, newStore: () => sut.open(), open, reopen });
     runReplayConformance({
       it,
       open: () => open(),
       close: (app) => app.close(),
       newStore: () => sut.open(),
-      read: async (store, read) => {
-        await store.open({
-          snapshots: { takeSnapshot: () => new KeyValueState().takeSnapshot(0) },
-          logger: silentLogger,
-          clock: { now: Date.now },
-        });
-        try {
-          await read(store);
-        } finally {
-          await store.close();
-        }
+      read,
+    });
+    runVersionConformance({
+      it,
+      newStore: () => sut.open(),
+      openWith: async (options) => {
+        const app = await createApp({ logger: silentLogger, ...options, store: sut.open() });
+        apps.push(app);
+        return app;
       },
+      read,
     });
 
     it('types its write errors as PersistenceError', () => {

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { type App, createApp, type JsonValue, silentLogger } from 'appendonly';
+import { AofStore } from 'appendonly/adapters/aof';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
 import { admin, usePostgres } from '../support/postgres';
@@ -159,6 +160,47 @@ describe('appendonly on a PostgreSQL log', () => {
     await live.execute(new Put('z', 9));
     await live.close();
     expect(await pgState(url, 'converted')).toEqual({ ...want, z: 9 });
+  });
+
+  it('convert aof → postgres → aof carries the snapshot’s projections version; info shows it', async () => {
+    // given: a log whose snapshot version 3 wrote
+    const src = path.join(dir, 'src');
+    const app = await createApp({
+      ...fixtures.conformanceClasses,
+      store: new AofStore({ dir: src, appendfsync: 'always' }),
+      logger: silentLogger,
+      projectionsVersion: 3,
+    });
+    await app.execute(new Count('n', 2));
+    await app.compact();
+    await app.execute(new Count('n', 1));
+    await app.close();
+    const p = logPath(url, 'versioned');
+    const back = path.join(dir, 'back');
+    // when
+    expect(run(['convert', src, p, '--yes']).status).toBe(0);
+    expect(run(['convert', p, back, '--yes']).status).toBe(0);
+    // then
+    expect(JSON.parse(run(['info', p, '--json']).stdout).snapshot).toEqual({
+      seq: 1,
+      keys: 1,
+      projectionsVersion: '3',
+    });
+    const lines = (x: string) => run(['cat', x, '--json']).stdout;
+    expect(lines(p)).toBe(lines(src));
+    expect(lines(back)).toBe(lines(src));
+    // and the PostgreSQL copy is loaded as it is by version 3, refused by version 4
+    const open = (projectionsVersion: number) =>
+      createApp({
+        ...fixtures.conformanceClasses,
+        store: new PostgresStore({ connectionString: url, log: 'versioned' }),
+        logger: silentLogger,
+        projectionsVersion,
+      });
+    const three = await open(3);
+    expect(three.stats()).toMatchObject({ entriesReplayed: 1, groupsReplayed: 1 });
+    await three.close();
+    await expect(open(4)).rejects.toMatchObject({ code: 'PROJECTIONS_VERSION', snapshotVersion: '3' });
   });
 
   it('convert postgres → postgres: a copy under another log name, in another schema', async () => {

@@ -19,6 +19,8 @@ export interface AofFile {
   readonly kind: 'base' | 'incr';
   /** Base: the last sequence number it covers. Incr: the number of its first event, when the manifest says. */
   readonly seq?: number;
+  /** Base: the projections version the manifest records for it (absent: unversioned). */
+  readonly projectionsVersion?: string;
 }
 
 /** An AOF log found on disk. */
@@ -82,6 +84,9 @@ export function loadAofLog(logDir: string, manifestName: string): AofLog {
       path: path.join(logDir, manifest.base.name),
       kind: 'base',
       seq: manifest.base.lastSeq ?? 0,
+      ...(manifest.base.projectionsVersion !== undefined
+        ? { projectionsVersion: manifest.base.projectionsVersion }
+        : {}),
     });
   }
   for (const e of manifest.incrs) {

@@ -31,9 +31,10 @@ export class AofLogWriter {
     fs.mkdirSync(this.dir.path, { recursive: true, mode: 0o700 });
   }
 
-  /** The snapshot: every key up to `seq`. Before any command. */
-  async snapshot(seq: number, entries: Map<string, JsonValue>): Promise<void> {
-    const base = this.dir.nextBase(seq);
+  /** The snapshot: every key up to `seq`, its version on the manifest's base line. Before any command. */
+  async snapshot(seq: number, entries: Map<string, JsonValue>, projectionsVersion?: string): Promise<void> {
+    const next = this.dir.nextBase(seq);
+    const base = projectionsVersion === undefined ? next : { ...next, projectionsVersion };
     this.base = base;
     const fd = fs.openSync(this.dir.file(base.name), 'w', 0o600);
     try {

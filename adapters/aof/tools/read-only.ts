@@ -26,7 +26,13 @@ export async function* readLogReadOnly(
   log: AofLog,
   hooks: ReadOnlyHooks,
 ): AsyncGenerator<readonly ReplayRecord[]> {
-  const files: LogFile[] = log.files.map((f) => ({ name: f.name, path: f.path, kind: f.kind, seq: f.seq }));
+  const files: LogFile[] = log.files.map((f) => ({
+    name: f.name,
+    path: f.path,
+    kind: f.kind,
+    seq: f.seq,
+    projectionsVersion: f.projectionsVersion,
+  }));
   const summary: ReadSummary = { lastSeq: 0, sizes: [] };
   yield* readLog(
     files,

@@ -15,7 +15,7 @@ const IN_FLIGHT = 1024;
 export class DatabaseWriter {
   private pending: Promise<void>[] = [];
   /** The snapshot being written, for the store's compaction to take. */
-  private snap: { seq: number; entries: Map<string, JsonValue> } | null = null;
+  private snap: { seq: number; entries: Map<string, JsonValue>; projectionsVersion?: string } | null = null;
 
   private constructor(
     private readonly store: SqliteWalStore,
@@ -35,6 +35,7 @@ export class DatabaseWriter {
           return {
             seq: snap.seq,
             size: snap.entries.size,
+            projectionsVersion: snap.projectionsVersion,
             entries: () => snap.entries.entries(),
             release: () => {},
           };
@@ -44,9 +45,9 @@ export class DatabaseWriter {
     return writer;
   }
 
-  /** The snapshot: every key up to `seq`. Before any command. */
-  async snapshot(seq: number, entries: Map<string, JsonValue>): Promise<void> {
-    this.snap = { seq, entries };
+  /** The snapshot: every key up to `seq`, with its projections version. Before any command. */
+  async snapshot(seq: number, entries: Map<string, JsonValue>, projectionsVersion?: string): Promise<void> {
+    this.snap = { seq, entries, projectionsVersion };
     await this.store.compact();
     this.snap = null;
   }

@@ -96,7 +96,7 @@ function turn(): Promise<void> {
 function failingAtSecondGroup(sink: ReplaySink): ReplaySink {
   let groups = 0;
   return {
-    snapshot: (seq) => sink.snapshot(seq),
+    snapshot: (seq, info) => sink.snapshot(seq, info),
     entry: (key, value) => sink.entry(key, value),
     group: (group, position) => {
       if (groups++ === 1) throw new Error('read error');
