@@ -8,7 +8,15 @@ import {
   PersistenceError,
 } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
-import { addGroup, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
+import {
+  addGroup,
+  type BatchRows,
+  insertBatch,
+  landed,
+  newRows,
+  type PreparedStatement,
+  readHead,
+} from './append';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
@@ -69,7 +77,7 @@ export class PgWriter {
     private readonly t: Tables,
     private readonly log: string,
     private readonly policy: FsyncPolicy,
-    private readonly statement: string,
+    private readonly statement: PreparedStatement,
     private readonly where: string,
     private readonly logger: Logger,
     private readonly hooks: WriterHooks,
