@@ -25,7 +25,7 @@ import {
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
-import { addGroup, appendStatement, insertBatch, newRows } from '../adapters/postgres/append';
+import { addGroup, appendStatements, insertBatch, newRows } from '../adapters/postgres/append';
 import { tablesOf } from '../adapters/postgres/schema';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-cluster';
 import {
@@ -459,13 +459,13 @@ async function instanceRows(server: PostgresServer): Promise<Row[]> {
  * none of them, then all (the follower's catch-up then reads them all at once).
  */
 async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
-  const statement = appendStatement(tablesOf('appendonly'));
+  const statements = appendStatements(tablesOf('appendonly'));
   await client.query('BEGIN');
   for (let at = from; at < from + count; at += PAGE) {
     const rows = newRows(randomUUID(), at + 1);
     for (let i = at; i < Math.min(from + count, at + PAGE); i++)
       addGroup(rows, { seq: i + 1, time: 1_700_000_000_000 + i, events: [Deposited(dataOf(i))] });
-    if (!(await insertBatch(client, statement, log, 'no', rows))) throw new Error(`${log}: the head moved`);
+    if (!(await insertBatch(client, statements, log, 'no', rows))) throw new Error(`${log}: the head moved`);
   }
   await client.query('COMMIT');
 }

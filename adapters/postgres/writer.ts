@@ -14,7 +14,7 @@ import {
   insertBatch,
   landed,
   newRows,
-  type PreparedStatement,
+  type AppendStatements,
   readHead,
 } from './append';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
@@ -77,7 +77,7 @@ export class PgWriter {
     private readonly t: Tables,
     private readonly log: string,
     private readonly policy: FsyncPolicy,
-    private readonly statement: PreparedStatement,
+    private readonly statements: AppendStatements,
     private readonly where: string,
     private readonly logger: Logger,
     private readonly hooks: WriterHooks,
@@ -261,7 +261,7 @@ export class PgWriter {
     const locked = this.headLock.claim();
     let ok: boolean;
     try {
-      ok = await insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+      ok = await insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
       if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
     } catch (err) {
       if (!isConnectionLoss(err, conn)) {
@@ -302,6 +302,6 @@ export class PgWriter {
       );
       return true;
     }
-    return insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+    return insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
   }
 }
