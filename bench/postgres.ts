@@ -84,17 +84,22 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rounds: the machine is shared, and fsync latency on it drifts by several times within seconds,
-// so the contenders of one table run in turn for a short time each, round after round (the
-// order rotated each round, so that none always follows the same one), and each ratio is the
-// median of its rounds' ratios, quoted with their spread: a stall that hits one contender in one
-// round moves one ratio, not the figure.
+// Slices: the machine is shared, and its fsync latency moves by several times within a second
+// (other processes write too), so that rounds of a second or more each compared contenders
+// under different disks (ratios of 0.4 to 2 between rounds, measured). The contenders of one
+// table run in turn for 20 ms each instead, the order rotated every cycle: each sees the same
+// disk, within a tenth of a second. The ratio is of the totals; the spread quoted is that of
+// the ratios over eight consecutive stretches of the run.
 // ---------------------------------------------------------------------------------------------
 
-const ROUNDS = quick ? 4 : 8;
-const ROUND_SECONDS = quick ? 0.5 : 1.5;
+const SLICE_SECONDS = 0.02;
+const SEGMENTS = 8;
+/** A slice's latency buffer to start with (it doubles): a slice holds hundreds of operations, not 65,536. */
+const SLICE_CAPACITY = 1024;
+/** Time each contender runs in all (the table takes that times the number of contenders). */
+const CONTENDER_SECONDS = quick ? 2 : 6;
 
-/** One contender: runs for about `seconds`; `ops` counts what its rows count (rows, commands). */
+/** One contender: `run(seconds)` runs it for about that long; `ops` counts what its row counts. */
 interface Contender {
   readonly name: string;
   readonly run: (seconds: number) => Promise<Measured>;
@@ -103,38 +108,53 @@ interface Contender {
 }
 
 /**
- * Runs every contender in turn for `seconds`, `rounds` times. Rows: the first is the reference
- * (its ops/s), each other carries the median of its per-round ratio to it, with min–max.
+ * Runs the contenders in turn, a slice each, until each has run about `seconds`; returns each
+ * one's slices, in order (see {@link rowOf} and {@link compared}).
  */
-async function inRounds(
+async function interleaved(
   contenders: readonly Contender[],
-  reference: string,
-  rounds = ROUNDS,
-  seconds = ROUND_SECONDS,
-): Promise<Row[]> {
-  for (const c of contenders) await c.run(Math.min(0.3, seconds)); // JIT, connections, caches
-  const runs = contenders.map(() => [] as Measured[]);
-  for (let round = 0; round < rounds; round++) {
+  seconds = CONTENDER_SECONDS,
+): Promise<Measured[][]> {
+  for (const c of contenders) await c.run(0.2); // JIT, connections, caches
+  const cycles = Math.max(SEGMENTS, Math.round(seconds / SLICE_SECONDS));
+  const slices = contenders.map(() => [] as Measured[]);
+  for (let cycle = 0; cycle < cycles; cycle++) {
     for (let k = 0; k < contenders.length; k++) {
-      const i = (round + k) % contenders.length;
-      runs[i].push(await contenders[i].run(seconds));
+      const i = (cycle + k) % contenders.length;
+      slices[i].push(await contenders[i].run(SLICE_SECONDS));
     }
   }
-  const rate = (m: Measured) => m.ops / m.seconds;
-  return contenders.map((c, i): Row => {
-    const ops = runs[i].reduce((s, m) => s + m.ops, 0);
-    const secs = runs[i].reduce((s, m) => s + m.seconds, 0);
-    const latencies = merge(runs[i].map((m) => m.latencies));
-    const row: Row = { name: c.name, opsPerSec: ops / secs, ...percentiles(latencies) };
-    if (i === 0) return c.note === undefined ? row : { ...row, note: c.note };
-    const ratios = runs[i].map((m, r) => rate(m) / rate(runs[0][r]));
-    return {
-      ...row,
-      reference,
-      ratio: median(ratios),
-      note: `${c.note === undefined ? '' : `${c.note}; `}median of ${rounds} rounds, ${spread(ratios)}`,
-    };
-  });
+  return slices;
+}
+
+function rateOf(parts: readonly Measured[]): number {
+  return parts.reduce((s, m) => s + m.ops, 0) / parts.reduce((s, m) => s + m.seconds, 0);
+}
+
+/** A contender's row: its rate over all its slices, the percentiles of all their latencies. */
+function rowOf(c: Contender, slices: readonly Measured[]): Row {
+  const row: Row = {
+    name: c.name,
+    opsPerSec: rateOf(slices),
+    ...percentiles(merge(slices.map((m) => m.latencies))),
+  };
+  return c.note === undefined ? row : { ...row, note: c.note };
+}
+
+/** `row` beside `reference` (slices of the same interleaved run): the ratio of the totals, the spread over the stretches. */
+function compared(row: Row, slices: readonly Measured[], reference: readonly Measured[], name: string): Row {
+  const stretch = (parts: readonly Measured[], k: number) =>
+    parts.slice(Math.floor((k * parts.length) / SEGMENTS), Math.floor(((k + 1) * parts.length) / SEGMENTS));
+  const ratios = Array.from(
+    { length: SEGMENTS },
+    (_, k) => rateOf(stretch(slices, k)) / rateOf(stretch(reference, k)),
+  );
+  return {
+    ...row,
+    reference: name,
+    ratio: rateOf(slices) / rateOf(reference),
+    note: `${row.note === undefined ? '' : `${row.note}; `}in 20 ms slices, ${spread(ratios)} over ${SEGMENTS} stretches`,
+  };
 }
 
 /** `min–max` of a list of ratios, as the notes quote them. */
@@ -233,7 +253,7 @@ async function rawContender(url: string, rows: number, kind: RawKind): Promise<C
   const what = { prepared: 'INSERT', unprepared: 'INSERT, unprepared', head: 'head row + INSERT' }[kind];
   return {
     name: `raw pg: ${what}, ${rows} row${rows > 1 ? 's' : ''}/tx`,
-    run: async (seconds) => scaled(await measureFor(seconds, 1, op), rows),
+    run: async (seconds) => scaled(await measureFor(seconds, 1, op, SLICE_CAPACITY), rows),
     close: () => client.end(),
     note: kind === 'prepared' ? 'one connection, one prepared statement per transaction' : undefined,
   };
@@ -254,7 +274,7 @@ async function storeContender(
   };
   return {
     name: `PostgresStore.append alone (no App), ${inFlight} in flight`,
-    run: (seconds) => measureFor(seconds, inFlight, append),
+    run: (seconds) => measureFor(seconds, inFlight, append, SLICE_CAPACITY),
     close: () => store.close(),
   };
 }
@@ -265,34 +285,63 @@ async function appContender(url: string, inFlight: number): Promise<Contender> {
   return {
     name: `App + PostgresStore always, ${inFlight} in flight`,
     run: (seconds) =>
-      measureFor(seconds, inFlight, (i) => app.execute(new Deposit(names[i % ACCOUNTS], amountOf(i)))),
+      measureFor(
+        seconds,
+        inFlight,
+        (i) => app.execute(new Deposit(names[i % ACCOUNTS], amountOf(i))),
+        SLICE_CAPACITY,
+      ),
     close: () => app.close(),
   };
 }
 
-/** The append rows; `app` is the App's commands/s per in-flight count (the peers' reference). */
-async function appendRows(server: PostgresServer): Promise<{ rows: Row[]; app: Map<number, number> }> {
+/**
+ * The append rows, and the peer's: every contender of one in-flight count in one interleaved
+ * run, the raw rows and the store's beside raw pg, Emmett's beside the App.
+ */
+async function appendRows(server: PostgresServer): Promise<{ appends: Row[]; peers: Row[] }> {
   const url = await server.createDatabase();
-  const rows: Row[] = [];
-  const app = new Map<number, number>();
-  for (const inFlight of [1, 64]) {
-    progress(
-      `postgres: appends, ${inFlight} in flight, against raw pg ${inFlight}/tx (${ROUNDS} rounds of ${ROUND_SECONDS} s each)`,
-    );
-    const contenders = [
-      await rawContender(url, inFlight, 'prepared'),
-      await rawContender(url, inFlight, 'unprepared'),
-      await rawContender(url, inFlight, 'head'),
-      await storeContender(url, inFlight),
-      await appContender(url, inFlight),
-    ];
-    const measured = await inRounds(contenders, `raw ${inFlight}/tx`).finally(() =>
-      Promise.all(contenders.map((c) => c.close())),
-    );
-    rows.push(...measured);
-    app.set(inFlight, measured[measured.length - 1].opsPerSec);
+  const appends: Row[] = [];
+  const peers: Row[] = [];
+  const emmett = await openEmmett(server);
+  if (!('store' in emmett)) peers.push(emmett.failed);
+  try {
+    for (const inFlight of [1, 64]) {
+      const contenders = [
+        await rawContender(url, inFlight, 'prepared'),
+        await rawContender(url, inFlight, 'unprepared'),
+        await rawContender(url, inFlight, 'head'),
+        await storeContender(url, inFlight),
+        await appContender(url, inFlight),
+      ];
+      const app = contenders.length - 1;
+      if ('store' in emmett) contenders.push(emmettContender(emmett.store, inFlight));
+      progress(
+        `postgres: appends, ${inFlight} in flight: ${contenders.length} contenders, ${CONTENDER_SECONDS} s each, in 20 ms slices`,
+      );
+      const slices = await interleaved(contenders).finally(() =>
+        Promise.all(contenders.slice(0, app + 1).map((c) => c.close())),
+      );
+      const reference = `raw ${inFlight}/tx`;
+      for (let i = 0; i <= app; i++) {
+        const row = rowOf(contenders[i], slices[i]);
+        appends.push(i === 0 ? row : compared(row, slices[i], slices[0], reference));
+      }
+      if ('store' in emmett) {
+        const peer = contenders[app + 1] as Contender & { failures(): string };
+        const row = compared(
+          rowOf(peer, slices[app + 1]),
+          slices[app + 1],
+          slices[app],
+          contenders[app].name,
+        );
+        peers.push({ ...row, note: `${row.note}${peer.failures()}` });
+      }
+    }
+  } finally {
+    if ('store' in emmett) await emmett.store.close();
   }
-  return { rows, app };
+  return { appends, peers };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,33 +595,35 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
     ['PostgresStore.replay alone (no App) into a Map', storeReplay],
   ]);
 
-  // Follower catch-up: an open App hears of M events committed at once, and applies them.
-  const catchUp = quick ? 100_000 : 1_000_000;
-  const followLog = 'follow';
-  const follower = await openApp(url, followLog);
-  let head = 0;
-  let lastFill = 0;
-  const prepared = async () => {
-    await fill(writer, followLog, head, catchUp);
-    lastFill = head;
-    head += catchUp;
-  };
+  // Follower catch-up: an open App hears of M events committed at once, and applies them. The
+  // reference reads M rows committed the same way just before, on a log nobody follows: both
+  // are the first readers of fresh rows (the first reader of a row sets its hint bits and finds
+  // it in no cache), so neither reads rows the other has just read.
+  const catchUp = quick ? 100_000 : 500_000;
+  const fresh = storeOn(url, 'fresh');
+  await fresh.open(context); // the reference log's head row
+  await fresh.close();
+  const follower = await openApp(url, 'follow');
+  let followed = 0;
+  let written = 0;
   const follow = async () => {
-    await prepared();
+    await fill(writer, 'follow', followed, catchUp);
+    followed += catchUp;
     const started = process.hrtime.bigint();
     await follower.sync();
     const rate = catchUp / (Number(process.hrtime.bigint() - started) / 1e9);
-    if (follower.stats().durableSeq !== head) throw new Error('the follower did not reach the head');
+    if (follower.stats().durableSeq !== followed) throw new Error('the follower did not reach the head');
     return rate;
   };
+  const freshRead = async () => {
+    await fill(writer, 'fresh', written, catchUp);
+    written += catchUp;
+    return rawRead(url, 'fresh', written - catchUp, catchUp);
+  };
   progress(`postgres: follower catch-up of ${catchUp} events, ${rounds} rounds against the raw keyset read`);
-  // The raw read runs after the follow of its round, over the rows the follower just read.
-  const followed = await readRounds(
-    rounds,
-    () => rawRead(url, followLog, lastFill, catchUp),
-    [['follower catch-up (App.sync after M events committed at once)', follow]],
-    true,
-  );
+  const caughtUp = await readRounds(rounds, freshRead, [
+    ['follower catch-up (App.sync after M events committed at once)', follow],
+  ]);
   await follower.close();
   writer.release();
   await pool.end();
@@ -583,32 +634,33 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
       opsPerSec: replay.reference,
     },
     ...replay.rows.map((r) => ({ ...r, reference: ref })),
-    { name: `raw pg: the same read of the ${catchUp} events caught up`, opsPerSec: followed.reference },
-    ...followed.rows.map((r) => ({ ...r, reference: `raw read, ${catchUp} events` })),
+    {
+      name: `raw pg: the same read of ${catchUp} events just committed at once`,
+      opsPerSec: caughtUp.reference,
+    },
+    ...caughtUp.rows.map((r) => ({ ...r, reference: `raw read, ${catchUp} fresh events` })),
   ];
 }
 
 /**
- * `rounds` rounds of the reference and each contender (events/s each), the reference first, or
- * (`after`) after the contenders, when a contender makes what the reference then reads.
+ * `rounds` rounds of the reference and each contender (events/s each, one run of the whole read
+ * per round), after one unmeasured run of each (caches, JIT); a ratio per round, its median
+ * quoted with the spread.
  */
 async function readRounds(
   rounds: number,
   reference: () => Promise<number>,
   contenders: readonly [string, () => Promise<number>][],
-  after = false,
 ): Promise<{ reference: number; rows: Row[] }> {
-  if (!after) {
-    await reference(); // warm the cache and the JIT for all
-    for (const [, run] of contenders) await run();
-  }
+  await reference();
+  for (const [, run] of contenders) await run();
   const refs: number[] = [];
   const ours = contenders.map(() => [] as number[]);
   for (let round = 0; round < rounds; round++) {
-    if (!after) refs.push(await reference());
+    refs.push(await reference());
     for (const [k, [, run]] of contenders.entries()) ours[k].push(await run());
-    if (after) refs.push(await reference());
   }
+  // Each run reads the same number of events: the rate of all of them is the harmonic mean.
   const mean = (rates: number[]) => rates.length / rates.reduce((s, r) => s + 1 / r, 0);
   return {
     reference: mean(refs),
@@ -659,54 +711,48 @@ function loadEmmett(): { getPostgreSQLEventStore(url: string): EmmettStore } {
   }
 }
 
-async function emmettRows(server: PostgresServer, app: Map<number, number>): Promise<Row[]> {
-  const name = '@event-driven-io/emmett-postgresql 0.42 appendToStream';
-  let emmett: ReturnType<typeof loadEmmett>;
+const EMMETT = '@event-driven-io/emmett-postgresql 0.42 appendToStream';
+
+/** Emmett's store on a database of its own, or the row that says why it cannot run. */
+async function openEmmett(server: PostgresServer): Promise<{ store: EmmettStore } | { failed: Row }> {
   try {
-    emmett = loadEmmett();
+    const emmett = loadEmmett();
+    return { store: emmett.getPostgreSQLEventStore(await server.createDatabase()) };
   } catch (err) {
-    return [{ name, opsPerSec: 0, note: `could not run: ${(err as Error).message}` }];
+    return { failed: { name: EMMETT, opsPerSec: 0, note: `could not run: ${(err as Error).message}` } };
   }
-  const url = await server.createDatabase();
-  const events = emmett.getPostgreSQLEventStore(url);
-  const rows: Row[] = [];
-  const seconds = quick ? 2 : 6;
-  try {
-    for (const inFlight of [1, 64]) {
-      progress(
-        `postgres: ${name}, ${inFlight === 1 ? 'one at a time' : `${inFlight} concurrent streams`}, ${seconds} s`,
-      );
-      // Free slots: an append takes one, so no two appends in flight share a stream (Emmett
-      // orders appends per stream); each slot has 16 streams of its own, taken in turn.
-      const free = Array.from({ length: inFlight }, (_, s) => s);
-      const op = async (i: number) => {
-        const slot = free.pop()!;
-        try {
-          await events.appendToStream(`acct-${slot + inFlight * (i % 16)}`, [
-            { type: 'Deposited', data: dataOf(i) },
-          ]);
-        } finally {
-          free.push(slot);
-        }
-      };
-      await measureFor(0.5, inFlight, op); // its schema is created on the first append
-      const m = await measureFor(seconds, inFlight, op);
-      const ours = app.get(inFlight) ?? 0;
-      rows.push({
-        name: `${name}, ${inFlight === 1 ? 'one at a time' : `${inFlight} concurrent streams`}`,
-        opsPerSec: m.ops / m.seconds,
-        ...percentiles(m.latencies),
-        reference: `App + PostgresStore, ${inFlight} in flight`,
-        ratio: m.ops / m.seconds / ours,
-        note: `${inFlight === 1 ? '' : "its default pool (pg's 10 connections); "}one transaction per append`,
-      });
+}
+
+/**
+ * `appendToStream` of one Deposited event, `inFlight` at once. Free slots: an append takes one,
+ * so that no two appends in flight share a stream (Emmett orders appends per stream, and two at
+ * once on one stream would conflict); each slot has 16 streams of its own, taken in turn. Its
+ * schema is created by the first append (the warm-up slice).
+ */
+function emmettContender(store: EmmettStore, inFlight: number): Contender & { failures(): string } {
+  const free = Array.from({ length: inFlight }, (_, s) => s);
+  // A peer's error is its row's note, not the end of the benchmark.
+  let failed = 0;
+  let first = '';
+  const op = async (i: number) => {
+    const slot = free.pop()!;
+    try {
+      await store.appendToStream(`acct-${slot + inFlight * (i % 16)}`, [
+        { type: 'Deposited', data: dataOf(i) },
+      ]);
+    } catch (err) {
+      if (failed++ === 0) first = (err as Error).message.slice(0, 80);
+    } finally {
+      free.push(slot);
     }
-  } catch (err) {
-    rows.push({ name, opsPerSec: 0, note: `failed: ${(err as Error).message.slice(0, 100)}` });
-  } finally {
-    await events.close();
-  }
-  return rows;
+  };
+  return {
+    failures: () => (failed === 0 ? '' : `; ${failed} appends failed: ${first}`),
+    name: `${EMMETT}, ${inFlight === 1 ? 'one at a time' : `${inFlight} concurrent streams`}`,
+    run: (seconds) => measureFor(seconds, inFlight, op, SLICE_CAPACITY),
+    close: () => store.close(),
+    note: `${inFlight === 1 ? '' : "its default pool (pg's 10 connections); "}one transaction per append`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,12 +767,12 @@ export async function benchPostgres(): Promise<Section[]> {
   };
   process.once('SIGINT', interrupted);
   try {
-    const appends = await appendRows(server);
+    const { appends, peers } = await appendRows(server);
     return [
-      { title: 'PostgreSQL store: appends against raw pg (synchronous_commit on)', rows: appends.rows },
+      { title: 'PostgreSQL store: appends against raw pg (synchronous_commit on)', rows: appends },
       { title: 'PostgreSQL store: instances (processes) on one log', rows: await instanceRows(server) },
       { title: 'PostgreSQL store: replay and follower catch-up', rows: await replayRows(server) },
-      { title: 'PostgreSQL peers, same work', rows: await emmettRows(server, appends.app) },
+      { title: 'PostgreSQL peers, same work (measured with the appends, in the same slices)', rows: peers },
     ];
   } finally {
     process.removeListener('SIGINT', interrupted);
