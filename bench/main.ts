@@ -7,6 +7,7 @@ import { benchCore } from './core';
 import { describeMachine } from './machine';
 import { formatTable, quick, type Row } from './measure';
 import { benchPeers } from './peers';
+import { benchPostgres } from './postgres';
 import { benchReplayScaling } from './replay-scaling';
 import { benchSqliteWal } from './sqlite-wal';
 import { benchStores } from './stores';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       ],
     ],
     ['peers', async () => [{ title: 'Peers, same work', rows: await benchPeers() }]],
+    ['postgres', () => benchPostgres()],
   ];
   // `npm run bench -- stores peers` runs only those parts.
   const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));

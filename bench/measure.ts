@@ -96,9 +96,31 @@ export async function runFor(
   inFlight: number,
   op: (i: number) => Promise<unknown>,
 ): Promise<{ opsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number; ops: number }> {
+  const r = await measureFor(seconds, inFlight, op);
+  return { opsPerSec: r.ops / r.seconds, ops: r.ops, ...percentiles(r.latencies) };
+}
+
+/** What {@link measureFor} measured: the latencies themselves, for rows that merge several runs. */
+export interface Measured {
+  readonly ops: number;
+  readonly seconds: number;
+  /** One entry per operation, in ms. */
+  readonly latencies: Float64Array;
+}
+
+/**
+ * As {@link runFor}, returning the operations, the elapsed time and every latency; `capacity` is
+ * the latency buffer to start with (runs of a few milliseconds need a small one).
+ */
+export async function measureFor(
+  seconds: number,
+  inFlight: number,
+  op: (i: number) => Promise<unknown>,
+  capacity = 1 << 16,
+): Promise<Measured> {
   // A typed buffer that doubles when full, as runWindow's preallocated one: a plain array of
   // numbers measured 5–15 % fewer ops/s on the fastest rows (its growth and GC are in the loop).
-  let latencies = new Float64Array(1 << 16);
+  let latencies = new Float64Array(capacity);
   let done = 0;
   let next = 0;
   const started = process.hrtime.bigint();
@@ -121,5 +143,12 @@ export async function runFor(
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  return { opsPerSec: done / elapsed, ops: done, ...percentiles(latencies.subarray(0, done)) };
+  return { ops: done, seconds: elapsed, latencies: latencies.subarray(0, done) };
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }

@@ -20,7 +20,7 @@ import {
 } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { Put, workload } from './workload';
-import { formatTable, percentiles, progress, quick, type Row, runWindow } from './measure';
+import { formatTable, median, percentiles, progress, quick, type Row, runWindow } from './measure';
 
 const context: StoreContext = {
   snapshots: {
@@ -134,12 +134,6 @@ async function pair(
     ours: p50s.length > 0 ? { ...timed, p50Ms: median(p50s), p99Ms: p99, maxMs: max } : timed,
     ratio: median(ratios),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The figures of issue 4, each beside its raw better-sqlite3 reference measured in the same run. */

@@ -1,3 +1,11 @@
+import {
+  CommandHandler,
+  defineEvent,
+  On,
+  Projection,
+  type ProjectionState,
+  type ReadonlyKeyValueState,
+} from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 
 /**
@@ -8,3 +16,44 @@ export const { Put, PutMany } = fixtures;
 
 /** The handlers (and the projection) of those commands, for `createApp`. */
 export const workload = fixtures.conformanceClasses;
+
+/** An account's value in the state: an object, as most applications keep. */
+export interface Account {
+  readonly balance: number;
+  readonly last: number;
+}
+
+/**
+ * The shape of an application's command rather than a key-value SET: its handler decides on the
+ * state (the balance it reads), it logs a domain event, and an `@On` projection turns that event
+ * into an object value. Used where a store's figures should be the ones users see (PostgreSQL).
+ */
+export class Deposit {
+  constructor(
+    readonly account: string,
+    readonly amount: number,
+  ) {}
+}
+
+/** What a Deposit logs: the account, the amount, and the balance the handler decided. */
+export const Deposited = defineEvent<{ account: string; amount: number; balance: number }>('Deposited');
+
+@CommandHandler(Deposit)
+export class DepositHandler {
+  execute(c: Deposit, state: ReadonlyKeyValueState) {
+    const balance = ((state.get(c.account) as Account | undefined)?.balance ?? 0) + c.amount;
+    return [Deposited({ account: c.account, amount: c.amount, balance })];
+  }
+}
+
+/** The projection of Deposited: the account's object value. */
+@Projection()
+export class Accounts {
+  @On(Deposited)
+  deposited(e: typeof Deposited.Event, kv: ProjectionState) {
+    kv.set(e.data.account, { balance: e.data.balance, last: e.data.amount });
+  }
+}
+
+/** The classes of the Deposit workload, for `createApp`. */
+export const accounts = { handlers: [DepositHandler], projections: [Accounts] };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EventGroup, FsyncPolicy } from '../../src/index';
 import type { PgClientLike } from './driver';
 import type { Tables } from './schema';
@@ -44,6 +45,18 @@ export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
   no: 'off',
 };
 
+/** A statement the store prepares: its name is derived from its text (see {@link appendStatements}). */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/** The append in two forms: `one` for a batch of one row, `many` for any batch. */
+export interface AppendStatements {
+  readonly one: PreparedStatement;
+  readonly many: PreparedStatement;
+}
+
 /**
  * The append, one statement in its own implicit transaction (one round trip): the head row
  * moves from `firstSeq - 1` to `lastSeq` and the rows are inserted, or, when another writer
@@ -53,38 +66,63 @@ export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
  *
  * `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it holds for this
  * transaction's COMMIT only, and never touches the session (a pool the user shares).
+ *
+ * Prepared (named): parsing and planning this statement each time cost more than running it (a
+ * one-row append measured 0.22× a plain one-row INSERT unprepared, 0.86× prepared, on this
+ * project's benchmark machine). The name is a hash of the text, because pg refuses a name
+ * prepared on a connection with another text: two stores on different schemas may share a pool.
+ *
+ * A batch of one row (a command of one event, one command in flight: the common case of a
+ * lightly loaded app) takes `one`, the same statement with scalar parameters: for one row, the
+ * arrays (pg's array literals built, sent and parsed, unnest run) cost a fifth of the append
+ * (measured on 2 cores: a one-row append went from 0.66× to 0.75× a plain INSERT's rate).
  */
-export function appendStatement(t: Tables): string {
-  return `WITH policy AS (SELECT set_config('synchronous_commit', $2, true) AS v),
+export function appendStatements(t: Tables): AppendStatements {
+  const moved = `WITH policy AS (SELECT set_config('synchronous_commit', $2, true) AS v),
     moved AS (
       UPDATE ${t.heads} SET seq = $4, batch = $5
       WHERE log = $1 AND seq = $3 AND (SELECT v FROM policy) IS NOT NULL
       RETURNING seq)
-    INSERT INTO ${t.events} (log, seq, time, type, data, n, batch)
+    INSERT INTO ${t.events} (log, seq, time, type, data, n, batch)`;
+  return {
+    one: named(`${moved}
+    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5 FROM moved`),
+    many: named(`${moved}
     SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5
     FROM moved, unnest($6::bigint[], $7::text[], $8::text[], $9::integer[]) WITH ORDINALITY
-      AS e(time, type, data, n, ord)`;
+      AS e(time, type, data, n, ord)`),
+  };
+}
+
+function named(text: string): PreparedStatement {
+  return { name: `appendonly_append_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
 /** Runs the append; true when it landed, false when the head had moved (a conflict). */
 export async function insertBatch(
   client: PgClientLike,
-  statement: string,
+  statements: AppendStatements,
   log: string,
   policy: FsyncPolicy,
   rows: BatchRows,
 ): Promise<boolean> {
-  const { rowCount } = await client.query(statement, [
-    log,
-    SYNCHRONOUS_COMMIT[policy],
-    rows.firstSeq - 1,
-    rows.lastSeq,
-    rows.id,
-    rows.times,
-    rows.types,
-    rows.data,
-    rows.sizes,
-  ]);
+  const one = rows.data.length === 1;
+  const statement = one ? statements.one : statements.many;
+  const { rowCount } = await client.query({
+    name: statement.name,
+    text: statement.text,
+    values: [
+      log,
+      SYNCHRONOUS_COMMIT[policy],
+      rows.firstSeq - 1,
+      rows.lastSeq,
+      rows.id,
+      one ? rows.times[0] : rows.times,
+      one ? rows.types[0] : rows.types,
+      one ? rows.data[0] : rows.data,
+      one ? rows.sizes[0] : rows.sizes,
+    ],
+  });
   return (rowCount ?? 0) > 0;
 }
 

@@ -19,6 +19,16 @@ export interface PgArrayQuery {
   readonly rowMode: 'array';
 }
 
+/**
+ * A prepared statement: pg parses and plans `text` once per connection under `name`, then only
+ * binds and runs it (the append's planning cost more than its insert, measured: bench/postgres.ts).
+ */
+export interface PgNamedQuery {
+  readonly name: string;
+  readonly text: string;
+  readonly values: unknown[];
+}
+
 /** A `NOTIFY` received on a connection that `LISTEN`s. */
 export interface PgNotification {
   readonly channel: string;
@@ -31,6 +41,8 @@ export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgResult>;
   /** A statement whose rows come back as arrays. */
   query(config: PgArrayQuery): Promise<PgResult>;
+  /** A prepared statement (parsed and planned once per connection). */
+  query(config: PgNamedQuery): Promise<PgResult>;
   /** Back to the pool; `true` destroys the connection instead (after an error). */
   release(destroy?: boolean): void;
   /** The connection broke (the store then takes another). */

@@ -15,7 +15,7 @@ import {
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
 import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
-import { appendStatement } from './append';
+import { appendStatements } from './append';
 import { compactLog } from './compaction';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -98,7 +98,7 @@ export class PostgresStore implements EventStore {
       this.t,
       log,
       appendfsync,
-      appendStatement(this.t),
+      appendStatements(this.t),
       this.where,
       context.logger,
       {

@@ -7,6 +7,17 @@ import type { Tables } from './schema';
 /** How often the head row is polled, so that nothing depends on a NOTIFY arriving. */
 export const POLL_MS = 200;
 
+/**
+ * Under a steady stream of commits, at most one NOTIFY per this many ms (the first commit after
+ * a quiet spell is told at once; those that follow within the window are told together at its
+ * end, with the last seq). A NOTIFY is a transaction of its own: sent after every append, it
+ * took as much server CPU as the append itself (measured: 135 µs more per one-row append, on 2
+ * cores) and nearly doubled a one-at-a-time writer's latency (p50 0.53 → 0.29 ms without it).
+ * A follower hears at most this much later; `sync()` never waits on a NOTIFY (it reads the head),
+ * and the head polls stay the backstop.
+ */
+export const NOTIFY_MS = 10;
+
 /** The LISTEN/NOTIFY channel of one log: an identifier of fixed length, whatever the log's name. */
 export function channelOf(schema: string, log: string): string {
   return `appendonly_${createHash('sha256').update(`${schema}\0${log}`).digest('hex').slice(0, 32)}`;
@@ -35,6 +46,8 @@ export class HeadWatcher {
   private timer: NodeJS.Timeout | null = null;
   private notifying = false;
   private notifyAgain = false;
+  /** Ends the window of the last NOTIFY (see {@link NOTIFY_MS}). */
+  private notifyTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** A connection was lost and not yet taken again: tell `reconnected` when it is. */
   private lost = false;
@@ -79,7 +92,10 @@ export class HeadWatcher {
     for (const watcher of this.watchers) watcher();
   }
 
-  /** This instance committed up to `seq`: tell the others, after the commit, at most one NOTIFY in flight. */
+  /**
+   * This instance committed up to `seq`: tell the others, after the commit; one NOTIFY in flight
+   * at most, and at most one per {@link NOTIFY_MS} (what commits meanwhile is told at its end).
+   */
   notify(seq: number): void {
     if (seq > this.known) this.known = seq;
     if (this.closed) return;
@@ -88,18 +104,28 @@ export class HeadWatcher {
       return;
     }
     this.notifying = true;
+    const sent = Date.now();
     void this.sendNotify().finally(() => {
-      this.notifying = false;
-      if (this.notifyAgain) {
-        this.notifyAgain = false;
-        this.notify(this.known);
-      }
+      const next = () => {
+        this.notifyTimer = null;
+        this.notifying = false;
+        if (this.notifyAgain) {
+          this.notifyAgain = false;
+          this.notify(this.known);
+        }
+      };
+      const wait = sent + NOTIFY_MS - Date.now();
+      if (wait <= 0 || this.closed) return next();
+      this.notifyTimer = setTimeout(next, wait);
+      this.notifyTimer.unref();
     });
   }
 
   /** Stops polling and gives the connection back. */
   close(): void {
     this.closed = true;
+    if (this.notifyTimer !== null) clearTimeout(this.notifyTimer);
+    this.notifyTimer = null;
     this.watchers.clear();
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -9,7 +9,16 @@ import {
   PersistenceError,
 } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
-import { addGroup, appliedNow, type BatchRows, insertBatch, landed, newRows, readHead } from './append';
+import {
+  type AppendStatements,
+  addGroup,
+  appliedNow,
+  type BatchRows,
+  insertBatch,
+  landed,
+  newRows,
+  readHead,
+} from './append';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
@@ -71,7 +80,7 @@ export class PgWriter {
     private readonly t: Tables,
     private readonly log: string,
     private readonly policy: FsyncPolicy,
-    private readonly statement: string,
+    private readonly statements: AppendStatements,
     private readonly where: string,
     private readonly logger: Logger,
     private readonly hooks: WriterHooks,
@@ -271,7 +280,7 @@ export class PgWriter {
     const locked = this.headLock.claim();
     let ok: boolean;
     try {
-      ok = await insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+      ok = await insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
       if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
     } catch (err) {
       if (!isConnectionLoss(err, conn)) {
@@ -312,6 +321,6 @@ export class PgWriter {
       );
       return true;
     }
-    return insertBatch(conn.client, this.statement, this.log, this.policy, batch.rows);
+    return insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
   }
 }

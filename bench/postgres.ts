@@ -1,0 +1,794 @@
+/**
+ * The PostgreSQL store's figures (issue 14, "Performance"), each beside raw `pg` doing the same
+ * work in the same run. The server is a throwaway cluster of this run, made as the tests make
+ * theirs (test/support/postgres-cluster.ts: initdb in a temporary folder, a Unix socket, fsync
+ * on), or DATABASE_URL when it is set; stopped and removed (or its databases dropped) at the end.
+ * Alone: `node dist/bench/postgres.js [--quick]` after `npm run build`; in `npm run bench` as the
+ * `postgres` section.
+ */
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import {
+  type App,
+  CommandHandler,
+  createApp,
+  type EventGroup,
+  type JsonValue,
+  type ReadonlyKeyValueState,
+  replaySink,
+  silentLogger,
+  type StoreContext,
+} from 'appendonly';
+import { PostgresStore } from 'appendonly/adapters/postgres';
+import pg from 'pg';
+import { addGroup, appendStatements, insertBatch, newRows } from '../adapters/postgres/append';
+import { tablesOf } from '../adapters/postgres/schema';
+import { type PostgresServer, startPostgres } from '../test/support/postgres-cluster';
+import {
+  formatTable,
+  type Measured,
+  measureFor,
+  median,
+  percentiles,
+  progress,
+  quick,
+  type Row,
+} from './measure';
+import { Deposit, Deposited, DepositHandler, accounts } from './workload';
+
+/** A titled group of rows (as bench/main.ts prints them). */
+export interface Section {
+  readonly title: string;
+  readonly rows: Row[];
+}
+
+/** Every command deposits into one of 10,000 accounts: about 50 characters of event data. */
+const ACCOUNTS = 10_000;
+const names = Array.from({ length: ACCOUNTS }, (_, i) => `acct:${i}`);
+const amountOf = (i: number) => 1 + (i % 100);
+/** Event `i`'s data as a Deposit logs it: what the raw rows write, and what the fills write. */
+const dataOf = (i: number) => ({ account: names[i % ACCOUNTS], amount: amountOf(i), balance: i * 3 });
+/** The batch (and page) size of the fills and the raw reads: the store's replay page. */
+const PAGE = 4096;
+
+const context: StoreContext = {
+  snapshots: {
+    takeSnapshot: () => {
+      throw new Error('no compaction in this benchmark');
+    },
+  },
+  logger: silentLogger,
+  clock: { now: Date.now },
+};
+
+/** Automatic compaction off: the rows measure the append and replay paths alone. */
+function storeOn(url: string, log: string): PostgresStore {
+  return new PostgresStore({ connectionString: url, log, appendfsync: 'always', autoRewritePercentage: 0 });
+}
+
+function openApp(url: string, log: string): Promise<App> {
+  return createApp({ ...accounts, store: storeOn(url, log), logger: silentLogger });
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  // A connection cut (the server stopped after a failure) rejects the query under way; the
+  // 'error' event it also emits must not end the process before that failure is reported.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slices: the machine is shared, and its fsync latency moves by several times within a second
+// (other processes write too), so that rounds of a second or more each compared contenders
+// under different disks (ratios of 0.4 to 2 between rounds, measured). The contenders of one
+// table run in turn for 20 ms each instead, the order rotated every cycle: each sees the same
+// disk, within a tenth of a second. The ratio is of the totals; the spread quoted is that of
+// the ratios over eight consecutive stretches of the run.
+// ---------------------------------------------------------------------------------------------
+
+const SLICE_SECONDS = 0.02;
+const SEGMENTS = 8;
+/** A slice's latency buffer to start with (it doubles): a slice holds hundreds of operations, not 65,536. */
+const SLICE_CAPACITY = 1024;
+/** Time each contender runs in all (the table takes that times the number of contenders). */
+const CONTENDER_SECONDS = quick ? 2 : 6;
+
+/** One contender: `run(seconds)` runs it for about that long; `ops` counts what its row counts. */
+interface Contender {
+  readonly name: string;
+  readonly run: (seconds: number) => Promise<Measured>;
+  readonly close: () => Promise<void>;
+  readonly note?: string;
+}
+
+/**
+ * Runs the contenders in turn, a slice each, until each has run about `seconds`; returns each
+ * one's slices, in order (see {@link rowOf} and {@link compared}).
+ */
+async function interleaved(
+  contenders: readonly Contender[],
+  seconds = CONTENDER_SECONDS,
+): Promise<Measured[][]> {
+  for (const c of contenders) await c.run(0.2); // JIT, connections, caches
+  const cycles = Math.max(SEGMENTS, Math.round(seconds / SLICE_SECONDS));
+  const slices = contenders.map(() => [] as Measured[]);
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const i = (cycle + k) % contenders.length;
+      slices[i].push(await contenders[i].run(SLICE_SECONDS));
+    }
+  }
+  return slices;
+}
+
+function rateOf(parts: readonly Measured[]): number {
+  return parts.reduce((s, m) => s + m.ops, 0) / parts.reduce((s, m) => s + m.seconds, 0);
+}
+
+/** A contender's row: its rate over all its slices, the percentiles of all their latencies. */
+function rowOf(c: Contender, slices: readonly Measured[]): Row {
+  const row: Row = {
+    name: c.name,
+    opsPerSec: rateOf(slices),
+    ...percentiles(merge(slices.map((m) => m.latencies))),
+  };
+  return c.note === undefined ? row : { ...row, note: c.note };
+}
+
+/** `row` beside `reference` (slices of the same interleaved run): the ratio of the totals, the spread over the stretches. */
+function compared(row: Row, slices: readonly Measured[], reference: readonly Measured[], name: string): Row {
+  const stretch = (parts: readonly Measured[], k: number) =>
+    parts.slice(Math.floor((k * parts.length) / SEGMENTS), Math.floor(((k + 1) * parts.length) / SEGMENTS));
+  const ratios = Array.from(
+    { length: SEGMENTS },
+    (_, k) => rateOf(stretch(slices, k)) / rateOf(stretch(reference, k)),
+  );
+  return {
+    ...row,
+    reference: name,
+    ratio: rateOf(slices) / rateOf(reference),
+    note: `${row.note === undefined ? '' : `${row.note}; `}in 20 ms slices, ${spread(ratios)} over ${SEGMENTS} stretches`,
+  };
+}
+
+/** `min–max` of a list of ratios, as the notes quote them. */
+function spread(ratios: readonly number[]): string {
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+}
+
+function merge(parts: readonly Float64Array[]): Float64Array {
+  const all = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
+/** `m` with every operation counted `times` (a transaction of 64 rows counts 64 rows). */
+function scaled(m: Measured, times: number): Measured {
+  return { ...m, ops: m.ops * times };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1–2. Appends: raw pg and the store, one instance
+// ---------------------------------------------------------------------------------------------
+
+/** Tables of the store's shape (events, heads) in a schema of their own, for the raw rows. */
+async function rawTables(client: pg.Client): Promise<void> {
+  await client.query('CREATE SCHEMA IF NOT EXISTS bench');
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS bench.events (log text NOT NULL, seq bigint NOT NULL, time bigint NOT NULL,
+       type text NOT NULL, data text NOT NULL, n integer NOT NULL, batch uuid NOT NULL, PRIMARY KEY (log, seq))`,
+  );
+  await client.query(
+    'CREATE TABLE IF NOT EXISTS bench.heads (log text PRIMARY KEY, seq bigint NOT NULL, batch uuid)',
+  );
+}
+
+const INSERT_1 =
+  'INSERT INTO bench.events (log, seq, time, type, data, n, batch) VALUES ($1, $2, $3, $4, $5, 1, $6)';
+const INSERT_N = `INSERT INTO bench.events (log, seq, time, type, data, n, batch)
+  SELECT $1, $2 + e.ord, e.time, e.type, e.data, 1, $6
+  FROM unnest($3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY AS e(time, type, data, ord)`;
+/** The store's ordering by hand: the head moves from where the writer expects it, in the statement that inserts. */
+const HEAD_1 = `WITH moved AS (UPDATE bench.heads SET seq = $3, batch = $4 WHERE log = $1 AND seq = $2 RETURNING seq)
+  INSERT INTO bench.events (log, seq, time, type, data, n, batch) SELECT $1, $3, $5, $6, $7, 1, $4 FROM moved`;
+const HEAD_N = `WITH moved AS (UPDATE bench.heads SET seq = $3, batch = $4 WHERE log = $1 AND seq = $2 RETURNING seq)
+  INSERT INTO bench.events (log, seq, time, type, data, n, batch)
+  SELECT $1, $2 + e.ord, e.time, e.type, e.data, 1, $4
+  FROM moved, unnest($5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY AS e(time, type, data, ord)`;
+
+/** The raw rows: plain INSERTs, prepared or not, or with the head row moved by hand (prepared). */
+type RawKind = 'prepared' | 'unprepared' | 'head';
+
+/**
+ * Raw pg on a connection of its own, one statement per transaction (autocommit), `rows` rows per
+ * statement; the rows are those the store writes for a Deposit (its JSON made per row, as the
+ * store makes it). Prepared (a named statement: parsed and planned once) unless `unprepared`:
+ * the store prepares its append, and the reference is the best plain pg does.
+ */
+async function rawContender(url: string, rows: number, kind: RawKind): Promise<Contender> {
+  const client = await connect(url);
+  await rawTables(client);
+  const log = `${kind}-${rows}`;
+  await client.query('INSERT INTO bench.heads (log, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING', [log]);
+  const head = kind === 'head';
+  const text = rows === 1 ? (head ? HEAD_1 : INSERT_1) : head ? HEAD_N : INSERT_N;
+  const name = kind === 'unprepared' ? undefined : `bench_${kind}_${rows}`;
+  let seq = 0;
+  const values = (): unknown[] => {
+    const from = seq;
+    seq += rows;
+    if (rows === 1) {
+      const data = JSON.stringify(dataOf(from));
+      return head
+        ? [log, from, from + 1, randomUUID(), Date.now(), 'Deposited', data]
+        : [log, from + 1, Date.now(), 'Deposited', data, randomUUID()];
+    }
+    const times: number[] = [];
+    const types: string[] = [];
+    const data: string[] = [];
+    const now = Date.now();
+    for (let i = from; i < from + rows; i++) {
+      times.push(now);
+      types.push('Deposited');
+      data.push(JSON.stringify(dataOf(i)));
+    }
+    return head
+      ? [log, from, from + rows, randomUUID(), times, types, data]
+      : [log, from, times, types, data, randomUUID()];
+  };
+  const op = async () => {
+    const { rowCount } = await client.query({ name, text, values: values() });
+    if (rowCount !== rows) throw new Error(`${log}: ${rowCount} rows inserted of ${rows} (the head moved?)`);
+  };
+  const what = { prepared: 'INSERT', unprepared: 'INSERT, unprepared', head: 'head row + INSERT' }[kind];
+  return {
+    name: `raw pg: ${what}, ${rows} row${rows > 1 ? 's' : ''}/tx`,
+    run: async (seconds) => scaled(await measureFor(seconds, 1, op, SLICE_CAPACITY), rows),
+    close: () => client.end(),
+    note: kind === 'prepared' ? 'one connection, one prepared statement per transaction' : undefined,
+  };
+}
+
+/** A bare PostgresStore (no App): `append` of pre-made groups, `inFlight` outstanding. */
+async function storeContender(
+  url: string,
+  inFlight: number,
+): Promise<Contender & { close(): Promise<void> }> {
+  const store = storeOn(url, `store-${inFlight}`);
+  await store.open(context);
+  let seq = 0;
+  const append = () => {
+    const s = seq++;
+    const group: EventGroup = { seq: s + 1, time: Date.now(), events: [Deposited(dataOf(s))] };
+    return store.append(group);
+  };
+  return {
+    name: `PostgresStore.append alone (no App), ${inFlight} in flight`,
+    run: (seconds) => measureFor(seconds, inFlight, append, SLICE_CAPACITY),
+    close: () => store.close(),
+  };
+}
+
+/** The App users run: Deposit commands, decided on the state, through the `@On` projection. */
+async function appContender(url: string, inFlight: number): Promise<Contender> {
+  const app = await openApp(url, `app-${inFlight}`);
+  return {
+    name: `App + PostgresStore always, ${inFlight} in flight`,
+    run: (seconds) =>
+      measureFor(
+        seconds,
+        inFlight,
+        (i) => app.execute(new Deposit(names[i % ACCOUNTS], amountOf(i))),
+        SLICE_CAPACITY,
+      ),
+    close: () => app.close(),
+  };
+}
+
+/**
+ * The append rows, and the peer's: every contender of one in-flight count in one interleaved
+ * run, the raw rows and the store's beside raw pg, Emmett's beside the App.
+ */
+async function appendRows(server: PostgresServer): Promise<{ appends: Row[]; peers: Row[] }> {
+  const url = await server.createDatabase();
+  const appends: Row[] = [];
+  const peers: Row[] = [];
+  const emmett = await openEmmett(server);
+  if (!('store' in emmett)) peers.push(emmett.failed);
+  try {
+    for (const inFlight of [1, 64]) {
+      const contenders = [
+        await rawContender(url, inFlight, 'prepared'),
+        await rawContender(url, inFlight, 'unprepared'),
+        await rawContender(url, inFlight, 'head'),
+        await storeContender(url, inFlight),
+        await appContender(url, inFlight),
+      ];
+      const app = contenders.length - 1;
+      if ('store' in emmett) contenders.push(emmettContender(emmett.store, inFlight));
+      progress(
+        `postgres: appends, ${inFlight} in flight: ${contenders.length} contenders, ${CONTENDER_SECONDS} s each, in 20 ms slices`,
+      );
+      const slices = await interleaved(contenders).finally(() =>
+        Promise.all(contenders.slice(0, app + 1).map((c) => c.close())),
+      );
+      const reference = `raw ${inFlight}/tx`;
+      for (let i = 0; i <= app; i++) {
+        const row = rowOf(contenders[i], slices[i]);
+        appends.push(i === 0 ? row : compared(row, slices[i], slices[0], reference));
+      }
+      if ('store' in emmett) {
+        const peer = contenders[app + 1] as Contender & { failures(): string };
+        const row = compared(
+          rowOf(peer, slices[app + 1]),
+          slices[app + 1],
+          slices[app],
+          contenders[app].name,
+        );
+        peers.push({ ...row, note: `${row.note}${peer.failures()}` });
+      }
+    }
+  } finally {
+    if ('store' in emmett) await emmett.store.close();
+  }
+  return { appends, peers };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Instances as processes on one log
+// ---------------------------------------------------------------------------------------------
+
+const INSTANCE_IN_FLIGHT = 16;
+const INSTANCE_ROUNDS = quick ? 1 : 3;
+const INSTANCE_SECONDS = quick ? 2 : 5;
+
+/** What one instance (a child process) reports after its run. */
+interface InstanceResult {
+  readonly ops: number;
+  readonly seconds: number;
+  readonly failed: number;
+  readonly conflicts: number;
+  /** Batches committed: commands per batch says how much group commit is left under contention. */
+  readonly batches: number;
+  readonly decisions: number;
+  readonly latencies: number[];
+  readonly error?: string;
+}
+
+/** Handler decisions in this process: a conflict makes the App decide its commands again. */
+let decisions = 0;
+
+@CommandHandler(Deposit)
+class CountedDepositHandler extends DepositHandler {
+  override execute(c: Deposit, state: ReadonlyKeyValueState) {
+    decisions++;
+    return super.execute(c, state);
+  }
+}
+
+/**
+ * A child: its own App and PostgresStore on `log`; says `ready` once open, then on `go` runs
+ * Deposits `INSTANCE_IN_FLIGHT` in flight for `seconds` and prints its result as one JSON line.
+ */
+async function instanceChild(url: string, log: string, seconds: number): Promise<void> {
+  const store = storeOn(url, log);
+  const app = await createApp({
+    handlers: [CountedDepositHandler],
+    projections: accounts.projections,
+    store,
+    logger: silentLogger,
+  });
+  fs.writeSync(1, 'ready\n');
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  let failed = 0;
+  let error: string | undefined;
+  // Each child its own stride through the accounts, so that they write mostly different keys.
+  const offset = process.pid % ACCOUNTS;
+  const m = await measureFor(seconds, INSTANCE_IN_FLIGHT, (i) =>
+    app.execute(new Deposit(names[(offset + i) % ACCOUNTS], amountOf(i))).catch((err: unknown) => {
+      failed++;
+      error ??= err instanceof Error ? err.message : String(err);
+    }),
+  );
+  const { conflicts, batches } = store.stats();
+  await app.close();
+  const result: InstanceResult = {
+    ops: m.ops - failed,
+    seconds: m.seconds,
+    failed,
+    conflicts,
+    batches,
+    decisions,
+    latencies: Array.from(m.latencies, (l) => Math.round(l * 1000) / 1000),
+    ...(error === undefined ? {} : { error }),
+  };
+  fs.writeSync(1, `${JSON.stringify(result)}\n`);
+}
+
+/** Starts an instance child; `go` starts its run, `result` is its report. */
+function spawnInstance(url: string, log: string, seconds: number) {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, __filename, '--postgres-instance', url, log, String(seconds)],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  let onLine: (() => void) | null = null;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    onLine?.();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const line = (test: (l: string) => boolean) =>
+    new Promise<string>((resolve, reject) => {
+      const look = () => {
+        // Whole lines only: a long result line comes in several chunks.
+        const found = out.split('\n').slice(0, -1).find(test);
+        if (found !== undefined) resolve(found);
+      };
+      onLine = look;
+      look();
+      void exited.then((code) => reject(new Error(`instance exited (${code}): ${err.trim().slice(-300)}`)));
+    });
+  return {
+    ready: line((l) => l === 'ready'),
+    go: () => child.stdin.end('go\n'),
+    result: () => line((l) => l.startsWith('{')).then((l) => JSON.parse(l) as InstanceResult),
+    exited,
+  };
+}
+
+async function instanceRows(server: PostgresServer): Promise<Row[]> {
+  const url = await server.createDatabase();
+  const counts = [1, 2, 4];
+  const perCount = counts.map(() => [] as InstanceResult[][]);
+  for (let round = 0; round < INSTANCE_ROUNDS; round++) {
+    for (const [k, n] of counts.entries()) {
+      progress(
+        `postgres: ${n} instance process(es) on one log, ${INSTANCE_IN_FLIGHT} in flight each, ${INSTANCE_SECONDS} s`,
+      );
+      // A new log each run: no instance replays the previous runs' commands at start.
+      const log = `instances-${n}-${round}`;
+      const children = Array.from({ length: n }, () => spawnInstance(url, log, INSTANCE_SECONDS));
+      await Promise.all(children.map((c) => c.ready));
+      for (const c of children) c.go();
+      perCount[k].push(await Promise.all(children.map((c) => c.result())));
+      await Promise.all(children.map((c) => c.exited));
+    }
+  }
+  const total = (run: InstanceResult[]) => run.reduce((s, r) => s + r.ops / r.seconds, 0);
+  return counts.map((n, k): Row => {
+    const runs = perCount[k];
+    const all = runs.flat();
+    const ops = all.reduce((s, r) => s + r.ops, 0);
+    const failed = all.reduce((s, r) => s + r.failed, 0);
+    const conflicts = all.reduce((s, r) => s + r.conflicts, 0);
+    const decided = all.reduce((s, r) => s + r.decisions, 0);
+    const batches = all.reduce((s, r) => s + r.batches, 0);
+    const rate = median(runs.map(total));
+    const lat = percentiles(all.flatMap((r) => r.latencies));
+    const what = `${(ops / batches).toFixed(1)} commands/batch, ${(conflicts / ops).toFixed(3)} conflicts/command, ${((decided - ops - failed) / ops).toFixed(3)} extra decisions/command${failed > 0 ? `, ${failed} failed (${all.find((r) => r.error)?.error?.slice(0, 60)})` : ''}`;
+    const row: Row = {
+      name: `${n} instance${n > 1 ? 's' : ''} (processes), ${INSTANCE_IN_FLIGHT} in flight each: total commands/s`,
+      opsPerSec: rate,
+      ...lat,
+    };
+    if (n === 1) return { ...row, note: `${what}; ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s` };
+    const ratios = runs.map((run, r) => total(run) / total(perCount[0][r]));
+    return {
+      ...row,
+      reference: '1 instance',
+      ratio: median(ratios),
+      note: `${what}; median of ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s, ${spread(ratios)}`,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Replay and follower catch-up
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Appends `count` Deposit events after `from` to the store's log `log`, in the store's format
+ * (its own append statement and rows), 4096 per statement, all in one transaction: a reader sees
+ * none of them, then all (the follower's catch-up then reads them all at once).
+ */
+async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
+  const statements = appendStatements(tablesOf('appendonly'));
+  await client.query('BEGIN');
+  for (let at = from; at < from + count; at += PAGE) {
+    const rows = newRows(randomUUID(), at + 1);
+    for (let i = at; i < Math.min(from + count, at + PAGE); i++)
+      addGroup(rows, { seq: i + 1, time: 1_700_000_000_000 + i, events: [Deposited(dataOf(i))] });
+    if (!(await insertBatch(client, statements, log, 'no', rows))) throw new Error(`${log}: the head moved`);
+  }
+  await client.query('COMMIT');
+}
+
+/**
+ * The reference read: keyset pages of the same columns the store reads, in seq order, each row's
+ * data `JSON.parse`d and set in a Map as the projection sets it. Events/s, connecting included
+ * (as the App's load includes its connections).
+ */
+async function rawRead(url: string, log: string, after: number, count: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const client = await connect(url);
+  const map = new Map<string, JsonValue>();
+  let last: number | string = after;
+  let read = 0;
+  for (;;) {
+    const { rows }: { rows: unknown[] } = await client.query({
+      text: `SELECT seq, time, type, data, n FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`,
+      values: [log, last],
+      rowMode: 'array',
+    });
+    for (let i = 0; i < rows.length; i++) {
+      const d = JSON.parse((rows[i] as string[])[3]) as { account: string; amount: number; balance: number };
+      map.set(d.account, { balance: d.balance, last: d.amount });
+    }
+    read += rows.length;
+    if (rows.length < PAGE) break;
+    last = (rows[rows.length - 1] as string[])[0];
+  }
+  await client.end();
+  if (read !== count) throw new Error(`raw read ${read} rows of ${log}, expected ${count}`);
+  return count / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+async function replayRows(server: PostgresServer): Promise<Row[]> {
+  const url = await server.createDatabase();
+  const events = quick ? 100_000 : 1_000_000;
+  const rounds = 3;
+  progress(`postgres: writing ${events} events for replay`);
+  // A pool's client: the store's append helpers take a pool's connection.
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const writer = await pool.connect();
+  const log = 'replay';
+  const made = storeOn(url, log);
+  await made.open(context); // the schema and the log's head row
+  await made.close();
+  await fill(writer, log, 0, events);
+  const appLoad = async () => {
+    const started = process.hrtime.bigint();
+    const app = await openApp(url, log);
+    const rate = events / (Number(process.hrtime.bigint() - started) / 1e9);
+    if (app.state.size !== Math.min(events, ACCOUNTS)) throw new Error(`replayed ${app.state.size} keys`);
+    await app.close();
+    return rate;
+  };
+  const storeReplay = async () => {
+    const started = process.hrtime.bigint();
+    const store = storeOn(url, log);
+    await store.open(context);
+    const map = new Map<string, JsonValue>();
+    await store.replay(
+      replaySink({
+        group: ({ events: es }) => {
+          for (let e = 0; e < es.length; e++) {
+            const d = es[e].data as { account: string; amount: number; balance: number };
+            map.set(d.account, { balance: d.balance, last: d.amount });
+          }
+        },
+      }),
+    );
+    const rate = events / (Number(process.hrtime.bigint() - started) / 1e9);
+    await store.close();
+    return rate;
+  };
+  progress(`postgres: replay of ${events} events, ${rounds} rounds against the raw keyset read`);
+  const replay = await readRounds(rounds, () => rawRead(url, log, 0, events), [
+    ['App load (createApp: open + replay + projection)', appLoad],
+    ['PostgresStore.replay alone (no App) into a Map', storeReplay],
+  ]);
+
+  // Follower catch-up: an open App hears of M events committed at once, and applies them. The
+  // reference reads M rows committed the same way just before, on a log nobody follows: both
+  // are the first readers of fresh rows (the first reader of a row sets its hint bits and finds
+  // it in no cache), so neither reads rows the other has just read.
+  const catchUp = quick ? 100_000 : 500_000;
+  const fresh = storeOn(url, 'fresh');
+  await fresh.open(context); // the reference log's head row
+  await fresh.close();
+  const follower = await openApp(url, 'follow');
+  let followed = 0;
+  let written = 0;
+  const follow = async () => {
+    await fill(writer, 'follow', followed, catchUp);
+    followed += catchUp;
+    const started = process.hrtime.bigint();
+    await follower.sync();
+    const rate = catchUp / (Number(process.hrtime.bigint() - started) / 1e9);
+    if (follower.stats().durableSeq !== followed) throw new Error('the follower did not reach the head');
+    return rate;
+  };
+  const freshRead = async () => {
+    await fill(writer, 'fresh', written, catchUp);
+    written += catchUp;
+    return rawRead(url, 'fresh', written - catchUp, catchUp);
+  };
+  progress(`postgres: follower catch-up of ${catchUp} events, ${rounds} rounds against the raw keyset read`);
+  const caughtUp = await readRounds(rounds, freshRead, [
+    ['follower catch-up (App.sync after M events committed at once)', follow],
+  ]);
+  await follower.close();
+  writer.release();
+  await pool.end();
+  const ref = `raw keyset read, ${events} events`;
+  return [
+    {
+      name: `raw pg: keyset SELECT pages + JSON.parse + Map.set, ${events} events`,
+      opsPerSec: replay.reference,
+    },
+    ...replay.rows.map((r) => ({ ...r, reference: ref })),
+    {
+      name: `raw pg: the same read of ${catchUp} events just committed at once`,
+      opsPerSec: caughtUp.reference,
+    },
+    ...caughtUp.rows.map((r) => ({ ...r, reference: `raw read, ${catchUp} fresh events` })),
+  ];
+}
+
+/**
+ * `rounds` rounds of the reference and each contender (events/s each, one run of the whole read
+ * per round), after one unmeasured run of each (caches, JIT); a ratio per round, its median
+ * quoted with the spread.
+ */
+async function readRounds(
+  rounds: number,
+  reference: () => Promise<number>,
+  contenders: readonly [string, () => Promise<number>][],
+): Promise<{ reference: number; rows: Row[] }> {
+  await reference();
+  for (const [, run] of contenders) await run();
+  const refs: number[] = [];
+  const ours = contenders.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    refs.push(await reference());
+    for (const [k, [, run]] of contenders.entries()) ours[k].push(await run());
+  }
+  // Each run reads the same number of events: the rate of all of them is the harmonic mean.
+  const mean = (rates: number[]) => rates.length / rates.reduce((s, r) => s + 1 / r, 0);
+  return {
+    reference: mean(refs),
+    rows: contenders.map(([name], k) => {
+      const ratios = ours[k].map((r, i) => r / refs[i]);
+      return {
+        name: `${name} (events/s)`,
+        opsPerSec: mean(ours[k]),
+        ratio: median(ratios),
+        note: `median of ${rounds} rounds, ${spread(ratios)}`,
+      };
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The peer: Emmett's PostgreSQL event store
+// ---------------------------------------------------------------------------------------------
+
+/** Its own folder: it needs @event-driven-io/emmett 0.42, the root has 0.38 (for emmett-sqlite). */
+const EMMETT_DIR = 'bench/peers/emmett-postgresql';
+const EMMETT_INSTALL = `npm ci --prefix ${EMMETT_DIR}`;
+
+interface EmmettStore {
+  appendToStream(stream: string, events: { type: string; data: JsonValue }[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The package's root: bench/ holds this file in the sources, dist/bench when built. */
+function projectRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'dist')
+    dir = path.dirname(dir);
+  return dir;
+}
+
+function loadEmmett(): { getPostgreSQLEventStore(url: string): EmmettStore } {
+  const folder = path.join(projectRoot(), EMMETT_DIR);
+  const require = createRequire(path.join(folder, 'package.json'));
+  try {
+    return require('@event-driven-io/emmett-postgresql') as {
+      getPostgreSQLEventStore(url: string): EmmettStore;
+    };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'MODULE_NOT_FOUND')
+      throw new Error(`not installed: run \`${EMMETT_INSTALL}\``);
+    throw err;
+  }
+}
+
+const EMMETT = '@event-driven-io/emmett-postgresql 0.42 appendToStream';
+
+/** Emmett's store on a database of its own, or the row that says why it cannot run. */
+async function openEmmett(server: PostgresServer): Promise<{ store: EmmettStore } | { failed: Row }> {
+  try {
+    const emmett = loadEmmett();
+    return { store: emmett.getPostgreSQLEventStore(await server.createDatabase()) };
+  } catch (err) {
+    return { failed: { name: EMMETT, opsPerSec: 0, note: `could not run: ${(err as Error).message}` } };
+  }
+}
+
+/**
+ * `appendToStream` of one Deposited event, `inFlight` at once. Free slots: an append takes one,
+ * so that no two appends in flight share a stream (Emmett orders appends per stream, and two at
+ * once on one stream would conflict); each slot has 16 streams of its own, taken in turn. Its
+ * schema is created by the first append (the warm-up slice).
+ */
+function emmettContender(store: EmmettStore, inFlight: number): Contender & { failures(): string } {
+  const free = Array.from({ length: inFlight }, (_, s) => s);
+  // A peer's error is its row's note, not the end of the benchmark.
+  let failed = 0;
+  let first = '';
+  const op = async (i: number) => {
+    const slot = free.pop()!;
+    try {
+      await store.appendToStream(`acct-${slot + inFlight * (i % 16)}`, [
+        { type: 'Deposited', data: dataOf(i) },
+      ]);
+    } catch (err) {
+      if (failed++ === 0) first = (err as Error).message.slice(0, 80);
+    } finally {
+      free.push(slot);
+    }
+  };
+  return {
+    failures: () => (failed === 0 ? '' : `; ${failed} appends failed: ${first}`),
+    name: `${EMMETT}, ${inFlight === 1 ? 'one at a time' : `${inFlight} concurrent streams`}`,
+    run: (seconds) => measureFor(seconds, inFlight, op, SLICE_CAPACITY),
+    close: () => store.close(),
+    note: `${inFlight === 1 ? '' : "its default pool (pg's 10 connections); "}one transaction per append`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Every figure of issue 14's "Performance" part, each beside its raw-pg reference measured in the same run. */
+export async function benchPostgres(): Promise<Section[]> {
+  progress(process.env.DATABASE_URL ? 'postgres: on DATABASE_URL' : 'postgres: starting a throwaway cluster');
+  const server = await startPostgres();
+  // Ctrl-C must not leave a server behind (the cluster stops itself on a normal exit).
+  const interrupted = () => {
+    void server.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    const { appends, peers } = await appendRows(server);
+    return [
+      { title: 'PostgreSQL store: appends against raw pg (synchronous_commit on)', rows: appends },
+      { title: 'PostgreSQL store: instances (processes) on one log', rows: await instanceRows(server) },
+      { title: 'PostgreSQL store: replay and follower catch-up', rows: await replayRows(server) },
+      { title: 'PostgreSQL peers, same work (measured with the appends, in the same slices)', rows: peers },
+    ];
+  } finally {
+    process.removeListener('SIGINT', interrupted);
+    await server.stop();
+  }
+}
+
+const childFlag = process.argv.indexOf('--postgres-instance');
+if (childFlag >= 0) {
+  const [url, log, seconds] = process.argv.slice(childFlag + 1);
+  instanceChild(url, log, Number(seconds)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+} else if (require.main === module) {
+  benchPostgres().then((sections) => {
+    for (const s of sections) process.stdout.write(`${formatTable(s.title, s.rows)}\n`);
+  });
+}
