@@ -11,6 +11,8 @@ export interface Machine {
   /** The file system and device behind the temp dir, where the stores write in the benchmarks. */
   readonly disk: string;
   readonly date: string;
+  /** The 1-minute load average when the run started: other work on the machine skews ratios. */
+  readonly loadAverage: number;
 }
 
 /** Describes this machine. */
@@ -23,6 +25,7 @@ export function describeMachine(): Machine {
     platform: `${os.platform()} ${os.release()}`,
     disk: diskOf(os.tmpdir()),
     date: new Date().toISOString(),
+    loadAverage: Math.round(os.loadavg()[0] * 100) / 100,
   };
 }
 

@@ -25,7 +25,7 @@ interface Section {
 async function main(): Promise<void> {
   const machine = describeMachine();
   process.stdout.write(
-    `appendonly benchmarks, ${quick ? 'quick' : 'full'} run, ${machine.date}\n${machine.cpu} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, disk ${machine.disk}\n`,
+    `appendonly benchmarks, ${quick ? 'quick' : 'full'} run, ${machine.date}\n${machine.cpu} × ${machine.cores}, ${machine.memoryGiB} GiB, Node ${machine.node}, disk ${machine.disk}, load average ${machine.loadAverage}\n`,
   );
   const plan: [string, () => Promise<Section[]>][] = [
     ['core', async () => [{ title: 'Core: bus + state + memory store', rows: await benchCore() }]],
@@ -57,18 +57,22 @@ async function main(): Promise<void> {
       process.stdout.write(`${formatTable(section.title, section.rows)}\n`);
     }
   }
-  if (only.length > 0) return; // a partial run is for a look, not the record
-  // The committed record is the full run; a quick run writes beside it.
-  const name = quick ? 'latest-quick' : 'latest';
+  // The committed record is the full run; a quick run writes beside it, and a run of some
+  // sections writes under their names (latest-postgres.json), leaving the full record as it is.
+  const name = `latest${only.length > 0 ? `-${only.join('-')}` : ''}${quick ? '-quick' : ''}`;
   const out = path.resolve(__dirname, '../../bench/results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${name}.json`), `${JSON.stringify({ machine, quick, sections }, null, 2)}\n`);
   const chartSections = sections.filter((s) => /^(Core|Stores|Peers)/.test(s.title));
-  writeFileSync(
-    path.join(out, `${name}.svg`),
-    barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections),
-  );
-  process.stdout.write(`\nwrote bench/results/${name}.json and ${name}.svg\n`);
+  const wrote = [`${name}.json`];
+  if (chartSections.length > 0) {
+    writeFileSync(
+      path.join(out, `${name}.svg`),
+      barChart(`appendonly: commands/s (${machine.date.slice(0, 10)})`, chartSections),
+    );
+    wrote.push(`${name}.svg`);
+  }
+  process.stdout.write(`\nwrote ${wrote.map((f) => `bench/results/${f}`).join(' and ')}\n`);
 }
 
 main().catch((err: unknown) => {
