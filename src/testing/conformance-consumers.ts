@@ -116,16 +116,18 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
     assert.equal(await store.deleteConsumer!('a'), true);
     assert.equal(await store.deleteConsumer!('a'), false);
     assert.deepEqual(
-      (await store.loadConsumers!()).map((r) => r.name),
+      Array.from(await store.loadConsumers!(), (r) => r.name),
       ['b'],
     );
   });
 
   it('a consumer catches up, goes live while commands keep arriving: no gap, no duplicate', async () => {
-    // given: a log of 200 commands
-    const app = await openCapable();
-    if (app === null) return;
-    for (let i = 0; i < 200; i++) await app.execute(new Count('n', 1));
+    // given: a log of 200 commands, reopened (so the first pages come from the store, not memory)
+    const writer = await openCapable();
+    if (writer === null) return;
+    for (let i = 0; i < 200; i++) await writer.execute(new Count('n', 1));
+    await writer.close();
+    const app = (await openCapable())!;
     const { seqs, handler } = recorder();
     // when: it subscribes from the start with small pages while 200 more commands arrive
     const sub = await app.subscribe('catch-up', handler, { from: 'start', pageSize: 7 });
