@@ -17,6 +17,10 @@ export interface LogFile {
   readonly seq?: number;
   /** Base: the projections version the manifest records for it (absent: unversioned). */
   readonly projectionsVersion?: string;
+  /** Incr: start reading at this offset, where a group starts (`seq` is then that group's). */
+  readonly startOffset?: number;
+  /** With `startOffset`: the `#TS` clock in effect there, in seconds (-1: none). */
+  readonly startTs?: number;
 }
 
 /** How the reader treats an incomplete last record. */
@@ -77,9 +81,12 @@ export async function* readLog(
     const file = files[f];
     decoder.beginFile(file);
     const window = await ByteWindow.open(options.fs, file.path, file.name, chunk, options.progress);
+    // A read from a sparse index point: the window's first byte is that group's.
+    if (file.startOffset !== undefined) window.base = Math.min(file.startOffset, window.size);
     let cutAt = -1;
     try {
       framer.begin(window);
+      if (file.startTs !== undefined) framer.lastTs = file.startTs;
       while (true) {
         const r = framer.next();
         if (r === COMMAND) {
