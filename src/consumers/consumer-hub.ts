@@ -61,9 +61,17 @@ export class ConsumerHub {
       const record = await this.openRecord(name, store, options.from ?? 'start');
       const runner = new ConsumerRunner(name, handler, record, source, o, (r) => {
         if (this.running.get(name) === r) this.running.delete(name);
+        if (this.running.size === 0) this.source.recent.keep(false);
       });
       this.running.set(name, runner);
-      await runner.start();
+      this.source.recent.keep(true);
+      try {
+        await runner.start();
+      } catch (err) {
+        this.running.delete(name);
+        if (this.running.size === 0) this.source.recent.keep(false);
+        throw err;
+      }
       return runner;
     } finally {
       this.opening.delete(name);

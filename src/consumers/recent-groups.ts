@@ -18,13 +18,28 @@ export class RecentGroups {
   private waiters: (() => void)[] = [];
   /** Moves on every durable group and every poke: a reader waits for it to move. */
   version = 0;
+  /**
+   * Groups are kept only while a consumer runs: an App without consumers holds no events (a
+   * ring of large values would cost memory for nothing). Turned off, the ring empties.
+   */
+  private keeping = false;
 
-  constructor(private readonly capacity = 4096) {
+  constructor(private readonly capacity = 1024) {
     this.ring = new Array(capacity);
+  }
+
+  /** Keeps groups from now on (a consumer runs), or stops and forgets them. */
+  keep(on: boolean): void {
+    if (!on && this.keeping) this.clear();
+    this.keeping = on;
   }
 
   /** A group became durable (in seq order). */
   push(group: EventGroup): void {
+    if (!this.keeping) {
+      this.poke();
+      return;
+    }
     if (this.count > 0) {
       const last = this.ring[(this.head + this.count - 1) % this.capacity]!;
       if (group.seq !== last.seq + last.events.length) this.clear();

@@ -315,8 +315,10 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
   it('@Consumer classes with @On methods run through createApp({ consumers })', async () => {
     // given
     mailed.length = 0;
-    const app = await openCapable({ consumers: [Mailer] });
-    if (app === null) return;
+    const probe = await openCapable();
+    if (probe === null) return;
+    await probe.close();
+    const app = (await openCapable({ consumers: [Mailer] }))!;
     // when
     await app.execute(new Count('n', 1));
     await app.execute(new Put('x', 1));
