@@ -28,6 +28,9 @@ import { type LogFile, type ReadOptions, type ReadSummary, readLog } from './rea
 import { type RewriteHost, runRewrite } from './rewrite';
 import { AofWriter } from './writer';
 
+/** Bytes per read of `read` (consumers' pages): the sparse index's spacing. */
+const READ_CHUNK = 64 * 1024;
+
 /**
  * The append-only-file store: Redis 7's multi-part AOF (manifest, base and incr files in
  * `<dir>/appendonlydir/`), RESP records with a `#CRC` per command, `appendfsync` policies with
@@ -309,6 +312,9 @@ export class AofStore implements EventStore {
       loadTruncated: true,
       truncate: async () => {},
       warn: () => {},
+      // A page is small: read in steps of the index's spacing, not the replay's 1 MB.
+      chunkSize: READ_CHUNK,
+      batchRecords: 64,
     };
     const out: EventGroup[] = [];
     let events = 0;

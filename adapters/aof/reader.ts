@@ -40,6 +40,8 @@ export interface ReadOptions {
    * every group as events leave it off.
    */
   readonly setRecords?: boolean;
+  /** Records per yielded batch (default 4096): a reader that stops early (a page) asks for fewer. */
+  readonly batchRecords?: number;
 }
 
 /** What a read found, available once the iteration is over. */
@@ -75,6 +77,7 @@ export async function* readLog(
   summary: ReadSummary,
 ): AsyncGenerator<ReplayRecord[], void, undefined> {
   const chunk = options.chunkSize ?? 1024 * 1024;
+  const batchRecords = options.batchRecords ?? BATCH;
   const framer = new GroupFramer();
   const decoder = new RecordDecoder(options.setRecords === true);
   for (let f = 0; f < files.length; f++) {
@@ -94,10 +97,10 @@ export async function* readLog(
         } else if (r === GROUP) {
           decoder.endGroup(framer);
           const n = decoder.batch.length;
-          if (n >= BATCH || (n > 0 && decoder.pendingBytes >= SET_BATCH_BYTES)) yield decoder.take();
+          if (n >= batchRecords || (n > 0 && decoder.pendingBytes >= SET_BATCH_BYTES)) yield decoder.take();
         } else if (r === REFILL) {
           await framer.refill();
-          if (decoder.batch.length >= BATCH) yield decoder.take();
+          if (decoder.batch.length >= batchRecords) yield decoder.take();
         } else if (r === END) {
           break;
         } else {

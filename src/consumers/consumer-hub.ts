@@ -8,7 +8,14 @@ import {
 } from './consumer-runner';
 import type { ConsumerHandler, ConsumerStart, SubscribeOptions, Subscription } from './types';
 
-const DEFAULTS: RunnerOptions = { maxAttempts: 5, retryDelayMs: 100, maxRetryDelayMs: 30_000, pageSize: 256 };
+const DEFAULTS: RunnerOptions = {
+  maxAttempts: 5,
+  retryDelayMs: 100,
+  maxRetryDelayMs: 30_000,
+  pageSize: 256,
+  checkpointEvery: 1024,
+  checkpointIntervalMs: 200,
+};
 
 /** True when `store` has every capability consumers need. */
 export function canConsume(store: EventStore): store is ConsumerCapableStore {
@@ -142,7 +149,15 @@ export class ConsumerHub {
 }
 
 function resolveOptions(name: string, options: SubscribeOptions): RunnerOptions {
-  const known = new Set(['from', 'maxAttempts', 'retryDelayMs', 'maxRetryDelayMs', 'pageSize']);
+  const known = new Set([
+    'from',
+    'maxAttempts',
+    'retryDelayMs',
+    'maxRetryDelayMs',
+    'pageSize',
+    'checkpointEvery',
+    'checkpointIntervalMs',
+  ]);
   for (const k of Object.keys(options))
     if (!known.has(k))
       throw new ConfigError(`consumer ${JSON.stringify(name)}: unknown option ${JSON.stringify(k)}`);
@@ -159,5 +174,7 @@ function resolveOptions(name: string, options: SubscribeOptions): RunnerOptions 
     retryDelayMs: int('retryDelayMs', 0),
     maxRetryDelayMs: int('maxRetryDelayMs', 0),
     pageSize: int('pageSize', 1),
+    checkpointEvery: int('checkpointEvery', 1),
+    checkpointIntervalMs: int('checkpointIntervalMs', 0),
   };
 }

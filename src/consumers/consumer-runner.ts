@@ -31,6 +31,8 @@ export interface RunnerOptions {
   readonly retryDelayMs: number;
   readonly maxRetryDelayMs: number;
   readonly pageSize: number;
+  readonly checkpointEvery: number;
+  readonly checkpointIntervalMs: number;
 }
 
 /**
@@ -50,6 +52,8 @@ export class ConsumerRunner implements Subscription {
   private saved: number;
   private parkedDirty = false;
   private retries = 0;
+  /** When the position was last stored (the clock's ms). */
+  private savedAt = 0;
   private status: ConsumerStatus = 'catching-up';
   private stopping = false;
   private abortSleep: (() => void) | null = null;
@@ -173,15 +177,39 @@ export class ConsumerRunner implements Subscription {
         return;
       }
       if (this.position === before) {
-        await this.checkpoint();
         this.status = 'live';
         this.settleWaiters();
-        if (!this.stopping) await recent.changed(seen);
+        if (this.stopping) break;
+        // Idle: store what is pending once the interval is up, unless events come first.
+        const due = this.dirty
+          ? this.savedAt + this.options.checkpointIntervalMs - this.source.clock.now()
+          : -1;
+        if (this.dirty && due <= 0) {
+          await this.checkpoint();
+          continue;
+        }
+        if (!this.dirty) {
+          await recent.changed(seen);
+          continue;
+        }
+        const timer = sleep(due);
+        await Promise.race([recent.changed(seen), timer.done]);
+        timer.abort();
         continue;
       }
-      await this.checkpoint();
+      if (
+        this.parkedDirty ||
+        this.position - this.saved >= this.options.checkpointEvery ||
+        this.source.clock.now() - this.savedAt >= this.options.checkpointIntervalMs
+      )
+        await this.checkpoint();
     }
     await this.checkpoint();
+  }
+
+  /** Something handled (or parked) is not stored yet. */
+  private get dirty(): boolean {
+    return this.position !== this.saved || this.parkedDirty;
   }
 
   /** Hands the page's events after the position, up to `cap`, one by one. */
@@ -254,6 +282,7 @@ export class ConsumerRunner implements Subscription {
     try {
       await this.source.store.saveConsumer({ name: this.name, position, parked: [...this.parked] });
       this.saved = position;
+      this.savedAt = this.source.clock.now();
     } catch (err) {
       // Not stored: the events since the last checkpoint are handed again after a restart
       // (at-least-once); the next checkpoint tries again.

@@ -21,10 +21,18 @@ export interface SubscribeOptions {
   /** The longest wait between retries, in ms. Default 30,000. */
   readonly maxRetryDelayMs?: number;
   /**
-   * Events read from the log at once, and handled between two checkpoints (at most). Default
-   * 256. Bounds the memory a slow consumer holds, and the events a crash hands again.
+   * Events read from the log at once. Default 256. Bounds the memory a consumer holds: it reads
+   * the log at its own pace, never buffering what it has not reached.
    */
   readonly pageSize?: number;
+  /**
+   * The position is stored after this many events at most (default 1024), or after
+   * `checkpointIntervalMs` (default 200), whichever comes first, at once when an event is parked,
+   * and on close. A crash hands again what was handled since the last store: at most that much.
+   */
+  readonly checkpointEvery?: number;
+  /** See `checkpointEvery`. Default 200 ms. */
+  readonly checkpointIntervalMs?: number;
 }
 
 /** What a consumer is doing. */
