@@ -334,6 +334,7 @@ export class AofStore implements EventStore {
     return out;
   }
 
+  /** The consumers' records, from their file in the log folder (read once, then kept). */
   async loadConsumers(): Promise<readonly ConsumerRecord[]> {
     this.assertOpen();
     return this.consumerFile!.load();
@@ -345,6 +346,7 @@ export class AofStore implements EventStore {
     return this.consumerFile!.save(record);
   }
 
+  /** Rewrites the file without the consumer; false when it had none of that name. */
   async deleteConsumer(name: string): Promise<boolean> {
     this.assertOpen();
     return this.consumerFile!.remove(name);

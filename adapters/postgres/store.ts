@@ -211,6 +211,7 @@ export class PostgresStore implements EventStore {
     return readGroups(this.pool!, this.t, this.options.log, this.where, after, limit);
   }
 
+  /** This log's consumers' records, from `<schema>.consumers`. */
   loadConsumers(): Promise<readonly ConsumerRecord[]> {
     this.assertOpen();
     return loadConsumers(this.pool!, this.t, this.options.log, this.where);
@@ -222,6 +223,7 @@ export class PostgresStore implements EventStore {
     return saveConsumer(this.pool!, this.t, this.options.log, this.where, record);
   }
 
+  /** Deletes the consumer's row of this log; false when there was none. */
   deleteConsumer(name: string): Promise<boolean> {
     this.assertOpen();
     return deleteConsumer(this.pool!, this.t, this.options.log, this.where, name);

@@ -97,6 +97,7 @@ function assemble(rows: readonly EventRow[], file: string, limit: number): Event
   return out;
 }
 
+/** Every consumer's record, by name ([] before the first save made the table). */
 export function loadConsumers(db: SqliteDatabase): ConsumerRecord[] {
   if (!hasConsumers(db)) return [];
   const rows = db.prepare('SELECT name, position, parked FROM consumers ORDER BY name').raw().all() as [
@@ -121,6 +122,7 @@ export function saveConsumer(db: SqliteDatabase, record: ConsumerRecord): void {
   })();
 }
 
+/** Deletes a consumer's row; false when there was none. */
 export function deleteConsumer(db: SqliteDatabase, name: string): boolean {
   if (!hasConsumers(db)) return false;
   return Number(db.prepare('DELETE FROM consumers WHERE name = ?').run(name).changes) > 0;

@@ -220,6 +220,7 @@ export class SqliteWalStore implements EventStore {
     return readGroups(this.assertOpen(), this.options.file, after, limit);
   }
 
+  /** The consumers' records, from the `consumers` table. */
   async loadConsumers(): Promise<readonly ConsumerRecord[]> {
     return loadConsumers(this.assertOpen());
   }
@@ -237,6 +238,7 @@ export class SqliteWalStore implements EventStore {
     }
   }
 
+  /** Deletes the consumer's row; false when there was none. */
   async deleteConsumer(name: string): Promise<boolean> {
     return deleteConsumer(this.assertOpen(), name);
   }

@@ -90,7 +90,7 @@ export class ConsumerRunner implements Subscription {
         continue;
       }
       // A retried dead letter is handed out of order (after later events): said in the docs.
-      await this.deliver({ seq: p.seq, time: g.time, event: g.events[p.seq - g.seq] });
+      await this.deliver(appliedEvent(g, p.seq - g.seq));
     }
     await this.checkpoint();
     this.loop = this.run();
@@ -225,7 +225,7 @@ export class ConsumerRunner implements Subscription {
         }
         if (this.status !== 'retrying')
           this.status = this.position + 1 < this.source.knownHead() ? 'catching-up' : 'live';
-        const handled = await this.deliver({ seq, time: g.time, event: g.events[i] });
+        const handled = await this.deliver(appliedEvent(g, i));
         if (!handled) return; // stopped during a retry's wait: the event is handed again next time
         this.position = seq;
         this.settleWaiters();
@@ -310,4 +310,13 @@ export class ConsumerRunner implements Subscription {
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/**
+ * The `i`th event of a group as the handler gets it. The one place a consumer's event is built:
+ * when the stores' records carry the event envelope (id, version, metadata), it is filled in
+ * here from the group, as `events$` does.
+ */
+function appliedEvent(group: EventGroup, i: number): AppliedEvent {
+  return { seq: group.seq + i, time: group.time, event: group.events[i] };
 }
