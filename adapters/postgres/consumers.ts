@@ -1,11 +1,5 @@
-import {
-  type ConsumerRecord,
-  CorruptLogError,
-  type DomainEvent,
-  type EventGroup,
-  LogCompactedError,
-  type ParkedEvent,
-} from '../../src/index';
+import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import { type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { inSnapshot, parse, readHeadRow } from './replay';
@@ -23,8 +17,6 @@ import type { Tables } from './schema';
  * moves a stored position back, so the worst case is an event handled by both (at-least-once
  * still holds), never a skipped one.
  */
-
-type EventRow = [seq: string, time: string, type: string, data: string, n: number];
 
 function consumersTable(t: Tables): string {
   return `"${t.schema}".consumers`;
@@ -63,42 +55,13 @@ export async function readGroups(
           rows.length === 0 ? head.snapshotSeq + 1 : Number(rows[0][0]),
           where,
         );
-      const groups = assemble(rows, where, limit);
+      const groups = groupsOfRows(rows, where, limit, (text, seq) => parse(text, where, seq));
       if (groups.length > 0 || rows.length < rowsWanted) {
         out = groups.filter((g) => g.seq + g.events.length - 1 > after);
         return;
       }
     }
   });
-  return out;
-}
-
-function assemble(rows: readonly EventRow[], where: string, limit: number): EventGroup[] {
-  const out: EventGroup[] = [];
-  let events = 0;
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
-  for (const row of rows) {
-    const seq = Number(row[0]);
-    const n = row[4];
-    const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
-    if (open === null) {
-      if (n < 1)
-        throw new CorruptLogError(
-          where,
-          0,
-          `the first event of a command at seq ${seq}`,
-          'found a continuation row',
-        );
-      if (events >= limit) break;
-      open = { seq, time: Number(row[1]), events: [], size: n };
-    }
-    open.events.push(event);
-    if (open.events.length === open.size) {
-      out.push({ seq: open.seq, time: open.time, events: open.events });
-      events += open.size;
-      open = null;
-    }
-  }
   return out;
 }
 

@@ -1,12 +1,6 @@
 import type { SqliteDatabase } from './driver';
-import {
-  type ConsumerRecord,
-  CorruptLogError,
-  type DomainEvent,
-  type EventGroup,
-  LogCompactedError,
-  type ParkedEvent,
-} from '../../src/index';
+import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import { type EventRow, groupsOfRows } from '../common/row-groups';
 import { hasHistory, parse, readSnapshotSeq } from './replay';
 
 /*
@@ -16,8 +10,6 @@ import { hasHistory, parse, readSnapshotSeq } from './replay';
  * The table is made by the first save, so a database without consumers keeps the schema it had
  * (no version bump; older appendonly versions and the tools ignore the table).
  */
-
-type EventRow = [seq: number, time: number, type: string, data: string, n: number];
 
 const CREATE = `CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL, parked TEXT NOT NULL) STRICT, WITHOUT ROWID`;
 
@@ -54,47 +46,13 @@ export function readGroups(db: SqliteDatabase, file: string, after: number, limi
     .raw();
   for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
     const rows = select.all(start, rowsWanted) as EventRow[];
-    if (rows.length > 0 && after < snapshotSeq && rows[0][0] > after + 1)
-      throw new LogCompactedError(after, rows[0][0], file);
-    const groups = assemble(rows, file, limit);
+    if (rows.length > 0 && after < snapshotSeq && Number(rows[0][0]) > after + 1)
+      throw new LogCompactedError(after, Number(rows[0][0]), file);
+    const groups = groupsOfRows(rows, file, limit, (text, seq) => parse(text, file, 'event seq', seq));
     // Nothing whole in a full page: one group larger than the page; read more rows.
     if (groups.length > 0 || rows.length < rowsWanted)
       return groups.filter((g) => g.seq + g.events.length - 1 > after);
   }
-}
-
-function assemble(rows: readonly EventRow[], file: string, limit: number): EventGroup[] {
-  const out: EventGroup[] = [];
-  let events = 0;
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
-  for (const [seq, time, type, data, n] of rows) {
-    const event: DomainEvent = { type, data: parse(data, file, 'event seq', seq) };
-    if (open === null) {
-      if (n < 1)
-        throw new CorruptLogError(
-          file,
-          0,
-          `the first event of a command at seq ${seq}`,
-          'found a continuation row',
-        );
-      if (events >= limit) break;
-      open = { seq, time, events: [], size: n };
-    } else if (n !== 0) {
-      throw new CorruptLogError(
-        file,
-        0,
-        `event ${open.events.length + 1} of the command at seq ${open.seq}`,
-        `found a new command at seq ${seq}`,
-      );
-    }
-    open.events.push(event);
-    if (open.events.length === open.size) {
-      out.push({ seq: open.seq, time: open.time, events: open.events });
-      events += open.size;
-      open = null;
-    }
-  }
-  return out;
 }
 
 /** Every consumer's record, by name ([] before the first save made the table). */
