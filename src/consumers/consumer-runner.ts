@@ -7,6 +7,9 @@ import { retryDelay, sleep } from './backoff';
 import type { RecentGroups } from './recent-groups';
 import type { ConsumerHandler, ConsumerStats, ConsumerStatus, Subscription } from './types';
 
+/** How soon a read that fell short of the durable seq is tried again, in ms. */
+const STALE_READ_RETRY_MS = 20;
+
 /** A store with the consumer capabilities (checked by the hub before a runner is made). */
 export type ConsumerCapableStore = EventStore &
   Required<Pick<EventStore, 'read' | 'loadConsumers' | 'saveConsumer' | 'deleteConsumer'>>;
@@ -175,6 +178,14 @@ export class ConsumerRunner implements Subscription {
         await this.checkpoint();
         this.fail(err as Error);
         return;
+      }
+      if (this.position === before && this.position < cap && cap !== Number.POSITIVE_INFINITY) {
+        // Durable events the store did not hand yet (an AOF compaction switching files between the
+        // manifest the read used and the one it will use): ask again shortly, not at the next
+        // event, which may never come.
+        await this.checkpoint();
+        await this.pause(STALE_READ_RETRY_MS);
+        continue;
       }
       if (this.position === before) {
         this.status = 'live';
