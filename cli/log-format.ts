@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LogPoint } from '../adapters/common/log-point';
-import type { EventGroup, EventStore, JsonValue } from '../src/index';
+import type { ConsumerRecord, EventGroup, EventStore, JsonValue } from '../src/index';
 import type { ReplayRecord } from '../src/store/replay-batch';
 import { AofTools, createAofLog } from './formats/aof';
 import { resolveTarget } from './target';
@@ -66,6 +66,12 @@ export interface LogTools {
   replaySize(): number;
   /** Backs up the whole log through `store`, open and holding the lock, and prints where. */
   backup(store: EventStore, command: string): Promise<void>;
+  /**
+   * The durable consumers' records (positions, parked events), read without changing the log
+   * (AOF: their file, also while the app runs; SQLite: under the store's lock; PostgreSQL: the
+   * consumers table).
+   */
+  consumerRecords(): Promise<readonly ConsumerRecord[]>;
   /** What `info` shows besides the files (a PostgreSQL log's head row), after `records`. */
   details?(): Record<string, string | number>;
 }

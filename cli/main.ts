@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AppendonlyError } from '../src/index';
 import { cat } from './commands/cat';
 import { check } from './commands/check';
+import { consumers } from './commands/consumers';
 import { convert } from './commands/convert';
 import { info } from './commands/info';
 import { rewrite } from './commands/rewrite';
@@ -155,6 +156,30 @@ Examples:
     )
     .action((p: string, o: { type: string; last?: boolean; fromHistory?: boolean; yes?: boolean }) =>
       run(strip(p, o)),
+    );
+
+  program
+    .command('consumers')
+    .description('list the durable consumers (position, lag, parked events); retry or drop parked events')
+    .argument('<path>', PATH_HELP)
+    .argument('[action]', 'list (default), retry or drop')
+    .argument('[name]', 'retry / drop: the consumer')
+    .argument('[seqs...]', 'retry / drop: the parked events, by seq')
+    .option('--all', 'retry / drop: every parked event of the consumer')
+    .option('--json', 'list: one JSON object')
+    .option('-y, --yes', 'retry / drop: do not ask for confirmation')
+    .addHelpText(
+      'after',
+      "\nRetry marks parked events to be handed to the handler again when the consumer next starts;\nretry and drop take the store's lock (stop the app first; PostgreSQL: stop the consumer).\n\nExamples:\n  $ appendonly consumers ./data\n  $ appendonly consumers ./data retry mailer 41 --yes\n  $ appendonly consumers ./app.db drop mailer --all --yes",
+    )
+    .action(
+      (
+        p: string,
+        action: string | undefined,
+        name: string | undefined,
+        seqs: string[],
+        o: { json?: boolean; all?: boolean; yes?: boolean },
+      ) => run(consumers(p, action, name, seqs, o)),
     );
 
   program

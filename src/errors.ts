@@ -258,3 +258,21 @@ export class ProjectionsVersionError extends AppendonlyError {
     );
   }
 }
+
+/**
+ * A durable consumer cannot start or resume: `'start'` on a log whose first events were
+ * compacted away before it existed (names the first event it could get), a stored position
+ * beyond the end of the log, a store without the consumer capabilities, a name subscribed twice.
+ * Names the consumer.
+ */
+export class ConsumerError extends AppendonlyError {
+  readonly code = 'CONSUMER';
+  constructor(
+    /** The consumer's name. */
+    readonly consumer: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`consumer ${JSON.stringify(consumer)}: ${message}`, options);
+  }
+}

@@ -13,6 +13,15 @@ export { QueryBus } from './bus/query-bus';
 export { CommandHandler, type HandlerResult, type ICommandHandler } from './decorators/command-handler';
 export type { Type } from './decorators/metadata';
 export { On, Projection } from './decorators/projection';
+export { Consumer } from './decorators/consumer';
+export type {
+  ConsumerHandler,
+  ConsumerStart,
+  ConsumerStats,
+  ConsumerStatus,
+  SubscribeOptions,
+  Subscription,
+} from './consumers/types';
 export { type IQueryHandler, QueryHandler } from './decorators/query-handler';
 export {
   type AppliedEvent,
@@ -45,6 +54,7 @@ export {
   CannotCompactError,
   CommandRejected,
   ConfigError,
+  ConsumerError,
   CorruptLogError,
   DuplicateHandlerError,
   type DriverProblem,
@@ -63,7 +73,9 @@ export {
 } from './errors';
 export type {
   CompactionResult,
+  ConsumerRecord,
   EventGroup,
+  ParkedEvent,
   EventStore,
   LogPosition,
   ReplayEnd,

@@ -2,7 +2,9 @@ import * as path from 'node:path';
 import {
   AppClosedError,
   type CompactionResult,
+  type ConsumerRecord,
   type EventGroup,
+  LogCompactedError,
   type EventStore,
   type ReplayEnd,
   type ReplayOptions,
@@ -14,15 +16,20 @@ import {
   type StoreOpenInfo,
   type StoreStats,
 } from '../../src/index';
-import { ReplayFeed, type ReplayRecord } from '../../src/store/replay-batch';
+import { ReplayFeed, type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
 import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
-import { LogDir } from './log-dir';
+import { CONSUMERS_FILE, ConsumerFile } from './consumer-file';
+import { LogDir, TEMP_PREFIX } from './log-dir';
+import { SeqIndex } from './seq-index';
 import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
 import { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
 import { type RewriteHost, runRewrite } from './rewrite';
 import { AofWriter } from './writer';
+
+/** Bytes per read of `read` (consumers' pages): the sparse index's spacing. */
+const READ_CHUNK = 64 * 1024;
 
 /**
  * The append-only-file store: Redis 7's multi-part AOF (manifest, base and incr files in
@@ -52,6 +59,9 @@ export class AofStore implements EventStore {
   private tailCheck: Promise<void> | null = null;
   /** Compactions: when they run, who joins which, the trigger and its back-off (the kit's, as every store's). */
   private scheduler: CompactionScheduler | null = null;
+  /** Where groups start in the incr files, for `read` (noted by replay and by reads). */
+  private readonly index = new SeqIndex();
+  private consumerFile: ConsumerFile | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -114,6 +124,13 @@ export class AofStore implements EventStore {
       });
       this.bytesTotal = this.currentSize();
       this.lastSeq = (manifest.base?.lastSeq ?? 0) + 0;
+      this.consumerFile = new ConsumerFile(
+        fs,
+        dir.path,
+        dir.file(CONSUMERS_FILE),
+        dir.file(`${TEMP_PREFIX}${CONSUMERS_FILE}`),
+        this.options.fileMode,
+      );
       return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
       await this.lock.release();
@@ -202,24 +219,137 @@ export class AofStore implements EventStore {
       files.push({ name: e.name, path: this.dir.file(e.name), kind: 'incr', seq });
     });
     const summary: ReadSummary = { lastSeq: 0, sizes: [] };
-    yield* readLog(
-      files,
-      {
-        fs: this.options.fs,
-        loadTruncated: this.options.loadTruncated,
-        truncate: (_file, offset) => writer.truncateTo(offset),
-        warn: (m) => this.context?.logger.warn(m),
-        progress: (n) => {
-          this.bytesRead += n;
+    yield* this.indexed(
+      readLog(
+        files,
+        {
+          fs: this.options.fs,
+          loadTruncated: this.options.loadTruncated,
+          truncate: (_file, offset) => writer.truncateTo(offset),
+          warn: (m) => this.context?.logger.warn(m),
+          progress: (n) => {
+            this.bytesRead += n;
+          },
+          setRecords: true,
         },
-        setRecords: true,
-      },
-      summary,
+        summary,
+      ),
     );
     // An incr file without events leaves the reader's last seq where the base (read or not) ends.
     this.lastSeq = Math.max(summary.lastSeq, baseSeq);
     this.scheduler?.rebase();
     this.tailChecked();
+  }
+
+  /** Passes a reader's batches on, noting where groups start in the sparse index. */
+  private async *indexed(batches: AsyncIterable<ReplayRecord[]>): AsyncGenerator<ReplayRecord[]> {
+    const index = this.index;
+    for await (const batch of batches) {
+      for (let i = 0; i < batch.length; i++) {
+        const r = batch[i];
+        if ((r.kind === 'group' || r.kind === 'set') && r.file !== undefined && r.offset !== undefined)
+          index.note(r.file, r.offset, r.seq, r.time > 0 ? r.time / 1000 : -1);
+      }
+      yield batch;
+    }
+  }
+
+  /**
+   * Consumers: the groups holding events after `after` (see `EventStore.read`), read from the
+   * sparse index's nearest point before it, never from the start of the log. Safe beside the
+   * writer: the files are only read, up to their size at open, and a tail still being written
+   * reads as torn and is left alone (never cut: the writer owns the end of the file). A file a
+   * compaction removed meanwhile is looked up again in the new manifest.
+   */
+  async read(after: number, limit: number): Promise<readonly EventGroup[]> {
+    this.assertOpen();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(after, limit);
+      } catch (err) {
+        if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+
+  private async readOnce(after: number, limit: number): Promise<EventGroup[]> {
+    const manifest = this.dir.manifest;
+    const baseSeq = manifest.base?.lastSeq ?? 0;
+    let history: LogFile[] = [];
+    if (after < baseSeq) {
+      const chain = await this.historyFiles();
+      if (chain === null) throw new LogCompactedError(after, baseSeq + 1, this.dir.path);
+      history = chain;
+    }
+    const incrs: LogFile[] = manifest.incrs.map((e, i) => ({
+      name: e.name,
+      path: this.dir.file(e.name),
+      kind: 'incr',
+      seq: e.startSeq ?? (i === 0 ? baseSeq + 1 : undefined),
+    }));
+    const files = [...history, ...incrs];
+    // The last file whose start (or an index point in it) is at or before after + 1.
+    let from = 0;
+    let start: LogFile = files[0];
+    for (let i = files.length - 1; i >= 0; i--) {
+      const f = files[i];
+      const point = this.index.find(f.name, after + 1);
+      if (point !== undefined) {
+        from = i;
+        start = { ...f, seq: point.seq, startOffset: point.offset, startTs: point.ts };
+        break;
+      }
+      if (f.seq !== undefined && f.seq <= after + 1) {
+        from = i;
+        start = f;
+        break;
+      }
+    }
+    if (start === undefined) return [];
+    const list = [start, ...files.slice(from + 1)];
+    const options: ReadOptions = {
+      fs: this.options.fs,
+      loadTruncated: true,
+      truncate: async () => {},
+      warn: () => {},
+      // A page is small: read in steps of the index's spacing, not the replay's 1 MB.
+      chunkSize: READ_CHUNK,
+      batchRecords: 64,
+    };
+    const out: EventGroup[] = [];
+    let events = 0;
+    const index = this.index;
+    outer: for await (const batch of readLog(list, options, { lastSeq: 0, sizes: [] })) {
+      for (const r of batch) {
+        if (r.kind !== 'group' && r.kind !== 'set') continue;
+        const g = toReplayGroup(r);
+        if (g.file !== undefined && g.offset !== undefined)
+          index.note(g.file, g.offset, g.seq, g.time > 0 ? g.time / 1000 : -1);
+        if (g.seq + g.events.length - 1 <= after) continue;
+        if (events >= limit) break outer;
+        out.push({ seq: g.seq, time: g.time, events: g.events });
+        events += g.events.length;
+      }
+    }
+    return out;
+  }
+
+  /** The consumers' records, from their file in the log folder (read once, then kept). */
+  async loadConsumers(): Promise<readonly ConsumerRecord[]> {
+    this.assertOpen();
+    return this.consumerFile!.load();
+  }
+
+  /** Replaces the consumers' file atomically (temp, fsync, rename, fsync the folder): durable when it resolves. */
+  async saveConsumer(record: ConsumerRecord): Promise<void> {
+    this.assertOpen();
+    return this.consumerFile!.save(record);
+  }
+
+  /** Rewrites the file without the consumer; false when it had none of that name. */
+  async deleteConsumer(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.consumerFile!.remove(name);
   }
 
   private tailChecked(): void {
@@ -309,6 +439,8 @@ export class AofStore implements EventStore {
   /** After a PersistenceError: cuts what was not acknowledged, fsyncs, and accepts appends again. */
   async recover(): Promise<void> {
     await this.assertOpen().recover();
+    // The cut may have removed groups an index point named.
+    this.index.forget();
     this.scheduler?.recovered();
   }
 

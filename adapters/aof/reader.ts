@@ -17,6 +17,10 @@ export interface LogFile {
   readonly seq?: number;
   /** Base: the projections version the manifest records for it (absent: unversioned). */
   readonly projectionsVersion?: string;
+  /** Incr: start reading at this offset, where a group starts (`seq` is then that group's). */
+  readonly startOffset?: number;
+  /** With `startOffset`: the `#TS` clock in effect there, in seconds (-1: none). */
+  readonly startTs?: number;
 }
 
 /** How the reader treats an incomplete last record. */
@@ -36,6 +40,8 @@ export interface ReadOptions {
    * every group as events leave it off.
    */
   readonly setRecords?: boolean;
+  /** Records per yielded batch (default 4096): a reader that stops early (a page) asks for fewer. */
+  readonly batchRecords?: number;
 }
 
 /** What a read found, available once the iteration is over. */
@@ -71,15 +77,19 @@ export async function* readLog(
   summary: ReadSummary,
 ): AsyncGenerator<ReplayRecord[], void, undefined> {
   const chunk = options.chunkSize ?? 1024 * 1024;
+  const batchRecords = options.batchRecords ?? BATCH;
   const framer = new GroupFramer();
   const decoder = new RecordDecoder(options.setRecords === true);
   for (let f = 0; f < files.length; f++) {
     const file = files[f];
     decoder.beginFile(file);
     const window = await ByteWindow.open(options.fs, file.path, file.name, chunk, options.progress);
+    // A read from a sparse index point: the window's first byte is that group's.
+    if (file.startOffset !== undefined) window.base = Math.min(file.startOffset, window.size);
     let cutAt = -1;
     try {
       framer.begin(window);
+      if (file.startTs !== undefined) framer.lastTs = file.startTs;
       while (true) {
         const r = framer.next();
         if (r === COMMAND) {
@@ -87,10 +97,10 @@ export async function* readLog(
         } else if (r === GROUP) {
           decoder.endGroup(framer);
           const n = decoder.batch.length;
-          if (n >= BATCH || (n > 0 && decoder.pendingBytes >= SET_BATCH_BYTES)) yield decoder.take();
+          if (n >= batchRecords || (n > 0 && decoder.pendingBytes >= SET_BATCH_BYTES)) yield decoder.take();
         } else if (r === REFILL) {
           await framer.refill();
-          if (decoder.batch.length >= BATCH) yield decoder.take();
+          if (decoder.batch.length >= batchRecords) yield decoder.take();
         } else if (r === END) {
           break;
         } else {

@@ -254,7 +254,7 @@ async function read(client: PgClientLike, where: string, query: PgArrayQuery): P
 }
 
 /** `JSON.parse`, naming the row on failure (the message is built only then). */
-function parse(text: string, where: string, at: string | number): JsonValue {
+export function parse(text: string, where: string, at: string | number): JsonValue {
   try {
     return JSON.parse(text) as JsonValue;
   } catch (err) {

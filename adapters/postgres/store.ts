@@ -2,6 +2,7 @@ import {
   AppClosedError,
   AppendonlyError,
   type CompactionResult,
+  type ConsumerRecord,
   type EventGroup,
   type EventStore,
   type ReplayEnd,
@@ -17,6 +18,7 @@ import { ReplayFeed } from '../../src/store/replay-batch';
 import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
+import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
@@ -201,6 +203,30 @@ export class PostgresStore implements EventStore {
   watch(changed: () => void): () => void {
     this.assertOpen();
     return this.watcher!.watch(changed);
+  }
+
+  /** Consumers: committed groups after `after`, a keyset query in a transaction of its own. */
+  read(after: number, limit: number): Promise<readonly EventGroup[]> {
+    this.assertOpen();
+    return readGroups(this.pool!, this.t, this.options.log, this.where, after, limit);
+  }
+
+  /** This log's consumers' records, from `<schema>.consumers`. */
+  loadConsumers(): Promise<readonly ConsumerRecord[]> {
+    this.assertOpen();
+    return loadConsumers(this.pool!, this.t, this.options.log, this.where);
+  }
+
+  /** A row of `<schema>.consumers`, committed (durable per the server's synchronous_commit). */
+  saveConsumer(record: ConsumerRecord): Promise<void> {
+    this.assertOpen();
+    return saveConsumer(this.pool!, this.t, this.options.log, this.where, record);
+  }
+
+  /** Deletes the consumer's row of this log; false when there was none. */
+  deleteConsumer(name: string): Promise<boolean> {
+    this.assertOpen();
+    return deleteConsumer(this.pool!, this.t, this.options.log, this.where, name);
   }
 
   /** The last sequence number committed to the log by any instance, read from the head row now. */

@@ -77,7 +77,7 @@ export function estimateRows(db: SqliteDatabase): number {
 }
 
 /** True when a compaction with `keepHistory` has made the `events_history` table. */
-function hasHistory(db: SqliteDatabase): boolean {
+export function hasHistory(db: SqliteDatabase): boolean {
   return (
     db
       .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'events_history'")
@@ -222,7 +222,7 @@ function* snapshotBatches(
 }
 
 /** `JSON.parse`, naming the row on failure (the message is built only then: this runs per row). */
-function parse(text: string, file: string, what: string, where: string | number): JsonValue {
+export function parse(text: string, file: string, what: string, where: string | number): JsonValue {
   try {
     return JSON.parse(text) as JsonValue;
   } catch (err) {

@@ -3,6 +3,7 @@ import type { SqliteDatabase } from './driver';
 import {
   AppClosedError,
   type CompactionResult,
+  type ConsumerRecord,
   type EventGroup,
   type EventStore,
   PersistenceError,
@@ -19,6 +20,7 @@ import {
 import { ReplayFeed } from '../../src/store/replay-batch';
 import { CompactionScheduler, EverysecSyncer, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { compactDatabase } from './compaction';
+import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { openDatabase, SYNCHRONOUS } from './database';
 import { GroupWriter } from './group-writer';
 import { resolveOptions, type ResolvedSqliteWalOptions, type SqliteWalStoreOptions } from './options';
@@ -211,6 +213,34 @@ export class SqliteWalStore implements EventStore {
           ? Number(this.db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get())
           : 0,
     };
+  }
+
+  /** Consumers: a keyset query on `events` (see `readGroups`); safe beside the group writer, whose transactions never span a turn. */
+  async read(after: number, limit: number): Promise<readonly EventGroup[]> {
+    return readGroups(this.assertOpen(), this.options.file, after, limit);
+  }
+
+  /** The consumers' records, from the `consumers` table. */
+  async loadConsumers(): Promise<readonly ConsumerRecord[]> {
+    return loadConsumers(this.assertOpen());
+  }
+
+  /** One transaction of its own, committed per the store's policy (`synchronous`), as an append. */
+  async saveConsumer(record: ConsumerRecord): Promise<void> {
+    const db = this.assertOpen();
+    try {
+      saveConsumer(db, record);
+    } catch (err) {
+      throw PersistenceError.from(
+        `cannot store consumer ${JSON.stringify(record.name)} in ${this.options.file}`,
+        err,
+      );
+    }
+  }
+
+  /** Deletes the consumer's row; false when there was none. */
+  async deleteConsumer(name: string): Promise<boolean> {
+    return deleteConsumer(this.assertOpen(), name);
   }
 
   async close(): Promise<void> {

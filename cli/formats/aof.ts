@@ -15,7 +15,8 @@ import { logSize, readLogReadOnly } from '../../adapters/aof/tools/read-only';
 import { filesStripChanges, findRecords, stripRecords } from '../../adapters/aof/tools/strip';
 import { planTruncate, truncateLog } from '../../adapters/aof/tools/truncate';
 import type { LogPoint } from '../../adapters/common/log-point';
-import type { EventStore } from '../../src/index';
+import type { ConsumerRecord, EventStore } from '../../src/index';
+import { readConsumerRecords } from '../../adapters/aof/tools/consumers';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { checkAofFiles, type FileVerdict } from '../../adapters/aof/tools/check';
 import { assertAofValid } from '../aof-valid';
@@ -230,6 +231,10 @@ export class AofTools implements LogTools {
 
   assertLoads(command: string): Promise<void> {
     return assertAofValid(this.target, command);
+  }
+
+  consumerRecords(): Promise<readonly ConsumerRecord[]> {
+    return readConsumerRecords(this.target.logDir);
   }
 
   store(): EventStore {

@@ -20,6 +20,8 @@ import {
   type JsonValue,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
+import type { ConsumerRecord } from '../../src/index';
+import { withStoreLocked } from '../stores';
 import { CliError, EXIT_INVALID, EXIT_OK, invalid, usage } from '../errors';
 import type { LogFileInfo, LogTools, LogWriter } from '../log-format';
 import { say } from '../output';
@@ -195,6 +197,13 @@ export class PostgresTools implements LogTools {
     // `rewrite` is the one caller: compaction of a shared log belongs to a running instance.
     throw invalid(
       `refusing to ${command} a PostgreSQL log from the tool (it has no single-writer lock to hold against live instances): run app.compact() in one of them`,
+    );
+  }
+
+  /** Read through a store opened as an instance would (a shared log has no lock to take). */
+  consumerRecords(): Promise<readonly ConsumerRecord[]> {
+    return withStoreLocked(this.store(), 'read the consumers', (store) =>
+      (store as PostgresStore).loadConsumers(),
     );
   }
 

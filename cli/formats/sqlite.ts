@@ -19,10 +19,11 @@ import {
   StoreLockedError,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
+import type { ConsumerRecord } from '../../src/index';
 import { EXIT_INVALID, EXIT_OK, insideCommand, invalid, usage } from '../errors';
 import type { CheckOptions, LogFileInfo, LogTools, LogWriter } from '../log-format';
 import { confirmChange, note, say } from '../output';
-import { lockRefused, toolContext } from '../stores';
+import { lockRefused, toolContext, withStoreLocked } from '../stores';
 import type { SqliteTarget } from '../target';
 
 /*
@@ -185,6 +186,12 @@ export class SqliteTools implements LogTools {
 
   async assertLoads(): Promise<void> {
     // Nothing to do first: `records` refuses a torn tail, and the store's open checks the schema.
+  }
+
+  consumerRecords(): Promise<readonly ConsumerRecord[]> {
+    return withStoreLocked(this.store(), 'read the consumers', (store) =>
+      (store as SqliteWalStore).loadConsumers(),
+    );
   }
 
   store(): SqliteWalStore {

@@ -27,6 +27,9 @@ import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
 import { SnapshotVersionMismatch, StateLoader } from './state-loader';
+import { ConsumerHub } from '../consumers/consumer-hub';
+import { RecentGroups } from '../consumers/recent-groups';
+import type { ConsumerHandler, SubscribeOptions, Subscription } from '../consumers/types';
 
 export type { CommandResult } from './command-result';
 
@@ -81,6 +84,9 @@ export class App {
   private unwatch: (() => void) | null = null;
   /** The store's location, for messages (known once it is open). */
   private location = '';
+  /** The last durable groups, and the signal consumers wait on. */
+  private readonly recent = new RecentGroups();
+  private readonly consumers: ConsumerHub;
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
   readonly events$: Observable<AppliedEvent> = this.eventsSubject.asObservable();
@@ -119,6 +125,7 @@ export class App {
       get emitting() {
         return subject.observed;
       },
+      durable: (group) => this.recent.push(group),
       failed: (err) => this.recovery.fail(err),
       refusal: () => this.recovery.failure,
       catchUp: (after) => this.catchUp(after),
@@ -134,6 +141,20 @@ export class App {
       () => committer.generation,
     );
     host.queue = this.queue;
+    const shared = store.sharedLog === true;
+    this.consumers = new ConsumerHub({
+      store,
+      recent: this.recent,
+      logger,
+      clock,
+      // On a shared log a committed row is durable: a consumer reads up to what the store has.
+      cap: () => (shared ? Number.POSITIVE_INFINITY : committer.durableSeq),
+      head: async () =>
+        shared && typeof store.head === 'function'
+          ? Math.max(await store.head(), committer.durableSeq)
+          : committer.durableSeq,
+      knownHead: () => Math.max(committer.knownHead, committer.durableSeq),
+    });
   }
 
   /** The state, read-only. Reads never touch the store. */
@@ -253,6 +274,31 @@ export class App {
     return this.store.compact();
   }
 
+  /**
+   * Starts (or resumes) the durable consumer `name`: `handler` is called once per durable event
+   * after its stored position, in log order, at least once (an event handled but not yet
+   * checkpointed when the process dies is handed again: make the handler idempotent). A throwing
+   * handler is retried with back-off, then the event is parked and the consumer goes on. `from`
+   * applies the first time the name is seen. Rejects with `ConsumerError` when it cannot start
+   * (see {@link SubscribeOptions}).
+   */
+  subscribe(name: string, handler: ConsumerHandler, options?: SubscribeOptions): Promise<Subscription> {
+    const refusal = this.refusal();
+    if (refusal !== null && this.currentStatus !== 'failed') return Promise.reject(refusal);
+    return this.consumers.subscribe(name, handler, options);
+  }
+
+  /** The running consumer of that name (subscribed here or through `createApp({ consumers })`). */
+  consumer(name: string): Subscription | undefined {
+    return this.consumers.get(name);
+  }
+
+  /** Stops the consumer `name` if it runs and forgets it: its position and its parked events. */
+  removeConsumer(name: string): Promise<boolean> {
+    if (this.currentStatus === 'closed') return Promise.reject(this.closedError);
+    return this.consumers.remove(name);
+  }
+
   /** The app's counters, and the store's status (like Redis's `INFO persistence`) under `store`. */
   stats(): AppStats {
     const committer = this.committer;
@@ -279,6 +325,8 @@ export class App {
   async close(): Promise<void> {
     if (this.currentStatus === 'closed' || this.currentStatus === 'closing') return;
     this.currentStatus = 'closing';
+    // Consumers stop first and store their positions, while the store is still open.
+    await this.consumers.closeAll();
     this.recovery.stop();
     this.unwatch?.();
     this.unwatch = null;
@@ -354,6 +402,9 @@ export class App {
       }
     }
     if (into !== this.kv) this.kv.replaceWith(into);
+    // What the ring holds may not be the log's any more (lost commits): consumers read the store.
+    this.recent.clear();
+    this.recent.poke();
     const committer = this.committer;
     committer.lastSeq = committer.durableSeq = Math.max(end.lastSeq, loader.lastSeq);
     // A reload after lost commits may find the log shorter than the head this instance had seen.
@@ -378,6 +429,7 @@ export class App {
       this.projector,
       this.skipUnknownEventTypes,
       (seq, time, events) => {
+        this.recent.push({ seq, time, events });
         if (subject.observed)
           for (let i = 0; i < events.length; i++) subject.next({ seq: seq + i, time, event: events[i] });
       },

@@ -2,7 +2,7 @@ import type { AppliedEvent, DomainEvent } from '../events/event';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import { AppendConflictError, PersistenceError } from '../errors';
-import type { EventStore } from '../store/event-store';
+import type { EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
@@ -37,6 +37,8 @@ export interface CommitHost {
   emit(event: AppliedEvent): void;
   /** True while `emit` has listeners. */
   readonly emitting: boolean;
+  /** A group became durable (always called, in seq order): the consumers' signal and ring. */
+  durable(group: EventGroup): void;
   /** A write failed: refuse commands and recover. Returns the error the command rejects with. */
   failed(err: unknown): Error;
   /** Why a command is refused right now, or null. */
@@ -182,7 +184,8 @@ export class Committer {
     const lastSeq = firstSeq + events.length - 1;
     this.lastSeq = lastSeq;
     this.processed++;
-    const durable = host.store.append({ seq: firstSeq, time, events });
+    const group = { seq: firstSeq, time, events };
+    const durable = host.store.append(group);
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
     const entry: InFlight | null = this.retain ? { command, attempts, ticket, mark, durable } : null;
@@ -191,6 +194,7 @@ export class Committer {
       () => {
         this.durableSeq = lastSeq;
         if (entry !== null) this.settle(entry);
+        host.durable(group);
         if (host.emitting)
           for (let i = 0; i < events.length; i++) host.emit({ seq: firstSeq + i, time, event: events[i] });
         return result;

@@ -2,8 +2,12 @@ import { Container } from 'inversify';
 import { CommandBus } from '../bus/command-bus';
 import { QueryBus } from '../bus/query-bus';
 import type { ICommandHandler } from '../decorators/command-handler';
+import type { ConsumerBinding } from '../decorators/consumer';
+import type { ConsumerHandler } from '../consumers/types';
+import type { AppliedEvent } from '../events/event';
 import {
   COMMAND_HANDLER,
+  CONSUMER,
   decoratedClasses,
   ON_EVENTS,
   type OnBinding,
@@ -28,6 +32,11 @@ export interface CreateAppOptions {
   readonly handlers?: readonly Type[];
   /** `@Projection` classes. */
   readonly projections?: readonly Type[];
+  /**
+   * `@Consumer` classes: subscribed (see `app.subscribe`) once the app is ready; `createApp`
+   * resolves after each has opened (its position loaded or created), not after it caught up.
+   */
+  readonly consumers?: readonly Type[];
   /** The store; when absent, the one bound to `TOKENS.EventStore` in `container`. */
   readonly store?: EventStore;
   /**
@@ -85,17 +94,23 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
   const commands = new CommandBus();
   const queries = new QueryBus(view);
   const projector = new Projector(state);
+  const consumers: { binding: ConsumerBinding; handler: ConsumerHandler }[] = [];
   for (const cls of classesToUse(options, container)) {
     if (!container.isBound(cls)) container.bind(cls).toSelf().inSingletonScope();
     const command: Type | undefined = Reflect.getMetadata(COMMAND_HANDLER, cls);
     const query: Type | undefined = Reflect.getMetadata(QUERY_HANDLER, cls);
     const isProjection = Reflect.getMetadata(PROJECTION, cls) === true;
-    if (command === undefined && query === undefined && !isProjection) {
+    const consumer: ConsumerBinding | undefined = Reflect.getMetadata(CONSUMER, cls);
+    if (command === undefined && query === undefined && !isProjection && consumer === undefined) {
       throw new ConfigError(
-        `${cls.name} is not decorated with @CommandHandler, @QueryHandler or @Projection`,
+        `${cls.name} is not decorated with @CommandHandler, @QueryHandler, @Projection or @Consumer`,
       );
     }
     const instance = container.get<object>(cls);
+    if (consumer !== undefined) {
+      const bindings = (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? [];
+      consumers.push({ binding: consumer, handler: consumerHandler(instance, bindings) });
+    }
     if (command !== undefined) commands.register(command, instance as ICommandHandler, cls.name);
     if (query !== undefined) queries.register(query, instance as IQueryHandler, cls.name);
     if (isProjection)
@@ -124,12 +139,42 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     projectionsVersion,
   );
   await app.start();
+  try {
+    for (const { binding, handler } of consumers) await app.subscribe(binding.name, handler, binding.options);
+  } catch (err) {
+    await app.close().catch(() => {});
+    throw err;
+  }
   return app;
 }
 
+/** A `@Consumer`'s `@On` methods as one handler: by event type; other types are passed over. */
+function consumerHandler(instance: object, bindings: readonly OnBinding[]): ConsumerHandler {
+  const byType = new Map<string, ((event: unknown, meta: { seq: number; time: number }) => unknown)[]>();
+  const methods = instance as Record<string | symbol, unknown>;
+  for (const { type, method } of bindings) {
+    const fn = methods[method];
+    if (typeof fn !== 'function') continue;
+    const list = byType.get(type) ?? [];
+    list.push((fn as (e: unknown, m: unknown) => unknown).bind(instance));
+    byType.set(type, list);
+  }
+  return async (applied: AppliedEvent) => {
+    const list = byType.get(applied.event.type);
+    if (list === undefined) return;
+    for (const fn of list) await fn(applied.event, { seq: applied.seq, time: applied.time });
+  };
+}
+
 function classesToUse(options: CreateAppOptions, container: Container): Type[] {
-  if (options.handlers !== undefined || options.projections !== undefined) {
-    return [...new Set([...(options.handlers ?? []), ...(options.projections ?? [])])];
+  if (
+    options.handlers !== undefined ||
+    options.projections !== undefined ||
+    options.consumers !== undefined
+  ) {
+    return [
+      ...new Set([...(options.handlers ?? []), ...(options.projections ?? []), ...(options.consumers ?? [])]),
+    ];
   }
   if (options.container === undefined) return [];
   return [...decoratedClasses].filter((cls) => container.isBound(cls));

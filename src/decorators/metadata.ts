@@ -10,6 +10,8 @@ export const QUERY_HANDLER = Symbol.for('appendonly:query-handler');
 /** @internal */
 export const PROJECTION = Symbol.for('appendonly:projection');
 /** @internal */
+export const CONSUMER = Symbol.for('appendonly:consumer');
+/** @internal */
 export const ON_EVENTS = Symbol.for('appendonly:on-events');
 
 /** @internal One `@On` method of a projection. */

@@ -208,4 +208,48 @@ export interface EventStore {
   stats?(): StoreStats;
   /** Capability: how far `replay` has read, for progress reports. */
   replayProgress?(): ReplayProgress;
+
+  /**
+   * Capability (consumers): the groups that hold events after `after`, whole and in order, at
+   * most about `limit` events (always at least one whole group when there is one); the first
+   * may begin at or before `after` when `after` falls inside a group. Unlike `replay`, it is
+   * safe while appends are pending: it never cuts a torn tail and never blocks the writer. It
+   * may return groups that are written but not yet durable; the caller bounds what it takes by
+   * the durable seq it knows. Resolves with `[]` at the end of the log; rejects with
+   * `LogCompactedError` when compaction dropped events after `after`.
+   */
+  read?(after: number, limit: number): Promise<readonly EventGroup[]>;
+  /**
+   * Capability (consumers): every consumer's stored record (position and parked events), kept
+   * durably in the same store as the log, per the store's fsync policy.
+   */
+  loadConsumers?(): Promise<readonly ConsumerRecord[]>;
+  /** Capability (consumers): stores one consumer's record durably, replacing the one of its name. */
+  saveConsumer?(record: ConsumerRecord): Promise<void>;
+  /** Capability (consumers): forgets a consumer's record; resolves with false when there was none. */
+  deleteConsumer?(name: string): Promise<boolean>;
+}
+
+/**
+ * An event a consumer gave up on after its attempts ran out (a dead letter): the consumer went
+ * on past it. `retry` set (by `appendonly consumers retry`) asks the consumer to hand it to its
+ * handler again when it next opens.
+ */
+export interface ParkedEvent {
+  readonly seq: number;
+  readonly type: string;
+  /** The handler's last error message. */
+  readonly error: string;
+  readonly attempts: number;
+  /** When it was parked, in ms since the epoch. */
+  readonly parkedAt: number;
+  readonly retry?: boolean;
+}
+
+/** What a store keeps of a durable consumer (see `app.subscribe`). */
+export interface ConsumerRecord {
+  readonly name: string;
+  /** The last seq the consumer has handled (or parked): it resumes after it. */
+  readonly position: number;
+  readonly parked: readonly ParkedEvent[];
 }

@@ -9,6 +9,7 @@ import {
 } from '../kit/index';
 import type {
   CompactionResult,
+  ConsumerRecord,
   EventGroup,
   EventStore,
   ReplayEnd,
@@ -53,6 +54,8 @@ export class MemoryStore implements EventStore {
   private context: StoreContext | null = null;
   private scheduler: CompactionScheduler | null = null;
   private lastSeq = 0;
+  /** Consumers' records: like the log, they outlive `close()`. */
+  private readonly consumers = new Map<string, ConsumerRecord>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const o = new OptionReader('MemoryStore', options, ['autoRewritePercentage', 'autoRewriteMinSize'], '{}');
@@ -98,6 +101,43 @@ export class MemoryStore implements EventStore {
     for (let i = 0; i < groups.length; i++)
       if (after === undefined || groups[i].seq > after) sink.group(groups[i]);
     return { lastSeq: Math.max(this.lastSeq, this.snapshotSeq) };
+  }
+
+  /** The groups holding events after `after`: a binary search on the groups' last seqs. */
+  async read(after: number, limit: number): Promise<readonly EventGroup[]> {
+    this.assertOpen();
+    if (this.snapshotSeq > after) throw new LogCompactedError(after, this.snapshotSeq + 1, 'the MemoryStore');
+    const groups = this.groups;
+    let lo = 0;
+    let hi = groups.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const g = groups[mid];
+      if (g.seq + g.events.length - 1 <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: EventGroup[] = [];
+    let events = 0;
+    for (let i = lo; i < groups.length && (out.length === 0 || events < limit); i++) {
+      out.push(groups[i]);
+      events += groups[i].events.length;
+    }
+    return out;
+  }
+
+  async loadConsumers(): Promise<readonly ConsumerRecord[]> {
+    this.assertOpen();
+    return [...this.consumers.values()];
+  }
+
+  async saveConsumer(record: ConsumerRecord): Promise<void> {
+    this.assertOpen();
+    this.consumers.set(record.name, { ...record, parked: [...record.parked] });
+  }
+
+  async deleteConsumer(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.consumers.delete(name);
   }
 
   append(group: EventGroup): Promise<void> {

@@ -8,6 +8,7 @@ import { type ReplayedRecord, recordingSink } from '../store/replay-sink';
 import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
 import { runCompactionConformance } from './conformance-compaction';
+import { runConsumerConformance } from './conformance-consumers';
 import { runReplayConformance } from './conformance-replay';
 import { runVersionConformance } from './conformance-versions';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
@@ -333,6 +334,20 @@ export function runStoreConformance(
         return app;
       },
       read,
+    });
+
+    runConsumerConformance({
+      it,
+      openWith: async (extra) => {
+        const app = await createApp({
+          ...conformanceClasses,
+          logger: silentLogger,
+          ...extra,
+          store: sut.open(),
+        });
+        apps.push(app);
+        return app;
+      },
     });
 
     it('types its write errors as PersistenceError', () => {

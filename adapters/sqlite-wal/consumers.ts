@@ -1,0 +1,87 @@
+import type { SqliteDatabase } from './driver';
+import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import { type EventRow, groupsOfRows } from '../common/row-groups';
+import { hasHistory, parse, readSnapshotSeq } from './replay';
+
+/*
+ * Durable consumers on SQLite: `read` is a keyset query on the events' primary key (never a
+ * scan of the table), and the consumers' records are rows of a `consumers` table in the same
+ * database, each save its own transaction (committed per the store's `synchronous`, as appends).
+ * The table is made by the first save, so a database without consumers keeps the schema it had
+ * (no version bump; older appendonly versions and the tools ignore the table).
+ */
+
+const CREATE = `CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL, parked TEXT NOT NULL) STRICT, WITHOUT ROWID`;
+
+/** True when the database has the consumers table. */
+function hasConsumers(db: SqliteDatabase): boolean {
+  return (
+    db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'consumers'").pluck().get() !==
+    undefined
+  );
+}
+
+/**
+ * The groups holding events after `after`, whole, up to about `limit` events (see
+ * `EventStore.read`). Below the snapshot, the rows of `events_history` (keepHistory) when it
+ * holds them, else `LogCompactedError`. A group is committed whole in one transaction, so the
+ * rows read are whole groups except, at most, one cut by the LIMIT: it is left for the next read.
+ */
+export function readGroups(db: SqliteDatabase, file: string, after: number, limit: number): EventGroup[] {
+  const snapshotSeq = readSnapshotSeq(db);
+  let source = 'events';
+  if (after < snapshotSeq) {
+    if (!hasHistory(db)) throw new LogCompactedError(after, snapshotSeq + 1, file);
+    source =
+      '(SELECT seq, time, type, data, n FROM events_history UNION ALL SELECT seq, time, type, data, n FROM events)';
+  }
+  // `after` may fall inside a group: start at the head row of the group holding after + 1.
+  const head = db
+    .prepare(`SELECT max(seq) FROM ${source} WHERE seq <= ? AND n > 0`)
+    .pluck()
+    .get(after + 1);
+  const start = head === null || head === undefined ? after + 1 : Number(head);
+  const select = db
+    .prepare(`SELECT seq, time, type, data, n FROM ${source} WHERE seq >= ? ORDER BY seq LIMIT ?`)
+    .raw();
+  for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
+    const rows = select.all(start, rowsWanted) as EventRow[];
+    if (rows.length > 0 && after < snapshotSeq && Number(rows[0][0]) > after + 1)
+      throw new LogCompactedError(after, Number(rows[0][0]), file);
+    const groups = groupsOfRows(rows, file, limit, (text, seq) => parse(text, file, 'event seq', seq));
+    // Nothing whole in a full page: one group larger than the page; read more rows.
+    if (groups.length > 0 || rows.length < rowsWanted)
+      return groups.filter((g) => g.seq + g.events.length - 1 > after);
+  }
+}
+
+/** Every consumer's record, by name ([] before the first save made the table). */
+export function loadConsumers(db: SqliteDatabase): ConsumerRecord[] {
+  if (!hasConsumers(db)) return [];
+  const rows = db.prepare('SELECT name, position, parked FROM consumers ORDER BY name').raw().all() as [
+    string,
+    number,
+    string,
+  ][];
+  return rows.map(([name, position, parked]) => ({
+    name,
+    position,
+    parked: JSON.parse(parked) as ParkedEvent[],
+  }));
+}
+
+/** One transaction: the table (first time) and the row. */
+export function saveConsumer(db: SqliteDatabase, record: ConsumerRecord): void {
+  db.transaction(() => {
+    db.exec(CREATE);
+    db.prepare(
+      'INSERT INTO consumers (name, position, parked) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position, parked = excluded.parked',
+    ).run(record.name, record.position, JSON.stringify(record.parked));
+  })();
+}
+
+/** Deletes a consumer's row; false when there was none. */
+export function deleteConsumer(db: SqliteDatabase, name: string): boolean {
+  if (!hasConsumers(db)) return false;
+  return Number(db.prepare('DELETE FROM consumers WHERE name = ?').run(name).changes) > 0;
+}

@@ -1,0 +1,180 @@
+import { ConfigError, ConsumerError, LogCompactedError } from '../errors';
+import type { ConsumerRecord, EventStore } from '../store/event-store';
+import {
+  type ConsumerCapableStore,
+  ConsumerRunner,
+  type ConsumerSource,
+  type RunnerOptions,
+} from './consumer-runner';
+import type { ConsumerHandler, ConsumerStart, SubscribeOptions, Subscription } from './types';
+
+const DEFAULTS: RunnerOptions = {
+  maxAttempts: 5,
+  retryDelayMs: 100,
+  maxRetryDelayMs: 30_000,
+  pageSize: 256,
+  checkpointEvery: 1024,
+  checkpointIntervalMs: 200,
+};
+
+/** True when `store` has every capability consumers need. */
+export function canConsume(store: EventStore): store is ConsumerCapableStore {
+  return (
+    typeof store.read === 'function' &&
+    typeof store.loadConsumers === 'function' &&
+    typeof store.saveConsumer === 'function' &&
+    typeof store.deleteConsumer === 'function'
+  );
+}
+
+/**
+ * The App's consumers: opens each (its stored record, or a new one from `from`), runs it, and
+ * stops them all before the store closes. One name runs once per App.
+ */
+export class ConsumerHub {
+  private readonly running = new Map<string, ConsumerRunner>();
+  /** Names being opened, so that two `subscribe` calls of one name cannot both start. */
+  private readonly opening = new Set<string>();
+
+  constructor(private readonly source: Omit<ConsumerSource, 'store'> & { readonly store: EventStore }) {}
+
+  get(name: string): Subscription | undefined {
+    return this.running.get(name);
+  }
+
+  async subscribe(
+    name: string,
+    handler: ConsumerHandler,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 200)
+      throw new ConfigError(
+        `a consumer's name must be a text of 1 to 200 characters; got ${JSON.stringify(name)}`,
+      );
+    if (typeof handler !== 'function')
+      throw new ConfigError(`consumer ${JSON.stringify(name)}: the handler must be a function`);
+    const store = this.source.store;
+    if (!canConsume(store))
+      throw new ConsumerError(
+        name,
+        `the ${store.kind} store cannot keep consumers (it has no read/loadConsumers/saveConsumer/deleteConsumer)`,
+      );
+    if (this.running.has(name) || this.opening.has(name))
+      throw new ConsumerError(name, 'is already subscribed in this app');
+    const o = resolveOptions(name, options);
+    this.opening.add(name);
+    try {
+      const source: ConsumerSource = { ...this.source, store };
+      const record = await this.openRecord(name, store, options.from ?? 'start');
+      const runner = new ConsumerRunner(name, handler, record, source, o, (r) => {
+        if (this.running.get(name) === r) this.running.delete(name);
+        if (this.running.size === 0) this.source.recent.keep(false);
+      });
+      this.running.set(name, runner);
+      this.source.recent.keep(true);
+      try {
+        await runner.start();
+      } catch (err) {
+        this.running.delete(name);
+        if (this.running.size === 0) this.source.recent.keep(false);
+        throw err;
+      }
+      return runner;
+    } finally {
+      this.opening.delete(name);
+    }
+  }
+
+  /** The stored record, checked against the log, or a new one stored at once (so `from` applies once). */
+  private async openRecord(
+    name: string,
+    store: ConsumerCapableStore,
+    from: ConsumerStart,
+  ): Promise<ConsumerRecord> {
+    const head = await this.source.head();
+    const stored = (await store.loadConsumers()).find((r) => r.name === name);
+    if (stored !== undefined) {
+      if (stored.position > head) {
+        throw new ConsumerError(
+          name,
+          `its stored position is seq ${stored.position}, beyond the end of the log (seq ${head}): the log was cut or replaced; remove the consumer (app.removeConsumer) to start it again`,
+        );
+      }
+      return stored;
+    }
+    let position: number;
+    if (from === 'now') position = head;
+    else if (from === 'start') position = 0;
+    else if (
+      typeof from === 'object' &&
+      from !== null &&
+      Number.isSafeInteger(from.after) &&
+      from.after >= 0
+    ) {
+      if (from.after > head)
+        throw new ConsumerError(name, `{ after: ${from.after} } is beyond the end of the log (seq ${head})`);
+      position = from.after;
+    } else {
+      throw new ConfigError(
+        `consumer ${JSON.stringify(name)}: from must be 'start', 'now' or { after: seq }; got ${JSON.stringify(from)}`,
+      );
+    }
+    try {
+      await store.read(position, 1);
+    } catch (err) {
+      if (!(err instanceof LogCompactedError)) throw err;
+      throw new ConsumerError(
+        name,
+        `cannot start after seq ${position}: the events up to seq ${err.firstAvailable - 1} were compacted away before it existed; the first event it could get is seq ${err.firstAvailable}: subscribe with { from: { after: ${err.firstAvailable - 1} } } to start there`,
+        { cause: err },
+      );
+    }
+    const record: ConsumerRecord = { name, position, parked: [] };
+    await store.saveConsumer(record);
+    return record;
+  }
+
+  /** Stops a running consumer of the name and forgets its record. */
+  async remove(name: string): Promise<boolean> {
+    await this.running.get(name)?.close();
+    const store = this.source.store;
+    if (!canConsume(store)) return false;
+    return store.deleteConsumer(name);
+  }
+
+  /** Stops every consumer; each stores its position. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.running.values()].map((r) => r.close()));
+  }
+}
+
+function resolveOptions(name: string, options: SubscribeOptions): RunnerOptions {
+  const known = new Set([
+    'from',
+    'maxAttempts',
+    'retryDelayMs',
+    'maxRetryDelayMs',
+    'pageSize',
+    'checkpointEvery',
+    'checkpointIntervalMs',
+  ]);
+  for (const k of Object.keys(options))
+    if (!known.has(k))
+      throw new ConfigError(`consumer ${JSON.stringify(name)}: unknown option ${JSON.stringify(k)}`);
+  const int = (key: keyof RunnerOptions, min: number): number => {
+    const v = options[key] ?? DEFAULTS[key];
+    if (!Number.isSafeInteger(v) || v < min)
+      throw new ConfigError(
+        `consumer ${JSON.stringify(name)}: ${key} must be an integer >= ${min}; got ${JSON.stringify(v)}`,
+      );
+    return v;
+  };
+  return {
+    maxAttempts: int('maxAttempts', 1),
+    retryDelayMs: int('retryDelayMs', 0),
+    maxRetryDelayMs: int('maxRetryDelayMs', 0),
+    pageSize: int('pageSize', 1),
+    checkpointEvery: int('checkpointEvery', 1),
+    checkpointIntervalMs: int('checkpointIntervalMs', 0),
+  };
+}

@@ -1,0 +1,333 @@
+import { AppClosedError, ConsumerError, LogCompactedError } from '../errors';
+import type { AppliedEvent } from '../events/event';
+import type { Logger } from '../runtime/logger';
+import type { Clock } from '../runtime/clock';
+import type { ConsumerRecord, EventGroup, EventStore, ParkedEvent } from '../store/event-store';
+import { retryDelay, sleep } from './backoff';
+import type { RecentGroups } from './recent-groups';
+import type { ConsumerHandler, ConsumerStats, ConsumerStatus, Subscription } from './types';
+
+/** How soon a read that fell short of the durable seq is tried again, in ms. */
+const STALE_READ_RETRY_MS = 20;
+
+/** A store with the consumer capabilities (checked by the hub before a runner is made). */
+export type ConsumerCapableStore = EventStore &
+  Required<Pick<EventStore, 'read' | 'loadConsumers' | 'saveConsumer' | 'deleteConsumer'>>;
+
+/** What a runner needs from the App. */
+export interface ConsumerSource {
+  readonly store: ConsumerCapableStore;
+  readonly recent: RecentGroups;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The highest seq a consumer may be handed now (the durable seq; Infinity on a shared log, whose rows are durable once read). */
+  cap(): number;
+  /** The last durable seq of the log now, as far as this instance can tell. */
+  head(): Promise<number>;
+  /** The last durable seq known without asking the store, for `lag`. */
+  knownHead(): number;
+}
+
+/** The resolved options of one consumer. */
+export interface RunnerOptions {
+  readonly maxAttempts: number;
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+  readonly pageSize: number;
+  readonly checkpointEvery: number;
+  readonly checkpointIntervalMs: number;
+}
+
+/**
+ * One durable consumer's loop: read the durable events after its position in pages of at most
+ * `pageSize` events (the recent ring, else the store's `read`), hand them to the handler one by
+ * one in seq order, store the position after each page. Catch-up and live are one code path
+ * (a position and reads after it), so there is no hand-over where an event could be skipped or
+ * handed twice: the next event is always `position + 1`, and seqs are dense.
+ *
+ * Invariants: `position` only grows, one event at a time, and only after the handler resolved
+ * for it (or it was parked); nothing past `cap()` is handed over; at most one read and one
+ * handler call are in flight; a stored position is never ahead of `position`.
+ */
+export class ConsumerRunner implements Subscription {
+  position: number;
+  private parked: ParkedEvent[];
+  private saved: number;
+  private parkedDirty = false;
+  private retries = 0;
+  /** When the position was last stored (the clock's ms). */
+  private savedAt = 0;
+  private status: ConsumerStatus = 'catching-up';
+  private stopping = false;
+  private abortSleep: (() => void) | null = null;
+  private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private loop: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly handler: ConsumerHandler,
+    record: ConsumerRecord,
+    private readonly source: ConsumerSource,
+    private readonly options: RunnerOptions,
+    private readonly onClosed: (runner: ConsumerRunner) => void,
+  ) {
+    this.position = record.position;
+    this.saved = record.position;
+    this.parked = [...record.parked];
+  }
+
+  /** Hands the parked events marked for retry to the handler again, then starts the loop. */
+  async start(): Promise<void> {
+    const again = this.parked.filter((p) => p.retry === true);
+    for (const p of again) {
+      if (this.stopping) break;
+      const groups = await this.source.store.read(p.seq - 1, 1);
+      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
+      this.parked = this.parked.filter((x) => x !== p);
+      this.parkedDirty = true;
+      if (g === undefined) {
+        this.source.logger.warn(
+          `consumer ${JSON.stringify(this.name)}: parked event seq ${p.seq} is no longer in the log; dropped`,
+        );
+        continue;
+      }
+      // A retried dead letter is handed out of order (after later events): said in the docs.
+      await this.deliver(appliedEvent(g, p.seq - g.seq));
+    }
+    await this.checkpoint();
+    this.loop = this.run();
+  }
+
+  caughtUp(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.status === 'closed')
+      return Promise.reject(new AppClosedError(`consumer ${JSON.stringify(this.name)} is closed`));
+    return this.source.head().then((target) => {
+      if (this.position >= target) return;
+      return new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
+    });
+  }
+
+  stats(): ConsumerStats {
+    return {
+      name: this.name,
+      position: this.position,
+      lag: Math.max(0, this.source.knownHead() - this.position),
+      retries: this.retries,
+      parked: this.parked.length,
+      status: this.status,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.stopping) {
+      await this.loop;
+      return;
+    }
+    this.stopping = true;
+    this.abortSleep?.();
+    this.source.recent.poke();
+    try {
+      await this.loop;
+    } finally {
+      this.status = 'closed';
+      const closed = new AppClosedError(`consumer ${JSON.stringify(this.name)} was closed`);
+      for (const w of this.waiters) w.reject(closed);
+      this.waiters = [];
+      this.onClosed(this);
+    }
+  }
+
+  private async run(): Promise<void> {
+    const recent = this.source.recent;
+    let failures = 0;
+    while (!this.stopping) {
+      const seen = recent.version;
+      const cap = this.source.cap();
+      let groups: readonly EventGroup[] = [];
+      if (this.position < cap) {
+        try {
+          groups =
+            recent.read(this.position, this.options.pageSize) ??
+            (await this.source.store.read(this.position, this.options.pageSize));
+          failures = 0;
+        } catch (err) {
+          if (err instanceof LogCompactedError) {
+            this.fail(
+              new ConsumerError(
+                this.name,
+                `cannot read the events after its position ${this.position}: ${err.message}`,
+                { cause: err },
+              ),
+            );
+            return;
+          }
+          failures++;
+          this.source.logger.warn(
+            `consumer ${JSON.stringify(this.name)}: reading the log failed (${(err as Error).message}); retrying`,
+          );
+          await this.pause(retryDelay(failures, this.options.retryDelayMs, this.options.maxRetryDelayMs));
+          continue;
+        }
+      }
+      const before = this.position;
+      try {
+        await this.handle(groups, cap);
+      } catch (err) {
+        await this.checkpoint();
+        this.fail(err as Error);
+        return;
+      }
+      if (this.position === before && this.position < cap && cap !== Number.POSITIVE_INFINITY) {
+        // Durable events the store did not hand yet (an AOF compaction switching files between the
+        // manifest the read used and the one it will use): ask again shortly, not at the next
+        // event, which may never come.
+        await this.checkpoint();
+        await this.pause(STALE_READ_RETRY_MS);
+        continue;
+      }
+      if (this.position === before) {
+        this.status = 'live';
+        this.settleWaiters();
+        if (this.stopping) break;
+        // Idle: store what is pending once the interval is up, unless events come first.
+        const due = this.dirty
+          ? this.savedAt + this.options.checkpointIntervalMs - this.source.clock.now()
+          : -1;
+        if (this.dirty && due <= 0) {
+          await this.checkpoint();
+          continue;
+        }
+        if (!this.dirty) {
+          await recent.changed(seen);
+          continue;
+        }
+        const timer = sleep(due);
+        await Promise.race([recent.changed(seen), timer.done]);
+        timer.abort();
+        continue;
+      }
+      if (
+        this.parkedDirty ||
+        this.position - this.saved >= this.options.checkpointEvery ||
+        this.source.clock.now() - this.savedAt >= this.options.checkpointIntervalMs
+      )
+        await this.checkpoint();
+    }
+    await this.checkpoint();
+  }
+
+  /** Something handled (or parked) is not stored yet. */
+  private get dirty(): boolean {
+    return this.position !== this.saved || this.parkedDirty;
+  }
+
+  /** Hands the page's events after the position, up to `cap`, one by one. */
+  private async handle(groups: readonly EventGroup[], cap: number): Promise<void> {
+    for (const g of groups) {
+      for (let i = 0; i < g.events.length; i++) {
+        const seq = g.seq + i;
+        if (seq <= this.position) continue;
+        if (seq > cap || this.stopping) return;
+        if (seq !== this.position + 1) {
+          // Cannot happen with dense seqs; checked so that a broken store is loud, never a skip.
+          throw new ConsumerError(this.name, `the log handed seq ${seq} after ${this.position}: a gap`);
+        }
+        if (this.status !== 'retrying')
+          this.status = this.position + 1 < this.source.knownHead() ? 'catching-up' : 'live';
+        const handled = await this.deliver(appliedEvent(g, i));
+        if (!handled) return; // stopped during a retry's wait: the event is handed again next time
+        this.position = seq;
+        this.settleWaiters();
+      }
+    }
+  }
+
+  /** Calls the handler with retries; parks the event after the last attempt. False: stopped before it was done. */
+  private async deliver(event: AppliedEvent): Promise<boolean> {
+    const o = this.options;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.handler(event);
+        if (this.status === 'retrying') this.status = 'catching-up';
+        return true;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (attempt >= o.maxAttempts) {
+          this.parked.push({
+            seq: event.seq,
+            type: event.event.type,
+            error: message,
+            attempts: attempt,
+            parkedAt: this.source.clock.now(),
+          });
+          this.parkedDirty = true;
+          this.source.logger.warn(
+            `consumer ${JSON.stringify(this.name)}: event ${event.event.type} (seq ${event.seq}) failed ${attempt} times (${message}); parked`,
+          );
+          if (this.status === 'retrying') this.status = 'catching-up';
+          return true;
+        }
+        this.retries++;
+        this.status = 'retrying';
+        if (this.stopping) return false;
+        await this.pause(retryDelay(attempt, o.retryDelayMs, o.maxRetryDelayMs));
+        if (this.stopping) return false;
+      }
+    }
+  }
+
+  private async pause(ms: number): Promise<void> {
+    const s = sleep(ms);
+    this.abortSleep = s.abort;
+    await s.done;
+    this.abortSleep = null;
+  }
+
+  /** Stores the position (and the parked list) when either changed since the last store. */
+  private async checkpoint(): Promise<void> {
+    if (this.position === this.saved && !this.parkedDirty) return;
+    const position = this.position;
+    this.parkedDirty = false;
+    try {
+      await this.source.store.saveConsumer({ name: this.name, position, parked: [...this.parked] });
+      this.saved = position;
+      this.savedAt = this.source.clock.now();
+    } catch (err) {
+      // Not stored: the events since the last checkpoint are handed again after a restart
+      // (at-least-once); the next checkpoint tries again.
+      this.parkedDirty = true;
+      this.source.logger.warn(
+        `consumer ${JSON.stringify(this.name)}: storing its position failed: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  private settleWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const left = [];
+    for (const w of this.waiters) {
+      if (this.position >= w.target) w.resolve();
+      else left.push(w);
+    }
+    this.waiters = left;
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    this.status = 'failed';
+    this.source.logger.error(err.message);
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+  }
+}
+
+/**
+ * The `i`th event of a group as the handler gets it. The one place a consumer's event is built:
+ * when the stores' records carry the event envelope (id, version, metadata), it is filled in
+ * here from the group, as `events$` does.
+ */
+function appliedEvent(group: EventGroup, i: number): AppliedEvent {
+  return { seq: group.seq + i, time: group.time, event: group.events[i] };
+}

@@ -1,0 +1,63 @@
+import type { AppliedEvent } from '../events/event';
+
+/**
+ * Where a consumer seen for the first time starts: `'start'` the first event of the log (refused
+ * when compaction dropped early events before it existed), `'now'` after the last durable event
+ * at the call, `{ after: seq }` after that seq. Ignored once the name has a stored position.
+ */
+export type ConsumerStart = 'start' | 'now' | { readonly after: number };
+
+/** A consumer's handler: called once per event, in log order; a throw is retried, then parked. */
+export type ConsumerHandler = (event: AppliedEvent) => void | Promise<void>;
+
+/** The options of `app.subscribe` (and of `@Consumer`). */
+export interface SubscribeOptions {
+  /** Where a new consumer starts (see {@link ConsumerStart}). Default `'start'`. */
+  readonly from?: ConsumerStart;
+  /** Calls of the handler per event before the event is parked. Default 5. */
+  readonly maxAttempts?: number;
+  /** The first retry's wait in ms; doubles each retry, with jitter. Default 100. */
+  readonly retryDelayMs?: number;
+  /** The longest wait between retries, in ms. Default 30,000. */
+  readonly maxRetryDelayMs?: number;
+  /**
+   * Events read from the log at once. Default 256. Bounds the memory a consumer holds: it reads
+   * the log at its own pace, never buffering what it has not reached.
+   */
+  readonly pageSize?: number;
+  /**
+   * The position is stored after this many events at most (default 1024), or after
+   * `checkpointIntervalMs` (default 200), whichever comes first, at once when an event is parked,
+   * and on close. A crash hands again what was handled since the last store: at most that much.
+   */
+  readonly checkpointEvery?: number;
+  /** See `checkpointEvery`. Default 200 ms. */
+  readonly checkpointIntervalMs?: number;
+}
+
+/** What a consumer is doing. */
+export type ConsumerStatus = 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
+
+/** `sub.stats()`. */
+export interface ConsumerStats {
+  readonly name: string;
+  /** The last seq handled (or parked). */
+  readonly position: number;
+  /** Durable events after the position, as far as this instance knows. */
+  readonly lag: number;
+  /** Handler calls that threw and were retried, since the subscription started. */
+  readonly retries: number;
+  /** Events parked (dead letters) and not yet dropped. */
+  readonly parked: number;
+  readonly status: ConsumerStatus;
+}
+
+/** A running durable consumer, as `app.subscribe` returns it. */
+export interface Subscription {
+  readonly name: string;
+  /** Resolves once the consumer has handled (or parked) every event durable before the call. */
+  caughtUp(): Promise<void>;
+  stats(): ConsumerStats;
+  /** Stops it after the event being handled, and stores its position; the name stays known. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,335 @@
+import * as assert from 'node:assert/strict';
+import type { App } from '../app/app';
+import type { CreateAppOptions } from '../app/create-app';
+import { canConsume } from '../consumers/consumer-hub';
+import type { Subscription } from '../consumers/types';
+import { Consumer } from '../decorators/consumer';
+import { On } from '../decorators/projection';
+import type { AppliedEvent } from '../events/event';
+import type { EventGroup, EventStore } from '../store/event-store';
+import type { TestCase } from './conformance-compaction';
+import { Count, Put, PutMany } from './fixtures';
+
+/** What the consumer cases need from the store suite. */
+export interface ConsumerHelpers {
+  readonly it: TestCase;
+  /** Opens an app (the conformance classes, and `extra`) on a new store instance on the test's location. */
+  readonly openWith: (extra?: Partial<CreateAppOptions>) => Promise<App>;
+}
+
+/** The app's store (the suite looks at it directly, as a tool would). */
+function storeOf(app: App): EventStore {
+  return (app as unknown as { store: EventStore }).store;
+}
+
+/** Every event seq the groups hold, in order. */
+function seqsOf(groups: readonly EventGroup[]): number[] {
+  return groups.flatMap((g) => g.events.map((_, i) => g.seq + i));
+}
+
+/** 1..n */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+/** A handler recording the seqs it was handed. */
+function recorder(): { seqs: number[]; handler: (e: AppliedEvent) => void } {
+  const seqs: number[] = [];
+  return { seqs, handler: (e) => void seqs.push(e.seq) };
+}
+
+/** The mailer of the decorator case: what its @On methods were called with. */
+const mailed: number[] = [];
+@Consumer('conformance-mailer', { from: 'start' })
+class Mailer {
+  @On('Counted')
+  counted(_event: unknown, meta: { seq: number }) {
+    mailed.push(meta.seq);
+  }
+}
+
+/**
+ * Durable consumers (`read`, the consumer records, `app.subscribe`) on every store that has the
+ * capabilities; a store without them is left alone (consumers are a capability). A consumer is
+ * handed every durable event after its position once, in order, whether it catches up or follows
+ * the head, and resumes after its stored position.
+ */
+export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void {
+  /** An app on a store with the consumer capabilities, or null (the case does not apply). */
+  const openCapable = async (extra?: Partial<CreateAppOptions>): Promise<App | null> => {
+    const app = await openWith(extra);
+    return canConsume(storeOf(app)) ? app : null;
+  };
+
+  it('read: the groups after a seq, whole, in order, bounded, even while appends are pending', async () => {
+    const app = await openCapable();
+    if (app === null) return;
+    const store = storeOf(app);
+    // given: 30 commands of one event and one of three, some of them not yet durable
+    const pending = [
+      ...Array.from({ length: 30 }, (_, i) => app.execute(new Put(`k${i}`, i))),
+      app.execute(
+        new PutMany([
+          ['x', 1],
+          ['y', 2],
+          ['z', 3],
+        ]),
+      ),
+    ];
+    // when: reading while they are in flight
+    const early = await store.read!(0, 1000);
+    await Promise.all(pending);
+    // then: what was read is a dense prefix of whole groups
+    assert.deepEqual(seqsOf(early), range(1, seqsOf(early).length));
+    const all = await store.read!(0, 1000);
+    assert.deepEqual(seqsOf(all), range(1, 33));
+    assert.equal(all[30].events.length, 3);
+    // and: a limit bounds a page; `after` inside a group hands that group whole; the end is []
+    const page = await store.read!(10, 5);
+    assert.equal(page[0].seq, 11);
+    assert.ok(seqsOf(page).length >= 5 && seqsOf(page).length <= 8, `page of ${seqsOf(page).length}`);
+    const inside = await store.read!(31, 10);
+    assert.equal(inside[0].seq, 31);
+    assert.equal(inside[0].events.length, 3);
+    assert.deepEqual(await store.read!(33, 10), []);
+  });
+
+  it('consumer records: stored in the log’s store, kept across a restart, deleted', async () => {
+    // given
+    const app = await openCapable();
+    if (app === null) return;
+    await app.execute(new Put('a', 1));
+    const parked = { seq: 1, type: 'SET', error: 'boom', attempts: 3, parkedAt: 1_700_000_000_000 };
+    await storeOf(app).saveConsumer!({ name: 'a', position: 1, parked: [parked] });
+    await storeOf(app).saveConsumer!({ name: 'b', position: 0, parked: [] });
+    await storeOf(app).saveConsumer!({ name: 'b', position: 1, parked: [] });
+    // when
+    await app.close();
+    const again = (await openCapable())!;
+    const store = storeOf(again);
+    // then
+    const records = [...(await store.loadConsumers!())].sort((x, y) => x.name.localeCompare(y.name));
+    assert.deepEqual(records, [
+      { name: 'a', position: 1, parked: [parked] },
+      { name: 'b', position: 1, parked: [] },
+    ]);
+    assert.equal(await store.deleteConsumer!('a'), true);
+    assert.equal(await store.deleteConsumer!('a'), false);
+    assert.deepEqual(
+      Array.from(await store.loadConsumers!(), (r) => r.name),
+      ['b'],
+    );
+  });
+
+  it('a consumer catches up, goes live while commands keep arriving: no gap, no duplicate', async () => {
+    // given: a log of 200 commands, reopened (so the first pages come from the store, not memory)
+    const writer = await openCapable();
+    if (writer === null) return;
+    for (let i = 0; i < 200; i++) await writer.execute(new Count('n', 1));
+    await writer.close();
+    const app = (await openCapable())!;
+    const { seqs, handler } = recorder();
+    // when: it subscribes from the start with small pages while 200 more commands arrive
+    const sub = await app.subscribe('catch-up', handler, { from: 'start', pageSize: 7 });
+    const more = Array.from({ length: 200 }, (_, i) => app.execute(new Put(`k${i % 10}`, i)));
+    await Promise.all(more);
+    await sub.caughtUp();
+    // then: every event once, in order
+    assert.deepEqual(seqs, range(1, 400));
+    assert.equal(sub.stats().position, 400);
+    assert.equal(sub.stats().lag, 0);
+    // and: live events keep coming after it caught up
+    await app.execute(new Put('late', 1));
+    await sub.caughtUp();
+    assert.deepEqual(seqs.slice(-1), [401]);
+  });
+
+  it('close and resume: the position is stored; from applies only the first time', async () => {
+    // given
+    let app = (await openCapable())!;
+    if (app === null) return;
+    for (let i = 0; i < 5; i++) await app.execute(new Put('a', i));
+    const first = recorder();
+    const sub = await app.subscribe('resume', first.handler, { from: 'start' });
+    await sub.caughtUp();
+    await sub.close();
+    assert.equal(sub.stats().status, 'closed');
+    // when: more commands, a restart, and a subscribe that asks for 'now'
+    for (let i = 0; i < 3; i++) await app.execute(new Put('b', i));
+    await app.close();
+    app = (await openCapable())!;
+    const second = recorder();
+    const resumed = await app.subscribe('resume', second.handler, { from: 'now' });
+    await resumed.caughtUp();
+    // then: it resumed after its stored position, not at 'now'
+    assert.deepEqual(first.seqs, range(1, 5));
+    assert.deepEqual(second.seqs, range(6, 8));
+  });
+
+  it("'now' starts after the last durable event; { after } after that seq; beyond the end is refused", async () => {
+    // given
+    const app = await openCapable();
+    if (app === null) return;
+    for (let i = 0; i < 6; i++) await app.execute(new Put('a', i));
+    const now = recorder();
+    const after = recorder();
+    // when
+    const a = await app.subscribe('now', now.handler, { from: 'now' });
+    const b = await app.subscribe('after', after.handler, { from: { after: 4 } });
+    await app.execute(new Put('b', 1));
+    await a.caughtUp();
+    await b.caughtUp();
+    // then
+    assert.deepEqual(now.seqs, [7]);
+    assert.deepEqual(after.seqs, [5, 6, 7]);
+    await assert.rejects(
+      app.subscribe('far', () => {}, { from: { after: 99 } }),
+      {
+        code: 'CONSUMER',
+        message: /"far".*beyond the end of the log \(seq 7\)/,
+      },
+    );
+    await assert.rejects(
+      app.subscribe('now', () => {}),
+      { code: 'CONSUMER', message: /already subscribed/ },
+    );
+  });
+
+  it('a stored position beyond the end of the log is an error naming the consumer', async () => {
+    // given: a record ahead of the log (a log cut or replaced)
+    const app = await openCapable();
+    if (app === null) return;
+    await app.execute(new Put('a', 1));
+    await storeOf(app).saveConsumer!({ name: 'ahead', position: 50, parked: [] });
+    // when / then
+    await assert.rejects(
+      app.subscribe('ahead', () => {}),
+      {
+        code: 'CONSUMER',
+        message: /consumer "ahead": its stored position is seq 50, beyond the end of the log \(seq 1\)/,
+      },
+    );
+  });
+
+  it('a failing handler parks exactly the events it fails on; the rest go on, and so does everything else', async () => {
+    // given: a handler that always fails on seqs 3 and 7, and another that always fails
+    const app = await openCapable();
+    if (app === null) return;
+    for (let i = 0; i < 10; i++) await app.execute(new Put(`k${i}`, i));
+    const handled: number[] = [];
+    const calls = new Map<number, number>();
+    const picky = await app.subscribe(
+      'picky',
+      (e) => {
+        calls.set(e.seq, (calls.get(e.seq) ?? 0) + 1);
+        if (e.seq === 3 || e.seq === 7) throw new Error(`no ${e.seq}`);
+        handled.push(e.seq);
+      },
+      { maxAttempts: 3, retryDelayMs: 1, maxRetryDelayMs: 2 },
+    );
+    const broken = await app.subscribe(
+      'broken',
+      () => {
+        throw new Error('down');
+      },
+      { maxAttempts: 2, retryDelayMs: 1, maxRetryDelayMs: 1 },
+    );
+    const other = recorder();
+    const healthy = await app.subscribe('healthy', other.handler);
+    // when
+    await app.execute(new Put('after', 1));
+    await Promise.all([picky.caughtUp(), broken.caughtUp(), healthy.caughtUp()]);
+    // then: exactly 3 and 7 parked, each after 3 attempts; the others handled once, in order
+    assert.deepEqual(handled, [1, 2, 4, 5, 6, 8, 9, 10, 11]);
+    assert.equal(calls.get(3), 3);
+    assert.equal(calls.get(7), 3);
+    assert.equal(calls.get(4), 1);
+    assert.deepEqual(picky.stats(), {
+      name: 'picky',
+      position: 11,
+      lag: 0,
+      retries: 4,
+      parked: 2,
+      status: 'live',
+    });
+    const record = (await storeOf(app).loadConsumers!()).find((r) => r.name === 'picky')!;
+    assert.deepEqual(
+      record.parked.map((p) => [p.seq, p.type, p.error, p.attempts]),
+      [
+        [3, 'SET', 'no 3', 3],
+        [7, 'SET', 'no 7', 3],
+      ],
+    );
+    // and: another consumer's failures stopped neither the healthy one nor the commands
+    assert.equal(broken.stats().parked, 11);
+    assert.deepEqual(other.seqs, range(1, 11));
+  });
+
+  it('removeConsumer forgets the position and the parked events', async () => {
+    // given
+    const app = await openCapable();
+    if (app === null) return;
+    for (let i = 0; i < 3; i++) await app.execute(new Put('a', i));
+    const sub = await app.subscribe('gone', () => {});
+    await sub.caughtUp();
+    // when
+    assert.equal(await app.removeConsumer('gone'), true);
+    const again = recorder();
+    const fresh = await app.subscribe('gone', again.handler, { from: 'start' });
+    await fresh.caughtUp();
+    // then
+    assert.equal(sub.stats().status, 'closed');
+    assert.deepEqual(again.seqs, [1, 2, 3]);
+    assert.equal(await app.removeConsumer('never'), false);
+  });
+
+  it("'start' on a log compacted before the consumer existed is refused, naming the first event", async () => {
+    // given: a compacted log
+    const app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    for (let i = 0; i < 5; i++) await app.execute(new Put('a', i));
+    const compaction = await app.compact();
+    await app.execute(new Put('b', 1));
+    // when
+    const got = recorder();
+    const started = await app.subscribe('late', got.handler, { from: 'start' }).then(
+      (sub) => sub,
+      (err: Error & { code?: string }) => err,
+    );
+    // then: refused, naming the first event it could get (a store keeping history still has them all)
+    let first = 1;
+    if (started instanceof Error) {
+      first = compaction.seq + 1;
+      assert.equal(started.code, 'CONSUMER');
+      assert.match(
+        started.message,
+        new RegExp(
+          `consumer "late": .*the first event it could get is seq ${first}: subscribe with \\{ from: \\{ after: ${first - 1} \\} \\}`,
+        ),
+      );
+      const sub = await app.subscribe('late', got.handler, { from: { after: first - 1 } });
+      await sub.caughtUp();
+    } else {
+      await started.caughtUp();
+    }
+    assert.deepEqual(got.seqs, range(first, 6));
+  });
+
+  it('@Consumer classes with @On methods run through createApp({ consumers })', async () => {
+    // given
+    mailed.length = 0;
+    const probe = await openCapable();
+    if (probe === null) return;
+    await probe.close();
+    const app = (await openCapable({ consumers: [Mailer] }))!;
+    // when
+    await app.execute(new Count('n', 1));
+    await app.execute(new Put('x', 1));
+    await app.execute(new Count('n', 2));
+    const sub: Subscription = app.consumer('conformance-mailer')!;
+    await sub.caughtUp();
+    // then: its Counted events, by seq; the SET moved its position on
+    assert.deepEqual(mailed, [1, 3]);
+    assert.equal(sub.stats().position, 3);
+  });
+}
