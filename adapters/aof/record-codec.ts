@@ -1,4 +1,4 @@
-import type { DomainEvent, EventGroup, JsonValue } from '../../src/index';
+import type { DomainEvent, EventGroup, EventMetadata, JsonValue } from '../../src/index';
 import { crc32 } from './crc';
 import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
 
@@ -8,7 +8,11 @@ import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
  *   SET               *3 SET <key> <JSON(value)>
  *   DEL               *N DEL <key>…
  *   FLUSHALL          *1 FLUSHALL
- * several events are wrapped in MULTI … EXEC; `#TS:<unix s>` may precede a group, and
+ * several events are wrapped in MULTI … EXEC; the envelope, when the group has one, is a record
+ * of its own before them (before MULTI):
+ *   envelope          *3..5 @env <time ms> <ids, comma-separated> [<versions, comma-separated> [<JSON(metadata)>]]
+ * (`@` cannot start an event type, so no event is read as an envelope; versions is empty when
+ * every event is version 1, ids empty for a group that has none); `#TS:<unix s>` may precede a group, and
  * `#CRC:<crc32 hex>` follows it, covering every byte of the group from its first annotation
  * (or record) to the CRC line. Built-in names are matched case-sensitively: a user event may be
  * called `set`, and is then a two-argument record that must not be read as Redis's SET.
@@ -21,6 +25,7 @@ export const W_DEL = ascii('DEL');
 export const W_FLUSHALL = ascii('FLUSHALL');
 export const W_MULTI = ascii('MULTI');
 export const W_EXEC = ascii('EXEC');
+export const W_ENV = ascii('@env');
 
 const SET_PREFIX = ascii('*3\r\n$3\r\nSET\r\n');
 const DEL_NAME = ascii('$3\r\nDEL\r\n');
@@ -28,6 +33,92 @@ const FLUSHALL_RECORD = ascii('*1\r\n$8\r\nFLUSHALL\r\n');
 const MULTI_RECORD = ascii('*1\r\n$5\r\nMULTI\r\n');
 const EXEC_RECORD = ascii('*1\r\n$4\r\nEXEC\r\n');
 const EVENT_PREFIX = ascii('*2\r\n');
+const ENV_NAME = ascii('$4\r\n@env\r\n');
+
+/** A group's envelope as read from its `@env` record. */
+export interface Envelope {
+  readonly time: number;
+  readonly ids: readonly string[] | undefined;
+  readonly versions: readonly number[] | undefined;
+  readonly metadata: EventMetadata | undefined;
+}
+
+/** True when the group carries anything an envelope record holds (every group the App logs: its ids). */
+export function hasEnvelope(group: EventGroup): boolean {
+  return group.ids !== undefined || group.versions !== undefined || group.metadata !== undefined;
+}
+
+/**
+ * Encodes the envelope record of `group`: time in ms, the ids, then (only when needed) the
+ * versions and the metadata, so that the common group (ids, no versions, no metadata) costs
+ * three short arguments.
+ */
+export function encodeEnvelope(enc: RespEncoder, group: EventGroup): void {
+  const { ids, versions, metadata, events } = group;
+  if (ids !== undefined) {
+    if (ids.length !== events.length)
+      throw new Error(`the group at seq ${group.seq} has ${ids.length} ids for ${events.length} events`);
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i].length === 0 || ids[i].includes(','))
+        throw new Error(`event id ${JSON.stringify(ids[i])} is empty or holds a comma`);
+  }
+  if (versions !== undefined && versions.length !== events.length)
+    throw new Error(
+      `the group at seq ${group.seq} has ${versions.length} versions for ${events.length} events`,
+    );
+  const argc = metadata !== undefined ? 5 : versions !== undefined ? 4 : 3;
+  enc.arrayHeader(argc);
+  enc.raw(ENV_NAME);
+  enc.bulk(String(group.time));
+  enc.bulk(ids === undefined ? '' : ids.length === 1 ? ids[0] : ids.join(','));
+  if (argc >= 4) enc.bulk(versions === undefined ? '' : versions.join(','));
+  if (argc === 5) enc.bulk(JSON.stringify(metadata));
+}
+
+/** True when the command in the scanner is an `@env` record (the framer asks before anything else). */
+export function isEnvelopeRecord(buf: Buffer, sc: RespScanner): boolean {
+  const argc = sc.argc;
+  return (
+    argc >= 3 &&
+    argc <= 5 &&
+    buf[sc.argStart[0]] === 64 &&
+    bytesEqual(buf, sc.argStart[0], sc.argEnd[0], W_ENV)
+  );
+}
+
+/** Decodes the `@env` record in the scanner; throws {@link RecordFormatError} naming what is wrong. */
+export function decodeEnvelope(buf: Buffer, sc: RespScanner): Envelope {
+  const a = sc.argStart;
+  const e = sc.argEnd;
+  const time = smallInteger(buf, a[1], e[1]);
+  if (time === undefined || time < 0)
+    throw new RecordFormatError(a[1], 'the envelope time in ms (a non-negative integer)');
+  let ids: string[] | undefined;
+  if (e[2] > a[2]) {
+    ids = utf8(buf, a[2], e[2]).split(',');
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i].length === 0) throw new RecordFormatError(a[2], 'comma-separated non-empty event ids');
+  }
+  let versions: number[] | undefined;
+  if (sc.argc >= 4 && e[3] > a[3]) {
+    const parts = buf.toString('latin1', a[3], e[3]).split(',');
+    versions = new Array(parts.length);
+    for (let i = 0; i < parts.length; i++) {
+      const v = Number(parts[i]);
+      if (!Number.isSafeInteger(v) || v < 1 || !/^[1-9][0-9]*$/.test(parts[i]))
+        throw new RecordFormatError(a[3], 'comma-separated event versions (integers ≥ 1)');
+      versions[i] = v;
+    }
+  }
+  let metadata: EventMetadata | undefined;
+  if (sc.argc === 5) {
+    const m = parseJson(buf, a[4], e[4], 'the envelope metadata');
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      throw new RecordFormatError(a[4], 'the envelope metadata as a JSON object');
+    metadata = m as EventMetadata;
+  }
+  return { time, ids, versions, metadata };
+}
 
 /** Formats a CRC32 as the 8 lowercase hex digits of a `#CRC:` annotation. */
 export function crcHex(crc: number): string {
@@ -64,6 +155,7 @@ export function encodeGroup(enc: RespEncoder, group: EventGroup, tsSeconds: numb
   const start = enc.length;
   try {
     if (tsSeconds >= 0) enc.annotation(`TS:${tsSeconds}`);
+    if (hasEnvelope(group)) encodeEnvelope(enc, group);
     const events = group.events;
     if (events.length === 1) {
       encodeEvent(enc, events[0]);
@@ -102,6 +194,7 @@ export class RecordFormatError extends Error {
 export const CMD_EVENT = 0;
 export const CMD_MULTI = 1;
 export const CMD_EXEC = 2;
+export const CMD_ENVELOPE = 3;
 
 /** Classifies the command in the scanner as MULTI, EXEC or an event. */
 export function commandKind(buf: Buffer, sc: RespScanner): number {
@@ -110,6 +203,8 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
     const e = sc.argEnd[0];
     if (bytesEqual(buf, s, e, W_MULTI)) return CMD_MULTI;
     if (bytesEqual(buf, s, e, W_EXEC)) return CMD_EXEC;
+  } else if (isEnvelopeRecord(buf, sc)) {
+    return CMD_ENVELOPE;
   }
   return CMD_EVENT;
 }

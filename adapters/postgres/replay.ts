@@ -1,11 +1,12 @@
 import {
   CorruptLogError,
   type DomainEvent,
+  type EventMetadata,
   type JsonValue,
   LogCompactedError,
   LogLostError,
 } from '../../src/index';
-import type { ReplayRecord } from '../../src/store/replay-batch';
+import { type ReplayRecord, withEnvelope } from '../../src/store/replay-batch';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
@@ -18,7 +19,27 @@ import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './s
  */
 const PAGE = 4096;
 
-type EventRow = [seq: string, time: string, type: string, data: string, n: number];
+type EventRow = [
+  seq: string,
+  time: string,
+  type: string,
+  data: string,
+  n: number,
+  id: string | null,
+  version: number | null,
+  metadata: string | null,
+];
+
+/** A group whose rows are being read, with each row's envelope columns. */
+interface OpenGroup {
+  seq: number;
+  time: number;
+  events: DomainEvent[];
+  size: number;
+  ids: (string | null)[];
+  versions: (number | null)[];
+  metadata: EventMetadata | undefined;
+}
 type EntryRow = [ord: number, key: string, value: string];
 
 /** The head row as a replay's transaction sees it: where the log ends, and the snapshot it names. */
@@ -152,9 +173,9 @@ export async function* pages({
     if (head.seq < after) throw new LogLostError(where, after, `the log ends at seq ${head.seq}`);
     last = after;
   }
-  const select = `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
+  const select = `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
   let expected = last + 1;
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  let open: OpenGroup | null = null;
   for (;;) {
     const page = (await read(client, where, {
       text: select,
@@ -184,16 +205,22 @@ export async function* pages({
             'found a continuation row',
           );
         }
-        if (n === 1) {
-          out.push({ kind: 'group', seq, time: Number(row[1]), events: [event] });
-          continue;
-        }
-        open = { seq, time: Number(row[1]), events: [event], size: n };
+        open = {
+          seq,
+          time: Number(row[1]),
+          events: [event],
+          size: n,
+          ids: [row[5]],
+          versions: [row[6]],
+          metadata: row[7] === null ? undefined : parseMetadata(row[7], where, seq),
+        };
       } else {
         open.events.push(event);
+        open.ids.push(row[5]);
+        open.versions.push(row[6]);
       }
       if (open.events.length === open.size) {
-        out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+        out.push(closeGroup(open, where));
         open = null;
       }
     }
@@ -260,4 +287,28 @@ function parse(text: string, where: string, at: string | number): JsonValue {
   } catch (err) {
     throw new CorruptLogError(where, 0, `JSON data at ${JSON.stringify(at)}`, (err as Error).message);
   }
+}
+
+/** The record of a group read whole: ids when its rows have them, versions when one has one (NULL: 1). */
+function closeGroup(open: OpenGroup, where: string): ReplayRecord {
+  const group = { kind: 'group' as const, seq: open.seq, time: open.time, events: open.events };
+  const hasIds = open.ids.some((id) => id !== null);
+  if (hasIds && open.ids.some((id) => id === null))
+    throw new CorruptLogError(
+      where,
+      0,
+      `an id on every event of the command at seq ${open.seq}`,
+      'some rows have none',
+    );
+  const ids = hasIds ? (open.ids as string[]) : undefined;
+  const versions = open.versions.some((v) => v !== null) ? open.versions.map((v) => v ?? 1) : undefined;
+  return withEnvelope(group, ids, versions, open.metadata);
+}
+
+/** A group's `metadata` column: a JSON object, or the log is damaged. */
+function parseMetadata(text: string, where: string, seq: number): EventMetadata {
+  const value = parse(text, where, seq);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new CorruptLogError(where, 0, `the metadata of the command at seq ${seq} as a JSON object`);
+  return value as EventMetadata;
 }

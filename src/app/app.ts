@@ -136,8 +136,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation) =>
-        committer.commit(output, handler, command, attempts, ticket, generation),
+      (output, handler, command, attempts, ticket, generation, metadata) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata),
       () => this.recovery.failure,
       () => committer.generation,
     );

@@ -8,6 +8,7 @@ import { type ReplayedRecord, recordingSink } from '../store/replay-sink';
 import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
 import { runCompactionConformance } from './conformance-compaction';
+import { runEnvelopeConformance } from './conformance-envelope';
 import { runReplayConformance } from './conformance-replay';
 import { runVersionConformance } from './conformance-versions';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
@@ -325,6 +326,17 @@ export function runStoreConformance(
       read,
     });
     runVersionConformance({
+      it,
+      newStore: () => sut.open(),
+      openWith: async (options) => {
+        const app = await createApp({ logger: silentLogger, ...options, store: sut.open() });
+        apps.push(app);
+        return app;
+      },
+      read,
+    });
+
+    runEnvelopeConformance({
       it,
       newStore: () => sut.open(),
       openWith: async (options) => {
