@@ -1,7 +1,12 @@
 import type { DomainEvent, EventMetadata } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { isKnownEventType } from '../events/event-registry';
-import { currentEventVersion as currentEventVersionOf, isCurrentVersion, upcast } from '../events/upcasters';
+import {
+  currentEventVersion as currentEventVersionOf,
+  hasVersionedTypes,
+  isCurrentVersion,
+  upcast,
+} from '../events/upcasters';
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import type { KeyValueState } from '../state/key-value-state';
@@ -115,7 +120,9 @@ export class StateLoader implements ReplaySink {
     const projector = this.projector;
     // Upcast first, the whole group, so that a version this code does not know stops the replay
     // before any of the command is applied. What the store holds is never rewritten.
-    const current = versions === undefined ? events : this.upcastGroup(group, position);
+    // A group without versions is all version 1, which a type defined at version 2 or more upcasts too.
+    const current =
+      versions === undefined && !hasVersionedTypes() ? events : this.upcastGroup(group, position);
     for (let i = 0; i < current.length; i++) {
       const event = current[i];
       if (!isKnownEventType(event.type)) {
@@ -162,7 +169,7 @@ export class StateLoader implements ReplaySink {
     let out: DomainEvent[] | null = null;
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
-      const v = versions![i] ?? 1;
+      const v = versions?.[i] ?? 1;
       if (isCurrentVersion(e.type, v)) {
         if (out !== null) out.push(e);
         continue;
