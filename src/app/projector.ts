@@ -5,6 +5,7 @@ import type { DelData, SetData } from '../events/kv-events';
 import { type KeyValueState, projectionView } from '../state/key-value-state';
 import type { ProjectionState } from '../state/projection-state';
 import { InvalidEventError } from '../errors';
+import { legacyEventId } from '../events/event-id';
 
 /** The third argument of an `@On` method: where the event is in the log, and its envelope. */
 export interface EventMeta {
@@ -79,7 +80,7 @@ export class Projector {
     value: JsonValue,
     seq: number,
     time: number,
-    id: string,
+    id: string | undefined,
     metadata: EventMetadata | undefined,
   ): void {
     this.state.load(key, value);
@@ -91,7 +92,7 @@ export class Projector {
   }
 
   /**
-   * Applies one event; throws what a projection throws (the caller rolls back). The event's data
+   * Applies one event (`id` undefined: logged before ids); throws what a projection throws (the caller rolls back). The event's data
    * is known to be JSON (checked when the handler returned it, or read back from the log, where
    * only JSON can be), so SET skips the value check and only the shape is checked.
    */
@@ -99,7 +100,7 @@ export class Projector {
     event: DomainEvent,
     seq: number,
     time: number,
-    id: string,
+    id: string | undefined,
     version: number,
     metadata: EventMetadata | undefined,
   ): void {
@@ -128,14 +129,19 @@ export class Projector {
   }
 }
 
-/** The meta of one event, with no `metadata` key when there is none (it compares equal to a literal). */
+/**
+ * The meta of one event, with no `metadata` key when there is none (it compares equal to a
+ * literal). `id` undefined: an event logged before ids, whose id is derived here, only when a
+ * projection asks (most of a replay applies SETs no projection listens to).
+ */
 function eventMeta(
   seq: number,
   time: number,
-  id: string,
+  logged: string | undefined,
   version: number,
   metadata: EventMetadata | undefined,
 ): EventMeta {
+  const id = logged ?? legacyEventId(seq);
   return metadata === undefined ? { seq, time, id, version } : { seq, time, id, version, metadata };
 }
 

@@ -132,14 +132,7 @@ export class StateLoader implements ReplaySink {
         continue;
       }
       try {
-        projector.apply(
-          event,
-          seq + i,
-          time,
-          ids?.[i] ?? legacyEventId(seq + i),
-          currentVersionOf(event.type),
-          metadata,
-        );
+        projector.apply(event, seq + i, time, ids?.[i], currentVersionOf(event.type), metadata);
       } catch (err) {
         // The code and the log disagree: say which record, so the operator can find it.
         throw new ReplayFailedError(event.type, seq + i, where(position), err);
@@ -202,7 +195,7 @@ export class StateLoader implements ReplaySink {
       return;
     }
     try {
-      this.projector.applySet(key, value, seq, time, id ?? legacyEventId(seq), metadata);
+      this.projector.applySet(key, value, seq, time, id, metadata);
     } catch (err) {
       throw new ReplayFailedError('SET', seq, where(position), err);
     }
