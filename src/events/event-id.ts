@@ -59,9 +59,9 @@ export function newEventIds(n: number, timeMs: number): string[] {
 /**
  * The id of an event logged before events had ids (no envelope): derived from its sequence
  * number, `00000000-0000-8000-8000-<seq in 12 hex digits>` (a UUIDv8 that no UUIDv7 can equal).
- * Stable while the event keeps its seq; the tools that rewrite a log (`convert`, `strip`,
- * `truncate`, compaction of kept events) log it as derived at their read, so from then on it is
- * the event's own and survives renumbering.
+ * Stable while the event keeps its seq: compaction, `convert` and `truncate` keep seqs, but
+ * `strip` renumbers the events after one it removes, and their derived ids move with them (the
+ * tools copy a legacy event as legacy; they do not invent an id for it).
  */
 export function legacyEventId(seq: number): string {
   return `00000000-0000-8000-8000-${seq.toString(16).padStart(12, '0')}`;
