@@ -1,12 +1,12 @@
 import {
   CorruptLogError,
   type DomainEvent,
-  type EventMetadata,
   type JsonValue,
   LogCompactedError,
   LogLostError,
 } from '../../src/index';
-import { type ReplayRecord, withEnvelope } from '../../src/store/replay-batch';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
@@ -30,16 +30,6 @@ type EventRow = [
   metadata: string | null,
 ];
 
-/** A group whose rows are being read, with each row's envelope columns. */
-interface OpenGroup {
-  seq: number;
-  time: number;
-  events: DomainEvent[];
-  size: number;
-  ids: (string | null)[];
-  versions: (number | null)[];
-  metadata: EventMetadata | undefined;
-}
 type EntryRow = [ord: number, key: string, value: string];
 
 /** The head row as a replay's transaction sees it: where the log ends, and the snapshot it names. */
@@ -175,7 +165,7 @@ export async function* pages({
   }
   const select = `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
   let expected = last + 1;
-  let open: OpenGroup | null = null;
+  let open: RowGroup | null = null;
   for (;;) {
     const page = (await read(client, where, {
       text: select,
@@ -212,7 +202,7 @@ export async function* pages({
           size: n,
           ids: [row[5]],
           versions: [row[6]],
-          metadata: row[7] === null ? undefined : parseMetadata(row[7], where, seq),
+          metadata: metadataColumn(row[7], where, seq),
         };
       } else {
         open.events.push(event);
@@ -220,7 +210,7 @@ export async function* pages({
         open.versions.push(row[6]);
       }
       if (open.events.length === open.size) {
-        out.push(closeGroup(open, where));
+        out.push(groupOfRows(open, where));
         open = null;
       }
     }
@@ -287,28 +277,4 @@ function parse(text: string, where: string, at: string | number): JsonValue {
   } catch (err) {
     throw new CorruptLogError(where, 0, `JSON data at ${JSON.stringify(at)}`, (err as Error).message);
   }
-}
-
-/** The record of a group read whole: ids when its rows have them, versions when one has one (NULL: 1). */
-function closeGroup(open: OpenGroup, where: string): ReplayRecord {
-  const group = { kind: 'group' as const, seq: open.seq, time: open.time, events: open.events };
-  const hasIds = open.ids.some((id) => id !== null);
-  if (hasIds && open.ids.some((id) => id === null))
-    throw new CorruptLogError(
-      where,
-      0,
-      `an id on every event of the command at seq ${open.seq}`,
-      'some rows have none',
-    );
-  const ids = hasIds ? (open.ids as string[]) : undefined;
-  const versions = open.versions.some((v) => v !== null) ? open.versions.map((v) => v ?? 1) : undefined;
-  return withEnvelope(group, ids, versions, open.metadata);
-}
-
-/** A group's `metadata` column: a JSON object, or the log is damaged. */
-function parseMetadata(text: string, where: string, seq: number): EventMetadata {
-  const value = parse(text, where, seq);
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new CorruptLogError(where, 0, `the metadata of the command at seq ${seq} as a JSON object`);
-  return value as EventMetadata;
 }

@@ -1,9 +1,9 @@
 import type { SqliteDatabase } from './driver';
-import { type ReplayRecord, withEnvelope } from '../../src/store/replay-batch';
+import type { ReplayRecord } from '../../src/store/replay-batch';
+import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import {
   CorruptLogError,
   type DomainEvent,
-  type EventMetadata,
   type JsonValue,
   LogCompactedError,
   type Logger,
@@ -124,7 +124,7 @@ export async function* replayDatabase(
   let expected = fromHistory ? after + 1 : snapshotSeq + 1;
   let last = expected - 1;
   /** The group being read, when its rows straddle two batches (or two tables). */
-  let open: OpenGroup | null = null;
+  let open: RowGroup | null = null;
   for (const table of sources) {
     const select = db
       .prepare(
@@ -157,21 +157,7 @@ export async function* replayDatabase(
               `the first event of a command at seq ${seq}`,
               'found a continuation row',
             );
-          const metadata = row[7] === null ? undefined : parseMetadata(row[7], file, seq);
-          if (n === 1) {
-            const group = { kind: 'group' as const, seq, time: row[1], events: [event] };
-            out.push(
-              row[5] === null && row[6] === null && metadata === undefined
-                ? group
-                : withEnvelope(
-                    group,
-                    row[5] === null ? undefined : [row[5]],
-                    row[6] === null ? undefined : [row[6]],
-                    metadata,
-                  ),
-            );
-            continue;
-          }
+          const metadata = metadataColumn(row[7], file, seq);
           open = { seq, time: row[1], events: [event], size: n, ids: [row[5]], versions: [row[6]], metadata };
         } else {
           if (n !== 0) {
@@ -187,7 +173,7 @@ export async function* replayDatabase(
           open.versions.push(row[6]);
         }
         if (open.events.length === open.size) {
-          out.push(closeGroup(open, file));
+          out.push(groupOfRows(open, file));
           open = null;
         }
       }
@@ -205,41 +191,6 @@ export async function* replayDatabase(
         'it was not replayed',
     );
   }
-}
-
-/** A group whose rows are being read: its events so far, with each row's envelope columns. */
-interface OpenGroup {
-  seq: number;
-  time: number;
-  events: DomainEvent[];
-  size: number;
-  ids: (string | null)[];
-  versions: (number | null)[];
-  metadata: EventMetadata | undefined;
-}
-
-/** The record of a group read whole: ids when every row has one, versions when a row has one (NULL: 1). */
-function closeGroup(open: OpenGroup, file: string): ReplayRecord {
-  const group = { kind: 'group' as const, seq: open.seq, time: open.time, events: open.events };
-  const hasIds = open.ids.some((id) => id !== null);
-  if (hasIds && open.ids.some((id) => id === null))
-    throw new CorruptLogError(
-      file,
-      0,
-      `an id on every event of the command at seq ${open.seq}`,
-      'some rows have none',
-    );
-  const ids = hasIds ? (open.ids as string[]) : undefined;
-  const versions = open.versions.some((v) => v !== null) ? open.versions.map((v) => v ?? 1) : undefined;
-  return withEnvelope(group, ids, versions, open.metadata);
-}
-
-/** A group's `metadata` column: a JSON object, or the log is damaged. */
-function parseMetadata(text: string, file: string, seq: number): EventMetadata {
-  const value = parse(text, file, 'the metadata of the command at seq', seq);
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new CorruptLogError(file, 0, `the metadata of the command at seq ${seq} as a JSON object`);
-  return value as EventMetadata;
 }
 
 /** The snapshot's record and its entries, in batches (nothing for a log without one). */
