@@ -3,7 +3,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createApp, type EventGroup, type EventStore, KeyValueState, silentLogger } from 'appendonly';
+import {
+  createApp,
+  type EventGroup,
+  type EventStore,
+  KeyValueState,
+  newEventId,
+  silentLogger,
+} from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { formatTable, progress, quick, type Row } from './measure';
@@ -17,7 +24,7 @@ function open(kind: string, where: string): EventStore {
     : new SqliteWalStore({ file: where, appendfsync: 'no', autoRewritePercentage: 0 });
 }
 
-/** Writes `events` one-event groups straight to a store (no app: the log is the input here, not the subject). */
+/** Writes `events` one-event groups (with their envelopes' ids) straight to a store (no app: the log is the input here, not the subject). */
 async function buildLog(kind: string, where: string, events: number): Promise<number> {
   const store = open(kind, where);
   const kv = new KeyValueState();
@@ -35,6 +42,8 @@ async function buildLog(kind: string, where: string, events: number): Promise<nu
       events: [
         { type: 'SET', data: { key: `key:${i % KEYS}`, value: { i, owner: 'account', balance: i * 3 } } },
       ],
+      // Each event's id, as the App logs it: the log is what an app writes.
+      ids: [newEventId(time)],
     };
     pending.push(store.append(group));
     if (pending.length >= 4096) {

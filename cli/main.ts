@@ -95,14 +95,18 @@ Examples:
 
   program
     .command('cat')
-    .description('print the records in order with sequence numbers and timestamps, one a line')
+    .description(
+      'print the records in order with sequence numbers, times, versions, ids and metadata, one a line',
+    )
     .argument('<path>', PATH_HELP)
     .option('--json', 'JSON Lines, for jq')
+    .option('--app <module>', "the app's module: its event definitions upcast older events")
+    .option('--as-logged', 'with --app: show each event at the version it was logged at')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ appendonly cat ./data\n  $ appendonly cat ./app.db --json | jq \'select(.type == "FLUSHALL")\'',
+      '\nExamples:\n  $ appendonly cat ./data\n  $ appendonly cat ./app.db --json | jq \'select(.type == "FLUSHALL")\'\n  $ appendonly cat ./data --app ./dist/app.js',
     )
-    .action((p: string, o: { json?: boolean }) => run(cat(p, o)));
+    .action((p: string, o: { json?: boolean; app?: string; asLogged?: boolean }) => run(cat(p, o)));
 
   program
     .command('rewrite')

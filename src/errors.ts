@@ -143,6 +143,27 @@ export class UnknownEventTypeError extends AppendonlyError {
 }
 
 /**
+ * The log holds an event at a version newer than this code's `defineEvent` (written by a newer
+ * release): upcasting goes forward only, so the event cannot be read. Names the type, the
+ * version, the version this code knows and where the record is (file and offset, table and seq).
+ */
+export class EventVersionError extends AppendonlyError {
+  readonly code = 'EVENT_VERSION';
+  constructor(
+    readonly type: string,
+    readonly version: number,
+    /** The version this code logs `type` at. */
+    readonly known: number,
+    readonly where: string | undefined,
+  ) {
+    super(
+      `the log holds an event of type ${JSON.stringify(type)} at version ${version}${where ? ` (${where})` : ''}, ` +
+        `but this code knows it up to version ${known}: run the release that wrote it, or define the event at version ${version}`,
+    );
+  }
+}
+
+/**
  * Applying a logged event failed during replay (a projection threw, or a value is not valid
  * state): the code and the log disagree. Names the event's type, seq and, when the store knows
  * it, file and byte offset; `cause` is the original error. The app does not start.

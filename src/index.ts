@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-export { App, type AppStats, type AppStatus, type CommandResult } from './app/app';
+export { App, type AppStats, type AppStatus, type CommandResult, type ExecuteOptions } from './app/app';
 export { type CreateAppOptions, createApp } from './app/create-app';
 export type { EventMeta } from './app/projector';
 export { CommandBus } from './bus/command-bus';
@@ -28,11 +28,21 @@ export {
   type DomainEvent,
   defineEvent,
   type EventDefinition,
+  type EventMetadata,
+  type EventVersionOptions,
   isDomainEvent,
   RESERVED_EVENT_TYPES,
 } from './events/event';
 export { isKnownEventType } from './events/event-registry';
-export { assertJsonValue, type JsonValue, MAX_JSON_DEPTH } from './events/json';
+export { EVENT_ID_PATTERN, legacyEventId, newEventId } from './events/event-id';
+export {
+  assertJsonValue,
+  isJsonObject,
+  type JsonObject,
+  type JsonValue,
+  MAX_JSON_DEPTH,
+} from './events/json';
+export { currentEventVersion, type Upcaster, upcast } from './events/upcasters';
 export {
   DEL,
   type DelData,
@@ -58,6 +68,7 @@ export {
   CorruptLogError,
   DuplicateHandlerError,
   type DriverProblem,
+  EventVersionError,
   InvalidEventError,
   LogCompactedError,
   LogLostError,

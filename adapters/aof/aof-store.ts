@@ -327,7 +327,9 @@ export class AofStore implements EventStore {
           index.note(g.file, g.offset, g.seq, g.time > 0 ? g.time / 1000 : -1);
         if (g.seq + g.events.length - 1 <= after) continue;
         if (events >= limit) break outer;
-        out.push({ seq: g.seq, time: g.time, events: g.events });
+        // The group as logged, envelope included (ids, versions, metadata), without its position.
+        const { kind: _kind, file: _file, offset: _offset, ...group } = g;
+        out.push(group);
         events += g.events.length;
       }
     }

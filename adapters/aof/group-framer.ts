@@ -1,13 +1,14 @@
 import { CorruptLogError } from '../../src/index';
 import type { ByteWindow } from './byte-window';
 import { crc32, readHex8 } from './crc';
-import { CMD_EXEC, CMD_MULTI, commandKind, crcHex } from './record-codec';
+import { CMD_ENVELOPE, CMD_EXEC, CMD_MULTI, commandKind, crcHex } from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
 import { isCrcLinePrefix } from './torn-tail';
 
 /*
- * The groups of one AOF file, as the store wrote them: optional `#TS:` line, then one command or
- * MULTI … EXEC, then optional `#CRC:` line. The one place that draws group boundaries, for the
+ * The groups of one AOF file, as the store wrote them: optional `#TS:` line, optional `@env`
+ * record (the envelope: ids, versions, time in ms, metadata), then one command or MULTI … EXEC,
+ * then optional `#CRC:` line. The one place that draws group boundaries, for the
  * store's reader and for the CLI's walk (whose edits must cut exactly where a load would).
  *
  * Invariants:
@@ -19,6 +20,9 @@ import { isCrcLinePrefix } from './torn-tail';
  *   a comment added by hand breaks no checksum. Inside a group, a `#` line is part of its bytes.
  * - MULTI and EXEC are ours only with exactly that case and no argument: a user event may be
  *   called `multi`. A MULTI inside MULTI or an EXEC without MULTI is corruption.
+ * - An `@env` record opens a group and never completes one: it is part of the bytes of the group
+ *   that follows it (its `#CRC` covers it), so a cut never separates an envelope from its events.
+ *   One per group, before MULTI; anywhere else it is corruption.
  * - A group is reported (GROUP) only once complete, so an unfinished one never reaches a caller:
  *   at the end of the file it is TORN, and `tornAt` is where the last whole group ends.
  */
@@ -33,7 +37,15 @@ export const REFILL = 2;
 export const END = 3;
 /** The file ends inside a group: `tornAt` and `tornKind` say where and how. */
 export const TORN = 4;
-export type FrameResult = typeof COMMAND | typeof GROUP | typeof REFILL | typeof END | typeof TORN;
+/** The group's `@env` record: its arguments are in `sc`, it starts at `commandAt`. */
+export const ENVELOPE = 5;
+export type FrameResult =
+  | typeof COMMAND
+  | typeof GROUP
+  | typeof REFILL
+  | typeof END
+  | typeof TORN
+  | typeof ENVELOPE;
 
 /**
  * How the file ends inside a group: its records stop short (`records`, Redis's short read), they
@@ -50,6 +62,8 @@ export class GroupFramer {
   inMulti = false;
   multi = false;
   commands = 0;
+  /** The group being read has its `@env` record (returned as ENVELOPE). */
+  envelope = false;
   /** Buffer offset of the command just returned (COMMAND); it ends at `sc.end`. */
   commandAt = 0;
   /** Unix seconds of the group's own `#TS` line, or -1. */
@@ -125,6 +139,16 @@ export class GroupFramer {
           if (!this.inMulti) throw this.corrupt(pos, 'MULTI before EXEC', 'EXEC without MULTI');
           this.inMulti = false;
           this.complete = true;
+        } else if (kind === CMD_ENVELOPE) {
+          if (this.inMulti || this.multi || this.commands > 0 || this.envelope)
+            throw this.corrupt(
+              pos,
+              'an event record',
+              'an @env record inside a group (it comes first, once)',
+            );
+          this.envelope = true;
+          this.commandAt = pos;
+          return ENVELOPE;
         } else {
           this.commands++;
           this.commandAt = pos;
@@ -157,7 +181,7 @@ export class GroupFramer {
         }
         if (this.complete) return this.endGroup(pos, -1);
         this.pos = sc.end;
-        if (!this.inMulti && this.commands === 0) this.betweenGroups(pos, s, e, sc.end);
+        if (!this.inMulti && this.commands === 0 && !this.envelope) this.betweenGroups(pos, s, e, sc.end);
       } else if (r === ERROR) {
         throw this.corrupt(sc.errorAt, sc.expected);
       } else {
@@ -201,7 +225,7 @@ export class GroupFramer {
       return this.endGroup(this.pos, -1);
     }
     if (this.pos >= w.fill && !this.inMulti && this.commands === 0)
-      return this.groupStart >= this.pos ? END : this.torn('ts');
+      return this.groupStart >= this.pos ? END : this.torn(this.envelope ? 'records' : 'ts');
     return this.torn('records');
   }
 
@@ -230,6 +254,7 @@ export class GroupFramer {
     this.ended = false;
     this.multi = false;
     this.commands = 0;
+    this.envelope = false;
     this.ownTs = -1;
   }
 

@@ -2,7 +2,7 @@ import { CorruptLogError, TruncatedLogError } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { ByteWindow } from './byte-window';
 import type { FileSystem } from './file-system';
-import { COMMAND, END, GROUP, GroupFramer, REFILL } from './group-framer';
+import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, REFILL } from './group-framer';
 import { RecordDecoder } from './record-decoder';
 import { wholeCrcLineAfter } from './torn-tail';
 
@@ -103,6 +103,8 @@ export async function* readLog(
           if (decoder.batch.length >= batchRecords) yield decoder.take();
         } else if (r === END) {
           break;
+        } else if (r === ENVELOPE) {
+          decoder.envelopeRecord(framer);
         } else {
           decoder.dropGroup();
           cutAt = await tornTail(framer, window, f === files.length - 1, options);

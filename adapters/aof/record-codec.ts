@@ -1,4 +1,4 @@
-import type { DomainEvent, EventGroup, JsonValue } from '../../src/index';
+import type { DomainEvent, EventGroup, EventMetadata, JsonValue } from '../../src/index';
 import { crc32 } from './crc';
 import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
 
@@ -8,7 +8,12 @@ import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
  *   SET               *3 SET <key> <JSON(value)>
  *   DEL               *N DEL <key>…
  *   FLUSHALL          *1 FLUSHALL
- * several events are wrapped in MULTI … EXEC; `#TS:<unix s>` may precede a group, and
+ * several events are wrapped in MULTI … EXEC; the envelope, when the group has one, is a record
+ * of its own before them (before MULTI):
+ *   envelope          *2 @env <ids, comma-separated>      (the time is the first id's UUIDv7 ms)
+ *                     *3..5 @env <ids> <time ms> [<versions, comma-separated> [<JSON(metadata)>]]
+ * (`@` cannot start an event type, so no event is read as an envelope; versions is empty when
+ * every event is version 1, ids empty for a group that has none); `#TS:<unix s>` may precede a group, and
  * `#CRC:<crc32 hex>` follows it, covering every byte of the group from its first annotation
  * (or record) to the CRC line. Built-in names are matched case-sensitively: a user event may be
  * called `set`, and is then a two-argument record that must not be read as Redis's SET.
@@ -21,6 +26,7 @@ export const W_DEL = ascii('DEL');
 export const W_FLUSHALL = ascii('FLUSHALL');
 export const W_MULTI = ascii('MULTI');
 export const W_EXEC = ascii('EXEC');
+export const W_ENV = ascii('@env');
 
 const SET_PREFIX = ascii('*3\r\n$3\r\nSET\r\n');
 const DEL_NAME = ascii('$3\r\nDEL\r\n');
@@ -28,6 +34,135 @@ const FLUSHALL_RECORD = ascii('*1\r\n$8\r\nFLUSHALL\r\n');
 const MULTI_RECORD = ascii('*1\r\n$5\r\nMULTI\r\n');
 const EXEC_RECORD = ascii('*1\r\n$4\r\nEXEC\r\n');
 const EVENT_PREFIX = ascii('*2\r\n');
+const ENV_NAME = ascii('$4\r\n@env\r\n');
+const ENV_SHORT_PREFIX = ascii('*2\r\n$4\r\n@env\r\n');
+
+/** A group's envelope as read from its `@env` record. */
+export interface Envelope {
+  readonly time: number;
+  readonly ids: readonly string[] | undefined;
+  readonly versions: readonly number[] | undefined;
+  readonly metadata: EventMetadata | undefined;
+}
+
+/** True when the group carries anything an envelope record holds (every group the App logs: its ids). */
+export function hasEnvelope(group: EventGroup): boolean {
+  return group.ids !== undefined || group.versions !== undefined || group.metadata !== undefined;
+}
+
+/**
+ * Encodes the envelope record of `group`: the ids, then (only when needed) the time in ms, the
+ * versions and the metadata. The group the App logs most (ids, no versions, no metadata, its
+ * time the one its UUIDv7 ids carry in their first 48 bits) is `*2 @env <ids>`: the time is read
+ * back from the first id, and costs no bytes.
+ */
+export function encodeEnvelope(enc: RespEncoder, group: EventGroup): void {
+  const { ids, versions, metadata, events } = group;
+  if (ids !== undefined) {
+    if (ids.length !== events.length)
+      throw new Error(`the group at seq ${group.seq} has ${ids.length} ids for ${events.length} events`);
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i].length === 0 || ids[i].includes(','))
+        throw new Error(`event id ${JSON.stringify(ids[i])} is empty or holds a comma`);
+  }
+  if (versions !== undefined && versions.length !== events.length)
+    throw new Error(
+      `the group at seq ${group.seq} has ${versions.length} versions for ${events.length} events`,
+    );
+  const idText = ids === undefined ? '' : ids.length === 1 ? ids[0] : ids.join(',');
+  if (
+    ids !== undefined &&
+    versions === undefined &&
+    metadata === undefined &&
+    timeOfId(ids[0]) === group.time
+  ) {
+    enc.raw(ENV_SHORT_PREFIX);
+    enc.bulk(idText);
+    return;
+  }
+  const argc = metadata !== undefined ? 5 : versions !== undefined ? 4 : 3;
+  enc.arrayHeader(argc);
+  enc.raw(ENV_NAME);
+  enc.bulk(idText);
+  enc.bulk(String(group.time));
+  if (argc >= 4) enc.bulk(versions === undefined ? '' : versions.join(','));
+  if (argc === 5) enc.bulk(JSON.stringify(metadata));
+}
+
+/** The ms timestamp in the first 48 bits of a UUID (a UUIDv7's time), or -1 when `id` is not a UUID. */
+function timeOfId(id: string): number {
+  if (id.length !== 36 || id.charCodeAt(8) !== 45) return -1;
+  const t = Number.parseInt(id.slice(0, 8), 16) * 0x10000 + Number.parseInt(id.slice(9, 13), 16);
+  return Number.isSafeInteger(t) ? t : -1;
+}
+
+/** {@link timeOfId} on the bytes of a record (lowercase hex only), or -1. */
+function timeOfIdBytes(buf: Buffer, at: number, end: number): number {
+  if (end - at < 36 || buf[at + 8] !== 45) return -1;
+  let t = 0;
+  for (let i = 0; i < 13; i++) {
+    if (i === 8) continue;
+    const c = buf[at + i];
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    t = t * 16 + d;
+  }
+  return t;
+}
+
+/** True when the command in the scanner is an `@env` record (the framer asks before anything else). */
+export function isEnvelopeRecord(buf: Buffer, sc: RespScanner): boolean {
+  const argc = sc.argc;
+  return (
+    argc >= 2 &&
+    argc <= 5 &&
+    buf[sc.argStart[0]] === 64 &&
+    bytesEqual(buf, sc.argStart[0], sc.argEnd[0], W_ENV)
+  );
+}
+
+/** Decodes the `@env` record in the scanner; throws {@link RecordFormatError} naming what is wrong. */
+export function decodeEnvelope(buf: Buffer, sc: RespScanner): Envelope {
+  const a = sc.argStart;
+  const e = sc.argEnd;
+  const argc = sc.argc;
+  let ids: string[] | undefined;
+  const idLength = e[1] - a[1];
+  if (idLength === 36) {
+    ids = [utf8(buf, a[1], e[1])]; // one id: no split (the replay of a key-value log is this)
+  } else if (idLength > 0) {
+    ids = utf8(buf, a[1], e[1]).split(',');
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i].length === 0) throw new RecordFormatError(a[1], 'comma-separated non-empty event ids');
+  }
+  if (argc === 2) {
+    const time = ids === undefined ? -1 : timeOfIdBytes(buf, a[1], e[1]);
+    if (time < 0)
+      throw new RecordFormatError(a[1], 'a UUID carrying the time in ms (an @env record without a time)');
+    return { time, ids, versions: undefined, metadata: undefined };
+  }
+  const time = smallInteger(buf, a[2], e[2]);
+  if (time === undefined || time < 0)
+    throw new RecordFormatError(a[2], 'the envelope time in ms (a non-negative integer)');
+  let versions: number[] | undefined;
+  if (argc >= 4 && e[3] > a[3]) {
+    const parts = buf.toString('latin1', a[3], e[3]).split(',');
+    versions = new Array(parts.length);
+    for (let i = 0; i < parts.length; i++) {
+      if (!/^[1-9][0-9]{0,14}$/.test(parts[i]))
+        throw new RecordFormatError(a[3], 'comma-separated event versions (integers ≥ 1)');
+      versions[i] = Number(parts[i]);
+    }
+  }
+  let metadata: EventMetadata | undefined;
+  if (argc === 5) {
+    const m = parseJson(buf, a[4], e[4], 'the envelope metadata');
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      throw new RecordFormatError(a[4], 'the envelope metadata as a JSON object');
+    metadata = m as EventMetadata;
+  }
+  return { time, ids, versions, metadata };
+}
 
 /** Formats a CRC32 as the 8 lowercase hex digits of a `#CRC:` annotation. */
 export function crcHex(crc: number): string {
@@ -64,6 +199,7 @@ export function encodeGroup(enc: RespEncoder, group: EventGroup, tsSeconds: numb
   const start = enc.length;
   try {
     if (tsSeconds >= 0) enc.annotation(`TS:${tsSeconds}`);
+    if (hasEnvelope(group)) encodeEnvelope(enc, group);
     const events = group.events;
     if (events.length === 1) {
       encodeEvent(enc, events[0]);
@@ -102,6 +238,7 @@ export class RecordFormatError extends Error {
 export const CMD_EVENT = 0;
 export const CMD_MULTI = 1;
 export const CMD_EXEC = 2;
+export const CMD_ENVELOPE = 3;
 
 /** Classifies the command in the scanner as MULTI, EXEC or an event. */
 export function commandKind(buf: Buffer, sc: RespScanner): number {
@@ -110,6 +247,8 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
     const e = sc.argEnd[0];
     if (bytesEqual(buf, s, e, W_MULTI)) return CMD_MULTI;
     if (bytesEqual(buf, s, e, W_EXEC)) return CMD_EXEC;
+  } else if (isEnvelopeRecord(buf, sc)) {
+    return CMD_ENVELOPE;
   }
   return CMD_EVENT;
 }

@@ -1,12 +1,20 @@
-import { CorruptLogError, type DomainEvent, type JsonValue } from '../../src/index';
-import type { ReplayRecord } from '../../src/store/replay-batch';
+import { CorruptLogError, type DomainEvent, type EventMetadata, type JsonValue } from '../../src/index';
+import { type ReplayRecord, withEnvelope } from '../../src/store/replay-batch';
 import type { GroupFramer } from './group-framer';
 import type { LogFile } from './reader';
-import { decodeEvent, isSetRecord, RecordFormatError } from './record-codec';
+import { decodeEnvelope, decodeEvent, type Envelope, isSetRecord, RecordFormatError } from './record-codec';
 import { SetBatch, type SetTarget } from './set-batch';
 
 /** A one-SET command read as a `set` record; {@link SetBatch} fills in key and value. */
-type SingleSet = SetTarget & { kind: 'set'; seq: number; time: number; file: string; offset: number };
+type SingleSet = SetTarget & {
+  kind: 'set';
+  seq: number;
+  time: number;
+  file: string;
+  offset: number;
+  id?: string;
+  metadata?: EventMetadata;
+};
 type Entry = SetTarget & { kind: 'entry' };
 
 /*
@@ -34,6 +42,8 @@ export class RecordDecoder {
   private events: DomainEvent[] = [];
   private entries: Entry[] = [];
   private single: SingleSet | null = null;
+  /** The `@env` record of the group being read, or null (a group logged before envelopes). */
+  private envelope: Envelope | null = null;
 
   constructor(private readonly setRecords: boolean) {}
 
@@ -61,6 +71,24 @@ export class RecordDecoder {
     }
   }
 
+  /** The framer returned ENVELOPE: the group being read carries these ids, versions, time and metadata. */
+  envelopeRecord(f: GroupFramer): void {
+    if (this.isBase)
+      throw new CorruptLogError(
+        this.file,
+        f.window.base + f.commandAt,
+        'SET (a base file holds one SET per key)',
+        'found @env',
+      );
+    try {
+      this.envelope = decodeEnvelope(f.window.buf, f.sc);
+    } catch (err) {
+      if (err instanceof RecordFormatError)
+        throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);
+      throw err;
+    }
+  }
+
   /** The framer returned COMMAND: decode it into the group being read. */
   command(f: GroupFramer): void {
     const buf = f.window.buf;
@@ -75,7 +103,8 @@ export class RecordDecoder {
         this.entries.push(entry);
         target = entry;
       } else if (this.setRecords && !f.inMulti) {
-        const time = f.lastTs < 0 ? 0 : f.lastTs * 1000;
+        const env = this.envelope;
+        const time = env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000;
         const single: SingleSet = {
           kind: 'set',
           seq: this.nextSeq,
@@ -85,6 +114,10 @@ export class RecordDecoder {
           file: this.file,
           offset: f.groupOffset,
         };
+        if (env !== null) {
+          if (env.ids !== undefined) single.id = env.ids[0];
+          if (env.metadata !== undefined) single.metadata = env.metadata;
+        }
         this.single = single;
         target = single;
       } else {
@@ -106,6 +139,9 @@ export class RecordDecoder {
   /** The framer returned GROUP: the group's records join the batch. */
   endGroup(f: GroupFramer): void {
     const single = this.single;
+    const env = this.envelope;
+    this.envelope = null;
+    if (env !== null) this.checkEnvelope(env, single !== null ? 1 : this.events.length, f);
     if (single !== null) {
       this.sets.endGroup(f.checked);
       this.batch.push(single);
@@ -125,14 +161,15 @@ export class RecordDecoder {
       this.entries = [];
       return;
     }
-    this.batch.push({
-      kind: 'group',
+    const group = {
+      kind: 'group' as const,
       seq: this.nextSeq,
-      time: f.lastTs < 0 ? 0 : f.lastTs * 1000,
+      time: env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000,
       events: this.events,
       file: this.file,
       offset: f.start,
-    });
+    };
+    this.batch.push(env === null ? group : withEnvelope(group, env.ids, env.versions, env.metadata));
     this.nextSeq += n;
     this.lastSeq = this.nextSeq - 1;
     this.events = [];
@@ -143,10 +180,25 @@ export class RecordDecoder {
    * value there is corruption, not a torn write, and is reported (thrown) here.
    */
   dropGroup(): void {
+    this.envelope = null;
     this.sets.flushAll(this.file);
     this.events = [];
     this.entries = [];
     this.single = null;
+  }
+
+  /** An envelope names one id and one version per event of its group, or none. */
+  private checkEnvelope(env: Envelope, events: number, f: GroupFramer): void {
+    const bad = (what: string, n: number) =>
+      new CorruptLogError(
+        this.file,
+        f.start,
+        `an envelope with one ${what} per event (${events})`,
+        `it has ${n}`,
+      );
+    if (env.ids !== undefined && env.ids.length !== events) throw bad('id', env.ids.length);
+    if (env.versions !== undefined && env.versions.length !== events)
+      throw bad('version', env.versions.length);
   }
 
   /** The batch, every SET in it decoded; a new one starts. */

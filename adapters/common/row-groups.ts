@@ -1,18 +1,29 @@
-import { CorruptLogError, type DomainEvent, type EventGroup, type JsonValue } from '../../src/index';
+import { type EventGroup, type JsonValue, CorruptLogError } from '../../src/index';
+import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 
-/** An event row of the SQL stores: seq, time (numbers, or text from pg's bigint), type, data, group size. */
+/**
+ * An event row of the SQL stores: seq, time (numbers, or text from pg's bigint), type, data,
+ * group size, then the envelope columns (id, version: NULL is 1, metadata on the first row).
+ */
 export type EventRow = readonly [
   seq: number | string,
   time: number | string,
   type: string,
   data: string,
   n: number,
+  id: string | null,
+  version: number | null,
+  metadata: string | null,
 ];
+
+/** The columns of an {@link EventRow}, in order, for the stores' SELECTs. */
+export const EVENT_ROW_COLUMNS = 'seq, time, type, data, n, id, version, metadata';
 
 /**
  * Rows in seq order (one per event; `n` is the group's size on its first row, 0 on the others)
- * → whole groups, up to about `limit` events (at least one group): what a SQL store's `read`
- * returns. A group the rows end inside (cut by the query's LIMIT) is left out for the next read.
+ * → whole groups with their envelopes, up to about `limit` events (at least one group): what a
+ * SQL store's `read` returns. A group the rows end inside (cut by the query's LIMIT) is left out
+ * for the next read.
  */
 export function groupsOfRows(
   rows: readonly EventRow[],
@@ -22,7 +33,7 @@ export function groupsOfRows(
 ): EventGroup[] {
   const out: EventGroup[] = [];
   let events = 0;
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  let open: RowGroup | null = null;
   for (const row of rows) {
     const seq = Number(row[0]);
     const n = row[4];
@@ -35,7 +46,15 @@ export function groupsOfRows(
           'found a continuation row',
         );
       if (events >= limit) break;
-      open = { seq, time: Number(row[1]), events: [], size: n };
+      open = {
+        seq,
+        time: Number(row[1]),
+        events: [],
+        size: n,
+        ids: [],
+        versions: [],
+        metadata: metadataColumn(row[7], where, seq),
+      };
     } else if (n !== 0) {
       throw new CorruptLogError(
         where,
@@ -45,8 +64,11 @@ export function groupsOfRows(
       );
     }
     open.events.push({ type: row[2], data: parse(row[3], seq) });
+    open.ids.push(row[5]);
+    open.versions.push(row[6]);
     if (open.events.length === open.size) {
-      out.push({ seq: open.seq, time: open.time, events: open.events });
+      const { kind: _kind, ...group } = groupOfRows(open, where);
+      out.push(group);
       events += open.size;
       open = null;
     }

@@ -15,19 +15,39 @@ export interface BatchRows {
   readonly types: string[];
   readonly data: string[];
   readonly sizes: number[];
+  /** The envelope columns: the event's id, version (null: 1), its command's metadata JSON on the first row. */
+  readonly ids: (string | null)[];
+  readonly versions: (number | null)[];
+  readonly metadata: (string | null)[];
   /** Characters of event data in the batch. */
   bytes: number;
 }
 
 /** An empty batch starting at `firstSeq`. */
 export function newRows(id: string, firstSeq: number): BatchRows {
-  return { id, firstSeq, lastSeq: firstSeq - 1, times: [], types: [], data: [], sizes: [], bytes: 0 };
+  return {
+    id,
+    firstSeq,
+    lastSeq: firstSeq - 1,
+    times: [],
+    types: [],
+    data: [],
+    sizes: [],
+    ids: [],
+    versions: [],
+    metadata: [],
+    bytes: 0,
+  };
 }
 
 /** Adds one command's events (serialised now, so that a later change to them cannot leak in). */
 export function addGroup(rows: BatchRows, group: EventGroup): void {
-  const events = group.events;
+  const { events, ids, versions } = group;
+  const metadata = group.metadata === undefined ? null : JSON.stringify(group.metadata);
   for (let i = 0; i < events.length; i++) {
+    rows.ids.push(ids?.[i] ?? null);
+    rows.versions.push(versions?.[i] ?? null);
+    rows.metadata.push(i === 0 ? metadata : null);
     rows.times.push(group.time);
     rows.types.push(events[i].type);
     const data = JSON.stringify(events[i].data);
@@ -83,14 +103,14 @@ export function appendStatements(t: Tables): AppendStatements {
       UPDATE ${t.heads} SET seq = $4, batch = $5
       WHERE log = $1 AND seq = $3 AND (SELECT v FROM policy) IS NOT NULL
       RETURNING seq)
-    INSERT INTO ${t.events} (log, seq, time, type, data, n, batch)`;
+    INSERT INTO ${t.events} (log, seq, time, type, data, n, batch, id, version, metadata)`;
   return {
     one: named(`${moved}
-    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5 FROM moved`),
+    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5, $10::text, $11::integer, $12::text FROM moved`),
     many: named(`${moved}
-    SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5
-    FROM moved, unnest($6::bigint[], $7::text[], $8::text[], $9::integer[]) WITH ORDINALITY
-      AS e(time, type, data, n, ord)`),
+    SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5, e.id, e.version, e.metadata
+    FROM moved, unnest($6::bigint[], $7::text[], $8::text[], $9::integer[], $10::text[], $11::integer[], $12::text[])
+      WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`),
   };
 }
 
@@ -121,6 +141,9 @@ export async function insertBatch(
       one ? rows.types[0] : rows.types,
       one ? rows.data[0] : rows.data,
       one ? rows.sizes[0] : rows.sizes,
+      one ? rows.ids[0] : rows.ids,
+      one ? rows.versions[0] : rows.versions,
+      one ? rows.metadata[0] : rows.metadata,
     ],
   });
   return (rowCount ?? 0) > 0;

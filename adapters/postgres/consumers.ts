@@ -1,5 +1,5 @@
 import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
-import { type EventRow, groupsOfRows } from '../common/row-groups';
+import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { inSnapshot, parse, readHeadRow } from './replay';
@@ -43,7 +43,7 @@ export async function readGroups(
     for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
       const rows = (
         await client.query({
-          text: `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+          text: `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
           values: [log, start, rowsWanted],
           rowMode: 'array',
         })

@@ -6,6 +6,7 @@ import {
   LogLostError,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
+import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
@@ -18,7 +19,17 @@ import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './s
  */
 const PAGE = 4096;
 
-type EventRow = [seq: string, time: string, type: string, data: string, n: number];
+type EventRow = [
+  seq: string,
+  time: string,
+  type: string,
+  data: string,
+  n: number,
+  id: string | null,
+  version: number | null,
+  metadata: string | null,
+];
+
 type EntryRow = [ord: number, key: string, value: string];
 
 /** The head row as a replay's transaction sees it: where the log ends, and the snapshot it names. */
@@ -152,9 +163,9 @@ export async function* pages({
     if (head.seq < after) throw new LogLostError(where, after, `the log ends at seq ${head.seq}`);
     last = after;
   }
-  const select = `SELECT seq, time, type, data, n FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
+  const select = `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
   let expected = last + 1;
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  let open: RowGroup | null = null;
   for (;;) {
     const page = (await read(client, where, {
       text: select,
@@ -184,16 +195,22 @@ export async function* pages({
             'found a continuation row',
           );
         }
-        if (n === 1) {
-          out.push({ kind: 'group', seq, time: Number(row[1]), events: [event] });
-          continue;
-        }
-        open = { seq, time: Number(row[1]), events: [event], size: n };
+        open = {
+          seq,
+          time: Number(row[1]),
+          events: [event],
+          size: n,
+          ids: [row[5]],
+          versions: [row[6]],
+          metadata: metadataColumn(row[7], where, seq),
+        };
       } else {
         open.events.push(event);
+        open.ids.push(row[5]);
+        open.versions.push(row[6]);
       }
       if (open.events.length === open.size) {
-        out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+        out.push(groupOfRows(open, where));
         open = null;
       }
     }

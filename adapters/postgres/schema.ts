@@ -1,8 +1,14 @@
 import type { PgClientLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 
-/** The schema this code writes and reads; bumped on any incompatible change. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The schema this code writes and reads; bumped on any change. 2: the envelope columns `id`,
+ * `version`, `metadata` of `events` (nullable, added by {@link migrateEnvelope}); `writable_by`
+ * stays 1, because code of schema 1 names its columns in its INSERT and SELECT, so it keeps
+ * appending (rows without envelope: no id, version 1, no metadata, which is what its events are)
+ * and reading (it ignores the columns) during a rolling deploy.
+ */
+export const SCHEMA_VERSION = 2;
 /** `meta.format`: tells our tables from anyone else's of the same names. */
 export const FORMAT = 'appendonly-postgres';
 
@@ -34,6 +40,10 @@ export function tablesOf(schema: string): Tables {
  * come from a sequence (a rolled-back `nextval` leaves a hole, and a reader can see seq 11 commit
  * before seq 10): the row lock orders the writers, seq order is commit order, and the numbers
  * stay dense. `snapshot_seq` / `snapshot_id` name the snapshot a compaction wrote (0: none).
+ *
+ * The envelope (schema 2): `id` the event's id (NULL for an event logged without one),
+ * `version` its data's version (NULL: 1), `metadata` its command's metadata as JSON on the
+ * group's first row (NULL: none); `time` is in ms on every row.
  */
 function createStatements(t: Tables): string[] {
   return [
@@ -43,6 +53,7 @@ function createStatements(t: Tables): string[] {
        snapshot_seq bigint NOT NULL DEFAULT 0, snapshot_id bigint NOT NULL DEFAULT 0)`,
     `CREATE TABLE ${t.events} (log text NOT NULL, seq bigint NOT NULL, time bigint NOT NULL,
        type text NOT NULL, data text NOT NULL, n integer NOT NULL, batch uuid NOT NULL,
+       id text, version integer, metadata text,
        PRIMARY KEY (log, seq))`,
     `CREATE TABLE ${t.snapshot} (log text NOT NULL, id bigint NOT NULL, ord integer NOT NULL,
        key text NOT NULL, value text NOT NULL, PRIMARY KEY (log, id, ord))`,
@@ -62,6 +73,7 @@ function createStatements(t: Tables): string[] {
 export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boolean> {
   if ((await ourTablesIn(client, t.schema)).length > 0) {
     await checkSchema(client, t);
+    await migrateEnvelope(client, t);
     return false;
   }
   await client.query('BEGIN');
@@ -70,6 +82,7 @@ export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boo
     if ((await ourTablesIn(client, t.schema)).length > 0) {
       await client.query('ROLLBACK');
       await checkSchema(client, t);
+      await migrateEnvelope(client, t);
       return false;
     }
     for (const statement of createStatements(t)) await client.query(statement);
@@ -77,6 +90,51 @@ export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boo
     return true;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** The statements that bring a schema-1 `events` table to schema 2: what an owner runs when the application's role may not. */
+export function envelopeMigration(t: Tables): string[] {
+  return [
+    `ALTER TABLE ${t.events} ADD COLUMN IF NOT EXISTS id text, ADD COLUMN IF NOT EXISTS version integer, ADD COLUMN IF NOT EXISTS metadata text`,
+    `UPDATE ${t.meta} SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version' AND value::integer < ${SCHEMA_VERSION}`,
+  ];
+}
+
+/**
+ * Adds the envelope columns to a schema-1 log, once (the first instance of the new release to
+ * open it; the others find them). Nullable columns without a default: PostgreSQL changes only
+ * its catalog, no row is rewritten, whatever the size of the log. The ALTER takes an ACCESS
+ * EXCLUSIVE lock on `events`: with `lock_timeout` it gives up after 5 s rather than queue
+ * behind a long reader while every append queues behind it, and the open fails (the next one
+ * tries again). A role without the right (not the owner) cannot: the open fails with
+ * {@link IncompatibleSchemaError} giving the statements to run as the owner. It must not go on
+ * without the columns: an event of version 2 logged without its version would read back as 1
+ * and be upcast again.
+ */
+async function migrateEnvelope(client: PgClientLike, t: Tables): Promise<void> {
+  const { rows } = await client.query(
+    `SELECT count(*)::int AS n FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     JOIN pg_namespace s ON s.oid = c.relnamespace
+     WHERE s.nspname = $1 AND c.relname = 'events' AND a.attname IN ('id', 'version', 'metadata') AND NOT a.attisdropped`,
+    [t.schema],
+  );
+  if ((rows[0] as { n: number }).n === 3) return;
+  const statements = envelopeMigration(t);
+  await client.query('BEGIN');
+  try {
+    await client.query("SET LOCAL lock_timeout = '5s'");
+    for (const statement of statements) await client.query(statement);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    if ((err as { code?: unknown }).code === '42501')
+      throw new IncompatibleSchemaError(
+        t.schema,
+        `has schema version 1 and this role may not add the envelope columns (event ids, versions, metadata); ` +
+          `run as the tables' owner: ${statements.join('; ')}`,
+      );
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 import type { SqliteDatabase, SqliteStatement } from './driver';
 import { PersistenceError, type SnapshotSource, type StateSnapshot } from '../../src/index';
 import { inSlices } from './chunked';
-import { AUTOCHECKPOINT_PAGES } from './database';
+import { AUTOCHECKPOINT_PAGES, EVENT_COLUMNS } from './database';
 import type { GroupWriter } from './group-writer';
 import { writeProjectionsVersion } from './replay';
 
@@ -124,9 +124,7 @@ async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => 
   const remove = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
   let keep: SqliteStatement | null = null;
   if (deps.keepHistory) {
-    db.exec(
-      'CREATE TABLE IF NOT EXISTS events_history (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL)',
-    );
+    db.exec(`CREATE TABLE IF NOT EXISTS events_history (${EVENT_COLUMNS})`);
     keep = db.prepare('INSERT OR REPLACE INTO events_history SELECT * FROM events WHERE seq BETWEEN ? AND ?');
   }
   const step = db.transaction((limit: number) => {

@@ -1,6 +1,6 @@
 import type { SqliteDatabase } from './driver';
 import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
-import { type EventRow, groupsOfRows } from '../common/row-groups';
+import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { hasHistory, parse, readSnapshotSeq } from './replay';
 
 /*
@@ -32,8 +32,7 @@ export function readGroups(db: SqliteDatabase, file: string, after: number, limi
   let source = 'events';
   if (after < snapshotSeq) {
     if (!hasHistory(db)) throw new LogCompactedError(after, snapshotSeq + 1, file);
-    source =
-      '(SELECT seq, time, type, data, n FROM events_history UNION ALL SELECT seq, time, type, data, n FROM events)';
+    source = `(SELECT ${EVENT_ROW_COLUMNS} FROM events_history UNION ALL SELECT ${EVENT_ROW_COLUMNS} FROM events)`;
   }
   // `after` may fall inside a group: start at the head row of the group holding after + 1.
   const head = db
@@ -42,7 +41,7 @@ export function readGroups(db: SqliteDatabase, file: string, after: number, limi
     .get(after + 1);
   const start = head === null || head === undefined ? after + 1 : Number(head);
   const select = db
-    .prepare(`SELECT seq, time, type, data, n FROM ${source} WHERE seq >= ? ORDER BY seq LIMIT ?`)
+    .prepare(`SELECT ${EVENT_ROW_COLUMNS} FROM ${source} WHERE seq >= ? ORDER BY seq LIMIT ?`)
     .raw();
   for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
     const rows = select.all(start, rowsWanted) as EventRow[];

@@ -6,8 +6,12 @@ import { IncompatibleDatabaseError } from './errors';
 
 /** `PRAGMA application_id` of an appendonly database ("aonl"): tells our file from any other SQLite file. */
 export const APPLICATION_ID = 0x616f6e6c;
-/** `PRAGMA user_version`: the schema this code writes and reads. Bumped on any incompatible change. */
-export const SCHEMA_VERSION = 1;
+/**
+ * `PRAGMA user_version`: the schema this code writes and reads. Bumped on any incompatible change.
+ * 2: the envelope columns `id`, `version`, `metadata` of `events` (and `events_history`); a
+ * version-1 database is migrated when the store opens it (see {@link migrate}).
+ */
+export const SCHEMA_VERSION = 2;
 
 /** SQLite's default `wal_autocheckpoint`, restored after a compaction turned it off. */
 export const AUTOCHECKPOINT_PAGES = 1000;
@@ -25,10 +29,20 @@ export const SYNCHRONOUS: Readonly<Record<FsyncPolicy, string>> = {
  * (or a tool that cut the table) can tell a whole group from a torn one. `meta.snapshot_seq` is
  * the last sequence number the `snapshot` table covers: replay reads events above it only, so
  * a compaction that died before deleting the covered events still loads the same state.
+ *
+ * The envelope (schema 2): `id` is the event's id (NULL for an event logged before ids),
+ * `version` the version its data was logged at (NULL: 1, so a log of unversioned events stores
+ * nothing), `metadata` its command's metadata as JSON on the group's first row (NULL: none).
+ * `time` is the command's time in ms on every row. The columns come last, in this order, in a new
+ * database and in a migrated one alike, so `events_history` copies rows with `SELECT *`.
  */
+/** The columns of `events` and `events_history`, in their order. */
+export const EVENT_COLUMNS =
+  'seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL, id TEXT, version INTEGER, metadata TEXT';
+
 const CREATE = `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT, WITHOUT ROWID;
-  CREATE TABLE events (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL);
+  CREATE TABLE events (${EVENT_COLUMNS});
   CREATE TABLE snapshot (key TEXT NOT NULL, value TEXT NOT NULL);
   INSERT INTO meta (key, value) VALUES ('format', 'appendonly-sqlite-wal'), ('snapshot_seq', 0);
   PRAGMA application_id = ${APPLICATION_ID};
@@ -85,11 +99,35 @@ export function openDatabase(file: string, policy: FsyncPolicy): OpenedDatabase 
     assertWal(file, String(db.pragma('journal_mode = WAL', { simple: true })));
     db.pragma(`synchronous = ${SYNCHRONOUS[policy]}`);
     if (empty) db.exec(`BEGIN IMMEDIATE; ${CREATE} COMMIT;`);
+    else migrate(db);
     return { db, created: created || empty };
   } catch (err) {
     db.close();
     throw openError(file, err);
   }
+}
+
+/**
+ * Brings a version-1 database to the current schema: the envelope columns added to `events` (and
+ * `events_history`), NULL on every existing row (no id, version 1, no metadata: what those
+ * events had), in one transaction with the version bump. ADD COLUMN rewrites no row, so this is
+ * instant on any size of log. The store holds the exclusive lock, so no reader sees it half
+ * done; code of schema 1 then refuses the file ("written by a newer appendonly").
+ */
+function migrate(db: SqliteDatabase): void {
+  const version = Number(db.pragma('user_version', { simple: true }));
+  if (version >= SCHEMA_VERSION) return;
+  const tables = db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('events', 'events_history')")
+    .pluck()
+    .all() as string[];
+  const add = tables
+    .map(
+      (t) =>
+        `ALTER TABLE ${t} ADD COLUMN id TEXT; ALTER TABLE ${t} ADD COLUMN version INTEGER; ALTER TABLE ${t} ADD COLUMN metadata TEXT;`,
+    )
+    .join(' ');
+  db.exec(`BEGIN IMMEDIATE; ${add} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
 }
 
 /** Throws unless SQLite answered `wal` to `journal_mode = WAL`. */

@@ -1,15 +1,19 @@
 import type { SqliteDatabase, SqliteStatement } from './driver';
-import { AppClosedError, type EventGroup, PersistenceError } from '../../src/index';
+import { AppClosedError, type EventGroup, InvalidEventError, PersistenceError } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
 
 /** Rows per multi-row INSERT. */
 const WIDE = 32;
+/** Columns per row: seq, time, type, data, n, id, version, metadata. */
+const COLUMNS = 8;
 
 /** The groups of one batch, their payloads and the appends waiting on them. */
 interface Batch extends Waiting {
   groups: EventGroup[];
   /** `JSON.stringify` of each event's data, serialised at append time (so `bufferLength` is known). */
   payloads: string[];
+  /** Per group: its metadata's JSON, or null. */
+  metadata: (string | null)[];
 }
 
 /** What the group writer needs from its store. */
@@ -46,7 +50,7 @@ export class GroupWriter {
   private readonly insert: SqliteStatement;
   /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
   private readonly insertWide: SqliteStatement;
-  private readonly args: (string | number)[] = new Array(WIDE * 5);
+  private readonly args: (string | number | null)[] = new Array(WIDE * COLUMNS);
   /** Characters of event data (JSON) accepted and not yet committed: Redis's `aof_buffer_length`. */
   bufferLength = 0;
   /** The last sequence number appended (committed or pending). */
@@ -59,13 +63,15 @@ export class GroupWriter {
   ) {
     this.begin = db.prepare('BEGIN');
     this.commitStatement = db.prepare('COMMIT');
-    this.insert = db.prepare('INSERT INTO events (seq, time, type, data, n) VALUES (?, ?, ?, ?, ?)');
+    this.insert = db.prepare(
+      'INSERT INTO events (seq, time, type, data, n, id, version, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     this.insertWide = db.prepare(
-      `INSERT INTO events (seq, time, type, data, n) VALUES ${Array.from({ length: WIDE }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
+      `INSERT INTO events (seq, time, type, data, n, id, version, metadata) VALUES ${Array.from({ length: WIDE }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
     );
     this.commit = new GroupCommit<Batch>({
       take: () => this.take(),
-      commit: (batch) => this.writeBatch(batch.groups, batch.payloads),
+      commit: (batch) => this.writeBatch(batch.groups, batch.payloads, batch.metadata),
       drop: () => [this.take(true) ?? newBatch()],
       // writeBatch rolled back before it threw: nothing is left to undo.
       undo: () => {},
@@ -91,11 +97,19 @@ export class GroupWriter {
       return Promise.reject(new AppClosedError(`the SqliteWalStore on ${this.file} is closed`));
     const batch = this.batch;
     const events = group.events;
+    if (group.ids !== undefined && group.ids.length !== events.length)
+      return Promise.reject(
+        new InvalidEventError(
+          `the group at seq ${group.seq} has ${group.ids.length} ids for ${events.length} events`,
+        ),
+      );
     for (let i = 0; i < events.length; i++) {
       const payload = JSON.stringify(events[i].data);
       batch.payloads.push(payload);
       this.bufferLength += payload.length;
     }
+    // The metadata's JSON goes with the first event's payload slot: one string per group at most.
+    batch.metadata.push(group.metadata === undefined ? null : JSON.stringify(group.metadata));
     batch.groups.push(group);
     this.lastSeq = group.seq + events.length - 1;
     this.commit.schedule();
@@ -145,7 +159,7 @@ export class GroupWriter {
     this.closed = true;
   }
 
-  private writeBatch(groups: EventGroup[], payloads: string[]): void {
+  private writeBatch(groups: EventGroup[], payloads: string[], metadata: (string | null)[]): void {
     const insert = this.insert;
     const wide = this.insertWide;
     const args = this.args;
@@ -154,20 +168,23 @@ export class GroupWriter {
     this.begin.run();
     try {
       for (let g = 0; g < groups.length; g++) {
-        const { seq, time, events } = groups[g];
+        const { seq, time, events, ids, versions } = groups[g];
         for (let i = 0; i < events.length; i++) {
           args[a++] = seq + i;
           args[a++] = time;
           args[a++] = events[i].type;
           args[a++] = payloads[p++];
           args[a++] = i === 0 ? events.length : 0;
+          args[a++] = ids === undefined ? null : ids[i];
+          args[a++] = versions === undefined ? null : versions[i];
+          args[a++] = i === 0 ? metadata[g] : null;
           if (a === args.length) {
             wide.run(args);
             a = 0;
           }
         }
       }
-      for (let i = 0; i < a; i += 5) insert.run(args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]);
+      for (let i = 0; i < a; i += COLUMNS) insert.run(args.slice(i, i + COLUMNS));
       this.commitStatement.run();
     } catch (err) {
       // SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): the rollback is then a no-op.
@@ -184,5 +201,5 @@ export class GroupWriter {
 }
 
 function newBatch(): Batch {
-  return { groups: [], payloads: [], resolves: [], rejects: [] };
+  return { groups: [], payloads: [], metadata: [], resolves: [], rejects: [] };
 }

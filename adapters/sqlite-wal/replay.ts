@@ -1,5 +1,6 @@
 import type { SqliteDatabase } from './driver';
 import type { ReplayRecord } from '../../src/store/replay-batch';
+import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import {
   CorruptLogError,
   type DomainEvent,
@@ -15,7 +16,16 @@ import {
  */
 const BATCH = 2048;
 
-type EventRow = [seq: number, time: number, type: string, data: string, n: number];
+type EventRow = [
+  seq: number,
+  time: number,
+  type: string,
+  data: string,
+  n: number,
+  id: string | null,
+  version: number | null,
+  metadata: string | null,
+];
 type EntryRow = [rowid: number, key: string, value: string];
 
 /** Counts the rows read, for `replayProgress()`. */
@@ -114,10 +124,12 @@ export async function* replayDatabase(
   let expected = fromHistory ? after + 1 : snapshotSeq + 1;
   let last = expected - 1;
   /** The group being read, when its rows straddle two batches (or two tables). */
-  let open: { seq: number; time: number; events: DomainEvent[]; size: number } | null = null;
+  let open: RowGroup | null = null;
   for (const table of sources) {
     const select = db
-      .prepare(`SELECT seq, time, type, data, n FROM ${table} WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .prepare(
+        `SELECT seq, time, type, data, n, id, version, metadata FROM ${table} WHERE seq > ? ORDER BY seq LIMIT ?`,
+      )
       .raw();
     for (;;) {
       const rows = select.all(last, BATCH) as EventRow[];
@@ -145,11 +157,8 @@ export async function* replayDatabase(
               `the first event of a command at seq ${seq}`,
               'found a continuation row',
             );
-          if (n === 1) {
-            out.push({ kind: 'group', seq, time: row[1], events: [event] });
-            continue;
-          }
-          open = { seq, time: row[1], events: [event], size: n };
+          const metadata = metadataColumn(row[7], file, seq);
+          open = { seq, time: row[1], events: [event], size: n, ids: [row[5]], versions: [row[6]], metadata };
         } else {
           if (n !== 0) {
             throw new CorruptLogError(
@@ -160,9 +169,11 @@ export async function* replayDatabase(
             );
           }
           open.events.push(event);
+          open.ids.push(row[5]);
+          open.versions.push(row[6]);
         }
         if (open.events.length === open.size) {
-          out.push({ kind: 'group', seq: open.seq, time: open.time, events: open.events });
+          out.push(groupOfRows(open, file));
           open = null;
         }
       }

@@ -411,7 +411,7 @@ export async function createPostgresLog(
 /** Writes the rows the store writes, in the open transaction; `close` commits it. */
 class PgLogWriter implements LogWriter {
   private readonly batch = randomUUID();
-  private rows: { seq: number[]; time: number[]; type: string[]; data: string[]; n: number[] } = empty();
+  private rows: ReturnType<typeof empty> = empty();
   private last = 0;
 
   constructor(
@@ -467,6 +467,9 @@ class PgLogWriter implements LogWriter {
       r.data.push(JSON.stringify(g.events[i].data));
       // The group's size on its first row, 0 on the others: what the store writes (append.ts).
       r.n.push(i === 0 ? g.events.length : 0);
+      r.id.push(g.ids?.[i] ?? null);
+      r.version.push(g.versions?.[i] ?? null);
+      r.metadata.push(i === 0 && g.metadata !== undefined ? JSON.stringify(g.metadata) : null);
     }
     this.last = g.seq + g.events.length - 1;
     if (r.seq.length >= SLICE) await this.flush();
@@ -495,10 +498,11 @@ class PgLogWriter implements LogWriter {
     if (r.seq.length === 0) return;
     this.rows = empty();
     await this.run(
-      `INSERT INTO ${this.t.events} (log, seq, time, type, data, n, batch)
-       SELECT $1, e.seq, e.time, e.type, e.data, e.n, $7
-       FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::integer[]) AS e(seq, time, type, data, n)`,
-      [this.target.log, r.seq, r.time, r.type, r.data, r.n, this.batch],
+      `INSERT INTO ${this.t.events} (log, seq, time, type, data, n, batch, id, version, metadata)
+       SELECT $1, e.seq, e.time, e.type, e.data, e.n, $7, e.id, e.version, e.metadata
+       FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $8::text[], $9::integer[], $10::text[])
+         AS e(seq, time, type, data, n, id, version, metadata)`,
+      [this.target.log, r.seq, r.time, r.type, r.data, r.n, this.batch, r.id, r.version, r.metadata],
     );
   }
 
@@ -518,5 +522,8 @@ function empty() {
     type: [] as string[],
     data: [] as string[],
     n: [] as number[],
+    id: [] as (string | null)[],
+    version: [] as (number | null)[],
+    metadata: [] as (string | null)[],
   };
 }

@@ -1,13 +1,15 @@
 import { type Observable, Subject } from 'rxjs';
 import type { CommandBus } from '../bus/command-bus';
 import type { QueryBus } from '../bus/query-bus';
-import type { AppliedEvent } from '../events/event';
+import { type AppliedEvent, appliedEvent, type EventMetadata } from '../events/event';
+import { assertJsonValue, isJsonObject } from '../events/json';
 import { KeyValueState, readonlyView } from '../state/key-value-state';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { Clock } from '../runtime/clock';
 import {
   AppClosedError,
   CannotCompactError,
+  InvalidEventError,
   LogCompactedError,
   LogLostError,
   PersistenceError,
@@ -32,6 +34,12 @@ import { RecentGroups } from '../consumers/recent-groups';
 import type { ConsumerHandler, SubscribeOptions, Subscription } from '../consumers/types';
 
 export type { CommandResult } from './command-result';
+
+/** The options of one `execute`. */
+export interface ExecuteOptions {
+  /** Logged with the command's events and handed back with each (a JSON object). */
+  readonly metadata?: EventMetadata;
+}
 
 /** The App lifecycle: open → replay → ready → closing → closed; `failed` while the log cannot be written. */
 export type AppStatus = 'opening' | 'replaying' | 'ready' | 'failed' | 'closing' | 'closed';
@@ -135,8 +143,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation) =>
-        committer.commit(output, handler, command, attempts, ticket, generation),
+      (output, handler, command, attempts, ticket, generation, metadata) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata),
       () => this.recovery.failure,
       () => committer.generation,
     );
@@ -248,10 +256,26 @@ export class App {
    * command sees them), and the promise resolves when they are durable per the store's policy.
    * Rejects with the handler's or a projection's error (nothing applied or logged), with
    * `UnknownCommandError`, `InvalidEventError`, `PersistenceError` or `AppClosedError`.
+   *
+   * `options.metadata` (a JSON object: correlation id, causation id, trace context, user fields)
+   * is logged with the command's events and handed back with each of them: projections' third
+   * argument, `events$`, replay. Not JSON: rejects with `InvalidEventError`, nothing applied.
    */
-  execute(command: object): Promise<CommandResult> {
+  execute(command: object, options?: ExecuteOptions): Promise<CommandResult> {
     const refusal = this.refusal();
     if (refusal !== null) return Promise.reject(refusal);
+    const metadata = options?.metadata;
+    if (metadata !== undefined) {
+      if (!isJsonObject(metadata)) {
+        try {
+          assertJsonValue(metadata, 'the command metadata', 'metadata');
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return Promise.reject(new InvalidEventError('the command metadata must be a JSON object'));
+      }
+      return this.queue.submit(command, metadata);
+    }
     return this.queue.submit(command);
   }
 
@@ -428,10 +452,15 @@ export class App {
       this.kv,
       this.projector,
       this.skipUnknownEventTypes,
-      (seq, time, events) => {
-        this.recent.push({ seq, time, events });
+      (seq, time, events, ids, versions, metadata) => {
+        this.recent.push(
+          metadata === undefined
+            ? { seq, time, events, ids, versions }
+            : { seq, time, events, ids, versions, metadata },
+        );
         if (subject.observed)
-          for (let i = 0; i < events.length; i++) subject.next({ seq: seq + i, time, event: events[i] });
+          for (let i = 0; i < events.length; i++)
+            subject.next(appliedEvent(seq + i, time, events[i], ids[i], versions[i], metadata));
       },
       after,
     );

@@ -1,4 +1,5 @@
 import type { CommandBus } from '../bus/command-bus';
+import type { EventMetadata } from '../events/event';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { CommandResult } from './command-result';
 
@@ -9,6 +10,8 @@ export interface Dispatched {
   readonly attempts: number;
   /** Its place in dispatch order: retries keep it, so they go back where they were. */
   readonly ticket: number;
+  /** The metadata it was executed with, logged with its events (every decision's). */
+  readonly metadata?: EventMetadata;
 }
 
 /** What the queue hands a decision to: applies it and resolves when it is durable. */
@@ -20,6 +23,7 @@ export type CommitDecision = (
   ticket: number,
   /** `generation()` when the decision started: a conflict since then makes it stale. */
   generation: number,
+  metadata: EventMetadata | undefined,
 ) => Promise<CommandResult>;
 
 interface Waiting extends Dispatched {
@@ -59,16 +63,17 @@ export class CommandQueue {
   }
 
   /** Decides `command` now, or after those before it. */
-  submit(command: object): Promise<CommandResult> {
+  submit(command: object, metadata?: EventMetadata): Promise<CommandResult> {
     // No object per command on this path: the ticket travels as a number.
     const ticket = this.nextTicket++;
-    if (this.busy || this.paused > 0 || this.waiting.length > 0) return this.enqueue(command, 0, ticket);
-    return this.run(command, 0, ticket);
+    if (this.busy || this.paused > 0 || this.waiting.length > 0)
+      return this.enqueue(command, 0, ticket, metadata);
+    return this.run(command, 0, ticket, metadata);
   }
 
   /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket));
+    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket, d.metadata));
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -81,9 +86,14 @@ export class CommandQueue {
     this.drain();
   }
 
-  private enqueue(command: object, attempts: number, ticket: number): Promise<CommandResult> {
+  private enqueue(
+    command: object,
+    attempts: number,
+    ticket: number,
+    metadata: EventMetadata | undefined,
+  ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const entry: Waiting = { command, attempts, ticket, resolve, reject };
+      const entry: Waiting = { command, attempts, ticket, metadata, resolve, reject };
       const waiting = this.waiting;
       let i = waiting.length;
       while (i > 0 && waiting[i - 1].ticket > ticket) i--;
@@ -92,7 +102,12 @@ export class CommandQueue {
     });
   }
 
-  private run(command: object, attempts: number, ticket: number): Promise<CommandResult> {
+  private run(
+    command: object,
+    attempts: number,
+    ticket: number,
+    metadata: EventMetadata | undefined,
+  ): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
@@ -109,7 +124,7 @@ export class CommandQueue {
         (events) => {
           this.busy = false;
           try {
-            return this.commit(events, handler, command, attempts, ticket, generation);
+            return this.commit(events, handler, command, attempts, ticket, generation, metadata);
           } finally {
             this.drain();
           }
@@ -122,7 +137,7 @@ export class CommandQueue {
       );
     }
     try {
-      return this.commit(output, handler, command, attempts, ticket, generation);
+      return this.commit(output, handler, command, attempts, ticket, generation, metadata);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -134,7 +149,9 @@ export class CommandQueue {
       const next = this.waiting.shift()!;
       const refused = this.refusal();
       const result =
-        refused !== null ? Promise.reject(refused) : this.run(next.command, next.attempts, next.ticket);
+        refused !== null
+          ? Promise.reject(refused)
+          : this.run(next.command, next.attempts, next.ticket, next.metadata);
       result.then(next.resolve, next.reject);
     }
   }

@@ -1,4 +1,6 @@
-import type { AppliedEvent, DomainEvent } from '../events/event';
+import { type AppliedEvent, appliedEvent, type DomainEvent, type EventMetadata } from '../events/event';
+import { newEventIds } from '../events/event-id';
+import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import { AppendConflictError, PersistenceError } from '../errors';
@@ -157,13 +159,14 @@ export class Committer {
     attempts: number,
     ticket: number,
     generation: number,
+    metadata?: EventMetadata,
   ): Promise<CommandResult> {
     const host = this.host;
     const refused = host.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket }])[0];
+      return host.queue!.retry([{ command, attempts, ticket, metadata }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -173,22 +176,35 @@ export class Committer {
         (err: unknown) => {
           // Decided on the commands in flight: if they were stale, so is this decision.
           if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([{ command, attempts: attempts + 1, ticket }])[0];
+            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata }])[0];
           throw host.refusal() ?? host.failed(err);
         },
       );
     }
     const firstSeq = this.lastSeq + 1;
     const time = host.clock.now();
-    const mark = this.apply(events, firstSeq, time);
+    // The envelope is made once, here: a decision taken again after a conflict is a new command
+    // in the log, with new ids; the ids of what is logged never change afterwards.
+    const ids = newEventIds(events.length, time);
+    const versions = versionsOf(events);
+    const mark = this.apply(events, firstSeq, time, ids, versions, metadata);
     const lastSeq = firstSeq + events.length - 1;
     this.lastSeq = lastSeq;
     this.processed++;
-    const group = { seq: firstSeq, time, events };
+    const group =
+      versions === undefined
+        ? metadata === undefined
+          ? { seq: firstSeq, time, events, ids }
+          : { seq: firstSeq, time, events, ids, metadata }
+        : metadata === undefined
+          ? { seq: firstSeq, time, events, ids, versions }
+          : { seq: firstSeq, time, events, ids, versions, metadata };
     const durable = host.store.append(group);
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
-    const entry: InFlight | null = this.retain ? { command, attempts, ticket, mark, durable } : null;
+    const entry: InFlight | null = this.retain
+      ? { command, attempts, ticket, metadata, mark, durable }
+      : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
       () => {
@@ -196,7 +212,8 @@ export class Committer {
         if (entry !== null) this.settle(entry);
         host.durable(group);
         if (host.emitting)
-          for (let i = 0; i < events.length; i++) host.emit({ seq: firstSeq + i, time, event: events[i] });
+          for (let i = 0; i < events.length; i++)
+            host.emit(appliedEvent(firstSeq + i, time, events[i], ids[i], versions?.[i] ?? 1, metadata));
         return result;
       },
       (err: unknown) => {
@@ -212,17 +229,25 @@ export class Committer {
   }
 
   /** Applies the events atomically; returns the journal mark (shared log) or -1. */
-  private apply(events: readonly DomainEvent[], firstSeq: number, time: number): number {
+  private apply(
+    events: readonly DomainEvent[],
+    firstSeq: number,
+    time: number,
+    ids: readonly string[],
+    versions: readonly number[] | undefined,
+    metadata: EventMetadata | undefined,
+  ): number {
     const { kv, projector } = this.host;
     if (!this.retain && events.length === 1 && !kv.observed && projector.cannotFail(events[0])) {
       // Without a journal, a change is reported as it is made and a failure (a Map full at 2^24
       // keys) would leave part of a command applied: so only one event, and no one listening.
-      projector.apply(events[0], firstSeq, time);
+      projector.apply(events[0], firstSeq, time, ids[0], versions?.[0] ?? 1, metadata);
       return -1;
     }
     const mark = kv.begin(this.retain);
     try {
-      for (let i = 0; i < events.length; i++) projector.apply(events[i], firstSeq + i, time);
+      for (let i = 0; i < events.length; i++)
+        projector.apply(events[i], firstSeq + i, time, ids[i], versions?.[i] ?? 1, metadata);
     } catch (err) {
       kv.rollback();
       throw err;
@@ -303,7 +328,12 @@ export class Committer {
     }
     const again = redo.filter((r) => r.attempts + 1 < MAX_DECISIONS);
     const retried = queue.retry(
-      again.map((r) => ({ command: r.command, attempts: r.attempts + 1, ticket: r.ticket })),
+      again.map((r) => ({
+        command: r.command,
+        attempts: r.attempts + 1,
+        ticket: r.ticket,
+        metadata: r.metadata,
+      })),
     );
     for (let i = 0; i < again.length; i++) {
       again[i].retried = retried[i];
@@ -319,6 +349,21 @@ export class Committer {
     }
     queue.resume();
   }
+}
+
+/**
+ * The versions of a command's events when one of them is not at version 1, else undefined (the
+ * group then logs none: most logs, and every key-value one, never pay for versions).
+ */
+function versionsOf(events: readonly DomainEvent[]): number[] | undefined {
+  if (!hasVersionedTypes()) return undefined;
+  let versions: number[] | undefined;
+  for (let i = 0; i < events.length; i++) {
+    const v = currentEventVersion(events[i].type);
+    if (v !== 1 && versions === undefined) versions = new Array<number>(events.length).fill(1);
+    if (versions !== undefined) versions[i] = v;
+  }
+  return versions;
 }
 
 /** Jittered exponential back-off between decisions of a conflicting command: none before the first retry. */

@@ -1,15 +1,23 @@
 import type { OnBinding } from '../decorators/metadata';
-import type { DomainEvent } from '../events/event';
+import type { DomainEvent, EventMetadata } from '../events/event';
 import type { JsonValue } from '../events/json';
 import type { DelData, SetData } from '../events/kv-events';
 import { type KeyValueState, projectionView } from '../state/key-value-state';
 import type { ProjectionState } from '../state/projection-state';
 import { InvalidEventError } from '../errors';
+import { legacyEventId } from '../events/event-id';
 
-/** The third argument of an `@On` method. */
+/** The third argument of an `@On` method: where the event is in the log, and its envelope. */
 export interface EventMeta {
   readonly seq: number;
+  /** When its command was applied, in ms since the epoch (0 when the log did not record it). */
   readonly time: number;
+  /** Its id (see `AppliedEvent.id`). */
+  readonly id: string;
+  /** The version of the data the projection receives: always its type's current one (older events are upcast first). */
+  readonly version: number;
+  /** Its command's metadata; absent when it had none. */
+  readonly metadata?: EventMetadata;
 }
 
 type Apply = (event: DomainEvent, state: ProjectionState, meta: EventMeta) => void;
@@ -67,21 +75,35 @@ export class Projector {
    * Applies a SET read back from the log (its key a string, its value JSON): straight into the
    * state, and as an event to the projections of SET if there are any. Throws what they throw.
    */
-  applySet(key: string, value: JsonValue, seq: number, time: number): void {
+  applySet(
+    key: string,
+    value: JsonValue,
+    seq: number,
+    time: number,
+    id: string | undefined,
+    metadata: EventMetadata | undefined,
+  ): void {
     this.state.load(key, value);
     const handlers = this.byType.get('SET');
     if (handlers === undefined) return;
     const event = { type: 'SET', data: { key, value } } as unknown as DomainEvent;
-    const meta: EventMeta = { seq, time };
+    const meta = eventMeta(seq, time, id, 1, metadata);
     for (let i = 0; i < handlers.length; i++) handlers[i](event, this.view, meta);
   }
 
   /**
-   * Applies one event; throws what a projection throws (the caller rolls back). The event's data
+   * Applies one event (`id` undefined: logged before ids); throws what a projection throws (the caller rolls back). The event's data
    * is known to be JSON (checked when the handler returned it, or read back from the log, where
    * only JSON can be), so SET skips the value check and only the shape is checked.
    */
-  apply(event: DomainEvent, seq: number, time: number): void {
+  apply(
+    event: DomainEvent,
+    seq: number,
+    time: number,
+    id: string | undefined,
+    version: number,
+    metadata: EventMetadata | undefined,
+  ): void {
     const state = this.state;
     switch (event.type) {
       case 'SET': {
@@ -102,9 +124,25 @@ export class Projector {
     }
     const handlers = this.byType.get(event.type);
     if (handlers === undefined) return;
-    const meta: EventMeta = { seq, time };
+    const meta = eventMeta(seq, time, id, version, metadata);
     for (let i = 0; i < handlers.length; i++) handlers[i](event, this.view, meta);
   }
+}
+
+/**
+ * The meta of one event, with no `metadata` key when there is none (it compares equal to a
+ * literal). `id` undefined: an event logged before ids, whose id is derived here, only when a
+ * projection asks (most of a replay applies SETs no projection listens to).
+ */
+function eventMeta(
+  seq: number,
+  time: number,
+  logged: string | undefined,
+  version: number,
+  metadata: EventMetadata | undefined,
+): EventMeta {
+  const id = logged ?? legacyEventId(seq);
+  return metadata === undefined ? { seq, time, id, version } : { seq, time, id, version, metadata };
 }
 
 function isKeyList(keys: unknown): keys is readonly string[] {

@@ -1,5 +1,12 @@
-import type { DomainEvent } from '../events/event';
+import type { DomainEvent, EventMetadata } from '../events/event';
+import { legacyEventId } from '../events/event-id';
 import { isKnownEventType } from '../events/event-registry';
+import {
+  currentEventVersion as currentEventVersionOf,
+  hasVersionedTypes,
+  isCurrentVersion,
+  upcast,
+} from '../events/upcasters';
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import type { KeyValueState } from '../state/key-value-state';
@@ -9,8 +16,18 @@ import type { Logger } from '../runtime/logger';
 import type { Projector } from './projector';
 import { snapshotMatches } from './projections-version';
 
-/** Called for each command the loader applied, when someone listens (catch-up, not start-up). */
-export type AppliedGroup = (seq: number, time: number, events: readonly DomainEvent[]) => void;
+/**
+ * Called for each command the loader applied, when someone listens (catch-up, not start-up):
+ * its events at their current version (upcast), one id and one version per event.
+ */
+export type AppliedGroup = (
+  seq: number,
+  time: number,
+  events: readonly DomainEvent[],
+  ids: readonly string[],
+  versions: readonly number[],
+  metadata: EventMetadata | undefined,
+) => void;
 
 /** How a loader treats the state and the snapshot it is handed. */
 export interface LoaderOptions {
@@ -99,10 +116,15 @@ export class StateLoader implements ReplaySink {
   }
 
   private applyGroup(group: EventGroup, position?: LogPosition): void {
-    const { seq, time, events } = group;
+    const { seq, time, events, ids, versions, metadata } = group;
     const projector = this.projector;
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i];
+    // Upcast first, the whole group, so that a version this code does not know stops the replay
+    // before any of the command is applied. What the store holds is never rewritten.
+    // A group without versions is all version 1, which a type defined at version 2 or more upcasts too.
+    const current =
+      versions === undefined && !hasVersionedTypes() ? events : this.upcastGroup(group, position);
+    for (let i = 0; i < current.length; i++) {
+      const event = current[i];
       if (!isKnownEventType(event.type)) {
         if (!this.skipUnknownEventTypes)
           throw new UnknownEventTypeError(event.type, seq + i, where(position));
@@ -110,7 +132,7 @@ export class StateLoader implements ReplaySink {
         continue;
       }
       try {
-        projector.apply(event, seq + i, time);
+        projector.apply(event, seq + i, time, ids?.[i], currentVersionOf(event.type), metadata);
       } catch (err) {
         // The code and the log disagree: say which record, so the operator can find it.
         throw new ReplayFailedError(event.type, seq + i, where(position), err);
@@ -118,22 +140,67 @@ export class StateLoader implements ReplaySink {
     }
     this.lastSeq = seq + events.length - 1;
     this.groups++;
-    this.applied?.(seq, time, events);
+    const applied = this.applied;
+    if (applied !== null) {
+      const n = current.length;
+      const allIds: string[] = new Array(n);
+      const allVersions: number[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        allIds[i] = ids?.[i] ?? legacyEventId(seq + i);
+        // A skipped unknown type is reported as logged: this code has no version for it.
+        allVersions[i] = isKnownEventType(current[i].type)
+          ? currentVersionOf(current[i].type)
+          : (versions?.[i] ?? 1);
+      }
+      applied(seq, time, current, allIds, allVersions, metadata);
+    }
   }
 
-  set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void {
-    if (this.atomic) {
-      this.group({ seq, time, events: [SET(key, value)] }, position);
+  /** The group's events at their current versions; throws EventVersionError for one too new. */
+  private upcastGroup(group: EventGroup, position?: LogPosition): readonly DomainEvent[] {
+    const { seq, events, versions } = group;
+    let out: DomainEvent[] | null = null;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      const v = versions?.[i] ?? 1;
+      if (isCurrentVersion(e.type, v)) {
+        if (out !== null) out.push(e);
+        continue;
+      }
+      if (!isKnownEventType(e.type) && this.skipUnknownEventTypes) {
+        if (out !== null) out.push(e);
+        continue;
+      }
+      if (out === null) out = events.slice(0, i);
+      out.push({ type: e.type, data: upcast(e.type, v, e.data, at(seq + i, position)) });
+    }
+    return out ?? events;
+  }
+
+  set(
+    seq: number,
+    time: number,
+    key: string,
+    value: JsonValue,
+    position?: LogPosition,
+    id?: string,
+    metadata?: EventMetadata,
+  ): void {
+    if (this.atomic || this.applied !== null) {
+      const group: EventGroup =
+        metadata === undefined
+          ? { seq, time, events: [SET(key, value)], ids: [id ?? legacyEventId(seq)] }
+          : { seq, time, events: [SET(key, value)], ids: [id ?? legacyEventId(seq)], metadata };
+      this.group(group, position);
       return;
     }
     try {
-      this.projector.applySet(key, value, seq, time);
+      this.projector.applySet(key, value, seq, time, id, metadata);
     } catch (err) {
       throw new ReplayFailedError('SET', seq, where(position), err);
     }
     this.lastSeq = seq;
     this.groups++;
-    this.applied?.(seq, time, [SET(key, value)]);
   }
 
   /** Logs how many events of types this app does not define were skipped. */
@@ -144,6 +211,17 @@ export class StateLoader implements ReplaySink {
       );
     }
   }
+}
+
+/** The version projections see an event of `type` at: its current one (upcast on replay). */
+function currentVersionOf(type: string): number {
+  return isCurrentVersion(type, 1) ? 1 : currentEventVersionOf(type);
+}
+
+/** `seq N, file at byte offset M`: a record's position for an EventVersionError. */
+function at(seq: number, position: LogPosition | undefined): string {
+  const w = where(position);
+  return w === undefined ? `seq ${seq}` : `seq ${seq}, ${w}`;
 }
 
 /** `file at byte offset N`, when the store said where the record is. */

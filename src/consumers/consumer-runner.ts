@@ -1,5 +1,7 @@
 import { AppClosedError, ConsumerError, LogCompactedError } from '../errors';
-import type { AppliedEvent } from '../events/event';
+import { type AppliedEvent, appliedEvent } from '../events/event';
+import { legacyEventId } from '../events/event-id';
+import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
 import type { Logger } from '../runtime/logger';
 import type { Clock } from '../runtime/clock';
 import type { ConsumerRecord, EventGroup, EventStore, ParkedEvent } from '../store/event-store';
@@ -93,7 +95,7 @@ export class ConsumerRunner implements Subscription {
         continue;
       }
       // A retried dead letter is handed out of order (after later events): said in the docs.
-      await this.deliver(appliedEvent(g, p.seq - g.seq));
+      await this.deliver(consumerEvent(g, p.seq - g.seq));
     }
     await this.checkpoint();
     this.loop = this.run();
@@ -236,7 +238,7 @@ export class ConsumerRunner implements Subscription {
         }
         if (this.status !== 'retrying')
           this.status = this.position + 1 < this.source.knownHead() ? 'catching-up' : 'live';
-        const handled = await this.deliver(appliedEvent(g, i));
+        const handled = await this.deliver(consumerEvent(g, i));
         if (!handled) return; // stopped during a retry's wait: the event is handed again next time
         this.position = seq;
         this.settleWaiters();
@@ -324,10 +326,23 @@ export class ConsumerRunner implements Subscription {
 }
 
 /**
- * The `i`th event of a group as the handler gets it. The one place a consumer's event is built:
- * when the stores' records carry the event envelope (id, version, metadata), it is filled in
- * here from the group, as `events$` does.
+ * The `i`th event of a group as the handler gets it: at its type's current version (a group read
+ * from the store is as logged, and is upcast here; one from the App's ring is current already),
+ * with its id (derived from its seq for an event logged before ids existed) and metadata.
  */
-function appliedEvent(group: EventGroup, i: number): AppliedEvent {
-  return { seq: group.seq + i, time: group.time, event: group.events[i] };
+function consumerEvent(group: EventGroup, i: number): AppliedEvent {
+  const seq = group.seq + i;
+  const logged = group.events[i];
+  const version = group.versions?.[i] ?? 1;
+  const event = isCurrentVersion(logged.type, version)
+    ? logged
+    : { type: logged.type, data: upcast(logged.type, version, logged.data, `seq ${seq}`) };
+  return appliedEvent(
+    seq,
+    group.time,
+    event,
+    group.ids?.[i] ?? legacyEventId(seq),
+    currentEventVersion(logged.type),
+    group.metadata,
+  );
 }

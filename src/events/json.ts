@@ -85,3 +85,17 @@ function checkNested(value: unknown, what: string, path: string, ancestors: obje
   }
   ancestors.pop();
 }
+
+/** A JSON object: what a command's metadata is. */
+export type JsonObject = { readonly [key: string]: JsonValue };
+
+/** True when `value` is a plain JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) &&
+    isJsonValue(value)
+  );
+}

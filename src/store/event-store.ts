@@ -1,4 +1,4 @@
-import type { DomainEvent } from '../events/event';
+import type { DomainEvent, EventMetadata } from '../events/event';
 import type { JsonValue } from '../events/json';
 import type { Clock } from '../runtime/clock';
 import type { FsyncPolicy } from './fsync-policy';
@@ -13,6 +13,19 @@ export interface EventGroup {
   readonly time: number;
   /** At least one event. */
   readonly events: readonly DomainEvent[];
+  /**
+   * The envelope, logged with the events (absent in a group logged before envelopes existed):
+   * one id per event, made when the command was applied (UUIDv7). A store logs them as given and
+   * hands them back; absent, readers derive an id from the seq (`legacyEventId`).
+   */
+  readonly ids?: readonly string[];
+  /**
+   * The version each event's data was logged at, one per event; absent: every event at version 1.
+   * A store logs and hands back the versions as they are: upcasting is its readers' business.
+   */
+  readonly versions?: readonly number[];
+  /** The command's metadata (`execute(command, { metadata })`); absent when it had none. */
+  readonly metadata?: EventMetadata;
 }
 
 /** Where a record is in the log, for error messages. Both fields optional. */
@@ -31,7 +44,7 @@ export interface LogPosition {
  *
  * `set` is a shortcut a store may take for a command that logged exactly one built-in SET (most
  * of a key-value log), sparing the event objects; it means exactly `group({ seq, time, events:
- * [SET(key, value)] })`. A reader that does not care implements `group` only and fills the rest
+ * [SET(key, value)], ids: [id], metadata })` (a SET is always version 1). A reader that does not care implements `group` only and fills the rest
  * in with {@link replaySink}.
  */
 export interface ReplaySink {
@@ -45,8 +58,19 @@ export interface ReplaySink {
   entry(key: string, value: JsonValue): void;
   /** One command's events, whole. */
   group(group: EventGroup, position?: LogPosition): void;
-  /** A command of exactly one SET (see above). */
-  set(seq: number, time: number, key: string, value: JsonValue, position?: LogPosition): void;
+  /**
+   * A command of exactly one SET (see above); `id` and `metadata` are its envelope's (`id`
+   * absent for a SET logged before envelopes).
+   */
+  set(
+    seq: number,
+    time: number,
+    key: string,
+    value: JsonValue,
+    position?: LogPosition,
+    id?: string,
+    metadata?: EventMetadata,
+  ): void;
 }
 
 /** What a store recorded with a snapshot, handed to `ReplaySink.snapshot`. */

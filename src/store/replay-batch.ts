@@ -1,3 +1,4 @@
+import type { EventMetadata } from '../events/event';
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import { LogCompactedError } from '../errors';
@@ -40,6 +41,9 @@ export interface ReplaySet {
   readonly value: JsonValue;
   readonly file?: string;
   readonly offset?: number;
+  /** Its envelope's: absent for a SET logged before envelopes. */
+  readonly id?: string;
+  readonly metadata?: EventMetadata;
 }
 
 /** One record of a reader's batch. */
@@ -48,8 +52,26 @@ export type ReplayRecord = ReplaySnapshotStart | ReplayEntry | ReplayGroup | Rep
 /** The one-event group that a {@link ReplaySet} stands for; a group is returned as it is. */
 export function toReplayGroup(record: ReplayGroup | ReplaySet): ReplayGroup {
   if (record.kind === 'group') return record;
-  const { seq, time, key, value, file, offset } = record;
-  return { kind: 'group', seq, time, events: [SET(key, value)], file, offset };
+  const { seq, time, key, value, file, offset, id, metadata } = record;
+  const group: ReplayGroup = { kind: 'group', seq, time, events: [SET(key, value)], file, offset };
+  return withEnvelope(group, id === undefined ? undefined : [id], undefined, metadata);
+}
+
+/**
+ * `group` with the envelope fields that are defined, and no key for those that are not: a
+ * group read back compares equal (`toEqual`) to the one appended, and a legacy one has none.
+ */
+export function withEnvelope<G extends EventGroup>(
+  group: G,
+  ids: readonly string[] | undefined,
+  versions: readonly number[] | undefined,
+  metadata: EventMetadata | undefined,
+): G {
+  const g = group as { -readonly [K in keyof EventGroup]: EventGroup[K] };
+  if (ids !== undefined) g.ids = ids;
+  if (versions !== undefined) g.versions = versions;
+  if (metadata !== undefined) g.metadata = metadata;
+  return group;
 }
 
 /**
@@ -83,7 +105,7 @@ export class ReplayFeed {
       const r = batch[i];
       switch (r.kind) {
         case 'set':
-          if (r.seq > after) sink.set(r.seq, r.time, r.key, r.value, r);
+          if (r.seq > after) sink.set(r.seq, r.time, r.key, r.value, r, r.id, r.metadata);
           lastSeq = r.seq;
           break;
         case 'group':

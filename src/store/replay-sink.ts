@@ -1,6 +1,7 @@
 import type { JsonValue } from '../events/json';
 import { SET } from '../events/kv-events';
 import type { EventGroup, LogPosition, ReplaySink, SnapshotInfo } from './event-store';
+import { withEnvelope } from './replay-batch';
 
 /** The parts of a {@link ReplaySink} a reader may leave out. */
 export interface PartialReplaySink {
@@ -18,8 +19,16 @@ export function replaySink(partial: PartialReplaySink): ReplaySink {
     snapshot: (seq, info) => partial.snapshot?.(seq, info),
     entry: (key, value) => partial.entry?.(key, value),
     group: (group, position) => partial.group(group, position),
-    set: (seq, time, key, value, position) =>
-      partial.group({ seq, time, events: [SET(key, value)] }, position),
+    set: (seq, time, key, value, position, id, metadata) =>
+      partial.group(
+        withEnvelope(
+          { seq, time, events: [SET(key, value)] },
+          id === undefined ? undefined : [id],
+          undefined,
+          metadata,
+        ),
+        position,
+      ),
   };
 }
 
@@ -37,6 +46,10 @@ export type ReplayedRecord =
       readonly seq: number;
       readonly time: number;
       readonly events: EventGroup['events'];
+      /** The envelope, when the group has one (see {@link EventGroup}). */
+      readonly ids?: EventGroup['ids'];
+      readonly versions?: EventGroup['versions'];
+      readonly metadata?: EventGroup['metadata'];
     };
 
 /** A sink that records everything as {@link ReplayedRecord}s (a `set` as its one-event group). */
@@ -49,6 +62,7 @@ export function recordingSink(out: ReplayedRecord[]): ReplaySink {
           : { kind: 'snapshot', seq, projectionsVersion: info.projectionsVersion },
       ),
     entry: (key, value) => out.push({ kind: 'entry', key, value }),
-    group: ({ seq, time, events }) => out.push({ kind: 'group', seq, time, events }),
+    group: ({ seq, time, events, ids, versions, metadata }) =>
+      out.push(withEnvelope({ kind: 'group' as const, seq, time, events }, ids, versions, metadata)),
   });
 }

@@ -144,6 +144,33 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
     assert.deepEqual(seqs.slice(-1), [401]);
   });
 
+  it('a consumer is handed each event with its envelope: the id, time and metadata events$ reported', async () => {
+    // given: 20 commands with metadata, their events as events$ reported them, and a reopen (so
+    // a consumer reads the first ones from the store, as logged)
+    const writer = await openCapable();
+    if (writer === null) return;
+    const reported: AppliedEvent[] = [];
+    const watching = writer.events$.subscribe((e) => reported.push(e));
+    for (let i = 0; i < 20; i++)
+      await writer.execute(new Put(`k${i}`, i), { metadata: { correlationId: `r-${i}` } });
+    watching.unsubscribe();
+    await writer.close();
+    const app = (await openCapable())!;
+    const handed: AppliedEvent[] = [];
+    // when: a consumer reads them from the store, then one more live
+    const sub = await app.subscribe('envelope', (e) => void handed.push(e), { from: 'start' });
+    await sub.caughtUp();
+    const live: AppliedEvent[] = [];
+    const watchingLive = app.events$.subscribe((e) => live.push(e));
+    await app.execute(new Put('live', 1), { metadata: { correlationId: 'r-live' } });
+    watchingLive.unsubscribe();
+    await sub.caughtUp();
+    // then: the same identity, time and metadata, whichever way the consumer got them
+    const pick = (e: AppliedEvent) => ({ seq: e.seq, id: e.id, time: e.time, metadata: e.metadata });
+    assert.deepEqual(handed.map(pick), [...reported, ...live].map(pick));
+    assert.equal(new Set(handed.map((e) => e.id)).size, 21);
+  });
+
   it('close and resume: the position is stored; from applies only the first time', async () => {
     // given
     let app = (await openCapable())!;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { App } from '../app/app';
-import { createApp } from '../app/create-app';
+import { type CreateAppOptions, createApp } from '../app/create-app';
 import type { JsonValue } from '../events/json';
 import { AppClosedError, PersistenceError, StoreLockedError, UnknownCommandError } from '../errors';
 import type { EventStore } from '../store/event-store';
@@ -9,6 +9,7 @@ import { KeyValueState } from '../state/key-value-state';
 import { silentLogger } from '../runtime/logger';
 import { runCompactionConformance } from './conformance-compaction';
 import { runConsumerConformance } from './conformance-consumers';
+import { runEnvelopeConformance } from './conformance-envelope';
 import { runReplayConformance } from './conformance-replay';
 import { runVersionConformance } from './conformance-versions';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
@@ -317,6 +318,12 @@ export function runStoreConformance(
         await store.close();
       }
     };
+    /** Opens an app with these options on a new store instance; closed after the test. */
+    const openWith = async (options: Omit<CreateAppOptions, 'store'>): Promise<App> => {
+      const app = await createApp({ logger: silentLogger, ...options, store: sut.open() });
+      apps.push(app);
+      return app;
+    };
     runCompactionConformance({ it, newStore: () => sut.open(), open, reopen });
     runReplayConformance({
       it,
@@ -328,11 +335,14 @@ export function runStoreConformance(
     runVersionConformance({
       it,
       newStore: () => sut.open(),
-      openWith: async (options) => {
-        const app = await createApp({ logger: silentLogger, ...options, store: sut.open() });
-        apps.push(app);
-        return app;
-      },
+      openWith,
+      read,
+    });
+
+    runEnvelopeConformance({
+      it,
+      newStore: () => sut.open(),
+      openWith,
       read,
     });
 

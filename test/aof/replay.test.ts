@@ -241,7 +241,8 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     await app.close();
   });
 
-  it('with aofTimestamps, replays each group with the time of its #TS annotation (whole seconds)', async () => {
+  it('replays each group with its time in ms from its envelope; aofTimestamps still writes #TS lines (whole seconds)', async () => {
+    // given an app on a clock with milliseconds, and #TS annotations on
     let now = 1_700_000_000_250;
     const clock = { now: () => now };
     const store = new AofStore({ dir, aofTimestamps: true });
@@ -252,10 +253,10 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     await app.execute(new Put('c', 3));
     await app.close();
     expect(fs.readFileSync(incr, 'latin1').match(/#TS:\d+/g)).toEqual(['#TS:1700000000', '#TS:1700000005']);
-    // One-SET commands come through the sink's `set` shortcut: they carry their time as groups do.
+    // then one-SET commands come through the sink's `set` shortcut with their time as groups do
     const groups = (await replayAll(new AofStore({ dir }))).filter((r) => r.kind === 'group');
     expect(groups.map((g) => (g as { time: number }).time)).toEqual([
-      1_700_000_000_000, 1_700_000_000_000, 1_700_000_005_000,
+      1_700_000_000_250, 1_700_000_000_250, 1_700_000_005_250,
     ]);
   });
 

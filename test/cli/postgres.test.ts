@@ -115,7 +115,7 @@ describe('appendonly on a PostgreSQL log', () => {
       'snapshot up to seq 2',
       '  SET "a" 1',
       '  SET "n" 2',
-      expect.stringMatching(/^3 \S+ SET \{"key":"b","value":2\} \(command 3, 1\/2\)$/),
+      expect.stringMatching(/^3 \S+ SET \{"key":"b","value":2\} v1 id=\S+ metadata=- \(command 3, 1\/2\)$/),
     ]);
 
     const check = run(['check', p]);

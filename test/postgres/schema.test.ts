@@ -34,7 +34,7 @@ describe('PostgresStore: schema, options, credentials', () => {
     const meta = await admin(url, 'SELECT key, value FROM fresh.meta ORDER BY key');
     expect(Object.fromEntries(meta.rows.map((r) => [r.key, r.value]))).toEqual({
       format: 'appendonly-postgres',
-      schema_version: '1',
+      schema_version: '2',
       writable_by: '1',
     });
     const head = await admin(url, "SELECT seq::int AS seq FROM fresh.heads WHERE log = 'default'");

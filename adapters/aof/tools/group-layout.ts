@@ -1,3 +1,4 @@
+import type { Envelope } from '../record-codec';
 import type { AofFile } from './log-files';
 
 /*
@@ -30,6 +31,8 @@ export interface GroupLayout {
   /** Unix seconds of the group's own `#TS` line, or null when it has none. */
   readonly ts: number | null;
   readonly records: readonly RecordLayout[];
+  /** Its `@env` record, if it has one: strip rewrites it when it removes some of the group's events. */
+  readonly envelope?: { readonly start: number; readonly end: number; readonly value: Envelope };
 }
 
 /** A group of an incr file of the log, with the file and its index in the log's files. */

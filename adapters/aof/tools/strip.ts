@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { crcHex } from '../record-codec';
+import { crcHex, encodeEnvelope } from '../record-codec';
+import { RespEncoder } from '../resp-encoder';
 import { fsyncDir, fsyncFile } from './durable';
 import type { GroupLayout } from './group-layout';
 import { HISTORY_DIRNAME, type HistoryLog } from './history';
@@ -111,6 +112,25 @@ function editsFor(file: AofFile, matches: readonly StripMatch[]): Edit[] {
       fs.readSync(fd, body, 0, body.length, g.start);
       const parts: Buffer[] = [];
       let at = 0;
+      const env = g.envelope;
+      if (env !== undefined) {
+        const keep = (_: unknown, i: number) => !gone.has(i);
+        const enc = new RespEncoder();
+        const n = g.records.length - gone.size;
+        const ids = env.value.ids?.filter(keep);
+        const versions = env.value.versions?.filter(keep);
+        const placeholder = { type: 'SET', data: null };
+        encodeEnvelope(enc, {
+          seq: g.seq,
+          time: env.value.time,
+          events: new Array(n).fill(placeholder),
+          ...(ids === undefined ? {} : { ids }),
+          ...(versions === undefined ? {} : { versions }),
+          ...(env.value.metadata === undefined ? {} : { metadata: env.value.metadata }),
+        });
+        parts.push(body.subarray(0, env.start - g.start), Buffer.from(enc.buf.subarray(0, enc.length)));
+        at = env.end - g.start;
+      }
       for (let i = 0; i < g.records.length; i++) {
         if (!gone.has(i)) continue;
         const r = g.records[i];

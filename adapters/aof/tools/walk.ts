@@ -1,5 +1,6 @@
 import { ByteWindow } from '../byte-window';
-import { COMMAND, END, GROUP, GroupFramer, REFILL } from '../group-framer';
+import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, REFILL } from '../group-framer';
+import { decodeEnvelope, type Envelope } from '../record-codec';
 import { nodeFileSystem } from '../node-file-system';
 import { utf8 } from '../resp';
 import { CorruptLogError } from '../../../src/index';
@@ -39,6 +40,15 @@ export interface WalkGroup {
   readonly time: number | null;
   readonly multi: boolean;
   readonly records: readonly WalkRecord[];
+  /** The group's `@env` record: where it is and what it says; absent for a group logged before envelopes. */
+  readonly envelope?: WalkEnvelope;
+}
+
+/** A group's `@env` record in a walk. */
+export interface WalkEnvelope {
+  readonly start: number;
+  readonly end: number;
+  readonly value: Envelope;
 }
 
 /** Streams the groups of one file; `firstSeq` is the number of its first event. */
@@ -50,6 +60,7 @@ export async function* walkFile(file: AofFile, firstSeq: number): AsyncGenerator
     new Error(`${file.name}: ${what} at byte offset ${at}; run \`appendonly check\` on this log first`);
   let seq = firstSeq;
   let records: WalkRecord[] = [];
+  let envelope: WalkEnvelope | undefined;
   try {
     while (true) {
       let r: number;
@@ -65,12 +76,25 @@ export async function* walkFile(file: AofFile, firstSeq: number): AsyncGenerator
         const buf = window.buf;
         const type = utf8(buf, sc.argStart[0], sc.argEnd[0]);
         records.push({ start: window.base + framer.commandAt, end: window.base + sc.end, type });
+      } else if (r === ENVELOPE) {
+        const sc = framer.sc;
+        let value: Envelope;
+        try {
+          value = decodeEnvelope(window.buf, sc);
+        } catch {
+          throw bad(window.base + framer.commandAt, 'a malformed @env record');
+        }
+        envelope = { start: window.base + framer.commandAt, end: window.base + sc.end, value };
       } else if (r === GROUP) {
         const { start, end, crcAt, multi, ownTs, lastTs } = framer;
         const ts = ownTs < 0 ? null : ownTs;
-        yield { start, end, crcAt, seq, ts, time: lastTs < 0 ? null : lastTs, multi, records };
+        const time = lastTs < 0 ? null : lastTs;
+        yield envelope === undefined
+          ? { start, end, crcAt, seq, ts, time, multi, records }
+          : { start, end, crcAt, seq, ts, time, multi, records, envelope };
         seq += records.length;
         records = [];
+        envelope = undefined;
       } else if (r === END) {
         break;
       } else if (r !== REFILL) {

@@ -1,0 +1,53 @@
+import type { DomainEvent, EventMetadata } from '../events/event';
+import { CorruptLogError } from '../errors';
+import { type ReplayGroup, withEnvelope } from './replay-batch';
+
+/*
+ * The envelope of a group stored one row per event (SQLite, PostgreSQL): columns `id`,
+ * `version` (NULL: 1) on every row and `metadata` on the group's first row. Internal to the
+ * stores, as replay-batch.ts is. Invariant: a group's rows all have an id or none has (a row
+ * without one in a group with ids is damage); a group of NULL columns reads back with no
+ * envelope keys, as it was appended.
+ */
+
+/** A group whose rows are being read: its events so far, with each row's envelope columns. */
+export interface RowGroup {
+  readonly seq: number;
+  readonly time: number;
+  readonly events: DomainEvent[];
+  /** Rows the group has (`n` of its first row). */
+  readonly size: number;
+  readonly ids: (string | null)[];
+  readonly versions: (number | null)[];
+  readonly metadata: EventMetadata | undefined;
+}
+
+/** The record of a group read whole; `where` names the log in errors. */
+export function groupOfRows(rows: RowGroup, where: string): ReplayGroup {
+  const group: ReplayGroup = { kind: 'group', seq: rows.seq, time: rows.time, events: rows.events };
+  const hasIds = rows.ids.some((id) => id !== null);
+  if (hasIds && rows.ids.some((id) => id === null))
+    throw new CorruptLogError(
+      where,
+      0,
+      `an id on every event of the command at seq ${rows.seq}`,
+      'some rows have none',
+    );
+  const ids = hasIds ? (rows.ids as string[]) : undefined;
+  const versions = rows.versions.some((v) => v !== null) ? rows.versions.map((v) => v ?? 1) : undefined;
+  return withEnvelope(group, ids, versions, rows.metadata);
+}
+
+/** A group's `metadata` column (NULL: none): a JSON object, or the log is damaged. */
+export function metadataColumn(text: string | null, where: string, seq: number): EventMetadata | undefined {
+  if (text === null) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptLogError(where, 0, `JSON metadata of the command at seq ${seq}`, (err as Error).message);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new CorruptLogError(where, 0, `the metadata of the command at seq ${seq} as a JSON object`);
+  return value as EventMetadata;
+}
