@@ -28,11 +28,12 @@ describe('SqliteWalStore compaction', () => {
         ),
       );
     }
-    // when: a compaction runs while 64 writers keep sending commands
+    // when: a compaction runs while 64 writers keep sending commands (at most 50 each: on a slow
+    // machine the compaction lasts longer, and unbounded writers would outgrow what it freed)
     let stop = false;
     let during = 0;
     const writers = Array.from({ length: 64 }, async (_, w) => {
-      while (!stop) {
+      for (let n = 0; !stop && n < 50; n++) {
         await app.execute(new Count(`during:${w}`, 1));
         during++;
       }
