@@ -49,6 +49,8 @@ export class HeadWatcher {
   /** Ends the window of the last NOTIFY (see {@link NOTIFY_MS}). */
   private notifyTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The last query on the connection (see `serial`). */
+  private tail: Promise<void> = Promise.resolve();
   /** A connection was lost and not yet taken again: tell `reconnected` when it is. */
   private lost = false;
   private readonly channel: string;
@@ -66,8 +68,7 @@ export class HeadWatcher {
   /** The last sequence number committed by any writer (the head row). */
   async head(): Promise<number> {
     const conn = await this.connection();
-    const head = await readHead(conn.client, this.t, this.log);
-    return head;
+    return this.serial(() => readHead(conn.client, this.t, this.log));
   }
 
   /** Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`. */
@@ -137,10 +138,12 @@ export class HeadWatcher {
     try {
       const conn = await this.connection();
       // Its own tiny transaction, not flushed: a NOTIFY is a hint, and must not cost an fsync.
-      await conn.client.query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)", [
-        this.channel,
-        String(this.known),
-      ]);
+      await this.serial(() =>
+        conn.client.query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)", [
+          this.channel,
+          String(this.known),
+        ]),
+      );
     } catch {
       // The others poll: a lost NOTIFY only delays them by one poll.
     }
@@ -156,15 +159,29 @@ export class HeadWatcher {
         this.reconnected();
       }
       if (!this.listening) {
-        await conn.client.query(`LISTEN ${this.channel}`);
+        await this.serial(() => conn.client.query(`LISTEN ${this.channel}`));
         this.listening = true;
       }
       this.polls++;
-      const head = await readHead(conn.client, this.t, this.log);
+      const head = await this.serial(() => readHead(conn.client, this.t, this.log));
       if (head > this.known || reconnected) this.changed();
     } catch {
       if (this.conn !== null) this.conn.broken = true;
     }
+  }
+
+  /**
+   * Runs `query` after the ones before it on the watcher's connection: polls, `head()` and
+   * NOTIFYs come from timers and callers independently, and pg's queueing of a query sent while
+   * another runs is deprecated (removed in pg 9).
+   */
+  private serial<T>(query: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(query, query);
+    this.tail = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
   }
 
   private async connection(): Promise<HeldConnection> {
