@@ -104,6 +104,20 @@ function changed(changes: readonly PositionChange[]): PositionChange[] {
   return changes.filter((c) => c.lines.length > 0);
 }
 
+/**
+ * `convert`: the target keeps every seq of the source, so each record is carried as it is
+ * (position and parked events), into the target store's own consumer storage.
+ */
+export function copyPositions(records: readonly ConsumerRecord[]): PositionChange[] {
+  return records.map((r) => ({
+    before: r,
+    after: r,
+    lines: [
+      `consumer ${JSON.stringify(r.name)}: carried at position seq ${r.position}, ${r.parked.length} parked event${r.parked.length === 1 ? '' : 's'}`,
+    ],
+  }));
+}
+
 /** Where a format keeps its consumers' records, as the tools read and write them. */
 export interface ConsumerRecordsIo {
   load(): Promise<readonly ConsumerRecord[]> | readonly ConsumerRecord[];

@@ -124,6 +124,38 @@ describe.each([
     ]);
   });
 
+  it('convert carries every record, unchanged, into the other store kind', async () => {
+    // when: the log is converted to the other kind (AOF → SQLite, SQLite → AOF)
+    const to = kind === 'aof' ? path.join(tmp.dir, 'copy.db') : path.join(tmp.dir, 'copy');
+    const r = cli(['convert', arg, to, '--yes']);
+    // then: both records are in the target's consumer storage, at the same seqs
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('consumer "behind": carried at position seq 2, 0 parked events');
+    expect(r.stdout).toContain('consumer "ender": carried at position seq 6, 2 parked events');
+    expect(listed(to)).toEqual({
+      lastSeq: 6,
+      consumers: [
+        ['behind', 2, []],
+        ['ender', 6, [3, 5]],
+      ],
+    });
+    // then: on the target, "behind" resumes after seq 2 and "ender" at the end
+    const app = await createApp({
+      ...conformanceClasses,
+      store:
+        kind === 'aof'
+          ? new SqliteWalStore({ file: to, appendfsync: 'always' })
+          : new AofStore({ dir: to, appendfsync: 'always' }),
+      logger: silentLogger,
+    });
+    try {
+      expect(await resume(app, 'behind')).toEqual(['3:FLUSHALL', '4:SET', '5:SET', '6:SET']);
+      expect(await resume(app, 'ender')).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+
   if (kind === 'aof') {
     it('strip maps positions and parked seqs through the renumbering, drops a stripped parked event', async () => {
       // when: the FLUSHALL at seq 3 is stripped (seq 4-6 become 3-5)
