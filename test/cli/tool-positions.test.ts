@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import { type App, createApp, type EventStore, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { fixtures } from 'appendonly/testing';
 import { tempDir } from '../support/helpers';
-import { cli, tear } from './helpers';
+import { cli } from './helpers';
 
-const { Put, FlushAll, conformanceClasses } = fixtures;
+const { Put, PutMany, FlushAll, conformanceClasses } = fixtures;
 
 /** A consumer's record as `appendonly consumers --json` lists it. */
 interface Listed {
@@ -156,6 +157,68 @@ describe.each([
     }
   });
 
+  it('check --fix cutting a torn command clamps a position beyond the new end', async () => {
+    // given: a two-event command at seq 7-8 that "ender" handled, then torn (its last event lost)
+    const app = await open();
+    await app.execute(
+      new PutMany([
+        ['x', 1],
+        ['y', 2],
+      ]),
+    );
+    expect(await resume(app, 'ender')).toEqual(['7:SET', '8:SET']);
+    await app.close();
+    if (kind === 'aof') {
+      const incr = path.join(tmp.dir, 'appendonlydir', 'appendonly.aof.1.incr.aof');
+      fs.truncateSync(incr, fs.statSync(incr).size - 5);
+    } else {
+      const db = new Database(arg);
+      db.prepare('DELETE FROM events WHERE seq = 8').run();
+      db.close();
+    }
+    // when
+    const r = cli(['check', arg, '--fix', '--yes']);
+    // then: the log ends at seq 6 again; "ender" is clamped there, "behind" untouched
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('consumer "ender": position moved from seq 8 to seq 6');
+    expect(r.stdout).not.toContain('consumer "behind"');
+    expect(listed(arg)).toEqual({
+      lastSeq: 6,
+      consumers: [
+        ['behind', 2, []],
+        ['ender', 6, [3, 5]],
+      ],
+    });
+    // then: both resume without error, and the next event (seq 7 again) reaches "ender"
+    const again = await open();
+    try {
+      expect(await resume(again, 'behind')).toEqual(['3:FLUSHALL', '4:SET', '5:SET', '6:SET']);
+      await again.execute(new Put('z', 3));
+      expect(await resume(again, 'ender')).toEqual(['7:SET']);
+    } finally {
+      await again.close();
+    }
+  });
+
+  if (kind === 'sqlite') {
+    it('a log cut behind the tools’ back: the consumer beyond its end fails at open, naming itself', async () => {
+      // given: the last event deleted by hand (no tool clamped "ender", at seq 6)
+      const db = new Database(arg);
+      db.prepare('DELETE FROM events WHERE seq = 6').run();
+      db.close();
+      // when / then: "ender" is refused, never resumed past events it has not seen; "behind" runs
+      const app = await open();
+      try {
+        await expect(app.subscribe('ender', () => {})).rejects.toThrow(
+          /consumer "ender": its stored position is seq 6, beyond the end of the log \(seq 5\)/,
+        );
+        expect(await resume(app, 'behind')).toEqual(['3:FLUSHALL', '4:SET', '5:SET']);
+      } finally {
+        await app.close();
+      }
+    });
+  }
+
   if (kind === 'aof') {
     it('strip maps positions and parked seqs through the renumbering, drops a stripped parked event', async () => {
       // when: the FLUSHALL at seq 3 is stripped (seq 4-6 become 3-5)
@@ -183,20 +246,6 @@ describe.each([
       } finally {
         await app.close();
       }
-    });
-
-    it('check --fix cutting a torn tail keeps positions inside the log', async () => {
-      // given: a torn command at the end of the incr file
-      tear(tmp.dir);
-      // when
-      const r = cli(['check', arg, '--fix', '--yes']);
-      // then: nothing was beyond the end (the torn command never was an event), nothing moves
-      expect(r.status).toBe(0);
-      expect(r.stdout).not.toContain('consumer "');
-      expect(listed(arg).consumers).toEqual([
-        ['behind', 2, []],
-        ['ender', 6, [3, 5]],
-      ]);
     });
 
     it('the backup of a truncate holds the consumers file as it was', () => {
