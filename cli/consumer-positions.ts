@@ -70,38 +70,45 @@ export function clampPositions(records: readonly ConsumerRecord[], end: number):
 
 /**
  * `strip`: the events at `removed` (their seqs before the strip) are gone and every later one
- * moves down by the number removed before it. A position p becomes p minus the removed seqs
- * ≤ p (the consumer keeps exactly the events it had not handled ahead of it); a parked event
- * moves the same way, and one that was stripped is dropped.
+ * of the same numbering run moves down by the number removed before it. A position p becomes p
+ * minus the removed seqs ≤ p of its run (the consumer keeps exactly the events it had not
+ * handled ahead of it); a parked event moves the same way, and one that was stripped is dropped.
+ *
+ * `runStarts` are the seqs at which the log's numbering restarts from a fixed value (an AOF incr
+ * file whose manifest line gives its `startseq`): the events from there on keep their seqs
+ * whatever was removed before, so a removal counts only up to the next run start. A log with a
+ * single run passes none.
  */
 export function stripPositions(
   records: readonly ConsumerRecord[],
   removed: readonly number[],
+  runStarts: readonly number[] = [],
 ): PositionChange[] {
   const gone = [...new Set(removed)].sort((a, b) => a - b);
-  const below = (seq: number): number => {
-    // The number of removed seqs ≤ seq (binary search: a strip may remove many records).
+  const starts = [...new Set(runStarts)].sort((a, b) => a - b);
+  // The number of sorted values ≤ seq (binary search: a strip may remove many records).
+  const atOrBelow = (sorted: readonly number[], seq: number): number => {
     let lo = 0;
-    let hi = gone.length;
+    let hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (gone[mid] <= seq) lo = mid + 1;
+      if (sorted[mid] <= seq) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   };
+  const shift = (seq: number): number => {
+    const k = atOrBelow(starts, seq);
+    const runStart = k === 0 ? Number.NEGATIVE_INFINITY : starts[k - 1];
+    return atOrBelow(gone, seq) - atOrBelow(gone, runStart - 1);
+  };
   const isGone = new Set(gone);
   return remap(records, {
-    event: (seq) => (isGone.has(seq) ? null : seq - below(seq)),
-    position: (p) => p - below(p),
+    event: (seq) => (isGone.has(seq) ? null : seq - shift(seq)),
+    position: (p) => p - shift(p),
     gone: 'it was stripped',
     moved: 'stripped events before it',
   });
-}
-
-/** The changes that actually change a record (those a format must save). */
-function changed(changes: readonly PositionChange[]): PositionChange[] {
-  return changes.filter((c) => c.lines.length > 0);
 }
 
 /**
@@ -116,6 +123,11 @@ export function copyPositions(records: readonly ConsumerRecord[]): PositionChang
       `consumer ${JSON.stringify(r.name)}: carried at position seq ${r.position}, ${r.parked.length} parked event${r.parked.length === 1 ? '' : 's'}`,
     ],
   }));
+}
+
+/** The changes that actually change a record (those a format must save). */
+function changed(changes: readonly PositionChange[]): PositionChange[] {
+  return changes.filter((c) => c.lines.length > 0);
 }
 
 /** Where a format keeps its consumers' records, as the tools read and write them. */

@@ -179,7 +179,12 @@ export class AofTools implements LogTools {
       // Positions first: a crash before the strip leaves them lower than they should be (events
       // handled again, deduped by id), never beyond what the consumer has handled.
       const removed = matches.map((m) => m.group.seq + m.record);
-      await carry(store, (records) => stripPositions(records, removed));
+      // An incr file the manifest gives a start seq keeps its numbering: a removal before it
+      // moves no event (and no position) from there on.
+      const runStarts = (restored?.files ?? target.files).flatMap((f) =>
+        f.kind === 'incr' && f.seq !== undefined ? [f.seq] : [],
+      );
+      await carry(store, (records) => stripPositions(records, removed, runStarts));
       const { replacedBase } = stripRecords(target, matches, restored);
       if (restored !== null) {
         note(
