@@ -1,8 +1,11 @@
 import type { JsonValue } from '../../src/index';
 import { toReplayGroup } from '../../src/store/replay-batch';
-import { EXIT_INVALID, EXIT_OK } from '../errors';
+import { canConsume } from '../../src/consumers/consumer-hub';
+import { carryPositions, copyPositions } from '../consumer-positions';
+import { EXIT_INVALID, EXIT_OK, invalid } from '../errors';
 import { createLog, displayPath, newLogKind, openLog } from '../log-format';
 import { confirmChange, say } from '../output';
+import { withStoreLocked } from '../stores';
 
 /**
  * `appendonly convert FROM TO [--yes]`: the same log in another store: the snapshot (with its
@@ -10,7 +13,9 @@ import { confirmChange, say } from '../output';
  * with its sequence numbers and time, so that a replay of the target gives the state a replay
  * of the source gives, and `cat` speaks of the same numbers. TO is a `.db` file (SQLite-WAL) or
  * a folder (AOF); it must not exist or be empty: the tool never writes over a log. Each target
- * is written with its store's own encoding (see createLog).
+ * is written with its store's own encoding (see createLog). The durable consumers' records
+ * (positions, parked events) go into the target store's consumer storage unchanged: the seqs
+ * they count are the same.
  */
 export async function convert(
   fromArg: string,
@@ -52,6 +57,15 @@ export async function convert(
   } catch (err) {
     await sink.abort();
     throw err;
+  }
+  // The consumers' records after the log: a consumer's position is only meaningful once the
+  // events it counts are there. Read once the source's replay let go of its lock.
+  const consumers = await from.consumerRecords();
+  if (consumers.length > 0) {
+    await withStoreLocked(openLog(toArg).store(), 'carry the consumers', async (store) => {
+      if (!canConsume(store)) throw invalid(`the ${store.kind} store keeps no consumers`);
+      await carryPositions({ load: () => consumers, save: (r) => store.saveConsumer(r) }, copyPositions, say);
+    });
   }
   say(
     `converted ${fromName} (${from.kind}) to ${toName} (${to.kind}): ${commands} commands, up to seq ${lastSeq}`,

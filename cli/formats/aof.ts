@@ -17,6 +17,9 @@ import { planTruncate, truncateLog } from '../../adapters/aof/tools/truncate';
 import type { LogPoint } from '../../adapters/common/log-point';
 import type { ConsumerRecord, EventStore } from '../../src/index';
 import { readConsumerRecords } from '../../adapters/aof/tools/consumers';
+import { CONSUMERS_FILE } from '../../adapters/aof/consumer-file';
+import { canConsume } from '../../src/consumers/consumer-hub';
+import { carryPositions, clampPositions, type PositionChange, stripPositions } from '../consumer-positions';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { checkAofFiles, type FileVerdict } from '../../adapters/aof/tools/check';
 import { assertAofValid } from '../aof-valid';
@@ -116,10 +119,13 @@ export class AofTools implements LogTools {
     const lost = bad.size - cut;
     const question = `This will cut ${lost} bytes from ${bad.file.name} at byte offset ${cut} (they are saved to a side file). Continue?`;
     if (!(await confirmChange(options.yes, 'check --fix', 'cut', question))) return EXIT_INVALID;
-    await withStoreLocked(this.store(), 'repair the log', async () => {
+    await withStoreLocked(this.store(), 'repair the log', async (store) => {
       this.backupFiles('check-fix', [bad.file.name]);
       note(`cut bytes saved to: ${cutFileTail(target, bad.file, cut, bad.size)}`);
       say(`Successfully truncated AOF ${bad.file.name} to ${cut} bytes (${lost} bytes removed)`);
+      // The cut tail may hold events a consumer had already handled: clamp it to the new end.
+      const end = await lastSeqOf(target);
+      await carry(store, (records) => clampPositions(records, end));
     });
     const after = await checkAofFiles(target.files);
     const still = after.find((v) => !v.valid);
@@ -168,8 +174,17 @@ export class AofTools implements LogTools {
       `This will remove ${matches.length} ${type} record${matches.length === 1 ? '' : 's'} from ${names}` +
       `${restored !== null ? ', rebuilding the log from history/' : ''} (a backup is kept). Continue?`;
     if (!(await confirmChange(options.yes, 'strip', 'strip', question))) return EXIT_INVALID;
-    await withStoreLocked(this.store(), 'strip records', async () => {
+    await withStoreLocked(this.store(), 'strip records', async (store) => {
       this.backupFiles('strip', filesStripChanges(target, matches, restored));
+      // Positions first: a crash before the strip leaves them lower than they should be (events
+      // handled again, deduped by id), never beyond what the consumer has handled.
+      const removed = matches.map((m) => m.group.seq + m.record);
+      // An incr file the manifest gives a start seq keeps its numbering: a removal before it
+      // moves no event (and no position) from there on.
+      const runStarts = (restored?.files ?? target.files).flatMap((f) =>
+        f.kind === 'incr' && f.seq !== undefined ? [f.seq] : [],
+      );
+      await carry(store, (records) => stripPositions(records, removed, runStarts));
       const { replacedBase } = stripRecords(target, matches, restored);
       if (restored !== null) {
         note(
@@ -216,8 +231,10 @@ export class AofTools implements LogTools {
           `This will drop seq ${plan.seq}..${plan.lastSeq}: ${plan.file.name} cut at byte offset ${plan.offset}` +
           `${plan.dropped.length > 0 ? `, ${plan.dropped.join(', ')} removed` : ''} (a backup is kept). Continue?`;
         if (!(await confirmChange(yes, 'truncate', 'truncate', question))) return EXIT_INVALID;
-        await withStoreLocked(this.store(), 'truncate the log', async () => {
+        await withStoreLocked(this.store(), 'truncate the log', async (store) => {
           this.backupFiles('truncate', plan.touches);
+          // Positions first, for the reason strip gives: a crash between leaves them at or before the end.
+          await carry(store, (records) => clampPositions(records, plan.seq - 1));
           truncateLog(target, plan);
         });
         say(
@@ -259,11 +276,29 @@ export class AofTools implements LogTools {
 
   /** Backs up the manifest and `names` beside the log folder, and prints where. */
   private backupFiles(command: string, names: readonly string[]): void {
-    const { dir, files } = backupLogFiles(this.target, command, names);
+    // The consumers' file too, when there is one: the tools that change seqs carry its positions.
+    const consumers = fs.existsSync(path.join(this.target.logDir, CONSUMERS_FILE)) ? [CONSUMERS_FILE] : [];
+    const { dir, files } = backupLogFiles(this.target, command, [...names, ...consumers]);
     note(
       `backup: ${dir} (${files} file${files === 1 ? '' : 's'}; to undo, copy them back into ${this.target.logDir})`,
     );
   }
+}
+
+/** Carries the consumers' positions of the AOF store `store` (open, holding the lock) by `rule`. */
+async function carry(
+  store: EventStore,
+  rule: (records: readonly ConsumerRecord[]) => PositionChange[],
+): Promise<void> {
+  if (!canConsume(store)) return;
+  await carryPositions({ load: () => store.loadConsumers(), save: (r) => store.saveConsumer(r) }, rule, say);
+}
+
+/** The last seq of the log as its files now stand (the base's when no incr holds an event). */
+async function lastSeqOf(target: AofTarget): Promise<number> {
+  let last = target.manifest.base?.lastSeq ?? 0;
+  for await (const { group } of walkIncrs(target.files)) last = group.seq + group.records.length - 1;
+  return last;
 }
 
 function report(v: FileVerdict): void {

@@ -10,6 +10,8 @@ import { DatabaseWriter } from '../../adapters/sqlite-wal/tools/database-writer'
 import { lockDatabase } from '../../adapters/sqlite-wal/tools/lock';
 import { eventsShape, integrityProblems } from '../../adapters/sqlite-wal/tools/structure';
 import { planTruncate, truncateEvents } from '../../adapters/sqlite-wal/tools/truncate';
+import { loadConsumers, saveConsumer } from '../../adapters/sqlite-wal/consumers';
+import { carryPositions, clampPositions } from '../consumer-positions';
 import { findTornTail } from '../../adapters/sqlite-wal/torn-tail';
 import {
   CorruptLogError,
@@ -110,6 +112,11 @@ export class SqliteTools implements LogTools {
         await backup(db, file, 'check-fix');
         note(`cut events saved to: ${cutEventsToSideFile(db, file, torn.seq)}`);
         say(`removed the torn command: ${file} now ends at seq ${good}`);
+        await carryPositions(
+          { load: () => loadConsumers(db), save: (r) => saveConsumer(db, r) },
+          (records) => clampPositions(records, good),
+          say,
+        );
       }
     } finally {
       db.close();
@@ -174,6 +181,12 @@ export class SqliteTools implements LogTools {
           const question = `This will drop seq ${plan.from}..${plan.lastSeq} from ${file} (a backup is kept). Continue?`;
           if (!(await confirmChange(yes, 'truncate', 'truncate', question))) return EXIT_INVALID;
           await backup(db, file, 'truncate');
+          // Positions first, as on AOF: a crash between leaves them at or before the new end.
+          await carryPositions(
+            { load: () => loadConsumers(db), save: (r) => saveConsumer(db, r) },
+            (records) => clampPositions(records, plan.from - 1),
+            say,
+          );
           truncateEvents(db, plan);
           say(`truncated the store before seq ${plan.from}: dropped seq ${plan.from}..${plan.lastSeq}`);
           return EXIT_OK;

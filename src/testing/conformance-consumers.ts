@@ -342,6 +342,49 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
     assert.deepEqual(got.seqs, range(first, 6));
   });
 
+  it('compaction leaves positions as they are: a consumer resumes from its own, or fails naming itself', async () => {
+    // given: "behind" handled up to seq 3, "ender" up to seq 6 (seqs never change, so no store
+    // moves a position when it compacts)
+    const app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const store = storeOf(app);
+    for (let i = 1; i <= 3; i++) await app.execute(new Put('a', i));
+    const behind = await app.subscribe('behind', () => {}, { from: 'start' });
+    await behind.caughtUp();
+    await behind.close();
+    for (let i = 4; i <= 6; i++) await app.execute(new Put('a', i));
+    const ender = await app.subscribe('ender', () => {}, { from: 'start' });
+    await ender.caughtUp();
+    await ender.close();
+    const before = [...(await store.loadConsumers!())].sort((x, y) => x.name.localeCompare(y.name));
+    // when: the log is compacted, then grows
+    await app.compact();
+    await app.execute(new Put('b', 7));
+    // then: the records are as they were
+    const after = [...(await store.loadConsumers!())].sort((x, y) => x.name.localeCompare(y.name));
+    assert.deepEqual(after, before);
+    // then: "ender" resumes after seq 6; "behind" resumes after seq 3 when the store still has the
+    // events it needs (history kept), else fails naming itself, never skipping them
+    const e = recorder();
+    const enderAgain = await app.subscribe('ender', e.handler);
+    await enderAgain.caughtUp();
+    await enderAgain.close();
+    assert.deepEqual(e.seqs, [7]);
+    const b = recorder();
+    const behindAgain = await app.subscribe('behind', b.handler);
+    const resumed = await behindAgain.caughtUp().then(
+      () => null,
+      (err: Error & { code?: string }) => err,
+    );
+    await behindAgain.close();
+    if (resumed === null) assert.deepEqual(b.seqs, range(4, 7));
+    else {
+      assert.equal(resumed.code, 'CONSUMER');
+      assert.match(resumed.message, /consumer "behind": cannot read the events after its position 3/);
+      assert.deepEqual(b.seqs, []);
+    }
+  });
+
   it('@Consumer classes with @On methods run through createApp({ consumers })', async () => {
     // given
     mailed.length = 0;
