@@ -9,6 +9,7 @@ import type { Clock } from '../runtime/clock';
 import {
   AppClosedError,
   CannotCompactError,
+  ConsumerError,
   InvalidEventError,
   LogCompactedError,
   LogLostError,
@@ -17,6 +18,7 @@ import {
 } from '../errors';
 import type {
   CompactionResult,
+  ConsumerPosition,
   EventStore,
   ReplayEnd,
   StoreOpenInfo,
@@ -143,8 +145,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation, metadata) =>
-        committer.commit(output, handler, command, attempts, ticket, generation, metadata),
+      (output, handler, command, attempts, ticket, generation, metadata, consumer) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata, consumer),
       () => this.recovery.failure,
       () => committer.generation,
     );
@@ -162,6 +164,7 @@ export class App {
           ? Math.max(await store.head(), committer.durableSeq)
           : committer.durableSeq,
       knownHead: () => Math.max(committer.knownHead, committer.durableSeq),
+      react: (commands, metadata, consumer) => this.react(commands, metadata, consumer),
     });
   }
 
@@ -277,6 +280,27 @@ export class App {
       return this.queue.submit(command, metadata);
     }
     return this.queue.submit(command);
+  }
+
+  /**
+   * A consumer's reaction (see `ConsumerReaction`): decided in dispatch order as one command, its
+   * events appended with the consumer's position as one unit. A store without the `reactions`
+   * capability cannot keep the two together: refused with `ConsumerError`, nothing appended.
+   * While closing, refused with `AppClosedError` (the consumer hands the event again next time).
+   */
+  private async react(
+    commands: readonly object[],
+    metadata: EventMetadata,
+    consumer: ConsumerPosition,
+  ): Promise<void> {
+    if (this.store.reactions !== true)
+      throw new ConsumerError(
+        consumer.name,
+        `its handler returned commands (a reaction) for seq ${consumer.position}, but the ${this.store.kind} store cannot append them with the consumer's position (no reactions capability)`,
+      );
+    const refusal = this.refusal();
+    if (refusal !== null) throw refusal;
+    await this.queue.react(commands, metadata, consumer);
   }
 
   /** Runs a query against the current state. Never logged. */

@@ -4,7 +4,7 @@ import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import { AppendConflictError, PersistenceError } from '../errors';
-import type { EventGroup, EventStore } from '../store/event-store';
+import type { ConsumerPosition, EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
@@ -160,13 +160,14 @@ export class Committer {
     ticket: number,
     generation: number,
     metadata?: EventMetadata,
+    consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     const host = this.host;
     const refused = host.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket, metadata }])[0];
+      return host.queue!.retry([{ command, attempts, ticket, metadata, consumer }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -176,7 +177,7 @@ export class Committer {
         (err: unknown) => {
           // Decided on the commands in flight: if they were stale, so is this decision.
           if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata }])[0];
+            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, consumer }])[0];
           throw host.refusal() ?? host.failed(err);
         },
       );
@@ -191,7 +192,7 @@ export class Committer {
     const lastSeq = firstSeq + events.length - 1;
     this.lastSeq = lastSeq;
     this.processed++;
-    const group =
+    const plain: EventGroup =
       versions === undefined
         ? metadata === undefined
           ? { seq: firstSeq, time, events, ids }
@@ -199,11 +200,13 @@ export class Committer {
         : metadata === undefined
           ? { seq: firstSeq, time, events, ids, versions }
           : { seq: firstSeq, time, events, ids, versions, metadata };
-    const durable = host.store.append(group);
+    // A reaction's position travels to the store only: the ring and `events$` get the plain group.
+    const durable = host.store.append(consumer === undefined ? plain : { ...plain, consumer });
+    const group = plain;
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
     const entry: InFlight | null = this.retain
-      ? { command, attempts, ticket, metadata, mark, durable }
+      ? { command, attempts, ticket, metadata, consumer, mark, durable }
       : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
@@ -333,6 +336,7 @@ export class Committer {
         attempts: r.attempts + 1,
         ticket: r.ticket,
         metadata: r.metadata,
+        consumer: r.consumer,
       })),
     );
     for (let i = 0; i < again.length; i++) {
