@@ -22,6 +22,11 @@ export interface RewriteHost {
   /** Bytes in the log files that are no longer appended to (base and older incr files). */
   sealedSize: number;
   currentSize(): number;
+  /**
+   * Step 5 is about to leave out the files holding every group up to `through`: what they hold
+   * that the base does not (the reactions' consumer positions) is saved elsewhere first.
+   */
+  beforeDrop(through: number): Promise<void>;
 }
 
 /** Bytes of base encoded between two writes: small enough that no turn of the event loop is long. */
@@ -108,7 +113,8 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
     await fs.rename(tempBase, dir.file(base.name));
     tempBase = null;
 
-    // Step 5.
+    // Step 5. The old files' consumer positions are in the consumers' file before they go.
+    await host.beforeDrop(seq);
     const replaced = [...(oldManifest.base ? [oldManifest.base] : []), ...oldManifest.incrs];
     await dir.persist({ base, incrs: [newIncr], history: [] });
     host.sealedSize = baseSize;
