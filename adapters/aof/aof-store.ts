@@ -24,7 +24,7 @@ import { LogDir, TEMP_PREFIX } from './log-dir';
 import { SeqIndex } from './seq-index';
 import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
-import { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
+import { type LogFile, type ReadOptions, type ReadSummary, readLog, readLoggedPositions } from './reader';
 import type { AofGroup, LoggedPosition } from './record-codec';
 import { type RewriteHost, runRewrite } from './rewrite';
 import { AofWriter } from './writer';
@@ -358,13 +358,7 @@ export class AofStore implements EventStore {
   async loadConsumers(): Promise<readonly ConsumerRecord[]> {
     this.assertOpen();
     if (!this.positionsRead) await this.scanPositions();
-    const file = this.consumerFile!;
-    return (await file.load()).map((r) => {
-      const l = this.logged.get(r.name);
-      return l !== undefined && l.epoch === file.epochOf(r.name) && l.position > r.position
-        ? { ...r, position: l.position }
-        : r;
-    });
+    return this.consumerFile!.loadWith(this.logged);
   }
 
   /**
@@ -379,33 +373,13 @@ export class AofStore implements EventStore {
   /** Reads the whole log for its `@pos` records only (a tool's store, which never replays). */
   private async scanPositions(): Promise<void> {
     const manifest = this.dir.manifest;
-    const files: LogFile[] = [
-      ...(manifest.base === null
-        ? []
-        : [
-            {
-              name: manifest.base.name,
-              path: this.dir.file(manifest.base.name),
-              kind: 'base' as const,
-              seq: manifest.base.lastSeq,
-            },
-          ]),
-      ...manifest.incrs.map((e) => ({
-        name: e.name,
-        path: this.dir.file(e.name),
-        kind: 'incr' as const,
-        seq: e.startSeq,
-      })),
-    ];
-    const summary: ReadSummary = { lastSeq: 0, sizes: [] };
-    // A torn tail is left alone (its group, and its position, do not count): the writer owns it.
-    const reading = readLog(
-      files,
-      { fs: this.options.fs, loadTruncated: true, truncate: async () => {}, warn: () => {} },
-      summary,
-    );
-    while (!(await reading.next()).done);
-    this.noteLogged(summary.positions);
+    const files: LogFile[] = manifest.incrs.map((e) => ({
+      name: e.name,
+      path: this.dir.file(e.name),
+      kind: 'incr',
+      seq: e.startSeq,
+    }));
+    this.noteLogged(await readLoggedPositions(this.options.fs, files));
   }
 
   /** Takes the positions a read of the log found; the log now has no others. */

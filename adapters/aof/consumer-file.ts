@@ -48,6 +48,19 @@ export class ConsumerFile {
     }));
   }
 
+  /**
+   * Every record at the greater of its position and `logged`'s of its epoch (the last `@pos` a
+   * reaction of the consumer logged): what a consumer resumes after.
+   */
+  async loadWith(logged: ReadonlyMap<string, LoggedPosition>): Promise<ConsumerRecord[]> {
+    return (await this.load()).map((r) => {
+      const l = logged.get(r.name);
+      return l !== undefined && l.epoch === this.epochOf(r.name) && l.position > r.position
+        ? { ...r, position: l.position }
+        : r;
+    });
+  }
+
   /** The epoch of the record `name` as last loaded or saved (0 before the file was read). */
   epochOf(name: string): number {
     return this.records?.get(name)?.epoch ?? 0;

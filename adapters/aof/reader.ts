@@ -185,3 +185,22 @@ async function tornTail(
   }
   return at;
 }
+
+/**
+ * The consumers' positions the reactions of `files` logged (`@pos`), the last per consumer, read
+ * without changing anything: a torn tail is left as it is, and its group's position does not
+ * count. For readers that do not replay (a tool's store, `appendonly consumers`).
+ */
+export async function readLoggedPositions(
+  fs: FileSystem,
+  files: readonly LogFile[],
+): Promise<ReadonlyMap<string, LoggedPosition>> {
+  const summary: ReadSummary = { lastSeq: 0, sizes: [] };
+  const reading = readLog(
+    files,
+    { fs, loadTruncated: true, truncate: async () => {}, warn: () => {} },
+    summary,
+  );
+  while (!(await reading.next()).done);
+  return summary.positions ?? new Map();
+}
