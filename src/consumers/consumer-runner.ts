@@ -319,8 +319,10 @@ export class ConsumerRunner implements Subscription {
       this.savedAt = this.source.clock.now();
     } catch (err) {
       // Not stored: the events since the last checkpoint are handed again after a restart
-      // (at-least-once); the next checkpoint tries again.
+      // (at-least-once); the next checkpoint tries again, an interval later, not at once: a store
+      // that keeps refusing must not turn the idle loop into a spin that starves the process.
       this.parkedDirty = true;
+      this.savedAt = this.source.clock.now();
       this.source.logger.warn(
         `consumer ${JSON.stringify(this.name)}: storing its position failed: ${(err as Error).message}`,
       );
