@@ -329,6 +329,10 @@ export class App {
    * handler is retried with back-off, then the event is parked and the consumer goes on. `from`
    * applies the first time the name is seen. Rejects with `ConsumerError` when it cannot start
    * (see {@link SubscribeOptions}).
+   *
+   * The handler may return commands (a reaction, see `ConsumerReaction`): their events are
+   * appended with the consumer's position as one unit, so a reaction is in the log exactly once
+   * (side effects outside the log stay at least once).
    */
   subscribe(name: string, handler: ConsumerHandler, options?: SubscribeOptions): Promise<Subscription> {
     const refusal = this.refusal();
