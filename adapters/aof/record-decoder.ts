@@ -95,19 +95,18 @@ export class RecordDecoder {
         'SET (a base file holds one SET per key)',
         'found @env',
       );
-    try {
-      this.envelope = decodeEnvelope(f.window.buf, f.sc);
-    } catch (err) {
-      if (err instanceof RecordFormatError)
-        throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);
-      throw err;
-    }
+    this.envelope = this.decodeRecord(f, decodeEnvelope);
   }
 
   /** The framer returned POSITION: the group being read is a reaction, with this consumer position. */
   positionRecord(f: GroupFramer): void {
+    this.position = this.decodeRecord(f, decodePosition);
+  }
+
+  /** Decodes the record in the framer's scanner; a malformed one is corruption naming file and offset. */
+  private decodeRecord<T>(f: GroupFramer, decode: (buf: Buffer, sc: GroupFramer['sc']) => T): T {
     try {
-      this.position = decodePosition(f.window.buf, f.sc);
+      return decode(f.window.buf, f.sc);
     } catch (err) {
       if (err instanceof RecordFormatError)
         throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { useChildren } from '../support/child';
+import { killAgainAndAgain, useChildren } from '../support/child';
 import { tempDir } from '../support/helpers';
 
 const WORKER = path.join(__dirname, 'child', 'consumer-worker.ts');
@@ -32,17 +32,7 @@ describe.each([
     const record = path.join(tmp.dir, 'handled.txt');
     const spec = { kind, path: location(tmp.dir), record };
     // when: it is killed at a random moment, again and again, then runs to the end
-    for (let k = 0; k < KILLS; k++) {
-      const child = spawn([JSON.stringify({ ...spec, finish: false })]);
-      await child.waitFor(/^READY$/);
-      await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 150)));
-      child.process.kill('SIGKILL');
-      await child.exited;
-    }
-    const last = spawn([JSON.stringify({ ...spec, finish: true })]);
-    const done = await last.waitFor(/^DONE \d+$/);
-    expect(await last.exited).toBe(0);
-    const head = Number(done.split(' ')[1]);
+    const head = await killAgainAndAgain(spawn, (finish) => [JSON.stringify({ ...spec, finish })], KILLS);
     // then: each run handled consecutive seqs from where it resumed...
     const runs = runsOf(record);
     expect(runs).toHaveLength(KILLS + 1);

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { createApp, type EventGroup, type EventStore, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
-import { useChildren } from '../support/child';
+import { killAgainAndAgain, useChildren } from '../support/child';
 import { tempDir } from '../support/helpers';
 
 const WORKER = path.join(__dirname, 'child', 'reaction-worker.ts');
@@ -23,17 +23,7 @@ describe.each([
     // given: a worker running commands and a consumer reacting to each with one command
     const spec = { kind, path: location(tmp.dir) };
     // when: it is killed at a random moment, again and again, then runs to the end
-    for (let k = 0; k < KILLS; k++) {
-      const child = spawn([JSON.stringify({ ...spec, finish: false })]);
-      await child.waitFor(/^READY$/);
-      await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 150)));
-      child.process.kill('SIGKILL');
-      await child.exited;
-    }
-    const last = spawn([JSON.stringify({ ...spec, finish: true })]);
-    const done = await last.waitFor(/^DONE \d+$/);
-    expect(await last.exited).toBe(0);
-    const head = Number(done.split(' ')[1]);
+    const head = await killAgainAndAgain(spawn, (finish) => [JSON.stringify({ ...spec, finish })], KILLS);
     // then: the log, read whole, holds one reaction per triggering event, caused by it
     const store: EventStore =
       kind === 'aof' ? new AofStore({ dir: spec.path }) : new SqliteWalStore({ file: spec.path });

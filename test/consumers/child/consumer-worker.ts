@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { CommandHandler, createApp, type EventStore, SET, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+import { commandStream, readyOrFinish } from './command-stream';
 
 /** Command `i`: one SET, or (every seventh) a command of three events. */
 class Step {
@@ -43,20 +44,10 @@ async function main(): Promise<void> {
     fs.fsyncSync(fd);
   };
   write('R');
-  let stop = false;
   let next = app.stats().lastSeq;
-  const worker = async () => {
-    while (!stop) await app.execute(new Step(next++));
-  };
-  const workers = Array.from({ length: 4 }, worker);
+  const stop = commandStream(4, () => app.execute(new Step(next++)));
   const sub = await app.subscribe('recorder', (e) => write(String(e.seq)), { from: 'start', pageSize: 16 });
-  if (!spec.finish) {
-    process.stdout.write('READY\n');
-    return;
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  stop = true;
-  await Promise.all(workers);
+  if (!(await readyOrFinish(spec.finish, stop))) return;
   await sub.caughtUp();
   const head = app.stats().durableSeq;
   await app.close();

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { CommandHandler, createApp, type EventStore, SET, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
+import { commandStream, readyOrFinish } from './command-stream';
 
 /** Command `i`: one SET of `last`, the event the consumer reacts to. */
 class Step {
@@ -41,24 +42,14 @@ async function main(): Promise<void> {
       ? new AofStore({ dir: spec.path, appendfsync: 'always' })
       : new SqliteWalStore({ file: spec.path, appendfsync: 'always' });
   const app = await createApp({ handlers: [StepHandler, ReactHandler], store, logger: silentLogger });
-  let stop = false;
   let next = app.stats().lastSeq;
-  const worker = async () => {
-    while (!stop) await app.execute(new Step(next++));
-  };
-  const workers = Array.from({ length: 2 }, worker);
+  const stop = commandStream(2, () => app.execute(new Step(next++)));
   const sub = await app.subscribe(
     'reactor',
     (e) => (e.type === 'SET' && (e.data as { key: string }).key === 'last' ? new React(e.seq) : undefined),
     { from: 'start', pageSize: 16 },
   );
-  if (!spec.finish) {
-    process.stdout.write('READY\n');
-    return;
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  stop = true;
-  await Promise.all(workers);
+  if (!(await readyOrFinish(spec.finish, stop))) return;
   // Its reactions append events it then handles too: done once a catch-up appended nothing.
   let head: number;
   do {
