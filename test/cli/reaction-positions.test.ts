@@ -81,6 +81,25 @@ describe('the tools carry the positions an AOF log holds in its reactions (@pos)
     }
   });
 
+  it('strip moves it down with the events, and the @pos records left behind count no more', async () => {
+    // when: the second Counted (seq 3) is stripped: its reaction moves from seq 4 to seq 3
+    const r = cli(['strip', dir, '--type', 'Counted', '--last', '--yes']);
+    // then: the position moved down past what the consumer had handled, and stays there
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('consumer "reactor": position moved from seq 3 to seq 2');
+    expect(listed(dir)).toEqual({ lastSeq: 3, consumers: [['reactor', 2]] });
+    const app = await open();
+    try {
+      const sub = await app.subscribe('reactor', react);
+      await sub.caughtUp();
+      // and: the stripped event's reaction is still in the log (strip removes one type), once
+      expect(await reactionsIn(app)).toEqual(['seen:1', 'seen:3']);
+      expect(sub.stats().position).toBe(3);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('convert carries it into the other store kind', async () => {
     // when
     const to = path.join(tmp.dir, 'copy.db');
