@@ -105,17 +105,14 @@ export class ConsumerFile {
   }
 
   remove(name: string): Promise<boolean> {
-    return this.change((m) => {
+    return this.change((m, retired) => {
       const old = m.get(name);
       if (old === undefined) return false;
       m.delete(name);
-      this.retiring = { ...this.retired, [name]: old.epoch ?? 0 };
+      retired[name] = old.epoch ?? 0;
       return true;
     });
   }
-
-  /** The `retired` of the save being made (it becomes `retired` once written). */
-  private retiring: Record<string, number> | null = null;
 
   private async map(): Promise<Map<string, StoredRecord>> {
     if (this.records !== null) return this.records;
@@ -136,14 +133,15 @@ export class ConsumerFile {
     return m;
   }
 
-  /** Applies `edit` to a copy and writes it; the copy becomes the truth once durable. */
-  private change(edit: (m: Map<string, StoredRecord>) => boolean): Promise<boolean> {
+  /** Applies `edit` to copies (the records, the retired epochs) and writes them; the copies become the truth once durable. */
+  private change(
+    edit: (m: Map<string, StoredRecord>, retired: Record<string, number>) => boolean,
+  ): Promise<boolean> {
     const run = this.chain.then(async () => {
       const next = new Map(await this.map());
-      this.retiring = null;
-      const changed = edit(next);
+      const retired = { ...this.retired };
+      const changed = edit(next, retired);
       if (!changed) return false;
-      const retired = this.retiring ?? this.retired;
       await this.write(next, retired);
       this.records = next;
       this.retired = retired;
