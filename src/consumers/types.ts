@@ -16,6 +16,7 @@ export type ConsumerStart = 'start' | 'now' | { readonly after: number };
  * `correlationId` (the triggering event's, else its id). A rejected command (a domain error,
  * invalid output) fails the handler: retried, then parked, nothing of it appended.
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing (void) reacts with nothing
 export type ConsumerReaction = void | undefined | object | readonly object[];
 
 /**
