@@ -42,7 +42,7 @@ export class AuditLog {
 /** A consumer built by Nest, so that Nest injects its service. */
 @Consumer('audit')
 export class AuditTrail {
-  constructor(private readonly audit: AuditLog) {}
+  constructor(@Inject(AuditLog) private readonly audit: AuditLog) {}
 
   @On(Deposited)
   deposited(e: typeof Deposited.Event, { seq }: { seq: number }): void {

@@ -5,6 +5,7 @@ import {
   Controller,
   Get,
   type HttpException,
+  Inject,
   Param,
   Post,
   UnprocessableEntityException,
@@ -12,9 +13,9 @@ import {
 } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { CommandRejected } from 'appendonly';
-import type { AppendonlyService } from 'appendonly/nestjs';
+import { AppendonlyService } from 'appendonly/nestjs';
 import { Deposit, GetBalance, Transfer, Withdraw } from '../bank/domain';
-import type { AuditLog } from './audit-log';
+import { AuditLog } from './audit-log';
 
 /** The body of a deposit or a withdrawal. */
 interface Amount {
@@ -24,9 +25,10 @@ interface Amount {
 /** The bank over HTTP: every route executes one command or one query through the service. */
 @Controller()
 export class BankController {
+  // @Inject by class: a parameter's type alone is erased when its import is type-only.
   constructor(
-    private readonly bank: AppendonlyService,
-    private readonly audit: AuditLog,
+    @Inject(AppendonlyService) private readonly bank: AppendonlyService,
+    @Inject(AuditLog) private readonly audit: AuditLog,
   ) {}
 
   @Post('accounts/:account/deposit')

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { DiscoveryService, ModuleRef } from '@nestjs/core';
+import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { CONSUMER, decoratedClasses, PROJECTION } from '../../src/decorators/metadata';
 import {
@@ -35,8 +35,9 @@ export class AppendonlyService implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(APPENDONLY_OPTIONS) private readonly options: AppendonlyModuleOptions,
     @Inject(APPENDONLY_CLASSES) private readonly listed: readonly Type[],
-    private readonly discovery: DiscoveryService,
-    private readonly moduleRef: ModuleRef,
+    // @Inject by class: the parameter types alone are erased when the imports are type-only.
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
+    @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
   ) {}
 
   /** @internal Nest's hook: builds the app (opens the store, replays, subscribes the consumers). */
