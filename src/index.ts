@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 export { App, type AppStats, type AppStatus, type CommandResult, type ExecuteOptions } from './app/app';
-export { type CreateAppOptions, createApp } from './app/create-app';
+export { type ClassResolver, type CreateAppOptions, createApp } from './app/create-app';
 export type { EventMeta } from './app/projector';
 export { CommandBus } from './bus/command-bus';
 export { QueryBus } from './bus/query-bus';
