@@ -57,6 +57,13 @@ export type { ProjectionState } from './state/projection-state';
 export type { ReadonlyKeyValueState } from './state/readonly-state';
 export type { StateChange } from './state/state-change';
 export { type Clock, systemClock } from './runtime/clock';
+export type {
+  CommandTrace,
+  CompactionTrace,
+  ReplayTrace,
+  Telemetry,
+  TelemetrySource,
+} from './telemetry/telemetry';
 export {
   AppClosedError,
   AppendConflictError,

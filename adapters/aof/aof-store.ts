@@ -108,6 +108,7 @@ export class AofStore implements EventStore {
           noFsyncOnRewrite: this.options.noAppendfsyncOnRewrite,
           fsyncOnEventLoop: this.options.fsyncOnEventLoop,
           onWritten: () => this.maybeAutoRewrite(),
+          fsynced: context.fsynced,
           now: () => context.clock.now(),
         },
       );

@@ -23,6 +23,7 @@ export const OPTIONAL_DRIVERS = {
   pg: { adapter: 'appendonly/adapters/postgres', native: false },
   '@nestjs/common': { adapter: 'appendonly/nestjs', native: false },
   '@nestjs/core': { adapter: 'appendonly/nestjs', native: false },
+  '@opentelemetry/api': { adapter: 'appendonly/opentelemetry', native: false },
 } as const satisfies Readonly<Record<string, OptionalDriver>>;
 
 /** The npm name of an optional driver. */

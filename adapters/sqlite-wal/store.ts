@@ -119,6 +119,7 @@ export class SqliteWalStore implements EventStore {
         now: () => context.clock.now(),
         fsync: () => (this.closing || this.walPaused || writer.error !== null ? null : wal.sync()),
         resume: () => writer.schedule(),
+        fsynced: context.fsynced,
         failed: (err) => {
           context.logger.error(`fsync of ${file}-wal failed: ${(err as Error).message}`);
           writer.fail(err);

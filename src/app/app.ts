@@ -9,11 +9,13 @@ import type { Clock } from '../runtime/clock';
 import {
   AppClosedError,
   CannotCompactError,
+  CommandRejected,
   InvalidEventError,
   LogCompactedError,
   LogLostError,
   PersistenceError,
   ProjectionsVersionError,
+  UnknownCommandError,
 } from '../errors';
 import type {
   CompactionResult,
@@ -29,6 +31,7 @@ import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
 import { SnapshotVersionMismatch, StateLoader } from './state-loader';
+import type { CommandTrace, Telemetry } from '../telemetry/telemetry';
 import { ConsumerHub } from '../consumers/consumer-hub';
 import { RecentGroups } from '../consumers/recent-groups';
 import type { ConsumerHandler, SubscribeOptions, Subscription } from '../consumers/types';
@@ -111,6 +114,8 @@ export class App {
     private readonly skipUnknownEventTypes = false,
     /** The projections version (createApp's, as text); undefined: unversioned. */
     private readonly projectionsVersion: string | undefined = undefined,
+    /** The observer (createApp's `telemetry`), or null. */
+    private readonly telemetry: Telemetry | null = null,
   ) {
     this.stateView = readonlyView(kv);
     const subject = this.eventsSubject;
@@ -143,8 +148,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation, metadata) =>
-        committer.commit(output, handler, command, attempts, ticket, generation, metadata),
+      (output, handler, command, attempts, ticket, generation, metadata, trace) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata, trace),
       () => this.recovery.failure,
       () => committer.generation,
     );
@@ -194,6 +199,9 @@ export class App {
       },
       logger: this.logger,
       clock: this.clock,
+      ...(this.telemetry?.fsync === undefined
+        ? {}
+        : { fsynced: (seconds: number) => this.telemetry?.fsync?.(seconds) }),
     });
     this.location = info.location;
     try {
@@ -206,6 +214,7 @@ export class App {
     }
     this.currentStatus = 'ready';
     this.watch();
+    this.telemetry?.attach?.({ consumers: () => this.consumers.stats() });
     return info;
   }
 
@@ -274,9 +283,25 @@ export class App {
         }
         return Promise.reject(new InvalidEventError('the command metadata must be a JSON object'));
       }
-      return this.queue.submit(command, metadata);
     }
-    return this.queue.submit(command);
+    const trace = this.telemetry?.command?.(command.constructor?.name ?? typeof command, metadata);
+    if (trace !== undefined) return this.traced(command, trace);
+    return metadata === undefined ? this.queue.submit(command) : this.queue.submit(command, metadata);
+  }
+
+  /** `execute` under a trace: the trace's metadata (with its context) is what gets logged. */
+  private traced(command: object, trace: CommandTrace): Promise<CommandResult> {
+    let result: Promise<CommandResult>;
+    try {
+      result = trace.run(() => this.queue.submit(command, trace.metadata, trace));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      () => trace.durable(),
+      (err: unknown) => trace.failed(err, isRefusal(err)),
+    );
+    return result;
   }
 
   /** Runs a query against the current state. Never logged. */
@@ -295,7 +320,14 @@ export class App {
     if (typeof this.store.compact !== 'function') {
       return Promise.reject(new CannotCompactError(`the ${this.store.kind} store cannot compact its log`));
     }
-    return this.store.compact();
+    const trace = this.telemetry?.compaction?.();
+    const done = this.store.compact();
+    if (trace !== undefined)
+      done.then(
+        (r) => trace.end(r),
+        (error: unknown) => trace.end({ error }),
+      );
+    return done;
   }
 
   /**
@@ -366,6 +398,7 @@ export class App {
       await this.store.close();
     } finally {
       this.currentStatus = 'closed';
+      this.telemetry?.detach?.();
       this.eventsSubject.complete();
       this.commandBus.complete();
       this.kv.complete();
@@ -396,6 +429,18 @@ export class App {
    * and when compaction dropped them the load is refused with `ProjectionsVersionError`.
    */
   private async load(into: KeyValueState = this.kv): Promise<void> {
+    const trace = this.telemetry?.replay?.('load');
+    if (trace === undefined) return this.loadInto(into);
+    try {
+      await this.loadInto(into);
+    } catch (error) {
+      trace.end({ error });
+      throw error;
+    }
+    trace.end({ groups: this.replayedGroups, entries: this.replayedEntries });
+  }
+
+  private async loadInto(into: KeyValueState): Promise<void> {
     const version = this.projectionsVersion;
     const projector = into === this.kv ? this.projector : this.projector.over(into);
     const skip = this.skipUnknownEventTypes;
@@ -446,6 +491,20 @@ export class App {
 
   /** Applies what other writers appended after `after`, reporting it on `events$`; resolves with the last seq. */
   private async catchUp(after: number): Promise<number> {
+    const trace = this.telemetry?.replay?.('catch-up');
+    if (trace === undefined) return this.catchUpFrom(after);
+    const groups = this.committer.durableSeq;
+    try {
+      const head = await this.catchUpFrom(after);
+      trace.end({ groups: Math.max(0, head - groups), entries: 0 });
+      return head;
+    } catch (error) {
+      trace.end({ error });
+      throw error;
+    }
+  }
+
+  private async catchUpFrom(after: number): Promise<number> {
     const subject = this.eventsSubject;
     const committer = this.committer;
     const loader = new StateLoader(
@@ -505,4 +564,11 @@ export class App {
     }
     committer.recovered();
   }
+}
+
+/** A command refused by its handler or its events' checks, as opposed to one the log failed. */
+function isRefusal(err: unknown): boolean {
+  return (
+    err instanceof CommandRejected || err instanceof UnknownCommandError || err instanceof InvalidEventError
+  );
 }

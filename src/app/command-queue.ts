@@ -1,6 +1,7 @@
 import type { CommandBus } from '../bus/command-bus';
 import type { EventMetadata } from '../events/event';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
+import type { CommandTrace } from '../telemetry/telemetry';
 import type { CommandResult } from './command-result';
 
 /** A command to decide (again): its place in dispatch order and its decisions so far. */
@@ -12,6 +13,8 @@ export interface Dispatched {
   readonly ticket: number;
   /** The metadata it was executed with, logged with its events (every decision's). */
   readonly metadata?: EventMetadata;
+  /** Its trace, when an observer traces it (every decision's). */
+  readonly trace?: CommandTrace;
 }
 
 /** What the queue hands a decision to: applies it and resolves when it is durable. */
@@ -24,6 +27,7 @@ export type CommitDecision = (
   /** `generation()` when the decision started: a conflict since then makes it stale. */
   generation: number,
   metadata: EventMetadata | undefined,
+  trace: CommandTrace | undefined,
 ) => Promise<CommandResult>;
 
 interface Waiting extends Dispatched {
@@ -63,17 +67,17 @@ export class CommandQueue {
   }
 
   /** Decides `command` now, or after those before it. */
-  submit(command: object, metadata?: EventMetadata): Promise<CommandResult> {
+  submit(command: object, metadata?: EventMetadata, trace?: CommandTrace): Promise<CommandResult> {
     // No object per command on this path: the ticket travels as a number.
     const ticket = this.nextTicket++;
     if (this.busy || this.paused > 0 || this.waiting.length > 0)
-      return this.enqueue(command, 0, ticket, metadata);
-    return this.run(command, 0, ticket, metadata);
+      return this.enqueue(command, 0, ticket, metadata, trace);
+    return this.run(command, 0, ticket, metadata, trace);
   }
 
   /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket, d.metadata));
+    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.trace));
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -91,9 +95,10 @@ export class CommandQueue {
     attempts: number,
     ticket: number,
     metadata: EventMetadata | undefined,
+    trace: CommandTrace | undefined,
   ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const entry: Waiting = { command, attempts, ticket, metadata, resolve, reject };
+      const entry: Waiting = { command, attempts, ticket, metadata, trace, resolve, reject };
       const waiting = this.waiting;
       let i = waiting.length;
       while (i > 0 && waiting[i - 1].ticket > ticket) i--;
@@ -107,15 +112,21 @@ export class CommandQueue {
     attempts: number,
     ticket: number,
     metadata: EventMetadata | undefined,
+    trace: CommandTrace | undefined,
   ): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
+    trace?.decide(attempts);
     try {
       const h = this.bus.handlerFor(command);
       handler = h;
-      output = h.execute(command, this.state);
+      output =
+        trace === undefined
+          ? h.execute(command, this.state)
+          : trace.run(() => h.execute(command, this.state));
     } catch (err) {
+      trace?.decided();
       return Promise.reject(err);
     }
     if (output !== null && typeof (output as { then?: unknown })?.then === 'function') {
@@ -123,21 +134,24 @@ export class CommandQueue {
       return (output as Promise<unknown>).then(
         (events) => {
           this.busy = false;
+          trace?.decided();
           try {
-            return this.commit(events, handler, command, attempts, ticket, generation, metadata);
+            return this.commit(events, handler, command, attempts, ticket, generation, metadata, trace);
           } finally {
             this.drain();
           }
         },
         (err: unknown) => {
           this.busy = false;
+          trace?.decided();
           this.drain();
           throw err;
         },
       );
     }
+    trace?.decided();
     try {
-      return this.commit(output, handler, command, attempts, ticket, generation, metadata);
+      return this.commit(output, handler, command, attempts, ticket, generation, metadata, trace);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -151,7 +165,7 @@ export class CommandQueue {
       const result =
         refused !== null
           ? Promise.reject(refused)
-          : this.run(next.command, next.attempts, next.ticket, next.metadata);
+          : this.run(next.command, next.attempts, next.ticket, next.metadata, next.trace);
       result.then(next.resolve, next.reject);
     }
   }

@@ -3,6 +3,7 @@ import { newEventIds } from '../events/event-id';
 import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
+import type { CommandTrace } from '../telemetry/telemetry';
 import { AppendConflictError, PersistenceError } from '../errors';
 import type { EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
@@ -160,13 +161,14 @@ export class Committer {
     ticket: number,
     generation: number,
     metadata?: EventMetadata,
+    trace?: CommandTrace,
   ): Promise<CommandResult> {
     const host = this.host;
     const refused = host.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket, metadata }])[0];
+      return host.queue!.retry([{ command, attempts, ticket, metadata, trace }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -176,7 +178,7 @@ export class Committer {
         (err: unknown) => {
           // Decided on the commands in flight: if they were stale, so is this decision.
           if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata }])[0];
+            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, trace }])[0];
           throw host.refusal() ?? host.failed(err);
         },
       );
@@ -191,6 +193,7 @@ export class Committer {
     const lastSeq = firstSeq + events.length - 1;
     this.lastSeq = lastSeq;
     this.processed++;
+    trace?.applied(firstSeq, lastSeq, events.length);
     const group =
       versions === undefined
         ? metadata === undefined
@@ -200,10 +203,11 @@ export class Committer {
           ? { seq: firstSeq, time, events, ids, versions }
           : { seq: firstSeq, time, events, ids, versions, metadata };
     const durable = host.store.append(group);
+    trace?.appended();
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
     const entry: InFlight | null = this.retain
-      ? { command, attempts, ticket, metadata, mark, durable }
+      ? { command, attempts, ticket, metadata, trace, mark, durable }
       : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
@@ -333,6 +337,7 @@ export class Committer {
         attempts: r.attempts + 1,
         ticket: r.ticket,
         metadata: r.metadata,
+        trace: r.trace,
       })),
     );
     for (let i = 0; i < again.length; i++) {

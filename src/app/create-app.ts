@@ -21,6 +21,7 @@ import { type Clock, systemClock } from '../runtime/clock';
 import { ConfigError } from '../errors';
 import type { EventStore } from '../store/event-store';
 import { consoleLogger, type Logger } from '../runtime/logger';
+import type { Telemetry } from '../telemetry/telemetry';
 import { TOKENS } from '../tokens';
 import { App } from './app';
 import { projectionsVersionText } from './projections-version';
@@ -81,6 +82,12 @@ export interface CreateAppOptions {
    * loads an unversioned snapshot too (adopting the option never makes a log unloadable).
    */
   readonly projectionsVersion?: string | number;
+  /**
+   * An observer of the app's work: `openTelemetry()` from `appendonly/opentelemetry` (spans per
+   * command, replay and compaction; metrics), or your own {@link Telemetry}. Absent, nothing is
+   * observed and nothing is paid.
+   */
+  readonly telemetry?: Telemetry;
 }
 
 /**
@@ -158,6 +165,7 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     logger,
     options.unknownEventTypes === 'skip',
     projectionsVersion,
+    options.telemetry ?? null,
   );
   await app.start();
   try {

@@ -6,7 +6,7 @@ import {
   type ConsumerSource,
   type RunnerOptions,
 } from './consumer-runner';
-import type { ConsumerHandler, ConsumerStart, SubscribeOptions, Subscription } from './types';
+import type { ConsumerHandler, ConsumerStart, ConsumerStats, SubscribeOptions, Subscription } from './types';
 
 const DEFAULTS: RunnerOptions = {
   maxAttempts: 5,
@@ -140,6 +140,11 @@ export class ConsumerHub {
     const store = this.source.store;
     if (!canConsume(store)) return false;
     return store.deleteConsumer(name);
+  }
+
+  /** The stats of every consumer running here. */
+  stats(): ConsumerStats[] {
+    return [...this.running.values()].map((r) => r.stats());
   }
 
   /** Stops every consumer; each stores its position. */

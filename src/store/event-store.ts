@@ -124,6 +124,13 @@ export interface StoreContext {
   readonly snapshots: SnapshotSource;
   readonly logger: Logger;
   readonly clock: Clock;
+  /**
+   * Present when the app's telemetry records fsync latency: a store that fsyncs its log itself
+   * calls it after each successful fsync of appended data, with the seconds it took. (A store
+   * whose commit fsyncs inside the database, SQLite `always` or PostgreSQL, has no fsync of its
+   * own to time: its append latency is the figure.)
+   */
+  readonly fsynced?: (seconds: number) => void;
 }
 
 /** What one compaction did. */
