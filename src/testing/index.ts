@@ -10,5 +10,5 @@ export {
   type ThenStep,
   type WhenStep,
 } from './app-specification';
-export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
+export { type ConformanceTestApi, replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
 export { fixtures } from './fixtures';
