@@ -84,6 +84,7 @@ export {
 } from './errors';
 export type {
   CompactionResult,
+  ConsumerLease,
   ConsumerRecord,
   EventGroup,
   ParkedEvent,

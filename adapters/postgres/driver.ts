@@ -56,7 +56,9 @@ export interface PgClientLike {
 /**
  * What the store needs of a `pg.Pool`. It holds two connections for its lifetime (the writer:
  * appends; the watcher: LISTEN, the head polls, NOTIFY) and checks one out per replay and per
- * compaction, so a pool of your own needs `max` ≥ 4 plus what the rest of your application uses.
+ * compaction, and holds one per durable consumer it runs (the session of the consumer's lock),
+ * so a pool of your own needs `max` ≥ 4 plus one per consumer plus what the rest of your
+ * application uses.
  */
 export interface PgPoolLike {
   /** Checks a connection out. */

@@ -2,6 +2,7 @@ import {
   AppClosedError,
   AppendonlyError,
   type CompactionResult,
+  type ConsumerLease,
   type ConsumerRecord,
   type EventGroup,
   type EventStore,
@@ -18,7 +19,7 @@ import { ReplayFeed } from '../../src/store/replay-batch';
 import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
-import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
+import { deleteConsumer, holdConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
@@ -221,6 +222,15 @@ export class PostgresStore implements EventStore {
   saveConsumer(record: ConsumerRecord): Promise<void> {
     this.assertOpen();
     return saveConsumer(this.pool!, this.t, this.options.log, this.where, record);
+  }
+
+  /**
+   * The name's advisory lock on a connection of its own (one pool connection per consumer this
+   * instance runs), or null when another instance holds it; checkpoints go through the lease.
+   */
+  holdConsumer(name: string): Promise<ConsumerLease | null> {
+    this.assertOpen();
+    return holdConsumer(this.pool!, this.t, this.options.log, this.where, name);
   }
 
   /** Deletes the consumer's row of this log; false when there was none. */
