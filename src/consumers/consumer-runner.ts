@@ -73,10 +73,11 @@ export interface RunnerOptions {
  * handler call are in flight; a stored position is never ahead of `position`.
  *
  * On a shared log it runs only while it holds the name's lease: a standby (another instance
- * holds it) asks again every ~`STANDBY_RETRY_MS`; once it has the lease it loads the stored
- * record and resumes after it. When the lease is lost it hands nothing more (not even the event
- * it was about to hand), drops what it had not stored (the lease refuses the save: the next
- * holder hands those events again, at-least-once) and goes back to standby.
+ * holds it) asks again every 1-2 × `STANDBY_RETRY_MS` (jittered); once it has the lease it
+ * loads the stored record and resumes after it. When the lease is lost it hands nothing more
+ * (not even the event it was about to hand), drops what it had not stored (the lease refuses the
+ * save: the next holder hands those events again, at-least-once), waits `DEPOSED_WAIT_MS` and
+ * goes back to standby.
  */
 export class ConsumerRunner implements Subscription {
   position: number;
