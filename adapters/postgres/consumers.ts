@@ -97,7 +97,8 @@ async function withClient<T>(
     broken = true;
     throw persistenceError(`consumers of ${where}`, err);
   } finally {
-    client.removeListener('error', ignore);
+    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
+    if (!broken) client.removeListener('error', ignore);
     client.release(broken);
   }
 }
@@ -189,8 +190,7 @@ export async function holdConsumer(
     ]);
     got = (r.rows[0] as { got: boolean }).got;
   } catch (err) {
-    client.removeListener('error', ignore);
-    client.release(true);
+    client.release(true); // keeps `ignore`: a late 'error' of the destroyed connection is heard
     throw persistenceError(`consumer ${JSON.stringify(name)} of ${where}`, err);
   }
   client.removeListener('error', ignore);
