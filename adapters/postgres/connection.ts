@@ -111,6 +111,25 @@ export async function fence(client: PgClientLike, lost: HeldConnection): Promise
   );
 }
 
+/**
+ * The queries of one connection, one after another: its users (timers, callers) send them
+ * independently, and pg's own queueing of a query sent while another runs is deprecated (removed
+ * in pg 9). A failed query does not stop the ones after it.
+ */
+export class Serial {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Runs `query` once every query queued before it has settled. */
+  run<T>(query: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(query, query);
+    this.tail = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+}
+
 /** Lost connections (not SQL errors): the server went away, or the driver closed the connection. */
 export function isConnectionLoss(err: unknown, conn: HeldConnection): boolean {
   if (conn.broken) return true;
