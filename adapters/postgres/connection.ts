@@ -28,10 +28,10 @@ export function poolFor(connectionString: string): PgPoolLike {
   // An optional peer dependency: loaded when a store is made from a connection string, not at
   // import (a user's own pool needs no driver of ours); missing, it is MissingDriverError's one line.
   const pg = loadDriver<{ Pool: new (config: object) => PgPoolLike }>('pg', require);
-  // Held: the writer, the watcher; checked out while they run: a replay, a compaction; and one
-  // spare for a reconnect that overlaps the release of a broken connection; and one held per
-  // consumer this instance runs (its lock's session), with room for a few.
-  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 10 });
+  // Held: the writer, the watcher and, once a consumer runs, the session of the consumers' locks
+  // (one for all of them); checked out while they run: a replay, a compaction (a consumer's read
+  // and save are short); and one spare for a reconnect that overlaps the release of a broken one.
+  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 6 });
   if (pool === null) throw new ConfigError('PostgresStore: the pg package has no Pool');
   // An idle connection that dies (a server restart) is reported on the pool; without a listener
   // Node would crash the process. The store notices on its next query.

@@ -1,11 +1,4 @@
-import {
-  type ConsumerLease,
-  type ConsumerRecord,
-  ConsumerError,
-  type EventGroup,
-  LogCompactedError,
-  type ParkedEvent,
-} from '../../src/index';
+import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -19,19 +12,12 @@ import type { Tables } from './schema';
  * the first save (CREATE TABLE IF NOT EXISTS: an administrator may make it beforehand for a role
  * without CREATE); the schema version does not move, so older appendonly code shares the log.
  *
- * One holder per name: an instance runs a consumer only while it holds a session-level advisory
- * lock for (schema, log, name) on a connection it keeps checked out for as long as it runs it
- * (`holdConsumer`); the others wait as standbys and try again. Its checkpoints are written on
- * that same session, which is the fence: a session that can still run a statement still holds
- * its lock (it is only unlocked by `release`), and once it ended (killed, terminated, lost) no
- * statement of it can commit, so a deposed holder cannot move the position of the next one.
- * And since every save of a holder commits before its lock goes, the next holder, which loads
- * the record after it took the lock, sees the last one. A save never moves a stored position
- * back either (belt and braces, and for stores' callers without a lease).
+ * One holder per name (`consumer-locks.ts`): an instance runs a consumer only while it holds
+ * the name's advisory lock; the fence is an epoch per name in `<schema>.consumer_leases`, bumped
+ * by each new holder under the lock and compared by every save of a holder (`saveFenced`), so a
+ * deposed holder's save cannot land once the next one began. A save never moves a stored
+ * position back either (belt and braces, and for callers without a lease).
  */
-
-/** How often a held lease checks that its session is alive, in ms (a lost one stops the runner). */
-const LEASE_HEARTBEAT_MS = 1000;
 
 function consumersTable(t: Tables): string {
   return `"${t.schema}".consumers`;
@@ -128,7 +114,7 @@ export function loadConsumers(
   });
 }
 
-/** An upsert that never moves a stored position back (see above). */
+/** An upsert that never moves a stored position back, unfenced: for callers without a lease. */
 export function saveConsumer(
   pool: PgPoolLike,
   t: Tables,
@@ -136,168 +122,88 @@ export function saveConsumer(
   where: string,
   record: ConsumerRecord,
 ): Promise<void> {
-  return withClient(pool, where, (client) => upsert(client, t, log, record));
-}
-
-async function upsert(client: PgClientLike, t: Tables, log: string, record: ConsumerRecord): Promise<void> {
-  if (!(await tableExists(client, t))) {
+  return withClient(pool, where, async (client) => {
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
     await client.query(
-      `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
+      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+       WHERE c.position <= excluded.position`,
+      [log, record.name, record.position, JSON.stringify(record.parked)],
     );
-  }
-  await client.query(
-    `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
-     WHERE c.position <= excluded.position`,
-    [log, record.name, record.position, JSON.stringify(record.parked)],
-  );
+  });
 }
 
 /**
- * True when a statement's error says its session is gone or going (no SQLSTATE: the socket
- * broke; class 08: connection exception; 57P: the server terminated it), as opposed to an error
- * of the statement on a session that still holds its locks (a missing grant, say).
+ * The upsert of a lease's holder, fenced by its epoch: it stores nothing (and resolves with
+ * false) unless the name's lease row still carries `epoch`. The row is locked FOR SHARE for the
+ * statement, so a takeover's epoch bump (an UPDATE of that row) waits for a save in flight to
+ * commit, and a save that comes after the bump re-reads the row and finds another epoch: the
+ * next holder, which loads the record after its bump, sees every save of the last one that
+ * will ever land.
  */
-function sessionEnded(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
-  return code.startsWith('08') || code.startsWith('57P');
-}
-
-/**
- * Takes the consumer name's advisory lock on a connection of its own, kept checked out while
- * the lease is held; null (the connection back to the pool) when another session holds it.
- * The two-key form keeps these locks apart from the store's one-key locks (compaction, schema);
- * two names of a log whose hashes collide would share a lock: one would wait for the other.
- */
-export async function holdConsumer(
+export function saveFenced(
   pool: PgPoolLike,
   t: Tables,
   log: string,
   where: string,
-  name: string,
-): Promise<ConsumerLease | null> {
-  const client = await pool.connect().catch((err: unknown) => {
-    throw persistenceError(`cannot reach ${where}`, err);
+  record: ConsumerRecord,
+  epoch: number,
+): Promise<boolean> {
+  return withClient(pool, where, async (client) => {
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
+    const r = await client.query(
+      `WITH fence AS (
+         SELECT 1 FROM ${leasesTable(t)} WHERE log = $1 AND name = $2 AND epoch = $5 FOR SHARE
+       ), stored AS (
+         INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked)
+         SELECT $1::text, $2::text, $3::bigint, $4::text FROM fence
+         ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+         WHERE c.position <= excluded.position
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM fence) AS held`,
+      [log, record.name, record.position, JSON.stringify(record.parked), epoch],
+    );
+    return (r.rows[0] as { held: boolean }).held;
   });
-  const ignore = () => {};
-  client.on('error', ignore);
-  let got: boolean;
-  try {
-    const r = await client.query('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS got', [
-      `appendonly consumer ${t.schema}.${log}`,
-      name,
-    ]);
-    got = (r.rows[0] as { got: boolean }).got;
-  } catch (err) {
-    client.release(true); // keeps `ignore`: a late 'error' of the destroyed connection is heard
-    throw persistenceError(`consumer ${JSON.stringify(name)} of ${where}`, err);
-  }
-  client.removeListener('error', ignore);
-  if (!got) {
-    client.release();
-    return null;
-  }
-  return new PgConsumerLease(client, t, log, where, name);
 }
 
-/** A held consumer lock: its session, a heartbeat on it, and saves through it. */
-class PgConsumerLease implements ConsumerLease {
-  held = true;
-  private listeners: ((err: Error) => void)[] = [];
-  private readonly heartbeat: ReturnType<typeof setInterval>;
-  /** The last statement on the session: one at a time (pg queues them, deprecated in pg 9). */
-  private inFlight: Promise<unknown> = Promise.resolve();
+/**
+ * A new holder's epoch for `name` (1 the first time), on the session that holds the name's
+ * lock: only the holder bumps it, so epochs of one name are handed out one holder at a time.
+ */
+export async function bumpEpoch(client: PgClientLike, t: Tables, log: string, name: string): Promise<number> {
+  await ensureTable(client, leasesTable(t), LEASES_COLUMNS);
+  const r = await client.query(
+    `INSERT INTO ${leasesTable(t)} AS l (log, name, epoch) VALUES ($1, $2, 1)
+     ON CONFLICT (log, name) DO UPDATE SET epoch = l.epoch + 1
+     RETURNING epoch::float8 AS epoch`,
+    [log, name],
+  );
+  return Number((r.rows[0] as { epoch: number }).epoch);
+}
 
-  constructor(
-    private readonly client: PgClientLike,
-    private readonly t: Tables,
-    private readonly log: string,
-    private readonly where: string,
-    private readonly name: string,
-  ) {
-    client.on('error', this.onError);
-    // A session that died without a word (a cut cable) is found by the next statement on it: one
-    // each second, so a holder stops handing events soon after it can no longer be sure.
-    this.heartbeat = setInterval(() => {
-      void this.exclusive(() => this.client.query('SELECT 1')).catch((err: unknown) => {
-        if (sessionEnded(err)) this.lose(err);
-      });
-    }, LEASE_HEARTBEAT_MS);
-    this.heartbeat.unref();
-  }
+const CONSUMERS_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name)';
+const LEASES_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name)';
 
-  private readonly onError = (err: Error) => this.lose(err);
+function leasesTable(t: Tables): string {
+  return `"${t.schema}".consumer_leases`;
+}
 
-  /** Runs `work` once the statement before it settled. */
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.inFlight.then(work, work);
-    this.inFlight = run.catch(() => {});
-    return run;
-  }
-
-  onLost(listener: (err: Error) => void): void {
-    if (!this.held) listener(this.deposed());
-    else this.listeners.push(listener);
-  }
-
-  async save(record: ConsumerRecord): Promise<void> {
-    if (!this.held) throw this.deposed();
-    try {
-      await this.exclusive(() => {
-        // Checked again in turn: the session may have ended while a heartbeat ran.
-        if (!this.held) throw this.deposed();
-        return upsert(this.client, this.t, this.log, record);
-      });
-    } catch (err) {
-      if (err instanceof ConsumerError) throw err;
-      if (sessionEnded(err)) {
-        this.lose(err);
-        throw this.deposed(err);
-      }
-      throw persistenceError(`consumers of ${this.where}`, err);
-    }
-  }
-
-  async release(): Promise<void> {
-    if (!this.held) return;
-    this.held = false;
-    clearInterval(this.heartbeat);
-    await this.inFlight;
-    let broken = false;
-    try {
-      await this.client.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [
-        `appendonly consumer ${this.t.schema}.${this.log}`,
-        this.name,
-      ]);
-    } catch {
-      broken = true; // the session is gone, and its lock with it
-    }
-    this.client.removeListener('error', this.onError);
-    this.client.release(broken);
-  }
-
-  private lose(cause: unknown): void {
-    if (!this.held) return;
-    this.held = false;
-    clearInterval(this.heartbeat);
-    this.client.removeListener('error', this.onError);
-    // Keep a listener: the broken connection may still report errors after it is let go.
-    this.client.on('error', () => {});
-    this.client.release(true);
-    const err = this.deposed(cause);
-    const listeners = this.listeners;
-    this.listeners = [];
-    for (const l of listeners) l(err);
-  }
-
-  private deposed(cause?: unknown): ConsumerError {
-    return new ConsumerError(
-      this.name,
-      `this instance no longer holds it on ${this.where} (its lock session ended): the checkpoint is refused, and another instance may run it`,
-      cause === undefined ? undefined : { cause },
-    );
-  }
+/**
+ * Makes `table` when it is missing. Looked up first, so that a role without CREATE works on
+ * tables an administrator made; two sessions making it at once race in the catalogue (a
+ * unique violation, or "already exists"), and the one that lost finds it made.
+ */
+async function ensureTable(client: PgClientLike, table: string, columns: string): Promise<void> {
+  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [table]);
+  if ((r.rows[0] as { found: boolean }).found) return;
+  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (${columns})`).catch((err: unknown) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== '23505' && code !== '42P07') throw err;
+  });
 }
 
 export function deleteConsumer(

@@ -55,10 +55,10 @@ export interface PgClientLike {
 
 /**
  * What the store needs of a `pg.Pool`. It holds two connections for its lifetime (the writer:
- * appends; the watcher: LISTEN, the head polls, NOTIFY) and checks one out per replay and per
- * compaction, and holds one per durable consumer it runs (the session of the consumer's lock),
- * so a pool of your own needs `max` ≥ 4 plus one per consumer plus what the rest of your
- * application uses.
+ * appends; the watcher: LISTEN, the head polls, NOTIFY), a third once it runs durable consumers
+ * (the session of their advisory locks, one for all of them), and checks one out per replay,
+ * per compaction and, briefly, per consumer read and save, so a pool of your own needs `max`
+ * ≥ 5 plus what the rest of your application uses.
  */
 export interface PgPoolLike {
   /** Checks a connection out. */

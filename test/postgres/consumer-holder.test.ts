@@ -159,6 +159,52 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     expect(a.lines.slice(fromA).at(-1)).toBe('status standby');
   }, 120_000);
 
+  it('a holder that has not noticed its deposition cannot move the position: the epoch fences its save', async () => {
+    // given: a lease on a name, its session alive, with a stored position
+    const log = `holder-epoch-${Date.now()}`;
+    const store = await bareStore(url, log);
+    try {
+      const lease = await store.holdConsumer('fenced');
+      expect(lease).not.toBeNull();
+      await lease!.save({ name: 'fenced', position: 3, parked: [] });
+      // when: the name's epoch moves on under it, as a next holder's takeover moves it, while
+      // nothing tells this holder (its session and its lock are untouched)
+      await admin(
+        url,
+        'UPDATE appendonly.consumer_leases SET epoch = epoch + 1 WHERE log = $1 AND name = $2',
+        [log, 'fenced'],
+      );
+      // then: its next save, further on, is refused, moves nothing, and the lease is lost
+      const refused = await lease!.save({ name: 'fenced', position: 9, parked: [] }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(refused).toBeInstanceOf(ConsumerError);
+      expect((refused as Error).message).toMatch(/no longer holds it/);
+      expect(lease!.held).toBe(false);
+      const stored = await admin(
+        url,
+        'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1 AND name = $2',
+        [log, 'fenced'],
+      );
+      expect(stored.rows[0].p).toBe(3);
+      // and its lock went with its session: another instance takes the name
+      const other = await bareStore(url, log);
+      try {
+        let taken: Awaited<ReturnType<typeof other.holdConsumer>> = null;
+        await eventually(async () => {
+          taken = await other.holdConsumer('fenced');
+          return taken !== null;
+        }, 10_000);
+        await taken!.release();
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   it('a lease whose session ended refuses to save, and moves nothing', async () => {
     // given: a lease on a name, with a stored position
     const log = `holder-lease-${Date.now()}`;
