@@ -33,9 +33,22 @@ export function poolFor(connectionString: string): PgPoolLike {
   // and save are short); and one spare for a reconnect that overlaps the release of a broken one.
   const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 6 });
   if (pool === null) throw new ConfigError('PostgresStore: the pg package has no Pool');
+  const events = pool as unknown as {
+    on(e: 'error', l: () => void): void;
+    on(e: 'connect', l: (client: PgClientLike) => void): void;
+  };
   // An idle connection that dies (a server restart) is reported on the pool; without a listener
   // Node would crash the process. The store notices on its next query.
-  (pool as unknown as { on(e: 'error', l: () => void): void }).on('error', () => {});
+  events.on('error', () => {});
+  // And one 'error' listener on each connection for its whole life, given before the pool hands
+  // it out. The pool drops its own listener when it hands a new connection out from inside the
+  // driver's parse of the server's ReadyForQuery; a FATAL in the same read (a server shutting
+  // down as the connection is made: pg_ctl restart -m fast) is parsed before the caller's await
+  // resumes to add its listener, and would be an uncaught 57P01. The store still learns of the
+  // loss from its own listeners and failed queries.
+  events.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

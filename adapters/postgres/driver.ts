@@ -58,7 +58,8 @@ export interface PgClientLike {
  * appends; the watcher: LISTEN, the head polls, NOTIFY), a third once it runs durable consumers
  * (the session of their advisory locks, one for all of them), and checks one out per replay,
  * per compaction and, briefly, per consumer read and save, so a pool of your own needs `max`
- * ≥ 5 plus what the rest of your application uses.
+ * ≥ 5 plus what the rest of your application uses. Give it an 'error' listener, and one on each
+ * connection from its start (`pool.on('connect', (c) => c.on('error', …))`), as `poolFor` does.
  */
 export interface PgPoolLike {
   /** Checks a connection out. */
