@@ -100,6 +100,48 @@ export async function hold(pool: PgPoolLike): Promise<HeldConnection> {
   }
 }
 
+/**
+ * Takes held connections for one user (the watcher, the consumers' lock session) that many
+ * callers may ask for at once: they share one attempt. A connection taken after the user
+ * closed is destroyed and the call rejects, so a late attempt never leaves one checked out.
+ */
+export class HoldOnce {
+  private taking: Promise<HeldConnection> | null = null;
+
+  constructor(
+    private readonly pool: PgPoolLike,
+    private readonly closed: () => boolean,
+    private readonly what: string,
+  ) {}
+
+  /**
+   * The attempt under way, if there is one; otherwise `start` runs (the user lets its last
+   * connection go), then a new one is taken, `ready` run on it before any caller has it.
+   */
+  take(start: () => void, ready: (conn: HeldConnection) => void): Promise<HeldConnection> {
+    if (this.taking === null) {
+      start();
+      this.taking = hold(this.pool).then(
+        (conn) => {
+          this.taking = null;
+          if (this.closed()) {
+            conn.broken = true;
+            letGo(conn);
+            throw new Error(`${this.what} is closed`);
+          }
+          ready(conn);
+          return conn;
+        },
+        (err: unknown) => {
+          this.taking = null;
+          throw err;
+        },
+      );
+    }
+    return this.taking;
+  }
+}
+
 /** Gives a held connection back: destroyed when broken, so that the pool never hands it out again. */
 export function letGo(held: HeldConnection | null): void {
   if (held === null) return;

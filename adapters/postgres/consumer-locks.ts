@@ -1,5 +1,5 @@
 import { type ConsumerLease, type ConsumerRecord, ConsumerError } from '../../src/index';
-import { type HeldConnection, hold, letGo, persistenceError, Serial } from './connection';
+import { type HeldConnection, HoldOnce, letGo, persistenceError, Serial } from './connection';
 import { bumpEpoch, saveFenced } from './consumers';
 import type { PgPoolLike } from './driver';
 import type { Tables } from './schema';
@@ -31,7 +31,7 @@ const HEARTBEAT_MS = 1000;
 /** The consumers' lock session of one store, and the leases held on it. */
 export class ConsumerLocks {
   private conn: HeldConnection | null = null;
-  private connecting: Promise<HeldConnection> | null = null;
+  private readonly holds: HoldOnce;
   private readonly queries = new Serial();
   /** Names held, or being taken, on the session: a second `hold` of one would succeed (re-entrant). */
   private readonly leases = new Map<string, PgConsumerLease | null>();
@@ -45,7 +45,9 @@ export class ConsumerLocks {
     private readonly log: string,
     /** Where the log is, for messages. */
     readonly where: string,
-  ) {}
+  ) {
+    this.holds = new HoldOnce(pool, () => this.closed, `the PostgresStore on ${where}`);
+  }
 
   /** The name's lease, or null while another session (another instance) holds its lock. */
   async hold(name: string): Promise<ConsumerLease | null> {
@@ -133,28 +135,16 @@ export class ConsumerLocks {
 
   private async connection(): Promise<HeldConnection> {
     if (this.conn !== null && !this.conn.broken) return this.conn;
-    if (this.conn !== null) this.lose(this.conn, new Error('the lock session broke'));
-    if (this.connecting === null) {
-      this.connecting = hold(this.pool).then(
-        (conn) => {
-          this.connecting = null;
-          if (this.closed) {
-            conn.broken = true;
-            letGo(conn);
-            throw new Error(`the PostgresStore on ${this.where} is closed`);
-          }
-          // hold's own listener stays for the connection's life; this one ends its leases.
-          conn.client.on('error', (err) => this.lose(conn, err));
-          this.conn = conn;
-          return conn;
-        },
-        (err: unknown) => {
-          this.connecting = null;
-          throw err;
-        },
-      );
-    }
-    return this.connecting;
+    return this.holds.take(
+      () => {
+        if (this.conn !== null) this.lose(this.conn, new Error('the lock session broke'));
+      },
+      (conn) => {
+        // hold's own listener stays for the connection's life; this one ends its leases.
+        conn.client.on('error', (err) => this.lose(conn, err));
+        this.conn = conn;
+      },
+    );
   }
 
   /** The session is gone (or can no longer be trusted to hold its locks): every lease on it is lost. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readHead } from './append';
-import { type HeldConnection, hold, letGo, Serial } from './connection';
+import { type HeldConnection, HoldOnce, letGo, Serial } from './connection';
 import type { PgNotification, PgPoolLike } from './driver';
 import type { Tables } from './schema';
 
@@ -39,7 +39,7 @@ export class HeadWatcher {
   notifications = 0;
   polls = 0;
   private conn: HeldConnection | null = null;
-  private connecting: Promise<HeldConnection> | null = null;
+  private readonly holds: HoldOnce;
   private listening = false;
   /** Who is told: the app, and anyone else watching the same store (a tool, a test). */
   private readonly watchers = new Set<() => void>();
@@ -56,13 +56,14 @@ export class HeadWatcher {
   private readonly channel: string;
 
   constructor(
-    private readonly pool: PgPoolLike,
+    pool: PgPoolLike,
     private readonly t: Tables,
     private readonly log: string,
     /** Called when a lost connection was taken again. */
     private readonly reconnected: () => void = () => {},
   ) {
     this.channel = channelOf(t.schema, log);
+    this.holds = new HoldOnce(pool, () => this.closed, 'the head watcher');
   }
 
   /** The last sequence number committed by any writer (the head row). */
@@ -172,33 +173,22 @@ export class HeadWatcher {
 
   private async connection(): Promise<HeldConnection> {
     if (this.conn !== null && !this.conn.broken) return this.conn;
-    if (this.connecting === null) {
-      // Remembered until a connection is taken again, however many attempts that needs.
-      if (this.conn !== null) this.lost = true;
-      letGo(this.conn);
-      this.conn = null;
-      this.listening = false;
-      this.connecting = hold(this.pool).then(
-        (conn) => {
-          this.connecting = null;
-          if (this.closed) {
-            letGo(conn);
-            throw new Error('closed');
-          }
-          conn.client.on('notification', (message: PgNotification) => {
-            if (message.channel !== this.channel) return;
-            this.notifications++;
-            if (Number(message.payload) > this.known) this.changed();
-          });
-          this.conn = conn;
-          return conn;
-        },
-        (err: unknown) => {
-          this.connecting = null;
-          throw err;
-        },
-      );
-    }
-    return this.connecting;
+    return this.holds.take(
+      () => {
+        // Remembered until a connection is taken again, however many attempts that needs.
+        if (this.conn !== null) this.lost = true;
+        letGo(this.conn);
+        this.conn = null;
+        this.listening = false;
+      },
+      (conn) => {
+        conn.client.on('notification', (message: PgNotification) => {
+          if (message.channel !== this.channel) return;
+          this.notifications++;
+          if (Number(message.payload) > this.known) this.changed();
+        });
+        this.conn = conn;
+      },
+    );
   }
 }
