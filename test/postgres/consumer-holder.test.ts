@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConsumerError } from 'appendonly';
+import { type ConsumerLease, ConsumerError } from 'appendonly';
+import type { PostgresStore } from 'appendonly/adapters/postgres';
 import { type Child, useChildren } from '../support/child';
 import { admin, usePostgres } from '../support/postgres';
 import { Increment } from './domain';
@@ -61,6 +62,55 @@ function expectNothingSkipped(lines: [string, number][], head: number): void {
   expect(reached).toBe(head);
 }
 
+/**
+ * Waits until B handled up to `head`, then checks the takeover: A's lines, then B's, never
+ * interleaved (one holder at a time), nothing skipped, and B's position stored up to `head`.
+ */
+async function expectTakenOver(url: string, log: string, record: string, head: number): Promise<void> {
+  await eventually(() => handled(record).some(([id, seq]) => id === 'B' && seq === head), 30_000);
+  const lines = handled(record);
+  expect(runs(lines).map((r) => r.id)).toEqual(['A', 'B']);
+  expectNothingSkipped(lines, head);
+  await eventually(async () => {
+    const { rows } = await admin(url, 'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1', [
+      log,
+    ]);
+    return rows[0]?.p === head;
+  }, 10_000);
+}
+
+/** Asks for `name` until `store` has it (its lock freed when the holder's session ended). */
+async function takeWhenFree(store: PostgresStore, name: string): Promise<ConsumerLease> {
+  let taken: ConsumerLease | null = null;
+  await eventually(async () => {
+    taken = await store.holdConsumer(name);
+    return taken !== null;
+  }, 10_000);
+  return taken!;
+}
+
+/** A deposed lease's save, further on: refused with ConsumerError, the lease lost, `fenced` still at `stored`. */
+async function expectSaveRefused(
+  url: string,
+  log: string,
+  lease: ConsumerLease,
+  stored: number,
+): Promise<void> {
+  const refused = await lease.save({ name: 'fenced', position: 9, parked: [] }).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(refused).toBeInstanceOf(ConsumerError);
+  expect((refused as Error).message).toMatch(/no longer holds it/);
+  expect(lease.held).toBe(false);
+  const { rows } = await admin(
+    url,
+    'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1 AND name = $2',
+    [log, 'fenced'],
+  );
+  expect(rows[0].p).toBe(stored);
+}
+
 describe('PostgresStore: one instance at a time holds a consumer name', () => {
   const server = usePostgres();
   const open = useApps();
@@ -85,9 +135,8 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     }
   }
 
-  it('hands over to the standby when the holder is killed: every event handled, in order, none skipped', async () => {
-    // given: a log with events, holder A running `recorder`, then B subscribing the same name
-    const log = `holder-kill-${Date.now()}`;
+  /** A log of 40 events, holder A running `recorder` on it, then standby B subscribing the same name. */
+  async function holderAndStandby(log: string) {
     const writer = (await open(url, log)).app;
     for (let i = 0; i < 40; i++) await writer.execute(new Increment('c'));
     const record = path.join(dir, 'record');
@@ -95,6 +144,13 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     await status(a, ['catching-up', 'live']);
     const b = spawn([url, log, 'B', record]);
     await status(b, ['standby']);
+    return { writer, record, a, b };
+  }
+
+  it('hands over to the standby when the holder is killed: every event handled, in order, none skipped', async () => {
+    // given: a log with events, holder A running `recorder`, then B subscribing the same name
+    const log = `holder-kill-${Date.now()}`;
+    const { writer, record, a, b } = await holderAndStandby(log);
     // when: commands flow, and A is SIGKILLed once it has handled some of them
     const writing = flow(writer, 400);
     await eventually(() => handled(record).length >= 120, 30_000);
@@ -102,34 +158,15 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     await a.exited;
     await writing;
     const head = writer.stats().lastSeq;
-    // then: B takes over and handles up to the head
+    // then: B takes over and handles up to the head, after A, nothing skipped, its position stored
     await status(b, ['catching-up', 'live']);
-    await eventually(() => handled(record).some(([id, seq]) => id === 'B' && seq === head), 30_000);
-    const lines = handled(record);
-    // only one holder at a time: A's lines, then B's, never interleaved
-    expect(runs(lines).map((r) => r.id)).toEqual(['A', 'B']);
-    expectNothingSkipped(lines, head);
-    // and B's position was stored as it went
-    await eventually(async () => {
-      const { rows } = await admin(
-        url,
-        'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1',
-        [log],
-      );
-      return rows[0]?.p === head;
-    }, 10_000);
+    await expectTakenOver(url, log, record, head);
   }, 120_000);
 
   it("refuses a deposed holder's checkpoints: it stops handling, and the position is the new holder's", async () => {
     // given: holder A and standby B on one log, events flowing
     const log = 'holder';
-    const writer = (await open(url, log)).app;
-    for (let i = 0; i < 40; i++) await writer.execute(new Increment('c'));
-    const record = path.join(dir, 'record');
-    const a = spawn([url, log, 'A', record]);
-    await status(a, ['catching-up', 'live']);
-    const b = spawn([url, log, 'B', record]);
-    await status(b, ['standby']);
+    const { writer, record, a, b } = await holderAndStandby(log);
     const writing = flow(writer, 300);
     await eventually(() => handled(record).length >= 80, 30_000);
     // when: A's lock session is terminated by the server while A runs (A itself is alive)
@@ -142,19 +179,8 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     await status(b, ['catching-up', 'live']);
     await writing;
     const head = writer.stats().lastSeq;
-    await eventually(() => handled(record).some(([id, seq]) => id === 'B' && seq === head), 30_000);
-    const lines = handled(record);
-    // A handled nothing once B had begin, and is back to waiting for the name
-    expect(runs(lines).map((r) => r.id)).toEqual(['A', 'B']);
-    expectNothingSkipped(lines, head);
-    await eventually(async () => {
-      const { rows } = await admin(
-        url,
-        'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1',
-        [log],
-      );
-      return rows[0]?.p === head;
-    }, 10_000);
+    // A handled nothing once B had begun, and is back to waiting for the name
+    await expectTakenOver(url, log, record, head);
     expect(a.lines.slice(fromA).some((l) => /no longer holds it/.test(l))).toBe(true);
     expect(a.lines.slice(fromA).at(-1)).toBe('status standby');
   }, 120_000);
@@ -175,28 +201,11 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
         [log, 'fenced'],
       );
       // then: its next save, further on, is refused, moves nothing, and the lease is lost
-      const refused = await lease!.save({ name: 'fenced', position: 9, parked: [] }).then(
-        () => null,
-        (err: unknown) => err,
-      );
-      expect(refused).toBeInstanceOf(ConsumerError);
-      expect((refused as Error).message).toMatch(/no longer holds it/);
-      expect(lease!.held).toBe(false);
-      const stored = await admin(
-        url,
-        'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1 AND name = $2',
-        [log, 'fenced'],
-      );
-      expect(stored.rows[0].p).toBe(3);
+      await expectSaveRefused(url, log, lease!, 3);
       // and its lock went with its session: another instance takes the name
       const other = await bareStore(url, log);
       try {
-        let taken: Awaited<ReturnType<typeof other.holdConsumer>> = null;
-        await eventually(async () => {
-          taken = await other.holdConsumer('fenced');
-          return taken !== null;
-        }, 10_000);
-        await taken!.release();
+        await (await takeWhenFree(other, 'fenced')).release();
       } finally {
         await other.close();
       }
@@ -224,27 +233,11 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
         [`appendonly consumer appendonly.${log}`],
       );
       await admin(url, 'SELECT pg_terminate_backend($1)', [rows[0].pid]);
-      let taken: Awaited<ReturnType<typeof other.holdConsumer>> = null;
-      await eventually(async () => {
-        taken = await other.holdConsumer('fenced');
-        return taken !== null;
-      }, 10_000);
-      await taken!.save({ name: 'fenced', position: 2, parked: [] });
+      const taken = await takeWhenFree(other, 'fenced');
+      await taken.save({ name: 'fenced', position: 2, parked: [] });
       // then: the deposed lease's save (further on) is refused and moves nothing
-      const refused = await lease!.save({ name: 'fenced', position: 9, parked: [] }).then(
-        () => null,
-        (err: unknown) => err,
-      );
-      expect(refused).toBeInstanceOf(ConsumerError);
-      expect((refused as Error).message).toMatch(/no longer holds it/);
-      expect(lease!.held).toBe(false);
-      const stored = await admin(
-        url,
-        'SELECT position::int AS p FROM appendonly.consumers WHERE log = $1 AND name = $2',
-        [log, 'fenced'],
-      );
-      expect(stored.rows[0].p).toBe(2);
-      await taken!.release();
+      await expectSaveRefused(url, log, lease!, 2);
+      await taken.release();
       await other.close();
     } finally {
       await store.close();
