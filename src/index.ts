@@ -91,6 +91,7 @@ export {
 } from './errors';
 export type {
   CompactionResult,
+  ConsumerLease,
   ConsumerRecord,
   EventGroup,
   ParkedEvent,

@@ -12,10 +12,11 @@ import type { Tables } from './schema';
  * the first save (CREATE TABLE IF NOT EXISTS: an administrator may make it beforehand for a role
  * without CREATE); the schema version does not move, so older appendonly code shares the log.
  *
- * Limit, for now: nothing stops two instances from running one consumer name on one log at
- * once (single holder by advisory lock, with fenced checkpoints, comes later). A save never
- * moves a stored position back, so the worst case is an event handled by both (at-least-once
- * still holds), never a skipped one.
+ * One holder per name (`consumer-locks.ts`): an instance runs a consumer only while it holds
+ * the name's advisory lock; the fence is an epoch per name in `<schema>.consumer_leases`, bumped
+ * by each new holder under the lock and compared by every save of a holder (`saveFenced`), so a
+ * deposed holder's save cannot land once the next one began. A save never moves a stored
+ * position back either (belt and braces, and for callers without a lease).
  */
 
 function consumersTable(t: Tables): string {
@@ -82,7 +83,8 @@ async function withClient<T>(
     broken = true;
     throw persistenceError(`consumers of ${where}`, err);
   } finally {
-    client.removeListener('error', ignore);
+    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
+    if (!broken) client.removeListener('error', ignore);
     client.release(broken);
   }
 }
@@ -112,7 +114,7 @@ export function loadConsumers(
   });
 }
 
-/** An upsert that never moves a stored position back (see the limit above). */
+/** An upsert that never moves a stored position back, unfenced: for callers without a lease. */
 export function saveConsumer(
   pool: PgPoolLike,
   t: Tables,
@@ -121,17 +123,86 @@ export function saveConsumer(
   record: ConsumerRecord,
 ): Promise<void> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) {
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
-      );
-    }
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
     await client.query(
       `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
        ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
        WHERE c.position <= excluded.position`,
       [log, record.name, record.position, JSON.stringify(record.parked)],
     );
+  });
+}
+
+/**
+ * The upsert of a lease's holder, fenced by its epoch: it stores nothing (and resolves with
+ * false) unless the name's lease row still carries `epoch`. The row is locked FOR SHARE for the
+ * statement, so a takeover's epoch bump (an UPDATE of that row) waits for a save in flight to
+ * commit, and a save that comes after the bump re-reads the row and finds another epoch: the
+ * next holder, which loads the record after its bump, sees every save of the last one that
+ * will ever land.
+ */
+export function saveFenced(
+  pool: PgPoolLike,
+  t: Tables,
+  log: string,
+  where: string,
+  record: ConsumerRecord,
+  epoch: number,
+): Promise<boolean> {
+  return withClient(pool, where, async (client) => {
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
+    const r = await client.query(
+      `WITH fence AS (
+         SELECT 1 FROM ${leasesTable(t)} WHERE log = $1 AND name = $2 AND epoch = $5 FOR SHARE
+       ), stored AS (
+         INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked)
+         SELECT $1::text, $2::text, $3::bigint, $4::text FROM fence
+         ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+         WHERE c.position <= excluded.position
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM fence) AS held`,
+      [log, record.name, record.position, JSON.stringify(record.parked), epoch],
+    );
+    return (r.rows[0] as { held: boolean }).held;
+  });
+}
+
+/**
+ * A new holder's epoch for `name` (1 the first time), on the session that holds the name's
+ * lock: only the holder bumps it, so epochs of one name are handed out one holder at a time.
+ */
+export async function bumpEpoch(client: PgClientLike, t: Tables, log: string, name: string): Promise<number> {
+  await ensureTable(client, leasesTable(t), LEASES_COLUMNS);
+  const r = await client.query(
+    `INSERT INTO ${leasesTable(t)} AS l (log, name, epoch) VALUES ($1, $2, 1)
+     ON CONFLICT (log, name) DO UPDATE SET epoch = l.epoch + 1
+     RETURNING epoch::float8 AS epoch`,
+    [log, name],
+  );
+  return Number((r.rows[0] as { epoch: number }).epoch);
+}
+
+const CONSUMERS_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name)';
+const LEASES_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name)';
+
+function leasesTable(t: Tables): string {
+  return `"${t.schema}".consumer_leases`;
+}
+
+/**
+ * Makes `table` when it is missing. Looked up first, so that a role without CREATE works on
+ * tables an administrator made; two sessions making it at once race in the catalogue (a
+ * unique violation, or "already exists"), and the one that lost finds it made.
+ */
+async function ensureTable(client: PgClientLike, table: string, columns: string): Promise<void> {
+  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [table]);
+  if ((r.rows[0] as { found: boolean }).found) return;
+  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (${columns})`).catch((err: unknown) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== '23505' && code !== '42P07') throw err;
   });
 }
 

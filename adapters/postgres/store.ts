@@ -2,6 +2,7 @@ import {
   AppClosedError,
   AppendonlyError,
   type CompactionResult,
+  type ConsumerLease,
   type ConsumerRecord,
   type EventGroup,
   type EventStore,
@@ -18,6 +19,7 @@ import { ReplayFeed } from '../../src/store/replay-batch';
 import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
+import { ConsumerLocks } from './consumer-locks';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -75,6 +77,7 @@ export class PostgresStore implements EventStore {
   private pool: PgPoolLike | null = null;
   private writer: PgWriter | null = null;
   private watcher: HeadWatcher | null = null;
+  private locks: ConsumerLocks | null = null;
   private scheduler: CompactionScheduler | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
@@ -114,6 +117,7 @@ export class PostgresStore implements EventStore {
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
       this.watcher = new HeadWatcher(pool, this.t, log, () => writer.suspect());
+      this.locks = new ConsumerLocks(pool, this.t, log, this.where);
       this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
         writes: writer,
@@ -223,6 +227,16 @@ export class PostgresStore implements EventStore {
     return saveConsumer(this.pool!, this.t, this.options.log, this.where, record);
   }
 
+  /**
+   * The name's lease: its advisory lock, on the one session this store holds for the locks of
+   * all its consumers; null while another instance holds it. Checkpoints go through the lease,
+   * fenced by its epoch (see `consumer-locks.ts`).
+   */
+  holdConsumer(name: string): Promise<ConsumerLease | null> {
+    this.assertOpen();
+    return this.locks!.hold(name);
+  }
+
   /** Deletes the consumer's row of this log; false when there was none. */
   deleteConsumer(name: string): Promise<boolean> {
     this.assertOpen();
@@ -276,8 +290,10 @@ export class PostgresStore implements EventStore {
     } finally {
       this.writer.close();
       this.watcher?.close();
+      this.locks?.close();
       this.writer = null;
       this.watcher = null;
+      this.locks = null;
       await this.release();
       this.closing = false;
     }

@@ -1,10 +1,11 @@
 import { ConfigError, ConsumerError, LogCompactedError } from '../errors';
-import type { ConsumerRecord, EventStore } from '../store/event-store';
+import type { ConsumerLease, ConsumerRecord, EventStore } from '../store/event-store';
 import {
   type ConsumerCapableStore,
   ConsumerRunner,
   type ConsumerSource,
   type RunnerOptions,
+  type TakeOver,
 } from './consumer-runner';
 import type { ConsumerHandler, ConsumerStart, ConsumerStats, SubscribeOptions, Subscription } from './types';
 
@@ -29,7 +30,9 @@ export function canConsume(store: EventStore): store is ConsumerCapableStore {
 
 /**
  * The App's consumers: opens each (its stored record, or a new one from `from`), runs it, and
- * stops them all before the store closes. One name runs once per App.
+ * stops them all before the store closes. One name runs once per App; on a store with leases
+ * (`holdConsumer`: a log several processes share), once across every instance: an App whose
+ * lease is refused gets a standby subscription that takes over when the name is free.
  */
 export class ConsumerHub {
   private readonly running = new Map<string, ConsumerRunner>();
@@ -65,16 +68,56 @@ export class ConsumerHub {
     this.opening.add(name);
     try {
       const source: ConsumerSource = { ...this.source, store };
-      const record = await this.openRecord(name, store, options.from ?? 'start');
-      const runner = new ConsumerRunner(name, handler, record, source, o, (r) => {
-        if (this.running.get(name) === r) this.running.delete(name);
-        if (this.running.size === 0) this.source.recent.keep(false);
-      });
+      const from = options.from ?? 'start';
+      let lease: ConsumerLease | null = null;
+      let takeOver: TakeOver | null = null;
+      let record: ConsumerRecord;
+      if (typeof store.holdConsumer === 'function') {
+        const hold = store.holdConsumer.bind(store);
+        // The record is loaded only under the lease: the last holder's saves all committed
+        // before its lease went, so this sees its last position.
+        const underLease = async (l: ConsumerLease): Promise<ConsumerRecord> => {
+          try {
+            return await this.openRecord(name, store, from, l);
+          } catch (err) {
+            await l.release();
+            throw err;
+          }
+        };
+        takeOver = async () => {
+          const l = await hold(name);
+          return l === null ? null : { lease: l, record: await underLease(l) };
+        };
+        lease = await hold(name);
+        if (lease !== null) record = await underLease(lease);
+        else
+          record = (await store.loadConsumers()).find((r) => r.name === name) ?? {
+            name,
+            position: 0,
+            parked: [],
+          };
+      } else {
+        record = await this.openRecord(name, store, from, null);
+      }
+      const runner = new ConsumerRunner(
+        name,
+        handler,
+        record,
+        source,
+        o,
+        (r) => {
+          if (this.running.get(name) === r) this.running.delete(name);
+          if (this.running.size === 0) this.source.recent.keep(false);
+        },
+        lease,
+        takeOver,
+      );
       this.running.set(name, runner);
       this.source.recent.keep(true);
       try {
         await runner.start();
       } catch (err) {
+        await lease?.release();
         this.running.delete(name);
         if (this.running.size === 0) this.source.recent.keep(false);
         throw err;
@@ -90,6 +133,7 @@ export class ConsumerHub {
     name: string,
     store: ConsumerCapableStore,
     from: ConsumerStart,
+    lease: ConsumerLease | null,
   ): Promise<ConsumerRecord> {
     const head = await this.source.head();
     const stored = (await store.loadConsumers()).find((r) => r.name === name);
@@ -130,7 +174,7 @@ export class ConsumerHub {
       );
     }
     const record: ConsumerRecord = { name, position, parked: [] };
-    await store.saveConsumer(record);
+    await (lease !== null ? lease.save(record) : store.saveConsumer(record));
     return record;
   }
 

@@ -35,8 +35,12 @@ export interface SubscribeOptions {
   readonly checkpointIntervalMs?: number;
 }
 
-/** What a consumer is doing. */
-export type ConsumerStatus = 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
+/**
+ * What a consumer is doing. `'standby'`: on a log several processes share (PostgreSQL), another
+ * instance holds the name, or this one lost its hold (its lock's session ended); it hands
+ * nothing, and takes over (from the stored position) once the name is free.
+ */
+export type ConsumerStatus = 'standby' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
 
 /** `sub.stats()`. */
 export interface ConsumerStats {

@@ -259,6 +259,32 @@ export interface EventStore {
   saveConsumer?(record: ConsumerRecord): Promise<void>;
   /** Capability (consumers): forgets a consumer's record; resolves with false when there was none. */
   deleteConsumer?(name: string): Promise<boolean>;
+  /**
+   * Capability (consumers on a log several processes share): takes the name's single-holder
+   * lease, or resolves with null when another instance holds it (the caller waits as a standby
+   * and asks again). While a store has it, a consumer runs only under a lease, and stores its
+   * record through `lease.save`, which the store fences: it cannot succeed once the lease is lost.
+   */
+  holdConsumer?(name: string): Promise<ConsumerLease | null>;
+}
+
+/**
+ * The right to run one consumer name on a shared log, held by one instance at a time (see
+ * `EventStore.holdConsumer`). Lost when its holder's session with the store ends (closed,
+ * killed, connection lost); another instance may then take it.
+ */
+export interface ConsumerLease {
+  /** False once the lease is lost or released: its holder must stop handing events. */
+  readonly held: boolean;
+  /**
+   * Stores the record, only while the lease is held: once it is lost, rejects (with `held`
+   * false) and moves nothing, so a deposed holder cannot move the position of the next one.
+   */
+  save(record: ConsumerRecord): Promise<void>;
+  /** Calls `listener` once when the lease is lost (not on `release`). */
+  onLost(listener: (err: Error) => void): void;
+  /** Gives the lease up (the next standby may take it); never rejects. */
+  release(): Promise<void>;
 }
 
 /**
