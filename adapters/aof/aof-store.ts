@@ -10,6 +10,7 @@ import {
   type ReplayOptions,
   type ReplayProgress,
   type ReplaySink,
+  type RetentionStats,
   type SnapshotSource,
   StoreLockedError,
   type StoreContext,
@@ -17,7 +18,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed, type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, IDLE_COMPACTION_STATS, retainForConsumers } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { CONSUMERS_FILE, ConsumerFile } from './consumer-file';
 import { LogDir, TEMP_PREFIX } from './log-dir';
@@ -62,6 +63,8 @@ export class AofStore implements EventStore {
   /** Where groups start in the incr files, for `read` (noted by replay and by reads). */
   private readonly index = new SeqIndex();
   private consumerFile: ConsumerFile | null = null;
+  /** What the last compaction kept for consumers (stats). */
+  private retention: RetentionStats | undefined = undefined;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -277,9 +280,21 @@ export class AofStore implements EventStore {
     const baseSeq = manifest.base?.lastSeq ?? 0;
     let history: LogFile[] = [];
     if (after < baseSeq) {
-      const chain = await this.historyFiles();
-      if (chain === null) throw new LogCompactedError(after, baseSeq + 1, this.dir.path);
-      history = chain;
+      // The files kept for consumers (`type h`, one run ending at the base), else history/'s.
+      const kept = manifest.history;
+      if (kept.length > 0 && kept[0].startSeq !== undefined && kept[0].startSeq <= after + 1) {
+        history = kept.map((e) => ({
+          name: e.name,
+          path: this.dir.file(e.name),
+          kind: 'incr',
+          seq: e.startSeq,
+        }));
+      } else {
+        const chain = await this.historyFiles();
+        if (chain === null)
+          throw new LogCompactedError(after, kept[0]?.startSeq ?? baseSeq + 1, this.dir.path);
+        history = chain;
+      }
     }
     const incrs: LogFile[] = manifest.incrs.map((e, i) => ({
       name: e.name,
@@ -429,6 +444,22 @@ export class AofStore implements EventStore {
         store.sealedSize = size;
       },
       currentSize: () => store.sealedSize + writer.current.size,
+      retain: async (seq) => {
+        if (this.options.keepHistory) return null;
+        const consumers = this.consumerFile!;
+        const plan = await retainForConsumers(
+          {
+            loadConsumers: () => consumers.load(),
+            saveConsumer: (r) => consumers.save(r),
+            maxConsumerLag: this.options.maxConsumerLag,
+            logger: this.context!.logger,
+            now: () => this.context!.clock.now(),
+          },
+          seq,
+        );
+        this.retention = plan.stats;
+        return plan;
+      },
     };
     return runRewrite(host);
   }
@@ -465,6 +496,7 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
+      ...(this.retention !== undefined ? { retention: this.retention } : {}),
     };
   }
 

@@ -1,4 +1,11 @@
-import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import {
+  type ConsumerRecord,
+  type EventGroup,
+  LogCompactedError,
+  type ParkedEvent,
+  StaleConsumerError,
+  type StaleMark,
+} from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -16,6 +23,11 @@ import type { Tables } from './schema';
  * once (single holder by advisory lock, with fenced checkpoints, comes later). A save never
  * moves a stored position back, so the worst case is an event handled by both (at-least-once
  * still holds), never a skipped one.
+ *
+ * The `stale` column (JSON of a compaction's `StaleMark`; NULL: not stale) came after the table:
+ * a table made before gets it at the first save (`ADD COLUMN IF NOT EXISTS`, the table owner's
+ * right, a catalog change only); until then a load reads every record as not stale. Older code
+ * names its columns, so it reads and writes around it.
  */
 
 function consumersTable(t: Tables): string {
@@ -79,6 +91,7 @@ async function withClient<T>(
   try {
     return await work(client);
   } catch (err) {
+    if (err instanceof StaleConsumerError) throw err;
     broken = true;
     throw persistenceError(`consumers of ${where}`, err);
   } finally {
@@ -88,8 +101,17 @@ async function withClient<T>(
 }
 
 async function tableExists(client: PgClientLike, t: Tables): Promise<boolean> {
-  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [consumersTable(t)]);
-  return (r.rows[0] as { found: boolean }).found;
+  return (await tableShape(client, t)).found;
+}
+
+/** Whether the consumers table is there, and whether it has the `stale` column. */
+async function tableShape(client: PgClientLike, t: Tables): Promise<{ found: boolean; stale: boolean }> {
+  const r = await client.query(
+    `SELECT to_regclass($1) IS NOT NULL AS found,
+       EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'stale' AND NOT attisdropped) AS stale`,
+    [consumersTable(t)],
+  );
+  return r.rows[0] as { found: boolean; stale: boolean };
 }
 
 export function loadConsumers(
@@ -99,20 +121,28 @@ export function loadConsumers(
   where: string,
 ): Promise<ConsumerRecord[]> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) return [];
+    const shape = await tableShape(client, t);
+    if (!shape.found) return [];
     const r = await client.query(
-      `SELECT name, position::float8 AS position, parked FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
+      `SELECT name, position::float8 AS position, parked, ${shape.stale ? 'stale' : 'NULL::text AS stale'} FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
       [log],
     );
-    return (r.rows as { name: string; position: number; parked: string }[]).map((row) => ({
-      name: row.name,
-      position: Number(row.position),
-      parked: JSON.parse(row.parked) as ParkedEvent[],
-    }));
+    return (r.rows as { name: string; position: number; parked: string; stale: string | null }[]).map(
+      (row) => ({
+        name: row.name,
+        position: Number(row.position),
+        parked: JSON.parse(row.parked) as ParkedEvent[],
+        ...(row.stale !== null ? { stale: JSON.parse(row.stale) as StaleMark } : {}),
+      }),
+    );
   });
 }
 
-/** An upsert that never moves a stored position back (see the limit above). */
+/**
+ * An upsert that never moves a stored position back (see the limit above), nor clears a stale
+ * mark: a save without `stale` of a row marked stale changes nothing and is refused with
+ * `StaleConsumerError` (see `EventStore.saveConsumer`).
+ */
 export function saveConsumer(
   pool: PgPoolLike,
   t: Tables,
@@ -121,17 +151,32 @@ export function saveConsumer(
   record: ConsumerRecord,
 ): Promise<void> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) {
+    const shape = await tableShape(client, t);
+    if (!shape.found) {
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
+        `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, stale text, PRIMARY KEY (log, name))`,
       );
+    } else if (!shape.stale) {
+      await client.query(`ALTER TABLE ${consumersTable(t)} ADD COLUMN IF NOT EXISTS stale text`);
     }
-    await client.query(
-      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
-       WHERE c.position <= excluded.position`,
-      [log, record.name, record.position, JSON.stringify(record.parked)],
+    const stale = record.stale === undefined ? null : JSON.stringify(record.stale);
+    const r = await client.query(
+      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked, stale) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked, stale = excluded.stale
+       WHERE c.position <= excluded.position AND (c.stale IS NULL OR excluded.stale IS NOT NULL)`,
+      [log, record.name, record.position, JSON.stringify(record.parked), stale],
     );
+    if ((r.rowCount ?? 1) > 0 || stale !== null) return;
+    const held = await client.query(`SELECT stale FROM ${consumersTable(t)} WHERE log = $1 AND name = $2`, [
+      log,
+      record.name,
+    ]);
+    const mark = (held.rows[0] as { stale: string | null } | undefined)?.stale;
+    if (typeof mark === 'string')
+      throw new StaleConsumerError(
+        record.name,
+        `a compaction at seq ${(JSON.parse(mark) as StaleMark).seq} marked it stale`,
+      );
   });
 }
 

@@ -8,6 +8,7 @@ import {
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
+  type RetentionStats,
   type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
@@ -15,7 +16,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, IDLE_COMPACTION_STATS, retainForConsumers } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
@@ -76,6 +77,9 @@ export class PostgresStore implements EventStore {
   private writer: PgWriter | null = null;
   private watcher: HeadWatcher | null = null;
   private scheduler: CompactionScheduler | null = null;
+  /** What the last compaction this instance ran kept for consumers (stats). */
+  private retention: RetentionStats | undefined = undefined;
+  private context: StoreContext | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   /** Replays running now (a compaction does not snapshot the state during one). */
@@ -92,6 +96,7 @@ export class PostgresStore implements EventStore {
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.pool !== null || this.closing)
       throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
+    this.context = context;
     const { connectionString, log, appendfsync } = this.options;
     const pool = this.options.pool ?? poolFor(connectionString!);
     this.pool = pool;
@@ -253,6 +258,7 @@ export class PostgresStore implements EventStore {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
       ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
+      ...(this.retention !== undefined ? { retention: this.retention } : {}),
       lastWriteStatus: w?.error ? 'err' : 'ok',
       location: this.where,
       headSeq: watcher?.known ?? 0,
@@ -295,6 +301,20 @@ export class PostgresStore implements EventStore {
           t: this.t,
           log: this.options.log,
           keepHistory: this.options.keepHistory,
+          retain: async (seq) => {
+            const plan = await retainForConsumers(
+              {
+                loadConsumers: () => this.loadConsumers(),
+                saveConsumer: (r) => this.saveConsumer(r),
+                maxConsumerLag: this.options.maxConsumerLag,
+                logger: this.context!.logger,
+                now: () => this.context!.clock.now(),
+              },
+              seq,
+            );
+            this.retention = plan.stats;
+            return plan;
+          },
           committedThrough: (seq) => writer.committedThrough(seq),
           steady: () => this.replaying === 0 && !writer.isStale,
         },

@@ -1,4 +1,4 @@
-import { ConfigError, ConsumerError, LogCompactedError } from '../errors';
+import { ConfigError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
 import type { ConsumerRecord, EventStore } from '../store/event-store';
 import {
   type ConsumerCapableStore,
@@ -35,6 +35,8 @@ export class ConsumerHub {
   private readonly running = new Map<string, ConsumerRunner>();
   /** Names being opened, so that two `subscribe` calls of one name cannot both start. */
   private readonly opening = new Set<string>();
+  /** How each running consumer was subscribed, so that `reset` can start it again as it was. */
+  private readonly specs = new Map<string, { handler: ConsumerHandler; options: SubscribeOptions }>();
 
   constructor(private readonly source: Omit<ConsumerSource, 'store'> & { readonly store: EventStore }) {}
 
@@ -67,15 +69,20 @@ export class ConsumerHub {
       const source: ConsumerSource = { ...this.source, store };
       const record = await this.openRecord(name, store, options.from ?? 'start');
       const runner = new ConsumerRunner(name, handler, record, source, o, (r) => {
-        if (this.running.get(name) === r) this.running.delete(name);
+        if (this.running.get(name) === r) {
+          this.running.delete(name);
+          this.specs.delete(name);
+        }
         if (this.running.size === 0) this.source.recent.keep(false);
       });
       this.running.set(name, runner);
+      this.specs.set(name, { handler, options });
       this.source.recent.keep(true);
       try {
         await runner.start();
       } catch (err) {
         this.running.delete(name);
+        this.specs.delete(name);
         if (this.running.size === 0) this.source.recent.keep(false);
         throw err;
       }
@@ -100,8 +107,37 @@ export class ConsumerHub {
           `its stored position is seq ${stored.position}, beyond the end of the log (seq ${head}): the log was cut or replaced; remove the consumer (app.removeConsumer) to start it again`,
         );
       }
+      if (stored.stale !== undefined) throw staleError(name, stored.stale);
+      try {
+        await store.read(stored.position, 1);
+      } catch (err) {
+        if (!(err instanceof LogCompactedError)) throw err;
+        throw new StaleConsumerError(
+          name,
+          `the events after its position ${stored.position} are gone: ${err.message}`,
+          {
+            cause: err,
+          },
+        );
+      }
       return stored;
     }
+    const record: ConsumerRecord = {
+      name,
+      position: await this.startPosition(name, store, from, head),
+      parked: [],
+    };
+    await store.saveConsumer(record);
+    return record;
+  }
+
+  /** Where `from` puts a consumer now; refused beyond the log's end or before what compaction left. */
+  private async startPosition(
+    name: string,
+    store: ConsumerCapableStore,
+    from: ConsumerStart,
+    head: number,
+  ): Promise<number> {
     let position: number;
     if (from === 'now') position = head;
     else if (from === 'start') position = 0;
@@ -129,9 +165,30 @@ export class ConsumerHub {
         { cause: err },
       );
     }
-    const record: ConsumerRecord = { name, position, parked: [] };
-    await store.saveConsumer(record);
-    return record;
+    return position;
+  }
+
+  /**
+   * Moves the consumer `name` to `from` and clears its stale mark, keeping its parked events: a
+   * running consumer of the name (in this app) is stopped first and started again, with the
+   * handler and options it was subscribed with. The record is deleted, then saved anew (a save
+   * never clears a stale mark, see `EventStore.saveConsumer`): a crash in between leaves no record,
+   * so the next `subscribe` starts at its own `from`.
+   */
+  async reset(name: string, from: ConsumerStart): Promise<void> {
+    const store = this.source.store;
+    if (!canConsume(store)) throw new ConsumerError(name, `the ${store.kind} store cannot keep consumers`);
+    if (this.opening.has(name)) throw new ConsumerError(name, 'is being subscribed; reset it once it runs');
+    const spec = this.specs.get(name);
+    const runner = this.running.get(name);
+    const stored = (await store.loadConsumers()).find((r) => r.name === name);
+    if (stored === undefined && runner === undefined)
+      throw new ConsumerError(name, 'has no stored record to reset; subscribe it with { from } instead');
+    const position = await this.startPosition(name, store, from, await this.source.head());
+    await runner?.close();
+    await store.deleteConsumer(name);
+    await store.saveConsumer({ name, position, parked: stored?.parked ?? [] });
+    if (runner !== undefined && spec !== undefined) await this.subscribe(name, spec.handler, spec.options);
   }
 
   /** Stops a running consumer of the name and forgets its record. */
@@ -146,6 +203,14 @@ export class ConsumerHub {
   async closeAll(): Promise<void> {
     await Promise.all([...this.running.values()].map((r) => r.close()));
   }
+}
+
+/** A stored stale mark, as the error subscribe and the runner give. */
+function staleError(name: string, stale: NonNullable<ConsumerRecord['stale']>): StaleConsumerError {
+  return new StaleConsumerError(
+    name,
+    `a compaction at seq ${stale.seq} found it ${stale.lag} events behind (more than maxConsumerLag) and stopped keeping its events`,
+  );
 }
 
 function resolveOptions(name: string, options: SubscribeOptions): RunnerOptions {

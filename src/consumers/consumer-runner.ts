@@ -1,10 +1,16 @@
-import { AppClosedError, ConsumerError, LogCompactedError } from '../errors';
+import { AppClosedError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
 import { type AppliedEvent, appliedEvent } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
 import type { Logger } from '../runtime/logger';
 import type { Clock } from '../runtime/clock';
-import type { ConsumerRecord, EventGroup, EventStore, ParkedEvent } from '../store/event-store';
+import type {
+  ConsumerRecord,
+  EventGroup,
+  EventStore,
+  ParkedEvent,
+  ParkedEventCopy,
+} from '../store/event-store';
 import { retryDelay, sleep } from './backoff';
 import type { RecentGroups } from './recent-groups';
 import type { ConsumerHandler, ConsumerStats, ConsumerStatus, Subscription } from './types';
@@ -84,10 +90,19 @@ export class ConsumerRunner implements Subscription {
     const again = this.parked.filter((p) => p.retry === true);
     for (const p of again) {
       if (this.stopping) break;
-      const groups = await this.source.store.read(p.seq - 1, 1);
-      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       this.parked = this.parked.filter((x) => x !== p);
       this.parkedDirty = true;
+      // The copy parked with it, so that compaction need not keep a dead letter's event; an entry
+      // parked before copies were kept is looked up in the log.
+      if (p.event !== undefined) {
+        await this.deliver(fromCopy(p.seq, p.event));
+        continue;
+      }
+      const groups = await this.source.store.read(p.seq - 1, 1).catch((err: unknown) => {
+        if (err instanceof LogCompactedError) return [];
+        throw err;
+      });
+      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       if (g === undefined) {
         this.source.logger.warn(
           `consumer ${JSON.stringify(this.name)}: parked event seq ${p.seq} is no longer in the log; dropped`,
@@ -98,7 +113,10 @@ export class ConsumerRunner implements Subscription {
       await this.deliver(consumerEvent(g, p.seq - g.seq));
     }
     await this.checkpoint();
-    this.loop = this.run();
+    this.loop = this.run().catch((err: unknown) => {
+      // A checkpoint refused because a compaction marked the consumer stale (StaleConsumerError).
+      this.fail(err as Error);
+    });
   }
 
   caughtUp(): Promise<void> {
@@ -156,8 +174,9 @@ export class ConsumerRunner implements Subscription {
           failures = 0;
         } catch (err) {
           if (err instanceof LogCompactedError) {
+            // Nothing holds the events of a consumer that is not stale, so a gap means it is.
             this.fail(
-              new ConsumerError(
+              new StaleConsumerError(
                 this.name,
                 `cannot read the events after its position ${this.position}: ${err.message}`,
                 { cause: err },
@@ -263,6 +282,7 @@ export class ConsumerRunner implements Subscription {
             error: message,
             attempts: attempt,
             parkedAt: this.source.clock.now(),
+            event: copyOf(event),
           });
           this.parkedDirty = true;
           this.source.logger.warn(
@@ -297,6 +317,8 @@ export class ConsumerRunner implements Subscription {
       this.saved = position;
       this.savedAt = this.source.clock.now();
     } catch (err) {
+      // A compaction's stale mark is final until a reset: the loop stops on it.
+      if (err instanceof StaleConsumerError) throw err;
       // Not stored: the events since the last checkpoint are handed again after a restart
       // (at-least-once); the next checkpoint tries again.
       this.parkedDirty = true;
@@ -318,11 +340,29 @@ export class ConsumerRunner implements Subscription {
 
   private fail(err: Error): void {
     this.failure = err;
-    this.status = 'failed';
+    this.status = err instanceof StaleConsumerError ? 'stale' : 'failed';
     this.source.logger.error(err.message);
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/** What a parked entry keeps of its event (JSON, as the records are stored). */
+function copyOf(e: AppliedEvent): ParkedEventCopy {
+  return {
+    type: e.event.type,
+    data: e.event.data,
+    version: e.version,
+    id: e.id,
+    time: e.time,
+    ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
+  };
+}
+
+/** A parked copy as the handler gets it again (already at its version of then: upcast if it moved). */
+function fromCopy(seq: number, c: ParkedEventCopy): AppliedEvent {
+  const data = isCurrentVersion(c.type, c.version) ? c.data : upcast(c.type, c.version, c.data, `seq ${seq}`);
+  return appliedEvent(seq, c.time, { type: c.type, data }, c.id, currentEventVersion(c.type), c.metadata);
 }
 
 /**

@@ -35,8 +35,11 @@ export interface SubscribeOptions {
   readonly checkpointIntervalMs?: number;
 }
 
-/** What a consumer is doing. */
-export type ConsumerStatus = 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
+/**
+ * What a consumer is doing. `stale`: a compaction found it more than `maxConsumerLag` events
+ * behind (or its events are gone); it stopped, and runs again only after `app.resetConsumer`.
+ */
+export type ConsumerStatus = 'catching-up' | 'live' | 'retrying' | 'failed' | 'stale' | 'closed';
 
 /** `sub.stats()`. */
 export interface ConsumerStats {

@@ -10,5 +10,10 @@ export {
   type ThenStep,
   type WhenStep,
 } from './app-specification';
-export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
+export {
+  type ConformanceStoreOptions,
+  replayAll,
+  runStoreConformance,
+  type StoreUnderTest,
+} from './conformance';
 export { fixtures } from './fixtures';
