@@ -128,6 +128,14 @@ export class ConsumerHub {
       parked: [],
     };
     await store.saveConsumer(record);
+    // Checked again once stored: a compaction that loaded the records before the save may have
+    // dropped the events since the first check; from now on every compaction keeps them.
+    try {
+      await this.checkAvailable(name, store, record.position);
+    } catch (err) {
+      await store.deleteConsumer(name).catch(() => {});
+      throw err;
+    }
     return record;
   }
 
@@ -155,6 +163,12 @@ export class ConsumerHub {
         `consumer ${JSON.stringify(name)}: from must be 'start', 'now' or { after: seq }; got ${JSON.stringify(from)}`,
       );
     }
+    await this.checkAvailable(name, store, position);
+    return position;
+  }
+
+  /** Refuses a start after `position` when compaction dropped the events after it. */
+  private async checkAvailable(name: string, store: ConsumerCapableStore, position: number): Promise<void> {
     try {
       await store.read(position, 1);
     } catch (err) {
@@ -165,7 +179,6 @@ export class ConsumerHub {
         { cause: err },
       );
     }
-    return position;
   }
 
   /**
