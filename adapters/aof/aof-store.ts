@@ -10,7 +10,6 @@ import {
   type ReplayOptions,
   type ReplayProgress,
   type ReplaySink,
-  type RetentionStats,
   type SnapshotSource,
   StoreLockedError,
   type StoreContext,
@@ -18,7 +17,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed, type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS, retainForConsumers } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { CONSUMERS_FILE, ConsumerFile } from './consumer-file';
 import { LogDir, TEMP_PREFIX } from './log-dir';
@@ -63,8 +62,8 @@ export class AofStore implements EventStore {
   /** Where groups start in the incr files, for `read` (noted by replay and by reads). */
   private readonly index = new SeqIndex();
   private consumerFile: ConsumerFile | null = null;
-  /** What the last compaction kept for consumers (stats). */
-  private retention: RetentionStats | undefined = undefined;
+  /** What compactions keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -134,6 +133,7 @@ export class AofStore implements EventStore {
         dir.file(`${TEMP_PREFIX}${CONSUMERS_FILE}`),
         this.options.fileMode,
       );
+      this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
       return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
       await this.lock.release();
@@ -444,22 +444,7 @@ export class AofStore implements EventStore {
         store.sealedSize = size;
       },
       currentSize: () => store.sealedSize + writer.current.size,
-      retain: async (seq) => {
-        if (this.options.keepHistory) return null;
-        const consumers = this.consumerFile!;
-        const plan = await retainForConsumers(
-          {
-            loadConsumers: () => consumers.load(),
-            saveConsumer: (r) => consumers.save(r),
-            maxConsumerLag: this.options.maxConsumerLag,
-            logger: this.context!.logger,
-            now: () => this.context!.clock.now(),
-          },
-          seq,
-        );
-        this.retention = plan.stats;
-        return plan;
-      },
+      retain: (seq) => (this.options.keepHistory ? Promise.resolve(null) : this.retention!.plan(seq)),
     };
     return runRewrite(host);
   }
@@ -496,7 +481,7 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
-      ...(this.retention !== undefined ? { retention: this.retention } : {}),
+      ...this.retention?.field(),
     };
   }
 

@@ -8,7 +8,6 @@ import {
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
-  type RetentionStats,
   type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
@@ -16,7 +15,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS, retainForConsumers } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
@@ -77,9 +76,8 @@ export class PostgresStore implements EventStore {
   private writer: PgWriter | null = null;
   private watcher: HeadWatcher | null = null;
   private scheduler: CompactionScheduler | null = null;
-  /** What the last compaction this instance ran kept for consumers (stats). */
-  private retention: RetentionStats | undefined = undefined;
-  private context: StoreContext | null = null;
+  /** What the compactions this instance runs keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   /** Replays running now (a compaction does not snapshot the state during one). */
@@ -96,7 +94,7 @@ export class PostgresStore implements EventStore {
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.pool !== null || this.closing)
       throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
-    this.context = context;
+    this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
     const { connectionString, log, appendfsync } = this.options;
     const pool = this.options.pool ?? poolFor(connectionString!);
     this.pool = pool;
@@ -258,7 +256,7 @@ export class PostgresStore implements EventStore {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
       ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
-      ...(this.retention !== undefined ? { retention: this.retention } : {}),
+      ...this.retention?.field(),
       lastWriteStatus: w?.error ? 'err' : 'ok',
       location: this.where,
       headSeq: watcher?.known ?? 0,
@@ -301,20 +299,7 @@ export class PostgresStore implements EventStore {
           t: this.t,
           log: this.options.log,
           keepHistory: this.options.keepHistory,
-          retain: async (seq) => {
-            const plan = await retainForConsumers(
-              {
-                loadConsumers: () => this.loadConsumers(),
-                saveConsumer: (r) => this.saveConsumer(r),
-                maxConsumerLag: this.options.maxConsumerLag,
-                logger: this.context!.logger,
-                now: () => this.context!.clock.now(),
-              },
-              seq,
-            );
-            this.retention = plan.stats;
-            return plan;
-          },
+          retain: (seq) => this.retention!.plan(seq),
           committedThrough: (seq) => writer.committedThrough(seq),
           steady: () => this.replaying === 0 && !writer.isStale,
         },

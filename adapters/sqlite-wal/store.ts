@@ -14,7 +14,6 @@ import {
   type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
-  type RetentionStats,
   StaleConsumerError,
   StoreLockedError,
   type StoreStats,
@@ -23,8 +22,8 @@ import { ReplayFeed } from '../../src/store/replay-batch';
 import {
   CompactionScheduler,
   EverysecSyncer,
+  ConsumerRetention,
   IDLE_COMPACTION_STATS,
-  retainForConsumers,
 } from '../../src/kit/index';
 import { compactDatabase, historyBytes } from './compaction';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
@@ -80,8 +79,8 @@ export class SqliteWalStore implements EventStore {
   private scheduler: CompactionScheduler | null = null;
   /** Bytes of `events_history` (kept below the snapshot): in the file, not in the trigger's size. */
   private keptBytes = 0;
-  /** What the last compaction kept for consumers (stats). */
-  private retention: RetentionStats | undefined = undefined;
+  /** What compactions keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   private replayed: ReplayCounter = { rowsRead: 0 };
@@ -143,6 +142,7 @@ export class SqliteWalStore implements EventStore {
       size: () => this.size(),
       run: (snapshots) => this.runCompaction(snapshots),
     });
+    this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
     this.cron = setInterval(() => this.tick(), CRON_MS);
     this.cron.unref();
     return { kind: this.kind, location: file, created, sizeBytes: this.scheduler.stats().baseSize };
@@ -225,7 +225,7 @@ export class SqliteWalStore implements EventStore {
         this.db !== null
           ? Number(this.db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get())
           : 0,
-      ...(this.retention !== undefined ? { retention: this.retention } : {}),
+      ...this.retention?.field(),
     };
   }
 
@@ -296,20 +296,7 @@ export class SqliteWalStore implements EventStore {
         writer: this.writer!,
         snapshots,
         keepHistory: this.options.keepHistory,
-        retain: async (seq) => {
-          const plan = await retainForConsumers(
-            {
-              loadConsumers: async () => loadConsumers(db),
-              saveConsumer: (r) => this.saveConsumer(r),
-              maxConsumerLag: this.options.maxConsumerLag,
-              logger: this.context!.logger,
-              now: () => this.context!.clock.now(),
-            },
-            seq,
-          );
-          this.retention = plan.stats;
-          return plan;
-        },
+        retain: (seq) => this.retention!.plan(seq),
       });
       this.keptBytes = historyBytes(db);
       return { seq, keys, sizeBefore, sizeAfter: this.size(), durationMs: Date.now() - started };

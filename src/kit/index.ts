@@ -14,6 +14,7 @@ export {
 export { type EverysecHost, EverysecSyncer } from './everysec-syncer';
 export { GroupCommit, type GroupCommitHost, type Waiting } from './group-commit';
 export {
+  ConsumerRetention,
   planRetention,
   type RetentionHost,
   type RetentionPlan,

@@ -1,5 +1,5 @@
 import type { Logger } from '../runtime/logger';
-import type { ConsumerRecord, RetentionStats } from '../store/event-store';
+import type { ConsumerRecord, RetentionStats, StoreContext } from '../store/event-store';
 
 /*
  * What a compaction keeps for consumers, decided once for every store (PostgreSQL's replication
@@ -111,4 +111,40 @@ export async function retainForConsumers(host: RetentionHost, seq: number): Prom
   );
   const again = planRetention(kept, seq, Number.POSITIVE_INFINITY, host.now());
   return { ...again, marked: plan.marked.filter((m) => !unmarked.has(m.name)) };
+}
+
+/**
+ * A store's side of retention: plans each compaction through its own `loadConsumers` and
+ * `saveConsumer` (see {@link retainForConsumers}) and keeps what the last one found, for `stats()`.
+ */
+export class ConsumerRetention {
+  /** What the last compaction kept (absent before the first). */
+  stats: RetentionStats | undefined = undefined;
+  private readonly host: RetentionHost;
+
+  constructor(
+    store: Pick<RetentionHost, 'loadConsumers' | 'saveConsumer'>,
+    maxConsumerLag: number,
+    context: StoreContext,
+  ) {
+    this.host = {
+      loadConsumers: () => store.loadConsumers(),
+      saveConsumer: (r) => store.saveConsumer(r),
+      maxConsumerLag,
+      logger: context.logger,
+      now: () => context.clock.now(),
+    };
+  }
+
+  /** The plan of a compaction whose snapshot covers up to `seq`, stale marks stored. */
+  async plan(seq: number): Promise<RetentionPlan> {
+    const plan = await retainForConsumers(this.host, seq);
+    this.stats = plan.stats;
+    return plan;
+  }
+
+  /** `stats()`'s `retention` field, once a compaction ran. */
+  field(): { retention?: RetentionStats } {
+    return this.stats !== undefined ? { retention: this.stats } : {};
+  }
 }
