@@ -157,7 +157,27 @@ export function saveConsumer(
         `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, stale text, PRIMARY KEY (log, name))`,
       );
     } else if (!shape.stale) {
-      await client.query(`ALTER TABLE ${consumersTable(t)} ADD COLUMN IF NOT EXISTS stale text`);
+      const added = await client
+        .query(`ALTER TABLE ${consumersTable(t)} ADD COLUMN IF NOT EXISTS stale text`)
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!added) {
+        // A role without the owner's right: positions are saved as before; a stale mark cannot
+        // be, so the compaction that wanted it keeps the consumer's events (retainForConsumers).
+        if (record.stale !== undefined)
+          throw new Error(
+            `${consumersTable(t)} has no stale column and this role cannot add it (ALTER TABLE ${consumersTable(t)} ADD COLUMN stale text, as its owner)`,
+          );
+        await client.query(
+          `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+           WHERE c.position <= excluded.position`,
+          [log, record.name, record.position, JSON.stringify(record.parked)],
+        );
+        return;
+      }
     }
     const stale = record.stale === undefined ? null : JSON.stringify(record.stale);
     const r = await client.query(
