@@ -8,7 +8,10 @@ import {
 } from 'appendonly';
 import { AofStore, type FileSystem, nodeFileSystem } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { tempDir } from '../support/helpers';
+import { redisCheckAof } from '../cli/helpers';
 
 const { Put, conformanceClasses } = fixtures;
 
@@ -105,6 +108,61 @@ describe('AofStore read (consumers)', () => {
       /consumer "slow": is stale: a compaction at seq 20 found it 10 events behind .*app\.resetConsumer\("slow", from\)/,
     );
     await app.execute(new Put('b', 1));
+    await app.close();
+  });
+
+  it('keeps the files a consumer needs as type h manifest lines, and deletes each once it has passed it', async () => {
+    // given: "slow" at seq 0, 3 compactions with 10 commands before each
+    const logDir = path.join(tmp.dir, 'appendonlydir');
+    const files = () =>
+      fs
+        .readdirSync(logDir)
+        .filter((n) => n.endsWith('.aof'))
+        .sort();
+    const app = await createApp({
+      ...conformanceClasses,
+      store: new AofStore({ dir: tmp.dir }),
+      logger: silentLogger,
+    });
+    await (await app.subscribe('slow', () => {})).close();
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < 10; i++) await app.execute(new Put('a', c * 10 + i));
+      await app.compact();
+    }
+    // then: the three replaced incr files are history lines of the manifest, the base and the
+    // new incr file the only ones replayed; redis-check-aof passes the log
+    const manifest = fs.readFileSync(path.join(logDir, 'appendonly.aof.manifest'), 'utf8');
+    expect(manifest).toBe(
+      'file appendonly.aof.3.base.aof seq 3 type b lastseq 30\n' +
+        'file appendonly.aof.1.incr.aof seq 1 type h startseq 1\n' +
+        'file appendonly.aof.2.incr.aof seq 2 type h startseq 11\n' +
+        'file appendonly.aof.3.incr.aof seq 3 type h startseq 21\n' +
+        'file appendonly.aof.4.incr.aof seq 4 type i startseq 31\n',
+    );
+    expect(redisCheckAof([path.join(logDir, 'appendonly.aof.manifest')]).stdout).toMatch(/is valid/);
+    // when: it has handled up to seq 15, and the log is compacted again
+    const store = (app as unknown as { store: EventStore }).store;
+    await store.saveConsumer!({ name: 'slow', position: 15, parked: [] });
+    await app.execute(new Put('b', 31));
+    await app.compact();
+    // then: the file it has passed is deleted; those holding 16..31 are kept
+    expect(files()).toEqual([
+      'appendonly.aof.2.incr.aof',
+      'appendonly.aof.3.incr.aof',
+      'appendonly.aof.4.base.aof',
+      'appendonly.aof.4.incr.aof',
+      'appendonly.aof.5.incr.aof',
+    ]);
+    // when: it catches up, and the log is compacted once more
+    await app.execute(new Put('b', 32));
+    const seen: number[] = [];
+    const sub = await app.subscribe('slow', (e) => void seen.push(e.seq));
+    await sub.caughtUp();
+    await sub.close();
+    await app.compact();
+    // then: it was handed 16..32, and nothing is kept any more
+    expect(seen).toEqual(Array.from({ length: 17 }, (_, i) => 16 + i));
+    expect(files()).toEqual(['appendonly.aof.5.base.aof', 'appendonly.aof.6.incr.aof']);
     await app.close();
   });
 });
