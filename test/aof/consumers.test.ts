@@ -165,4 +165,45 @@ describe('AofStore read (consumers)', () => {
     expect(files()).toEqual(['appendonly.aof.5.base.aof', 'appendonly.aof.6.incr.aof']);
     await app.close();
   });
+
+  it('numbers a kept incr file the manifest gives no startseq (written by hand or by Redis) by reading the one before', async () => {
+    // given: 10 commands, then a second incr file of 5 SETs written by hand, named without startseq
+    const logDir = path.join(tmp.dir, 'appendonlydir');
+    const first = await createApp({
+      ...conformanceClasses,
+      store: new AofStore({ dir: tmp.dir }),
+      logger: silentLogger,
+    });
+    for (let i = 1; i <= 10; i++) await first.execute(new Put('a', i));
+    await first.close();
+    const resp = (...args: string[]) =>
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    fs.writeFileSync(
+      path.join(logDir, 'appendonly.aof.2.incr.aof'),
+      Array.from({ length: 5 }, (_, i) => resp('SET', `h${i}`, String(11 + i))).join(''),
+    );
+    fs.appendFileSync(
+      path.join(logDir, 'appendonly.aof.manifest'),
+      'file appendonly.aof.2.incr.aof seq 2 type i\n',
+    );
+    const app = await createApp({
+      ...conformanceClasses,
+      store: new AofStore({ dir: tmp.dir }),
+      logger: silentLogger,
+    });
+    const store = (app as unknown as { store: EventStore }).store;
+    await store.saveConsumer!({ name: 'slow', position: 12, parked: [] });
+    // when
+    await app.compact();
+    // then: the hand-written file is kept from seq 11, the first one is gone, and the consumer
+    // is handed 13..15 from it
+    const manifest = fs.readFileSync(path.join(logDir, 'appendonly.aof.manifest'), 'utf8');
+    expect(manifest).toMatch(/^file appendonly\.aof\.2\.incr\.aof seq 2 type h startseq 11$/m);
+    expect(fs.existsSync(path.join(logDir, 'appendonly.aof.1.incr.aof'))).toBe(false);
+    const seen: number[] = [];
+    const sub = await app.subscribe('slow', (e) => void seen.push(e.seq));
+    await sub.caughtUp();
+    expect(seen).toEqual([13, 14, 15]);
+    await app.close();
+  });
 });
