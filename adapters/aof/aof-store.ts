@@ -17,7 +17,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed, type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { CONSUMERS_FILE, ConsumerFile } from './consumer-file';
 import { LogDir, TEMP_PREFIX } from './log-dir';
@@ -62,6 +62,8 @@ export class AofStore implements EventStore {
   /** Where groups start in the incr files, for `read` (noted by replay and by reads). */
   private readonly index = new SeqIndex();
   private consumerFile: ConsumerFile | null = null;
+  /** What compactions keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -132,6 +134,7 @@ export class AofStore implements EventStore {
         dir.file(`${TEMP_PREFIX}${CONSUMERS_FILE}`),
         this.options.fileMode,
       );
+      this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
       return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
       await this.lock.release();
@@ -278,9 +281,21 @@ export class AofStore implements EventStore {
     const baseSeq = manifest.base?.lastSeq ?? 0;
     let history: LogFile[] = [];
     if (after < baseSeq) {
-      const chain = await this.historyFiles();
-      if (chain === null) throw new LogCompactedError(after, baseSeq + 1, this.dir.path);
-      history = chain;
+      // The files kept for consumers (`type h`, one run ending at the base), else history/'s.
+      const kept = manifest.history;
+      if (kept.length > 0 && kept[0].startSeq !== undefined && kept[0].startSeq <= after + 1) {
+        history = kept.map((e) => ({
+          name: e.name,
+          path: this.dir.file(e.name),
+          kind: 'incr',
+          seq: e.startSeq,
+        }));
+      } else {
+        const chain = await this.historyFiles();
+        if (chain === null)
+          throw new LogCompactedError(after, kept[0]?.startSeq ?? baseSeq + 1, this.dir.path);
+        history = chain;
+      }
     }
     const incrs: LogFile[] = manifest.incrs.map((e, i) => ({
       name: e.name,
@@ -430,6 +445,7 @@ export class AofStore implements EventStore {
         store.sealedSize = size;
       },
       currentSize: () => store.sealedSize + writer.current.size,
+      retain: (seq) => (this.options.keepHistory ? Promise.resolve(null) : this.retention!.plan(seq)),
     };
     return runRewrite(host);
   }
@@ -466,6 +482,7 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
+      ...this.retention?.field(),
     };
   }
 

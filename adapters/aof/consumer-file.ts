@@ -1,4 +1,4 @@
-import { type ConsumerRecord, PersistenceError } from '../../src/index';
+import { type ConsumerRecord, PersistenceError, StaleConsumerError } from '../../src/index';
 import { writeFully } from '../../src/kit/index';
 import type { FileSystem } from './file-system';
 
@@ -35,9 +35,14 @@ export class ConsumerFile {
     return [...(await this.map()).values()];
   }
 
+  /** Replaces the record; a stored stale mark stays (see `EventStore.saveConsumer`). */
   save(record: ConsumerRecord): Promise<void> {
     return this.change((m) => {
-      m.set(record.name, { name: record.name, position: record.position, parked: [...record.parked] });
+      const stale = m.get(record.name)?.stale;
+      if (stale !== undefined && record.stale === undefined)
+        throw new StaleConsumerError(record.name, `a compaction at seq ${stale.seq} marked it stale`);
+      const { name, position, parked } = record;
+      m.set(name, { name, position, parked: [...parked], ...(record.stale ? { stale: record.stale } : {}) });
       return true;
     }).then(() => {});
   }

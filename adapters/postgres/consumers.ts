@@ -1,4 +1,11 @@
-import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import {
+  type ConsumerRecord,
+  type EventGroup,
+  LogCompactedError,
+  type ParkedEvent,
+  StaleConsumerError,
+  type StaleMark,
+} from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -17,6 +24,13 @@ import type { Tables } from './schema';
  * by each new holder under the lock and compared by every save of a holder (`saveFenced`), so a
  * deposed holder's save cannot land once the next one began. A save never moves a stored
  * position back either (belt and braces, and for callers without a lease).
+ *
+ * The `stale` column (JSON of a compaction's `StaleMark`; NULL: not stale) came after the table:
+ * a table made before gets it at the first save (`ADD COLUMN IF NOT EXISTS`, the table owner's
+ * right, a catalog change only); until then a load reads every record as not stale. Older code
+ * names its columns, so it reads and writes around it. No save clears a stale mark (only a
+ * delete does: `app.resetConsumer`): a save without one of a row marked stale stores nothing
+ * and is refused with `StaleConsumerError`.
  */
 
 function consumersTable(t: Tables): string {
@@ -80,6 +94,7 @@ async function withClient<T>(
   try {
     return await work(client);
   } catch (err) {
+    if (err instanceof StaleConsumerError) throw err;
     broken = true;
     throw persistenceError(`consumers of ${where}`, err);
   } finally {
@@ -90,8 +105,50 @@ async function withClient<T>(
 }
 
 async function tableExists(client: PgClientLike, t: Tables): Promise<boolean> {
-  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [consumersTable(t)]);
-  return (r.rows[0] as { found: boolean }).found;
+  return (await tableShape(client, t)).found;
+}
+
+/** Whether the consumers table is there, and whether it has the `stale` column. */
+async function tableShape(client: PgClientLike, t: Tables): Promise<{ found: boolean; stale: boolean }> {
+  const r = await client.query(
+    `SELECT to_regclass($1) IS NOT NULL AS found,
+       EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'stale' AND NOT attisdropped) AS stale`,
+    [consumersTable(t)],
+  );
+  return r.rows[0] as { found: boolean; stale: boolean };
+}
+
+/**
+ * Makes the consumers table when it is missing, or adds the `stale` column to one made before
+ * it; false when the column is not there and this role cannot add it (not the table's owner):
+ * positions are then saved without it, and a stale mark cannot be, so the compaction that wanted
+ * it keeps the consumer's events (retainForConsumers).
+ */
+async function ensureConsumersTable(client: PgClientLike, t: Tables): Promise<boolean> {
+  const shape = await tableShape(client, t);
+  if (!shape.found) {
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
+    return true;
+  }
+  if (shape.stale) return true;
+  return client.query(`ALTER TABLE ${consumersTable(t)} ADD COLUMN IF NOT EXISTS stale text`).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** After a save that stored nothing: refuses it when the row is marked stale. */
+async function refuseIfStale(client: PgClientLike, t: Tables, log: string, name: string): Promise<void> {
+  const held = await client.query(`SELECT stale FROM ${consumersTable(t)} WHERE log = $1 AND name = $2`, [
+    log,
+    name,
+  ]);
+  const mark = (held.rows[0] as { stale: string | null } | undefined)?.stale;
+  if (typeof mark === 'string')
+    throw new StaleConsumerError(
+      name,
+      `a compaction at seq ${(JSON.parse(mark) as StaleMark).seq} marked it stale`,
+    );
 }
 
 export function loadConsumers(
@@ -101,20 +158,27 @@ export function loadConsumers(
   where: string,
 ): Promise<ConsumerRecord[]> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) return [];
+    const shape = await tableShape(client, t);
+    if (!shape.found) return [];
     const r = await client.query(
-      `SELECT name, position::float8 AS position, parked FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
+      `SELECT name, position::float8 AS position, parked, ${shape.stale ? 'stale' : 'NULL::text AS stale'} FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
       [log],
     );
-    return (r.rows as { name: string; position: number; parked: string }[]).map((row) => ({
-      name: row.name,
-      position: Number(row.position),
-      parked: JSON.parse(row.parked) as ParkedEvent[],
-    }));
+    return (r.rows as { name: string; position: number; parked: string; stale: string | null }[]).map(
+      (row) => ({
+        name: row.name,
+        position: Number(row.position),
+        parked: JSON.parse(row.parked) as ParkedEvent[],
+        ...(row.stale !== null ? { stale: JSON.parse(row.stale) as StaleMark } : {}),
+      }),
+    );
   });
 }
 
-/** An upsert that never moves a stored position back, unfenced: for callers without a lease. */
+/**
+ * An upsert that never moves a stored position back, nor clears a stale mark, unfenced: for
+ * callers without a lease (the tools, a compaction marking a consumer stale).
+ */
 export function saveConsumer(
   pool: PgPoolLike,
   t: Tables,
@@ -123,13 +187,28 @@ export function saveConsumer(
   record: ConsumerRecord,
 ): Promise<void> {
   return withClient(pool, where, async (client) => {
-    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
-    await client.query(
-      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
-       WHERE c.position <= excluded.position`,
-      [log, record.name, record.position, JSON.stringify(record.parked)],
+    if (!(await ensureConsumersTable(client, t))) {
+      if (record.stale !== undefined)
+        throw new Error(
+          `${consumersTable(t)} has no stale column and this role cannot add it (ALTER TABLE ${consumersTable(t)} ADD COLUMN stale text, as its owner)`,
+        );
+      await client.query(
+        `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+         WHERE c.position <= excluded.position`,
+        [log, record.name, record.position, JSON.stringify(record.parked)],
+      );
+      return;
+    }
+    const stale = record.stale === undefined ? null : JSON.stringify(record.stale);
+    const r = await client.query(
+      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked, stale) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked, stale = excluded.stale
+       WHERE c.position <= excluded.position AND (c.stale IS NULL OR excluded.stale IS NOT NULL)`,
+      [log, record.name, record.position, JSON.stringify(record.parked), stale],
     );
+    if ((r.rowCount ?? 1) > 0 || stale !== null) return;
+    await refuseIfStale(client, t, log, record.name);
   });
 }
 
@@ -150,7 +229,8 @@ export function saveFenced(
   epoch: number,
 ): Promise<boolean> {
   return withClient(pool, where, async (client) => {
-    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
+    const staleColumn = await ensureConsumersTable(client, t);
+    // A holder's save carries no stale mark: with the column, it never overwrites one.
     const r = await client.query(
       `WITH fence AS (
          SELECT 1 FROM ${leasesTable(t)} WHERE log = $1 AND name = $2 AND epoch = $5 FOR SHARE
@@ -158,13 +238,15 @@ export function saveFenced(
          INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked)
          SELECT $1::text, $2::text, $3::bigint, $4::text FROM fence
          ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
-         WHERE c.position <= excluded.position
+         WHERE c.position <= excluded.position${staleColumn ? ' AND c.stale IS NULL' : ''}
          RETURNING 1
        )
-       SELECT EXISTS (SELECT 1 FROM fence) AS held`,
+       SELECT EXISTS (SELECT 1 FROM fence) AS held, EXISTS (SELECT 1 FROM stored) AS stored`,
       [log, record.name, record.position, JSON.stringify(record.parked), epoch],
     );
-    return (r.rows[0] as { held: boolean }).held;
+    const { held, stored } = r.rows[0] as { held: boolean; stored: boolean };
+    if (held && !stored && staleColumn) await refuseIfStale(client, t, log, record.name);
+    return held;
   });
 }
 
@@ -184,7 +266,7 @@ export async function bumpEpoch(client: PgClientLike, t: Tables, log: string, na
 }
 
 const CONSUMERS_COLUMNS =
-  'log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name)';
+  'log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, stale text, PRIMARY KEY (log, name)';
 const LEASES_COLUMNS =
   'log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name)';
 

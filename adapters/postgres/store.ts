@@ -16,7 +16,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
 import { ConsumerLocks } from './consumer-locks';
@@ -79,6 +79,8 @@ export class PostgresStore implements EventStore {
   private watcher: HeadWatcher | null = null;
   private locks: ConsumerLocks | null = null;
   private scheduler: CompactionScheduler | null = null;
+  /** What the compactions this instance runs keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   /** Replays running now (a compaction does not snapshot the state during one). */
@@ -95,6 +97,7 @@ export class PostgresStore implements EventStore {
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.pool !== null || this.closing)
       throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
+    this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
     const { connectionString, log, appendfsync } = this.options;
     const pool = this.options.pool ?? poolFor(connectionString!);
     this.pool = pool;
@@ -267,6 +270,7 @@ export class PostgresStore implements EventStore {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
       ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
+      ...this.retention?.field(),
       lastWriteStatus: w?.error ? 'err' : 'ok',
       location: this.where,
       headSeq: watcher?.known ?? 0,
@@ -311,6 +315,7 @@ export class PostgresStore implements EventStore {
           t: this.t,
           log: this.options.log,
           keepHistory: this.options.keepHistory,
+          retain: (seq) => this.retention!.plan(seq),
           committedThrough: (seq) => writer.committedThrough(seq),
           steady: () => this.replaying === 0 && !writer.isStale,
         },

@@ -34,7 +34,7 @@ import { SnapshotVersionMismatch, StateLoader } from './state-loader';
 import type { CommandTrace, Telemetry } from '../telemetry/telemetry';
 import { ConsumerHub } from '../consumers/consumer-hub';
 import { RecentGroups } from '../consumers/recent-groups';
-import type { ConsumerHandler, SubscribeOptions, Subscription } from '../consumers/types';
+import type { ConsumerHandler, ConsumerStart, SubscribeOptions, Subscription } from '../consumers/types';
 
 export type { CommandResult } from './command-result';
 
@@ -353,6 +353,18 @@ export class App {
   removeConsumer(name: string): Promise<boolean> {
     if (this.currentStatus === 'closed') return Promise.reject(this.closedError);
     return this.consumers.remove(name);
+  }
+
+  /**
+   * Moves the durable consumer `name` to `from` (as in `subscribe`: `'start'`, `'now'` or
+   * `{ after: seq }`) and clears its stale mark, keeping its parked events; a consumer of that
+   * name running in this app is stopped and started again with its handler and options. Rejects
+   * with `ConsumerError` when the name has no record, or `from` is beyond the log or before
+   * what compaction left.
+   */
+  resetConsumer(name: string, from: ConsumerStart): Promise<void> {
+    if (this.currentStatus === 'closed') return Promise.reject(this.closedError);
+    return this.consumers.reset(name, from);
   }
 
   /** The app's counters, and the store's status (like Redis's `INFO persistence`) under `store`. */

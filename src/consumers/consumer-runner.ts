@@ -1,4 +1,4 @@
-import { AppClosedError, ConsumerError, LogCompactedError } from '../errors';
+import { AppClosedError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
 import { type AppliedEvent, appliedEvent } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
@@ -10,6 +10,7 @@ import type {
   EventGroup,
   EventStore,
   ParkedEvent,
+  ParkedEventCopy,
 } from '../store/event-store';
 import { retryDelay, sleep } from './backoff';
 import type { RecentGroups } from './recent-groups';
@@ -130,7 +131,15 @@ export class ConsumerRunner implements Subscription {
   /** Runs while it holds the name; when it loses the lease, waits as a standby and runs again. */
   private async cycle(running: boolean): Promise<void> {
     for (;;) {
-      if (running) await this.run();
+      if (running) {
+        try {
+          await this.run();
+        } catch (err) {
+          // A checkpoint refused because a compaction marked the consumer stale (StaleConsumerError).
+          this.fail(err as Error);
+          return;
+        }
+      }
       if (this.stopping || this.failure !== null || this.takeOver === null) return;
       this.status = 'standby';
       if (running) await this.pause(DEPOSED_WAIT_MS, true);
@@ -209,10 +218,19 @@ export class ConsumerRunner implements Subscription {
     const again = this.parked.filter((p) => p.retry === true);
     for (const p of again) {
       if (this.stopping) break;
-      const groups = await this.source.store.read(p.seq - 1, 1);
-      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       this.parked = this.parked.filter((x) => x !== p);
       this.parkedDirty = true;
+      // The copy parked with it, so that compaction need not keep a dead letter's event; an entry
+      // parked before copies were kept is looked up in the log.
+      if (p.event !== undefined) {
+        await this.deliver(fromCopy(p.seq, p.event));
+        continue;
+      }
+      const groups = await this.source.store.read(p.seq - 1, 1).catch((err: unknown) => {
+        if (err instanceof LogCompactedError) return [];
+        throw err;
+      });
+      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       if (g === undefined) {
         this.source.logger.warn(
           `consumer ${JSON.stringify(this.name)}: parked event seq ${p.seq} is no longer in the log; dropped`,
@@ -282,8 +300,9 @@ export class ConsumerRunner implements Subscription {
           failures = 0;
         } catch (err) {
           if (err instanceof LogCompactedError) {
+            // Nothing holds the events of a consumer that is not stale, so a gap means it is.
             this.fail(
-              new ConsumerError(
+              new StaleConsumerError(
                 this.name,
                 `cannot read the events after its position ${this.position}: ${err.message}`,
                 { cause: err },
@@ -389,6 +408,7 @@ export class ConsumerRunner implements Subscription {
             error: message,
             attempts: attempt,
             parkedAt: this.source.clock.now(),
+            event: copyOf(event),
           });
           this.parkedDirty = true;
           this.source.logger.warn(
@@ -432,6 +452,8 @@ export class ConsumerRunner implements Subscription {
         if (this.lease === lease) this.lease = null;
         return;
       }
+      // A compaction's stale mark is final until a reset: the loop stops on it.
+      if (err instanceof StaleConsumerError) throw err;
       // Not stored: the events since the last checkpoint are handed again after a restart
       // (at-least-once); the next checkpoint tries again.
       this.parkedDirty = true;
@@ -453,11 +475,29 @@ export class ConsumerRunner implements Subscription {
 
   private fail(err: Error): void {
     this.failure = err;
-    this.status = 'failed';
+    this.status = err instanceof StaleConsumerError ? 'stale' : 'failed';
     this.source.logger.error(err.message);
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/** What a parked entry keeps of its event (JSON, as the records are stored). */
+function copyOf(e: AppliedEvent): ParkedEventCopy {
+  return {
+    type: e.event.type,
+    data: e.event.data,
+    version: e.version,
+    id: e.id,
+    time: e.time,
+    ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
+  };
+}
+
+/** A parked copy as the handler gets it again (already at its version of then: upcast if it moved). */
+function fromCopy(seq: number, c: ParkedEventCopy): AppliedEvent {
+  const data = isCurrentVersion(c.type, c.version) ? c.data : upcast(c.type, c.version, c.data, `seq ${seq}`);
+  return appliedEvent(seq, c.time, { type: c.type, data }, c.id, currentEventVersion(c.type), c.metadata);
 }
 
 /**

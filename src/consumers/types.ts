@@ -38,9 +38,11 @@ export interface SubscribeOptions {
 /**
  * What a consumer is doing. `'standby'`: on a log several processes share (PostgreSQL), another
  * instance holds the name, or this one lost its hold (its lock's session ended); it hands
- * nothing, and takes over (from the stored position) once the name is free.
+ * nothing, and takes over (from the stored position) once the name is free. `'stale'`: a
+ * compaction found it more than `maxConsumerLag` events behind (or its events are gone); it
+ * stopped, and runs again only after `app.resetConsumer`.
  */
-export type ConsumerStatus = 'standby' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
+export type ConsumerStatus = 'standby' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stale' | 'closed';
 
 /** `sub.stats()`. */
 export interface ConsumerStats {
