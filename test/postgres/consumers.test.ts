@@ -51,6 +51,11 @@ describe('PostgresStore: a consumer on a shared log', () => {
       url,
       `CREATE TABLE ${schema}.consumers (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
     );
+    // (and the holders' epochs, as an administrator makes them for a role without CREATE)
+    await admin(
+      url,
+      `CREATE TABLE ${schema}.consumer_leases (log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name))`,
+    );
     const role = `consumers_role_${process.pid}_${Date.now()}`;
     await admin(url, `CREATE ROLE ${role} LOGIN`);
     await admin(url, `GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
