@@ -18,6 +18,8 @@ module.exports = {
     '^appendonly$': '<rootDir>/src/index.ts',
     '^appendonly/testing$': '<rootDir>/src/testing/index.ts',
     '^appendonly/adapters/(aof|sqlite-wal|postgres)$': '<rootDir>/adapters/$1/index.ts',
+    '^appendonly/nestjs$': '<rootDir>/integrations/nestjs/index.ts',
+    '^appendonly/opentelemetry$': '<rootDir>/integrations/opentelemetry/index.ts',
   },
   testTimeout: 60000,
 };

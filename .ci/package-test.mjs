@@ -3,7 +3,8 @@
 // compile the README's examples there with strict TypeScript and `skipLibCheck: false`, run them,
 // and load every entry point from ESM and from CommonJS: first with no SQLite driver installed
 // (the AOF user: the sqlite-wal entry point must fail with its one line), then with
-// better-sqlite3. Run by .ci/run after `npm test`; `node .ci/package-test.mjs` on its own.
+// better-sqlite3. `appendonly/nestjs` and `appendonly/opentelemetry`, whose peers are not
+// installed here, must fail with their one line. Run by .ci/run after `npm test`; `node .ci/package-test.mjs` on its own.
 //
 // The driver is installed from this repository's own node_modules/better-sqlite3 (present after
 // `npm ci`): its package.json, lib/ and the built binding are copied into the temporary
@@ -24,6 +25,12 @@ const npmFlags = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=err
 /** The line a user without the driver gets (adapters/common/drivers.ts). */
 const MISSING_LINE =
   'appendonly/adapters/sqlite-wal needs the better-sqlite3 package, which is not installed: run `npm install better-sqlite3`';
+/** The line for appendonly/nestjs in a project without Nest (never installed here). */
+const NEST_LINE =
+  'appendonly/nestjs needs the @nestjs/common package, which is not installed: run `npm install @nestjs/common`';
+/** …and for appendonly/opentelemetry without @opentelemetry/api. */
+const OTEL_LINE =
+  'appendonly/opentelemetry needs the @opentelemetry/api package, which is not installed: run `npm install @opentelemetry/api`';
 /** …and with the driver installed but its build skipped. */
 const NOT_BUILT_LINE =
   'appendonly/adapters/sqlite-wal: better-sqlite3 is installed but its native build is missing (npm skipped its install script): ' +
@@ -95,6 +102,14 @@ if (withDriver) {
   if (!(error instanceof main.MissingDriverError) || error.message !== process.argv[2])
     throw new Error('not the one line: ' + error.message);
 }
+let nest = null;
+try { nest = ${load('appendonly/nestjs')}; } catch (err) { nest = err; }
+if (!(nest instanceof main.MissingDriverError) || nest.message !== ${JSON.stringify(NEST_LINE)})
+  throw new Error('appendonly/nestjs without Nest: not the one line: ' + (nest && nest.message));
+let otel = null;
+try { otel = ${load('appendonly/opentelemetry')}; } catch (err) { otel = err; }
+if (!(otel instanceof main.MissingDriverError) || otel.message !== ${JSON.stringify(OTEL_LINE)})
+  throw new Error('appendonly/opentelemetry without the API: not the one line: ' + (otel && otel.message));
 console.log('ok');
 `;
   fs.writeFileSync(

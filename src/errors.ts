@@ -297,3 +297,19 @@ export class ConsumerError extends AppendonlyError {
     super(`consumer ${JSON.stringify(consumer)}: ${message}`, options);
   }
 }
+
+/**
+ * A consumer a compaction marked stale (it was more than `maxConsumerLag` events behind, or the
+ * events after its position are gone): it no longer holds compaction back, and it runs again
+ * only once reset with `app.resetConsumer(name, from)`. Its `code` is `CONSUMER`, as every
+ * consumer error's; `instanceof StaleConsumerError` tells it apart.
+ */
+export class StaleConsumerError extends ConsumerError {
+  constructor(consumer: string, detail: string, options?: { cause?: unknown }) {
+    super(
+      consumer,
+      `is stale: ${detail}; reset it with app.resetConsumer(${JSON.stringify(consumer)}, from) (from: 'start', 'now' or { after: seq }) to run it again`,
+      options,
+    );
+  }
+}

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 export { App, type AppStats, type AppStatus, type CommandResult, type ExecuteOptions } from './app/app';
-export { type CreateAppOptions, createApp } from './app/create-app';
+export { type ClassResolver, type CreateAppOptions, createApp } from './app/create-app';
 export type { EventMeta } from './app/projector';
 export { CommandBus } from './bus/command-bus';
 export { QueryBus } from './bus/query-bus';
@@ -58,6 +58,13 @@ export type { ProjectionState } from './state/projection-state';
 export type { ReadonlyKeyValueState } from './state/readonly-state';
 export type { StateChange } from './state/state-change';
 export { type Clock, systemClock } from './runtime/clock';
+export type {
+  CommandTrace,
+  CompactionTrace,
+  ReplayTrace,
+  Telemetry,
+  TelemetrySource,
+} from './telemetry/telemetry';
 export {
   AppClosedError,
   AppendConflictError,
@@ -77,6 +84,7 @@ export {
   PersistenceError,
   ProjectionsVersionError,
   ReplayFailedError,
+  StaleConsumerError,
   StoreLockedError,
   TruncatedLogError,
   UnknownCommandError,
@@ -86,16 +94,20 @@ export {
 export type {
   CompactionResult,
   ConsumerPosition,
+  ConsumerLease,
   ConsumerRecord,
   EventGroup,
   ParkedEvent,
+  ParkedEventCopy,
   EventStore,
   LogPosition,
   ReplayEnd,
   ReplayOptions,
   ReplayProgress,
   ReplaySink,
+  RetentionStats,
   SnapshotInfo,
+  StaleMark,
   StoreContext,
   StoreOpenInfo,
   StoreStats,

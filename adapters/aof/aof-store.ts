@@ -17,7 +17,7 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed, type ReplayRecord, toReplayGroup } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { acquireDirLock, type DirLock } from '../common/dir-lock';
 import { CONSUMERS_FILE, ConsumerFile } from './consumer-file';
 import { LogDir, TEMP_PREFIX } from './log-dir';
@@ -75,6 +75,8 @@ export class AofStore implements EventStore {
   private pendingPositions: { readonly seq: number; readonly position: LoggedPosition }[] = [];
   /** A reaction's position is in its group's MULTI (see `EventStore.reactions`). */
   readonly reactions = true;
+  /** What compactions keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
 
   /** Validates the options at once: an unknown option or a bad value throws `ConfigError`. */
   constructor(options: AofStoreOptions) {
@@ -121,6 +123,7 @@ export class AofStore implements EventStore {
           noFsyncOnRewrite: this.options.noAppendfsyncOnRewrite,
           fsyncOnEventLoop: this.options.fsyncOnEventLoop,
           onWritten: () => this.maybeAutoRewrite(),
+          fsynced: context.fsynced,
           now: () => context.clock.now(),
         },
       );
@@ -144,6 +147,7 @@ export class AofStore implements EventStore {
         dir.file(`${TEMP_PREFIX}${CONSUMERS_FILE}`),
         this.options.fileMode,
       );
+      this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
       return { kind: this.kind, location: this.options.dir, created, sizeBytes: this.bytesTotal };
     } catch (err) {
       await this.lock.release();
@@ -291,9 +295,21 @@ export class AofStore implements EventStore {
     const baseSeq = manifest.base?.lastSeq ?? 0;
     let history: LogFile[] = [];
     if (after < baseSeq) {
-      const chain = await this.historyFiles();
-      if (chain === null) throw new LogCompactedError(after, baseSeq + 1, this.dir.path);
-      history = chain;
+      // The files kept for consumers (`type h`, one run ending at the base), else history/'s.
+      const kept = manifest.history;
+      if (kept.length > 0 && kept[0].startSeq !== undefined && kept[0].startSeq <= after + 1) {
+        history = kept.map((e) => ({
+          name: e.name,
+          path: this.dir.file(e.name),
+          kind: 'incr',
+          seq: e.startSeq,
+        }));
+      } else {
+        const chain = await this.historyFiles();
+        if (chain === null)
+          throw new LogCompactedError(after, kept[0]?.startSeq ?? baseSeq + 1, this.dir.path);
+        history = chain;
+      }
     }
     const incrs: LogFile[] = manifest.incrs.map((e, i) => ({
       name: e.name,
@@ -516,6 +532,7 @@ export class AofStore implements EventStore {
       },
       currentSize: () => store.sealedSize + writer.current.size,
       beforeDrop: (through) => store.foldPositions(through),
+      retain: (seq) => (this.options.keepHistory ? Promise.resolve(null) : this.retention!.plan(seq)),
     };
     return runRewrite(host);
   }
@@ -552,6 +569,7 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
+      ...this.retention?.field(),
     };
   }
 

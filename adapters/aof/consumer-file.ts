@@ -1,4 +1,4 @@
-import { type ConsumerRecord, PersistenceError } from '../../src/index';
+import { type ConsumerRecord, PersistenceError, StaleConsumerError } from '../../src/index';
 import { writeFully } from '../../src/kit/index';
 import type { FileSystem } from './file-system';
 import type { LoggedPosition } from './record-codec';
@@ -41,11 +41,7 @@ export class ConsumerFile {
 
   /** Every record, as `ConsumerRecord`s (without the epoch). */
   async load(): Promise<ConsumerRecord[]> {
-    return [...(await this.map()).values()].map((r) => ({
-      name: r.name,
-      position: r.position,
-      parked: r.parked,
-    }));
+    return [...(await this.map()).values()].map(({ epoch: _epoch, ...record }) => record);
   }
 
   /**
@@ -67,13 +63,17 @@ export class ConsumerFile {
   }
 
   /**
-   * Stores `record`. `logged` is the log's last `@pos` of the name: when it is of the record's
-   * epoch and ahead of `record.position`, the save moves the position back on purpose, and starts
-   * a new epoch, which that `@pos` (and every earlier one) does not carry.
+   * Replaces the record; a stored stale mark stays (see `EventStore.saveConsumer`). `logged` is
+   * the log's last `@pos` of the name: when it is of the record's epoch and ahead of
+   * `record.position`, the save moves the position back on purpose, and starts a new epoch, which
+   * that `@pos` (and every earlier one) does not carry.
    */
   save(record: ConsumerRecord, logged?: LoggedPosition): Promise<void> {
     return this.change((m) => {
       const old = m.get(record.name);
+      const stale = old?.stale;
+      if (stale !== undefined && record.stale === undefined)
+        throw new StaleConsumerError(record.name, `a compaction at seq ${stale.seq} marked it stale`);
       let epoch = old?.epoch ?? (this.retired[record.name] ?? -1) + 1;
       if (
         old !== undefined &&
@@ -82,7 +82,14 @@ export class ConsumerFile {
         record.position < logged.position
       )
         epoch++;
-      m.set(record.name, { name: record.name, position: record.position, parked: [...record.parked], epoch });
+      const { name, position, parked } = record;
+      m.set(name, {
+        name,
+        position,
+        parked: [...parked],
+        ...(record.stale ? { stale: record.stale } : {}),
+        epoch,
+      });
       return true;
     }).then(() => {});
   }

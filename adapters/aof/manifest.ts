@@ -23,7 +23,10 @@ export interface ManifestEntry {
   readonly name: string;
   readonly seq: number;
   readonly type: 'b' | 'h' | 'i';
-  /** Incr files: the sequence number of the first event (absent: continues the previous file). */
+  /**
+   * Incr files: the sequence number of the first event (absent: continues the previous file).
+   * History files (`type h`, kept for consumers: see rewrite.ts) always have it.
+   */
   readonly startSeq?: number;
   /** Base files: the last sequence number the base covers. */
   readonly lastSeq?: number;
@@ -121,7 +124,7 @@ export function parseManifest(text: Buffer, path: string): Manifest {
         ...(projectionsVersion !== undefined ? { projectionsVersion } : {}),
       };
     } else if (type === 'h') {
-      history.push(entry);
+      history.push(startSeq !== undefined ? { ...entry, startSeq } : entry);
     } else if (type === 'i') {
       if (seq <= maxSeq) fail('incr files in increasing seq order', 'found a non-monotonic sequence number');
       maxSeq = seq;
@@ -159,7 +162,7 @@ export function formatManifest(m: Manifest): string {
         );
       s += ` projver ${e.projectionsVersion}`;
     }
-    if (e.type === 'i' && e.startSeq !== undefined) s += ` startseq ${e.startSeq}`;
+    if ((e.type === 'i' || e.type === 'h') && e.startSeq !== undefined) s += ` startseq ${e.startSeq}`;
     return `${s}\n`;
   };
   if (m.base) out += line(m.base);

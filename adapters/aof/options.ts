@@ -38,6 +38,11 @@ export interface AofStoreOptions {
   readonly aofTimestamps?: boolean;
   /** Move the files a compaction replaces to `<appendDirname>/history/` instead of deleting them (default false). */
   readonly keepHistory?: boolean;
+  /**
+   * A consumer further behind than this many events when a compaction runs is marked stale: its
+   * events are no longer kept for it, and it must be reset (`app.resetConsumer`). Default 1,000,000.
+   */
+  readonly maxConsumerLag?: number;
   /** The file operations (default: the real file system). Tests inject faults through it. */
   readonly fs?: FileSystem;
   /** Mode of the files created (default 0o600). */
@@ -59,6 +64,7 @@ export interface ResolvedAofOptions {
   readonly loadTruncated: boolean;
   readonly aofTimestamps: boolean;
   readonly keepHistory: boolean;
+  readonly maxConsumerLag: number;
   readonly fs: FileSystem;
   readonly fileMode: number;
   readonly dirMode: number;

@@ -1,11 +1,12 @@
 import * as path from 'node:path';
 import type { CompactionResult, SnapshotSource, StateSnapshot, StoreContext } from '../../src/index';
-import { writeFully } from '../../src/kit/index';
+import { type RetentionPlan, writeFully } from '../../src/kit/index';
 import type { LogDir } from './log-dir';
 import { TEMP_PREFIX } from './log-dir';
 import type { ManifestEntry } from './manifest';
 import type { ResolvedAofOptions } from './options';
 import { encodeBaseEntry } from './record-codec';
+import { type LogFile, readLog } from './reader';
 import { RespEncoder } from './resp';
 import type { AofWriter, AppendTarget } from './writer';
 
@@ -27,6 +28,11 @@ export interface RewriteHost {
    * that the base does not (the reactions' consumer positions) is saved elsewhere first.
    */
   beforeDrop(through: number): Promise<void>;
+  /**
+   * What to keep for consumers once the new base covers `seq` (stale marks stored first); null
+   * with `keepHistory`, which keeps every replaced file in history/ anyway.
+   */
+  retain(seq: number): Promise<RetentionPlan | null>;
 }
 
 /** Bytes of base encoded between two writes: small enough that no turn of the event loop is long. */
@@ -48,8 +54,9 @@ const AUTOSYNC_BYTES = 4 * 1024 * 1024;
  * 3. once the old incr holds all its groups and is fsynced, save the manifest with the new incr
  *    appended to it (temp, fsync, rename, fsync dir), then release the held groups;
  * 4. write the snapshot as a new base into a temp file, in chunks, fsync, rename;
- * 5. save the manifest: new base + new incr only;
- * 6. delete the replaced files (or move them to history/).
+ * 5. save the manifest: new base + new incr, and as `type h` the replaced files that hold
+ *    events a consumer has not handled (see {@link keptForConsumers});
+ * 6. delete the other replaced files (or move them all to history/, with `keepHistory`).
  *
  * A failure before 3 puts the writer back on the old file; a failure after 3 keeps the manifest
  * of step 3, which names every file still holding history: nothing is lost, and the next
@@ -115,8 +122,17 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
 
     // Step 5. The old files' consumer positions are in the consumers' file before they go.
     await host.beforeDrop(seq);
-    const replaced = [...(oldManifest.base ? [oldManifest.base] : []), ...oldManifest.incrs];
-    await dir.persist({ base, incrs: [newIncr], history: [] });
+    // The kept files are named as history: neither our replay nor Redis's loader reads
+    // them, and they are not part of sealedSize, so they never count towards the next trigger.
+    const plan = await host.retain(seq);
+    const kept = plan === null ? [] : await keptForConsumers(host, oldManifest, newIncr, plan.keepAfter);
+    const keptNames = new Set(kept.map((e) => e.name));
+    const replaced = [
+      ...(oldManifest.base ? [oldManifest.base] : []),
+      ...oldManifest.history,
+      ...oldManifest.incrs,
+    ].filter((e) => !keptNames.has(e.name));
+    await dir.persist({ base, incrs: [newIncr], history: kept });
     host.sealedSize = baseSize;
 
     // Step 6: the manifest no longer names them; a failure here only leaves garbage.
@@ -129,6 +145,57 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
     writer.rewriting = false;
     snapshot.release();
   }
+}
+
+/**
+ * The files a consumer still needs once the new base covers up to `newIncr.startSeq - 1`: of
+ * the old history files and the replaced incr files (one run of seqs, in order, ending there),
+ * those holding an event after `keepAfter`, as `type h` entries with their first seq. They are
+ * a suffix of the run, so the kept files stay one run ending at the base: `read` chains them to
+ * the incr files. An incr file whose first seq the manifest does not give (written by Redis or
+ * by hand) is numbered by reading the one before it.
+ */
+async function keptForConsumers(
+  host: RewriteHost,
+  old: {
+    readonly base: ManifestEntry | null;
+    readonly history: readonly ManifestEntry[];
+    readonly incrs: readonly ManifestEntry[];
+  },
+  newIncr: ManifestEntry,
+  keepAfter: number | null,
+): Promise<ManifestEntry[]> {
+  if (keepAfter === null) return [];
+  const run = [...old.history, ...old.incrs];
+  const starts: number[] = [];
+  let next = old.history[0]?.startSeq ?? (old.base?.lastSeq ?? 0) + 1;
+  for (let i = 0; i < run.length; i++) {
+    const e = run[i];
+    const start = e.startSeq ?? (i === old.history.length ? (old.base?.lastSeq ?? 0) + 1 : next);
+    starts.push(start);
+    const following = run[i + 1]?.startSeq;
+    if (following !== undefined || i === run.length - 1) next = following ?? newIncr.startSeq!;
+    else next = (await lastSeqOf(host, e, start)) + 1;
+  }
+  const kept: ManifestEntry[] = [];
+  for (let i = 0; i < run.length; i++) {
+    const end = (i + 1 < run.length ? starts[i + 1] : newIncr.startSeq!) - 1;
+    if (end > keepAfter) kept.push({ name: run[i].name, seq: run[i].seq, type: 'h', startSeq: starts[i] });
+  }
+  return kept;
+}
+
+/** The last seq in an incr file whose first is `start` (start - 1 when it holds none). */
+async function lastSeqOf(host: RewriteHost, e: ManifestEntry, start: number): Promise<number> {
+  const file: LogFile = { name: e.name, path: host.dir.file(e.name), kind: 'incr', seq: start };
+  const summary = { lastSeq: start - 1, sizes: [] as number[] };
+  const reading = readLog(
+    [file],
+    { fs: host.options.fs, loadTruncated: false, truncate: async () => {}, warn: () => {}, setRecords: true },
+    summary,
+  );
+  while (!(await reading.next()).done);
+  return Math.max(summary.lastSeq, start - 1);
 }
 
 /** The manifest names the new incr file: write what was held there, and retire the old file. */

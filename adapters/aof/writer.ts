@@ -41,6 +41,8 @@ export interface WriterOptions {
   readonly fsyncOnEventLoop?: boolean;
   /** Called after each successful write (the store checks the auto-rewrite trigger there). */
   readonly onWritten?: () => void;
+  /** Called after each fsync of appended data, with its seconds (`StoreContext.fsynced`). */
+  readonly fsynced?: (seconds: number) => void;
   readonly now?: () => number;
 }
 
@@ -133,6 +135,7 @@ export class AofWriter {
           });
         },
         resume: () => this.commit.schedule(),
+        fsynced: options.fsynced,
         failed: (err) => void this.commit.fail(err),
       });
     }
@@ -208,10 +211,13 @@ export class AofWriter {
     await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
     if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
       seg.fsyncing = true;
+      const observe = this.options.fsynced;
+      const started = observe === undefined ? 0 : performance.now();
       // On the event loop, nothing else runs until the disk has the group: no command is read,
       // so the next group gathers in the sockets, as in Redis's beforeSleep.
       if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
       else await this.options.fs.fdatasync(target.fd);
+      if (observe !== undefined) observe((performance.now() - started) / 1000);
     }
     target.size += bytes.length;
     this.lastWriteStatus = 'ok';

@@ -17,10 +17,13 @@ export interface OptionalDriver {
   readonly native: boolean;
 }
 
-/** The optional drivers, by npm package name. */
+/** The optional drivers (and the framework peers an integration needs), by npm package name. */
 export const OPTIONAL_DRIVERS = {
   'better-sqlite3': { adapter: 'appendonly/adapters/sqlite-wal', native: true },
   pg: { adapter: 'appendonly/adapters/postgres', native: false },
+  '@nestjs/common': { adapter: 'appendonly/nestjs', native: false },
+  '@nestjs/core': { adapter: 'appendonly/nestjs', native: false },
+  '@opentelemetry/api': { adapter: 'appendonly/opentelemetry', native: false },
 } as const satisfies Readonly<Record<string, OptionalDriver>>;
 
 /** The npm name of an optional driver. */

@@ -1,4 +1,5 @@
 import { type JsonValue, PersistenceError, type SnapshotSource } from '../../src/index';
+import type { RetentionPlan } from '../../src/kit/index';
 import { hold, letGo } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { projectionsVersionKey, projectionsVersionValue, type Tables } from './schema';
@@ -12,6 +13,8 @@ export interface CompactionDeps {
   readonly t: Tables;
   readonly log: string;
   readonly keepHistory: boolean;
+  /** What to keep for consumers once the snapshot covers `seq` (stale marks stored first). */
+  retain(seq: number): Promise<RetentionPlan>;
   /** Resolves once this instance's appends up to `seq` have committed; rejects if one of them did not. */
   committedThrough(seq: number): Promise<void>;
   /**
@@ -34,7 +37,9 @@ export interface CompactionDeps {
  *    replay reads a snapshot and the events above it in one transaction, so it sees the old
  *    pair or the new, never half of one;
  * 4. the old snapshot's rows and, unless `keepHistory`, the events it covers are deleted, in
- *    slices. A compaction that dies at any step leaves a log that loads the same state: before
+ *    slices, but for those a consumer has not handled (`src/kit/retention.ts`): they stay as
+ *    rows below `snapshot_seq`, which no replay from the snapshot reads, until a compaction finds
+ *    every consumer past them. A compaction that dies at any step leaves a log that loads the same state: before
  *    the switch the new rows are unreferenced (and cleared by the next compaction), after it the
  *    covered events are merely not read.
  */
@@ -112,7 +117,15 @@ async function underLock(
   }
   await switchSnapshot(client, t, log, seq, id, version);
   await client.query(`DELETE FROM ${t.snapshot} WHERE log = $1 AND id < $2`, [log, id]);
-  if (!deps.keepHistory) await deleteCovered(client, t, log, seq);
+  if (!deps.keepHistory) {
+    const { keepAfter } = await deps.retain(seq);
+    await deleteCovered(
+      client,
+      t,
+      log,
+      keepAfter === null ? seq : await groupStartBefore(client, t, log, keepAfter),
+    );
+  }
   return { seq, keys };
 }
 
@@ -175,6 +188,24 @@ async function writeEntries(
     if (ords.length === SLICE) await flush();
   }
   await flush();
+}
+
+/**
+ * `keepAfter` moved back to the row before the head of the group holding `keepAfter + 1`: a
+ * consumer's position may fall inside a group, and what is kept must start with a whole one.
+ */
+async function groupStartBefore(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  keepAfter: number,
+): Promise<number> {
+  const { rows } = await client.query(
+    `SELECT max(seq)::float8 AS head FROM ${t.events} WHERE log = $1 AND seq <= $2 AND n > 0`,
+    [log, keepAfter + 1],
+  );
+  const head = (rows[0] as { head: number | null }).head;
+  return head === null ? keepAfter : Math.min(keepAfter, Number(head) - 1);
 }
 
 /** Deletes the events up to `seq`, oldest first, a slice per statement. */

@@ -28,13 +28,27 @@ export function poolFor(connectionString: string): PgPoolLike {
   // An optional peer dependency: loaded when a store is made from a connection string, not at
   // import (a user's own pool needs no driver of ours); missing, it is MissingDriverError's one line.
   const pg = loadDriver<{ Pool: new (config: object) => PgPoolLike }>('pg', require);
-  // Held: the writer, the watcher; checked out while they run: a replay, a compaction; and one
-  // spare for a reconnect that overlaps the release of a broken connection.
-  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 5 });
+  // Held: the writer, the watcher and, once a consumer runs, the session of the consumers' locks
+  // (one for all of them); checked out while they run: a replay, a compaction (a consumer's read
+  // and save are short); and one spare for a reconnect that overlaps the release of a broken one.
+  const pool = pg.Pool === undefined ? null : new pg.Pool({ connectionString, max: 6 });
   if (pool === null) throw new ConfigError('PostgresStore: the pg package has no Pool');
+  const events = pool as unknown as {
+    on(e: 'error', l: () => void): void;
+    on(e: 'connect', l: (client: PgClientLike) => void): void;
+  };
   // An idle connection that dies (a server restart) is reported on the pool; without a listener
   // Node would crash the process. The store notices on its next query.
-  (pool as unknown as { on(e: 'error', l: () => void): void }).on('error', () => {});
+  events.on('error', () => {});
+  // And one 'error' listener on each connection for its whole life, given before the pool hands
+  // it out. The pool drops its own listener when it hands a new connection out from inside the
+  // driver's parse of the server's ReadyForQuery; a FATAL in the same read (a server shutting
+  // down as the connection is made: pg_ctl restart -m fast) is parsed before the caller's await
+  // resumes to add its listener, and would be an uncaught 57P01. The store still learns of the
+  // loss from its own listeners and failed queries.
+  events.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 
@@ -86,6 +100,48 @@ export async function hold(pool: PgPoolLike): Promise<HeldConnection> {
   }
 }
 
+/**
+ * Takes held connections for one user (the watcher, the consumers' lock session) that many
+ * callers may ask for at once: they share one attempt. A connection taken after the user
+ * closed is destroyed and the call rejects, so a late attempt never leaves one checked out.
+ */
+export class HoldOnce {
+  private taking: Promise<HeldConnection> | null = null;
+
+  constructor(
+    private readonly pool: PgPoolLike,
+    private readonly closed: () => boolean,
+    private readonly what: string,
+  ) {}
+
+  /**
+   * The attempt under way, if there is one; otherwise `start` runs (the user lets its last
+   * connection go), then a new one is taken, `ready` run on it before any caller has it.
+   */
+  take(start: () => void, ready: (conn: HeldConnection) => void): Promise<HeldConnection> {
+    if (this.taking === null) {
+      start();
+      this.taking = hold(this.pool).then(
+        (conn) => {
+          this.taking = null;
+          if (this.closed()) {
+            conn.broken = true;
+            letGo(conn);
+            throw new Error(`${this.what} is closed`);
+          }
+          ready(conn);
+          return conn;
+        },
+        (err: unknown) => {
+          this.taking = null;
+          throw err;
+        },
+      );
+    }
+    return this.taking;
+  }
+}
+
 /** Gives a held connection back: destroyed when broken, so that the pool never hands it out again. */
 export function letGo(held: HeldConnection | null): void {
   if (held === null) return;
@@ -108,6 +164,25 @@ export async function fence(client: PgClientLike, lost: HeldConnection): Promise
     'SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2',
     [lost.pid, lost.startedAt],
   );
+}
+
+/**
+ * The queries of one connection, one after another: its users (timers, callers) send them
+ * independently, and pg's own queueing of a query sent while another runs is deprecated (removed
+ * in pg 9). A failed query does not stop the ones after it.
+ */
+export class Serial {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Runs `query` once every query queued before it has settled. */
+  run<T>(query: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(query, query);
+    this.tail = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
 }
 
 /** Lost connections (not SQL errors): the server went away, or the driver closed the connection. */

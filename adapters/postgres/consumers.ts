@@ -4,6 +4,8 @@ import {
   type EventGroup,
   LogCompactedError,
   type ParkedEvent,
+  StaleConsumerError,
+  type StaleMark,
 } from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { persistenceError } from './connection';
@@ -18,10 +20,18 @@ import type { Tables } from './schema';
  * the first save (CREATE TABLE IF NOT EXISTS: an administrator may make it beforehand for a role
  * without CREATE); the schema version does not move, so older appendonly code shares the log.
  *
- * Limit, for now: nothing stops two instances from running one consumer name on one log at
- * once (single holder by advisory lock, with fenced checkpoints, comes later). A save never
- * moves a stored position back, so the worst case is an event handled by both (at-least-once
- * still holds), never a skipped one.
+ * One holder per name (`consumer-locks.ts`): an instance runs a consumer only while it holds
+ * the name's advisory lock; the fence is an epoch per name in `<schema>.consumer_leases`, bumped
+ * by each new holder under the lock and compared by every save of a holder (`saveFenced`), so a
+ * deposed holder's save cannot land once the next one began. A save never moves a stored
+ * position back either (belt and braces, and for callers without a lease).
+ *
+ * The `stale` column (JSON of a compaction's `StaleMark`; NULL: not stale) came after the table:
+ * a table made before gets it at the first save (`ADD COLUMN IF NOT EXISTS`, the table owner's
+ * right, a catalog change only); until then a load reads every record as not stale. Older code
+ * names its columns, so it reads and writes around it. No save clears a stale mark (only a
+ * delete does: `app.resetConsumer`): a save without one of a row marked stale stores nothing
+ * and is refused with `StaleConsumerError`.
  */
 
 function consumersTable(t: Tables): string {
@@ -85,17 +95,61 @@ async function withClient<T>(
   try {
     return await work(client);
   } catch (err) {
+    if (err instanceof StaleConsumerError) throw err;
     broken = true;
     throw persistenceError(`consumers of ${where}`, err);
   } finally {
-    client.removeListener('error', ignore);
+    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
+    if (!broken) client.removeListener('error', ignore);
     client.release(broken);
   }
 }
 
 async function tableExists(client: PgClientLike, t: Tables): Promise<boolean> {
-  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [consumersTable(t)]);
-  return (r.rows[0] as { found: boolean }).found;
+  return (await tableShape(client, t)).found;
+}
+
+/** Whether the consumers table is there, and whether it has the `stale` column. */
+async function tableShape(client: PgClientLike, t: Tables): Promise<{ found: boolean; stale: boolean }> {
+  const r = await client.query(
+    `SELECT to_regclass($1) IS NOT NULL AS found,
+       EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'stale' AND NOT attisdropped) AS stale`,
+    [consumersTable(t)],
+  );
+  return r.rows[0] as { found: boolean; stale: boolean };
+}
+
+/**
+ * Makes the consumers table when it is missing, or adds the `stale` column to one made before
+ * it; false when the column is not there and this role cannot add it (not the table's owner):
+ * positions are then saved without it, and a stale mark cannot be, so the compaction that wanted
+ * it keeps the consumer's events (retainForConsumers).
+ */
+async function ensureConsumersTable(client: PgClientLike, t: Tables): Promise<boolean> {
+  const shape = await tableShape(client, t);
+  if (!shape.found) {
+    await ensureTable(client, consumersTable(t), CONSUMERS_COLUMNS);
+    return true;
+  }
+  if (shape.stale) return true;
+  return client.query(`ALTER TABLE ${consumersTable(t)} ADD COLUMN IF NOT EXISTS stale text`).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** After a save that stored nothing: refuses it when the row is marked stale. */
+async function refuseIfStale(client: PgClientLike, t: Tables, log: string, name: string): Promise<void> {
+  const held = await client.query(`SELECT stale FROM ${consumersTable(t)} WHERE log = $1 AND name = $2`, [
+    log,
+    name,
+  ]);
+  const mark = (held.rows[0] as { stale: string | null } | undefined)?.stale;
+  if (typeof mark === 'string')
+    throw new StaleConsumerError(
+      name,
+      `a compaction at seq ${(JSON.parse(mark) as StaleMark).seq} marked it stale`,
+    );
 }
 
 export function loadConsumers(
@@ -105,20 +159,27 @@ export function loadConsumers(
   where: string,
 ): Promise<ConsumerRecord[]> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) return [];
+    const shape = await tableShape(client, t);
+    if (!shape.found) return [];
     const r = await client.query(
-      `SELECT name, position::float8 AS position, parked FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
+      `SELECT name, position::float8 AS position, parked, ${shape.stale ? 'stale' : 'NULL::text AS stale'} FROM ${consumersTable(t)} WHERE log = $1 ORDER BY name`,
       [log],
     );
-    return (r.rows as { name: string; position: number; parked: string }[]).map((row) => ({
-      name: row.name,
-      position: Number(row.position),
-      parked: JSON.parse(row.parked) as ParkedEvent[],
-    }));
+    return (r.rows as { name: string; position: number; parked: string; stale: string | null }[]).map(
+      (row) => ({
+        name: row.name,
+        position: Number(row.position),
+        parked: JSON.parse(row.parked) as ParkedEvent[],
+        ...(row.stale !== null ? { stale: JSON.parse(row.stale) as StaleMark } : {}),
+      }),
+    );
   });
 }
 
-/** An upsert that never moves a stored position back (see the limit above). */
+/**
+ * An upsert that never moves a stored position back, nor clears a stale mark, unfenced: for
+ * callers without a lease (the tools, a compaction marking a consumer stale).
+ */
 export function saveConsumer(
   pool: PgPoolLike,
   t: Tables,
@@ -127,17 +188,104 @@ export function saveConsumer(
   record: ConsumerRecord,
 ): Promise<void> {
   return withClient(pool, where, async (client) => {
-    if (!(await tableExists(client, t))) {
+    if (!(await ensureConsumersTable(client, t))) {
+      if (record.stale !== undefined)
+        throw new Error(
+          `${consumersTable(t)} has no stale column and this role cannot add it (ALTER TABLE ${consumersTable(t)} ADD COLUMN stale text, as its owner)`,
+        );
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${consumersTable(t)} (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
+        `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+         WHERE c.position <= excluded.position`,
+        [log, record.name, record.position, JSON.stringify(record.parked)],
       );
+      return;
     }
-    await client.query(
-      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
-       WHERE c.position <= excluded.position`,
-      [log, record.name, record.position, JSON.stringify(record.parked)],
+    const stale = record.stale === undefined ? null : JSON.stringify(record.stale);
+    const r = await client.query(
+      `INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked, stale) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked, stale = excluded.stale
+       WHERE c.position <= excluded.position AND (c.stale IS NULL OR excluded.stale IS NOT NULL)`,
+      [log, record.name, record.position, JSON.stringify(record.parked), stale],
     );
+    if ((r.rowCount ?? 1) > 0 || stale !== null) return;
+    await refuseIfStale(client, t, log, record.name);
+  });
+}
+
+/**
+ * The upsert of a lease's holder, fenced by its epoch: it stores nothing (and resolves with
+ * false) unless the name's lease row still carries `epoch`. The row is locked FOR SHARE for the
+ * statement, so a takeover's epoch bump (an UPDATE of that row) waits for a save in flight to
+ * commit, and a save that comes after the bump re-reads the row and finds another epoch: the
+ * next holder, which loads the record after its bump, sees every save of the last one that
+ * will ever land.
+ */
+export function saveFenced(
+  pool: PgPoolLike,
+  t: Tables,
+  log: string,
+  where: string,
+  record: ConsumerRecord,
+  epoch: number,
+): Promise<boolean> {
+  return withClient(pool, where, async (client) => {
+    const staleColumn = await ensureConsumersTable(client, t);
+    // A holder's save carries no stale mark: with the column, it never overwrites one.
+    const r = await client.query(
+      `WITH fence AS (
+         SELECT 1 FROM ${leasesTable(t)} WHERE log = $1 AND name = $2 AND epoch = $5 FOR SHARE
+       ), stored AS (
+         INSERT INTO ${consumersTable(t)} AS c (log, name, position, parked)
+         SELECT $1::text, $2::text, $3::bigint, $4::text FROM fence
+         ON CONFLICT (log, name) DO UPDATE SET position = excluded.position, parked = excluded.parked
+         WHERE c.position <= excluded.position${staleColumn ? ' AND c.stale IS NULL' : ''}
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM fence) AS held, EXISTS (SELECT 1 FROM stored) AS stored`,
+      [log, record.name, record.position, JSON.stringify(record.parked), epoch],
+    );
+    const { held, stored } = r.rows[0] as { held: boolean; stored: boolean };
+    if (held && !stored && staleColumn) await refuseIfStale(client, t, log, record.name);
+    return held;
+  });
+}
+
+/**
+ * A new holder's epoch for `name` (1 the first time), on the session that holds the name's
+ * lock: only the holder bumps it, so epochs of one name are handed out one holder at a time.
+ */
+export async function bumpEpoch(client: PgClientLike, t: Tables, log: string, name: string): Promise<number> {
+  await ensureTable(client, leasesTable(t), LEASES_COLUMNS);
+  const r = await client.query(
+    `INSERT INTO ${leasesTable(t)} AS l (log, name, epoch) VALUES ($1, $2, 1)
+     ON CONFLICT (log, name) DO UPDATE SET epoch = l.epoch + 1
+     RETURNING epoch::float8 AS epoch`,
+    [log, name],
+  );
+  return Number((r.rows[0] as { epoch: number }).epoch);
+}
+
+const CONSUMERS_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, stale text, PRIMARY KEY (log, name)';
+const LEASES_COLUMNS =
+  'log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name)';
+
+function leasesTable(t: Tables): string {
+  return `"${t.schema}".consumer_leases`;
+}
+
+/**
+ * Makes `table` when it is missing. Looked up first, so that a role without CREATE works on
+ * tables an administrator made; two sessions making it at once race in the catalogue (a
+ * unique violation, or "already exists"), and the one that lost finds it made.
+ */
+async function ensureTable(client: PgClientLike, table: string, columns: string): Promise<void> {
+  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [table]);
+  if ((r.rows[0] as { found: boolean }).found) return;
+  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (${columns})`).catch((err: unknown) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== '23505' && code !== '42P07') throw err;
   });
 }
 

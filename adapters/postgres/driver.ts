@@ -55,8 +55,11 @@ export interface PgClientLike {
 
 /**
  * What the store needs of a `pg.Pool`. It holds two connections for its lifetime (the writer:
- * appends; the watcher: LISTEN, the head polls, NOTIFY) and checks one out per replay and per
- * compaction, so a pool of your own needs `max` ≥ 4 plus what the rest of your application uses.
+ * appends; the watcher: LISTEN, the head polls, NOTIFY), a third once it runs durable consumers
+ * (the session of their advisory locks, one for all of them), and checks one out per replay,
+ * per compaction and, briefly, per consumer read and save, so a pool of your own needs `max`
+ * ≥ 5 plus what the rest of your application uses. Give it an 'error' listener, and one on each
+ * connection from its start (`pool.on('connect', (c) => c.on('error', …))`), as `poolFor` does.
  */
 export interface PgPoolLike {
   /** Checks a connection out. */

@@ -4,7 +4,14 @@
  *
  * @packageDocumentation
  */
-export type { PgArrayQuery, PgClientLike, PgNotification, PgPoolLike, PgResult } from './driver';
+export type {
+  PgArrayQuery,
+  PgClientLike,
+  PgNamedQuery,
+  PgNotification,
+  PgPoolLike,
+  PgResult,
+} from './driver';
 export { IncompatibleSchemaError } from './errors';
 export type { PostgresStoreOptions } from './options';
 export { FORMAT, SCHEMA_VERSION } from './schema';

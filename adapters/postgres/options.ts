@@ -28,6 +28,11 @@ export interface PostgresStoreOptions {
   readonly autoRewriteMinSize?: number;
   /** Keep the events a compaction covers instead of deleting them (default false). */
   readonly keepHistory?: boolean;
+  /**
+   * A consumer further behind than this many events when a compaction runs is marked stale: its
+   * events are no longer kept for it, and it must be reset (`app.resetConsumer`). Default 1,000,000.
+   */
+  readonly maxConsumerLag?: number;
 }
 
 /** The options with their defaults applied. */
@@ -40,6 +45,7 @@ export interface ResolvedPostgresOptions {
   readonly autoRewritePercentage: number;
   readonly autoRewriteMinSize: number;
   readonly keepHistory: boolean;
+  readonly maxConsumerLag: number;
 }
 
 /** A schema name is put in SQL as a quoted identifier: a plain one is required (no quoting games). */
@@ -74,7 +80,7 @@ export function resolveOptions(options: PostgresStoreOptions): ResolvedPostgresO
     throw o.error(
       `schema must be a plain identifier (letters, digits, _; at most 63); got ${JSON.stringify(schema)}`,
     );
-  const { appendfsync, autoRewritePercentage, autoRewriteMinSize, keepHistory } = o.shared();
+  const { appendfsync, autoRewritePercentage, autoRewriteMinSize, keepHistory, maxConsumerLag } = o.shared();
   return {
     connectionString: (connectionString as string | undefined) ?? null,
     pool: (pool as PgPoolLike | undefined) ?? null,
@@ -84,5 +90,6 @@ export function resolveOptions(options: PostgresStoreOptions): ResolvedPostgresO
     autoRewritePercentage,
     autoRewriteMinSize,
     keepHistory,
+    maxConsumerLag,
   };
 }

@@ -133,7 +133,8 @@ export async function inSnapshot(
     );
     throw err;
   } finally {
-    client.removeListener('error', ignore);
+    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
+    if (!broken) client.removeListener('error', ignore);
     client.release(broken);
   }
 }

@@ -2,6 +2,7 @@ import {
   AppClosedError,
   AppendonlyError,
   type CompactionResult,
+  type ConsumerLease,
   type ConsumerRecord,
   type EventGroup,
   type EventStore,
@@ -15,9 +16,10 @@ import {
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
-import { CompactionScheduler, IDLE_COMPACTION_STATS } from '../../src/kit/index';
+import { CompactionScheduler, ConsumerRetention, IDLE_COMPACTION_STATS } from '../../src/kit/index';
 import { appendStatements } from './append';
 import { compactLog } from './compaction';
+import { ConsumerLocks } from './consumer-locks';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -77,7 +79,10 @@ export class PostgresStore implements EventStore {
   private pool: PgPoolLike | null = null;
   private writer: PgWriter | null = null;
   private watcher: HeadWatcher | null = null;
+  private locks: ConsumerLocks | null = null;
   private scheduler: CompactionScheduler | null = null;
+  /** What the compactions this instance runs keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   /** Replays running now (a compaction does not snapshot the state during one). */
@@ -94,6 +99,7 @@ export class PostgresStore implements EventStore {
   async open(context: StoreContext): Promise<StoreOpenInfo> {
     if (this.pool !== null || this.closing)
       throw new StoreLockedError(`this PostgresStore on ${this.where} is already open`);
+    this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
     const { connectionString, log, appendfsync } = this.options;
     const pool = this.options.pool ?? poolFor(connectionString!);
     this.pool = pool;
@@ -116,6 +122,7 @@ export class PostgresStore implements EventStore {
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
       this.watcher = new HeadWatcher(pool, this.t, log, () => writer.suspect());
+      this.locks = new ConsumerLocks(pool, this.t, log, this.where);
       this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
         writes: writer,
@@ -225,6 +232,16 @@ export class PostgresStore implements EventStore {
     return saveConsumer(this.pool!, this.t, this.options.log, this.where, record);
   }
 
+  /**
+   * The name's lease: its advisory lock, on the one session this store holds for the locks of
+   * all its consumers; null while another instance holds it. Checkpoints go through the lease,
+   * fenced by its epoch (see `consumer-locks.ts`).
+   */
+  holdConsumer(name: string): Promise<ConsumerLease | null> {
+    this.assertOpen();
+    return this.locks!.hold(name);
+  }
+
   /** Deletes the consumer's row of this log; false when there was none. */
   deleteConsumer(name: string): Promise<boolean> {
     this.assertOpen();
@@ -255,6 +272,7 @@ export class PostgresStore implements EventStore {
       kind: this.kind,
       appendfsync: this.options.appendfsync,
       ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
+      ...this.retention?.field(),
       lastWriteStatus: w?.error ? 'err' : 'ok',
       location: this.where,
       headSeq: watcher?.known ?? 0,
@@ -278,8 +296,10 @@ export class PostgresStore implements EventStore {
     } finally {
       this.writer.close();
       this.watcher?.close();
+      this.locks?.close();
       this.writer = null;
       this.watcher = null;
+      this.locks = null;
       await this.release();
       this.closing = false;
     }
@@ -297,6 +317,7 @@ export class PostgresStore implements EventStore {
           t: this.t,
           log: this.options.log,
           keepHistory: this.options.keepHistory,
+          retain: (seq) => this.retention!.plan(seq),
           committedThrough: (seq) => writer.committedThrough(seq),
           steady: () => this.replaying === 0 && !writer.isStale,
         },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readHead } from './append';
-import { type HeldConnection, hold, letGo } from './connection';
+import { type HeldConnection, HoldOnce, letGo, Serial } from './connection';
 import type { PgNotification, PgPoolLike } from './driver';
 import type { Tables } from './schema';
 
@@ -39,7 +39,7 @@ export class HeadWatcher {
   notifications = 0;
   polls = 0;
   private conn: HeldConnection | null = null;
-  private connecting: Promise<HeldConnection> | null = null;
+  private readonly holds: HoldOnce;
   private listening = false;
   /** Who is told: the app, and anyone else watching the same store (a tool, a test). */
   private readonly watchers = new Set<() => void>();
@@ -49,26 +49,27 @@ export class HeadWatcher {
   /** Ends the window of the last NOTIFY (see {@link NOTIFY_MS}). */
   private notifyTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  /** The last query on the connection (see `serial`). */
-  private tail: Promise<void> = Promise.resolve();
+  /** Polls, `head()` and NOTIFYs come from timers and callers independently: one at a time. */
+  private readonly queries = new Serial();
   /** A connection was lost and not yet taken again: tell `reconnected` when it is. */
   private lost = false;
   private readonly channel: string;
 
   constructor(
-    private readonly pool: PgPoolLike,
+    pool: PgPoolLike,
     private readonly t: Tables,
     private readonly log: string,
     /** Called when a lost connection was taken again. */
     private readonly reconnected: () => void = () => {},
   ) {
     this.channel = channelOf(t.schema, log);
+    this.holds = new HoldOnce(pool, () => this.closed, 'the head watcher');
   }
 
   /** The last sequence number committed by any writer (the head row). */
   async head(): Promise<number> {
     const conn = await this.connection();
-    return this.serial(() => readHead(conn.client, this.t, this.log));
+    return this.queries.run(() => readHead(conn.client, this.t, this.log));
   }
 
   /** Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`. */
@@ -138,7 +139,7 @@ export class HeadWatcher {
     try {
       const conn = await this.connection();
       // Its own tiny transaction, not flushed: a NOTIFY is a hint, and must not cost an fsync.
-      await this.serial(() =>
+      await this.queries.run(() =>
         conn.client.query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)", [
           this.channel,
           String(this.known),
@@ -159,60 +160,35 @@ export class HeadWatcher {
         this.reconnected();
       }
       if (!this.listening) {
-        await this.serial(() => conn.client.query(`LISTEN ${this.channel}`));
+        await this.queries.run(() => conn.client.query(`LISTEN ${this.channel}`));
         this.listening = true;
       }
       this.polls++;
-      const head = await this.serial(() => readHead(conn.client, this.t, this.log));
+      const head = await this.queries.run(() => readHead(conn.client, this.t, this.log));
       if (head > this.known || reconnected) this.changed();
     } catch {
       if (this.conn !== null) this.conn.broken = true;
     }
   }
 
-  /**
-   * Runs `query` after the ones before it on the watcher's connection: polls, `head()` and
-   * NOTIFYs come from timers and callers independently, and pg's queueing of a query sent while
-   * another runs is deprecated (removed in pg 9).
-   */
-  private serial<T>(query: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(query, query);
-    this.tail = run.then(
-      () => {},
-      () => {},
-    );
-    return run;
-  }
-
   private async connection(): Promise<HeldConnection> {
     if (this.conn !== null && !this.conn.broken) return this.conn;
-    if (this.connecting === null) {
-      // Remembered until a connection is taken again, however many attempts that needs.
-      if (this.conn !== null) this.lost = true;
-      letGo(this.conn);
-      this.conn = null;
-      this.listening = false;
-      this.connecting = hold(this.pool).then(
-        (conn) => {
-          this.connecting = null;
-          if (this.closed) {
-            letGo(conn);
-            throw new Error('closed');
-          }
-          conn.client.on('notification', (message: PgNotification) => {
-            if (message.channel !== this.channel) return;
-            this.notifications++;
-            if (Number(message.payload) > this.known) this.changed();
-          });
-          this.conn = conn;
-          return conn;
-        },
-        (err: unknown) => {
-          this.connecting = null;
-          throw err;
-        },
-      );
-    }
-    return this.connecting;
+    return this.holds.take(
+      () => {
+        // Remembered until a connection is taken again, however many attempts that needs.
+        if (this.conn !== null) this.lost = true;
+        letGo(this.conn);
+        this.conn = null;
+        this.listening = false;
+      },
+      (conn) => {
+        conn.client.on('notification', (message: PgNotification) => {
+          if (message.channel !== this.channel) return;
+          this.notifications++;
+          if (Number(message.payload) > this.known) this.changed();
+        });
+        this.conn = conn;
+      },
+    );
   }
 }

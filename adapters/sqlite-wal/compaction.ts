@@ -1,9 +1,10 @@
 import type { SqliteDatabase, SqliteStatement } from './driver';
 import { PersistenceError, type SnapshotSource, type StateSnapshot } from '../../src/index';
+import type { RetentionPlan } from '../../src/kit/index';
 import { inSlices } from './chunked';
 import { AUTOCHECKPOINT_PAGES, EVENT_COLUMNS } from './database';
 import type { GroupWriter } from './group-writer';
-import { writeProjectionsVersion } from './replay';
+import { hasHistory, writeProjectionsVersion } from './replay';
 
 /** What a compaction needs from its store. */
 export interface CompactionDeps {
@@ -12,6 +13,8 @@ export interface CompactionDeps {
   readonly writer: GroupWriter;
   readonly snapshots: SnapshotSource;
   readonly keepHistory: boolean;
+  /** What to keep for consumers once the snapshot covers `seq` (stale marks stored first). */
+  retain(seq: number): Promise<RetentionPlan>;
 }
 
 /**
@@ -27,8 +30,9 @@ export interface CompactionDeps {
  *    reads events above `snapshot_seq` only, so from this commit on, the events the
  *    snapshot covers are dead weight; before it, the old snapshot and events are intact. A crash
  *    at any moment loads the same state.
- * 4. The covered events (or, with `keepHistory`, moves them to `events_history`) and the old
- *    snapshot are deleted in slices, freed pages are given back to the file system, and the WAL
+ * 4. The covered events are deleted (moved to `events_history`, with `keepHistory`; those a
+ *    consumer has not handled are moved there too, and the ones every consumer has passed are
+ *    deleted from it: see `src/kit/retention.ts`) and the old snapshot is deleted, in slices, freed pages are given back to the file system, and the WAL
  *    is truncated.
  *
  * If an append fails while it runs, the compaction aborts before the swap: the snapshot would
@@ -100,7 +104,8 @@ async function compactWith(
     snapshot.release();
   }
   const none = () => {};
-  await dropCovered(deps, snapshot.seq, checkpoint);
+  const keepAfter = deps.keepHistory ? 0 : groupStartBefore(db, (await deps.retain(snapshot.seq)).keepAfter);
+  await dropCovered(deps, snapshot.seq, keepAfter, checkpoint);
   await dropInSlices(db, 'snapshot_old', none, checkpoint);
   await inSlices(
     (limit) => {
@@ -117,13 +122,41 @@ async function compactWith(
   return { seq: snapshot.seq, keys };
 }
 
-/** Deletes (or moves to history) the events at or below `seq`, a primary-key range per slice. */
-async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => void): Promise<void> {
+/**
+ * `keepAfter` moved back to the row before the head of the group holding `keepAfter + 1`, so that
+ * what is kept starts with a whole group (a consumer's position may fall inside one); null stays.
+ */
+function groupStartBefore(db: SqliteDatabase, keepAfter: number | null): number | null {
+  if (keepAfter === null) return null;
+  const head = db
+    .prepare(
+      `SELECT max(seq) FROM (SELECT seq, n FROM events WHERE seq <= ? UNION ALL SELECT seq, n FROM ${
+        hasHistory(db) ? 'events_history' : 'events'
+      } WHERE seq <= ?) WHERE n > 0`,
+    )
+    .pluck()
+    .get(keepAfter + 1, keepAfter + 1) as number | null;
+  return head === null ? keepAfter : Math.min(keepAfter, head - 1);
+}
+
+/**
+ * Deletes the events at or below `seq`, a primary-key range per slice; those after `keepAfter`
+ * move to `events_history` instead (0 with `keepHistory`: all of them). Without `keepHistory`,
+ * the rows of `events_history` at or below `keepAfter` (all of them, when it is null: no
+ * consumer is behind) are deleted too, so that the table holds one run of seqs ending at `seq`.
+ */
+async function dropCovered(
+  deps: CompactionDeps,
+  seq: number,
+  keepAfter: number | null,
+  checkpoint: () => void,
+): Promise<void> {
   const { db } = deps;
+  const moveAfter = keepAfter ?? seq;
   const first = db.prepare('SELECT min(seq) FROM events').pluck();
   const remove = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
   let keep: SqliteStatement | null = null;
-  if (deps.keepHistory) {
+  if (moveAfter < seq) {
     db.exec(`CREATE TABLE IF NOT EXISTS events_history (${EVENT_COLUMNS})`);
     keep = db.prepare('INSERT OR REPLACE INTO events_history SELECT * FROM events WHERE seq BETWEEN ? AND ?');
   }
@@ -131,11 +164,42 @@ async function dropCovered(deps: CompactionDeps, seq: number, checkpoint: () => 
     const low = first.get() as number | null;
     if (low === null || low > seq) return 0;
     const high = Math.min(seq, low + limit - 1);
-    keep?.run(low, high);
+    if (high > moveAfter) keep?.run(Math.max(low, moveAfter + 1), high);
     remove.run(low, high);
     return high - low + 1;
   });
   await inSlices(step, () => {}, 500, checkpoint);
+  if (deps.keepHistory || !hasHistory(db)) return;
+  const oldest = db.prepare('SELECT min(seq) FROM events_history').pluck();
+  const removeKept = db.prepare('DELETE FROM events_history WHERE seq BETWEEN ? AND ?');
+  await inSlices(
+    db.transaction((limit: number) => {
+      const low = oldest.get() as number | null;
+      if (low === null || low > moveAfter) return 0;
+      const high = Math.min(moveAfter, low + limit - 1);
+      removeKept.run(low, high);
+      return high - low + 1;
+    }),
+    () => {},
+    500,
+    checkpoint,
+  );
+}
+
+/**
+ * Bytes of the pages of `events_history` (SQLite's dbstat table), 0 without the table or without
+ * dbstat: the kept events are in the database file, but not part of the size the trigger reads.
+ */
+export function historyBytes(db: SqliteDatabase): number {
+  if (!hasHistory(db)) return 0;
+  try {
+    return Number(
+      db.prepare("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = 'events_history'").pluck().get() ??
+        0,
+    );
+  } catch {
+    return 0;
+  }
 }
 
 /** Empties `table` in slices, then drops it (a DROP of a big table would stall commands). */

@@ -1,5 +1,12 @@
 import type { SqliteDatabase, SqliteStatement } from './driver';
-import { type ConsumerRecord, type EventGroup, LogCompactedError, type ParkedEvent } from '../../src/index';
+import {
+  type ConsumerRecord,
+  type EventGroup,
+  LogCompactedError,
+  type ParkedEvent,
+  StaleConsumerError,
+  type StaleMark,
+} from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import { hasHistory, parse, readSnapshotSeq } from './replay';
 
@@ -8,10 +15,21 @@ import { hasHistory, parse, readSnapshotSeq } from './replay';
  * scan of the table), and the consumers' records are rows of a `consumers` table in the same
  * database, each save its own transaction (committed per the store's `synchronous`, as appends).
  * The table is made by the first save, so a database without consumers keeps the schema it had
- * (no version bump; older appendonly versions and the tools ignore the table).
+ * (no version bump; older appendonly versions and the tools ignore the table). Its `stale`
+ * column (JSON of the compaction's `StaleMark`, NULL when not stale) came later: a table made
+ * before gets it at the first save, `ALTER TABLE ADD COLUMN` (a schema change of the table only;
+ * older code names its columns, so it reads and writes around it).
  */
 
-const CREATE = `CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL, parked TEXT NOT NULL) STRICT, WITHOUT ROWID`;
+const CREATE = `CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL, parked TEXT NOT NULL, stale TEXT) STRICT, WITHOUT ROWID`;
+
+/** True when the consumers table has the `stale` column (a table made before it has not). */
+function hasStaleColumn(db: SqliteDatabase): boolean {
+  return (
+    db.prepare("SELECT 1 FROM pragma_table_info('consumers') WHERE name = 'stale'").pluck().get() !==
+    undefined
+  );
+}
 
 /** True when the database has the consumers table. */
 function hasConsumers(db: SqliteDatabase): boolean {
@@ -30,8 +48,8 @@ function hasConsumers(db: SqliteDatabase): boolean {
 export function readGroups(db: SqliteDatabase, file: string, after: number, limit: number): EventGroup[] {
   const snapshotSeq = readSnapshotSeq(db);
   let source = 'events';
-  if (after < snapshotSeq) {
-    if (!hasHistory(db)) throw new LogCompactedError(after, snapshotSeq + 1, file);
+  // Below the snapshot: the rows kept for consumers, or by keepHistory, in `events_history`.
+  if (after < snapshotSeq && hasHistory(db)) {
     source = `(SELECT ${EVENT_ROW_COLUMNS} FROM events_history UNION ALL SELECT ${EVENT_ROW_COLUMNS} FROM events)`;
   }
   // `after` may fall inside a group: start at the head row of the group holding after + 1.
@@ -45,8 +63,8 @@ export function readGroups(db: SqliteDatabase, file: string, after: number, limi
     .raw();
   for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
     const rows = select.all(start, rowsWanted) as EventRow[];
-    if (rows.length > 0 && after < snapshotSeq && Number(rows[0][0]) > after + 1)
-      throw new LogCompactedError(after, Number(rows[0][0]), file);
+    if (after < snapshotSeq && (rows.length === 0 || Number(rows[0][0]) > after + 1))
+      throw new LogCompactedError(after, rows.length === 0 ? snapshotSeq + 1 : Number(rows[0][0]), file);
     const groups = groupsOfRows(rows, file, limit, (text, seq) => parse(text, file, 'event seq', seq));
     // Nothing whole in a full page: one group larger than the page; read more rows.
     if (groups.length > 0 || rows.length < rowsWanted)
@@ -57,25 +75,43 @@ export function readGroups(db: SqliteDatabase, file: string, after: number, limi
 /** Every consumer's record, by name ([] before the first save made the table). */
 export function loadConsumers(db: SqliteDatabase): ConsumerRecord[] {
   if (!hasConsumers(db)) return [];
-  const rows = db.prepare('SELECT name, position, parked FROM consumers ORDER BY name').raw().all() as [
-    string,
-    number,
-    string,
-  ][];
-  return rows.map(([name, position, parked]) => ({
+  const stale = hasStaleColumn(db) ? 'stale' : 'NULL';
+  const rows = db
+    .prepare(`SELECT name, position, parked, ${stale} FROM consumers ORDER BY name`)
+    .raw()
+    .all() as [string, number, string, string | null][];
+  return rows.map(([name, position, parked, mark]) => ({
     name,
     position,
     parked: JSON.parse(parked) as ParkedEvent[],
+    ...(mark !== null ? { stale: JSON.parse(mark) as StaleMark } : {}),
   }));
 }
 
-/** One transaction: the table (first time) and the row. */
+/**
+ * One transaction: the table (first time), its `stale` column (a table made before it), the
+ * row. A save without `stale` of a row marked stale is refused (see `EventStore.saveConsumer`).
+ */
 export function saveConsumer(db: SqliteDatabase, record: ConsumerRecord): void {
   db.transaction(() => {
     db.exec(CREATE);
+    if (!hasStaleColumn(db)) db.exec('ALTER TABLE consumers ADD COLUMN stale TEXT');
+    const stored = db.prepare('SELECT stale FROM consumers WHERE name = ?').pluck().get(record.name) as
+      | string
+      | null
+      | undefined;
+    if (typeof stored === 'string' && record.stale === undefined) {
+      const mark = JSON.parse(stored) as StaleMark;
+      throw new StaleConsumerError(record.name, `a compaction at seq ${mark.seq} marked it stale`);
+    }
     db.prepare(
-      'INSERT INTO consumers (name, position, parked) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position, parked = excluded.parked',
-    ).run(record.name, record.position, JSON.stringify(record.parked));
+      'INSERT INTO consumers (name, position, parked, stale) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position, parked = excluded.parked, stale = excluded.stale',
+    ).run(
+      record.name,
+      record.position,
+      JSON.stringify(record.parked),
+      record.stale === undefined ? null : JSON.stringify(record.stale),
+    );
   })();
 }
 

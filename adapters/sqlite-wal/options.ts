@@ -19,6 +19,11 @@ export interface SqliteWalStoreOptions {
   readonly noAppendfsyncOnRewrite?: boolean;
   /** Keep the events a compaction covers in an `events_history` table instead of deleting them (default false). */
   readonly keepHistory?: boolean;
+  /**
+   * A consumer further behind than this many events when a compaction runs is marked stale: its
+   * events are no longer kept for it, and it must be reset (`app.resetConsumer`). Default 1,000,000.
+   */
+  readonly maxConsumerLag?: number;
 }
 
 /** The options with their defaults applied. */
@@ -29,6 +34,7 @@ export interface ResolvedSqliteWalOptions {
   readonly autoRewriteMinSize: number;
   readonly noAppendfsyncOnRewrite: boolean;
   readonly keepHistory: boolean;
+  readonly maxConsumerLag: number;
 }
 
 const KNOWN: readonly string[] = ['file', ...SHARED_OPTIONS];

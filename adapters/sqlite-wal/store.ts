@@ -14,12 +14,18 @@ import {
   type SnapshotSource,
   type StoreContext,
   type StoreOpenInfo,
+  StaleConsumerError,
   StoreLockedError,
   type StoreStats,
 } from '../../src/index';
 import { ReplayFeed } from '../../src/store/replay-batch';
-import { CompactionScheduler, EverysecSyncer, IDLE_COMPACTION_STATS } from '../../src/kit/index';
-import { compactDatabase } from './compaction';
+import {
+  CompactionScheduler,
+  EverysecSyncer,
+  ConsumerRetention,
+  IDLE_COMPACTION_STATS,
+} from '../../src/kit/index';
+import { compactDatabase, historyBytes } from './compaction';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
 import { openDatabase, SYNCHRONOUS } from './database';
 import { GroupWriter } from './group-writer';
@@ -73,6 +79,10 @@ export class SqliteWalStore implements EventStore {
   /** Set while a compaction runs with noAppendfsyncOnRewrite: the background fsync skips. */
   private walPaused = false;
   private scheduler: CompactionScheduler | null = null;
+  /** Bytes of `events_history` (kept below the snapshot): in the file, not in the trigger's size. */
+  private keptBytes = 0;
+  /** What compactions keep for consumers (made at open). */
+  private retention: ConsumerRetention | null = null;
   private cron: NodeJS.Timeout | null = null;
   private closing = false;
   private replayed: ReplayCounter = { rowsRead: 0 };
@@ -113,6 +123,7 @@ export class SqliteWalStore implements EventStore {
     );
     this.writer = writer;
     writer.lastSeq = Number(db.prepare('SELECT max(seq) FROM events').pluck().get() ?? 0);
+    this.keptBytes = historyBytes(db);
     if (appendfsync === 'everysec') {
       const wal = new WalFile(`${file}-wal`);
       this.wal = wal;
@@ -121,6 +132,7 @@ export class SqliteWalStore implements EventStore {
         now: () => context.clock.now(),
         fsync: () => (this.closing || this.walPaused || writer.error !== null ? null : wal.sync()),
         resume: () => writer.schedule(),
+        fsynced: context.fsynced,
         failed: (err) => {
           context.logger.error(`fsync of ${file}-wal failed: ${(err as Error).message}`);
           writer.fail(err);
@@ -133,6 +145,7 @@ export class SqliteWalStore implements EventStore {
       size: () => this.size(),
       run: (snapshots) => this.runCompaction(snapshots),
     });
+    this.retention = new ConsumerRetention(this, this.options.maxConsumerLag, context);
     this.cron = setInterval(() => this.tick(), CRON_MS);
     this.cron.unref();
     return { kind: this.kind, location: file, created, sizeBytes: this.scheduler.stats().baseSize };
@@ -204,7 +217,8 @@ export class SqliteWalStore implements EventStore {
       appendfsync: this.options.appendfsync,
       ...(this.scheduler?.stats() ?? IDLE_COMPACTION_STATS),
       lastWriteStatus: writer?.error ? 'err' : 'ok',
-      currentSize: databaseSize + walSize,
+      // The size the trigger reads (events kept below the snapshot left out); the file's own are below.
+      currentSize: this.size(),
       bufferLength: writer?.bufferLength ?? 0,
       pendingBioFsync: this.syncer?.running ? 1 : 0,
       delayedFsync: this.syncer?.delayed ?? 0,
@@ -214,6 +228,7 @@ export class SqliteWalStore implements EventStore {
         this.db !== null
           ? Number(this.db.prepare("SELECT value FROM meta WHERE key = 'snapshot_seq'").pluck().get())
           : 0,
+      ...this.retention?.field(),
     };
   }
 
@@ -233,6 +248,7 @@ export class SqliteWalStore implements EventStore {
     try {
       saveConsumer(db, record);
     } catch (err) {
+      if (err instanceof StaleConsumerError) throw err;
       throw PersistenceError.from(
         `cannot store consumer ${JSON.stringify(record.name)} in ${this.options.file}`,
         err,
@@ -283,7 +299,9 @@ export class SqliteWalStore implements EventStore {
         writer: this.writer!,
         snapshots,
         keepHistory: this.options.keepHistory,
+        retain: (seq) => this.retention!.plan(seq),
       });
+      this.keptBytes = historyBytes(db);
       return { seq, keys, sizeBefore, sizeAfter: this.size(), durationMs: Date.now() - started };
     } finally {
       if (relaxed) this.relaxSync(false);
@@ -315,9 +333,10 @@ export class SqliteWalStore implements EventStore {
     return { databaseSize: fileSize(this.options.file), walSize: fileSize(`${this.options.file}-wal`) };
   }
 
+  /** What the trigger reads: the file and its WAL, without the pages of the events kept below the snapshot. */
   private size(): number {
     const { databaseSize, walSize } = this.sizes();
-    return databaseSize + walSize;
+    return Math.max(0, databaseSize + walSize - this.keptBytes);
   }
 
   private assertOpen(): SqliteDatabase {

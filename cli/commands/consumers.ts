@@ -1,5 +1,6 @@
 import { canConsume } from '../../src/consumers/consumer-hub';
 import type { ConsumerRecord, ParkedEvent } from '../../src/index';
+import { planRetention } from '../../src/kit/index';
 import { toReplayGroup } from '../../src/store/replay-batch';
 import { EXIT_OK, invalid, parseCount, usage } from '../errors';
 import { openLog } from '../log-format';
@@ -16,8 +17,9 @@ export interface ConsumersOptions {
 }
 
 /**
- * `appendonly consumers PATH [--json]`: the durable consumers, their positions, lag and parked
- * events. `appendonly consumers PATH retry|drop NAME [SEQ...] [--all] [--yes]`: marks parked
+ * `appendonly consumers PATH [--json]`: the durable consumers, their positions, lag, parked
+ * events and stale marks, and what holds compaction back (the consumer whose position keeps
+ * events below the snapshot, as the next compaction will find it). `appendonly consumers PATH retry|drop NAME [SEQ...] [--all] [--yes]`: marks parked
  * events to be handed to the handler again when the consumer next starts, or drops them. The
  * changes go through the store (under its lock: stop the app that holds it first).
  */
@@ -71,10 +73,13 @@ export async function consumers(
 async function list(pathArg: string, options: ConsumersOptions): Promise<number> {
   const log = openLog(pathArg);
   let lastSeq = 0;
+  let snapshotSeq = 0;
   for await (const batch of log.records('reading the log')) {
     for (const r of batch) {
-      if (r.kind === 'snapshot') lastSeq = r.seq;
-      else if (r.kind !== 'entry') {
+      if (r.kind === 'snapshot') {
+        lastSeq = r.seq;
+        snapshotSeq = r.seq;
+      } else if (r.kind !== 'entry') {
         const g = toReplayGroup(r);
         lastSeq = g.seq + g.events.length - 1;
       }
@@ -88,15 +93,22 @@ async function list(pathArg: string, options: ConsumersOptions): Promise<number>
     position: r.position,
     lag: Math.max(0, lastSeq - r.position),
     parked: r.parked,
+    ...(r.stale !== undefined ? { stale: r.stale } : {}),
   }));
+  // What the snapshot keeps now (no new stale marks: the limit is the store's option, not known here).
+  const retention = planRetention(records, snapshotSeq, Number.POSITIVE_INFINITY, 0).stats;
   if (options.json) {
-    say(JSON.stringify({ location: log.location, lastSeq, consumers: rows }));
+    say(JSON.stringify({ location: log.location, lastSeq, consumers: rows, retention }));
     return EXIT_OK;
   }
   say(`consumers of ${log.location} (last seq ${lastSeq}):`);
   if (rows.length === 0) say('  none');
   for (const r of rows) {
-    say(`  ${r.name}  position ${r.position}  lag ${r.lag}  parked ${r.parked.length}`);
+    const stale =
+      r.stale !== undefined
+        ? `  STALE (a compaction at seq ${r.stale.seq} found it ${r.stale.lag} events behind; app.resetConsumer runs it again)`
+        : '';
+    say(`  ${r.name}  position ${r.position}  lag ${r.lag}  parked ${r.parked.length}${stale}`);
     for (const p of r.parked) {
       const when = new Date(p.parkedAt).toISOString();
       say(
@@ -104,5 +116,11 @@ async function list(pathArg: string, options: ConsumersOptions): Promise<number>
       );
     }
   }
+  const held = retention.heldBy;
+  say(
+    held === undefined
+      ? `compaction: no consumer holds events below the snapshot (seq ${snapshotSeq})`
+      : `compaction: held by ${JSON.stringify(held.name)} at seq ${held.position}: ${retention.keptEvents} events below the snapshot (seq ${snapshotSeq}) kept from seq ${retention.keptFrom}`,
+  );
   return EXIT_OK;
 }

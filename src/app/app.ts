@@ -10,11 +10,13 @@ import {
   AppClosedError,
   CannotCompactError,
   ConsumerError,
+  CommandRejected,
   InvalidEventError,
   LogCompactedError,
   LogLostError,
   PersistenceError,
   ProjectionsVersionError,
+  UnknownCommandError,
 } from '../errors';
 import type {
   CompactionResult,
@@ -31,9 +33,10 @@ import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
 import { SnapshotVersionMismatch, StateLoader } from './state-loader';
+import type { CommandTrace, Telemetry } from '../telemetry/telemetry';
 import { ConsumerHub } from '../consumers/consumer-hub';
 import { RecentGroups } from '../consumers/recent-groups';
-import type { ConsumerHandler, SubscribeOptions, Subscription } from '../consumers/types';
+import type { ConsumerHandler, ConsumerStart, SubscribeOptions, Subscription } from '../consumers/types';
 
 export type { CommandResult } from './command-result';
 
@@ -113,6 +116,8 @@ export class App {
     private readonly skipUnknownEventTypes = false,
     /** The projections version (createApp's, as text); undefined: unversioned. */
     private readonly projectionsVersion: string | undefined = undefined,
+    /** The observer (createApp's `telemetry`), or null. */
+    private readonly telemetry: Telemetry | null = null,
   ) {
     this.stateView = readonlyView(kv);
     const subject = this.eventsSubject;
@@ -145,8 +150,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation, metadata, consumer) =>
-        committer.commit(output, handler, command, attempts, ticket, generation, metadata, consumer),
+      (output, handler, command, attempts, ticket, generation, metadata, trace, consumer) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata, trace, consumer),
       () => this.recovery.failure,
       () => committer.generation,
     );
@@ -197,6 +202,9 @@ export class App {
       },
       logger: this.logger,
       clock: this.clock,
+      ...(this.telemetry?.fsync === undefined
+        ? {}
+        : { fsynced: (seconds: number) => this.telemetry?.fsync?.(seconds) }),
     });
     this.location = info.location;
     try {
@@ -209,6 +217,7 @@ export class App {
     }
     this.currentStatus = 'ready';
     this.watch();
+    this.telemetry?.attach?.({ consumers: () => this.consumers.stats() });
     return info;
   }
 
@@ -277,9 +286,25 @@ export class App {
         }
         return Promise.reject(new InvalidEventError('the command metadata must be a JSON object'));
       }
-      return this.queue.submit(command, metadata);
     }
-    return this.queue.submit(command);
+    const trace = this.telemetry?.command?.(command.constructor?.name ?? typeof command, metadata);
+    if (trace !== undefined) return this.traced(command, trace);
+    return metadata === undefined ? this.queue.submit(command) : this.queue.submit(command, metadata);
+  }
+
+  /** `execute` under a trace: the trace's metadata (with its context) is what gets logged. */
+  private traced(command: object, trace: CommandTrace): Promise<CommandResult> {
+    let result: Promise<CommandResult>;
+    try {
+      result = trace.run(() => this.queue.submit(command, trace.metadata, trace));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      () => trace.durable(),
+      (err: unknown) => trace.failed(err, isRefusal(err)),
+    );
+    return result;
   }
 
   /**
@@ -319,7 +344,14 @@ export class App {
     if (typeof this.store.compact !== 'function') {
       return Promise.reject(new CannotCompactError(`the ${this.store.kind} store cannot compact its log`));
     }
-    return this.store.compact();
+    const trace = this.telemetry?.compaction?.();
+    const done = this.store.compact();
+    if (trace !== undefined)
+      done.then(
+        (r) => trace.end(r),
+        (error: unknown) => trace.end({ error }),
+      );
+    return done;
   }
 
   /**
@@ -349,6 +381,18 @@ export class App {
   removeConsumer(name: string): Promise<boolean> {
     if (this.currentStatus === 'closed') return Promise.reject(this.closedError);
     return this.consumers.remove(name);
+  }
+
+  /**
+   * Moves the durable consumer `name` to `from` (as in `subscribe`: `'start'`, `'now'` or
+   * `{ after: seq }`) and clears its stale mark, keeping its parked events; a consumer of that
+   * name running in this app is stopped and started again with its handler and options. Rejects
+   * with `ConsumerError` when the name has no record, or `from` is beyond the log or before
+   * what compaction left.
+   */
+  resetConsumer(name: string, from: ConsumerStart): Promise<void> {
+    if (this.currentStatus === 'closed') return Promise.reject(this.closedError);
+    return this.consumers.reset(name, from);
   }
 
   /** The app's counters, and the store's status (like Redis's `INFO persistence`) under `store`. */
@@ -394,6 +438,7 @@ export class App {
       await this.store.close();
     } finally {
       this.currentStatus = 'closed';
+      this.telemetry?.detach?.();
       this.eventsSubject.complete();
       this.commandBus.complete();
       this.kv.complete();
@@ -424,6 +469,18 @@ export class App {
    * and when compaction dropped them the load is refused with `ProjectionsVersionError`.
    */
   private async load(into: KeyValueState = this.kv): Promise<void> {
+    const trace = this.telemetry?.replay?.('load');
+    if (trace === undefined) return this.loadInto(into);
+    try {
+      await this.loadInto(into);
+    } catch (error) {
+      trace.end({ error });
+      throw error;
+    }
+    trace.end({ groups: this.replayedGroups, entries: this.replayedEntries });
+  }
+
+  private async loadInto(into: KeyValueState): Promise<void> {
     const version = this.projectionsVersion;
     const projector = into === this.kv ? this.projector : this.projector.over(into);
     const skip = this.skipUnknownEventTypes;
@@ -474,6 +531,20 @@ export class App {
 
   /** Applies what other writers appended after `after`, reporting it on `events$`; resolves with the last seq. */
   private async catchUp(after: number): Promise<number> {
+    const trace = this.telemetry?.replay?.('catch-up');
+    if (trace === undefined) return this.catchUpFrom(after);
+    const groups = this.committer.durableSeq;
+    try {
+      const head = await this.catchUpFrom(after);
+      trace.end({ groups: Math.max(0, head - groups), entries: 0 });
+      return head;
+    } catch (error) {
+      trace.end({ error });
+      throw error;
+    }
+  }
+
+  private async catchUpFrom(after: number): Promise<number> {
     const subject = this.eventsSubject;
     const committer = this.committer;
     const loader = new StateLoader(
@@ -533,4 +604,11 @@ export class App {
     }
     committer.recovered();
   }
+}
+
+/** A command refused by its handler or its events' checks, as opposed to one the log failed. */
+function isRefusal(err: unknown): boolean {
+  return (
+    err instanceof CommandRejected || err instanceof UnknownCommandError || err instanceof InvalidEventError
+  );
 }

@@ -3,6 +3,7 @@ import type { ICommandHandler } from '../decorators/command-handler';
 import type { DomainEvent, EventMetadata } from '../events/event';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
 import type { ConsumerPosition } from '../store/event-store';
+import type { CommandTrace } from '../telemetry/telemetry';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
 
@@ -15,6 +16,8 @@ export interface Dispatched {
   readonly ticket: number;
   /** The metadata it was executed with, logged with its events (every decision's). */
   readonly metadata?: EventMetadata;
+  /** Its trace, when an observer traces it (every decision's). */
+  readonly trace?: CommandTrace;
   /** A reaction's: the consumer position appended with its events (every decision's). */
   readonly consumer?: ConsumerPosition;
 }
@@ -70,6 +73,7 @@ export type CommitDecision = (
   /** `generation()` when the decision started: a conflict since then makes it stale. */
   generation: number,
   metadata: EventMetadata | undefined,
+  trace: CommandTrace | undefined,
   consumer: ConsumerPosition | undefined,
 ) => Promise<CommandResult>;
 
@@ -113,12 +117,12 @@ export class CommandQueue {
   }
 
   /** Decides `command` now, or after those before it. */
-  submit(command: object, metadata?: EventMetadata): Promise<CommandResult> {
+  submit(command: object, metadata?: EventMetadata, trace?: CommandTrace): Promise<CommandResult> {
     // No object per command on this path: the ticket travels as a number.
     const ticket = this.nextTicket++;
     if (this.busy || this.paused > 0 || this.waiting.length > 0)
-      return this.enqueue(command, 0, ticket, metadata);
-    return this.run(command, 0, ticket, metadata);
+      return this.enqueue(command, 0, ticket, metadata, trace);
+    return this.run(command, 0, ticket, metadata, trace);
   }
 
   /**
@@ -133,13 +137,15 @@ export class CommandQueue {
     const ticket = this.nextTicket++;
     const reaction = new Reaction(commands);
     if (this.busy || this.paused > 0 || this.waiting.length > 0)
-      return this.enqueue(reaction, 0, ticket, metadata, consumer);
-    return this.run(reaction, 0, ticket, metadata, consumer);
+      return this.enqueue(reaction, 0, ticket, metadata, undefined, consumer);
+    return this.run(reaction, 0, ticket, metadata, undefined, consumer);
   }
 
   /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.consumer));
+    return commands.map((d) =>
+      this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.trace, d.consumer),
+    );
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -157,10 +163,11 @@ export class CommandQueue {
     attempts: number,
     ticket: number,
     metadata: EventMetadata | undefined,
+    trace: CommandTrace | undefined,
     consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const entry: Waiting = { command, attempts, ticket, metadata, consumer, resolve, reject };
+      const entry: Waiting = { command, attempts, ticket, metadata, trace, consumer, resolve, reject };
       const waiting = this.waiting;
       let i = waiting.length;
       while (i > 0 && waiting[i - 1].ticket > ticket) i--;
@@ -174,21 +181,22 @@ export class CommandQueue {
     attempts: number,
     ticket: number,
     metadata: EventMetadata | undefined,
+    trace: CommandTrace | undefined,
     consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
+    trace?.decide(attempts);
     try {
-      if (command instanceof Reaction) {
-        handler = this.reactions;
-        output = this.reactions.execute(command, this.state);
-      } else {
-        const h = this.bus.handlerFor(command);
-        handler = h;
-        output = h.execute(command, this.state);
-      }
+      const h: ICommandHandler = command instanceof Reaction ? this.reactions : this.bus.handlerFor(command);
+      handler = h;
+      output =
+        trace === undefined
+          ? h.execute(command, this.state)
+          : trace.run(() => h.execute(command, this.state));
     } catch (err) {
+      trace?.decided();
       return Promise.reject(err);
     }
     if (output !== null && typeof (output as { then?: unknown })?.then === 'function') {
@@ -196,21 +204,34 @@ export class CommandQueue {
       return (output as Promise<unknown>).then(
         (events) => {
           this.busy = false;
+          trace?.decided();
           try {
-            return this.commit(events, handler, command, attempts, ticket, generation, metadata, consumer);
+            return this.commit(
+              events,
+              handler,
+              command,
+              attempts,
+              ticket,
+              generation,
+              metadata,
+              trace,
+              consumer,
+            );
           } finally {
             this.drain();
           }
         },
         (err: unknown) => {
           this.busy = false;
+          trace?.decided();
           this.drain();
           throw err;
         },
       );
     }
+    trace?.decided();
     try {
-      return this.commit(output, handler, command, attempts, ticket, generation, metadata, consumer);
+      return this.commit(output, handler, command, attempts, ticket, generation, metadata, trace, consumer);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -224,7 +245,7 @@ export class CommandQueue {
       const result =
         refused !== null
           ? Promise.reject(refused)
-          : this.run(next.command, next.attempts, next.ticket, next.metadata, next.consumer);
+          : this.run(next.command, next.attempts, next.ticket, next.metadata, next.trace, next.consumer);
       result.then(next.resolve, next.reject);
     }
   }

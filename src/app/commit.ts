@@ -3,6 +3,7 @@ import { newEventIds } from '../events/event-id';
 import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
+import type { CommandTrace } from '../telemetry/telemetry';
 import { AppendConflictError, PersistenceError } from '../errors';
 import type { ConsumerPosition, EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
@@ -160,6 +161,7 @@ export class Committer {
     ticket: number,
     generation: number,
     metadata?: EventMetadata,
+    trace?: CommandTrace,
     consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     const host = this.host;
@@ -167,7 +169,7 @@ export class Committer {
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket, metadata, consumer }])[0];
+      return host.queue!.retry([{ command, attempts, ticket, metadata, trace, consumer }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -177,7 +179,9 @@ export class Committer {
         (err: unknown) => {
           // Decided on the commands in flight: if they were stale, so is this decision.
           if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, consumer }])[0];
+            return host.queue!.retry([
+              { command, attempts: attempts + 1, ticket, metadata, trace, consumer },
+            ])[0];
           throw host.refusal() ?? host.failed(err);
         },
       );
@@ -192,6 +196,7 @@ export class Committer {
     const lastSeq = firstSeq + events.length - 1;
     this.lastSeq = lastSeq;
     this.processed++;
+    trace?.applied(firstSeq, lastSeq, events.length);
     const plain: EventGroup =
       versions === undefined
         ? metadata === undefined
@@ -203,10 +208,11 @@ export class Committer {
     // A reaction's position travels to the store only: the ring and `events$` get the plain group.
     const durable = host.store.append(consumer === undefined ? plain : { ...plain, consumer });
     const group = plain;
+    trace?.appended();
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
     const entry: InFlight | null = this.retain
-      ? { command, attempts, ticket, metadata, consumer, mark, durable }
+      ? { command, attempts, ticket, metadata, trace, consumer, mark, durable }
       : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
@@ -336,6 +342,7 @@ export class Committer {
         attempts: r.attempts + 1,
         ticket: r.ticket,
         metadata: r.metadata,
+        trace: r.trace,
         consumer: r.consumer,
       })),
     );

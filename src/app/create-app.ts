@@ -21,10 +21,17 @@ import { type Clock, systemClock } from '../runtime/clock';
 import { ConfigError } from '../errors';
 import type { EventStore } from '../store/event-store';
 import { consoleLogger, type Logger } from '../runtime/logger';
+import type { Telemetry } from '../telemetry/telemetry';
 import { TOKENS } from '../tokens';
 import { App } from './app';
 import { projectionsVersionText } from './projections-version';
 import { Projector } from './projector';
+
+/**
+ * Gives the instance of a decorated class (see `CreateAppOptions.resolve`): a container's `get`,
+ * called once per class while the app is built.
+ */
+export type ClassResolver = (cls: Type) => object;
 
 /** The options of {@link createApp}. */
 export interface CreateAppOptions {
@@ -45,6 +52,14 @@ export interface CreateAppOptions {
    * unless they are bound already.
    */
   readonly container?: Container;
+  /**
+   * Where the handler, projection and consumer classes are instantiated. By default the
+   * inversify `container` (each class bound to itself as a singleton unless it is bound
+   * already). Give another container's lookup to let it build them with its own injection, as
+   * `appendonly/nestjs` does with Nest's: the app then asks `resolve` for each class, once, and
+   * never binds them in inversify.
+   */
+  readonly resolve?: ClassResolver;
   readonly logger?: Logger;
   readonly clock?: Clock;
   /**
@@ -67,6 +82,12 @@ export interface CreateAppOptions {
    * loads an unversioned snapshot too (adopting the option never makes a log unloadable).
    */
   readonly projectionsVersion?: string | number;
+  /**
+   * An observer of the app's work: `openTelemetry()` from `appendonly/opentelemetry` (spans per
+   * command, replay and compaction; metrics), or your own {@link Telemetry}. Absent, nothing is
+   * observed and nothing is paid.
+   */
+  readonly telemetry?: Telemetry;
 }
 
 /**
@@ -95,8 +116,13 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
   const queries = new QueryBus(view);
   const projector = new Projector(state);
   const consumers: { binding: ConsumerBinding; handler: ConsumerHandler }[] = [];
+  const resolve: ClassResolver =
+    options.resolve ??
+    ((cls) => {
+      if (!container.isBound(cls)) container.bind(cls).toSelf().inSingletonScope();
+      return container.get<object>(cls);
+    });
   for (const cls of classesToUse(options, container)) {
-    if (!container.isBound(cls)) container.bind(cls).toSelf().inSingletonScope();
     const command: Type | undefined = Reflect.getMetadata(COMMAND_HANDLER, cls);
     const query: Type | undefined = Reflect.getMetadata(QUERY_HANDLER, cls);
     const isProjection = Reflect.getMetadata(PROJECTION, cls) === true;
@@ -106,7 +132,9 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
         `${cls.name} is not decorated with @CommandHandler, @QueryHandler, @Projection or @Consumer`,
       );
     }
-    const instance = container.get<object>(cls);
+    const instance = resolve(cls);
+    if (typeof instance !== 'object' || instance === null)
+      throw new ConfigError(`resolving ${cls.name} gave ${String(instance)}, not an instance`);
     if (consumer !== undefined) {
       const bindings = (Reflect.getMetadata(ON_EVENTS, cls) as OnBinding[] | undefined) ?? [];
       consumers.push({ binding: consumer, handler: consumerHandler(instance, bindings) });
@@ -137,6 +165,7 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     logger,
     options.unknownEventTypes === 'skip',
     projectionsVersion,
+    options.telemetry ?? null,
   );
   await app.start();
   try {

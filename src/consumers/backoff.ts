@@ -13,11 +13,12 @@ export function retryDelay(
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-/** Sleeps `ms`, or less when `abort` is called first. */
-export function sleep(ms: number): { done: Promise<void>; abort: () => void } {
+/** Sleeps `ms`, or less when `abort` is called first; `unref`: the timer alone keeps no process up. */
+export function sleep(ms: number, unref = false): { done: Promise<void>; abort: () => void } {
   let abort = () => {};
   const done = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
+    if (unref) timer.unref();
     abort = () => {
       clearTimeout(timer);
       resolve();

@@ -1,15 +1,17 @@
-import { AppClosedError, ConsumerError, LogCompactedError } from '../errors';
+import { AppClosedError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
 import { type AppliedEvent, appliedEvent, type EventMetadata } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
 import type { Logger } from '../runtime/logger';
 import type { Clock } from '../runtime/clock';
 import type {
+  ConsumerLease,
   ConsumerPosition,
   ConsumerRecord,
   EventGroup,
   EventStore,
   ParkedEvent,
+  ParkedEventCopy,
 } from '../store/event-store';
 import { retryDelay, sleep } from './backoff';
 import type { RecentGroups } from './recent-groups';
@@ -17,6 +19,21 @@ import type { ConsumerHandler, ConsumerStats, ConsumerStatus, Subscription } fro
 
 /** How soon a read that fell short of the durable seq is tried again, in ms. */
 const STALE_READ_RETRY_MS = 20;
+
+/** How often a standby asks for the name again, in ms (with jitter, so standbys do not ask together). */
+const STANDBY_RETRY_MS = 500;
+
+/**
+ * How long a holder that lost the name waits before it asks again, in ms: longer than a
+ * standby's longest interval, so that a standby (whose session is healthy) takes over first.
+ */
+const DEPOSED_WAIT_MS = 4 * STANDBY_RETRY_MS;
+
+/**
+ * How a runner on a shared log (a store with `holdConsumer`) takes the name over: the lease,
+ * then the record loaded (or made) under it; null while another instance holds the name.
+ */
+export type TakeOver = () => Promise<{ lease: ConsumerLease; record: ConsumerRecord } | null>;
 
 /** A store with the consumer capabilities (checked by the hub before a runner is made). */
 export type ConsumerCapableStore = EventStore &
@@ -61,6 +78,13 @@ export interface RunnerOptions {
  * Invariants: `position` only grows, one event at a time, and only after the handler resolved
  * for it (or it was parked); nothing past `cap()` is handed over; at most one read and one
  * handler call are in flight; a stored position is never ahead of `position`.
+ *
+ * On a shared log it runs only while it holds the name's lease: a standby (another instance
+ * holds it) asks again every 1-2 × `STANDBY_RETRY_MS` (jittered); once it has the lease it
+ * loads the stored record and resumes after it. When the lease is lost it hands nothing more
+ * (not even the event it was about to hand), drops what it had not stored (the lease refuses the
+ * save: the next holder hands those events again, at-least-once), waits `DEPOSED_WAIT_MS` and
+ * goes back to standby.
  */
 export class ConsumerRunner implements Subscription {
   position: number;
@@ -76,7 +100,13 @@ export class ConsumerRunner implements Subscription {
   private waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   private loop: Promise<void> | null = null;
   private failure: Error | null = null;
+  /** The lease lost: stop handing at once (checked before each event and each wait). */
+  private lost = false;
 
+  /**
+   * `lease` null with `takeOver`: a standby (`record` is then only what `stats` shows until it
+   * takes over); both null: a store without leases (a single-process log).
+   */
   constructor(
     readonly name: string,
     private readonly handler: ConsumerHandler,
@@ -84,21 +114,129 @@ export class ConsumerRunner implements Subscription {
     private readonly source: ConsumerSource,
     private readonly options: RunnerOptions,
     private readonly onClosed: (runner: ConsumerRunner) => void,
+    private lease: ConsumerLease | null = null,
+    private readonly takeOver: TakeOver | null = null,
   ) {
     this.position = record.position;
     this.saved = record.position;
     this.parked = [...record.parked];
+    if (lease !== null) this.watch(lease);
   }
 
-  /** Hands the parked events marked for retry to the handler again, then starts the loop. */
+  /** Starts it: at once when it runs (see `begin`); a standby starts waiting for the name. */
   async start(): Promise<void> {
+    if (this.lease === null && this.takeOver !== null) {
+      this.status = 'standby';
+      this.loop = this.cycle(false);
+      return;
+    }
+    await this.begin();
+    this.loop = this.cycle(true);
+  }
+
+  /** Runs while it holds the name; when it loses the lease, waits as a standby and runs again. */
+  private async cycle(running: boolean): Promise<void> {
+    for (;;) {
+      if (running) {
+        try {
+          await this.run();
+        } catch (err) {
+          // A checkpoint refused because a compaction marked the consumer stale (StaleConsumerError).
+          this.fail(err as Error);
+          return;
+        }
+      }
+      if (this.stopping || this.failure !== null || this.takeOver === null) return;
+      this.status = 'standby';
+      if (running) await this.pause(DEPOSED_WAIT_MS, true);
+      if (!(await this.waitForName())) return;
+      try {
+        await this.begin();
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      running = !this.stopping;
+    }
+  }
+
+  /** Asks for the name until it has it (true), or it is closed or failed (false). */
+  private async waitForName(): Promise<boolean> {
+    let failures = 0;
+    while (!this.stopping) {
+      let got: Awaited<ReturnType<TakeOver>> = null;
+      try {
+        got = await this.takeOver!();
+        failures = 0;
+      } catch (err) {
+        if (err instanceof ConsumerError) {
+          this.fail(err);
+          return false;
+        }
+        failures++;
+        this.source.logger.warn(
+          `consumer ${JSON.stringify(this.name)}: taking it over failed (${(err as Error).message}); retrying`,
+        );
+        await this.pause(retryDelay(failures, this.options.retryDelayMs, this.options.maxRetryDelayMs), true);
+        continue;
+      }
+      if (got !== null) {
+        if (this.stopping) {
+          await got.lease.release();
+          return false;
+        }
+        this.lease = got.lease;
+        this.lost = false;
+        this.position = got.record.position;
+        this.saved = got.record.position;
+        this.parked = [...got.record.parked];
+        this.parkedDirty = false;
+        this.savedAt = this.source.clock.now();
+        this.status = 'catching-up';
+        this.watch(got.lease);
+        this.source.logger.info(
+          `consumer ${JSON.stringify(this.name)}: took it over, after its stored position ${this.position}`,
+        );
+        return true;
+      }
+      await this.pause(retryDelay(1, STANDBY_RETRY_MS * 2, STANDBY_RETRY_MS * 2), true);
+    }
+    return false;
+  }
+
+  /** Stops handing the moment the lease is lost (a wait is cut short, the loop woken). */
+  private watch(lease: ConsumerLease): void {
+    lease.onLost((err) => {
+      if (this.lease !== lease) return;
+      this.lost = true;
+      this.lease = null;
+      if (!this.stopping)
+        this.source.logger.warn(
+          `${err.message}; it stops handing events, and waits to take the name over again`,
+        );
+      this.abortSleep?.();
+      this.source.recent.poke();
+    });
+  }
+
+  /** Hands the parked events marked for retry to the handler again, then stores the record. */
+  private async begin(): Promise<void> {
     const again = this.parked.filter((p) => p.retry === true);
     for (const p of again) {
       if (this.stopping) break;
-      const groups = await this.source.store.read(p.seq - 1, 1);
-      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       this.parked = this.parked.filter((x) => x !== p);
       this.parkedDirty = true;
+      // The copy parked with it, so that compaction need not keep a dead letter's event; an entry
+      // parked before copies were kept is looked up in the log.
+      if (p.event !== undefined) {
+        await this.deliver(fromCopy(p.seq, p.event));
+        continue;
+      }
+      const groups = await this.source.store.read(p.seq - 1, 1).catch((err: unknown) => {
+        if (err instanceof LogCompactedError) return [];
+        throw err;
+      });
+      const g = groups.find((x) => x.seq <= p.seq && p.seq < x.seq + x.events.length);
       if (g === undefined) {
         this.source.logger.warn(
           `consumer ${JSON.stringify(this.name)}: parked event seq ${p.seq} is no longer in the log; dropped`,
@@ -109,7 +247,6 @@ export class ConsumerRunner implements Subscription {
       await this.deliver(consumerEvent(g, p.seq - g.seq));
     }
     await this.checkpoint();
-    this.loop = this.run();
   }
 
   caughtUp(): Promise<void> {
@@ -144,6 +281,8 @@ export class ConsumerRunner implements Subscription {
     try {
       await this.loop;
     } finally {
+      await this.lease?.release();
+      this.lease = null;
       this.status = 'closed';
       const closed = new AppClosedError(`consumer ${JSON.stringify(this.name)} was closed`);
       for (const w of this.waiters) w.reject(closed);
@@ -155,7 +294,7 @@ export class ConsumerRunner implements Subscription {
   private async run(): Promise<void> {
     const recent = this.source.recent;
     let failures = 0;
-    while (!this.stopping) {
+    while (!this.stopping && !this.lost) {
       const seen = recent.version;
       const cap = this.source.cap();
       let groups: readonly EventGroup[] = [];
@@ -167,8 +306,9 @@ export class ConsumerRunner implements Subscription {
           failures = 0;
         } catch (err) {
           if (err instanceof LogCompactedError) {
+            // Nothing holds the events of a consumer that is not stale, so a gap means it is.
             this.fail(
-              new ConsumerError(
+              new StaleConsumerError(
                 this.name,
                 `cannot read the events after its position ${this.position}: ${err.message}`,
                 { cause: err },
@@ -203,7 +343,7 @@ export class ConsumerRunner implements Subscription {
       if (this.position === before) {
         this.status = 'live';
         this.settleWaiters();
-        if (this.stopping) break;
+        if (this.stopping || this.lost) break;
         // Idle: store what is pending once the interval is up, unless events come first.
         const due = this.dirty
           ? this.savedAt + this.options.checkpointIntervalMs - this.source.clock.now()
@@ -228,7 +368,7 @@ export class ConsumerRunner implements Subscription {
       )
         await this.checkpoint();
     }
-    await this.checkpoint();
+    if (!this.lost) await this.checkpoint();
   }
 
   /** Something handled (or parked) is not stored yet. */
@@ -242,7 +382,7 @@ export class ConsumerRunner implements Subscription {
       for (let i = 0; i < g.events.length; i++) {
         const seq = g.seq + i;
         if (seq <= this.position) continue;
-        if (seq > cap || this.stopping) return;
+        if (seq > cap || this.stopping || this.lost) return;
         if (seq !== this.position + 1) {
           // Cannot happen with dense seqs; checked so that a broken store is loud, never a skip.
           throw new ConsumerError(this.name, `the log handed seq ${seq} after ${this.position}: a gap`);
@@ -284,6 +424,7 @@ export class ConsumerRunner implements Subscription {
             error: message,
             attempts: attempt,
             parkedAt: this.source.clock.now(),
+            event: copyOf(event),
           });
           this.parkedDirty = true;
           this.source.logger.warn(
@@ -294,15 +435,15 @@ export class ConsumerRunner implements Subscription {
         }
         this.retries++;
         this.status = 'retrying';
-        if (this.stopping) return false;
+        if (this.stopping || this.lost) return false;
         await this.pause(retryDelay(attempt, o.retryDelayMs, o.maxRetryDelayMs));
-        if (this.stopping) return false;
+        if (this.stopping || this.lost) return false;
       }
     }
   }
 
-  private async pause(ms: number): Promise<void> {
-    const s = sleep(ms);
+  private async pause(ms: number, unref = false): Promise<void> {
+    const s = sleep(ms, unref);
     this.abortSleep = s.abort;
     await s.done;
     this.abortSleep = null;
@@ -311,13 +452,24 @@ export class ConsumerRunner implements Subscription {
   /** Stores the position (and the parked list) when either changed since the last store. */
   private async checkpoint(): Promise<void> {
     if (this.position === this.saved && !this.parkedDirty) return;
+    if (this.lost) return; // deposed: the lease would refuse it; the next holder hands these again
     const position = this.position;
     this.parkedDirty = false;
+    const record: ConsumerRecord = { name: this.name, position, parked: [...this.parked] };
+    const lease = this.lease;
     try {
-      await this.source.store.saveConsumer({ name: this.name, position, parked: [...this.parked] });
+      await (lease !== null ? lease.save(record) : this.source.store.saveConsumer(record));
       this.saved = position;
       this.savedAt = this.source.clock.now();
     } catch (err) {
+      if (lease !== null && !lease.held) {
+        // Refused: the lease was lost (its onLost set `lost`, and the loop stops handing).
+        this.lost = true;
+        if (this.lease === lease) this.lease = null;
+        return;
+      }
+      // A compaction's stale mark is final until a reset: the loop stops on it.
+      if (err instanceof StaleConsumerError) throw err;
       // Not stored: the events since the last checkpoint are handed again after a restart
       // (at-least-once); the next checkpoint tries again, an interval later, not at once: a store
       // that keeps refusing must not turn the idle loop into a spin that starves the process.
@@ -341,11 +493,29 @@ export class ConsumerRunner implements Subscription {
 
   private fail(err: Error): void {
     this.failure = err;
-    this.status = 'failed';
+    this.status = err instanceof StaleConsumerError ? 'stale' : 'failed';
     this.source.logger.error(err.message);
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/** What a parked entry keeps of its event (JSON, as the records are stored). */
+function copyOf(e: AppliedEvent): ParkedEventCopy {
+  return {
+    type: e.event.type,
+    data: e.event.data,
+    version: e.version,
+    id: e.id,
+    time: e.time,
+    ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
+  };
+}
+
+/** A parked copy as the handler gets it again (already at its version of then: upcast if it moved). */
+function fromCopy(seq: number, c: ParkedEventCopy): AppliedEvent {
+  const data = isCurrentVersion(c.type, c.version) ? c.data : upcast(c.type, c.version, c.data, `seq ${seq}`);
+  return appliedEvent(seq, c.time, { type: c.type, data }, c.id, currentEventVersion(c.type), c.metadata);
 }
 
 /**

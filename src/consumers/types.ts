@@ -50,8 +50,14 @@ export interface SubscribeOptions {
   readonly checkpointIntervalMs?: number;
 }
 
-/** What a consumer is doing. */
-export type ConsumerStatus = 'catching-up' | 'live' | 'retrying' | 'failed' | 'closed';
+/**
+ * What a consumer is doing. `'standby'`: on a log several processes share (PostgreSQL), another
+ * instance holds the name, or this one lost its hold (its lock's session ended); it hands
+ * nothing, and takes over (from the stored position) once the name is free. `'stale'`: a
+ * compaction found it more than `maxConsumerLag` events behind (or its events are gone); it
+ * stopped, and runs again only after `app.resetConsumer`.
+ */
+export type ConsumerStatus = 'standby' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stale' | 'closed';
 
 /** `sub.stats()`. */
 export interface ConsumerStats {

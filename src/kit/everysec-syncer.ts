@@ -19,6 +19,8 @@ export interface EverysecHost {
   resume(): void;
   /** The fsync failed: the store enters its failed state. */
   failed(err: unknown): void;
+  /** An fsync succeeded, in this many seconds (`StoreContext.fsynced`, for telemetry). */
+  readonly fsynced?: (seconds: number) => void;
 }
 
 /**
@@ -95,9 +97,12 @@ export class EverysecSyncer {
     const fsync = this.host.fsync();
     if (fsync === null) return;
     this.synced();
+    const observe = this.host.fsynced;
+    const started = observe === undefined ? 0 : performance.now();
     this.running = fsync.then(
       () => {
         this.running = null;
+        if (observe !== undefined) observe((performance.now() - started) / 1000);
         if (this.postponedSince !== 0) this.host.resume();
       },
       (err: unknown) => {

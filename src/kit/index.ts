@@ -13,6 +13,13 @@ export {
 } from './compaction-scheduler';
 export { type EverysecHost, EverysecSyncer } from './everysec-syncer';
 export { GroupCommit, type GroupCommitHost, type Waiting } from './group-commit';
+export {
+  ConsumerRetention,
+  planRetention,
+  type RetentionHost,
+  type RetentionPlan,
+  retainForConsumers,
+} from './retention';
 export { RewriteTrigger, type TriggerOptions } from './rewrite-trigger';
 export { OptionReader, SHARED_DEFAULTS, SHARED_OPTIONS, type SharedStoreOptions } from './store-options';
 export { type PositionalWrite, type WriteProgress, writeFully } from './write-fully';

@@ -8,6 +8,11 @@ export interface SharedStoreOptions {
   readonly autoRewriteMinSize: number;
   readonly noAppendfsyncOnRewrite: boolean;
   readonly keepHistory: boolean;
+  /**
+   * Events a consumer may be behind at a compaction and still have its events kept for it;
+   * further behind, it is marked stale and stops holding the log (see `src/kit/retention.ts`).
+   */
+  readonly maxConsumerLag: number;
 }
 
 /** Their names, for a store's list of known options. */
@@ -17,6 +22,7 @@ export const SHARED_OPTIONS: readonly (keyof SharedStoreOptions)[] = [
   'autoRewriteMinSize',
   'noAppendfsyncOnRewrite',
   'keepHistory',
+  'maxConsumerLag',
 ];
 
 /** Redis's defaults: everysec, 100 %, 64 MB. */
@@ -26,6 +32,7 @@ export const SHARED_DEFAULTS: SharedStoreOptions = {
   autoRewriteMinSize: 64 * 1024 * 1024,
   noAppendfsyncOnRewrite: false,
   keepHistory: false,
+  maxConsumerLag: 1_000_000,
 };
 
 /**
@@ -74,6 +81,7 @@ export class OptionReader {
       autoRewriteMinSize: this.integer('autoRewriteMinSize', defaults.autoRewriteMinSize, 0),
       noAppendfsyncOnRewrite: this.boolean('noAppendfsyncOnRewrite', defaults.noAppendfsyncOnRewrite),
       keepHistory: this.boolean('keepHistory', defaults.keepHistory),
+      maxConsumerLag: this.integer('maxConsumerLag', defaults.maxConsumerLag, 0),
     };
   }
 

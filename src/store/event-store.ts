@@ -139,6 +139,13 @@ export interface StoreContext {
   readonly snapshots: SnapshotSource;
   readonly logger: Logger;
   readonly clock: Clock;
+  /**
+   * Present when the app's telemetry records fsync latency: a store that fsyncs its log itself
+   * calls it after each successful fsync of appended data, with the seconds it took. (A store
+   * whose commit fsyncs inside the database, SQLite `always` or PostgreSQL, has no fsync of its
+   * own to time: its append latency is the figure.)
+   */
+  readonly fsynced?: (seconds: number) => void;
 }
 
 /** What one compaction did. */
@@ -182,6 +189,32 @@ export interface StoreStats {
   readonly pendingBioFsync?: number;
   /** Times a write waited for a slow background fsync (Redis's `aof_delayed_fsync`). */
   readonly delayedFsync?: number;
+  /**
+   * What the last compaction kept for consumers (absent before the first one, or on a store
+   * without consumers): the events it did not drop because a consumer had not handled them.
+   */
+  readonly retention?: RetentionStats;
+}
+
+/**
+ * What holds compaction back (`StoreStats.retention`), as the last compaction found it, like
+ * PostgreSQL's `pg_replication_slots`: the consumer with the lowest stored position holds the
+ * events after it; those further behind than `maxConsumerLag` were marked stale instead.
+ */
+export interface RetentionStats {
+  /** The seq the compaction covered (its snapshot's). */
+  readonly seq: number;
+  /**
+   * The consumer whose position holds the kept events (the lowest stored position among the
+   * consumers that are not stale), and that position; absent when nothing is kept.
+   */
+  readonly heldBy?: { readonly name: string; readonly position: number };
+  /** The first kept seq (the holder's position + 1); absent when nothing is kept. */
+  readonly keptFrom?: number;
+  /** Events kept outside the replay path: `seq - heldBy.position`, 0 when nothing is kept. */
+  readonly keptEvents: number;
+  /** The consumers that are stale (marked by this compaction or an earlier one), by name. */
+  readonly stale: readonly string[];
 }
 
 /**
@@ -263,7 +296,13 @@ export interface EventStore {
    * durably in the same store as the log, per the store's fsync policy.
    */
   loadConsumers?(): Promise<readonly ConsumerRecord[]>;
-  /** Capability (consumers): stores one consumer's record durably, replacing the one of its name. */
+  /**
+   * Capability (consumers): stores one consumer's record durably, replacing the one of its name,
+   * with one exception that holds on every store: a stored stale mark stays. A save without
+   * `stale` of a record that is stale is refused with `StaleConsumerError` and changes nothing
+   * (a running consumer's checkpoint cannot undo a compaction's verdict; `app.resetConsumer`
+   * deletes the record, then saves the new one).
+   */
   saveConsumer?(record: ConsumerRecord): Promise<void>;
   /** Capability (consumers): forgets a consumer's record; resolves with false when there was none. */
   deleteConsumer?(name: string): Promise<boolean>;
@@ -276,6 +315,32 @@ export interface EventStore {
    * `ConsumerError` and appends nothing.
    */
   readonly reactions?: boolean;
+  /**
+   * Capability (consumers on a log several processes share): takes the name's single-holder
+   * lease, or resolves with null when another instance holds it (the caller waits as a standby
+   * and asks again). While a store has it, a consumer runs only under a lease, and stores its
+   * record through `lease.save`, which the store fences: it cannot succeed once the lease is lost.
+   */
+  holdConsumer?(name: string): Promise<ConsumerLease | null>;
+}
+
+/**
+ * The right to run one consumer name on a shared log, held by one instance at a time (see
+ * `EventStore.holdConsumer`). Lost when its holder's session with the store ends (closed,
+ * killed, connection lost); another instance may then take it.
+ */
+export interface ConsumerLease {
+  /** False once the lease is lost or released: its holder must stop handing events. */
+  readonly held: boolean;
+  /**
+   * Stores the record, only while the lease is held: once it is lost, rejects (with `held`
+   * false) and moves nothing, so a deposed holder cannot move the position of the next one.
+   */
+  save(record: ConsumerRecord): Promise<void>;
+  /** Calls `listener` once when the lease is lost (not on `release`). */
+  onLost(listener: (err: Error) => void): void;
+  /** Gives the lease up (the next standby may take it); never rejects. */
+  release(): Promise<void>;
 }
 
 /**
@@ -292,6 +357,37 @@ export interface ParkedEvent {
   /** When it was parked, in ms since the epoch. */
   readonly parkedAt: number;
   readonly retry?: boolean;
+  /**
+   * A copy of the event as the handler was handed it (absent in a record parked before copies
+   * were kept): `retry` hands this copy, so a parked event stays retryable after compaction
+   * dropped it from the log, and a dead letter never holds compaction back.
+   */
+  readonly event?: ParkedEventCopy;
+}
+
+/** The event a parked entry keeps (see {@link ParkedEvent.event}): what `AppliedEvent` carried. */
+export interface ParkedEventCopy {
+  readonly type: string;
+  readonly data: JsonValue;
+  /** The version the data is at (the handler got it upcast to its type's current version). */
+  readonly version: number;
+  readonly id: string;
+  /** When its command was applied, ms since the epoch. */
+  readonly time: number;
+  readonly metadata?: EventMetadata;
+}
+
+/**
+ * A compaction's verdict on a consumer too far behind (see `maxConsumerLag`): its events were no
+ * longer kept for it, so it must be reset (`app.resetConsumer`) before it runs again.
+ */
+export interface StaleMark {
+  /** When it was marked, ms since the epoch. */
+  readonly markedAt: number;
+  /** The seq the compaction that marked it covered. */
+  readonly seq: number;
+  /** How far behind it was then, in events. */
+  readonly lag: number;
 }
 
 /** What a store keeps of a durable consumer (see `app.subscribe`). */
@@ -300,4 +396,6 @@ export interface ConsumerRecord {
   /** The last seq the consumer has handled (or parked): it resumes after it. */
   readonly position: number;
   readonly parked: readonly ParkedEvent[];
+  /** Set by a compaction when the consumer was more than `maxConsumerLag` events behind. */
+  readonly stale?: StaleMark;
 }

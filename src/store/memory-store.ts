@@ -1,10 +1,11 @@
 import type { JsonValue } from '../events/json';
-import { AppClosedError, LogCompactedError, StoreLockedError } from '../errors';
+import { AppClosedError, LogCompactedError, StaleConsumerError, StoreLockedError } from '../errors';
 import {
   type AutoRewriteSettings,
   CompactionScheduler,
   IDLE_COMPACTION_STATS,
   OptionReader,
+  planRetention,
   SHARED_DEFAULTS,
 } from '../kit/index';
 import type {
@@ -15,6 +16,7 @@ import type {
   ReplayEnd,
   ReplayOptions,
   ReplaySink,
+  RetentionStats,
   StoreContext,
   StoreOpenInfo,
   StoreStats,
@@ -32,6 +34,8 @@ export interface MemoryStoreOptions {
   readonly autoRewritePercentage?: number;
   /** ...and holds more than this many records. Default 65,536. */
   readonly autoRewriteMinSize?: number;
+  /** A consumer further behind than this many events at a compaction is marked stale. Default 1,000,000. */
+  readonly maxConsumerLag?: number;
 }
 
 /**
@@ -51,6 +55,13 @@ export class MemoryStore implements EventStore {
   private snapshotKeys: string[] = [];
   private snapshotValues: JsonValue[] = [];
   private groups: EventGroup[] = [];
+  /**
+   * Groups below the snapshot kept for consumers (see `src/kit/retention.ts`): read by `read`,
+   * never by `replay`, not counted in `size()`; one run of seqs ending at the snapshot's.
+   */
+  private kept: EventGroup[] = [];
+  private retention: RetentionStats | undefined = undefined;
+  private readonly maxConsumerLag: number;
   private context: StoreContext | null = null;
   private scheduler: CompactionScheduler | null = null;
   private lastSeq = 0;
@@ -60,7 +71,13 @@ export class MemoryStore implements EventStore {
   readonly reactions = true;
 
   constructor(options: MemoryStoreOptions = {}) {
-    const o = new OptionReader('MemoryStore', options, ['autoRewritePercentage', 'autoRewriteMinSize'], '{}');
+    const o = new OptionReader(
+      'MemoryStore',
+      options,
+      ['autoRewritePercentage', 'autoRewriteMinSize', 'maxConsumerLag'],
+      '{}',
+    );
+    this.maxConsumerLag = o.integer('maxConsumerLag', SHARED_DEFAULTS.maxConsumerLag, 0);
     this.settings = {
       autoRewritePercentage: o.integer('autoRewritePercentage', SHARED_DEFAULTS.autoRewritePercentage, 0),
       autoRewriteMinSize: o.integer('autoRewriteMinSize', 65_536, 0),
@@ -105,11 +122,15 @@ export class MemoryStore implements EventStore {
     return { lastSeq: Math.max(this.lastSeq, this.snapshotSeq) };
   }
 
-  /** The groups holding events after `after`: a binary search on the groups' last seqs. */
+  /** The groups holding events after `after`: a binary search on the groups' last seqs (the kept ones first). */
   async read(after: number, limit: number): Promise<readonly EventGroup[]> {
     this.assertOpen();
-    if (this.snapshotSeq > after) throw new LogCompactedError(after, this.snapshotSeq + 1, 'the MemoryStore');
-    const groups = this.groups;
+    let groups = this.groups;
+    if (this.snapshotSeq > after) {
+      const first = this.kept[0]?.seq ?? this.snapshotSeq + 1;
+      if (first > after + 1) throw new LogCompactedError(after, first, 'the MemoryStore');
+      groups = [...this.kept, ...this.groups];
+    }
     let lo = 0;
     let hi = groups.length;
     while (lo < hi) {
@@ -132,8 +153,12 @@ export class MemoryStore implements EventStore {
     return [...this.consumers.values()];
   }
 
+  /** Replaces the record; a stored stale mark stays (see `EventStore.saveConsumer`). */
   async saveConsumer(record: ConsumerRecord): Promise<void> {
     this.assertOpen();
+    const stale = this.consumers.get(record.name)?.stale;
+    if (stale !== undefined && record.stale === undefined)
+      throw new StaleConsumerError(record.name, `a compaction at seq ${stale.seq} marked it stale`);
     this.consumers.set(record.name, { ...record, parked: [...record.parked] });
   }
 
@@ -194,9 +219,24 @@ export class MemoryStore implements EventStore {
       this.snapshotValues = values;
       this.snapshotSeq = snapshot.seq;
       this.snapshotVersion = snapshot.projectionsVersion;
-      let kept = this.groups.length;
-      while (kept > 0 && this.groups[kept - 1].seq > snapshot.seq) kept--;
-      this.groups = this.groups.slice(kept);
+      let covered = this.groups.length;
+      while (covered > 0 && this.groups[covered - 1].seq > snapshot.seq) covered--;
+      const plan = planRetention(
+        [...this.consumers.values()],
+        snapshot.seq,
+        this.maxConsumerLag,
+        this.assertOpen().clock.now(),
+      );
+      for (const r of plan.marked) this.consumers.set(r.name, r);
+      this.retention = plan.stats;
+      const keepAfter = plan.keepAfter;
+      this.kept =
+        keepAfter === null
+          ? []
+          : [...this.kept, ...this.groups.slice(0, covered)].filter(
+              (g) => g.seq + g.events.length - 1 > keepAfter,
+            );
+      this.groups = this.groups.slice(covered);
     } finally {
       snapshot.release();
     }
@@ -214,6 +254,7 @@ export class MemoryStore implements EventStore {
     return {
       kind: this.kind,
       ...(this.scheduler?.stats() ?? { ...IDLE_COMPACTION_STATS, currentSize: this.size() }),
+      ...(this.retention !== undefined ? { retention: this.retention } : {}),
     };
   }
 

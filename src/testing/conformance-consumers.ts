@@ -6,7 +6,8 @@ import type { Subscription } from '../consumers/types';
 import { Consumer } from '../decorators/consumer';
 import { On } from '../decorators/projection';
 import type { AppliedEvent } from '../events/event';
-import type { EventGroup, EventStore } from '../store/event-store';
+import type { ConsumerRecord, EventGroup, EventStore, RetentionStats } from '../store/event-store';
+import type { ConformanceStoreOptions } from './conformance';
 import type { TestCase } from './conformance-compaction';
 import { Count, Put, PutMany, Refuse } from './fixtures';
 
@@ -14,7 +15,9 @@ import { Count, Put, PutMany, Refuse } from './fixtures';
 export interface ConsumerHelpers {
   readonly it: TestCase;
   /** Opens an app (the conformance classes, and `extra`) on a new store instance on the test's location. */
-  readonly openWith: (extra?: Partial<CreateAppOptions>) => Promise<App>;
+  readonly openWith: (extra?: Partial<CreateAppOptions>, store?: ConformanceStoreOptions) => Promise<App>;
+  /** True when the store under test takes `ConformanceStoreOptions` (see `StoreUnderTest.open`). */
+  readonly configurable: () => boolean;
 }
 
 /** The app's store (the suite looks at it directly, as a tool would). */
@@ -25,6 +28,16 @@ function storeOf(app: App): EventStore {
 /** Every event seq the groups hold, in order. */
 function seqsOf(groups: readonly EventGroup[]): number[] {
   return groups.flatMap((g) => g.events.map((_, i) => g.seq + i));
+}
+
+/** The records by name. */
+function sortedRecords(records: readonly ConsumerRecord[]): ConsumerRecord[] {
+  return [...records].sort((x, y) => x.name.localeCompare(y.name));
+}
+
+/** What the app's store says its last compaction kept (`stats().store.retention`). */
+function retentionOf(app: App): RetentionStats | undefined {
+  return app.stats().store?.retention;
 }
 
 /** 1..n */
@@ -54,10 +67,13 @@ class Mailer {
  * handed every durable event after its position once, in order, whether it catches up or follows
  * the head, and resumes after its stored position.
  */
-export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void {
+export function runConsumerConformance({ it, openWith, configurable }: ConsumerHelpers): void {
   /** An app on a store with the consumer capabilities, or null (the case does not apply). */
-  const openCapable = async (extra?: Partial<CreateAppOptions>): Promise<App | null> => {
-    const app = await openWith(extra);
+  const openCapable = async (
+    extra?: Partial<CreateAppOptions>,
+    store?: ConformanceStoreOptions,
+  ): Promise<App | null> => {
+    const app = await openWith(extra, store);
     return canConsume(storeOf(app)) ? app : null;
   };
 
@@ -342,9 +358,9 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
     assert.deepEqual(got.seqs, range(first, 6));
   });
 
-  it('compaction leaves positions as they are: a consumer resumes from its own, or fails naming itself', async () => {
-    // given: "behind" handled up to seq 3, "ender" up to seq 6 (seqs never change, so no store
-    // moves a position when it compacts)
+  it('a consumer behind a compaction keeps its events: it resumes with no gap and no duplicate', async () => {
+    // given: "behind" handled up to seq 3 and "ender" up to seq 43, both closed; the log has
+    // groups of one and of three events
     const app = await openCapable();
     if (app === null || typeof storeOf(app).compact !== 'function') return;
     const store = storeOf(app);
@@ -352,37 +368,231 @@ export function runConsumerConformance({ it, openWith }: ConsumerHelpers): void 
     const behind = await app.subscribe('behind', () => {}, { from: 'start' });
     await behind.caughtUp();
     await behind.close();
-    for (let i = 4; i <= 6; i++) await app.execute(new Put('a', i));
+    for (let i = 0; i < 10; i++)
+      await app.execute(
+        new PutMany([
+          ['x', i],
+          ['y', i],
+          ['z', i],
+        ]),
+      );
+    for (let i = 34; i <= 43; i++) await app.execute(new Put('a', i));
     const ender = await app.subscribe('ender', () => {}, { from: 'start' });
     await ender.caughtUp();
     await ender.close();
-    const before = [...(await store.loadConsumers!())].sort((x, y) => x.name.localeCompare(y.name));
+    const before = sortedRecords(await store.loadConsumers!());
     // when: the log is compacted, then grows
-    await app.compact();
-    await app.execute(new Put('b', 7));
-    // then: the records are as they were
-    const after = [...(await store.loadConsumers!())].sort((x, y) => x.name.localeCompare(y.name));
-    assert.deepEqual(after, before);
-    // then: "ender" resumes after seq 6; "behind" resumes after seq 3 when the store still has the
-    // events it needs (history kept), else fails naming itself, never skipping them
+    const compaction = await app.compact();
+    await app.execute(new Put('b', 44));
+    // then: the records are as they were (seqs never change), and the store says who holds what
+    assert.equal(compaction.seq, 43);
+    assert.deepEqual(sortedRecords(await store.loadConsumers!()), before);
+    assert.deepEqual(retentionOf(app), {
+      seq: 43,
+      heldBy: { name: 'behind', position: 3 },
+      keptFrom: 4,
+      keptEvents: 40,
+      stale: [],
+    });
+    // and: each resumes after its own position: every event once, in order
     const e = recorder();
     const enderAgain = await app.subscribe('ender', e.handler);
     await enderAgain.caughtUp();
-    await enderAgain.close();
-    assert.deepEqual(e.seqs, [7]);
+    assert.deepEqual(e.seqs, [44]);
     const b = recorder();
-    const behindAgain = await app.subscribe('behind', b.handler);
-    const resumed = await behindAgain.caughtUp().then(
-      () => null,
-      (err: Error & { code?: string }) => err,
+    const behindAgain = await app.subscribe('behind', b.handler, { pageSize: 4 });
+    await behindAgain.caughtUp();
+    assert.deepEqual(b.seqs, range(4, 44));
+  });
+
+  it('kept events are never replayed, and the size that triggers a rewrite leaves them out', async () => {
+    // given: 120 commands of 1 KB values, compacted twice: once while "holder" (at seq 0)
+    // keeps them all, once after it was removed
+    let app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const big = 'v'.repeat(1024);
+    for (let i = 0; i < 120; i++) await app.execute(new Put(`k${i % 4}`, `${big}${i}`));
+    await storeOf(app).saveConsumer!({ name: 'holder', position: 0, parked: [] });
+    await app.compact();
+    assert.equal(retentionOf(app)?.keptEvents, 120);
+    // when: the log is reopened by a fresh app, which appends 2 commands
+    await app.close();
+    app = (await openCapable())!;
+    await app.execute(new Put('t', 1));
+    await app.execute(new Put('t', 2));
+    // then: it read the snapshot and the tail only, and has the whole state
+    assert.equal(app.stats().entriesReplayed, 4);
+    assert.equal(app.stats().groupsReplayed, 0);
+    assert.deepEqual(app.state.get('k3'), `${big}119`);
+    const held = app.stats().store?.currentSize;
+    // and: the size is that of a log that keeps nothing (the kept events are 120 KB of it)
+    assert.equal(await app.removeConsumer('holder'), true);
+    await app.compact();
+    const free = app.stats().store?.currentSize;
+    if (held !== undefined && free !== undefined)
+      assert.ok(held < free + 30 * 1024, `size with kept events ${held}, without ${free}`);
+    assert.equal(retentionOf(app)?.keptEvents, 0);
+  });
+
+  it('kept events are dropped by the next compaction once every consumer has passed them', async () => {
+    // given: a consumer at seq 0, 20 commands, a compaction that keeps them for it
+    const app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const store = storeOf(app);
+    const slow = await app.subscribe('slow', () => {}, { from: 'start' });
+    await slow.close();
+    for (let i = 0; i < 20; i++) await app.execute(new Put('a', i));
+    await app.compact();
+    assert.equal(retentionOf(app)?.keptEvents, 20);
+    assert.deepEqual(seqsOf(await store.read!(0, 3)).slice(0, 1), [1]);
+    // when: it catches up (its position is stored on close), and the log is compacted again
+    await app.execute(new Put('b', 21));
+    const got = recorder();
+    const again = await app.subscribe('slow', got.handler);
+    await again.caughtUp();
+    await again.close();
+    await app.compact();
+    // then: nothing is kept; the events are gone
+    assert.deepEqual(got.seqs, range(1, 21));
+    assert.deepEqual(retentionOf(app), { seq: 21, keptEvents: 0, stale: [] });
+    await assert.rejects(store.read!(0, 1), { code: 'LOG_COMPACTED' });
+  });
+
+  it('removeConsumer releases what the consumer held', async () => {
+    // given: a consumer at seq 0 holding a compacted log
+    const app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const sub = await app.subscribe('gone', () => {}, { from: 'start' });
+    await sub.close();
+    for (let i = 0; i < 10; i++) await app.execute(new Put('a', i));
+    await app.compact();
+    assert.equal(retentionOf(app)?.keptEvents, 10);
+    // when
+    await app.removeConsumer('gone');
+    await app.execute(new Put('a', 11));
+    await app.compact();
+    // then
+    assert.deepEqual(retentionOf(app), { seq: 11, keptEvents: 0, stale: [] });
+    await assert.rejects(storeOf(app).read!(0, 1), { code: 'LOG_COMPACTED' });
+  });
+
+  it('a consumer beyond maxConsumerLag is marked stale, releases the log, and resetConsumer brings it back', async () => {
+    // given: maxConsumerLag 10; "idle" stopped at seq 0, "stuck" running but held inside its
+    // handler at seq 1, "near" 5 events behind; 30 commands
+    if (!configurable()) return;
+    const app = await openCapable(undefined, { maxConsumerLag: 10 });
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const store = storeOf(app);
+    const idle = await app.subscribe('idle', () => {}, { from: 'start' });
+    await idle.close();
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const stuckSeqs: number[] = [];
+    const stuck = await app.subscribe(
+      'stuck',
+      async (e) => {
+        stuckSeqs.push(e.seq);
+        await held;
+      },
+      { from: 'start', pageSize: 1 },
     );
-    await behindAgain.close();
-    if (resumed === null) assert.deepEqual(b.seqs, range(4, 7));
-    else {
-      assert.equal(resumed.code, 'CONSUMER');
-      assert.match(resumed.message, /consumer "behind": cannot read the events after its position 3/);
-      assert.deepEqual(b.seqs, []);
-    }
+    for (let i = 1; i <= 25; i++) await app.execute(new Put('a', i));
+    const near = await app.subscribe('near', () => {}, { from: 'start' });
+    await near.caughtUp();
+    await near.close();
+    for (let i = 26; i <= 30; i++) await app.execute(new Put('a', i));
+    // when
+    await app.compact();
+    // then: both far ones are marked stale in their records, and only "near" holds the log
+    const records = sortedRecords(await store.loadConsumers!());
+    assert.deepEqual(
+      records.map((r) => [r.name, r.stale?.seq, r.stale?.lag]),
+      [
+        ['idle', 30, 30],
+        ['near', undefined, undefined],
+        ['stuck', 30, 30],
+      ],
+    );
+    assert.deepEqual(retentionOf(app), {
+      seq: 30,
+      heldBy: { name: 'near', position: 25 },
+      keptFrom: 26,
+      keptEvents: 5,
+      stale: ['idle', 'stuck'],
+    });
+    // and: the running one stops with status 'stale' once its handler returns, naming the way out
+    release();
+    await assert.rejects(stuck.caughtUp(), {
+      code: 'CONSUMER',
+      message: /consumer "stuck": is stale: .*app\.resetConsumer\("stuck", from\)/,
+    });
+    assert.equal(stuck.stats().status, 'stale');
+    assert.deepEqual(stuckSeqs.slice(0, 1), [1]);
+    // and: subscribing a stale name is refused the same way
+    await assert.rejects(
+      app.subscribe('idle', () => {}),
+      { code: 'CONSUMER', message: /consumer "idle": is stale: .*app\.resetConsumer\("idle", from\)/ },
+    );
+    // when: both are reset; "stuck" runs in this app and is started again with its handler
+    await app.resetConsumer('idle', 'now');
+    await app.resetConsumer('stuck', { after: 27 });
+    const got = recorder();
+    const idleAgain = await app.subscribe('idle', got.handler);
+    await app.execute(new Put('a', 31));
+    await idleAgain.caughtUp();
+    const restarted = app.consumer('stuck')!;
+    await restarted.caughtUp();
+    // then: each goes on from where it was reset, and neither is stale any more
+    assert.deepEqual(got.seqs, [31]);
+    assert.deepEqual(stuckSeqs.slice(-4), [28, 29, 30, 31]);
+    assert.equal(restarted.stats().status, 'live');
+    assert.deepEqual(
+      sortedRecords(await store.loadConsumers!()).map((r) => [r.name, r.stale]),
+      [
+        ['idle', undefined],
+        ['near', undefined],
+        ['stuck', undefined],
+      ],
+    );
+    await assert.rejects(app.resetConsumer('never', 'start'), {
+      code: 'CONSUMER',
+      message: /consumer "never": has no stored record/,
+    });
+  });
+
+  it('a parked event stays retryable after compaction dropped it from the log', async () => {
+    // given: a consumer that parked seq 2, went on to the head, and a compaction that kept nothing
+    const app = await openCapable();
+    if (app === null || typeof storeOf(app).compact !== 'function') return;
+    const store = storeOf(app);
+    for (let i = 1; i <= 4; i++)
+      await app.execute(new Put(`k${i}`, i), { metadata: { correlationId: `c${i}` } });
+    const sub = await app.subscribe(
+      'mailer',
+      (e) => {
+        if (e.seq === 2) throw new Error('smtp down');
+      },
+      { from: 'start', maxAttempts: 1 },
+    );
+    await sub.caughtUp();
+    await sub.close();
+    await app.compact();
+    await assert.rejects(store.read!(1, 1), { code: 'LOG_COMPACTED' });
+    // when: the parked event is marked for retry (as `appendonly consumers retry` does) and the
+    // consumer starts again
+    const record = (await store.loadConsumers!()).find((r) => r.name === 'mailer')!;
+    await store.saveConsumer!({ ...record, parked: record.parked.map((p) => ({ ...p, retry: true })) });
+    const handed: AppliedEvent[] = [];
+    const again = await app.subscribe('mailer', (e) => void handed.push(e));
+    await again.caughtUp();
+    // then: it is handed the event as it was, from the copy its parked entry kept
+    assert.deepEqual(
+      handed.map((e) => [e.seq, e.type, e.data, e.metadata]),
+      [[2, 'SET', { key: 'k2', value: 2 }, { correlationId: 'c2' }]],
+    );
+    assert.deepEqual((await store.loadConsumers!()).find((r) => r.name === 'mailer')!.parked, []);
   });
 
   it('@Consumer classes with @On methods run through createApp({ consumers })', async () => {

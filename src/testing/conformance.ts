@@ -14,10 +14,23 @@ import { runReplayConformance } from './conformance-replay';
 import { runVersionConformance } from './conformance-versions';
 import { Count, conformanceClasses, Explode, FlushAll, Put, PutMany, Remove } from './fixtures';
 
+/**
+ * Options a case asks the store under test to take, on top of the factory's own: a store with
+ * consumers and compaction must honour them (the retention cases need a small `maxConsumerLag`).
+ */
+export interface ConformanceStoreOptions {
+  /** The store's `maxConsumerLag` (see the shared store options). */
+  readonly maxConsumerLag?: number;
+}
+
 /** One location (folder, file, memory) for one conformance test. */
 export interface StoreUnderTest {
-  /** A new store instance on this location: called again to reopen it after close. */
-  open(): EventStore;
+  /**
+   * A new store instance on this location: called again to reopen it after close. `options`,
+   * when given, go to the store's constructor with the factory's own. An `open` declared
+   * without a parameter (as before options existed) skips the cases that need them.
+   */
+  open(options?: ConformanceStoreOptions): EventStore;
   /** Removes what the test left. */
   cleanup?(): void | Promise<void>;
 }
@@ -348,12 +361,13 @@ export function runStoreConformance(
 
     runConsumerConformance({
       it,
-      openWith: async (extra) => {
+      configurable: () => sut.open.length > 0,
+      openWith: async (extra, storeOptions) => {
         const app = await createApp({
           ...conformanceClasses,
           logger: silentLogger,
           ...extra,
-          store: sut.open(),
+          store: storeOptions === undefined ? sut.open() : sut.open(storeOptions),
         });
         apps.push(app);
         return app;

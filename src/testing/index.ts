@@ -10,5 +10,11 @@ export {
   type ThenStep,
   type WhenStep,
 } from './app-specification';
-export { replayAll, runStoreConformance, type StoreUnderTest } from './conformance';
+export {
+  type ConformanceStoreOptions,
+  type ConformanceTestApi,
+  replayAll,
+  runStoreConformance,
+  type StoreUnderTest,
+} from './conformance';
 export { fixtures } from './fixtures';

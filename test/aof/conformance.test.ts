@@ -6,6 +6,6 @@ import { tempDir } from './helpers';
 for (const appendfsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
   runStoreConformance(`AofStore ${appendfsync}`, () => {
     const { dir, cleanup } = tempDir();
-    return { open: () => new AofStore({ dir, appendfsync }), cleanup };
+    return { open: (o) => new AofStore({ dir, appendfsync, ...o }), cleanup };
   });
 }

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type App, createApp, type EventStore, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
@@ -101,6 +102,60 @@ describe.each([
       expect(r.stderr).toMatch(/refusing to drop parked events/);
     } finally {
       await app.close();
+    }
+  });
+
+  it('says what holds compaction back, and which consumers are stale', async () => {
+    // given: "audit" at seq 4, "mailer" at 6, "lost" at 0 (5 more commands: seq 11), a
+    // compaction with maxConsumerLag 8: "lost" is 10 behind, stale; "audit" holds seqs 5..10
+    const app = await createApp({
+      ...conformanceClasses,
+      store:
+        kind === 'aof'
+          ? new AofStore({ dir: tmp.dir, maxConsumerLag: 8 })
+          : new SqliteWalStore({ file: arg, maxConsumerLag: 8 }),
+      logger: silentLogger,
+    });
+    await app.subscribe('lost', () => {}, { from: { after: 0 } }).then((s) => s.close());
+    for (let i = 7; i <= 10; i++) await app.execute(new Put(`k${i}`, i));
+    // (stored at 0: it was closed before it could handle anything new)
+    const records = await (app as unknown as { store: EventStore }).store.loadConsumers!();
+    await (app as unknown as { store: EventStore }).store.saveConsumer!({
+      ...records.find((r) => r.name === 'lost')!,
+      position: 0,
+    });
+    await app.compact();
+    await app.close();
+    // when
+    const json = JSON.parse(cli(['consumers', arg, '--json']).stdout) as {
+      consumers: { name: string; stale?: { seq: number; lag: number } }[];
+      retention: unknown;
+    };
+    const text = cli(['consumers', arg]).stdout;
+    // then
+    expect(json.consumers.map((c) => [c.name, c.stale?.seq, c.stale?.lag])).toEqual([
+      ['audit', undefined, undefined],
+      ['lost', 10, 10],
+      ['mailer', undefined, undefined],
+    ]);
+    expect(json.retention).toEqual({
+      seq: 10,
+      heldBy: { name: 'audit', position: 4 },
+      keptFrom: 5,
+      keptEvents: 6,
+      stale: ['lost'],
+    });
+    expect(text).toMatch(
+      /lost {2}position 0 {2}lag 10 {2}parked 0 {2}STALE \(a compaction at seq 10 found it 10 events behind/,
+    );
+    expect(text).toMatch(
+      /compaction: held by "audit" at seq 4: 6 events below the snapshot \(seq 10\) kept from seq 5/,
+    );
+    if (kind === 'aof') {
+      // and: the kept files are Redis history files; redis-check-aof passes the log
+      const manifest = path.join(tmp.dir, 'appendonlydir', 'appendonly.aof.manifest');
+      expect(fs.readFileSync(manifest, 'utf8')).toMatch(/ type h startseq 1\n/);
+      expect(redisCheckAof([manifest]).stdout).toMatch(/is valid/);
     }
   });
 

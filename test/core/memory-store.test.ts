@@ -3,6 +3,7 @@ import { MemoryStore } from 'appendonly';
 import { runStoreConformance } from 'appendonly/testing';
 
 runStoreConformance('MemoryStore', () => {
-  const store = new MemoryStore();
-  return { open: () => store };
+  // One instance is the log; the first open's options make it.
+  let store: MemoryStore | undefined;
+  return { open: (o) => (store ??= new MemoryStore(o)) };
 });

@@ -15,7 +15,7 @@ describe('PostgresStore', () => {
       });
       runStoreConformance(`PostgresStore ${policy}`, () => {
         const log = `conformance-${++n}`;
-        return { open: () => new PostgresStore({ connectionString: url, log, appendfsync: policy }) };
+        return { open: (o) => new PostgresStore({ connectionString: url, log, appendfsync: policy, ...o }) };
       });
     });
   }

@@ -1,5 +1,8 @@
-import { usePostgres } from '../support/postgres';
-import { Increment } from './domain';
+import 'reflect-metadata';
+import { createApp, silentLogger } from 'appendonly';
+import { PostgresStore } from 'appendonly/adapters/postgres';
+import { admin, usePostgres } from '../support/postgres';
+import { classes, Increment } from './domain';
 import { useApps } from './helpers';
 
 /** Consumers on a shared log: a consumer on one instance is handed what every instance commits. */
@@ -27,5 +30,73 @@ describe('PostgresStore: a consumer on a shared log', () => {
     // then: every event of the log, once, in order
     expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(sub.stats().position).toBe(60);
+  });
+
+  it('a consumers table from before stale marks: a role that cannot add the column keeps its positions, and compaction keeps what it could not mark', async () => {
+    // given: a log made by the owner, a consumers table without the stale column, and a role
+    // with row rights only
+    const schema = 'oldconsumers';
+    const owner = (connectionString: string, maxConsumerLag?: number) =>
+      createApp({
+        ...classes,
+        store: new PostgresStore({
+          connectionString,
+          schema,
+          ...(maxConsumerLag !== undefined ? { maxConsumerLag } : {}),
+        }),
+        logger: silentLogger,
+      });
+    await (await owner(url)).close();
+    await admin(
+      url,
+      `CREATE TABLE ${schema}.consumers (log text NOT NULL, name text NOT NULL, position bigint NOT NULL, parked text NOT NULL, PRIMARY KEY (log, name))`,
+    );
+    // (and the holders' epochs, as an administrator makes them for a role without CREATE)
+    await admin(
+      url,
+      `CREATE TABLE ${schema}.consumer_leases (log text NOT NULL, name text NOT NULL, epoch bigint NOT NULL, PRIMARY KEY (log, name))`,
+    );
+    const role = `consumers_role_${process.pid}_${Date.now()}`;
+    await admin(url, `CREATE ROLE ${role} LOGIN`);
+    await admin(url, `GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await admin(url, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+    const asRole = new URL(url);
+    asRole.username = role;
+    try {
+      const app = await owner(asRole.toString(), 2);
+      const slow = await app.subscribe('slow', () => {});
+      await slow.close();
+      // when: it falls 10 events behind and the log is compacted (maxConsumerLag 2)
+      for (let i = 0; i < 10; i++) await app.execute(new Increment('x'));
+      await app.compact();
+      // then: the mark could not be stored, so its events were kept, and it catches up whole
+      expect(app.stats().store?.retention).toEqual({
+        seq: 10,
+        heldBy: { name: 'slow', position: 0 },
+        keptFrom: 1,
+        keptEvents: 10,
+        stale: [],
+      });
+      const seen: number[] = [];
+      const again = await app.subscribe('slow', (e) => void seen.push(e.seq));
+      await again.caughtUp();
+      expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+      await app.close();
+      // and: the owner's instance adds the column at its first save, and marks from then on
+      const byOwner = await owner(url, 2);
+      await byOwner.subscribe('idle', () => {}, { from: 'start' }).then((s) => s.close());
+      await (byOwner as unknown as { store: PostgresStore }).store.saveConsumer({
+        name: 'idle',
+        position: 0,
+        parked: [],
+      });
+      await byOwner.execute(new Increment('x'));
+      await byOwner.compact();
+      expect(byOwner.stats().store?.retention?.stale).toEqual(['idle']);
+      await byOwner.close();
+    } finally {
+      await admin(url, `DROP OWNED BY ${role}`);
+      await admin(url, `DROP ROLE ${role}`);
+    }
   });
 });

@@ -63,7 +63,7 @@ describe('PostgresStore: faults', () => {
 
   it('a connection lost after COMMIT, before its answer: the batch is neither lost nor logged twice', async () => {
     // given: the app reaches the server through a proxy that can drop the answer to one append
-    const proxy = await answerDroppingProxy(new URL(url).searchParams.get('host')!);
+    const proxy = await faultyProxy(new URL(url).searchParams.get('host')!);
     try {
       const proxied = new URL(url);
       proxied.searchParams.set('host', proxy.dir);
@@ -85,6 +85,30 @@ describe('PostgresStore: faults', () => {
       );
       expect(rows.map((r) => r.seq)).toEqual([1, 2, 3]);
       expect(stateOf(app)).toEqual({ before: 1, lost: 2, after: 3 });
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a connection the server ends as it is made (FATAL with its ReadyForQuery): open refuses with PersistenceError, nothing uncaught, the next open works', async () => {
+    // given: the app reaches the server through a proxy that ends the next connection made
+    // right behind the server's ReadyForQuery, in the same read, as a shutting-down server does
+    const proxy = await faultyProxy(new URL(url).searchParams.get('host')!);
+    try {
+      const proxied = new URL(url);
+      proxied.searchParams.set('host', proxy.dir);
+      proxy.endNextAsReady();
+      // when: a store opens (its first connection is that one)
+      const refused = await open(proxied.toString(), 'ended-as-made').then(
+        () => null,
+        (err: unknown) => err,
+      );
+      // then: the open is refused with the driver's code, not an uncaught 'error' event that
+      // would end the process; and the next open, on a healthy connection, works
+      expect(refused).toBeInstanceOf(PersistenceError);
+      const { app } = await open(proxied.toString(), 'ended-as-made');
+      await app.execute(new fixtures.Put('k', 1));
+      expect(stateOf(app)).toEqual({ k: 1 });
     } finally {
       proxy.close();
     }
@@ -163,25 +187,31 @@ describe('PostgresStore: faults', () => {
 });
 
 /**
- * A Unix-socket proxy in front of the server: it forwards everything, except that once armed,
- * the first answer after a client message containing `marker` is swallowed and both sides of
- * that connection are cut: the server has run (and committed) the statement, the client never
- * hears of it.
+ * A Unix-socket proxy in front of the server: it forwards everything, except, once armed, for
+ * one fault. `dropNextAnswerTo`: the first answer after a client message containing `marker` is
+ * swallowed and both sides of that connection are cut: the server has run (and committed) the
+ * statement, the client never hears of it. `endNextAsReady`: the next connection made gets the
+ * server's ReadyForQuery and, in the same write, a FATAL 57P01 (what a server shutting down
+ * sends a session that has just started), then both sides are cut.
  */
-async function answerDroppingProxy(serverDir: string): Promise<{
+async function faultyProxy(serverDir: string): Promise<{
   dir: string;
   dropped: number;
   dropNextAnswerTo(marker: string): void;
+  endNextAsReady(): void;
   close(): void;
 }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aopg-proxy-'));
   let marker: string | null = null;
+  let endAsReady = false;
   const state = { dropped: 0 };
   const sockets = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
     const upstream = net.connect(path.join(serverDir, '.s.PGSQL.5432'));
     sockets.add(client).add(upstream);
     let armed = false;
+    const endThis = endAsReady;
+    endAsReady = false;
     client.on('data', (chunk) => {
       if (marker !== null && chunk.includes(marker)) {
         marker = null;
@@ -190,6 +220,11 @@ async function answerDroppingProxy(serverDir: string): Promise<{
       upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
+      if (endThis && chunk.includes(READY_FOR_QUERY)) {
+        client.end(Buffer.concat([chunk, ADMIN_SHUTDOWN]));
+        upstream.destroy();
+        return;
+      }
       if (armed) {
         state.dropped++;
         client.destroy();
@@ -214,6 +249,9 @@ async function answerDroppingProxy(serverDir: string): Promise<{
     dropNextAnswerTo: (m) => {
       marker = m;
     },
+    endNextAsReady: () => {
+      endAsReady = true;
+    },
     close: () => {
       for (const s of sockets) s.destroy();
       proxy.close();
@@ -221,3 +259,17 @@ async function answerDroppingProxy(serverDir: string): Promise<{
     },
   };
 }
+
+/** The backend's ReadyForQuery, idle: 'Z', length 5, 'I'. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+
+/** An ErrorResponse FATAL 57P01 admin_shutdown, as a server shutting down sends it. */
+const ADMIN_SHUTDOWN = (() => {
+  const fields = Buffer.from(
+    'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0',
+    'utf8',
+  );
+  const head = Buffer.from([0x45, 0, 0, 0, 0]);
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
+})();

@@ -8,6 +8,6 @@ for (const appendfsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
   runStoreConformance(`SqliteWalStore ${appendfsync}`, () => {
     const { dir, cleanup } = tempDir();
     const file = path.join(dir, 'app.db');
-    return { open: () => new SqliteWalStore({ file, appendfsync }), cleanup };
+    return { open: (o) => new SqliteWalStore({ file, appendfsync, ...o }), cleanup };
   });
 }

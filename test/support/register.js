@@ -13,6 +13,8 @@ const aliases = {
   'appendonly/adapters/aof': 'adapters/aof/index.ts',
   'appendonly/adapters/sqlite-wal': 'adapters/sqlite-wal/index.ts',
   'appendonly/adapters/postgres': 'adapters/postgres/index.ts',
+  'appendonly/nestjs': 'integrations/nestjs/index.ts',
+  'appendonly/opentelemetry': 'integrations/opentelemetry/index.ts',
 };
 
 const resolve = Module._resolveFilename;

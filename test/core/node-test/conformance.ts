@@ -51,8 +51,12 @@ class DropsLastGroupStore implements EventStore {
 
 const which = process.env.CONFORMANCE_STORE;
 const factory = () => {
-  const store = which === 'drops-last-group' ? new DropsLastGroupStore() : new MemoryStore();
-  return { open: () => store };
+  // One instance is the log; the first open's options make it (the memory store takes them).
+  let store: EventStore | undefined;
+  return {
+    open: (options?: { maxConsumerLag?: number }) =>
+      (store ??= which === 'drops-last-group' ? new DropsLastGroupStore() : new MemoryStore(options)),
+  };
 };
 if (which === 'no-api') runStoreConformance('MemoryStore', factory);
 else runStoreConformance(String(which), factory, { describe, it, beforeEach, afterEach });
