@@ -16,6 +16,7 @@ export { On, Projection } from './decorators/projection';
 export { Consumer } from './decorators/consumer';
 export type {
   ConsumerHandler,
+  ConsumerReaction,
   ConsumerStart,
   ConsumerStats,
   ConsumerStatus,
@@ -92,6 +93,7 @@ export {
 } from './errors';
 export type {
   CompactionResult,
+  ConsumerPosition,
   ConsumerLease,
   ConsumerRecord,
   EventGroup,

@@ -24,7 +24,8 @@ import { LogDir, TEMP_PREFIX } from './log-dir';
 import { SeqIndex } from './seq-index';
 import type { Manifest } from './manifest';
 import { type AofStoreOptions, type ResolvedAofOptions, resolveAofOptions } from './options';
-import { type LogFile, type ReadOptions, type ReadSummary, readLog } from './reader';
+import { type LogFile, type ReadOptions, type ReadSummary, readLog, readLoggedPositions } from './reader';
+import type { AofGroup, LoggedPosition } from './record-codec';
 import { type RewriteHost, runRewrite } from './rewrite';
 import { AofWriter } from './writer';
 
@@ -62,6 +63,18 @@ export class AofStore implements EventStore {
   /** Where groups start in the incr files, for `read` (noted by replay and by reads). */
   private readonly index = new SeqIndex();
   private consumerFile: ConsumerFile | null = null;
+  /**
+   * The reactions' positions the log holds (`@pos`), by consumer, as far as they are durable:
+   * read by a replay (or a scan, for a tool that did not replay), then moved by each durable
+   * reaction. `loadConsumers` reports the greater of a record's position and this one (same epoch).
+   */
+  private readonly logged = new Map<string, LoggedPosition>();
+  /** `logged` covers the whole log: a replay or a scan read it. */
+  private positionsRead = false;
+  /** Reactions appended and not yet durable, in seq order: a compaction folds those it covers. */
+  private pendingPositions: { readonly seq: number; readonly position: LoggedPosition }[] = [];
+  /** A reaction's position is in its group's MULTI (see `EventStore.reactions`). */
+  readonly reactions = true;
   /** What compactions keep for consumers (made at open). */
   private retention: ConsumerRetention | null = null;
 
@@ -241,6 +254,7 @@ export class AofStore implements EventStore {
     );
     // An incr file without events leaves the reader's last seq where the base (read or not) ends.
     this.lastSeq = Math.max(summary.lastSeq, baseSeq);
+    this.noteLogged(summary.positions);
     this.scheduler?.rebase();
     this.tailChecked();
   }
@@ -352,16 +366,64 @@ export class AofStore implements EventStore {
     return out;
   }
 
-  /** The consumers' records, from their file in the log folder (read once, then kept). */
+  /**
+   * The consumers' records, from their file in the log folder (read once, then kept), each at the
+   * greater of its position and the last one a reaction of its epoch logged (`@pos`). A store
+   * that has not replayed (a tool) reads the log's positions first.
+   */
   async loadConsumers(): Promise<readonly ConsumerRecord[]> {
     this.assertOpen();
-    return this.consumerFile!.load();
+    if (!this.positionsRead) await this.scanPositions();
+    return this.consumerFile!.loadWith(this.logged);
   }
 
-  /** Replaces the consumers' file atomically (temp, fsync, rename, fsync the folder): durable when it resolves. */
+  /**
+   * Replaces the consumers' file atomically (temp, fsync, rename, fsync the folder): durable when
+   * it resolves. A position below the log's (a tool moving it back) starts a new epoch.
+   */
   async saveConsumer(record: ConsumerRecord): Promise<void> {
     this.assertOpen();
-    return this.consumerFile!.save(record);
+    return this.consumerFile!.save(record, this.logged.get(record.name));
+  }
+
+  /** Reads the whole log for its `@pos` records only (a tool's store, which never replays). */
+  private async scanPositions(): Promise<void> {
+    const manifest = this.dir.manifest;
+    const files: LogFile[] = manifest.incrs.map((e) => ({
+      name: e.name,
+      path: this.dir.file(e.name),
+      kind: 'incr',
+      seq: e.startSeq,
+    }));
+    this.noteLogged(await readLoggedPositions(this.options.fs, files));
+  }
+
+  /** Takes the positions a read of the log found; the log now has no others. */
+  private noteLogged(positions: ReadonlyMap<string, LoggedPosition> | undefined): void {
+    for (const p of positions?.values() ?? []) this.noteDurable(p);
+    this.positionsRead = true;
+  }
+
+  /** A reaction's position is durable (or was read from the log): the later of it and the one known. */
+  private noteDurable(p: LoggedPosition): void {
+    const known = this.logged.get(p.name);
+    if (
+      known === undefined ||
+      p.epoch > known.epoch ||
+      (p.epoch === known.epoch && p.position > known.position)
+    )
+      this.logged.set(p.name, p);
+  }
+
+  /**
+   * A compaction is about to drop the files holding the groups up to `through` (all durable by
+   * now): their `@pos` records go into the consumers' file first, so that no position moves
+   * back when they leave the log.
+   */
+  private async foldPositions(through: number): Promise<void> {
+    const fold = [...this.logged.values()];
+    for (const p of this.pendingPositions) if (p.seq <= through) fold.push(p.position);
+    if (fold.length > 0) await this.consumerFile!.fold(fold);
   }
 
   /** Rewrites the file without the consumer; false when it had none of that name. */
@@ -408,9 +470,33 @@ export class AofStore implements EventStore {
     if (writer === null || this.closed) return Promise.reject(new AppClosedError('the AofStore is not open'));
     this.lastSeq = group.seq + group.events.length - 1;
     this.scheduler!.appended();
-    const durable = writer.append(group);
+    const consumer = group.consumer;
+    if (consumer === undefined) {
+      const durable = writer.append(group);
+      if (!this.tailVerified) this.checkTail(writer);
+      return durable;
+    }
+    // A reaction: its `@pos` carries the record's epoch (the hub loaded the records before the
+    // consumer ran, so the file's map is in memory).
+    const position: LoggedPosition = { ...consumer, epoch: this.consumerFile!.epochOf(consumer.name) };
+    const entry = { seq: group.seq, position };
+    this.pendingPositions.push(entry);
+    const aof: AofGroup = { ...group, consumerEpoch: position.epoch };
+    const durable = writer.append(aof);
     if (!this.tailVerified) this.checkTail(writer);
-    return durable;
+    const settled = () => {
+      this.pendingPositions = this.pendingPositions.filter((p) => p !== entry);
+    };
+    return durable.then(
+      () => {
+        settled();
+        this.noteDurable(position);
+      },
+      (err: unknown) => {
+        settled();
+        throw err;
+      },
+    );
   }
 
   /** BGREWRITEAOF; a call while one runs joins it or its follow-up (see CompactionScheduler). */
@@ -445,6 +531,7 @@ export class AofStore implements EventStore {
         store.sealedSize = size;
       },
       currentSize: () => store.sealedSize + writer.current.size,
+      beforeDrop: (through) => store.foldPositions(through),
       retain: (seq) => (this.options.keepHistory ? Promise.resolve(null) : this.retention!.plan(seq)),
     };
     return runRewrite(host);

@@ -1,7 +1,7 @@
 import { CorruptLogError } from '../../src/index';
 import type { ByteWindow } from './byte-window';
 import { crc32, readHex8 } from './crc';
-import { CMD_ENVELOPE, CMD_EXEC, CMD_MULTI, commandKind, crcHex } from './record-codec';
+import { CMD_ENVELOPE, CMD_EXEC, CMD_MULTI, CMD_POSITION, commandKind, crcHex } from './record-codec';
 import { ANNOTATION, ERROR, RECORD, RespScanner } from './resp';
 import { isCrcLinePrefix } from './torn-tail';
 
@@ -23,6 +23,10 @@ import { isCrcLinePrefix } from './torn-tail';
  * - An `@env` record opens a group and never completes one: it is part of the bytes of the group
  *   that follows it (its `#CRC` covers it), so a cut never separates an envelope from its events.
  *   One per group, before MULTI; anywhere else it is corruption.
+ * - A `@pos` record (a reaction's consumer position) lies inside MULTI … EXEC, once, after at
+ *   least one event: it is part of the group, so a torn group loses its position with its
+ *   events, and a whole group keeps both. It is not an event (it has no seq); anywhere else it
+ *   is corruption.
  * - A group is reported (GROUP) only once complete, so an unfinished one never reaches a caller:
  *   at the end of the file it is TORN, and `tornAt` is where the last whole group ends.
  */
@@ -39,13 +43,16 @@ export const END = 3;
 export const TORN = 4;
 /** The group's `@env` record: its arguments are in `sc`, it starts at `commandAt`. */
 export const ENVELOPE = 5;
+/** The group's `@pos` record (a reaction's consumer position): its arguments are in `sc`, it starts at `commandAt`. */
+export const POSITION = 6;
 export type FrameResult =
   | typeof COMMAND
   | typeof GROUP
   | typeof REFILL
   | typeof END
   | typeof TORN
-  | typeof ENVELOPE;
+  | typeof ENVELOPE
+  | typeof POSITION;
 
 /**
  * How the file ends inside a group: its records stop short (`records`, Redis's short read), they
@@ -64,6 +71,8 @@ export class GroupFramer {
   commands = 0;
   /** The group being read has its `@env` record (returned as ENVELOPE). */
   envelope = false;
+  /** The group being read has its `@pos` record (returned as POSITION). */
+  position = false;
   /** Buffer offset of the command just returned (COMMAND); it ends at `sc.end`. */
   commandAt = 0;
   /** Unix seconds of the group's own `#TS` line, or -1. */
@@ -149,6 +158,16 @@ export class GroupFramer {
           this.envelope = true;
           this.commandAt = pos;
           return ENVELOPE;
+        } else if (kind === CMD_POSITION) {
+          if (!this.inMulti || this.commands === 0 || this.position)
+            throw this.corrupt(
+              pos,
+              'an event record',
+              'a @pos record outside MULTI … EXEC, before any event, or twice in a group',
+            );
+          this.position = true;
+          this.commandAt = pos;
+          return POSITION;
         } else {
           this.commands++;
           this.commandAt = pos;
@@ -255,6 +274,7 @@ export class GroupFramer {
     this.multi = false;
     this.commands = 0;
     this.envelope = false;
+    this.position = false;
     this.ownTs = -1;
   }
 

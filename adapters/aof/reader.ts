@@ -2,7 +2,8 @@ import { CorruptLogError, TruncatedLogError } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { ByteWindow } from './byte-window';
 import type { FileSystem } from './file-system';
-import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, REFILL } from './group-framer';
+import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, POSITION, REFILL } from './group-framer';
+import type { LoggedPosition } from './record-codec';
 import { RecordDecoder } from './record-decoder';
 import { wholeCrcLineAfter } from './torn-tail';
 
@@ -50,6 +51,8 @@ export interface ReadSummary {
   lastSeq: number;
   /** The size of each file as it is after the read (the last one possibly cut). */
   readonly sizes: number[];
+  /** The last consumer position each reaction's consumer logged (`@pos`), in whole groups; set at the end. */
+  positions?: ReadonlyMap<string, LoggedPosition>;
 }
 
 /** Records per yielded batch. */
@@ -105,6 +108,8 @@ export async function* readLog(
           break;
         } else if (r === ENVELOPE) {
           decoder.envelopeRecord(framer);
+        } else if (r === POSITION) {
+          decoder.positionRecord(framer);
         } else {
           decoder.dropGroup();
           cutAt = await tornTail(framer, window, f === files.length - 1, options);
@@ -130,6 +135,7 @@ export async function* readLog(
     summary.sizes.push(size);
   }
   if (decoder.batch.length > 0) yield decoder.take();
+  summary.positions = decoder.positions;
 }
 
 /** Why a whole command is cut: said in the warning and in {@link TruncatedLogError}. */
@@ -178,4 +184,23 @@ async function tornTail(
     );
   }
   return at;
+}
+
+/**
+ * The consumers' positions the reactions of `files` logged (`@pos`), the last per consumer, read
+ * without changing anything: a torn tail is left as it is, and its group's position does not
+ * count. For readers that do not replay (a tool's store, `appendonly consumers`).
+ */
+export async function readLoggedPositions(
+  fs: FileSystem,
+  files: readonly LogFile[],
+): Promise<ReadonlyMap<string, LoggedPosition>> {
+  const summary: ReadSummary = { lastSeq: 0, sizes: [] };
+  const reading = readLog(
+    files,
+    { fs, loadTruncated: true, truncate: async () => {}, warn: () => {} },
+    summary,
+  );
+  while (!(await reading.next()).done);
+  return summary.positions ?? new Map();
 }

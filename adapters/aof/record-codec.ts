@@ -13,7 +13,13 @@ import { bytesEqual, type RespEncoder, type RespScanner, utf8 } from './resp';
  *   envelope          *2 @env <ids, comma-separated>      (the time is the first id's UUIDv7 ms)
  *                     *3..5 @env <ids> <time ms> [<versions, comma-separated> [<JSON(metadata)>]]
  * (`@` cannot start an event type, so no event is read as an envelope; versions is empty when
- * every event is version 1, ids empty for a group that has none); `#TS:<unix s>` may precede a group, and
+ * every event is version 1, ids empty for a group that has none); a reaction's group (one with
+ * `consumer`) is always a MULTI … EXEC, and its consumer's position is a record inside it, last
+ * before EXEC, so that the torn-tail cut keeps or drops the events and the position together:
+ *   position          *4 @pos <consumer name> <position seq> <epoch>
+ * (the epoch is the consumer record's in the consumers' file: a record moved back by a tool or
+ * made again after a delete has a new one, and older @pos records no longer count for it);
+ * `#TS:<unix s>` may precede a group, and
  * `#CRC:<crc32 hex>` follows it, covering every byte of the group from its first annotation
  * (or record) to the CRC line. Built-in names are matched case-sensitively: a user event may be
  * called `set`, and is then a two-argument record that must not be read as Redis's SET.
@@ -27,6 +33,7 @@ export const W_FLUSHALL = ascii('FLUSHALL');
 export const W_MULTI = ascii('MULTI');
 export const W_EXEC = ascii('EXEC');
 export const W_ENV = ascii('@env');
+export const W_POS = ascii('@pos');
 
 const SET_PREFIX = ascii('*3\r\n$3\r\nSET\r\n');
 const DEL_NAME = ascii('$3\r\nDEL\r\n');
@@ -36,6 +43,39 @@ const EXEC_RECORD = ascii('*1\r\n$4\r\nEXEC\r\n');
 const EVENT_PREFIX = ascii('*2\r\n');
 const ENV_NAME = ascii('$4\r\n@env\r\n');
 const ENV_SHORT_PREFIX = ascii('*2\r\n$4\r\n@env\r\n');
+const POS_PREFIX = ascii('*4\r\n$4\r\n@pos\r\n');
+
+/** A reaction's consumer position as its `@pos` record holds it. */
+export interface LoggedPosition {
+  readonly name: string;
+  readonly position: number;
+  readonly epoch: number;
+}
+
+/**
+ * A group as the AOF store hands it to its writer: a reaction's group carries the epoch of its
+ * consumer's record (see the `@pos` record above); 0 when absent.
+ */
+export type AofGroup = EventGroup & { readonly consumerEpoch?: number };
+
+/** True when the command in the scanner is a `@pos` record. */
+export function isPositionRecord(buf: Buffer, sc: RespScanner): boolean {
+  return sc.argc === 4 && buf[sc.argStart[0]] === 64 && bytesEqual(buf, sc.argStart[0], sc.argEnd[0], W_POS);
+}
+
+/** Decodes the `@pos` record in the scanner; throws {@link RecordFormatError} naming what is wrong. */
+export function decodePosition(buf: Buffer, sc: RespScanner): LoggedPosition {
+  const a = sc.argStart;
+  const e = sc.argEnd;
+  if (e[1] === a[1]) throw new RecordFormatError(a[1], 'a consumer name in the @pos record');
+  const position = smallInteger(buf, a[2], e[2]);
+  if (position === undefined || position < 0)
+    throw new RecordFormatError(a[2], 'the consumer position of the @pos record (a non-negative integer)');
+  const epoch = smallInteger(buf, a[3], e[3]);
+  if (epoch === undefined || epoch < 0)
+    throw new RecordFormatError(a[3], 'the epoch of the @pos record (a non-negative integer)');
+  return { name: utf8(buf, a[1], e[1]), position, epoch };
+}
 
 /** A group's envelope as read from its `@env` record. */
 export interface Envelope {
@@ -195,17 +235,24 @@ export function encodeEvent(enc: RespEncoder, event: DomainEvent): void {
  * Encodes a group as its records and its `#CRC` line. `tsSeconds` ≥ 0 writes a `#TS:` annotation
  * first. If encoding throws, the encoder is cut back to where the group started: never half a group.
  */
-export function encodeGroup(enc: RespEncoder, group: EventGroup, tsSeconds: number): void {
+export function encodeGroup(enc: RespEncoder, group: AofGroup, tsSeconds: number): void {
   const start = enc.length;
   try {
     if (tsSeconds >= 0) enc.annotation(`TS:${tsSeconds}`);
     if (hasEnvelope(group)) encodeEnvelope(enc, group);
     const events = group.events;
-    if (events.length === 1) {
+    const consumer = group.consumer;
+    if (events.length === 1 && consumer === undefined) {
       encodeEvent(enc, events[0]);
     } else {
       enc.raw(MULTI_RECORD);
       for (let i = 0; i < events.length; i++) encodeEvent(enc, events[i]);
+      if (consumer !== undefined) {
+        enc.raw(POS_PREFIX);
+        enc.bulk(consumer.name);
+        enc.bulk(String(consumer.position));
+        enc.bulk(String(group.consumerEpoch ?? 0));
+      }
       enc.raw(EXEC_RECORD);
     }
     enc.crcLine(crc32(enc.buf, start, enc.length));
@@ -239,8 +286,9 @@ export const CMD_EVENT = 0;
 export const CMD_MULTI = 1;
 export const CMD_EXEC = 2;
 export const CMD_ENVELOPE = 3;
+export const CMD_POSITION = 4;
 
-/** Classifies the command in the scanner as MULTI, EXEC or an event. */
+/** Classifies the command in the scanner as MULTI, EXEC, an envelope, a position or an event. */
 export function commandKind(buf: Buffer, sc: RespScanner): number {
   if (sc.argc === 1) {
     const s = sc.argStart[0];
@@ -249,6 +297,8 @@ export function commandKind(buf: Buffer, sc: RespScanner): number {
     if (bytesEqual(buf, s, e, W_EXEC)) return CMD_EXEC;
   } else if (isEnvelopeRecord(buf, sc)) {
     return CMD_ENVELOPE;
+  } else if (isPositionRecord(buf, sc)) {
+    return CMD_POSITION;
   }
   return CMD_EVENT;
 }

@@ -2,7 +2,15 @@ import { CorruptLogError, type DomainEvent, type EventMetadata, type JsonValue }
 import { type ReplayRecord, withEnvelope } from '../../src/store/replay-batch';
 import type { GroupFramer } from './group-framer';
 import type { LogFile } from './reader';
-import { decodeEnvelope, decodeEvent, type Envelope, isSetRecord, RecordFormatError } from './record-codec';
+import {
+  decodeEnvelope,
+  decodeEvent,
+  decodePosition,
+  type Envelope,
+  isSetRecord,
+  type LoggedPosition,
+  RecordFormatError,
+} from './record-codec';
 import { SetBatch, type SetTarget } from './set-batch';
 
 /** A one-SET command read as a `set` record; {@link SetBatch} fills in key and value. */
@@ -44,6 +52,13 @@ export class RecordDecoder {
   private single: SingleSet | null = null;
   /** The `@env` record of the group being read, or null (a group logged before envelopes). */
   private envelope: Envelope | null = null;
+  /** The `@pos` record of the group being read, or null: it counts once its group is whole. */
+  private position: LoggedPosition | null = null;
+  /**
+   * The consumers' positions logged by reactions in the whole groups read so far, by name: the
+   * last one read (a consumer's positions only grow along the log, and so do its epochs).
+   */
+  readonly positions = new Map<string, LoggedPosition>();
 
   constructor(private readonly setRecords: boolean) {}
 
@@ -80,8 +95,18 @@ export class RecordDecoder {
         'SET (a base file holds one SET per key)',
         'found @env',
       );
+    this.envelope = this.decodeRecord(f, decodeEnvelope);
+  }
+
+  /** The framer returned POSITION: the group being read is a reaction, with this consumer position. */
+  positionRecord(f: GroupFramer): void {
+    this.position = this.decodeRecord(f, decodePosition);
+  }
+
+  /** Decodes the record in the framer's scanner; a malformed one is corruption naming file and offset. */
+  private decodeRecord<T>(f: GroupFramer, decode: (buf: Buffer, sc: GroupFramer['sc']) => T): T {
     try {
-      this.envelope = decodeEnvelope(f.window.buf, f.sc);
+      return decode(f.window.buf, f.sc);
     } catch (err) {
       if (err instanceof RecordFormatError)
         throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);
@@ -141,6 +166,10 @@ export class RecordDecoder {
     const single = this.single;
     const env = this.envelope;
     this.envelope = null;
+    if (this.position !== null) {
+      this.positions.set(this.position.name, this.position);
+      this.position = null;
+    }
     if (env !== null) this.checkEnvelope(env, single !== null ? 1 : this.events.length, f);
     if (single !== null) {
       this.sets.endGroup(f.checked);
@@ -181,6 +210,7 @@ export class RecordDecoder {
    */
   dropGroup(): void {
     this.envelope = null;
+    this.position = null;
     this.sets.flushAll(this.file);
     this.events = [];
     this.entries = [];

@@ -24,6 +24,11 @@ export interface RewriteHost {
   sealedSize: number;
   currentSize(): number;
   /**
+   * Step 5 is about to leave out the files holding every group up to `through`: what they hold
+   * that the base does not (the reactions' consumer positions) is saved elsewhere first.
+   */
+  beforeDrop(through: number): Promise<void>;
+  /**
    * What to keep for consumers once the new base covers `seq` (stale marks stored first); null
    * with `keepHistory`, which keeps every replaced file in history/ anyway.
    */
@@ -115,7 +120,9 @@ export async function runRewrite(host: RewriteHost): Promise<CompactionResult> {
     await fs.rename(tempBase, dir.file(base.name));
     tempBase = null;
 
-    // Step 5. The kept files are named as history: neither our replay nor Redis's loader reads
+    // Step 5. The old files' consumer positions are in the consumers' file before they go.
+    await host.beforeDrop(seq);
+    // The kept files are named as history: neither our replay nor Redis's loader reads
     // them, and they are not part of sealedSize, so they never count towards the next trigger.
     const plan = await host.retain(seq);
     const kept = plan === null ? [] : await keptForConsumers(host, oldManifest, newIncr, plan.keepAfter);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { EventGroup, FsyncPolicy } from '../../src/index';
+import type { ConsumerPosition, EventGroup, FsyncPolicy } from '../../src/index';
 import type { PgClientLike } from './driver';
 import type { Tables } from './schema';
 
@@ -21,6 +21,8 @@ export interface BatchRows {
   readonly metadata: (string | null)[];
   /** Characters of event data in the batch. */
   bytes: number;
+  /** The reactions' consumer positions, committed in the batch's transaction. */
+  readonly reactions: ConsumerPosition[];
 }
 
 /** An empty batch starting at `firstSeq`. */
@@ -37,6 +39,7 @@ export function newRows(id: string, firstSeq: number): BatchRows {
     versions: [],
     metadata: [],
     bytes: 0,
+    reactions: [],
   };
 }
 
@@ -56,6 +59,7 @@ export function addGroup(rows: BatchRows, group: EventGroup): void {
     rows.sizes.push(i === 0 ? events.length : 0);
   }
   rows.lastSeq = group.seq + events.length - 1;
+  if (group.consumer !== undefined) rows.reactions.push(group.consumer);
 }
 
 /** `synchronous_commit` per policy: only `always` waits for the WAL flush at COMMIT. */

@@ -1,4 +1,5 @@
 import {
+  type ConsumerPosition,
   type ConsumerRecord,
   type EventGroup,
   LogCompactedError,
@@ -303,4 +304,24 @@ export function deleteConsumer(
     ]);
     return (r.rowCount ?? 0) > 0;
   });
+}
+
+/**
+ * A reaction's positions, on the writer's connection inside the transaction that inserts the
+ * reaction's rows (see `PgWriter`): both commit or neither. A position never moves back
+ * (GREATEST), and the parked events stay. The table exists: the App stores a consumer's record
+ * before the consumer runs.
+ */
+export async function saveReactionPositions(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  positions: readonly ConsumerPosition[],
+): Promise<void> {
+  await client.query(
+    `UPDATE ${consumersTable(t)} AS c SET position = GREATEST(c.position, r.position)
+     FROM unnest($2::text[], $3::bigint[]) AS r(name, position)
+     WHERE c.log = $1 AND c.name = r.name`,
+    [log, positions.map((p) => p.name), positions.map((p) => p.position)],
+  );
 }

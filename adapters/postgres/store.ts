@@ -71,6 +71,8 @@ export class PostgresStore implements EventStore {
   readonly kind = 'postgres';
   /** Other instances append to the same log. */
   readonly sharedLog = true;
+  /** A reaction's position is updated in the transaction of its rows (see `EventStore.reactions`). */
+  readonly reactions = true;
   private readonly options: ResolvedPostgresOptions;
   private readonly where: string;
   private readonly t: Tables;

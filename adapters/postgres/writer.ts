@@ -19,6 +19,7 @@ import {
   newRows,
   readHead,
 } from './append';
+import { saveReactionPositions } from './consumers';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
@@ -280,11 +281,11 @@ export class PgWriter {
     const locked = this.headLock.claim();
     let ok: boolean;
     try {
-      ok = await insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
+      ok = await this.insert(conn.client, batch.rows, locked);
       if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
     } catch (err) {
       if (!isConnectionLoss(err, conn)) {
-        if (locked) await conn.client.query('ROLLBACK').catch(() => {});
+        if (locked || batch.rows.reactions.length > 0) await conn.client.query('ROLLBACK').catch(() => {});
         throw err;
       }
       ok = await this.resend(conn, batch);
@@ -321,6 +322,20 @@ export class PgWriter {
       );
       return true;
     }
-    return insertBatch(conn.client, this.statements, this.log, this.policy, batch.rows);
+    return this.insert(conn.client, batch.rows, false);
+  }
+
+  /**
+   * The batch's statement; with reactions, in one transaction with their consumers' positions
+   * (`inTransaction`: the head lock's, committed by the caller), so that a batch found landed
+   * after a lost answer has its positions too.
+   */
+  private async insert(client: PgClientLike, rows: BatchRows, inTransaction: boolean): Promise<boolean> {
+    if (rows.reactions.length === 0) return insertBatch(client, this.statements, this.log, this.policy, rows);
+    if (!inTransaction) await client.query('BEGIN');
+    const ok = await insertBatch(client, this.statements, this.log, this.policy, rows);
+    if (ok) await saveReactionPositions(client, this.t, this.log, rows.reactions);
+    if (!inTransaction) await client.query(ok ? 'COMMIT' : 'ROLLBACK');
+    return ok;
   }
 }

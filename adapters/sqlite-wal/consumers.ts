@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './driver';
+import type { SqliteDatabase, SqliteStatement } from './driver';
 import {
   type ConsumerRecord,
   type EventGroup,
@@ -113,6 +113,17 @@ export function saveConsumer(db: SqliteDatabase, record: ConsumerRecord): void {
       record.stale === undefined ? null : JSON.stringify(record.stale),
     );
   })();
+}
+
+/**
+ * The statement a reaction's transaction runs (the group writer's, beside the INSERT of its
+ * events, so both commit or neither): the position becomes the greater of the stored one and the
+ * reaction's, parked events untouched. Made with the table, which the consumer's first save
+ * already created (the App stores the record before the consumer starts).
+ */
+export function reactionStatement(db: SqliteDatabase): SqliteStatement {
+  db.exec(CREATE);
+  return db.prepare('UPDATE consumers SET position = max(position, ?) WHERE name = ?');
 }
 
 /** Deletes a consumer's row; false when there was none. */

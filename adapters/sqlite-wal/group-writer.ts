@@ -1,6 +1,7 @@
 import type { SqliteDatabase, SqliteStatement } from './driver';
 import { AppClosedError, type EventGroup, InvalidEventError, PersistenceError } from '../../src/index';
 import { GroupCommit, type Waiting } from '../../src/kit/index';
+import { reactionStatement } from './consumers';
 
 /** Rows per multi-row INSERT. */
 const WIDE = 32;
@@ -51,6 +52,8 @@ export class GroupWriter {
   /** Inserts {@link WIDE} rows at once: one call into SQLite instead of one per row. */
   private readonly insertWide: SqliteStatement;
   private readonly args: (string | number | null)[] = new Array(WIDE * COLUMNS);
+  /** A reaction's position update (see `reactionStatement`), prepared by the first reaction. */
+  private reaction: SqliteStatement | null = null;
   /** Characters of event data (JSON) accepted and not yet committed: Redis's `aof_buffer_length`. */
   bufferLength = 0;
   /** The last sequence number appended (committed or pending). */
@@ -185,6 +188,13 @@ export class GroupWriter {
         }
       }
       for (let i = 0; i < a; i += COLUMNS) insert.run(args.slice(i, i + COLUMNS));
+      // A reaction's position commits in the transaction of its events: both or neither.
+      for (let g = 0; g < groups.length; g++) {
+        const consumer = groups[g].consumer;
+        if (consumer === undefined) continue;
+        this.reaction ??= reactionStatement(this.db);
+        this.reaction.run(consumer.position, consumer.name);
+      }
       this.commitStatement.run();
     } catch (err) {
       // SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): the rollback is then a no-op.

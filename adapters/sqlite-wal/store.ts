@@ -68,6 +68,8 @@ export interface SqliteWalStats extends StoreStats {
  */
 export class SqliteWalStore implements EventStore {
   readonly kind = 'sqlite-wal';
+  /** A reaction's position is updated in the transaction of its events (see `EventStore.reactions`). */
+  readonly reactions = true;
   private readonly options: ResolvedSqliteWalOptions;
   private db: SqliteDatabase | null = null;
   private context: StoreContext | null = null;

@@ -251,7 +251,7 @@ export class AofTools implements LogTools {
   }
 
   consumerRecords(): Promise<readonly ConsumerRecord[]> {
-    return readConsumerRecords(this.target.logDir);
+    return readConsumerRecords(this.target.logDir, this.target.files);
   }
 
   store(): EventStore {

@@ -9,6 +9,7 @@ import type { Clock } from '../runtime/clock';
 import {
   AppClosedError,
   CannotCompactError,
+  ConsumerError,
   CommandRejected,
   InvalidEventError,
   LogCompactedError,
@@ -19,6 +20,7 @@ import {
 } from '../errors';
 import type {
   CompactionResult,
+  ConsumerPosition,
   EventStore,
   ReplayEnd,
   StoreOpenInfo,
@@ -148,8 +150,8 @@ export class App {
     this.queue = new CommandQueue(
       commandBus,
       this.stateView,
-      (output, handler, command, attempts, ticket, generation, metadata, trace) =>
-        committer.commit(output, handler, command, attempts, ticket, generation, metadata, trace),
+      (output, handler, command, attempts, ticket, generation, metadata, trace, consumer) =>
+        committer.commit(output, handler, command, attempts, ticket, generation, metadata, trace, consumer),
       () => this.recovery.failure,
       () => committer.generation,
     );
@@ -167,6 +169,7 @@ export class App {
           ? Math.max(await store.head(), committer.durableSeq)
           : committer.durableSeq,
       knownHead: () => Math.max(committer.knownHead, committer.durableSeq),
+      react: (commands, metadata, consumer) => this.react(commands, metadata, consumer),
     });
   }
 
@@ -304,6 +307,27 @@ export class App {
     return result;
   }
 
+  /**
+   * A consumer's reaction (see `ConsumerReaction`): decided in dispatch order as one command, its
+   * events appended with the consumer's position as one unit. A store without the `reactions`
+   * capability cannot keep the two together: refused with `ConsumerError`, nothing appended.
+   * While closing, refused with `AppClosedError` (the consumer hands the event again next time).
+   */
+  private async react(
+    commands: readonly object[],
+    metadata: EventMetadata,
+    consumer: ConsumerPosition,
+  ): Promise<void> {
+    if (this.store.reactions !== true)
+      throw new ConsumerError(
+        consumer.name,
+        `its handler returned commands (a reaction) for seq ${consumer.position}, but the ${this.store.kind} store cannot append them with the consumer's position (no reactions capability)`,
+      );
+    const refusal = this.refusal();
+    if (refusal !== null) throw refusal;
+    await this.queue.react(commands, metadata, consumer);
+  }
+
   /** Runs a query against the current state. Never logged. */
   query<TResult = unknown>(query: object): Promise<TResult> {
     if (this.currentStatus === 'closed') return Promise.reject(new AppClosedError('the app is closed'));
@@ -337,6 +361,10 @@ export class App {
    * handler is retried with back-off, then the event is parked and the consumer goes on. `from`
    * applies the first time the name is seen. Rejects with `ConsumerError` when it cannot start
    * (see {@link SubscribeOptions}).
+   *
+   * The handler may return commands (a reaction, see `ConsumerReaction`): their events are
+   * appended with the consumer's position as one unit, so a reaction is in the log exactly once
+   * (side effects outside the log stay at least once).
    */
   subscribe(name: string, handler: ConsumerHandler, options?: SubscribeOptions): Promise<Subscription> {
     const refusal = this.refusal();

@@ -1,8 +1,11 @@
 import type { CommandBus } from '../bus/command-bus';
-import type { EventMetadata } from '../events/event';
+import type { ICommandHandler } from '../decorators/command-handler';
+import type { DomainEvent, EventMetadata } from '../events/event';
 import type { ReadonlyKeyValueState } from '../state/readonly-state';
+import type { ConsumerPosition } from '../store/event-store';
 import type { CommandTrace } from '../telemetry/telemetry';
 import type { CommandResult } from './command-result';
+import { normalizeEvents } from './normalize-events';
 
 /** A command to decide (again): its place in dispatch order and its decisions so far. */
 export interface Dispatched {
@@ -15,6 +18,49 @@ export interface Dispatched {
   readonly metadata?: EventMetadata;
   /** Its trace, when an observer traces it (every decision's). */
   readonly trace?: CommandTrace;
+  /** A reaction's: the consumer position appended with its events (every decision's). */
+  readonly consumer?: ConsumerPosition;
+}
+
+/**
+ * @internal A consumer's reaction, queued as one decision: its commands are decided by their
+ * own handlers, in order, each on the state as it is when the reaction is decided (they do not
+ * see one another's events, as the events of one command do not), and their events form one
+ * group, so that they and the consumer's position are one unit in the log.
+ */
+export class Reaction {
+  constructor(readonly commands: readonly object[]) {}
+}
+
+/** Decides a {@link Reaction}: the handler the queue calls for it. */
+class ReactionHandler {
+  constructor(private readonly bus: CommandBus) {}
+
+  execute(reaction: Reaction, state: ReadonlyKeyValueState): DomainEvent[] | Promise<DomainEvent[]> {
+    return decideFrom(this.bus, reaction.commands, 0, [], state);
+  }
+}
+
+/** Decides `commands[from…]` into `events`; synchronous until a handler returns a promise. */
+function decideFrom(
+  bus: CommandBus,
+  commands: readonly object[],
+  from: number,
+  events: DomainEvent[],
+  state: ReadonlyKeyValueState,
+): DomainEvent[] | Promise<DomainEvent[]> {
+  for (let i = from; i < commands.length; i++) {
+    const handler: ICommandHandler = bus.handlerFor(commands[i]);
+    const output: unknown = handler.execute(commands[i], state);
+    if (output !== null && typeof (output as { then?: unknown })?.then === 'function') {
+      return (output as Promise<unknown>).then((o) => {
+        for (const e of normalizeEvents(o, handler)) events.push(e);
+        return decideFrom(bus, commands, i + 1, events, state);
+      });
+    }
+    for (const e of normalizeEvents(output, handler)) events.push(e);
+  }
+  return events;
 }
 
 /** What the queue hands a decision to: applies it and resolves when it is durable. */
@@ -28,6 +74,7 @@ export type CommitDecision = (
   generation: number,
   metadata: EventMetadata | undefined,
   trace: CommandTrace | undefined,
+  consumer: ConsumerPosition | undefined,
 ) => Promise<CommandResult>;
 
 interface Waiting extends Dispatched {
@@ -50,6 +97,7 @@ export class CommandQueue {
   private paused = 0;
   private waiting: Waiting[] = [];
   private nextTicket = 0;
+  private readonly reactions: ReactionHandler;
 
   constructor(
     private readonly bus: CommandBus,
@@ -59,7 +107,9 @@ export class CommandQueue {
     private readonly refusal: () => Error | null,
     /** Counts the conflicts resolved so far (see `Committer.generation`). */
     private readonly generation: () => number = () => 0,
-  ) {}
+  ) {
+    this.reactions = new ReactionHandler(bus);
+  }
 
   /** True while nothing is being decided or waits. */
   get idle(): boolean {
@@ -75,9 +125,27 @@ export class CommandQueue {
     return this.run(command, 0, ticket, metadata, trace);
   }
 
+  /**
+   * Decides a consumer's reaction in dispatch order, as one command: its events and `consumer`
+   * (the position) are appended as one group. Rejects as a command does (nothing appended).
+   */
+  react(
+    commands: readonly object[],
+    metadata: EventMetadata,
+    consumer: ConsumerPosition,
+  ): Promise<CommandResult> {
+    const ticket = this.nextTicket++;
+    const reaction = new Reaction(commands);
+    if (this.busy || this.paused > 0 || this.waiting.length > 0)
+      return this.enqueue(reaction, 0, ticket, metadata, undefined, consumer);
+    return this.run(reaction, 0, ticket, metadata, undefined, consumer);
+  }
+
   /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) => this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.trace));
+    return commands.map((d) =>
+      this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.trace, d.consumer),
+    );
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -96,9 +164,10 @@ export class CommandQueue {
     ticket: number,
     metadata: EventMetadata | undefined,
     trace: CommandTrace | undefined,
+    consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const entry: Waiting = { command, attempts, ticket, metadata, trace, resolve, reject };
+      const entry: Waiting = { command, attempts, ticket, metadata, trace, consumer, resolve, reject };
       const waiting = this.waiting;
       let i = waiting.length;
       while (i > 0 && waiting[i - 1].ticket > ticket) i--;
@@ -113,13 +182,14 @@ export class CommandQueue {
     ticket: number,
     metadata: EventMetadata | undefined,
     trace: CommandTrace | undefined,
+    consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     let output: unknown;
     let handler: object;
     const generation = this.generation();
     trace?.decide(attempts);
     try {
-      const h = this.bus.handlerFor(command);
+      const h: ICommandHandler = command instanceof Reaction ? this.reactions : this.bus.handlerFor(command);
       handler = h;
       output =
         trace === undefined
@@ -136,7 +206,17 @@ export class CommandQueue {
           this.busy = false;
           trace?.decided();
           try {
-            return this.commit(events, handler, command, attempts, ticket, generation, metadata, trace);
+            return this.commit(
+              events,
+              handler,
+              command,
+              attempts,
+              ticket,
+              generation,
+              metadata,
+              trace,
+              consumer,
+            );
           } finally {
             this.drain();
           }
@@ -151,7 +231,7 @@ export class CommandQueue {
     }
     trace?.decided();
     try {
-      return this.commit(output, handler, command, attempts, ticket, generation, metadata, trace);
+      return this.commit(output, handler, command, attempts, ticket, generation, metadata, trace, consumer);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -165,7 +245,7 @@ export class CommandQueue {
       const result =
         refused !== null
           ? Promise.reject(refused)
-          : this.run(next.command, next.attempts, next.ticket, next.metadata, next.trace);
+          : this.run(next.command, next.attempts, next.ticket, next.metadata, next.trace, next.consumer);
       result.then(next.resolve, next.reject);
     }
   }

@@ -5,7 +5,7 @@ import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import type { CommandTrace } from '../telemetry/telemetry';
 import { AppendConflictError, PersistenceError } from '../errors';
-import type { EventGroup, EventStore } from '../store/event-store';
+import type { ConsumerPosition, EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
@@ -162,13 +162,14 @@ export class Committer {
     generation: number,
     metadata?: EventMetadata,
     trace?: CommandTrace,
+    consumer?: ConsumerPosition,
   ): Promise<CommandResult> {
     const host = this.host;
     const refused = host.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket, metadata, trace }])[0];
+      return host.queue!.retry([{ command, attempts, ticket, metadata, trace, consumer }])[0];
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {
@@ -178,7 +179,9 @@ export class Committer {
         (err: unknown) => {
           // Decided on the commands in flight: if they were stale, so is this decision.
           if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, trace }])[0];
+            return host.queue!.retry([
+              { command, attempts: attempts + 1, ticket, metadata, trace, consumer },
+            ])[0];
           throw host.refusal() ?? host.failed(err);
         },
       );
@@ -194,7 +197,7 @@ export class Committer {
     this.lastSeq = lastSeq;
     this.processed++;
     trace?.applied(firstSeq, lastSeq, events.length);
-    const group =
+    const plain: EventGroup =
       versions === undefined
         ? metadata === undefined
           ? { seq: firstSeq, time, events, ids }
@@ -202,12 +205,14 @@ export class Committer {
         : metadata === undefined
           ? { seq: firstSeq, time, events, ids, versions }
           : { seq: firstSeq, time, events, ids, versions, metadata };
-    const durable = host.store.append(group);
+    // A reaction's position travels to the store only: the ring and `events$` get the plain group.
+    const durable = host.store.append(consumer === undefined ? plain : { ...plain, consumer });
+    const group = plain;
     trace?.appended();
     this.lastDurable = durable;
     const result: CommandResult = { events, firstSeq, lastSeq };
     const entry: InFlight | null = this.retain
-      ? { command, attempts, ticket, metadata, trace, mark, durable }
+      ? { command, attempts, ticket, metadata, trace, consumer, mark, durable }
       : null;
     if (entry !== null) this.inflight.push(entry);
     return durable.then(
@@ -338,6 +343,7 @@ export class Committer {
         ticket: r.ticket,
         metadata: r.metadata,
         trace: r.trace,
+        consumer: r.consumer,
       })),
     );
     for (let i = 0; i < again.length; i++) {

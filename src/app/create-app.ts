@@ -191,7 +191,14 @@ function consumerHandler(instance: object, bindings: readonly OnBinding[]): Cons
   return async (applied: AppliedEvent) => {
     const list = byType.get(applied.event.type);
     if (list === undefined) return;
-    for (const fn of list) await fn(applied.event, { seq: applied.seq, time: applied.time });
+    // Every method's reaction, in the order of the methods: one reaction, one unit in the log.
+    const commands: object[] = [];
+    for (const fn of list) {
+      const out = await fn(applied.event, { seq: applied.seq, time: applied.time });
+      if (Array.isArray(out)) commands.push(...(out as object[]));
+      else if (out !== null && typeof out === 'object') commands.push(out);
+    }
+    return commands.length > 0 ? commands : undefined;
   };
 }
 

@@ -1,11 +1,12 @@
 import { AppClosedError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
-import { type AppliedEvent, appliedEvent } from '../events/event';
+import { type AppliedEvent, appliedEvent, type EventMetadata } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
 import type { Logger } from '../runtime/logger';
 import type { Clock } from '../runtime/clock';
 import type {
   ConsumerLease,
+  ConsumerPosition,
   ConsumerRecord,
   EventGroup,
   EventStore,
@@ -50,6 +51,11 @@ export interface ConsumerSource {
   head(): Promise<number>;
   /** The last durable seq known without asking the store, for `lag`. */
   knownHead(): number;
+  /**
+   * Decides a reaction's commands and appends their events with `consumer` as one unit; resolves
+   * once durable, rejects (nothing appended) when a command is refused or the store cannot react.
+   */
+  react(commands: readonly object[], metadata: EventMetadata, consumer: ConsumerPosition): Promise<void>;
 }
 
 /** The resolved options of one consumer. */
@@ -396,10 +402,20 @@ export class ConsumerRunner implements Subscription {
     const o = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.handler(event);
+        const reaction = await this.handler(event);
+        // The position goes into the log with the reaction: a crash before this resolves hands
+        // the event again (and nothing of the reaction is in the log), one after it does not.
+        const commands = reactionCommands(this.name, reaction);
+        if (commands.length > 0)
+          await this.source.react(commands, reactionMetadata(event), {
+            name: this.name,
+            position: event.seq,
+          });
         if (this.status === 'retrying') this.status = 'catching-up';
         return true;
       } catch (err) {
+        // Refused because the app is closing: not a failure of the event, which is handed again.
+        if (this.stopping && err instanceof AppClosedError) return false;
         const message = err instanceof Error ? err.message : String(err);
         if (attempt >= o.maxAttempts) {
           this.parked.push({
@@ -455,8 +471,10 @@ export class ConsumerRunner implements Subscription {
       // A compaction's stale mark is final until a reset: the loop stops on it.
       if (err instanceof StaleConsumerError) throw err;
       // Not stored: the events since the last checkpoint are handed again after a restart
-      // (at-least-once); the next checkpoint tries again.
+      // (at-least-once); the next checkpoint tries again, an interval later, not at once: a store
+      // that keeps refusing must not turn the idle loop into a spin that starves the process.
       this.parkedDirty = true;
+      this.savedAt = this.source.clock.now();
       this.source.logger.warn(
         `consumer ${JSON.stringify(this.name)}: storing its position failed: ${(err as Error).message}`,
       );
@@ -498,6 +516,36 @@ function copyOf(e: AppliedEvent): ParkedEventCopy {
 function fromCopy(seq: number, c: ParkedEventCopy): AppliedEvent {
   const data = isCurrentVersion(c.type, c.version) ? c.data : upcast(c.type, c.version, c.data, `seq ${seq}`);
   return appliedEvent(seq, c.time, { type: c.type, data }, c.id, currentEventVersion(c.type), c.metadata);
+}
+
+/**
+ * The commands a handler's result holds: none for nothing (or a value that is not an object,
+ * which handlers written before reactions may return by accident), one for an object, the
+ * elements of an array.
+ */
+function reactionCommands(name: string, result: unknown): readonly object[] {
+  if (result === undefined || result === null || typeof result !== 'object') return [];
+  if (!Array.isArray(result)) return [result];
+  for (let i = 0; i < result.length; i++)
+    if (result[i] === null || typeof result[i] !== 'object')
+      throw new ConsumerError(
+        name,
+        `its handler returned an array holding ${String(result[i])} at index ${i}, not a command`,
+      );
+  return result as readonly object[];
+}
+
+/**
+ * A reaction's metadata (what sagas and reactors carry): `causationId` the triggering event's
+ * id, `correlationId` the triggering event's own `correlationId`, else its id (the first event of
+ * a chain starts it).
+ */
+function reactionMetadata(event: AppliedEvent): EventMetadata {
+  const correlation = event.metadata?.correlationId;
+  return {
+    correlationId: typeof correlation === 'string' ? correlation : event.id,
+    causationId: event.id,
+  };
 }
 
 /**

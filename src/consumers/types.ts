@@ -7,8 +7,23 @@ import type { AppliedEvent } from '../events/event';
  */
 export type ConsumerStart = 'start' | 'now' | { readonly after: number };
 
-/** A consumer's handler: called once per event, in log order; a throw is retried, then parked. */
-export type ConsumerHandler = (event: AppliedEvent) => void | Promise<void>;
+/**
+ * What a consumer's handler may return: nothing, or a reaction, one command or an array of
+ * commands (objects with a command handler). The App decides a reaction's commands through their
+ * handlers, in order, on the current state, and appends their events as one command in the log
+ * together with the consumer's new position (the event's seq): the reaction is in the log exactly
+ * once. Each event of it carries metadata `causationId` (the triggering event's id) and
+ * `correlationId` (the triggering event's, else its id). A rejected command (a domain error,
+ * invalid output) fails the handler: retried, then parked, nothing of it appended.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing (void) reacts with nothing
+export type ConsumerReaction = void | undefined | object | readonly object[];
+
+/**
+ * A consumer's handler: called once per event, in log order; a throw is retried, then parked.
+ * It may return (or resolve to) a {@link ConsumerReaction}.
+ */
+export type ConsumerHandler = (event: AppliedEvent) => ConsumerReaction | Promise<ConsumerReaction>;
 
 /** The options of `app.subscribe` (and of `@Consumer`). */
 export interface SubscribeOptions {

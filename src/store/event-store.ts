@@ -26,6 +26,21 @@ export interface EventGroup {
   readonly versions?: readonly number[];
   /** The command's metadata (`execute(command, { metadata })`); absent when it had none. */
   readonly metadata?: EventMetadata;
+  /**
+   * A reaction's group only (see {@link EventStore.reactions}): the consumer whose handler
+   * returned the commands, and its new position. The store makes it durable in the same atomic
+   * unit as the events: after a crash both are there or neither. `read` and `replay` never hand
+   * it back: a group read from the log has no `consumer`.
+   */
+  readonly consumer?: ConsumerPosition;
+}
+
+/** A consumer's position carried by a reaction's group (`EventGroup.consumer`). */
+export interface ConsumerPosition {
+  /** The consumer's name; its record exists (the App stores it when the consumer starts). */
+  readonly name: string;
+  /** The seq of the event that triggered the reaction: the consumer resumes after it. */
+  readonly position: number;
 }
 
 /** Where a record is in the log, for error messages. Both fields optional. */
@@ -291,6 +306,15 @@ export interface EventStore {
   saveConsumer?(record: ConsumerRecord): Promise<void>;
   /** Capability (consumers): forgets a consumer's record; resolves with false when there was none. */
   deleteConsumer?(name: string): Promise<boolean>;
+  /**
+   * Capability (consumers' reactions): `append` honours `group.consumer`. The group and the
+   * consumer's position become durable as one unit (one transaction, one framed record), so a
+   * crash leaves both or neither; the stored position never moves back (it becomes the greater of
+   * the stored one and the group's), and the record's parked events are kept. Afterwards
+   * `loadConsumers` reports at least that position. Without it, the App refuses a reaction with
+   * `ConsumerError` and appends nothing.
+   */
+  readonly reactions?: boolean;
   /**
    * Capability (consumers on a log several processes share): takes the name's single-holder
    * lease, or resolves with null when another instance holds it (the caller waits as a standby

@@ -67,6 +67,8 @@ export class MemoryStore implements EventStore {
   private lastSeq = 0;
   /** Consumers' records: like the log, they outlive `close()`. */
   private readonly consumers = new Map<string, ConsumerRecord>();
+  /** `append` stores a reaction's position with its group (see `EventStore.reactions`). */
+  readonly reactions = true;
 
   constructor(options: MemoryStoreOptions = {}) {
     const o = new OptionReader(
@@ -167,6 +169,15 @@ export class MemoryStore implements EventStore {
 
   append(group: EventGroup): Promise<void> {
     if (this.context === null) return Promise.reject(new AppClosedError('the MemoryStore is closed'));
+    const consumer = group.consumer;
+    if (consumer !== undefined) {
+      // The reaction's position in the same step as its events; the log keeps the group only.
+      const record = this.consumers.get(consumer.name);
+      if (record !== undefined && record.position < consumer.position)
+        this.consumers.set(consumer.name, { ...record, position: consumer.position });
+      const { consumer: _, ...plain } = group;
+      group = plain;
+    }
     this.groups.push(group);
     this.lastSeq = group.seq + group.events.length - 1;
     // Checked right here: a memory store's appends resolve at once, so a busy app may never

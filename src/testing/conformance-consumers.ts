@@ -9,7 +9,7 @@ import type { AppliedEvent } from '../events/event';
 import type { ConsumerRecord, EventGroup, EventStore, RetentionStats } from '../store/event-store';
 import type { ConformanceStoreOptions } from './conformance';
 import type { TestCase } from './conformance-compaction';
-import { Count, Put, PutMany } from './fixtures';
+import { Count, Put, PutMany, Refuse } from './fixtures';
 
 /** What the consumer cases need from the store suite. */
 export interface ConsumerHelpers {
@@ -611,5 +611,93 @@ export function runConsumerConformance({ it, openWith, configurable }: ConsumerH
     // then: its Counted events, by seq; the SET moved its position on
     assert.deepEqual(mailed, [1, 3]);
     assert.equal(sub.stats().position, 3);
+  });
+
+  it('a reaction: its commands in the log once, caused by the event, its position stored with them', async () => {
+    const app = await openCapable();
+    if (app === null) return;
+    if (storeOf(app).reactions !== true) return; // the refusal is the next case's
+    // given: three Counted events, two of them with a correlation id
+    await app.execute(new Count('n', 1), { metadata: { correlationId: 'order-1' } });
+    await app.execute(new Count('n', 2), { metadata: { correlationId: 'order-2' } });
+    await app.execute(new Count('n', 3));
+    // and: a consumer reacting to each Counted with two commands (three SETs)
+    const react = (e: AppliedEvent) =>
+      e.type === 'Counted'
+        ? [
+            new Put(`seen:${e.seq}`, e.seq),
+            new PutMany([
+              [`twice:${e.seq}`, 1],
+              ['last', e.seq],
+            ]),
+          ]
+        : undefined;
+    const sub = await app.subscribe('reactor', react, { from: 'start' });
+    // and: from here on it never stores its position itself, as a process killed before each checkpoint
+    Object.assign(storeOf(app), {
+      saveConsumer: () => Promise.reject(new Error('the process is gone')),
+    });
+    await sub.caughtUp();
+    // when: the app stops, and a fresh one resumes the consumer and takes one more event
+    await app.close();
+    const fresh = (await openCapable())!;
+    const again = await fresh.subscribe('reactor', react, { from: 'start' });
+    await fresh.execute(new Count('n', 4));
+    await again.caughtUp();
+    // then: one reaction per Counted, each one group of its commands' events, caused by its event
+    const groups = await storeOf(fresh).read!(0, 10_000);
+    const byId = new Map(groups.flatMap((g) => g.events.map((_, i) => [g.seq + i, g.ids![i]] as const)));
+    const reactions = groups.filter((g) => g.events.length === 3);
+    assert.deepEqual(
+      reactions.map((g) => g.events.map((e) => (e.data as { key: string }).key)),
+      [1, 2, 3, 13].map((s) => [`seen:${s}`, `twice:${s}`, 'last']),
+    );
+    assert.deepEqual(
+      reactions.map((g) => g.metadata),
+      [
+        { correlationId: 'order-1', causationId: byId.get(1) },
+        { correlationId: 'order-2', causationId: byId.get(2) },
+        { correlationId: byId.get(3), causationId: byId.get(3) },
+        { correlationId: byId.get(13), causationId: byId.get(13) },
+      ],
+    );
+    assert.equal(fresh.state.get('last'), 13);
+    // and: the stored position is past the last triggering event, with no checkpoint of the first app
+    const record = (await storeOf(fresh).loadConsumers!()).find((r) => r.name === 'reactor')!;
+    assert.ok(record.position >= 13, `position ${record.position}`);
+  });
+
+  it('a rejected reaction is a handler failure: retried, then parked; nothing of it is appended', async () => {
+    // given: a consumer whose reaction's second command is refused by its handler
+    const app = await openCapable();
+    if (app === null) return;
+    await app.execute(new Count('n', 1));
+    let calls = 0;
+    const sub = await app.subscribe(
+      'refused',
+      () => {
+        calls++;
+        return [new Put('partial', 1), new Refuse('out of stock')];
+      },
+      { from: 'start', maxAttempts: 2, retryDelayMs: 1, maxRetryDelayMs: 1 },
+    );
+    // when
+    await sub.caughtUp();
+    await sub.close(); // stores the parked event before the record is looked at
+    // then: parked after its attempts, the first command's event neither applied nor logged
+    assert.equal(calls, 2);
+    const record = (await storeOf(app).loadConsumers!()).find((r) => r.name === 'refused')!;
+    assert.deepEqual(
+      record.parked.map((p) => [p.seq, p.attempts]),
+      [[1, 2]],
+    );
+    const why =
+      storeOf(app).reactions === true
+        ? /refused: out of stock/
+        : /cannot append them with the consumer's position/;
+    assert.match(record.parked[0].error, why);
+    assert.equal(app.state.has('partial'), false);
+    assert.equal(app.stats().lastSeq, 1);
+    assert.deepEqual(seqsOf(await storeOf(app).read!(0, 100)), [1]);
   });
 }

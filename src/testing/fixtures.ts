@@ -1,5 +1,6 @@
 import { CommandHandler } from '../decorators/command-handler';
 import { On, Projection } from '../decorators/projection';
+import { CommandRejected } from '../errors';
 import { defineEvent } from '../events/event';
 import type { JsonValue } from '../events/json';
 import { DEL, FLUSHALL, SET } from '../events/kv-events';
@@ -38,6 +39,11 @@ export class Count {
 /** Conformance fixture: sets `key`, then emits an event whose projection throws. */
 export class Explode {
   constructor(readonly key: string) {}
+}
+
+/** Conformance fixture: a command its handler always refuses (`CommandRejected`). */
+export class Refuse {
+  constructor(readonly reason: string) {}
 }
 
 /** A user event: a counter moved. */
@@ -87,6 +93,13 @@ export class ExplodeHandler {
   }
 }
 
+@CommandHandler(Refuse)
+export class RefuseHandler {
+  execute(c: Refuse): never {
+    throw new CommandRejected(`refused: ${c.reason}`);
+  }
+}
+
 @Projection()
 export class Counters {
   @On(Counted)
@@ -102,7 +115,15 @@ export class Counters {
 
 /** The handlers and projections of the conformance suite, ready for `createApp`. */
 export const conformanceClasses = {
-  handlers: [PutHandler, PutManyHandler, RemoveHandler, FlushAllHandler, CountHandler, ExplodeHandler],
+  handlers: [
+    PutHandler,
+    PutManyHandler,
+    RemoveHandler,
+    FlushAllHandler,
+    CountHandler,
+    ExplodeHandler,
+    RefuseHandler,
+  ],
   projections: [Counters],
 };
 
@@ -114,6 +135,7 @@ export const fixtures = {
   FlushAll,
   Count,
   Explode,
+  Refuse,
   Counted,
   Exploded,
   conformanceClasses,

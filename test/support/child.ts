@@ -152,3 +152,27 @@ export async function stopChild(child: Child, ms = 10_000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/**
+ * The crash loop of the consumer tests: `kills` times, a child started with `args(false)` is
+ * SIGKILLed at a random moment after it printed `READY`; then one started with `args(true)` runs
+ * to its end. Resolves with that last child's `DONE <head>` head, once it exited with 0.
+ */
+export async function killAgainAndAgain(
+  spawnOne: (args: readonly string[]) => Child,
+  args: (finish: boolean) => readonly string[],
+  kills: number,
+): Promise<number> {
+  for (let k = 0; k < kills; k++) {
+    const child = spawnOne(args(false));
+    await child.waitFor(/^READY$/);
+    await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 150)));
+    child.process.kill('SIGKILL');
+    await child.exited;
+  }
+  const last = spawnOne(args(true));
+  const done = await last.waitFor(/^DONE \d+$/);
+  const code = await last.exited;
+  if (code !== 0) throw new Error(`the last run exited with ${code}: ${last.stderr()}`);
+  return Number(done.split(' ')[1]);
+}

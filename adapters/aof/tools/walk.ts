@@ -1,5 +1,5 @@
 import { ByteWindow } from '../byte-window';
-import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, REFILL } from '../group-framer';
+import { COMMAND, END, ENVELOPE, GROUP, GroupFramer, POSITION, REFILL } from '../group-framer';
 import { decodeEnvelope, type Envelope } from '../record-codec';
 import { nodeFileSystem } from '../node-file-system';
 import { utf8 } from '../resp';
@@ -97,6 +97,9 @@ export async function* walkFile(file: AofFile, firstSeq: number): AsyncGenerator
         envelope = undefined;
       } else if (r === END) {
         break;
+      } else if (r === POSITION) {
+        // A reaction's consumer position: part of the group's bytes, not an event (no seq). An
+        // edit keeps it with what it keeps of the group; the tools carry positions themselves.
       } else if (r !== REFILL) {
         // A #TS line with nothing after it holds no command, as a load sees it.
         if (framer.tornKind === 'ts') break;
