@@ -21,8 +21,16 @@ export interface BatchRows {
   readonly metadata: (string | null)[];
   /** Characters of event data in the batch. */
   bytes: number;
-  /** The reactions' consumer positions, committed in the batch's transaction. */
-  readonly reactions: ConsumerPosition[];
+  /**
+   * The reactions' consumer positions, committed in the batch's transaction, each with the epoch
+   * of the lease its consumer held when it reacted (null: a store without holders' leases).
+   */
+  readonly reactions: FencedPosition[];
+}
+
+/** A reaction's consumer position and the epoch that fences it (see `saveReactionPositions`). */
+export interface FencedPosition extends ConsumerPosition {
+  readonly epoch: number | null;
 }
 
 /** An empty batch starting at `firstSeq`. */
@@ -43,8 +51,11 @@ export function newRows(id: string, firstSeq: number): BatchRows {
   };
 }
 
-/** Adds one command's events (serialised now, so that a later change to them cannot leak in). */
-export function addGroup(rows: BatchRows, group: EventGroup): void {
+/**
+ * Adds one command's events (serialised now, so that a later change to them cannot leak in);
+ * `epoch`, for a reaction's group, is its consumer's lease epoch.
+ */
+export function addGroup(rows: BatchRows, group: EventGroup, epoch?: number): void {
   const { events, ids, versions } = group;
   const metadata = group.metadata === undefined ? null : JSON.stringify(group.metadata);
   for (let i = 0; i < events.length; i++) {
@@ -59,7 +70,7 @@ export function addGroup(rows: BatchRows, group: EventGroup): void {
     rows.sizes.push(i === 0 ? events.length : 0);
   }
   rows.lastSeq = group.seq + events.length - 1;
-  if (group.consumer !== undefined) rows.reactions.push(group.consumer);
+  if (group.consumer !== undefined) rows.reactions.push({ ...group.consumer, epoch: epoch ?? null });
 }
 
 /** `synchronous_commit` per policy: only `always` waits for the WAL flush at COMMIT. */

@@ -85,6 +85,22 @@ export class ConsumerLocks {
     }
   }
 
+  /** The epoch of the lease this store holds on `name`, or undefined when it holds none. */
+  epochOf(name: string): number | undefined {
+    const lease = this.leases.get(name);
+    return lease?.held === true ? lease.epoch : undefined;
+  }
+
+  /** A reaction of `name` was fenced off in a transaction: its lease is lost, as after a refused save. */
+  deposed(name: string): void {
+    const lease = this.leases.get(name);
+    if (lease?.held === true)
+      this.refused(
+        lease,
+        new ConsumerError(name, `lost its name on ${this.where}: another instance took it over`),
+      );
+  }
+
   /** A lease's fenced save: false when its epoch is no longer the name's (another holder began). */
   save(record: ConsumerRecord, epoch: number): Promise<boolean> {
     return saveFenced(this.pool, this.t, this.log, this.where, record, epoch);
@@ -194,7 +210,7 @@ class PgConsumerLease implements ConsumerLease {
   constructor(
     private readonly locks: ConsumerLocks,
     readonly name: string,
-    private readonly epoch: number,
+    readonly epoch: number,
     readonly session: HeldConnection,
   ) {}
 

@@ -1,5 +1,5 @@
 import {
-  type ConsumerPosition,
+  ConsumerError,
   type ConsumerRecord,
   type EventGroup,
   LogCompactedError,
@@ -8,6 +8,7 @@ import {
   type StaleMark,
 } from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
+import type { FencedPosition } from './append';
 import { persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { inSnapshot, parse, readHeadRow } from './replay';
@@ -311,17 +312,37 @@ export function deleteConsumer(
  * reaction's rows (see `PgWriter`): both commit or neither. A position never moves back
  * (GREATEST), and the parked events stay. The table exists: the App stores a consumer's record
  * before the consumer runs.
+ *
+ * Fenced as a holder's save is (`saveFenced`): a position with an epoch moves only while the
+ * name's lease row still carries it, locked FOR SHARE until the commit, so a takeover's bump
+ * waits for this transaction, and a reaction decided by a holder deposed meanwhile refuses the
+ * whole batch (ConsumerError; the caller rolls back): its events never commit, and the next
+ * holder reacts to that event itself. Exactly once in the log, with any number of instances.
  */
 export async function saveReactionPositions(
   client: PgClientLike,
   t: Tables,
   log: string,
-  positions: readonly ConsumerPosition[],
+  positions: readonly FencedPosition[],
 ): Promise<void> {
-  await client.query(
-    `UPDATE ${consumersTable(t)} AS c SET position = GREATEST(c.position, r.position)
-     FROM unnest($2::text[], $3::bigint[]) AS r(name, position)
-     WHERE c.log = $1 AND c.name = r.name`,
-    [log, positions.map((p) => p.name), positions.map((p) => p.position)],
+  // One row per name, at its highest position: an UPDATE … FROM with two rows for one target
+  // would use either of them.
+  const byName = new Map<string, FencedPosition>();
+  for (const p of positions) {
+    const had = byName.get(p.name);
+    if (had === undefined || had.position < p.position) byName.set(p.name, p);
+  }
+  const rows = [...byName.values()];
+  const fenced = rows.some((p) => p.epoch !== null);
+  const r = await client.query(
+    `${fenced ? `WITH fence AS (SELECT l.name FROM ${leasesTable(t)} AS l JOIN unnest($2::text[], $4::bigint[]) AS f(name, epoch) ON l.name = f.name AND l.epoch = f.epoch WHERE l.log = $1 FOR SHARE OF l) ` : ''}UPDATE ${consumersTable(t)} AS c SET position = GREATEST(c.position, r.position)
+     FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(name, position, epoch)
+     WHERE c.log = $1 AND c.name = r.name${fenced ? ' AND (r.epoch IS NULL OR r.name IN (SELECT name FROM fence))' : ''}`,
+    [log, rows.map((p) => p.name), rows.map((p) => p.position), rows.map((p) => p.epoch)],
   );
+  if ((r.rowCount ?? rows.length) < rows.length)
+    throw new ConsumerError(
+      rows.map((p) => p.name).join(', '),
+      'lost its name to another instance (or its record) before its reaction committed: the reaction is not appended',
+    );
 }

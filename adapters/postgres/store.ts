@@ -2,6 +2,7 @@ import {
   AppClosedError,
   AppendonlyError,
   type CompactionResult,
+  ConsumerError,
   type ConsumerLease,
   type ConsumerRecord,
   type EventGroup,
@@ -113,6 +114,9 @@ export class PostgresStore implements EventStore {
       context.logger,
       {
         committed: (seq) => this.watcher?.notify(seq),
+        fenced: (names) => {
+          for (const name of names) this.locks?.deposed(name);
+        },
       },
     );
     try {
@@ -197,8 +201,22 @@ export class PostgresStore implements EventStore {
   append(group: EventGroup): Promise<void> {
     if (this.writer === null)
       return Promise.reject(new AppClosedError(`the PostgresStore on ${this.where} is not open`));
+    let epoch: number | undefined;
+    if (group.consumer !== undefined && this.locks !== null) {
+      // A reaction is decided only while its consumer holds the name; one that lost it since
+      // must not commit (the next holder reacts to that event itself): refused here, and fenced
+      // by the epoch in the transaction (saveReactionPositions) for a loss still on its way.
+      epoch = this.locks.epochOf(group.consumer.name);
+      if (epoch === undefined)
+        return Promise.reject(
+          new ConsumerError(
+            group.consumer.name,
+            `does not hold its name on ${this.where} any more: its reaction is not appended`,
+          ),
+        );
+    }
     this.scheduler!.appended();
-    return this.writer.append(group);
+    return this.writer.append(group, epoch);
   }
 
   /** BGREWRITEAOF on the shared log; a call while one runs joins it or its follow-up (CompactionScheduler). */
@@ -212,6 +230,11 @@ export class PostgresStore implements EventStore {
   watch(changed: () => void): () => void {
     this.assertOpen();
     return this.watcher!.watch(changed);
+  }
+
+  /** Reactions: true while this instance holds the consumer's name (see `EventStore.holdsConsumer`). */
+  holdsConsumer(name: string): boolean {
+    return this.locks?.epochOf(name) !== undefined;
   }
 
   /** Consumers: committed groups after `after`, a keyset query in a transaction of its own. */

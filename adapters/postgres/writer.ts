@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   AppClosedError,
   AppendConflictError,
+  ConsumerError,
   type EventGroup,
   type FsyncPolicy,
   type Logger,
@@ -37,6 +38,8 @@ interface Batch extends Waiting {
 export interface WriterHooks {
   /** A batch committed up to `seq` (the store NOTIFYs the others after the commit, never inside it). */
   committed(seq: number): void;
+  /** A batch's reaction was fenced off: these consumers lost their names (`saveReactionPositions`). */
+  fenced(names: readonly string[]): void;
 }
 
 /**
@@ -125,7 +128,7 @@ export class PgWriter {
     return this.commit.failures;
   }
 
-  append(group: EventGroup): Promise<void> {
+  append(group: EventGroup, epoch?: number): Promise<void> {
     const failure = this.commit.error;
     if (failure !== null) return Promise.reject(failure);
     if (this.closed)
@@ -135,7 +138,7 @@ export class PgWriter {
       batch = { rows: newRows(randomUUID(), group.seq), conflict: null, resolves: [], rejects: [] };
       this.pending = batch;
     }
-    addGroup(batch.rows, group);
+    addGroup(batch.rows, group, epoch);
     const settled = batch;
     const promise = new Promise<void>((resolve, reject) => {
       settled.resolves.push(() => (settled.conflict === null ? resolve() : reject(settled.conflict)));
@@ -286,7 +289,15 @@ export class PgWriter {
     } catch (err) {
       if (!isConnectionLoss(err, conn)) {
         if (locked || batch.rows.reactions.length > 0) await conn.client.query('ROLLBACK').catch(() => {});
-        throw err;
+        if (!(err instanceof ConsumerError)) throw err;
+        // A reaction's consumer was deposed before the commit: nothing of the batch landed. As
+        // a conflict, the App rolls back what is in flight and decides it again, the reaction
+        // now refused up front (its consumer no longer holds the name).
+        this.hooks.fenced(batch.rows.reactions.map((r) => r.name));
+        this.conflicts++;
+        this.stale = new AppendConflictError(`${this.where}: ${err.message}`, undefined);
+        batch.conflict = this.stale;
+        return;
       }
       ok = await this.resend(conn, batch);
     }

@@ -4,7 +4,7 @@ import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
 import type { CommandTrace } from '../telemetry/telemetry';
-import { AppendConflictError, PersistenceError } from '../errors';
+import { AppendConflictError, ConsumerError, PersistenceError } from '../errors';
 import type { ConsumerPosition, EventGroup, EventStore } from '../store/event-store';
 import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
@@ -170,6 +170,12 @@ export class Committer {
     if (generation !== this.generation) {
       // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
       return host.queue!.retry([{ command, attempts, ticket, metadata, trace, consumer }])[0];
+    }
+    if (consumer !== undefined && host.store.holdsConsumer?.(consumer.name) === false) {
+      // Refused before anything is applied: a deposed consumer's reaction must never commit.
+      return Promise.reject(
+        new ConsumerError(consumer.name, 'no longer holds its name: its reaction is not appended'),
+      );
     }
     const events = normalizeEvents(output, handler);
     if (events.length === 0) {

@@ -316,6 +316,12 @@ export interface EventStore {
    */
   readonly reactions?: boolean;
   /**
+   * Capability (shared logs whose consumer names have one holder, `holdConsumer`): whether this
+   * instance holds `name` now. The App refuses a reaction of a consumer that does not (before
+   * applying it), and the store fences the position in the commit for a loss still on its way.
+   */
+  holdsConsumer?(name: string): boolean;
+  /**
    * Capability (consumers on a log several processes share): takes the name's single-holder
    * lease, or resolves with null when another instance holds it (the caller waits as a standby
    * and asks again). While a store has it, a consumer runs only under a lease, and stores its

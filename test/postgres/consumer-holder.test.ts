@@ -185,6 +185,45 @@ describe('PostgresStore: one instance at a time holds a consumer name', () => {
     expect(a.lines.slice(fromA).at(-1)).toBe('status standby');
   }, 120_000);
 
+  it("a deposed holder's reaction never commits: the epoch fences it in the append's transaction", async () => {
+    // given: an instance whose consumer reacts to 'src' by incrementing 'reaction', its handler
+    // held on the first event
+    const log = `holder-react-${Date.now()}`;
+    const { app } = await open(url, log);
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered: () => void = () => {};
+    const inHandler = new Promise<void>((r) => {
+      entered = r;
+    });
+    await app.subscribe('reactor', async (e) => {
+      if ((e.event.data as { key?: string }).key !== 'src') return;
+      entered();
+      await held;
+      return new Increment('reaction');
+    });
+    await app.execute(new Increment('src'));
+    await inHandler;
+    // when: the name's epoch moves on (a next holder's takeover) while nothing tells this one,
+    // and then its handler returns the reaction
+    await admin(url, 'UPDATE appendonly.consumer_leases SET epoch = epoch + 1 WHERE log = $1 AND name = $2', [
+      log,
+      'reactor',
+    ]);
+    release();
+    // then: it notices it was deposed, and nothing of the reaction is in the log...
+    await eventually(() => app.consumer('reactor')?.stats().status === 'standby', 30_000);
+    const fresh = await open(url, log);
+    expect(fresh.app.state.get('reaction')).toBeUndefined();
+    // ...while its other commands still commit
+    await app.execute(new Increment('other'));
+    await fresh.app.sync();
+    expect(fresh.app.state.get('other')).toBe(1);
+    expect(fresh.app.state.get('reaction')).toBeUndefined();
+  }, 60_000);
+
   it('a holder that has not noticed its deposition cannot move the position: the epoch fences its save', async () => {
     // given: a lease on a name, its session alive, with a stored position
     const log = `holder-epoch-${Date.now()}`;
