@@ -61,6 +61,7 @@ export { type Clock, systemClock } from './runtime/clock';
 export type {
   CommandTrace,
   CompactionTrace,
+  ConsumeTrace,
   ReplayTrace,
   Telemetry,
   TelemetrySource,

@@ -14,8 +14,10 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type {
+  AppliedEvent,
   CommandTrace,
   CompactionTrace,
+  ConsumeTrace,
   EventMetadata,
   ReplayTrace,
   Telemetry,
@@ -131,6 +133,42 @@ class OpenTelemetryObserver implements Telemetry {
           }
         }
         m?.replayDuration.record(seconds, { 'appendonly.replay': kind });
+      },
+    };
+  }
+
+  consume(consumer: string, event: AppliedEvent): ConsumeTrace | undefined {
+    if (this.provider !== null && this.provider.getDelegate() === NOOP_TRACER_PROVIDER) return undefined;
+    // The command's context, as logged with the event (a consumer may run long after, in
+    // another process): the handling continues its trace.
+    const metadata = event.metadata as Record<string, unknown> | undefined;
+    const parent =
+      metadata !== undefined && typeof metadata.traceparent === 'string'
+        ? propagation.extract(context.active(), metadata)
+        : context.active();
+    const span = this.tracer.startSpan(
+      `consume ${consumer}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'appendonly.consumer': consumer,
+          'appendonly.event': event.event.type,
+          'appendonly.seq': event.seq,
+          'appendonly.event.id': event.id,
+        },
+      },
+      parent,
+    );
+    if (!span.isRecording()) {
+      span.end();
+      return undefined;
+    }
+    const ctx = trace.setSpan(parent, span);
+    return {
+      run: (fn) => context.with(ctx, fn),
+      end: (error) => {
+        if (error === undefined) span.end();
+        else failSpan(span, error);
       },
     };
   }

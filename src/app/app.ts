@@ -170,6 +170,7 @@ export class App {
           : committer.durableSeq,
       knownHead: () => Math.max(committer.knownHead, committer.durableSeq),
       react: (commands, metadata, consumer) => this.react(commands, metadata, consumer),
+      telemetry,
     });
   }
 

@@ -14,6 +14,7 @@ import type {
   ParkedEventCopy,
 } from '../store/event-store';
 import { retryDelay, sleep } from './backoff';
+import type { Telemetry } from '../telemetry/telemetry';
 import type { RecentGroups } from './recent-groups';
 import type { ConsumerHandler, ConsumerStats, ConsumerStatus, Subscription } from './types';
 
@@ -56,6 +57,8 @@ export interface ConsumerSource {
    * once durable, rejects (nothing appended) when a command is refused or the store cannot react.
    */
   react(commands: readonly object[], metadata: EventMetadata, consumer: ConsumerPosition): Promise<void>;
+  /** The app's observer, when it traces consumers (see `Telemetry.consume`). */
+  readonly telemetry?: Telemetry | null;
 }
 
 /** The resolved options of one consumer. */
@@ -401,8 +404,11 @@ export class ConsumerRunner implements Subscription {
   private async deliver(event: AppliedEvent): Promise<boolean> {
     const o = this.options;
     for (let attempt = 1; ; attempt++) {
+      const trace = this.source.telemetry?.consume?.(this.name, event);
       try {
-        const reaction = await this.handler(event);
+        const reaction = await (trace === undefined
+          ? this.handler(event)
+          : trace.run(() => this.handler(event)));
         // The position goes into the log with the reaction: a crash before this resolves hands
         // the event again (and nothing of the reaction is in the log), one after it does not.
         const commands = reactionCommands(this.name, reaction);
@@ -411,9 +417,11 @@ export class ConsumerRunner implements Subscription {
             name: this.name,
             position: event.seq,
           });
+        trace?.end();
         if (this.status === 'retrying') this.status = 'catching-up';
         return true;
       } catch (err) {
+        trace?.end(err);
         // Refused because the app is closing: not a failure of the event, which is handed again.
         if (this.stopping && err instanceof AppClosedError) return false;
         const message = err instanceof Error ? err.message : String(err);

@@ -1,5 +1,5 @@
 import type { ConsumerStats } from '../consumers/types';
-import type { EventMetadata } from '../events/event';
+import type { AppliedEvent, EventMetadata } from '../events/event';
 
 /*
  * What the App tells an observer (tracing, metrics) about its work. The App calls these hooks on
@@ -21,6 +21,11 @@ export interface Telemetry {
   command?(type: string, metadata: EventMetadata | undefined): CommandTrace | undefined;
   /** A replay starts: the app's load at start (or a reload), or a catch-up with other writers. */
   replay?(kind: 'load' | 'catch-up'): ReplayTrace | undefined;
+  /**
+   * A durable consumer is handed an event (once per attempt: a retry is traced again). Called
+   * in the runner; the handler runs inside `run`, so that what it traces nests under it.
+   */
+  consume?(consumer: string, event: AppliedEvent): ConsumeTrace | undefined;
   /** A compaction asked by `app.compact()` starts. */
   compaction?(): CompactionTrace | undefined;
   /** A store fsynced its log (the time the fsync took, in seconds). */
@@ -55,6 +60,14 @@ export interface CommandTrace {
   durable(): void;
   /** `rejected`: the handler refused it (`CommandRejected`, an unknown command, a bad event). */
   failed(err: unknown, rejected: boolean): void;
+}
+
+/** One handling of an event by a consumer. */
+export interface ConsumeTrace {
+  /** Runs `fn` (the handler) in the handling's context. */
+  run<T>(fn: () => T): T;
+  /** The handler (and its reaction, if any) finished; `error` when it threw. */
+  end(error?: unknown): void;
 }
 
 /** One replay's trace. */

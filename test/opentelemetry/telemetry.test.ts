@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
@@ -94,6 +94,44 @@ describe('openTelemetry()', () => {
       traceparent: `00-${command.spanContext().traceId}-${command.spanContext().spanId}-01`,
     });
     await app.close();
+  });
+
+  it('a consumer handling an event, even after a restart, continues the trace of the command that logged it', async () => {
+    // given: a command traced by one app, which then closes
+    const { spans, tracerProvider } = sdk();
+    const telemetry = openTelemetry({ tracer: tracerProvider.getTracer('test') });
+    const store = () => new AofStore({ dir: tmp.dir });
+    const first = await createApp({ ...bank, store: store(), logger: silentLogger, telemetry });
+    await first.execute(new Deposit('fay', 4));
+    await first.close();
+    const [command] = byName(spans.getFinishedSpans(), 'execute Deposit');
+    // when: the next app's consumer reads it from the log; its handler fails once, then not
+    const second = await createApp({ ...bank, store: store(), logger: silentLogger, telemetry });
+    let calls = 0;
+    const sub = await second.subscribe(
+      'mailer',
+      () => {
+        calls++;
+        if (calls === 1) throw new Error('smtp down');
+      },
+      { retryDelayMs: 0 },
+    );
+    await sub.caughtUp();
+    await second.close();
+    // then: one consumer span per attempt, each a child of the command's span, the failed one an error
+    const handled = byName(spans.getFinishedSpans(), 'consume mailer');
+    expect(handled).toHaveLength(2);
+    for (const h of handled) {
+      expect(h.kind).toBe(SpanKind.CONSUMER);
+      expect(h.spanContext().traceId).toBe(command.spanContext().traceId);
+      expect(parentOf(h)).toBe(command.spanContext().spanId);
+      expect(h.attributes).toMatchObject({
+        'appendonly.consumer': 'mailer',
+        'appendonly.seq': 1,
+        'appendonly.event': 'Deposited',
+      });
+    }
+    expect(handled.map((h) => h.status.code)).toEqual([SpanStatusCode.ERROR, SpanStatusCode.UNSET]);
   });
 
   it('a refused command ends its span as rejected, not as an error; a replay and a compaction have spans', async () => {
