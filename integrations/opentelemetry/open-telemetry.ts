@@ -113,26 +113,18 @@ class OpenTelemetryObserver implements Telemetry {
   }
 
   replay(kind: 'load' | 'catch-up'): ReplayTrace | undefined {
-    const span = this.tracer.startSpan('appendonly.replay', { attributes: { 'appendonly.replay': kind } });
-    const recording = span.isRecording();
-    if (!recording) span.end();
-    const m = this.instruments;
-    if (!recording && m === null) return undefined;
-    const started = performance.now();
+    const op = this.operation('appendonly.replay', { 'appendonly.replay': kind });
+    if (op === undefined) return undefined;
     return {
       end: (result) => {
-        const seconds = (performance.now() - started) / 1000;
-        if ('error' in result) {
-          if (recording) failSpan(span, result.error);
-        } else {
+        const seconds = op.seconds();
+        if ('error' in result) op.failed(result.error);
+        else {
           if (kind === 'load')
             this.lastReplayRate = seconds > 0 ? (result.groups + result.entries) / seconds : 0;
-          if (recording) {
-            span.setAttributes({ 'appendonly.groups': result.groups, 'appendonly.entries': result.entries });
-            span.end();
-          }
+          op.done({ 'appendonly.groups': result.groups, 'appendonly.entries': result.entries });
         }
-        m?.replayDuration.record(seconds, { 'appendonly.replay': kind });
+        this.instruments?.replayDuration.record(seconds, { 'appendonly.replay': kind });
       },
     };
   }
@@ -174,22 +166,37 @@ class OpenTelemetryObserver implements Telemetry {
   }
 
   compaction(): CompactionTrace | undefined {
-    const span = this.tracer.startSpan('appendonly.compaction');
-    const recording = span.isRecording();
-    if (!recording) span.end();
-    const m = this.instruments;
-    if (!recording && m === null) return undefined;
-    const started = performance.now();
+    const op = this.operation('appendonly.compaction', {});
+    if (op === undefined) return undefined;
     return {
       end: (result) => {
-        if (recording) {
-          if ('error' in result) failSpan(span, result.error);
-          else {
-            span.setAttributes({ 'appendonly.seq': result.seq, 'appendonly.keys': result.keys });
-            span.end();
-          }
-        }
-        m?.compactionDuration.record((performance.now() - started) / 1000);
+        const seconds = op.seconds();
+        if ('error' in result) op.failed(result.error);
+        else op.done({ 'appendonly.seq': result.seq, 'appendonly.keys': result.keys });
+        this.instruments?.compactionDuration.record(seconds);
+      },
+    };
+  }
+
+  /**
+   * A replay's or a compaction's span and clock; undefined when neither a tracer records nor a
+   * meter listens (nothing to pay for).
+   */
+  private operation(name: string, attributes: Attributes) {
+    const span = this.tracer.startSpan(name, { attributes });
+    const recording = span.isRecording();
+    if (!recording) span.end();
+    if (!recording && this.instruments === null) return undefined;
+    const started = performance.now();
+    return {
+      seconds: () => (performance.now() - started) / 1000,
+      failed: (error: unknown) => {
+        if (recording) failSpan(span, error);
+      },
+      done: (result: Attributes) => {
+        if (!recording) return;
+        span.setAttributes(result);
+        span.end();
       },
     };
   }
