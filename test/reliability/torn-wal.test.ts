@@ -55,6 +55,7 @@ describe('torn WAL: SqliteWalStore', () => {
       for (let off = from; off <= wal.length; off += 61) cuts.add(off);
       for (let k = 0; k <= 3; k++) for (let d = -2; d <= 2; d++) cuts.add(wal.length - k * frame + d);
       let previous = Number.POSITIVE_INFINITY;
+      let whole = 0;
       let checked = 0;
       for (const cut of [...cuts].filter((c) => c >= 32 && c <= wal.length).sort((a, b) => b - a)) {
         const copy = path.join(dir, `cut-${cut}.db`);
@@ -71,11 +72,16 @@ describe('torn WAL: SqliteWalStore', () => {
         expect(n).toBeLessThanOrEqual(previous); // a shorter WAL never gives a longer history
         previous = n;
         checked++;
-        if (cut === wal.length) expect(n).toBeGreaterThanOrEqual(acked);
+        if (cut === wal.length) {
+          expect(n).toBeGreaterThanOrEqual(acked);
+          whole = n;
+        }
         for (const f of fs.readdirSync(dir)) if (f.startsWith(`cut-${cut}.db`)) fs.rmSync(path.join(dir, f));
       }
       expect(checked).toBeGreaterThan(100);
-      expect(previous).toBeLessThan(acked); // cutting frames did remove commits
+      // Cutting frames did remove commits: fewer than the whole WAL held (which may be more than
+      // were acknowledged when the kill landed: a busy machine lets the child run ahead of it).
+      expect(previous).toBeLessThan(whole);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
