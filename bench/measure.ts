@@ -57,7 +57,7 @@ export function timeLoop(total: number, body: (i: number) => void): number {
 /** Formats a table of rows for the terminal. */
 export function formatTable(title: string, rows: readonly Row[]): string {
   const fmt = (n: number | undefined, digits = 0) =>
-    n === undefined
+    n === undefined || Number.isNaN(n)
       ? ''
       : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const header = ['', 'ops/s', 'vs reference', 'p50 ms', 'p99 ms', 'max ms'];

@@ -1,3 +1,7 @@
+// Loaded, with no SDK registered, in every benchmark process (issue 17): the rows then measure
+// what an application that depends on the API but exports nothing runs (every bench file imports
+// this module, so each one run alone loads it too).
+import '@opentelemetry/api';
 import {
   CommandHandler,
   defineEvent,
@@ -57,3 +61,6 @@ export class Accounts {
 
 /** The classes of the Deposit workload, for `createApp`. */
 export const accounts = { handlers: [DepositHandler], projections: [Accounts] };
+
+/** The metadata every Deposit row executes with: a correlation id, as a service passes one on. */
+export const depositMetadata = (i: number) => ({ correlationId: `req-${i}` });
