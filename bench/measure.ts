@@ -152,3 +152,43 @@ export function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/** `min–max` of a list of ratios, as the notes quote them. */
+export function spread(ratios: readonly number[]): string {
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+}
+
+/**
+ * `rounds` rounds of the reference and each contender (events/s each, one run of the whole read
+ * per round), after one unmeasured run of each (caches, JIT); a ratio per round, its median
+ * quoted with the spread. The shared machine drifts: alternating puts both sides on the same
+ * moments, and the median ratio lets a burst of other load move one round rather than the figure.
+ */
+export async function readRounds(
+  rounds: number,
+  reference: () => Promise<number>,
+  contenders: readonly [string, () => Promise<number>][],
+): Promise<{ reference: number; rows: Row[] }> {
+  await reference();
+  for (const [, run] of contenders) await run();
+  const refs: number[] = [];
+  const ours = contenders.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    refs.push(await reference());
+    for (const [k, [, run]] of contenders.entries()) ours[k].push(await run());
+  }
+  // Each run reads the same number of events: the rate of all of them is the harmonic mean.
+  const mean = (rates: number[]) => rates.length / rates.reduce((s, r) => s + 1 / r, 0);
+  return {
+    reference: mean(refs),
+    rows: contenders.map(([name], k) => {
+      const ratios = ours[k].map((r, i) => r / refs[i]);
+      return {
+        name: `${name} (events/s)`,
+        opsPerSec: mean(ours[k]),
+        ratio: median(ratios),
+        note: `median of ${rounds} rounds, ${spread(ratios)}`,
+      };
+    }),
+  };
+}
