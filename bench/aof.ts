@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   type App,
   createApp,
@@ -27,7 +26,18 @@ import {
   PutMany,
   workload,
 } from './workload';
-import { formatTable, percentiles, progress, quick, type Row, readRounds, runWindow } from './measure';
+import {
+  formatTable,
+  type LoopDelay,
+  loopDelayDuring,
+  loopDelayRow,
+  percentiles,
+  progress,
+  quick,
+  type Row,
+  readRounds,
+  runWindow,
+} from './measure';
 
 const KEYS = 100_000;
 const names = Array.from({ length: 1_000_000 }, (_, i) => `key:${i}`);
@@ -93,11 +103,7 @@ async function alwaysOneAtATime(
   const per = Math.ceil(total / rounds);
   const app = await open(fs.mkdtempSync(path.join(dir, 'always-1-')), 'always', classes);
   const fd = fs.openSync(path.join(dir, `reference-${bytes.length}.aof`), 'a', 0o600);
-  // One monitor per round: a monitor enabled again counts the time it was disabled (the
-  // reference's blocking loop) as its first delay (measured: a 200 ms gap read as a 201 ms p99),
-  // and an ELDHistogram cannot be added into another, so the row gives the worst round's p99.
-  let delayP99 = 0;
-  let delayMax = 0;
+  const delays: LoopDelay[] = [];
   let rawSeconds = 0;
   let storeSeconds = 0;
   const latencies: number[] = [];
@@ -105,18 +111,17 @@ async function alwaysOneAtATime(
   await command(app, i++); // the first command pays the opening of the file and the JIT
   for (let r = 0; r < rounds; r++) {
     rawSeconds += syncWriteFdatasync(fd, bytes, per);
-    const round = monitorEventLoopDelay({ resolution: 1 });
-    round.enable();
-    const t0 = process.hrtime.bigint();
-    for (let n = 0; n < per; n++) {
-      const t = process.hrtime.bigint();
-      await command(app, i++);
-      latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
-    }
-    storeSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
-    round.disable();
-    delayP99 = Math.max(delayP99, round.percentile(99) / 1e6);
-    delayMax = Math.max(delayMax, round.max / 1e6);
+    const { result: seconds, delay } = await loopDelayDuring(async () => {
+      const t0 = process.hrtime.bigint();
+      for (let n = 0; n < per; n++) {
+        const t = process.hrtime.bigint();
+        await command(app, i++);
+        latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    });
+    storeSeconds += seconds;
+    delays.push(delay);
   }
   fs.closeSync(fd);
   await app.close();
@@ -133,14 +138,7 @@ async function alwaysOneAtATime(
       note: `total times of ${rounds} alternating rounds`,
       ...percentiles(latencies),
     },
-    {
-      // The histograms are in ns; the loop's delay goes in the latency columns.
-      name: '  event-loop delay during it (p99, max)',
-      opsPerSec: Number.NaN,
-      p99Ms: delayP99,
-      maxMs: delayMax,
-      note: `monitorEventLoopDelay, 1 ms resolution, store rounds only; p99 of the worst of ${rounds}`,
-    },
+    loopDelayRow(delays),
   ];
 }
 
@@ -183,9 +181,12 @@ async function appendRows(): Promise<Row[]> {
       const app = await open(d, policy);
       progress(`aof: ${policy}, ${inFlight} in flight, ${total} commands`);
       await runWindow(Math.min(total, 20_000), inFlight, (i) => app.execute(new Put(names[i % KEYS], i))); // warm-up
-      const r = await runWindow(total, inFlight, (i) => app.execute(new Put(names[i % KEYS], i)));
+      const { result: r, delay } = await loopDelayDuring(() =>
+        runWindow(total, inFlight, (i) => app.execute(new Put(names[i % KEYS], i))),
+      );
       await app.close();
       rows.push({ name: `AOF ${policy}, ${inFlight} in flight`, ...r });
+      if (policy === 'always') rows.push(loopDelayRow([delay]));
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

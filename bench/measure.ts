@@ -1,4 +1,5 @@
 /** Helpers shared by every benchmark: timing, concurrency windows, latency percentiles, table output. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** One row of a benchmark table. */
 export interface Row {
@@ -190,5 +191,45 @@ export async function readRounds(
         note: `median of ${rounds} rounds, ${spread(ratios)}`,
       };
     }),
+  };
+}
+
+/** The event loop's delay during a run, in ms (see {@link loopDelayDuring}). */
+export interface LoopDelay {
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/**
+ * Runs `run` under a fresh `perf_hooks.monitorEventLoopDelay` (1 ms resolution): how long a timer
+ * on the same process waited behind the run's work (issue 17 asks for it beside every `always`
+ * row). Fresh each call: a monitor enabled again counts the time it was disabled as its first
+ * delay (measured: a 200 ms blocking loop between two enables read as a 201 ms p99).
+ */
+export async function loopDelayDuring<T>(run: () => Promise<T>): Promise<{ result: T; delay: LoopDelay }> {
+  const monitor = monitorEventLoopDelay({ resolution: 1 });
+  monitor.enable();
+  try {
+    const result = await run();
+    monitor.disable();
+    // The histogram is in ns.
+    return { result, delay: { p99Ms: monitor.percentile(99) / 1e6, maxMs: monitor.max / 1e6 } };
+  } finally {
+    monitor.disable();
+  }
+}
+
+/**
+ * The row that goes beside an `always` row: the loop's delay in the latency columns (p99, max),
+ * no ops/s. `delays` are per round (ELDHistograms cannot be merged): the row gives the worst
+ * round's p99 and the max of all.
+ */
+export function loopDelayRow(delays: readonly LoopDelay[]): Row {
+  return {
+    name: '  event-loop delay during it (p99, max)',
+    opsPerSec: Number.NaN,
+    p99Ms: Math.max(...delays.map((d) => d.p99Ms)),
+    maxMs: Math.max(...delays.map((d) => d.maxMs)),
+    note: `monitorEventLoopDelay, 1 ms resolution${delays.length > 1 ? `; p99 of the worst of ${delays.length} rounds` : ''}`,
   };
 }

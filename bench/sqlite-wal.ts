@@ -22,6 +22,9 @@ import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
 import { type Account, accounts, Deposit, type Deposited, depositMetadata, Put, workload } from './workload';
 import {
   formatTable,
+  type LoopDelay,
+  loopDelayDuring,
+  loopDelayRow,
   median,
   percentiles,
   progress,
@@ -163,7 +166,17 @@ export async function benchSqliteWal(): Promise<Row[]> {
       );
       const raw = rawInserter(file(), synchronous, inFlight);
       const store = await storeAppender(file(), policy, inFlight);
-      const { reference, ours, ratio } = await pair(total, raw.run, store.run);
+      // `always` rounds run under a loop-delay monitor each: the row beside them (issue 17).
+      const delays: LoopDelay[] = [];
+      const run =
+        policy === 'always'
+          ? async (ops: number) => {
+              const { result, delay } = await loopDelayDuring(() => store.run(ops));
+              delays.push(delay);
+              return result;
+            }
+          : store.run;
+      const { reference, ours, ratio } = await pair(total, raw.run, run);
       raw.close();
       await store.close();
       const ref = `raw ${synchronous} ${inFlight}/tx`;
@@ -178,6 +191,7 @@ export async function benchSqliteWal(): Promise<Row[]> {
         ratio,
         note: `median of ${ROUNDS} paired rounds`,
       });
+      if (delays.length > 0) rows.push(loopDelayRow(delays));
     }
     rows.push(...(await benchDepositReplay(file(), quick ? 100_000 : 1_000_000)));
     rows.push(...(await benchReplay(file(), quick ? 100_000 : 500_000)));
