@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createApp, MemoryStore, silentLogger, type Telemetry } from 'appendonly';
 import { openTelemetry } from 'appendonly/opentelemetry';
-import { Put, workload } from './workload';
+import { type Account, accounts, Deposit, depositMetadata, Put, workload } from './workload';
 import { formatTable, progress, quick, type Row, runWindow, timeLoop } from './measure';
 
 /**
@@ -30,7 +30,45 @@ export async function benchCore(): Promise<Row[]> {
       ratio: r.opsPerSec / bare,
     });
   }
+  rows.push(...(await depositRows(names, total)));
   rows.push(await telemetryCost(names, total));
+  return rows;
+}
+
+/**
+ * The main rows (issue 17: what users run): the Deposit command with its metadata, decided on
+ * the balance it reads, through the `@On` projection to an object value, against a bare loop
+ * doing the same state change (read the balance, `Map.set` the object).
+ */
+async function depositRows(names: readonly string[], total: number): Promise<Row[]> {
+  const keys = names.length;
+  progress(`core: bare Deposit loop (Map.get + Map.set of an object), ${total} ops`);
+  const map = new Map<string, Account>();
+  const deposit = (i: number) => {
+    const amount = 1 + (i % 100);
+    const account = names[i % keys];
+    map.set(account, { balance: (map.get(account)?.balance ?? 0) + amount, last: amount });
+  };
+  timeLoop(total, deposit); // warm-up
+  const bare = timeLoop(total, deposit);
+  const rows: Row[] = [
+    { name: 'reference: bare Deposit loop (Map.get + Map.set of an object)', opsPerSec: bare },
+  ];
+  for (const inFlight of [1, 64]) {
+    progress(`core: memory store, Deposit, ${inFlight} in flight, ${total} commands`);
+    const app = await createApp({ ...accounts, store: new MemoryStore(), logger: silentLogger });
+    const command = (i: number) =>
+      app.execute(new Deposit(names[i % keys], 1 + (i % 100)), { metadata: depositMetadata(i) });
+    await runWindow(Math.min(total, 100_000), inFlight, command); // warm-up
+    const r = await runWindow(total, inFlight, command);
+    await app.close();
+    rows.push({
+      name: `memory store, ${inFlight} in flight, Deposit (@On, object value, metadata)`,
+      ...r,
+      reference: 'bare Deposit loop',
+      ratio: r.opsPerSec / bare,
+    });
+  }
   return rows;
 }
 
