@@ -22,8 +22,10 @@ import {
   Deposit,
   Deposited,
   depositMetadata,
+  ledger,
   Put,
   PutMany,
+  Transfer,
   workload,
 } from './workload';
 import {
@@ -47,7 +49,7 @@ function tempDir(): string {
 }
 
 /** The classes an App of a row runs: the key-value conformance workload, or the Deposit one. */
-type Classes = typeof workload | typeof accounts;
+type Classes = typeof workload | typeof accounts | typeof ledger;
 
 async function open(dir: string, appendfsync: FsyncPolicy, classes: Classes = workload): Promise<App> {
   // Automatic compaction off: the rows measure the append path alone.
@@ -60,11 +62,13 @@ const SAMPLE_ID = '019a0b1c-2d3e-7f40-8a51-b2c3d4e5f607';
 
 /**
  * The bytes of one group as the store writes it, encoded with the store's own codec: its `@env`
- * record (the event's id, and the metadata when given), the event, the `#CRC` line.
+ * record (the events' ids, and the metadata when given), the events (in MULTI … EXEC when there
+ * are several), the `#CRC` line.
  */
-function groupBytes(event: DomainEvent, metadata?: EventMetadata): Buffer {
+function groupBytes(events: DomainEvent[], metadata?: EventMetadata): Buffer {
   const enc = new RespEncoder();
-  encodeGroup(enc, { seq: 1, time: Date.now(), ids: [SAMPLE_ID], metadata, events: [event] }, -1);
+  const ids = events.map(() => SAMPLE_ID);
+  encodeGroup(enc, { seq: 1, time: Date.now(), ids, metadata, events }, -1);
   return Buffer.from(enc.bytes());
 }
 
@@ -155,8 +159,28 @@ async function appendRows(): Promise<Row[]> {
         'Deposit (@On, object value, metadata)',
         syncOps,
         accounts,
-        groupBytes(Deposited({ account: names[12345], amount: 10, balance: 1010 }), depositMetadata(12345)),
+        groupBytes([Deposited({ account: names[12345], amount: 10, balance: 1010 })], depositMetadata(12345)),
         (app, i) => app.execute(new Deposit(names[i % KEYS], 10), { metadata: depositMetadata(i) }),
+      )),
+    );
+    // A multi-event command: two events in one group, under the undo journal, in MULTI … EXEC.
+    rows.push(
+      ...(await alwaysOneAtATime(
+        dir,
+        'Transfer (2 events, MULTI)',
+        syncOps,
+        ledger,
+        groupBytes(
+          [
+            Deposited({ account: names[12345], amount: -10, balance: 990 }),
+            Deposited({ account: names[20264], amount: 10, balance: 1010 }),
+          ],
+          depositMetadata(12345),
+        ),
+        (app, i) =>
+          app.execute(new Transfer(names[i % KEYS], names[(i + 7919) % KEYS], 10), {
+            metadata: depositMetadata(i),
+          }),
       )),
     );
     // The second line: one built-in SET per command, no metadata.
@@ -166,7 +190,7 @@ async function appendRows(): Promise<Row[]> {
         'single SET',
         syncOps,
         workload,
-        groupBytes(SET(names[12345], 12345)),
+        groupBytes([SET(names[12345], 12345)]),
         (app, i) => app.execute(new Put(names[i % KEYS], i)),
       )),
     );
