@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { createApp, MemoryStore, silentLogger, type Telemetry } from 'appendonly';
+import { type App, createApp, MemoryStore, silentLogger, type Telemetry } from 'appendonly';
 import { openTelemetry } from 'appendonly/opentelemetry';
-import { Put, workload } from './workload';
+import { type Account, Credit, Deposit, depositMetadata, ledger, Put, Transfer, workload } from './workload';
 import { formatTable, progress, quick, type Row, runWindow, timeLoop } from './measure';
 
 /**
@@ -30,7 +30,67 @@ export async function benchCore(): Promise<Row[]> {
       ratio: r.opsPerSec / bare,
     });
   }
+  rows.push(...(await depositRows(names, total)));
   rows.push(await telemetryCost(names, total));
+  return rows;
+}
+
+/**
+ * The main rows (issue 17: what users run): the Deposit command with its metadata, decided on
+ * the balance it reads, through the `@On` projection to an object value, against a bare loop
+ * doing the same state change (read the balance, `Map.set` the object); beside them a
+ * multi-event command (Transfer) and one whose projection reads before it writes (Credit).
+ */
+async function depositRows(names: readonly string[], total: number): Promise<Row[]> {
+  const keys = names.length;
+  progress(`core: bare Deposit loop (Map.get + Map.set of an object), ${total} ops`);
+  const map = new Map<string, Account>();
+  const deposit = (i: number) => {
+    const amount = 1 + (i % 100);
+    const account = names[i % keys];
+    map.set(account, { balance: (map.get(account)?.balance ?? 0) + amount, last: amount });
+  };
+  timeLoop(total, deposit); // warm-up
+  const bare = timeLoop(total, deposit);
+  const rows: Row[] = [
+    { name: 'reference: bare Deposit loop (Map.get + Map.set of an object)', opsPerSec: bare },
+  ];
+  // The bare loop of a Transfer is two Deposits, of a Credit one: the same state changes.
+  const cases: [string, number, (app: App, i: number) => Promise<unknown>][] = [
+    [
+      'Deposit (@On, object value, metadata)',
+      bare,
+      (app, i) => app.execute(new Deposit(names[i % keys], 1 + (i % 100)), { metadata: depositMetadata(i) }),
+    ],
+    [
+      'Transfer (2 events, under the undo journal)',
+      bare / 2,
+      (app, i) =>
+        app.execute(new Transfer(names[i % keys], names[(i + 7919) % keys], 1 + (i % 100)), {
+          metadata: depositMetadata(i),
+        }),
+    ],
+    [
+      'Credit (projection reads before it writes)',
+      bare,
+      (app, i) => app.execute(new Credit(names[i % keys], 1 + (i % 100)), { metadata: depositMetadata(i) }),
+    ],
+  ];
+  for (const [label, reference, command] of cases) {
+    for (const inFlight of [1, 64]) {
+      progress(`core: memory store, ${label}, ${inFlight} in flight, ${total} commands`);
+      const app = await createApp({ ...ledger, store: new MemoryStore(), logger: silentLogger });
+      await runWindow(Math.min(total, 100_000), inFlight, (i) => command(app, i)); // warm-up
+      const r = await runWindow(total, inFlight, (i) => command(app, i));
+      await app.close();
+      rows.push({
+        name: `memory store, ${inFlight} in flight, ${label}`,
+        ...r,
+        reference: reference === bare ? 'bare Deposit loop' : 'bare Deposit loop ×2',
+        ratio: r.opsPerSec / reference,
+      });
+    }
+  }
   return rows;
 }
 

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     ['core', async () => [{ title: 'Core: bus + state + memory store', rows: await benchCore() }]],
     [
       'stores',
-      async () => [{ title: 'Stores × policies (set one key per command)', rows: await benchStores() }],
+      async () => [
+        { title: 'Stores × policies (a Deposit, then a single SET, per command)', rows: await benchStores() },
+      ],
     ],
     ['aof', () => benchAof()],
     [

@@ -1,4 +1,5 @@
 /** Helpers shared by every benchmark: timing, concurrency windows, latency percentiles, table output. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** One row of a benchmark table. */
 export interface Row {
@@ -57,7 +58,7 @@ export function timeLoop(total: number, body: (i: number) => void): number {
 /** Formats a table of rows for the terminal. */
 export function formatTable(title: string, rows: readonly Row[]): string {
   const fmt = (n: number | undefined, digits = 0) =>
-    n === undefined
+    n === undefined || Number.isNaN(n)
       ? ''
       : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const header = ['', 'ops/s', 'vs reference', 'p50 ms', 'p99 ms', 'max ms'];
@@ -151,4 +152,84 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** `min–max` of a list of ratios, as the notes quote them. */
+export function spread(ratios: readonly number[]): string {
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+}
+
+/**
+ * `rounds` rounds of the reference and each contender (events/s each, one run of the whole read
+ * per round), after one unmeasured run of each (caches, JIT); a ratio per round, its median
+ * quoted with the spread. The shared machine drifts: alternating puts both sides on the same
+ * moments, and the median ratio lets a burst of other load move one round rather than the figure.
+ */
+export async function readRounds(
+  rounds: number,
+  reference: () => Promise<number>,
+  contenders: readonly [string, () => Promise<number>][],
+): Promise<{ reference: number; rows: Row[] }> {
+  await reference();
+  for (const [, run] of contenders) await run();
+  const refs: number[] = [];
+  const ours = contenders.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    refs.push(await reference());
+    for (const [k, [, run]] of contenders.entries()) ours[k].push(await run());
+  }
+  // Each run reads the same number of events: the rate of all of them is the harmonic mean.
+  const mean = (rates: number[]) => rates.length / rates.reduce((s, r) => s + 1 / r, 0);
+  return {
+    reference: mean(refs),
+    rows: contenders.map(([name], k) => {
+      const ratios = ours[k].map((r, i) => r / refs[i]);
+      return {
+        name: `${name} (events/s)`,
+        opsPerSec: mean(ours[k]),
+        ratio: median(ratios),
+        note: `median of ${rounds} rounds, ${spread(ratios)}`,
+      };
+    }),
+  };
+}
+
+/** The event loop's delay during a run, in ms (see {@link loopDelayDuring}). */
+export interface LoopDelay {
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/**
+ * Runs `run` under a fresh `perf_hooks.monitorEventLoopDelay` (1 ms resolution): how long a timer
+ * on the same process waited behind the run's work (issue 17 asks for it beside every `always`
+ * row). Fresh each call: a monitor enabled again counts the time it was disabled as its first
+ * delay (measured: a 200 ms blocking loop between two enables read as a 201 ms p99).
+ */
+export async function loopDelayDuring<T>(run: () => Promise<T>): Promise<{ result: T; delay: LoopDelay }> {
+  const monitor = monitorEventLoopDelay({ resolution: 1 });
+  monitor.enable();
+  try {
+    const result = await run();
+    monitor.disable();
+    // The histogram is in ns.
+    return { result, delay: { p99Ms: monitor.percentile(99) / 1e6, maxMs: monitor.max / 1e6 } };
+  } finally {
+    monitor.disable();
+  }
+}
+
+/**
+ * The row that goes beside an `always` row: the loop's delay in the latency columns (p99, max),
+ * no ops/s. `delays` are per round (ELDHistograms cannot be merged): the row gives the worst
+ * round's p99 and the max of all.
+ */
+export function loopDelayRow(delays: readonly LoopDelay[]): Row {
+  return {
+    name: '  event-loop delay during it (p99, max)',
+    opsPerSec: Number.NaN,
+    p99Ms: Math.max(...delays.map((d) => d.p99Ms)),
+    maxMs: Math.max(...delays.map((d) => d.maxMs)),
+    note: `monitorEventLoopDelay, 1 ms resolution${delays.length > 1 ? `; p99 of the worst of ${delays.length} rounds` : ''}`,
+  };
 }

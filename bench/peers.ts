@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { formatTable, progress, quick, type Row, runWindow } from './measure';
+import type { Account } from './workload';
 
 /**
  * The peers a user would pick instead, doing the same work as the core rows: a command that
@@ -45,25 +46,51 @@ async function nestCqrs(name: string): Promise<Row[]> {
       map.set(c.key, c.value);
     }
   }
+  // The Deposit of the core rows as a Nest command: the handler reads the balance and sets the
+  // account's object value (what appendonly's handler + `@On` projection do, with no log).
+  const accounts = new Map<string, Account>();
+  class NestDeposit {
+    constructor(
+      readonly account: string,
+      readonly amount: number,
+    ) {}
+  }
+  class NestDepositHandler {
+    async execute(c: NestDeposit) {
+      const balance = (accounts.get(c.account)?.balance ?? 0) + c.amount;
+      accounts.set(c.account, { balance, last: c.amount });
+    }
+  }
   CommandHandler(Put)(PutHandler);
   Injectable()(PutHandler);
+  CommandHandler(NestDeposit)(NestDepositHandler);
+  Injectable()(NestDepositHandler);
   class BenchModule {}
-  Module({ imports: [CqrsModule.forRoot()], providers: [PutHandler] })(BenchModule);
+  Module({ imports: [CqrsModule.forRoot()], providers: [PutHandler, NestDepositHandler] })(BenchModule);
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
   await app.init();
   const bus = app.get(CommandBus);
   const total = quick ? 100_000 : 500_000;
   const rows: Row[] = [];
-  for (const inFlight of [1, 64]) {
-    progress(`peers: ${name}, ${inFlight} in flight`);
-    await runWindow(20_000, inFlight, (i) => bus.execute(new Put(`key:${i % 100_000}`, i)));
-    const r = await runWindow(total, inFlight, (i) => bus.execute(new Put(`key:${i % 100_000}`, i)));
-    rows.push({
-      name: `${name}, ${inFlight} in flight`,
-      ...r,
-      reference: 'appendonly memory store',
-      note: 'no log at all',
-    });
+  const commands: [string, string, (i: number) => Promise<unknown>][] = [
+    [
+      'Deposit (Map.get + Map.set of an object)',
+      'appendonly memory store, Deposit',
+      (i) => bus.execute(new NestDeposit(`key:${i % 100_000}`, 1 + (i % 100))),
+    ],
+    [
+      'single SET',
+      'appendonly memory store, single SET',
+      (i) => bus.execute(new Put(`key:${i % 100_000}`, i)),
+    ],
+  ];
+  for (const [label, reference, command] of commands) {
+    for (const inFlight of [1, 64]) {
+      progress(`peers: ${name}, ${label}, ${inFlight} in flight`);
+      await runWindow(20_000, inFlight, command);
+      const r = await runWindow(total, inFlight, command);
+      rows.push({ name: `${name}, ${inFlight} in flight, ${label}`, ...r, reference, note: 'no log at all' });
+    }
   }
   await app.close();
   return rows;

@@ -37,6 +37,8 @@ import {
   progress,
   quick,
   type Row,
+  readRounds,
+  spread,
 } from './measure';
 import { Deposit, Deposited, DepositHandler, accounts } from './workload';
 
@@ -155,11 +157,6 @@ function compared(row: Row, slices: readonly Measured[], reference: readonly Mea
     ratio: rateOf(slices) / rateOf(reference),
     note: `${row.note === undefined ? '' : `${row.note}; `}in 20 ms slices, ${spread(ratios)} over ${SEGMENTS} stretches`,
   };
-}
-
-/** `min–max` of a list of ratios, as the notes quote them. */
-function spread(ratios: readonly number[]): string {
-  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
 }
 
 function merge(parts: readonly Float64Array[]): Float64Array {
@@ -640,40 +637,6 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
     },
     ...caughtUp.rows.map((r) => ({ ...r, reference: `raw read, ${catchUp} fresh events` })),
   ];
-}
-
-/**
- * `rounds` rounds of the reference and each contender (events/s each, one run of the whole read
- * per round), after one unmeasured run of each (caches, JIT); a ratio per round, its median
- * quoted with the spread.
- */
-async function readRounds(
-  rounds: number,
-  reference: () => Promise<number>,
-  contenders: readonly [string, () => Promise<number>][],
-): Promise<{ reference: number; rows: Row[] }> {
-  await reference();
-  for (const [, run] of contenders) await run();
-  const refs: number[] = [];
-  const ours = contenders.map(() => [] as number[]);
-  for (let round = 0; round < rounds; round++) {
-    refs.push(await reference());
-    for (const [k, [, run]] of contenders.entries()) ours[k].push(await run());
-  }
-  // Each run reads the same number of events: the rate of all of them is the harmonic mean.
-  const mean = (rates: number[]) => rates.length / rates.reduce((s, r) => s + 1 / r, 0);
-  return {
-    reference: mean(refs),
-    rows: contenders.map(([name], k) => {
-      const ratios = ours[k].map((r, i) => r / refs[i]);
-      return {
-        name: `${name} (events/s)`,
-        opsPerSec: mean(ours[k]),
-        ratio: median(ratios),
-        note: `median of ${rounds} rounds, ${spread(ratios)}`,
-      };
-    }),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
