@@ -14,7 +14,7 @@ export interface Instruments {
   readonly replayDuration: Histogram;
   /** Commands and snapshot entries per second of the last load. */
   readonly replayRate: ObservableGauge;
-  /** Compactions asked by `app.compact()`. */
+  /** Compactions, automatic or asked by `app.compact()`. */
   readonly compactionDuration: Histogram;
   /** Events each consumer has still to handle, by `appendonly.consumer`. */
   readonly consumerLag: ObservableGauge;

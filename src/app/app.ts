@@ -206,6 +206,9 @@ export class App {
       ...(this.telemetry?.fsync === undefined
         ? {}
         : { fsynced: (seconds: number) => this.telemetry?.fsync?.(seconds) }),
+      ...(this.telemetry?.compaction === undefined
+        ? {}
+        : { compacting: () => this.telemetry?.compaction?.() }),
     });
     this.location = info.location;
     try {
@@ -345,14 +348,8 @@ export class App {
     if (typeof this.store.compact !== 'function') {
       return Promise.reject(new CannotCompactError(`the ${this.store.kind} store cannot compact its log`));
     }
-    const trace = this.telemetry?.compaction?.();
-    const done = this.store.compact();
-    if (trace !== undefined)
-      done.then(
-        (r) => trace.end(r),
-        (error: unknown) => trace.end({ error }),
-      );
-    return done;
+    // Traced by the store's compaction scheduler (StoreContext.compacting), automatic ones too.
+    return this.store.compact();
   }
 
   /**

@@ -2,6 +2,7 @@ import { PersistenceError } from '../errors';
 import type { CompactionResult, StoreContext, StoreStats } from '../store/event-store';
 import type { Logger } from '../runtime/logger';
 import type { SnapshotSource } from '../store/snapshot-source';
+import type { CompactionTrace } from '../telemetry/telemetry';
 import { RewriteTrigger } from './rewrite-trigger';
 
 /** The compaction fields of Redis's INFO persistence, as every store reports them (their meaning: StoreStats). */
@@ -202,23 +203,27 @@ export class CompactionScheduler {
     };
     this.current = run;
     let refused = false;
+    let trace: CompactionTrace | undefined;
     run.promise = Promise.resolve()
       .then(() => {
         const error = this.stopped ?? this.host.writes.error;
         refused = error !== null;
         if (error !== null) throw error;
+        trace = this.context.compacting?.();
         return this.host.run(snapshots);
       })
       .then(
         (result) => {
           this.finish(run, 'ok');
           this.baseSize = result.sizeAfter;
+          trace?.end(result);
           return result;
         },
         (err: unknown) => {
           this.current = null;
           // A compaction refused because the writes are failed never ran: it is no failed rewrite.
           if (refused) throw err;
+          trace?.end({ error: err });
           this.finish(run, 'err');
           this.logger.warn(`compaction failed, the log is unchanged: ${(err as Error).message}`);
           throw err;

@@ -3,6 +3,7 @@ import type { JsonValue } from '../events/json';
 import type { Clock } from '../runtime/clock';
 import type { FsyncPolicy } from './fsync-policy';
 import type { Logger } from '../runtime/logger';
+import type { CompactionTrace } from '../telemetry/telemetry';
 import type { SnapshotSource } from './snapshot-source';
 
 /** The events of one command: appended and replayed all or none. */
@@ -146,6 +147,12 @@ export interface StoreContext {
    * own to time: its append latency is the figure.)
    */
   readonly fsynced?: (seconds: number) => void;
+  /**
+   * Present when the app's telemetry traces compactions: called as each compaction starts (asked
+   * by `compact()` or automatic), its trace ended with the result or the error. The shared
+   * compaction scheduler calls it, so a store built on it need do nothing.
+   */
+  readonly compacting?: () => CompactionTrace | undefined;
 }
 
 /** What one compaction did. */

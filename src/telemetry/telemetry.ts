@@ -26,7 +26,7 @@ export interface Telemetry {
    * in the runner; the handler runs inside `run`, so that what it traces nests under it.
    */
   consume?(consumer: string, event: AppliedEvent): ConsumeTrace | undefined;
-  /** A compaction asked by `app.compact()` starts. */
+  /** A compaction starts, asked by `app.compact()` or automatic (the store's scheduler asks). */
   compaction?(): CompactionTrace | undefined;
   /** A store fsynced its log (the time the fsync took, in seconds). */
   fsync?(seconds: number): void;

@@ -198,6 +198,32 @@ describe('openTelemetry()', () => {
     await app.close();
   });
 
+  it('an automatic compaction is traced and timed too, not only app.compact()', async () => {
+    // given: a log that rewrites itself once it doubles past 4 KB
+    const { spans, tracerProvider, meterProvider, metric } = sdk();
+    const app = await createApp({
+      ...bank,
+      store: new AofStore({ dir: tmp.dir, autoRewritePercentage: 100, autoRewriteMinSize: 4096 }),
+      logger: silentLogger,
+      telemetry: openTelemetry({
+        tracer: tracerProvider.getTracer('test'),
+        meter: meterProvider.getMeter('test'),
+      }),
+    });
+    // when: commands grow it until the store has rewritten it by itself
+    for (let i = 0; i < 400 && (app.stats().store?.rewrites ?? 0) === 0; i++)
+      await app.execute(new Deposit(`acct-${i % 7}`, 1));
+    for (let i = 0; i < 200 && app.stats().store?.rewriteInProgress === true; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const rewrites = app.stats().store?.rewrites ?? 0;
+    await app.close();
+    // then: each rewrite is a span and a duration, though nobody called compact()
+    expect(rewrites).toBeGreaterThan(0);
+    expect(byName(spans.getFinishedSpans(), 'appendonly.compaction')).toHaveLength(rewrites);
+    const durations = (await metric('appendonly.compaction.duration')) as DataPoint<Histogram>[];
+    expect(durations.reduce((n, p) => n + p.value.count, 0)).toBe(rewrites);
+  });
+
   it('with no SDK registered, costs nothing: no trace, nothing added to the metadata', async () => {
     // given: the global API with no tracer or meter provider registered
     const telemetry = openTelemetry();
