@@ -161,7 +161,7 @@ export class AofStore implements EventStore {
    * `loadTruncated: false`). With `after`, the files are still read whole (the tail must be
    * checked), and only the commands after it are handed over. With `after` below the base, the
    * events the base covers are read from history/ when a compaction with `keepHistory` left
-   * them all there (see {@link historyFiles}); otherwise the replay rejects with `LogCompactedError`.
+   * them all there (see `historyFiles`); otherwise the replay rejects with `LogCompactedError`.
    */
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     this.assertOpen();

@@ -3,7 +3,7 @@ import { IncompatibleSchemaError } from './errors';
 
 /**
  * The schema this code writes and reads; bumped on any change. 2: the envelope columns `id`,
- * `version`, `metadata` of `events` (nullable, added by {@link migrateEnvelope}); `writable_by`
+ * `version`, `metadata` of `events` (nullable, added by `migrateEnvelope`); `writable_by`
  * stays 1, because code of schema 1 names its columns in its INSERT and SELECT, so it keeps
  * appending (rows without envelope: no id, version 1, no metadata, which is what its events are)
  * and reading (it ignores the columns) during a rolling deploy.

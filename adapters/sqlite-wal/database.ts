@@ -9,7 +9,7 @@ export const APPLICATION_ID = 0x616f6e6c;
 /**
  * `PRAGMA user_version`: the schema this code writes and reads. Bumped on any incompatible change.
  * 2: the envelope columns `id`, `version`, `metadata` of `events` (and `events_history`); a
- * version-1 database is migrated when the store opens it (see {@link migrate}).
+ * version-1 database is migrated when the store opens it (see `migrate`).
  */
 export const SCHEMA_VERSION = 2;
 

@@ -45,7 +45,7 @@ export function isJsonValue(value: unknown, depth = 0): boolean {
 }
 
 /**
- * Throws {@link InvalidEventError} unless `value` is plain JSON (see {@link isJsonValue}); the
+ * Throws {@link InvalidEventError} unless `value` is plain JSON (see `isJsonValue`); the
  * message names `what` and the path to the first bad part (`data.items[2].at is a Date`).
  */
 export function assertJsonValue(value: unknown, what: string, root = 'value'): asserts value is JsonValue {
