@@ -21,7 +21,6 @@ import {
   type ReadonlyKeyValueState,
   replaySink,
   silentLogger,
-  type StoreContext,
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
@@ -40,7 +39,7 @@ import {
   readRounds,
   spread,
 } from './measure';
-import { Deposit, Deposited, DepositHandler, accounts } from './workload';
+import { accounts, benchContext, Deposit, Deposited, DepositHandler } from './workload';
 
 /** A titled group of rows (as bench/main.ts prints them). */
 export interface Section {
@@ -56,16 +55,6 @@ const amountOf = (i: number) => 1 + (i % 100);
 const dataOf = (i: number) => ({ account: names[i % ACCOUNTS], amount: amountOf(i), balance: i * 3 });
 /** The batch (and page) size of the fills and the raw reads: the store's replay page. */
 const PAGE = 4096;
-
-const context: StoreContext = {
-  snapshots: {
-    takeSnapshot: () => {
-      throw new Error('no compaction in this benchmark');
-    },
-  },
-  logger: silentLogger,
-  clock: { now: Date.now },
-};
 
 /** Automatic compaction off: the rows measure the append and replay paths alone. */
 function storeOn(url: string, log: string): PostgresStore {
@@ -262,7 +251,7 @@ async function storeContender(
   inFlight: number,
 ): Promise<Contender & { close(): Promise<void> }> {
   const store = storeOn(url, `store-${inFlight}`);
-  await store.open(context);
+  await store.open(benchContext);
   let seq = 0;
   const append = () => {
     const s = seq++;
@@ -556,7 +545,7 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
   const writer = await pool.connect();
   const log = 'replay';
   const made = storeOn(url, log);
-  await made.open(context); // the schema and the log's head row
+  await made.open(benchContext); // the schema and the log's head row
   await made.close();
   await fill(writer, log, 0, events);
   const appLoad = async () => {
@@ -570,7 +559,7 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
   const storeReplay = async () => {
     const started = process.hrtime.bigint();
     const store = storeOn(url, log);
-    await store.open(context);
+    await store.open(benchContext);
     const map = new Map<string, JsonValue>();
     await store.replay(
       replaySink({
@@ -598,7 +587,7 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
   // it in no cache), so neither reads rows the other has just read.
   const catchUp = quick ? 100_000 : 500_000;
   const fresh = storeOn(url, 'fresh');
-  await fresh.open(context); // the reference log's head row
+  await fresh.open(benchContext); // the reference log's head row
   await fresh.close();
   const follower = await openApp(url, 'follow');
   let followed = 0;

@@ -15,11 +15,19 @@ import {
   type EventGroup,
   type FsyncPolicy,
   type JsonValue,
-  type StoreContext,
   silentLogger,
 } from 'appendonly';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
-import { type Account, accounts, Deposit, type Deposited, depositMetadata, Put, workload } from './workload';
+import {
+  type Account,
+  accounts,
+  benchContext,
+  Deposit,
+  type Deposited,
+  depositMetadata,
+  Put,
+  workload,
+} from './workload';
 import {
   formatTable,
   type LoopDelay,
@@ -33,16 +41,6 @@ import {
   readRounds,
   runWindow,
 } from './measure';
-
-const context: StoreContext = {
-  snapshots: {
-    takeSnapshot: () => {
-      throw new Error('no compaction in this benchmark');
-    },
-  },
-  logger: silentLogger,
-  clock: { now: Date.now },
-};
 
 /** Event `i` of the benchmarks: a SET of one of 10,000 keys to a small object. */
 function event(i: number): DomainEvent {
@@ -89,7 +87,7 @@ function rawInserter(file: string, synchronous: 'FULL' | 'NORMAL', perTx: number
 /** The store, open once: each call appends the next `ops` groups with `inFlight` outstanding. */
 async function storeAppender(file: string, appendfsync: FsyncPolicy, inFlight: number) {
   const store = new SqliteWalStore({ file, appendfsync, autoRewritePercentage: 0 });
-  await store.open(context);
+  await store.open(benchContext);
   let next = 0;
   return {
     async run(ops: number) {
@@ -210,7 +208,7 @@ export async function benchSqliteWal(): Promise<Row[]> {
 async function benchReplay(file: string, total: number): Promise<Row[]> {
   progress(`sqlite-wal: replay of ${total} SET events (and the fastest raw read)`);
   const writer = new SqliteWalStore({ file, appendfsync: 'no', autoRewritePercentage: 0 });
-  await writer.open(context);
+  await writer.open(benchContext);
   await runWindow(total, 1024, (i) => writer.append(group(i)));
   await writer.close();
 
@@ -222,7 +220,7 @@ async function benchReplay(file: string, total: number): Promise<Row[]> {
   const raw = fastest.read;
   const ours = async () => {
     const store = new SqliteWalStore({ file, autoRewritePercentage: 0 });
-    await store.open(context);
+    await store.open(benchContext);
     const map = new Map<string, JsonValue>();
     const started = process.hrtime.bigint();
     await store.replay(

@@ -9,6 +9,8 @@ import {
   Projection,
   type ProjectionState,
   type ReadonlyKeyValueState,
+  silentLogger,
+  type StoreContext,
 } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 
@@ -124,4 +126,18 @@ export class CreditedAccounts {
 export const ledger = {
   handlers: [DepositHandler, TransferHandler, CreditHandler],
   projections: [Accounts, CreditedAccounts],
+};
+
+/**
+ * What a store opened on its own by a benchmark (no App: raw fills and reads) is given: no
+ * compaction may run, so asking for a snapshot is a bug of the row.
+ */
+export const benchContext: StoreContext = {
+  snapshots: {
+    takeSnapshot: () => {
+      throw new Error('no compaction in this benchmark');
+    },
+  },
+  logger: silentLogger,
+  clock: { now: Date.now },
 };
