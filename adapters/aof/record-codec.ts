@@ -124,7 +124,8 @@ export function encodeEnvelope(enc: RespEncoder, group: EventGroup): void {
   enc.arrayHeader(argc);
   enc.raw(ENV_NAME);
   enc.bulk(idText);
-  enc.bulk(String(group.time));
+  if (Number.isSafeInteger(group.time) && group.time >= 0) enc.bulkInteger(group.time);
+  else enc.bulk(String(group.time));
   if (argc >= 4) enc.bulk(versions === undefined ? '' : versions.join(','));
   if (argc === 5) enc.bulk(JSON.stringify(metadata));
 }
