@@ -227,7 +227,7 @@ export function encodeEvent(enc: RespEncoder, event: DomainEvent): void {
     enc.raw(FLUSHALL_RECORD);
   } else {
     enc.raw(EVENT_PREFIX);
-    enc.bulk(type);
+    enc.bulkRepeated(type);
     enc.bulk(JSON.stringify(event.data));
   }
 }
