@@ -142,7 +142,7 @@ export class RespEncoder {
   }
 
   /**
-   * One argument that is a non-negative safe integer (a time in ms): its digits, with no string
+   * One argument that is a non-negative safe integer (a time in ms, a SET value): its digits, with no string
    * made. The commands of one millisecond share their time, so the last one's bytes are kept
    * and copied.
    */
