@@ -23,6 +23,14 @@ export class RespEncoder {
   /** The bytes; valid up to `length`. Reallocated (doubling) as it grows. */
   buf: Buffer;
   length = 0;
+  /** `bulkInteger`'s last integer and its encoded argument (`$<digits>\r\n<digits>\r\n`). */
+  private lastInteger = -1;
+  private readonly integerBytes = Buffer.alloc(32);
+  private integerLength = 0;
+  /** `bulkRepeated`'s last value (null: none kept) and its encoded argument. */
+  private lastRepeated: string | null = null;
+  private readonly repeatedBytes = Buffer.alloc(160);
+  private repeatedLength = 0;
 
   constructor(initialCapacity = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialCapacity);
@@ -119,11 +127,70 @@ export class RespEncoder {
     this.length = p;
   }
 
-  /** Bytes copied as they are (pre-encoded constant records). */
+  /**
+   * Bytes copied as they are (pre-encoded constant records). The record prefixes are a dozen
+   * bytes, which a loop copies in half the time of Buffer#copy's checks and native call.
+   */
   raw(value: Buffer): void {
-    this.ensure(value.length);
-    value.copy(this.buf, this.length);
-    this.length += value.length;
+    const n = value.length;
+    this.ensure(n);
+    const buf = this.buf;
+    const at = this.length;
+    if (n <= 32) for (let i = 0; i < n; i++) buf[at + i] = value[i];
+    else value.copy(buf, at);
+    this.length = at + n;
+  }
+
+  /**
+   * One argument that is a non-negative safe integer (a time in ms, a SET value): its digits, with no string
+   * made. The commands of one millisecond share their time, so the last one's bytes are kept
+   * and copied.
+   */
+  bulkInteger(n: number): void {
+    const cache = this.integerBytes;
+    if (n !== this.lastInteger) {
+      const d = digits(n);
+      cache[0] = DOLLAR;
+      let p = writeDecimal(cache, 1, d);
+      cache[p++] = CR;
+      cache[p++] = LF;
+      p = writeDecimal(cache, p, n);
+      cache[p++] = CR;
+      cache[p++] = LF;
+      this.integerLength = p;
+      this.lastInteger = n;
+    }
+    this.copyCached(cache, this.integerLength);
+  }
+
+  /**
+   * `bulk(value)` for a value that usually repeats from one call to the next (a log's event
+   * type): the last value's bytes are kept and copied, which costs less than encoding it again.
+   */
+  bulkRepeated(value: string): void {
+    if (value !== this.lastRepeated) {
+      const start = this.length;
+      this.bulk(value);
+      const n = this.length - start;
+      if (n > this.repeatedBytes.length) {
+        this.lastRepeated = null; // too long to keep: encoded each time
+        return;
+      }
+      this.buf.copy(this.repeatedBytes, 0, start, this.length);
+      this.repeatedLength = n;
+      this.lastRepeated = value;
+      return;
+    }
+    this.copyCached(this.repeatedBytes, this.repeatedLength);
+  }
+
+  /** Appends `bytes[0..n)` (a few dozen bytes: a loop beats Buffer#copy's checks). */
+  private copyCached(bytes: Buffer, n: number): void {
+    this.ensure(n);
+    const buf = this.buf;
+    const at = this.length;
+    for (let i = 0; i < n; i++) buf[at + i] = bytes[i];
+    this.length = at + n;
   }
 
   /** `#CRC:<8 hex digits>\r\n`, written without making a string. */
@@ -131,7 +198,7 @@ export class RespEncoder {
     this.ensure(15);
     const buf = this.buf;
     const p = this.length;
-    CRC_LINE_PREFIX.copy(buf, p);
+    for (let i = 0; i < 5; i++) buf[p + i] = CRC_LINE_PREFIX[i];
     writeHex8(buf, p + 5, crc);
     buf[p + 13] = CR;
     buf[p + 14] = LF;
@@ -156,22 +223,32 @@ interface FastWrites {
   utf8Write(value: string, offset: number, length: number): number;
 }
 
-/** Decimal digits of a non-negative integer. */
+/** Decimal digits of a non-negative integer (powers of ten are exact doubles up to 10^22). */
 function digits(n: number): number {
   let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
+  for (let power = 10; n >= power; power *= 10) d++;
   return d;
 }
 
-/** Writes the decimal digits of a non-negative integer at `buf[p]`; returns the offset after them. */
+/**
+ * Writes the decimal digits of a non-negative safe integer at `buf[p]`; returns the offset after
+ * them. Above 2^31 the low 8 digits are split off first, so that both halves take int32
+ * arithmetic instead of a floating-point division per digit.
+ */
 function writeDecimal(buf: Buffer, p: number, n: number): number {
   const d = digits(n);
-  for (let i = p + d - 1; i >= p; i--) {
+  let i = p + d - 1;
+  if (n >= 0x80000000) {
+    let low = n % 1e8;
+    n = Math.floor(n / 1e8);
+    for (let k = 0; k < 8; k++) {
+      buf[i--] = ZERO + (low % 10);
+      low = (low / 10) | 0;
+    }
+  }
+  for (; i >= p; i--) {
     buf[i] = ZERO + (n % 10);
-    n = Math.floor(n / 10);
+    n = (n / 10) | 0;
   }
   return p + d;
 }

@@ -178,20 +178,8 @@ export class Committer {
       );
     }
     const events = normalizeEvents(output, handler);
-    if (events.length === 0) {
-      const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
-      return this.lastDurable.then(
-        () => result,
-        (err: unknown) => {
-          // Decided on the commands in flight: if they were stale, so is this decision.
-          if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-            return host.queue!.retry([
-              { command, attempts: attempts + 1, ticket, metadata, trace, consumer },
-            ])[0];
-          throw host.refusal() ?? host.failed(err);
-        },
-      );
-    }
+    if (events.length === 0)
+      return this.nothingToAppend(events, command, attempts, ticket, metadata, trace, consumer);
     const firstSeq = this.lastSeq + 1;
     const time = host.clock.now();
     // The envelope is made once, here: a decision taken again after a conflict is a new command
@@ -221,24 +209,78 @@ export class Committer {
       ? { command, attempts, ticket, metadata, trace, consumer, mark, durable }
       : null;
     if (entry !== null) this.inflight.push(entry);
+    return this.acknowledge(durable, group, result, entry);
+  }
+
+  /**
+   * The command's promise: `result` once `durable` resolves, after the bookkeeping and the
+   * report on `events$`. Apart from `commit` so that the callbacks hold these four values, not
+   * every local of `commit` (V8 gives all of a function's captured variables one context, made
+   * per call); without a shared log a failure needs nothing of the command, and one callback,
+   * made once, serves every command.
+   */
+  private acknowledge(
+    durable: Promise<void>,
+    group: EventGroup,
+    result: CommandResult,
+    entry: InFlight | null,
+  ): Promise<CommandResult> {
     return durable.then(
       () => {
-        this.durableSeq = lastSeq;
+        this.durableSeq = result.lastSeq;
         if (entry !== null) this.settle(entry);
+        const host = this.host;
         host.durable(group);
-        if (host.emitting)
+        if (host.emitting) {
+          const { seq, time, events, ids, versions, metadata } = group;
           for (let i = 0; i < events.length; i++)
-            host.emit(appliedEvent(firstSeq + i, time, events[i], ids[i], versions?.[i] ?? 1, metadata));
+            host.emit(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
+        }
         return result;
       },
+      entry === null
+        ? this.appendFailed
+        : (err: unknown) => {
+            const host = this.host;
+            // Part of a conflict being resolved: the resolution decides what becomes of it.
+            if (entry.retried !== undefined) return this.afterResolving(entry);
+            if (entry.dropped) throw host.refusal() ?? host.failed(err);
+            if (err instanceof AppendConflictError) return this.conflict(entry, err);
+            this.dropInflight();
+            throw host.failed(err);
+          },
+    );
+  }
+
+  /** An append failed on a log of one writer: the app fails, the command rejects with why. */
+  private readonly appendFailed = (err: unknown): never => {
+    throw this.host.failed(err);
+  };
+
+  /**
+   * A decision with no events: it resolves once everything before it is durable (it was decided
+   * on those commands), and is decided again if they are refused for a conflict.
+   */
+  private nothingToAppend(
+    events: readonly DomainEvent[],
+    command: object,
+    attempts: number,
+    ticket: number,
+    metadata: EventMetadata | undefined,
+    trace: CommandTrace | undefined,
+    consumer: ConsumerPosition | undefined,
+  ): Promise<CommandResult> {
+    const host = this.host;
+    const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
+    return this.lastDurable.then(
+      () => result,
       (err: unknown) => {
-        if (entry === null) throw host.failed(err);
-        // Part of a conflict being resolved: the resolution decides what becomes of it.
-        if (entry.retried !== undefined) return this.afterResolving(entry);
-        if (entry.dropped) throw host.refusal() ?? host.failed(err);
-        if (err instanceof AppendConflictError) return this.conflict(entry, err);
-        this.dropInflight();
-        throw host.failed(err);
+        // Decided on the commands in flight: if they were stale, so is this decision.
+        if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
+          return host.queue!.retry([
+            { command, attempts: attempts + 1, ticket, metadata, trace, consumer },
+          ])[0];
+        throw host.refusal() ?? host.failed(err);
       },
     );
   }

@@ -10,8 +10,30 @@ import { randomFillSync } from 'node:crypto';
 /** Random bytes drawn 4 KiB at a time: one syscall per 409 ids, not one per id. */
 const POOL = Buffer.allocUnsafe(4096);
 let poolAt = POOL.length;
-const HEX: string[] = [];
-for (let i = 0; i < 256; i++) HEX.push(i.toString(16).padStart(2, '0'));
+/** The two ASCII hex digits of each byte value, high digit first, at `2 * byte`. */
+const HEX_DIGITS = new Uint8Array(512);
+for (let i = 0; i < 256; i++) {
+  const digits = i.toString(16).padStart(2, '0');
+  HEX_DIGITS[2 * i] = digits.charCodeAt(0);
+  HEX_DIGITS[2 * i + 1] = digits.charCodeAt(1);
+}
+/**
+ * Where an id is spelled before it becomes a string: the dashes never move, so they are written
+ * once. Why not `+` on hex pairs: past 13 characters V8 makes each `+` a rope node, and an id is
+ * kept (by the state's log, the memory store, the consumers' ring) as a tree of some twenty
+ * heap objects that every GC then walks; one `latin1Slice` gives one flat string.
+ */
+const SPELLING = Buffer.alloc(36);
+SPELLING[8] = SPELLING[13] = SPELLING[18] = SPELLING[23] = 0x2d; // '-'
+/** The millisecond the first 13 characters of `SPELLING` spell (-1: none yet). */
+let spelledTime = -1;
+
+/** Writes byte `n`'s two hex digits at `at`. */
+function spell(at: number, n: number): void {
+  const d = (n & 255) << 1;
+  SPELLING[at] = HEX_DIGITS[d];
+  SPELLING[at + 1] = HEX_DIGITS[d + 1];
+}
 
 /** A new UUIDv7 for an event applied at `timeMs`. */
 export function newEventId(timeMs: number): string {
@@ -22,31 +44,25 @@ export function newEventId(timeMs: number): string {
   const r = poolAt;
   poolAt += 10;
   const t = Math.max(0, Math.floor(timeMs));
-  const hi = Math.floor(t / 0x1000000) % 0x1000000; // the first 24 of 48 bits
-  const lo = t % 0x1000000;
-  const h = (n: number) => HEX[n & 255];
-  return (
-    h(hi >> 16) +
-    h(hi >> 8) +
-    h(hi) +
-    h(lo >> 16) +
-    '-' +
-    h(lo >> 8) +
-    h(lo) +
-    '-' +
-    h(0x70 | (POOL[r] & 0x0f)) +
-    h(POOL[r + 1]) +
-    '-' +
-    h(0x80 | (POOL[r + 2] & 0x3f)) +
-    h(POOL[r + 3]) +
-    '-' +
-    h(POOL[r + 4]) +
-    h(POOL[r + 5]) +
-    h(POOL[r + 6]) +
-    h(POOL[r + 7]) +
-    h(POOL[r + 8]) +
-    h(POOL[r + 9])
-  );
+  if (t !== spelledTime) {
+    // The 48-bit millisecond prefix: the same for every id of a command, and of most neighbours.
+    const hi = Math.floor(t / 0x1000000) % 0x1000000; // the first 24 of 48 bits
+    const lo = t % 0x1000000;
+    spell(0, hi >> 16);
+    spell(2, hi >> 8);
+    spell(4, hi);
+    spell(6, lo >> 16);
+    spell(9, lo >> 8);
+    spell(11, lo);
+    spelledTime = t;
+  }
+  spell(14, 0x70 | (POOL[r] & 0x0f)); // version 7
+  spell(16, POOL[r + 1]);
+  spell(19, 0x80 | (POOL[r + 2] & 0x3f)); // variant 10
+  spell(21, POOL[r + 3]);
+  for (let i = 4; i < 10; i++) spell(24 + 2 * (i - 4), POOL[r + i]);
+  // Buffer#latin1Slice: what toString('latin1', …) ends in, without its argument checks.
+  return (SPELLING as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(0, 36);
 }
 
 /** `n` new ids for the events of one command applied at `timeMs`. */

@@ -115,13 +115,17 @@ export function defineEvent<TData, TType extends string = string>(
   return makeDefinition<TData, TType>(type, (data) => ({ type, data }), version);
 }
 
-/** @internal Shared by {@link defineEvent} and the built-in events. */
+/**
+ * @internal Shared by {@link defineEvent} and the built-in events. `make` becomes the factory
+ * itself (it gets the definition's properties, so it must be a function made for this one): a
+ * wrapper forwarding `...args` would cost every event an arguments array.
+ */
 export function makeDefinition<TData, TType extends string, TArgs extends unknown[] = [TData]>(
   type: TType,
   make: (...args: TArgs) => DomainEvent<TType, TData>,
   version = 1,
 ): EventDefinition<TData, TType> & ((...args: TArgs) => DomainEvent<TType, TData>) {
-  const factory = ((...args: TArgs) => make(...args)) as unknown as EventDefinition<TData, TType> &
+  const factory = make as unknown as EventDefinition<TData, TType> &
     ((...args: TArgs) => DomainEvent<TType, TData>);
   Object.defineProperty(factory, 'type', { value: type, enumerable: true });
   Object.defineProperty(factory, 'version', { value: version, enumerable: true });

@@ -91,11 +91,6 @@ export type JsonObject = { readonly [key: string]: JsonValue };
 
 /** True when `value` is a plain JSON object (not an array, not null). */
 export function isJsonObject(value: unknown): value is JsonObject {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    !Array.isArray(value) &&
-    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) &&
-    isJsonValue(value)
-  );
+  // isJsonValue refuses an object whose prototype is neither Object.prototype nor null.
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && isJsonValue(value);
 }

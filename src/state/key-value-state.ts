@@ -56,6 +56,15 @@ export class KeyValueState implements ReadonlyKeyValueState {
   private retained = false;
   private pending: StateChange[] = [];
   private readonly changes = new Subject<StateChange>();
+  /**
+   * The last key read or written and what `get` gives for it. A command's handler reads the key
+   * its projection then writes, and the write needs the previous value for the undo journal:
+   * this spares the second lookup in a map of millions of keys (a cache miss each). Invariant:
+   * while `cachedKey` is a string, `get(cachedKey)` would return `cachedValue`; every change of
+   * the structure updates the pair or drops it (`cachedKey = undefined`).
+   */
+  private cachedKey: string | undefined = undefined;
+  private cachedValue: JsonValue | undefined = undefined;
 
   /** See {@link ReadonlyKeyValueState.changes$}. */
   readonly changes$: Observable<StateChange> = this.changes.asObservable();
@@ -72,12 +81,20 @@ export class KeyValueState implements ReadonlyKeyValueState {
 
   /** The value of `key`, or undefined. */
   get(key: string): JsonValue | undefined {
+    if (key === this.cachedKey) return this.cachedValue;
+    let value: JsonValue | undefined;
     if (this.overlay !== null) {
       const slot = this.overlay.get(key);
-      if (slot !== undefined) return slot === TOMBSTONE ? undefined : slot;
-      if (this.hidesBase) return undefined;
+      if (slot !== undefined) value = slot === TOMBSTONE ? undefined : slot;
+      else value = this.hidesBase ? undefined : this.base.get(key);
+    } else {
+      value = this.base.get(key);
     }
-    return this.base.get(key);
+    if (typeof key === 'string') {
+      this.cachedKey = key;
+      this.cachedValue = value;
+    }
+    return value;
   }
 
   /** True when `key` has a value. */
@@ -100,6 +117,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
     this.remember(key, previous);
     if (this.overlay !== null) this.overlay.set(key, TOMBSTONE);
     else this.base.delete(key);
+    this.cachedValue = undefined; // get(key) above made `key` the cached one
     this.count--;
     if (this.changes.observed) this.emit({ type: 'delete', key });
     return true;
@@ -124,6 +142,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
     } else {
       this.base = new Map();
     }
+    this.cachedKey = undefined;
     this.count = 0;
     if (this.changes.observed) this.emit({ type: 'clear' });
   }
@@ -243,6 +262,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
       }
       const previous = values[i] as JsonValue | undefined;
       const current = this.get(key);
+      // What the key holds once undone, below: the cache says so, for the next entry of the same key.
+      this.cachedValue = previous;
       if (previous === undefined) {
         if (current !== undefined) {
           if (this.overlay !== null) this.overlay.set(key, TOMBSTONE);
@@ -272,6 +293,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
    * frozen base alone, or as the base when none is open. O(keys), on that rare path only.
    */
   private unclear(saved: SavedStructure): void {
+    this.cachedKey = undefined;
     if (saved.epoch === this.epoch()) {
       this.base = saved.base;
       this.overlay = saved.overlay;
@@ -338,6 +360,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
   private mergeOverlay(): void {
     const overlay = this.overlay;
     if (overlay === null) return;
+    // What `get` gives does not change here, so the cached pair stays true.
     if (this.hidesBase) this.base = new Map();
     for (const [key, slot] of overlay) {
       if (slot === TOMBSTONE) this.base.delete(key);
@@ -353,6 +376,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
       const base = this.base;
       const before = base.size;
       base.set(key, value);
+      this.cachedKey = key;
+      this.cachedValue = value;
       this.count += base.size - before;
       if (this.changes.observed) this.emit({ type: 'set', key, value });
       return;
@@ -361,6 +386,7 @@ export class KeyValueState implements ReadonlyKeyValueState {
     this.remember(key, previous);
     if (this.overlay !== null) this.overlay.set(key, value);
     else this.base.set(key, value);
+    this.cachedValue = value; // get(key) above made `key` the cached one
     if (previous === undefined) this.count++;
     if (this.changes.observed) this.emit({ type: 'set', key, value });
   }
@@ -388,6 +414,8 @@ export class KeyValueState implements ReadonlyKeyValueState {
     if (fresh.overlay !== null || fresh.journalLength >= 0)
       throw new Error('replaceWith takes a state with no open snapshot and no journal');
     this.snapshotId++;
+    this.cachedKey = undefined;
+    fresh.cachedKey = undefined;
     this.base = fresh.base;
     this.overlay = null;
     this.hidesBase = false;

@@ -1,3 +1,4 @@
+import type { DomainEvent, EventMetadata } from '../events/event';
 import type { JsonValue } from '../events/json';
 import { AppClosedError, LogCompactedError, StaleConsumerError, StoreLockedError } from '../errors';
 import {
@@ -41,7 +42,7 @@ export interface MemoryStoreOptions {
 /**
  * A store that keeps the log in memory: for tests, and as the reference the conformance suite
  * holds the durable stores to. The log outlives `close()`, so one instance can be reopened to
- * check what a replay gives. Groups are kept as given: events are treated as immutable. Like
+ * check what a replay gives. Groups keep the events, ids and metadata given: they are treated as immutable. Like
  * the durable stores it compacts itself on Redis's trigger, with the same scheduler (sizes count
  * records), so a long run keeps its memory bounded and `compact()` behaves as theirs.
  */
@@ -54,7 +55,7 @@ export class MemoryStore implements EventStore {
   /** The last compaction's state as parallel arrays: a tuple per key would cost the GC more than the copy. */
   private snapshotKeys: string[] = [];
   private snapshotValues: JsonValue[] = [];
-  private groups: EventGroup[] = [];
+  private groups = new GroupColumns();
   /**
    * Groups below the snapshot kept for consumers (see `src/kit/retention.ts`): read by `read`,
    * never by `replay`, not counted in `size()`; one run of seqs ending at the snapshot's.
@@ -118,32 +119,38 @@ export class MemoryStore implements EventStore {
     }
     const groups = this.groups;
     for (let i = 0; i < groups.length; i++)
-      if (after === undefined || groups[i].seq > after) sink.group(groups[i]);
+      if (after === undefined || groups.seq(i) > after) sink.group(groups.at(i));
     return { lastSeq: Math.max(this.lastSeq, this.snapshotSeq) };
   }
 
   /** The groups holding events after `after`: a binary search on the groups' last seqs (the kept ones first). */
   async read(after: number, limit: number): Promise<readonly EventGroup[]> {
     this.assertOpen();
-    let groups = this.groups;
+    // The kept groups (below the snapshot) come first, then the log's: one run of seqs.
+    let kept: readonly EventGroup[] = [];
     if (this.snapshotSeq > after) {
       const first = this.kept[0]?.seq ?? this.snapshotSeq + 1;
       if (first > after + 1) throw new LogCompactedError(after, first, 'the MemoryStore');
-      groups = [...this.kept, ...this.groups];
+      kept = this.kept;
     }
+    const columns = this.groups;
+    const k = kept.length;
+    const total = k + columns.length;
+    const lastSeqOf = (i: number) =>
+      i < k ? kept[i].seq + kept[i].events.length - 1 : columns.lastSeq(i - k);
     let lo = 0;
-    let hi = groups.length;
+    let hi = total;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const g = groups[mid];
-      if (g.seq + g.events.length - 1 <= after) lo = mid + 1;
+      if (lastSeqOf(mid) <= after) lo = mid + 1;
       else hi = mid;
     }
     const out: EventGroup[] = [];
     let events = 0;
-    for (let i = lo; i < groups.length && (out.length === 0 || events < limit); i++) {
-      out.push(groups[i]);
-      events += groups[i].events.length;
+    for (let i = lo; i < total && (out.length === 0 || events < limit); i++) {
+      const g = i < k ? kept[i] : columns.at(i - k);
+      out.push(g);
+      events += g.events.length;
     }
     return out;
   }
@@ -175,10 +182,8 @@ export class MemoryStore implements EventStore {
       const record = this.consumers.get(consumer.name);
       if (record !== undefined && record.position < consumer.position)
         this.consumers.set(consumer.name, { ...record, position: consumer.position });
-      const { consumer: _, ...plain } = group;
-      group = plain;
     }
-    this.groups.push(group);
+    this.groups.push(group); // without its consumer
     this.lastSeq = group.seq + group.events.length - 1;
     // Checked right here: a memory store's appends resolve at once, so a busy app may never
     // yield to the event loop; the scheduler starts the compaction in a microtask, which runs.
@@ -220,7 +225,7 @@ export class MemoryStore implements EventStore {
       this.snapshotSeq = snapshot.seq;
       this.snapshotVersion = snapshot.projectionsVersion;
       let covered = this.groups.length;
-      while (covered > 0 && this.groups[covered - 1].seq > snapshot.seq) covered--;
+      while (covered > 0 && this.groups.seq(covered - 1) > snapshot.seq) covered--;
       const plan = planRetention(
         [...this.consumers.values()],
         snapshot.seq,
@@ -236,7 +241,7 @@ export class MemoryStore implements EventStore {
           : [...this.kept, ...this.groups.slice(0, covered)].filter(
               (g) => g.seq + g.events.length - 1 > keepAfter,
             );
-      this.groups = this.groups.slice(covered);
+      this.groups.dropFirst(covered);
     } finally {
       snapshot.release();
     }
@@ -268,5 +273,86 @@ export class MemoryStore implements EventStore {
   private assertOpen(): StoreContext {
     if (this.context === null) throw new AppClosedError('the MemoryStore is not open');
     return this.context;
+  }
+}
+
+/**
+ * The groups of the log after the snapshot, kept as columns rather than as the group objects
+ * appended: one number or reference per field in arrays that live in the old generation, so a
+ * group costs the young generation nothing once appended (a group object, its events array and
+ * its ids array per command, all surviving to the next compaction, were most of what each
+ * scavenge copied). A one-event group keeps its event and its id without their arrays.
+ * `at(i)` hands back a group equal to the one appended (the same events, ids and metadata
+ * objects, no `consumer`), with no key for an absent field.
+ */
+class GroupColumns {
+  private seqs: number[] = [];
+  private times: number[] = [];
+  private events: (DomainEvent | readonly DomainEvent[])[] = [];
+  private ids: (string | readonly string[] | undefined)[] = [];
+  private versions: (readonly number[] | undefined)[] = [];
+  private metadata: (EventMetadata | undefined)[] = [];
+
+  get length(): number {
+    return this.seqs.length;
+  }
+
+  /** Keeps `group` (its `consumer`, if any, is not kept). */
+  push(group: EventGroup): void {
+    const { events, ids } = group;
+    this.seqs.push(group.seq);
+    this.times.push(group.time);
+    this.events.push(events.length === 1 ? events[0] : events);
+    this.ids.push(ids !== undefined && ids.length === 1 ? ids[0] : ids);
+    this.versions.push(group.versions);
+    this.metadata.push(group.metadata);
+  }
+
+  /** The first seq of group `i`. */
+  seq(i: number): number {
+    return this.seqs[i];
+  }
+
+  /** The last seq of group `i`. */
+  lastSeq(i: number): number {
+    const e = this.events[i];
+    return this.seqs[i] + (Array.isArray(e) ? e.length : 1) - 1;
+  }
+
+  /** Group `i`, as appended. */
+  at(i: number): EventGroup {
+    const e = this.events[i];
+    const events: readonly DomainEvent[] = Array.isArray(e) ? e : [e as DomainEvent];
+    const id = this.ids[i];
+    const ids = typeof id === 'string' ? [id] : id;
+    const versions = this.versions[i];
+    const metadata = this.metadata[i];
+    const group: { -readonly [K in keyof EventGroup]: EventGroup[K] } = {
+      seq: this.seqs[i],
+      time: this.times[i],
+      events,
+    };
+    if (ids !== undefined) group.ids = ids;
+    if (versions !== undefined) group.versions = versions;
+    if (metadata !== undefined) group.metadata = metadata;
+    return group;
+  }
+
+  /** Groups `from` … `to` − 1 as appended. */
+  slice(from: number, to: number = this.length): EventGroup[] {
+    const out: EventGroup[] = new Array(Math.max(0, to - from));
+    for (let i = from; i < to; i++) out[i - from] = this.at(i);
+    return out;
+  }
+
+  /** Drops the first `n` groups (covered by a new snapshot). */
+  dropFirst(n: number): void {
+    if (n <= 0) return;
+    this.seqs = this.seqs.slice(n);
+    this.times = this.times.slice(n);
+    this.events = this.events.slice(n);
+    this.ids = this.ids.slice(n);
+    this.versions = this.versions.slice(n);
+    this.metadata = this.metadata.slice(n);
   }
 }

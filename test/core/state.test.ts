@@ -21,6 +21,42 @@ describe('KeyValueState', () => {
     expect(kv.size).toBe(2);
   });
 
+  it('reads what was last written or undone, whatever was read before (the last-key cache)', () => {
+    // given a key read, then written twice in one command, each write read back
+    const kv = new KeyValueState();
+    kv.set('a', 1);
+    expect(kv.get('a')).toBe(1);
+    kv.begin();
+    kv.set('a', 2);
+    expect(kv.get('a')).toBe(2);
+    kv.delete('a');
+    expect(kv.get('a')).toBeUndefined();
+    kv.set('a', 3);
+    expect(kv.get('a')).toBe(3);
+    // when the command fails
+    kv.rollback();
+    // then every read sees the value before it, and the count follows
+    expect(kv.get('a')).toBe(1);
+    expect(kv.has('a')).toBe(true);
+    expect(kv.size).toBe(1);
+    // and a clear, a snapshot's writes and a reload are seen by the next read of the same key
+    kv.clear();
+    expect(kv.get('a')).toBeUndefined();
+    kv.set('a', 4);
+    const snapshot = kv.takeSnapshot(1);
+    expect(kv.get('a')).toBe(4);
+    kv.set('a', 5);
+    expect(kv.get('a')).toBe(5);
+    snapshot.release();
+    expect(kv.get('a')).toBe(5);
+    const fresh = new KeyValueState();
+    fresh.set('a', 6);
+    expect(fresh.get('a')).toBe(6);
+    kv.replaceWith(fresh);
+    expect(kv.get('a')).toBe(6);
+    expect(fresh.get('a')).toBeUndefined();
+  });
+
   it('reports changes only once their command is applied, never for rolled-back work', () => {
     const kv = new KeyValueState();
     const seen: StateChange[] = [];
