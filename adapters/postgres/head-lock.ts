@@ -1,4 +1,5 @@
 import type { PgClientLike } from './driver';
+import { type LockedRead, lockAndRead } from './replay';
 import type { Tables } from './schema';
 
 /** How long a locked head waits for the append it was taken for before it lets the others go. */
@@ -8,12 +9,16 @@ export const HOLD_MS = 100;
  * Fairness after a conflict (plain optimistic retry starves an instance under a busy log: by the
  * time it has caught up and decided again, another instance has appended, again and again). The
  * instance that lost locks the head row (`SELECT … FOR UPDATE` in a transaction on the writer's
- * connection) before it reads the others' commands: nobody can append until it has, so its
- * catch-up reads to the true head and its next append, sent in the same transaction, lands.
- * The others queue on the row lock meanwhile, in order, as they do behind any append.
+ * connection) and reads the others' commands under it, in the same round trip (`lockAndRead`):
+ * nobody can append until it has, so its catch-up reads to the true head and its next append,
+ * sent in the same transaction with its COMMIT (`insertAndCommit`), lands. The others queue on
+ * the row lock meanwhile, in order, as they do behind any append; every round trip made while
+ * the lock is held is waited for by all of them, so there are as few as can be: the lock and
+ * its read, then the append and its COMMIT.
  *
- * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up; an app that has
- * nothing to append (the retried commands decided nothing) never blocks the log for longer.
+ * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up;
+ * an app that has nothing to append (the retried commands decided nothing) never blocks the log
+ * for longer.
  */
 export class HeadLock {
   private held: PgClientLike | null = null;
@@ -24,17 +29,15 @@ export class HeadLock {
     private readonly log: string,
   ) {}
 
-  /** Opens the transaction and locks the head row (waits for the append that holds it, if any). */
-  async take(client: PgClientLike): Promise<void> {
+  /**
+   * Opens the transaction and locks the head row (waits for the append that holds it, if any);
+   * returns the head and the first page of the events after `after`, read under the lock.
+   */
+  async take(client: PgClientLike, after: number): Promise<LockedRead> {
     this.release();
-    await client.query('BEGIN');
-    try {
-      await client.query(`SELECT seq FROM ${this.t.heads} WHERE log = $1 FOR UPDATE`, [this.log]);
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    }
+    const read = await lockAndRead(client, this.t, this.log, after);
     this.held = client;
+    return read;
   }
 
   /** The catch-up has read to the head: the lock waits {@link HOLD_MS} for the append. */

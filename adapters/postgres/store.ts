@@ -26,7 +26,7 @@ import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
-import { type HeadRow, inSnapshot, replayLog } from './replay';
+import { type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
 import { HeadWatcher } from './watcher';
 import { PgWriter } from './writer';
@@ -160,7 +160,7 @@ export class PostgresStore implements EventStore {
     const found: { head: HeadRow | null } = { head: null };
     try {
       const where = this.where;
-      const read = (client: PgClientLike) =>
+      const read = (client: PgClientLike, prefetched?: LockedRead) =>
         replayLog(
           {
             client,
@@ -170,15 +170,16 @@ export class PostgresStore implements EventStore {
             after: options?.after,
             counter: this.replayed,
             found,
+            prefetched,
           },
           (b) => feed.push(b),
         );
       if (options?.after !== undefined && writer.isStale) {
         // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
-        const client = await writer.lockHead().catch((err: unknown) => {
+        const locked = await writer.lockHead(options.after).catch((err: unknown) => {
           throw persistenceError(`cannot read ${where}`, err);
         });
-        await read(client).then(
+        await read(locked.client, locked.read).then(
           () => writer.headRead(true),
           (err: unknown) => {
             writer.headRead(false);

@@ -15,6 +15,7 @@ import {
   addGroup,
   appliedNow,
   type BatchRows,
+  insertAndCommit,
   insertBatch,
   landed,
   newRows,
@@ -24,7 +25,7 @@ import { saveReactionPositions } from './consumers';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { HeadLock } from './head-lock';
-import type { HeadRow } from './replay';
+import type { HeadRow, LockedRead } from './replay';
 import type { Tables } from './schema';
 
 /** One batch: its rows, the appends waiting on it, and, once committed, its verdict. */
@@ -192,12 +193,13 @@ export class PgWriter {
 
   /**
    * After a conflict: locks the head row on the writer's connection for the catch-up (see
-   * HeadLock) and returns that connection, which the catch-up then reads on.
+   * HeadLock) and returns that connection, which the catch-up goes on reading on, with what the
+   * lock's round trip read already (the head, the first page after `after`).
    */
-  async lockHead(): Promise<PgClientLike> {
+  async lockHead(after: number): Promise<{ client: PgClientLike; read: LockedRead }> {
     const conn = await this.connection();
-    await this.headLock.take(conn.client);
-    return conn.client;
+    const read = await this.headLock.take(conn.client, after);
+    return { client: conn.client, read };
   }
 
   /** The catch-up on the locked head ended: held a moment for the append, or released at once after a failure. */
@@ -284,8 +286,16 @@ export class PgWriter {
     const locked = this.headLock.claim();
     let ok: boolean;
     try {
-      ok = await this.insert(conn.client, batch.rows, locked);
-      if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
+      // In the lock's transaction: the append and its COMMIT in one round trip when it can.
+      const fused =
+        locked && batch.rows.reactions.length === 0
+          ? await insertAndCommit(conn.client, this.statements, this.log, this.policy, batch.rows)
+          : undefined;
+      if (fused !== undefined) ok = fused;
+      else {
+        ok = await this.insert(conn.client, batch.rows, locked);
+        if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
+      }
     } catch (err) {
       if (!isConnectionLoss(err, conn)) {
         if (locked || batch.rows.reactions.length > 0) await conn.client.query('ROLLBACK').catch(() => {});
@@ -310,6 +320,11 @@ export class PgWriter {
       return;
     }
     const head = await readHead(conn.client, this.t, this.log).catch(() => undefined);
+    this.conflict(batch, head);
+  }
+
+  /** Another instance appended first: the batch, and every one after it until `caughtUp`, is refused. */
+  private conflict(batch: Batch, head: number | undefined): void {
     this.conflicts++;
     this.stale = new AppendConflictError(
       `${this.where}: another instance appended first (seq ${batch.rows.firstSeq} expected the head at ${batch.rows.firstSeq - 1}${head === undefined ? '' : `, it is at ${head}`})`,

@@ -134,4 +134,28 @@ describe('PostgresStore: two instances on one log', () => {
     expect(list.filter((x) => x < 1000)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(list.filter((x) => x >= 1000)).toEqual(Array.from({ length: 200 }, (_, i) => 1000 + i));
   });
+
+  it('an append retried in the head lock’s transaction logs its data exactly (quotes, backslashes)', async () => {
+    // given: a key that an SQL or array literal written wrongly would change
+    const key = `it's "quoted" \\ back\\\\slash \\" {a,b} NULL $1 \n\t ünï 🐘 \u0000 ''`;
+    const a = await open(url, log);
+    const b = await open(url, log);
+    // when: B (one command) and then A (a batch of 8) each decide on a stale state, so each
+    // retry goes in the transaction of the head lock, sent with its COMMIT
+    await a.app.execute(new Push(key, 1));
+    await b.app.execute(new Push(key, 2));
+    await Promise.all(Array.from({ length: 8 }, (_, i) => a.app.execute(new Push(key, 3 + i))));
+    // then: the log holds the key as it was given, the list dense and in order
+    const expected = Array.from({ length: 10 }, (_, i) => 1 + i);
+    const logged = await rows();
+    expect(logged.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(logged.map((r) => JSON.parse(r.data).key)).toEqual(Array(10).fill(key));
+    expect(JSON.parse(logged[9].data).value).toEqual(expected);
+    expect(a.store.stats().conflicts).toBeGreaterThan(0);
+    expect(b.store.stats().conflicts).toBeGreaterThan(0);
+    const c = await open(url, log);
+    expect(c.app.state.get(key)).toEqual(expected);
+    await b.app.sync();
+    expect(b.app.state.get(key)).toEqual(expected);
+  });
 });
