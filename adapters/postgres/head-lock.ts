@@ -16,12 +16,17 @@ export const HOLD_MS = 100;
  * the lock is held is waited for by all of them, so there are as few as can be: the lock and
  * its read, then the append and its COMMIT.
  *
- * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up;
+ * While the log is contended the writer locks first, before each append (`PgWriter`); when the
+ * head has moved, the lock and what it read are kept (`keep`) for the catch-up of that conflict.
+ *
+ * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up (or after `keep`);
  * an app that has nothing to append (the retried commands decided nothing) never blocks the log
  * for longer.
  */
 export class HeadLock {
   private held: PgClientLike | null = null;
+  /** What the lock's round trip read, kept for the catch-up that follows a conflict (see `keep`). */
+  private kept: { readonly after: number; readonly read: LockedRead } | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -34,10 +39,26 @@ export class HeadLock {
    * returns the head and the first page of the events after `after`, read under the lock.
    */
   async take(client: PgClientLike, after: number): Promise<LockedRead> {
+    const kept = this.kept;
+    if (kept !== null && this.held === client && kept.after === after) {
+      // Locked by the append that found the head moved: what it read is still the log's end.
+      this.kept = null;
+      return kept.read;
+    }
     this.release();
     const read = await lockAndRead(client, this.t, this.log, after);
     this.held = client;
     return read;
+  }
+
+  /**
+   * An append locked the head and found it moved (a conflict): the lock stays for the catch-up,
+   * which then takes `read` (the events after `after`) without a round trip, at most
+   * {@link HOLD_MS} from now.
+   */
+  keep(after: number, read: LockedRead): void {
+    this.kept = { after, read };
+    this.expire();
   }
 
   /** The catch-up has read to the head: the lock waits {@link HOLD_MS} for the append. */
@@ -54,6 +75,7 @@ export class HeadLock {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;
+    this.kept = null;
     return true;
   }
 
@@ -64,6 +86,7 @@ export class HeadLock {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;
+    this.kept = null;
     client.query(rollback ? 'ROLLBACK' : 'COMMIT').catch(() => {});
   }
 }

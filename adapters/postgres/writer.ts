@@ -28,6 +28,17 @@ import { HeadLock } from './head-lock';
 import type { HeadRow, LockedRead } from './replay';
 import type { Tables } from './schema';
 
+/**
+ * How long after a conflict the writer takes the head lock before each append instead of
+ * appending optimistically. Under contention an optimistic append mostly queues behind another
+ * instance's lock only to find the head moved, then reads the head, then queues again for the
+ * lock of its catch-up: three round trips and two waits where locking first takes one of each
+ * (the lock's round trip also reads the events the catch-up needs, see HeadLock.keep). Without
+ * contention locking first costs a round trip per batch, so it ends a second after the last
+ * conflict.
+ */
+export const CONTENDED_MS = 1000;
+
 /** One batch: its rows, the appends waiting on it, and, once committed, its verdict. */
 interface Batch extends Waiting {
   readonly rows: BatchRows;
@@ -51,6 +62,9 @@ export interface WriterHooks {
  * A conflict is a verdict, not a failure: the commit returns normally with `conflict` set and
  * the batch's appends reject with it; from then on every batch is refused with a conflict too,
  * without a round trip, until `caughtUp()` (a replay read up to the head), as the contract says.
+ * For {@link CONTENDED_MS} after a conflict, each batch first locks the head (HeadLock) and
+ * appends only if the head is where the batch's commands were decided; otherwise that is the
+ * conflict, found without writing, and the lock stays for its catch-up.
  *
  * A failure (the connection lost, the server down) is the kit's failed state: every pending
  * append rejects with one PersistenceError until `recover`. When the connection is lost while a
@@ -79,6 +93,8 @@ export class PgWriter {
   private lastApplied: { readonly seq: number; readonly batch: string } | null = null;
   /** Set by a reconnect: the next append or catch-up first checks `lastApplied`. */
   private unverified = false;
+  /** Until when appends lock the head before they write (see {@link CONTENDED_MS}). */
+  private contendedUntil = 0;
 
   constructor(
     private readonly pool: PgPoolLike,
@@ -283,9 +299,21 @@ export class PgWriter {
     const conn = await this.connection();
     await this.verifyLast();
     // After a conflict, the catch-up locked the head for this append: it runs in that transaction.
-    const locked = this.headLock.claim();
+    let locked = this.headLock.claim();
     let ok: boolean;
     try {
+      if (!locked && this.contended() && batch.rows.reactions.length === 0) {
+        // Contended: lock first, rather than fail after queueing behind the holder's lock.
+        const after = batch.rows.firstSeq - 1;
+        const read = await this.headLock.take(conn.client, after);
+        if (read.head.seq !== after) {
+          // Decided on a stale state: a conflict, the lock kept for the catch-up (HeadLock.keep).
+          this.headLock.keep(after, read);
+          this.conflict(batch, read.head.seq);
+          return;
+        }
+        locked = this.headLock.claim();
+      }
       // In the lock's transaction: the append and its COMMIT in one round trip when it can.
       const fused =
         locked && batch.rows.reactions.length === 0
@@ -326,11 +354,17 @@ export class PgWriter {
   /** Another instance appended first: the batch, and every one after it until `caughtUp`, is refused. */
   private conflict(batch: Batch, head: number | undefined): void {
     this.conflicts++;
+    this.contendedUntil = performance.now() + CONTENDED_MS;
     this.stale = new AppendConflictError(
       `${this.where}: another instance appended first (seq ${batch.rows.firstSeq} expected the head at ${batch.rows.firstSeq - 1}${head === undefined ? '' : `, it is at ${head}`})`,
       head,
     );
     batch.conflict = this.stale;
+  }
+
+  /** True for {@link CONTENDED_MS} after a conflict: appends then lock the head first. */
+  private contended(): boolean {
+    return performance.now() < this.contendedUntil;
   }
 
   /** The answer to the batch was lost: once the old server process is gone, look, then send again if absent. */
