@@ -227,10 +227,17 @@ export class PostgresStore implements EventStore {
     return this.scheduler!.compact();
   }
 
-  /** Calls `changed` when another instance may have appended (NOTIFY, or a head poll). */
+  /**
+   * Calls `changed` when another instance may have appended (NOTIFY, or a head poll); not while
+   * this instance's own append is going to read those commits anyway (`catchesUpItself`). A
+   * commit that lands just after that append is then heard of at the latest by the next poll
+   * (the hint may arrive before the append's answer is handled), or by the next append.
+   */
   watch(changed: () => void): () => void {
-    this.assertOpen();
-    return this.watcher!.watch(changed);
+    const writer = this.assertOpen();
+    return this.watcher!.watch(() => {
+      if (!writer.catchesUpItself) changed();
+    });
   }
 
   /** Reactions: true while this instance holds the consumer's name (see `EventStore.holdsConsumer`). */
