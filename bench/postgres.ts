@@ -339,7 +339,7 @@ const INSTANCE_ROUNDS = quick ? 1 : 3;
 const INSTANCE_SECONDS = quick ? 2 : 5;
 
 /** What one instance (a child process) reports after its run. */
-interface InstanceResult {
+export interface InstanceResult {
   readonly ops: number;
   readonly seconds: number;
   readonly failed: number;
@@ -348,6 +348,11 @@ interface InstanceResult {
   readonly batches: number;
   readonly decisions: number;
   readonly latencies: number[];
+  /** The child's CPU time during its run, µs (`process.cpuUsage`): user and system. */
+  readonly cpu: { readonly user: number; readonly system: number };
+  /** Its watcher's NOTIFYs received and head polls. */
+  readonly notifications: number;
+  readonly polls: number;
   readonly error?: string;
 }
 
@@ -376,6 +381,7 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
   });
   fs.writeSync(1, 'ready\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  const cpu0 = process.cpuUsage();
   let failed = 0;
   let error: string | undefined;
   // Each child its own stride through the accounts, so that they write mostly different keys.
@@ -386,7 +392,8 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
       error ??= err instanceof Error ? err.message : String(err);
     }),
   );
-  const { conflicts, batches } = store.stats();
+  const cpu = process.cpuUsage(cpu0);
+  const { conflicts, batches, notifications, polls } = store.stats();
   await app.close();
   const result: InstanceResult = {
     ops: m.ops - failed,
@@ -396,13 +403,16 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
     batches,
     decisions,
     latencies: Array.from(m.latencies, (l) => Math.round(l * 1000) / 1000),
+    cpu,
+    notifications,
+    polls,
     ...(error === undefined ? {} : { error }),
   };
   fs.writeSync(1, `${JSON.stringify(result)}\n`);
 }
 
 /** Starts an instance child; `go` starts its run, `result` is its report. */
-function spawnInstance(url: string, log: string, seconds: number) {
+export function spawnInstance(url: string, log: string, seconds: number) {
   const child = spawn(
     process.execPath,
     [...process.execArgv, __filename, '--postgres-instance', url, log, String(seconds)],
@@ -465,9 +475,10 @@ async function instanceRows(server: PostgresServer): Promise<Row[]> {
     const conflicts = all.reduce((s, r) => s + r.conflicts, 0);
     const decided = all.reduce((s, r) => s + r.decisions, 0);
     const batches = all.reduce((s, r) => s + r.batches, 0);
+    const cpu = all.reduce((s, r) => s + r.cpu.user + r.cpu.system, 0);
     const rate = median(runs.map(total));
     const lat = percentiles(all.flatMap((r) => r.latencies));
-    const what = `${(ops / batches).toFixed(1)} commands/batch, ${(conflicts / ops).toFixed(3)} conflicts/command, ${((decided - ops - failed) / ops).toFixed(3)} extra decisions/command${failed > 0 ? `, ${failed} failed (${all.find((r) => r.error)?.error?.slice(0, 60)})` : ''}`;
+    const what = `${(ops / batches).toFixed(1)} commands/batch, ${(conflicts / ops).toFixed(3)} conflicts/command, ${((decided - ops - failed) / ops).toFixed(3)} extra decisions/command, ${Math.round(cpu / ops)} µs Node CPU/command${failed > 0 ? `, ${failed} failed (${all.find((r) => r.error)?.error?.slice(0, 60)})` : ''}`;
     const row: Row = {
       name: `${n} instance${n > 1 ? 's' : ''} (processes), ${INSTANCE_IN_FLIGHT} in flight each: total commands/s`,
       opsPerSec: rate,

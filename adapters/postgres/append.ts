@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ConsumerPosition, EventGroup, FsyncPolicy } from '../../src/index';
-import type { PgClientLike } from './driver';
+import type { PgClientLike, PgResult } from './driver';
+import { quoteLiteral } from './replay';
 import type { Tables } from './schema';
 
 /** The rows of one batch of appends, in columns (one array per column: one statement, any size). */
@@ -141,27 +142,98 @@ export async function insertBatch(
   policy: FsyncPolicy,
   rows: BatchRows,
 ): Promise<boolean> {
-  const one = rows.data.length === 1;
-  const statement = one ? statements.one : statements.many;
+  const statement = statementFor(statements, rows);
   const { rowCount } = await client.query({
     name: statement.name,
     text: statement.text,
-    values: [
-      log,
-      SYNCHRONOUS_COMMIT[policy],
-      rows.firstSeq - 1,
-      rows.lastSeq,
-      rows.id,
-      one ? rows.times[0] : rows.times,
-      one ? rows.types[0] : rows.types,
-      one ? rows.data[0] : rows.data,
-      one ? rows.sizes[0] : rows.sizes,
-      one ? rows.ids[0] : rows.ids,
-      one ? rows.versions[0] : rows.versions,
-      one ? rows.metadata[0] : rows.metadata,
-    ],
+    values: valuesOf(log, policy, rows),
   });
+  // It ran: pg has prepared it on this connection (see insertAndCommit).
+  preparedOn(client).add(statement.name);
   return (rowCount ?? 0) > 0;
+}
+
+function statementFor(statements: AppendStatements, rows: BatchRows): PreparedStatement {
+  return rows.data.length === 1 ? statements.one : statements.many;
+}
+
+/** The statement's parameters, in the order of {@link appendStatements}. */
+function valuesOf(log: string, policy: FsyncPolicy, rows: BatchRows): unknown[] {
+  const one = rows.data.length === 1;
+  return [
+    log,
+    SYNCHRONOUS_COMMIT[policy],
+    rows.firstSeq - 1,
+    rows.lastSeq,
+    rows.id,
+    one ? rows.times[0] : rows.times,
+    one ? rows.types[0] : rows.types,
+    one ? rows.data[0] : rows.data,
+    one ? rows.sizes[0] : rows.sizes,
+    one ? rows.ids[0] : rows.ids,
+    one ? rows.versions[0] : rows.versions,
+    one ? rows.metadata[0] : rows.metadata,
+  ];
+}
+
+/** The names of the append statements pg has prepared on each connection (it keeps them for the session). */
+const prepared = new WeakMap<PgClientLike, Set<string>>();
+
+function preparedOn(client: PgClientLike): Set<string> {
+  let names = prepared.get(client);
+  if (names === undefined) {
+    names = new Set();
+    prepared.set(client, names);
+  }
+  return names;
+}
+
+/**
+ * The append and the COMMIT of the transaction it runs in (the head lock's, see HeadLock), in
+ * one round trip: `EXECUTE` of the prepared statement and `COMMIT`, one simple-protocol query.
+ * Every other appender waits on the head row until this COMMIT, so a round trip saved here is
+ * saved for all of them (on a loaded 2-core machine, the separate COMMIT took 5 ms of a 15 ms
+ * turn). The simple protocol takes no parameters: they go in as literals, written as pg writes
+ * its parameters (arrays in pg's array syntax), so the server parses the same text either way.
+ * Returns undefined, sending nothing, when the statement is not prepared on this connection
+ * (a connection taken since the last append): the caller then runs it and commits in two.
+ */
+export async function insertAndCommit(
+  client: PgClientLike,
+  statements: AppendStatements,
+  log: string,
+  policy: FsyncPolicy,
+  rows: BatchRows,
+): Promise<boolean | undefined> {
+  const statement = statementFor(statements, rows);
+  if (!preparedOn(client).has(statement.name)) return undefined;
+  const args = valuesOf(log, policy, rows).map(literal).join(', ');
+  // Two statements: pg answers with one result per statement.
+  const results = (await client.query(`EXECUTE ${statement.name}(${args}); COMMIT`)) as unknown as PgResult[];
+  return (results[0].rowCount ?? 0) > 0;
+}
+
+/** A parameter as an SQL literal: NULL, a number, or a quoted string (arrays in pg's array syntax). */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
+    return String(value);
+  }
+  if (Array.isArray(value)) return quoteLiteral(arrayLiteral(value));
+  return quoteLiteral(String(value));
+}
+
+/** pg's array syntax for a flat array of strings, numbers and nulls (as pg's `prepareValue` writes it). */
+function arrayLiteral(values: readonly unknown[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    const v = values[i];
+    out +=
+      v === null || v === undefined ? 'NULL' : `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  }
+  return `${out}}`;
 }
 
 /** Whether the batch `rows` is in the log: its first row carries its id. */

@@ -1,4 +1,5 @@
 import type { PgClientLike } from './driver';
+import { type LockedRead, lockAndRead } from './replay';
 import type { Tables } from './schema';
 
 /** How long a locked head waits for the append it was taken for before it lets the others go. */
@@ -8,15 +9,24 @@ export const HOLD_MS = 100;
  * Fairness after a conflict (plain optimistic retry starves an instance under a busy log: by the
  * time it has caught up and decided again, another instance has appended, again and again). The
  * instance that lost locks the head row (`SELECT … FOR UPDATE` in a transaction on the writer's
- * connection) before it reads the others' commands: nobody can append until it has, so its
- * catch-up reads to the true head and its next append, sent in the same transaction, lands.
- * The others queue on the row lock meanwhile, in order, as they do behind any append.
+ * connection) and reads the others' commands under it, in the same round trip (`lockAndRead`):
+ * nobody can append until it has, so its catch-up reads to the true head and its next append,
+ * sent in the same transaction with its COMMIT (`insertAndCommit`), lands. The others queue on
+ * the row lock meanwhile, in order, as they do behind any append; every round trip made while
+ * the lock is held is waited for by all of them, so there are as few as can be: the lock and
+ * its read, then the append and its COMMIT.
  *
- * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up; an app that has
- * nothing to append (the retried commands decided nothing) never blocks the log for longer.
+ * While the log is contended the writer locks first, before each append (`PgWriter`); when the
+ * head has moved, the lock and what it read are kept (`keep`) for the catch-up of that conflict.
+ *
+ * Invariant: the lock is held for at most {@link HOLD_MS} after the catch-up (or after `keep`);
+ * an app that has nothing to append (the retried commands decided nothing) never blocks the log
+ * for longer.
  */
 export class HeadLock {
   private held: PgClientLike | null = null;
+  /** What the lock's round trip read, kept for the catch-up that follows a conflict (see `keep`). */
+  private kept: { readonly after: number; readonly read: LockedRead } | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -24,17 +34,31 @@ export class HeadLock {
     private readonly log: string,
   ) {}
 
-  /** Opens the transaction and locks the head row (waits for the append that holds it, if any). */
-  async take(client: PgClientLike): Promise<void> {
-    this.release();
-    await client.query('BEGIN');
-    try {
-      await client.query(`SELECT seq FROM ${this.t.heads} WHERE log = $1 FOR UPDATE`, [this.log]);
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
+  /**
+   * Opens the transaction and locks the head row (waits for the append that holds it, if any);
+   * returns the head and the first page of the events after `after`, read under the lock.
+   */
+  async take(client: PgClientLike, after: number): Promise<LockedRead> {
+    const kept = this.kept;
+    if (kept !== null && this.held === client && kept.after === after) {
+      // Locked by the append that found the head moved: what it read is still the log's end.
+      this.kept = null;
+      return kept.read;
     }
+    this.release();
+    const read = await lockAndRead(client, this.t, this.log, after);
     this.held = client;
+    return read;
+  }
+
+  /**
+   * An append locked the head and found it moved (a conflict): the lock stays for the catch-up,
+   * which then takes `read` (the events after `after`) without a round trip, at most
+   * {@link HOLD_MS} from now.
+   */
+  keep(after: number, read: LockedRead): void {
+    this.kept = { after, read };
+    this.expire();
   }
 
   /** The catch-up has read to the head: the lock waits {@link HOLD_MS} for the append. */
@@ -51,6 +75,7 @@ export class HeadLock {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;
+    this.kept = null;
     return true;
   }
 
@@ -61,6 +86,7 @@ export class HeadLock {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;
+    this.kept = null;
     client.query(rollback ? 'ROLLBACK' : 'COMMIT').catch(() => {});
   }
 }

@@ -8,7 +8,7 @@ import {
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import { persistenceError } from './connection';
-import type { PgArrayQuery, PgClientLike, PgPoolLike } from './driver';
+import type { PgArrayQuery, PgClientLike, PgPoolLike, PgResult } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
 
 /**
@@ -56,12 +56,22 @@ export async function readHeadRow(
   where: string,
 ): Promise<HeadRow> {
   const rows = await read(client, where, {
-    text: `SELECT h.seq::float8, h.batch::text, h.snapshot_seq::float8, h.snapshot_id::float8, m.value
-           FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2 WHERE h.log = $1`,
+    text: headRowSelect(t, '$1', '$2'),
     values: [log, projectionsVersionKey(log)],
     rowMode: 'array',
   });
-  const row = rows[0] as
+  return headRowOf(rows[0]);
+}
+
+/** The head row's query (see {@link readHeadRow}); `logAt` and `keyAt` are its two values. */
+function headRowSelect(t: Tables, logAt: string, keyAt: string): string {
+  return `SELECT h.seq::float8, h.batch::text, h.snapshot_seq::float8, h.snapshot_id::float8, m.value
+           FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = ${keyAt} WHERE h.log = ${logAt}`;
+}
+
+/** A row of {@link headRowSelect} (undefined: no head row, a log never appended to). */
+function headRowOf(found: unknown): HeadRow {
+  const row = found as
     | [seq: number, batch: string | null, snapshotSeq: number, id: number, version: string | null]
     | undefined;
   const head = {
@@ -72,6 +82,55 @@ export async function readHeadRow(
   };
   const version = parseProjectionsVersion(row?.[4], head.snapshotId);
   return version === undefined ? head : { ...head, projectionsVersion: version };
+}
+
+/** One page of events after `$2` (see {@link pages}). */
+function eventPageSelect(t: Tables, logAt: string, afterAt: string): string {
+  return `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = ${logAt} AND seq > ${afterAt} ORDER BY seq LIMIT ${PAGE}`;
+}
+
+/** What {@link lockAndRead} found: the head row as locked, and the first page of events after `after`. */
+export interface LockedRead {
+  readonly head: HeadRow;
+  readonly page: readonly unknown[];
+}
+
+/**
+ * Opens a transaction, locks the head row, and reads it and the first page of events after
+ * `after`: one round trip (a simple-protocol query of three statements), because while the lock
+ * is held every other appender waits, and each round trip on a loaded machine costs
+ * milliseconds (measured on 2 cores: the locked catch-up took two round trips, 12 ms of a 28 ms
+ * turn). Read committed: the page is a statement of its own, so its snapshot is taken after the
+ * lock was granted and sees every append committed before (the one that held the lock
+ * included); the statement that waited for the lock sees the head row's latest version. The
+ * transaction stays open (the caller ends it); on an error it is rolled back.
+ *
+ * The simple protocol takes no parameters: `log` and `after` go in as literals (`after` an
+ * integer, `log` quoted by {@link quoteLiteral}).
+ */
+export async function lockAndRead(
+  client: PgClientLike,
+  t: Tables,
+  log: string,
+  after: number,
+): Promise<LockedRead> {
+  if (!Number.isSafeInteger(after)) throw new RangeError(`not a sequence number: ${after}`);
+  const l = quoteLiteral(log);
+  const text = `BEGIN; ${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))} FOR UPDATE OF h; ${eventPageSelect(t, l, String(after))}`;
+  try {
+    // Three statements: pg answers with one result per statement.
+    const results = (await client.query({ text, rowMode: 'array' })) as unknown as PgResult[];
+    return { head: headRowOf(results[1].rows[0]), page: results[2].rows };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** A string as an SQL literal, for either setting of `standard_conforming_strings` (as pg's `escapeLiteral`). */
+export function quoteLiteral(text: string): string {
+  const quoted = `'${text.replace(/'/g, "''")}'`;
+  return text.includes('\\') ? ` E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
 /**
@@ -101,6 +160,8 @@ export interface LogRead {
    * reads up to it, so when it ends there the instance has applied the head's batch.
    */
   readonly found?: { head: HeadRow | null };
+  /** The head row and the first page, already read (a catch-up on the locked head: {@link lockAndRead}). */
+  readonly prefetched?: LockedRead;
 }
 
 /**
@@ -151,8 +212,9 @@ export async function* pages({
   after,
   counter,
   found,
+  prefetched,
 }: LogRead): AsyncGenerator<readonly ReplayRecord[]> {
-  const head = await readHeadRow(client, t, log, where);
+  const head = prefetched?.head ?? (await readHeadRow(client, t, log, where));
   if (found !== undefined) found.head = head;
   let last: number;
   if (after === undefined) {
@@ -164,15 +226,19 @@ export async function* pages({
     if (head.seq < after) throw new LogLostError(where, after, `the log ends at seq ${head.seq}`);
     last = after;
   }
-  const select = `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`;
+  const select = eventPageSelect(t, '$1', '$2');
   let expected = last + 1;
   let open: RowGroup | null = null;
+  let first = prefetched?.page as EventRow[] | undefined;
   for (;;) {
-    const page = (await read(client, where, {
-      text: select,
-      values: [log, last],
-      rowMode: 'array',
-    })) as EventRow[];
+    const page =
+      first ??
+      ((await read(client, where, {
+        text: select,
+        values: [log, last],
+        rowMode: 'array',
+      })) as EventRow[]);
+    first = undefined;
     const out: ReplayRecord[] = [];
     for (let i = 0; i < page.length; i++) {
       const row = page[i];

@@ -26,7 +26,7 @@ import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
-import { type HeadRow, inSnapshot, replayLog } from './replay';
+import { type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
 import { HeadWatcher } from './watcher';
 import { PgWriter } from './writer';
@@ -160,7 +160,7 @@ export class PostgresStore implements EventStore {
     const found: { head: HeadRow | null } = { head: null };
     try {
       const where = this.where;
-      const read = (client: PgClientLike) =>
+      const read = (client: PgClientLike, prefetched?: LockedRead) =>
         replayLog(
           {
             client,
@@ -170,15 +170,16 @@ export class PostgresStore implements EventStore {
             after: options?.after,
             counter: this.replayed,
             found,
+            prefetched,
           },
           (b) => feed.push(b),
         );
       if (options?.after !== undefined && writer.isStale) {
         // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
-        const client = await writer.lockHead().catch((err: unknown) => {
+        const locked = await writer.lockHead(options.after).catch((err: unknown) => {
           throw persistenceError(`cannot read ${where}`, err);
         });
-        await read(client).then(
+        await read(locked.client, locked.read).then(
           () => writer.headRead(true),
           (err: unknown) => {
             writer.headRead(false);
@@ -226,10 +227,17 @@ export class PostgresStore implements EventStore {
     return this.scheduler!.compact();
   }
 
-  /** Calls `changed` when another instance may have appended (NOTIFY, or a head poll). */
+  /**
+   * Calls `changed` when another instance may have appended (NOTIFY, or a head poll); not while
+   * this instance's own append is going to read those commits anyway (`catchesUpItself`). A
+   * commit that lands just after that append is then heard of at the latest by the next poll
+   * (the hint may arrive before the append's answer is handled), or by the next append.
+   */
   watch(changed: () => void): () => void {
-    this.assertOpen();
-    return this.watcher!.watch(changed);
+    const writer = this.assertOpen();
+    return this.watcher!.watch(() => {
+      if (!writer.catchesUpItself) changed();
+    });
   }
 
   /** Reactions: true while this instance holds the consumer's name (see `EventStore.holdsConsumer`). */

@@ -134,4 +134,35 @@ describe('PostgresStore: two instances on one log', () => {
     expect(list.filter((x) => x < 1000)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(list.filter((x) => x >= 1000)).toEqual(Array.from({ length: 200 }, (_, i) => 1000 + i));
   });
+
+  it('an append retried in the head lock’s transaction logs its data exactly (quotes, backslashes)', async () => {
+    // given: a key that an SQL or array literal written wrongly would change
+    const key = `it's "quoted" \\ back\\\\slash \\" {a,b} NULL $1 \n\t ünï 🐘 \u0000 ''`;
+    const a = await open(url, log);
+    const b = await open(url, log);
+    // when: both decide at once, one command each, then eight each: a loser's retry goes in the
+    // transaction of the head lock, sent with its COMMIT (one row, then several, as it happens)
+    await Promise.all([a.app.execute(new Push(key, 1)), b.app.execute(new Push(key, 1001))]);
+    const conflicts = () => a.store.stats().conflicts + b.store.stats().conflicts;
+    expect(conflicts()).toBe(1);
+    await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => a.app.execute(new Push(key, 2 + i))),
+      ...Array.from({ length: 8 }, (_, i) => b.app.execute(new Push(key, 1002 + i))),
+    ]);
+    // then: the log holds the key as it was given, dense, each instance's items in its order
+    const logged = await rows();
+    expect(logged.map((r) => r.seq)).toEqual(Array.from({ length: 18 }, (_, i) => i + 1));
+    expect(logged.map((r) => JSON.parse(r.data).key)).toEqual(Array(18).fill(key));
+    const list = JSON.parse(logged[17].data).value as number[];
+    expect(list.filter((x) => x < 1000)).toEqual(Array.from({ length: 9 }, (_, i) => 1 + i));
+    expect(list.filter((x) => x > 1000)).toEqual(Array.from({ length: 9 }, (_, i) => 1001 + i));
+    const c = await open(url, log);
+    expect(c.app.state.get(key)).toEqual(list);
+    // and: once current again (within a second of a conflict, it locks first), B lands at once
+    await b.app.sync();
+    const before = conflicts();
+    expect((await b.app.execute(new Push(key, 0))).firstSeq).toBe(19);
+    expect(conflicts()).toBe(before);
+    expect(JSON.parse((await rows())[18].data)).toEqual({ key, value: [...list, 0] });
+  });
 });

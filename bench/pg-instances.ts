@@ -1,0 +1,122 @@
+/**
+ * The instances row of `bench/postgres.ts` alone, with the CPU it takes: `node
+ * dist/bench/pg-instances.js [rounds] [seconds]` after `npm run build`. Each round runs 1 then 4
+ * instance processes (16 in flight each) on a new log of one throwaway cluster and prints, per
+ * run, the total commands/s, its ratio to the 1-instance run just before (so the machine's load
+ * changes less between the two), the p99, and the CPU per command of the Node processes
+ * (`process.cpuUsage` in each child) and of the server's processes (`/proc/<pid>/stat` of the
+ * postmaster's children, sampled while they live), and how busy the machine's cores were in all.
+ * It answers "waiting or computing?" for a change to the shared-log path in a minute, where the
+ * full postgres section takes seven.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startPostgres } from '../test/support/postgres-cluster';
+import { median, percentiles, spread } from './measure';
+import { type InstanceResult, spawnInstance } from './postgres';
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/** CPU ms (user + system) of each of the server's processes: the postmaster and its children. */
+function serverCpu(dataDir: string): Map<number, number> {
+  const out = new Map<number, number>();
+  const postmaster = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = fs.readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8');
+  for (const pid of [postmaster, ...children.trim().split(/\s+/).filter(Boolean).map(Number)]) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS);
+    } catch {
+      // ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** Samples the server's processes until the returned function is called: the CPU ms they used. */
+function sampleServer(dataDir: string): () => number {
+  const first = serverCpu(dataDir);
+  const last = new Map(first);
+  // A backend's figures vanish with it (the instances disconnect at their end): keep the last seen.
+  const timer = setInterval(() => {
+    for (const [pid, ms] of serverCpu(dataDir)) last.set(pid, ms);
+  }, 25);
+  return () => {
+    clearInterval(timer);
+    let total = 0;
+    for (const [pid, ms] of last) total += ms - (first.get(pid) ?? 0);
+    return total;
+  };
+}
+
+/** Idle and total jiffies of all cores (/proc/stat). */
+function machineTicks(): { idle: number; total: number } {
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  return { idle: cpu[3] + cpu[4], total: cpu.reduce((a, b) => a + b, 0) };
+}
+
+async function run(url: string, dataDir: string, log: string, n: number, seconds: number) {
+  const children = Array.from({ length: n }, () => spawnInstance(url, log, seconds));
+  await Promise.all(children.map((c) => c.ready));
+  const server = sampleServer(dataDir);
+  const m0 = machineTicks();
+  for (const c of children) c.go();
+  const results: InstanceResult[] = await Promise.all(children.map((c) => c.result()));
+  const serverMs = server();
+  const m1 = machineTicks();
+  await Promise.all(children.map((c) => c.exited));
+  const ops = results.reduce((s, r) => s + r.ops, 0);
+  return {
+    rate: results.reduce((s, r) => s + r.ops / r.seconds, 0),
+    p99: percentiles(results.flatMap((r) => r.latencies)).p99Ms,
+    nodeUs: (results.reduce((s, r) => s + r.cpu.user + r.cpu.system, 0) / ops) | 0,
+    serverUs: ((serverMs * 1000) / ops) | 0,
+    busy: 1 - (m1.idle - m0.idle) / (m1.total - m0.total),
+    conflicts: results.reduce((s, r) => s + r.conflicts, 0) / ops,
+    heard: results.map((r) => r.notifications).join('/'),
+  };
+}
+
+/** Least–most, whole numbers. */
+function range(values: readonly number[]): string {
+  return `${Math.round(Math.min(...values))}–${Math.round(Math.max(...values))}`;
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(process.argv[2] ?? 5);
+  const seconds = Number(process.argv[3] ?? 1.5);
+  const server = await startPostgres();
+  const host = new URL(server.url).searchParams.get('host');
+  if (host === null)
+    throw new Error('needs the throwaway cluster (unset DATABASE_URL): it reads /proc of its server');
+  const dataDir = path.join(host, 'data');
+  const url = await server.createDatabase();
+  const ratios: number[] = [];
+  const rates: number[] = [];
+  const p99s: number[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const n of [1, 4]) {
+        const r = await run(url, dataDir, `instances-${n}-${round}`, n, seconds);
+        if (n === 1) ratios.push(r.rate);
+        else {
+          ratios[ratios.length - 1] = r.rate / ratios[ratios.length - 1];
+          rates.push(r.rate);
+          p99s.push(r.p99);
+        }
+        process.stdout.write(
+          `round ${round}, ${n} instance(s): ${Math.round(r.rate)} commands/s, p99 ${r.p99.toFixed(1)} ms, ${r.conflicts.toFixed(3)} conflicts/command; CPU per command: Node ${r.nodeUs} µs, server ${r.serverUs} µs; machine ${Math.round(r.busy * 100)} % busy (all processes); NOTIFYs heard ${r.heard}\n`,
+        );
+      }
+    }
+    process.stdout.write(
+      `4 instances / 1: median ${median(ratios).toFixed(2)} (${spread(ratios)}); 4 instances ${Math.round(median(rates))} commands/s (${range(rates)}), p99 ${median(p99s).toFixed(0)} ms (${range(p99s)})\n`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+void main();
