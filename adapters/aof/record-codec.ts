@@ -174,8 +174,12 @@ export function isEnvelopeRecord(buf: Buffer, sc: RespScanner): boolean {
   );
 }
 
-/** Decodes the `@env` record in the scanner; throws {@link RecordFormatError} naming what is wrong. */
-export function decodeEnvelope(buf: Buffer, sc: RespScanner): Envelope {
+/**
+ * Decodes the `@env` record in the scanner; throws {@link RecordFormatError} naming what is wrong.
+ * `withMetadata` false leaves the metadata (the 5th argument) to the caller: the replay batches
+ * its parse with the events' data.
+ */
+export function decodeEnvelope(buf: Buffer, sc: RespScanner, withMetadata = true): Envelope {
   const a = sc.argStart;
   const e = sc.argEnd;
   const argc = sc.argc;
@@ -208,7 +212,7 @@ export function decodeEnvelope(buf: Buffer, sc: RespScanner): Envelope {
     }
   }
   let metadata: EventMetadata | undefined;
-  if (argc === 5) {
+  if (argc === 5 && withMetadata) {
     const m = parseJson(buf, a[4], e[4], 'the envelope metadata');
     if (m === null || typeof m !== 'object' || Array.isArray(m))
       throw new RecordFormatError(a[4], 'the envelope metadata as a JSON object');
@@ -359,6 +363,23 @@ function parseJson(buf: Buffer, start: number, end: number, what: string): JsonV
   } catch (err) {
     throw new RecordFormatError(start, `${what} as JSON (${(err as Error).message})`);
   }
+}
+
+/**
+ * True when the command in the scanner is a user event record of a well-formed shape (`*2`, a
+ * non-empty type that is none of the built-in names): {@link decodeEvent} would decode its data
+ * as JSON and nothing else.
+ */
+export function isUserEventRecord(buf: Buffer, sc: RespScanner): boolean {
+  if (sc.argc !== 2) return false;
+  const s0 = sc.argStart[0];
+  const e0 = sc.argEnd[0];
+  return (
+    e0 > s0 &&
+    !bytesEqual(buf, s0, e0, W_SET) &&
+    !bytesEqual(buf, s0, e0, W_DEL) &&
+    !bytesEqual(buf, s0, e0, W_FLUSHALL)
+  );
 }
 
 /** Decodes the command in the scanner (not MULTI/EXEC) into an event; throws {@link RecordFormatError}. */

@@ -8,10 +8,12 @@ import {
   decodePosition,
   type Envelope,
   isSetRecord,
+  isUserEventRecord,
   type LoggedPosition,
   RecordFormatError,
 } from './record-codec';
-import { SetBatch, type SetTarget } from './set-batch';
+import { bytesEqual, utf8 } from './resp';
+import { type DataTarget, type MetadataTarget, parseMetadata, SetBatch, type SetTarget } from './set-batch';
 
 /** A one-SET command read as a `set` record; {@link SetBatch} fills in key and value. */
 type SingleSet = SetTarget & {
@@ -31,9 +33,10 @@ type Entry = SetTarget & { kind: 'entry' };
  * first sequence number; with `setRecords`, a command of one SET becomes a `set` record (no
  * event object for most of a log).
  *
- * SET values are decoded in batches ({@link SetBatch}: one JSON.parse per ~16 KB). Invariant: a
+ * SET values, user events' data and envelopes' metadata are decoded in batches ({@link SetBatch}:
+ * one JSON.parse per ~16 KB). Invariant: a
  * record enters `batch` only once its group is complete, and `batch` is only handed out through
- * {@link take}, which fills in every SET it holds; a bad value is reported before any later
+ * {@link take}, which fills in every value it holds; a bad value is reported before any later
  * error ({@link firstError}), so the offset named is the first damage in file order.
  */
 export class RecordDecoder {
@@ -52,6 +55,20 @@ export class RecordDecoder {
   private single: SingleSet | null = null;
   /** The `@env` record of the group being read, or null (a group logged before envelopes). */
   private envelope: Envelope | null = null;
+  /**
+   * The metadata of the group being read: -1 none (or no envelope); ≥ 0 the index of its piece in
+   * the batch, counted from the group's first (see `SetBatch.groupPieces`); -2 parsed already,
+   * into `metadata` (a value too long to batch).
+   */
+  private metadataPiece = -1;
+  private metadata: EventMetadata | undefined = undefined;
+  /**
+   * The last user event type read, and its bytes: a log holds few types, so the next event of
+   * the same type shares the string (no new one per event, and its hash is computed once for
+   * every Map the replay looks it up in).
+   */
+  private lastType = '';
+  private lastTypeBytes: Buffer = Buffer.alloc(0);
   /** The `@pos` record of the group being read, or null: it counts once its group is whole. */
   private position: LoggedPosition | null = null;
   /**
@@ -95,7 +112,40 @@ export class RecordDecoder {
         'SET (a base file holds one SET per key)',
         'found @env',
       );
-    this.envelope = this.decodeRecord(f, decodeEnvelope);
+    const sc = f.sc;
+    const buf = f.window.buf;
+    this.envelope = this.decodeRecord(f, envelopeWithoutMetadata);
+    this.sets.early = undefined;
+    this.metadataPiece = -1;
+    if (sc.argc !== 5) return;
+    const vs = sc.argStart[4];
+    const ve = sc.argEnd[4];
+    const at = f.window.base + vs;
+    if (this.sets.addMetadata(buf, vs, ve, at)) {
+      this.metadataPiece = this.sets.groupPieces - 1;
+    } else {
+      this.sets.flushAll(this.file); // what waits is reported first
+      this.metadata = parseMetadata(utf8(buf, vs, ve), this.file, at);
+      this.metadataPiece = -2;
+    }
+  }
+
+  /**
+   * Gives the group's record its metadata (now, or at the batch's parse; null: the group is
+   * empty). Called before `SetBatch.endGroup`, while the group's pieces are counted from its first.
+   */
+  private attachMetadata(target: MetadataTarget | null): void {
+    const piece = this.metadataPiece;
+    if (piece === -1) return;
+    this.metadataPiece = -1;
+    if (piece === -2) {
+      if (target !== null) target.metadata = this.metadata;
+      this.metadata = undefined;
+      return;
+    }
+    const early = this.sets.early;
+    this.sets.early = undefined;
+    this.sets.setMetadataTarget(piece, target, early);
   }
 
   /** The framer returned POSITION: the group being read is a reaction, with this consumer position. */
@@ -139,10 +189,7 @@ export class RecordDecoder {
           file: this.file,
           offset: f.groupOffset,
         };
-        if (env !== null) {
-          if (env.ids !== undefined) single.id = env.ids[0];
-          if (env.metadata !== undefined) single.metadata = env.metadata;
-        }
+        if (env !== null && env.ids !== undefined) single.id = env.ids[0];
         this.single = single;
         target = single;
       } else {
@@ -152,6 +199,13 @@ export class RecordDecoder {
       this.sets.add(buf, a[1], e[1], a[2], e[2], at, target, this.file);
       return;
     }
+    if (isUserEventRecord(buf, sc)) {
+      const event: DataTarget = { type: this.typeOf(buf, sc.argStart[0], sc.argEnd[0]), data: null };
+      this.events.push(event as DomainEvent);
+      const vs = sc.argStart[1];
+      this.sets.addData(buf, vs, sc.argEnd[1], f.window.base + vs, event, this.file);
+      return;
+    }
     try {
       this.events.push(decodeEvent(buf, sc));
     } catch (err) {
@@ -159,6 +213,15 @@ export class RecordDecoder {
         throw new CorruptLogError(this.file, f.window.base + err.at, err.expected);
       throw err;
     }
+  }
+
+  /** The event type in `buf[s..e)`, the last one's string when the bytes are the same. */
+  private typeOf(buf: Buffer, s: number, e: number): string {
+    if (bytesEqual(buf, s, e, this.lastTypeBytes)) return this.lastType;
+    const type = utf8(buf, s, e);
+    this.lastType = type;
+    this.lastTypeBytes = Buffer.from(buf.subarray(s, e));
+    return type;
   }
 
   /** The framer returned GROUP: the group's records join the batch. */
@@ -172,6 +235,7 @@ export class RecordDecoder {
     }
     if (env !== null) this.checkEnvelope(env, single !== null ? 1 : this.events.length, f);
     if (single !== null) {
+      this.attachMetadata(single);
       this.sets.endGroup(f.checked);
       this.batch.push(single);
       this.single = null;
@@ -179,9 +243,14 @@ export class RecordDecoder {
       return;
     }
     const n = this.events.length;
-    if (n === 0 && this.entries.length === 0) return; // MULTI … EXEC with nothing inside
-    this.sets.endGroup(f.checked);
+    if (n === 0 && this.entries.length === 0) {
+      // MULTI … EXEC with nothing inside: its metadata, if any, is parsed (and checked) for no one.
+      this.attachMetadata(null);
+      this.sets.endGroup(f.checked);
+      return;
+    }
     if (this.isBase) {
+      this.sets.endGroup(f.checked);
       if (n > 0) {
         const found = `found ${this.events[0].type}`;
         throw new CorruptLogError(this.file, f.start, 'SET (a base file holds one SET per key)', found);
@@ -198,7 +267,10 @@ export class RecordDecoder {
       file: this.file,
       offset: f.start,
     };
-    this.batch.push(env === null ? group : withEnvelope(group, env.ids, env.versions, env.metadata));
+    const record = env === null ? group : withEnvelope(group, env.ids, env.versions, undefined);
+    this.attachMetadata(record as MetadataTarget);
+    this.sets.endGroup(f.checked);
+    this.batch.push(record);
     this.nextSeq += n;
     this.lastSeq = this.nextSeq - 1;
     this.events = [];
@@ -210,6 +282,8 @@ export class RecordDecoder {
    */
   dropGroup(): void {
     this.envelope = null;
+    this.metadataPiece = -1;
+    this.metadata = undefined;
     this.position = null;
     this.sets.flushAll(this.file);
     this.events = [];
@@ -254,4 +328,9 @@ export class RecordDecoder {
     }
     return err;
   }
+}
+
+/** The `@env` record but its metadata, which the decoder batches. */
+function envelopeWithoutMetadata(buf: Buffer, sc: GroupFramer['sc']): Envelope {
+  return decodeEnvelope(buf, sc, false);
 }

@@ -1,9 +1,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CorruptLogError, createApp, SET, silentLogger, TruncatedLogError } from 'appendonly';
+import {
+  CorruptLogError,
+  createApp,
+  type EventGroup,
+  type EventMetadata,
+  SET,
+  silentLogger,
+  TruncatedLogError,
+} from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures, replayAll } from 'appendonly/testing';
-import { logDir, openApp, recordingLogger, setWithCrc, state, tempDir } from './helpers';
+import { crc32 } from '../../adapters/aof/crc';
+import { crcHex } from '../../adapters/aof/record-codec';
+import { logDir, openApp, recordingLogger, setWithCrc, state, tempDir, writeLog } from './helpers';
 
 const { Put, PutMany, Count } = fixtures;
 const INCR = 'appendonly.aof.1.incr.aof';
@@ -278,5 +288,60 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     expect(err).toBeInstanceOf(CorruptLogError);
     expect((err as Error).message).toMatch(/byte offset 0: expected a complete record.*only the last file/);
     expect(offsets.length).toBe(4);
+  });
+
+  /** A group as the store writes it, its `#CRC` computed over `records`. */
+  const withCrc = (records: string) =>
+    `${records}#CRC:${crcHex(crc32(Buffer.from(records), 0, Buffer.byteLength(records)))}\r\n`;
+  const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
+  const ID = '019a0b1c-2d3e-7f40-8a51-b2c3d4e5f607';
+
+  it('hands back the data and metadata of many groups, across batches and in MULTI, as appended', async () => {
+    // given groups of user events with metadata, some several events long, some values long
+    // enough to be parsed on their own (and to parse what waits first, this group's metadata
+    // too), more than one read of the file holds
+    const long = 'x'.repeat(20_000);
+    const groups: EventGroup[] = [];
+    let seq = 1;
+    for (let g = 0; g < 3000; g++) {
+      const n = g % 7 === 0 ? 3 : 1;
+      const events = Array.from({ length: n }, (_, i) => ({
+        type: g % 2 === 0 ? 'Counted' : 'Other',
+        data: g % 50 === 11 ? { key: long, by: i } : g % 5 === 0 ? g : { key: `k${g}\n"`, by: i },
+      }));
+      const metadata: EventMetadata | undefined =
+        g % 3 === 0 ? undefined : g % 50 === 13 ? { big: long } : { correlationId: `req-${g}` };
+      const ids = events.map((_, i) => `${ID.slice(0, 30)}${String(seq + i).padStart(6, '0')}`);
+      groups.push({ seq, time: 1_700_000_000_000 + g, events, ids, ...(metadata && { metadata }) });
+      seq += n;
+    }
+    await writeLog(dir, groups);
+    // when the log is replayed, then each group comes back as it was appended
+    const read = (await replayAll(new AofStore({ dir }))).filter((r) => r.kind === 'group');
+    expect(read.length).toBe(groups.length);
+    for (let i = 0; i < groups.length; i++) expect(read[i]).toMatchObject(groups[i]);
+    expect(read.map((r) => 'metadata' in r)).toEqual(groups.map((g) => g.metadata !== undefined));
+  });
+
+  it('refuses envelope metadata that is not a JSON object, at its byte offset, and before a later bad record', async () => {
+    for (const [metadata, expected] of [
+      ['{x}', 'the envelope metadata as JSON'],
+      ['[1]', 'the envelope metadata as a JSON object'],
+      ['7', 'the envelope metadata as a JSON object'],
+      ['x'.repeat(20_000), 'the envelope metadata as JSON'],
+    ] as const) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      const offsets = await threeGroups();
+      const fine = withCrc(
+        `*5\r\n${bulk('@env')}${bulk(ID)}${bulk('1')}${bulk('')}${bulk('{"a":1}')}*2\r\n${bulk('E')}${bulk('{"b":2}')}`,
+      );
+      const head = `*5\r\n${bulk('@env')}${bulk(ID)}${bulk('1')}${bulk('')}$${metadata.length}\r\n`;
+      const bad = withCrc(`${head}${metadata}\r\n*2\r\n${bulk('E')}${bulk('{"b":2}')}`);
+      fs.appendFileSync(incr, `${fine}${bad}*2\r\n${bulk('DEL')}$x\r\n`);
+      const at = offsets[3] + Buffer.byteLength(fine) + Buffer.byteLength(head);
+      const err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+      expect(err).toBeInstanceOf(CorruptLogError);
+      expect(err.message).toContain(`${INCR}: bad format at byte offset ${at}: expected ${expected}`);
+    }
   });
 });
