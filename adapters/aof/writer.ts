@@ -9,6 +9,7 @@ import {
   type WriteProgress,
   writeFully,
 } from '../../src/kit/index';
+import { FsyncPlacement } from './fsync-placement';
 import { encodeGroup } from './record-codec';
 import { RespEncoder } from './resp';
 
@@ -37,8 +38,8 @@ export interface WriterOptions {
   readonly logger: Logger;
   readonly timestamps: boolean;
   readonly noFsyncOnRewrite: boolean;
-  /** Under `always`: fdatasync with `fs.fdatasyncSync`, on the event loop (see `AofStoreOptions.fsyncOnEventLoop`). */
-  readonly fsyncOnEventLoop?: boolean;
+  /** Under `always`: where the fdatasync runs (see `AofStoreOptions.fsyncOnEventLoop`); default the thread pool. */
+  readonly fsyncOnEventLoop?: boolean | 'adaptive';
   /** Called after each successful write (the store checks the auto-rewrite trigger there). */
   readonly onWritten?: () => void;
   /** Called after each fsync of appended data, with its seconds (`StoreContext.fsynced`). */
@@ -60,7 +61,9 @@ const RECOVERY_PROBE = Buffer.from(
  *   the last write goes out in ONE write at the end of the file (group commit), and, under
  *   `always`, ONE fdatasync; only then are those promises resolved. While a write runs, new
  *   groups gather in the other buffer and go out together right after it. The fdatasync runs
- *   in libuv's pool, or, with `fsyncOnEventLoop`, on the event loop as Redis runs it.
+ *   where `FsyncPlacement` says: on the event loop for a lone group while the disk is
+ *   fast (`fsyncOnEventLoop: 'adaptive'`, the default) or always (`true`, as Redis runs it),
+ *   else in libuv's pool; acknowledgements wait for it either way.
  * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
  *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
  *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
@@ -85,8 +88,10 @@ export class AofWriter {
   private readonly now: () => number;
   /** The file system's synchronous write when it has one (see `FileSystem.writeSync`), else its write. */
   private readonly write: PositionalWrite;
-  /** Under `always` with `fsyncOnEventLoop`: the file system's synchronous fdatasync. */
+  /** Under `always` with `fsyncOnEventLoop` true or adaptive: the file system's synchronous fdatasync. */
   private readonly fdatasyncSync: NonNullable<FileSystem['fdatasyncSync']> | null = null;
+  /** Under `always`: where each group's fdatasync runs. */
+  private readonly placement: FsyncPlacement;
   private readonly commit: GroupCommit<Segment>;
   /** `everysec`'s fsync in the background; null under the other policies. */
   private readonly bio: EverysecSyncer | null = null;
@@ -107,8 +112,9 @@ export class AofWriter {
     this.now = options.now ?? Date.now;
     const fs = options.fs;
     this.write = typeof fs.writeSync === 'function' ? fs.writeSync.bind(fs) : fs.write.bind(fs);
-    if (options.policy === 'always' && options.fsyncOnEventLoop && typeof fs.fdatasyncSync === 'function')
-      this.fdatasyncSync = fs.fdatasyncSync.bind(fs);
+    const onLoop = options.policy === 'always' && typeof fs.fdatasyncSync === 'function';
+    if (onLoop) this.fdatasyncSync = fs.fdatasyncSync!.bind(fs);
+    this.placement = new FsyncPlacement(onLoop ? (options.fsyncOnEventLoop ?? false) : false);
     this.commit = new GroupCommit<Segment>({
       take: () => this.take(),
       commit: (seg) => this.writeSegment(seg),
@@ -211,13 +217,15 @@ export class AofWriter {
     await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
     if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
       seg.fsyncing = true;
-      const observe = this.options.fsynced;
-      const started = observe === undefined ? 0 : performance.now();
+      const onLoop = this.placement.onEventLoop(seg.resolves.length);
+      const started = performance.now();
       // On the event loop, nothing else runs until the disk has the group: no command is read,
       // so the next group gathers in the sockets, as in Redis's beforeSleep.
-      if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
+      if (onLoop) this.fdatasyncSync!(target.fd);
       else await this.options.fs.fdatasync(target.fd);
-      if (observe !== undefined) observe((performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.placement.observe(seconds, onLoop);
+      this.options.fsynced?.(seconds);
     }
     target.size += bytes.length;
     this.lastWriteStatus = 'ok';

@@ -1,0 +1,84 @@
+/**
+ * The slowest fsync the event loop may run before the writer moves fsyncs to the thread pool:
+ * while a group's fsync blocks the loop, no timer fires and no socket is read, so an fsync on
+ * the loop is worth its saved thread-pool round trip (tens of µs, and an event-loop wake-up)
+ * only while it takes well under a millisecond.
+ */
+export const SLOW_FSYNC_SECONDS = 0.001;
+
+/** Fast fsyncs in a row, in the pool, needed before the loop is tried again after the first fall back. */
+const FIRST_PROBATION = 32;
+/** The most a probation grows to (doubling after each fall back): a disk that is fast only in bursts is tried once per this many fsyncs. */
+const MAX_PROBATION = 4096;
+/** Fast fsyncs in a row on the loop after which the probation halves again: the disk has been fast for a while. */
+const STEADY = 1024;
+
+/**
+ * Where an `always` group's fdatasync runs, as `AofStoreOptions.fsyncOnEventLoop` says: fixed
+ * (`true`: the event loop; `false`: the thread pool) or chosen per group (`'adaptive'`).
+ *
+ * Adaptive, the invariants:
+ * - a group goes to the loop only when it is alone in its batch (one command in flight: nothing
+ *   else could run during the fsync anyway but that command's own successor) and no fsync seen
+ *   since the last probation was slow; when groups pile up, the pool lets the event loop encode
+ *   and dispatch the next batch while the disk works (group commit), as before;
+ * - one slow fsync (over `SLOW_FSYNC_SECONDS`, wherever it ran) sends every later group to
+ *   the pool: on a slow disk the loop is blocked by at most that one fsync, then once per
+ *   probation (the pool's fsyncs must be fast `probation` times in a row before the loop is
+ *   tried again, and each fall back doubles it, up to `MAX_PROBATION`);
+ * - where the fsync runs never changes when a command is acknowledged: after the fdatasync that
+ *   covers its bytes returned, either way.
+ *
+ * A pool fsync's time is measured from the call to its callback, so it includes the wait for
+ * a thread and for the event loop: a busy process reads as a slow disk and stays in the pool,
+ * the safe side.
+ */
+export class FsyncPlacement {
+  private loopAllowed: boolean;
+  private fastInPool = 0;
+  private fastOnLoop = 0;
+  /** Doubled at each fall back, so the first one needs FIRST_PROBATION. */
+  private probation = FIRST_PROBATION / 2;
+  /** Times the adaptive placement moved fsyncs from the loop to the pool (for tests and the bench). */
+  fallBacks = 0;
+
+  constructor(private readonly mode: boolean | 'adaptive') {
+    this.loopAllowed = mode !== false;
+  }
+
+  /** Whether the fdatasync of a batch of `groups` groups runs on the event loop. */
+  onEventLoop(groups: number): boolean {
+    if (this.mode !== 'adaptive') return this.mode;
+    return this.loopAllowed && groups === 1;
+  }
+
+  /** True while lone groups may go to the loop (adaptive: no slow fsync since the last probation). */
+  get loopAllowedNow(): boolean {
+    return this.mode === 'adaptive' ? this.loopAllowed : this.mode;
+  }
+
+  /** An fdatasync of appended data took `seconds`, on the loop or in the pool. */
+  observe(seconds: number, onLoop: boolean): void {
+    if (this.mode !== 'adaptive') return;
+    if (seconds > SLOW_FSYNC_SECONDS) {
+      this.fastInPool = 0;
+      this.fastOnLoop = 0;
+      if (this.loopAllowed) {
+        this.loopAllowed = false;
+        this.fallBacks++;
+        // A disk that was fast just long enough to be tried again is tried less often.
+        this.probation = Math.min(this.probation * 2, MAX_PROBATION);
+      }
+      return;
+    }
+    if (onLoop) {
+      if (++this.fastOnLoop >= STEADY) {
+        this.fastOnLoop = 0;
+        this.probation = Math.max(this.probation / 2, FIRST_PROBATION / 2);
+      }
+    } else if (!this.loopAllowed && ++this.fastInPool >= this.probation) {
+      this.loopAllowed = true;
+      this.fastInPool = 0;
+    }
+  }
+}
