@@ -39,8 +39,11 @@ export class FsyncPlacement {
   private fastOnLoop = 0;
   /** Doubled at each fall back, so the first one needs FIRST_PROBATION. */
   private probation = FIRST_PROBATION / 2;
-  /** Times the adaptive placement moved fsyncs from the loop to the pool (for tests and the bench). */
+  /** Times the adaptive placement moved fsyncs from the loop to the pool (`StoreStats.fsyncFallBacks`). */
   fallBacks = 0;
+  /** Fdatasyncs of appended data run on the event loop, and in the pool (`StoreStats.eventLoopFsyncs`). */
+  onLoop = 0;
+  inPool = 0;
 
   constructor(private readonly mode: boolean | 'adaptive') {
     this.loopAllowed = mode !== false;
@@ -59,6 +62,8 @@ export class FsyncPlacement {
 
   /** An fdatasync of appended data took `seconds`, on the loop or in the pool. */
   observe(seconds: number, onLoop: boolean): void {
+    if (onLoop) this.onLoop++;
+    else this.inPool++;
     if (this.mode !== 'adaptive') return;
     if (seconds > SLOW_FSYNC_SECONDS) {
       this.fastInPool = 0;

@@ -152,6 +152,11 @@ export class AofWriter {
     return this.bio?.delayed ?? 0;
   }
 
+  /** Under `always`: fdatasyncs of appended data run on the event loop and in the pool, and the adaptive placement's fall backs to the pool. */
+  get fsyncPlacement(): { readonly onLoop: number; readonly inPool: number; readonly fallBacks: number } {
+    return this.placement;
+  }
+
   /** The file appended to now. */
   get current(): AppendTarget {
     return this.target;

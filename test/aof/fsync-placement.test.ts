@@ -115,6 +115,7 @@ describe('AofStore always, adaptive fsync placement on a slow disk', () => {
       ...Array.from({ length: 9 }, (_, i) => ['fsync in the pool', `ack:${i + 1}`]).flat(),
     ]);
     expect(loopRan).toEqual([false, ...Array.from({ length: 9 }, () => true)]);
+    expect(app.stats().store).toMatchObject({ eventLoopFsyncs: 1, poolFsyncs: 9, fsyncFallBacks: 1 });
     await app.close();
     const { app: reopened } = await openApp({ dir });
     expect(Array.from({ length: 10 }, (_, i) => reopened.state.get(`k${i}`))).toEqual(
