@@ -8,6 +8,7 @@ import {
   type Waiting,
   type WriteProgress,
   writeFully,
+  writeFullySync,
 } from '../../src/kit/index';
 import { FsyncPlacement } from './fsync-placement';
 import { encodeGroup } from './record-codec';
@@ -88,6 +89,8 @@ export class AofWriter {
   private readonly now: () => number;
   /** The file system's synchronous write when it has one (see `FileSystem.writeSync`), else its write. */
   private readonly write: PositionalWrite;
+  /** The file system's synchronous write, or null: then every segment goes through a promise. */
+  private readonly writeSync: NonNullable<FileSystem['writeSync']> | null = null;
   /** Under `always` with `fsyncOnEventLoop` true or adaptive: the file system's synchronous fdatasync. */
   private readonly fdatasyncSync: NonNullable<FileSystem['fdatasyncSync']> | null = null;
   /** Under `always`: where each group's fdatasync runs. */
@@ -111,7 +114,8 @@ export class AofWriter {
     this.cur = segment(target, new RespEncoder());
     this.now = options.now ?? Date.now;
     const fs = options.fs;
-    this.write = typeof fs.writeSync === 'function' ? fs.writeSync.bind(fs) : fs.write.bind(fs);
+    if (typeof fs.writeSync === 'function') this.writeSync = fs.writeSync.bind(fs);
+    this.write = this.writeSync ?? fs.write.bind(fs);
     const onLoop = options.policy === 'always' && typeof fs.fdatasyncSync === 'function';
     if (onLoop) this.fdatasyncSync = fs.fdatasyncSync!.bind(fs);
     this.placement = new FsyncPlacement(onLoop ? (options.fsyncOnEventLoop ?? false) : false);
@@ -215,24 +219,53 @@ export class AofWriter {
     return seg;
   }
 
-  /** Writes one segment whole, then fdatasyncs per policy. Throws on failure; the kit then cuts back. */
-  private async writeSegment(seg: Segment): Promise<void> {
+  /**
+   * Writes one segment whole, then fdatasyncs per policy. Throws on failure; the kit then cuts
+   * back. With a synchronous write and no fsync to wait for in the pool (`everysec`, `no`, or an
+   * `always` group the placement puts on the event loop), it all runs now and returns nothing:
+   * the kit acknowledges the group at once, with no promise nor microtask per group.
+   */
+  private writeSegment(seg: Segment): void | Promise<void> {
+    const fsync = this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite);
+    const onLoop = fsync && this.placement.onEventLoop(seg.resolves.length);
+    if (this.writeSync === null || (fsync && !onLoop)) return this.writeSegmentAsync(seg, fsync, onLoop);
     const target = seg.target;
     const bytes = seg.enc.bytes();
-    await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
-    if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
+    writeFullySync(this.writeSync, target.fd, bytes, target.size, seg.progress);
+    if (fsync) {
       seg.fsyncing = true;
-      const onLoop = this.placement.onEventLoop(seg.resolves.length);
       const started = performance.now();
       // On the event loop, nothing else runs until the disk has the group: no command is read,
       // so the next group gathers in the sockets, as in Redis's beforeSleep.
+      this.fdatasyncSync!(target.fd);
+      this.observeFsync(performance.now() - started, true);
+    }
+    this.written(seg, bytes.length);
+  }
+
+  /** `writeSegment` through promises: an asynchronous write, or an fsync in the pool. */
+  private async writeSegmentAsync(seg: Segment, fsync: boolean, onLoop: boolean): Promise<void> {
+    const target = seg.target;
+    const bytes = seg.enc.bytes();
+    await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
+    if (fsync) {
+      seg.fsyncing = true;
+      const started = performance.now();
       if (onLoop) this.fdatasyncSync!(target.fd);
       else await this.options.fs.fdatasync(target.fd);
-      const seconds = (performance.now() - started) / 1000;
-      this.placement.observe(seconds, onLoop);
-      this.options.fsynced?.(seconds);
+      this.observeFsync(performance.now() - started, onLoop);
     }
-    target.size += bytes.length;
+    this.written(seg, bytes.length);
+  }
+
+  private observeFsync(ms: number, onLoop: boolean): void {
+    this.placement.observe(ms / 1000, onLoop);
+    this.options.fsynced?.(ms / 1000);
+  }
+
+  /** The segment is in the file for good (and durable per the policy): the size may count it. */
+  private written(seg: Segment, length: number): void {
+    seg.target.size += length;
     this.lastWriteStatus = 'ok';
     this.bio?.written();
   }
