@@ -6,6 +6,14 @@
  */
 export const SLOW_FSYNC_SECONDS = 0.001;
 
+/**
+ * Lone batches in a row before one goes to the loop: a lone batch right after a crowded one
+ * (one command that came back early out of 64) is no sign that the process runs one command
+ * at a time, and on the loop it would hold up the 63 others' next batch for a whole fsync
+ * instead of letting them encode while the disk works.
+ */
+const LONE_RUN = 4;
+
 /** Fast fsyncs in a row, in the pool, needed before the loop is tried again after the first fall back. */
 const FIRST_PROBATION = 32;
 /** The most a probation grows to (doubling after each fall back): a disk that is fast only in bursts is tried once per this many fsyncs. */
@@ -18,10 +26,11 @@ const STEADY = 1024;
  * (`true`: the event loop; `false`: the thread pool) or chosen per group (`'adaptive'`).
  *
  * Adaptive, the invariants:
- * - a group goes to the loop only when it is alone in its batch (one command in flight: nothing
- *   else could run during the fsync anyway but that command's own successor) and no fsync seen
- *   since the last probation was slow; when groups pile up, the pool lets the event loop encode
- *   and dispatch the next batch while the disk works (group commit), as before;
+ * - a group goes to the loop only when it is alone in its batch, as were the batches before it
+ *   (`LONE_RUN` in a row: one command in flight, so nothing else could run during the fsync
+ *   anyway but that command's own successor), and no fsync seen since the last probation was
+ *   slow; when groups pile up, the pool lets the event loop encode and dispatch the next batch
+ *   while the disk works (group commit), as before;
  * - one slow fsync (over `SLOW_FSYNC_SECONDS`, wherever it ran) sends every later group to
  *   the pool: on a slow disk the loop is blocked by at most that one fsync, then once per
  *   probation (the pool's fsyncs must be fast `probation` times in a row before the loop is
@@ -39,6 +48,8 @@ export class FsyncPlacement {
   private fastOnLoop = 0;
   /** Doubled at each fall back, so the first one needs FIRST_PROBATION. */
   private probation = FIRST_PROBATION / 2;
+  /** Lone batches in a row, this one included. */
+  private lone = 0;
   /** Times the adaptive placement moved fsyncs from the loop to the pool (`StoreStats.fsyncFallBacks`). */
   fallBacks = 0;
   /** Fdatasyncs of appended data run on the event loop, and in the pool (`StoreStats.eventLoopFsyncs`). */
@@ -49,10 +60,11 @@ export class FsyncPlacement {
     this.loopAllowed = mode !== false;
   }
 
-  /** Whether the fdatasync of a batch of `groups` groups runs on the event loop. */
+  /** Whether the fdatasync of the next batch, of `groups` groups, runs on the event loop. Called once per batch, in order. */
   onEventLoop(groups: number): boolean {
     if (this.mode !== 'adaptive') return this.mode;
-    return this.loopAllowed && groups === 1;
+    this.lone = groups === 1 ? this.lone + 1 : 0;
+    return this.loopAllowed && this.lone >= LONE_RUN;
   }
 
   /** True while lone groups may go to the loop (adaptive: no slow fsync since the last probation). */

@@ -24,12 +24,12 @@ export interface AofStoreOptions {
   readonly noAppendfsyncOnRewrite?: boolean;
   /**
    * Under `always`, where each group's fdatasync runs (other policies ignore it):
-   * - `'adaptive'` (the default when `fs` has `fdatasyncSync`): on the event loop while a group
-   *   is alone (one command in flight) and the disk's fsyncs are fast, the way a synchronous
-   *   write + fdatasync loop runs, with no thread-pool round trip; in libuv's thread pool,
-   *   with group commit, as soon as one fsync on the loop is slow (over 1 ms) or groups pile
-   *   up, so that a slow disk never blocks the process for more than that one fsync. It goes
-   *   back to the loop after a run of fast fsyncs in the pool.
+   * - `'adaptive'` (the default when `fs` has `fdatasyncSync`): on the event loop while groups
+   *   come alone (one command in flight: 4 lone batches in a row) and the disk's fsyncs are
+   *   fast, as a synchronous write + fdatasync loop runs, with no thread-pool round trip; in
+   *   libuv's thread pool, with group commit, when groups pile up or as soon as one fsync is
+   *   slow (over 1 ms), so that a slow disk blocks the process for one fsync at most, then
+   *   once per probation: it goes back to the loop after a run of fast fsyncs in the pool.
    * - `true`: always on the event loop, blocking the process until the disk has the group, as
    *   Redis's main thread does. For a process that only serves commands on few cores: the fsync
    *   competes with no other work and costs less CPU per command (examples/kv-server uses it).
