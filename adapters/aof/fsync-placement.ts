@@ -14,12 +14,15 @@ export const SLOW_FSYNC_SECONDS = 0.001;
  */
 const LONE_RUN = 4;
 
-/** Fast fsyncs in a row, in the pool, needed before the loop is tried again after the first fall back. */
+/** Fast fsyncs in a row, in the pool, needed before the loop is tried again after a fall back. */
 const FIRST_PROBATION = 32;
-/** The most a probation grows to (doubling after each fall back): a disk that is fast only in bursts is tried once per this many fsyncs. */
+/** The most a probation grows to (doubling after each quick fall back): a disk that stays slow is tried once per this many fsyncs. */
 const MAX_PROBATION = 4096;
-/** Fast fsyncs in a row on the loop after which the probation halves again: the disk has been fast for a while. */
-const STEADY = 1024;
+/**
+ * Fsyncs on the loop since it was last allowed, from which a fall back counts as an outlier of a
+ * fast disk (probation back to its first length) rather than a disk still slow (doubled).
+ */
+const STEADY = 128;
 
 /**
  * Where an `always` group's fdatasync runs, as `AofStoreOptions.fsyncOnEventLoop` says: fixed
@@ -34,7 +37,8 @@ const STEADY = 1024;
  * - one slow fsync (over `SLOW_FSYNC_SECONDS`, wherever it ran) sends every later group to
  *   the pool: on a slow disk the loop is blocked by at most that one fsync, then once per
  *   probation (the pool's fsyncs must be fast `probation` times in a row before the loop is
- *   tried again, and each fall back doubles it, up to `MAX_PROBATION`);
+ *   tried again; a fall back within `STEADY` loop fsyncs of the last try doubles it, up to
+ *   `MAX_PROBATION`, a later one starts it again from `FIRST_PROBATION`);
  * - where the fsync runs never changes when a command is acknowledged: after the fdatasync that
  *   covers its bytes returned, either way.
  *
@@ -45,9 +49,9 @@ const STEADY = 1024;
 export class FsyncPlacement {
   private loopAllowed: boolean;
   private fastInPool = 0;
-  private fastOnLoop = 0;
-  /** Doubled at each fall back, so the first one needs FIRST_PROBATION. */
-  private probation = FIRST_PROBATION / 2;
+  /** Fsyncs on the loop since it was last allowed (at the start, as after a long fast run). */
+  private sinceAllowed = STEADY;
+  private probation = FIRST_PROBATION;
   /** Lone batches in a row, this one included. */
   private lone = 0;
   /** Times the adaptive placement moved fsyncs from the loop to the pool (`StoreStats.fsyncFallBacks`). */
@@ -67,11 +71,6 @@ export class FsyncPlacement {
     return this.loopAllowed && this.lone >= LONE_RUN;
   }
 
-  /** True while lone groups may go to the loop (adaptive: no slow fsync since the last probation). */
-  get loopAllowedNow(): boolean {
-    return this.mode === 'adaptive' ? this.loopAllowed : this.mode;
-  }
-
   /** An fdatasync of appended data took `seconds`, on the loop or in the pool. */
   observe(seconds: number, onLoop: boolean): void {
     if (onLoop) this.onLoop++;
@@ -79,23 +78,22 @@ export class FsyncPlacement {
     if (this.mode !== 'adaptive') return;
     if (seconds > SLOW_FSYNC_SECONDS) {
       this.fastInPool = 0;
-      this.fastOnLoop = 0;
       if (this.loopAllowed) {
         this.loopAllowed = false;
         this.fallBacks++;
-        // A disk that was fast just long enough to be tried again is tried less often.
-        this.probation = Math.min(this.probation * 2, MAX_PROBATION);
+        // A disk slow again soon after it was tried is tried less often; an outlier after a long
+        // fast run is no sign of a slow disk.
+        this.probation =
+          this.sinceAllowed >= STEADY ? FIRST_PROBATION : Math.min(this.probation * 2, MAX_PROBATION);
       }
       return;
     }
     if (onLoop) {
-      if (++this.fastOnLoop >= STEADY) {
-        this.fastOnLoop = 0;
-        this.probation = Math.max(this.probation / 2, FIRST_PROBATION / 2);
-      }
+      this.sinceAllowed++;
     } else if (!this.loopAllowed && ++this.fastInPool >= this.probation) {
       this.loopAllowed = true;
       this.fastInPool = 0;
+      this.sinceAllowed = 0;
     }
   }
 }

@@ -57,7 +57,7 @@ describe('FsyncPlacement: where an always group is fsynced', () => {
     expect(p.onEventLoop(1)).toBe(false);
   });
 
-  it('adaptive: each fall back doubles the probation, a long fast run on the loop halves it', () => {
+  it('adaptive: a fall back soon after a try doubles the probation, one after a long fast run starts it again', () => {
     const p = adaptive();
     p.observe(SLOW, true);
     inPool(p, 32);
@@ -66,9 +66,9 @@ describe('FsyncPlacement: where an always group is fsynced', () => {
     expect(p.onEventLoop(1)).toBe(false);
     inPool(p, 1);
     expect(p.onEventLoop(1)).toBe(true);
-    for (let i = 0; i < 1024; i++) p.observe(FAST, true);
+    for (let i = 0; i < 128; i++) p.observe(FAST, true);
     p.observe(SLOW, true);
-    inPool(p, 63);
+    inPool(p, 31);
     expect(p.onEventLoop(1)).toBe(false);
     inPool(p, 1);
     expect(p.onEventLoop(1)).toBe(true);
