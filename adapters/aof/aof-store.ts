@@ -569,6 +569,13 @@ export class AofStore implements EventStore {
       bufferLength: w?.bufferLength ?? 0,
       pendingBioFsync: w?.pendingFsync ?? 0,
       delayedFsync: w?.delayedFsync ?? 0,
+      ...(this.options.appendfsync === 'always' && w !== null
+        ? {
+            eventLoopFsyncs: w.fsyncPlacement.onLoop,
+            poolFsyncs: w.fsyncPlacement.inPool,
+            fsyncFallBacks: w.fsyncPlacement.fallBacks,
+          }
+        : {}),
       ...this.retention?.field(),
     };
   }

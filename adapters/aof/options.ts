@@ -23,15 +23,22 @@ export interface AofStoreOptions {
   /** Skip fsync while a compaction runs (default false), as Redis's `no-appendfsync-on-rewrite`. */
   readonly noAppendfsyncOnRewrite?: boolean;
   /**
-   * Under `always`, run each group's fdatasync on the event loop, blocking the process until the
-   * disk has the group, as Redis's main thread does (default false: in libuv's thread pool, so
-   * that the process keeps serving while the disk works). For a process that only serves
-   * commands on few cores: the fsync then competes with no other work, and costs less CPU per
-   * command (examples/kv-server uses it). Other policies ignore it, but it needs
-   * `fs.fdatasyncSync` whatever the policy (checked at construction: the same options may open
-   * the store again under `always`).
+   * Under `always`, where each group's fdatasync runs (other policies ignore it):
+   * - `'adaptive'` (the default when `fs` has `fdatasyncSync`): on the event loop while groups
+   *   come alone (one command in flight: 4 lone batches in a row) and the disk's fsyncs are
+   *   fast, as a synchronous write + fdatasync loop runs, with no thread-pool round trip; in
+   *   libuv's thread pool, with group commit, when groups pile up or as soon as one fsync is
+   *   slow (over 1 ms), so that a slow disk blocks the process for one fsync at most, then
+   *   once per probation: it goes back to the loop after a run of fast fsyncs in the pool.
+   * - `true`: always on the event loop, blocking the process until the disk has the group, as
+   *   Redis's main thread does. For a process that only serves commands on few cores: the fsync
+   *   competes with no other work and costs less CPU per command (examples/kv-server uses it).
+   * - `false` (the default when `fs` has no `fdatasyncSync`): always in the thread pool.
+   *
+   * `true` and `'adaptive'` need `fs.fdatasyncSync` whatever the policy (checked at
+   * construction: the same options may open the store again under `always`).
    */
-  readonly fsyncOnEventLoop?: boolean;
+  readonly fsyncOnEventLoop?: boolean | 'adaptive';
   /** Cut an incomplete last record with a warning (default true); false refuses to load instead. */
   readonly loadTruncated?: boolean;
   /** Write `#TS:<unix seconds>` annotations (default false), as Redis's `aof-timestamp-enabled`. */
@@ -60,7 +67,7 @@ export interface ResolvedAofOptions {
   readonly autoRewritePercentage: number;
   readonly autoRewriteMinSize: number;
   readonly noAppendfsyncOnRewrite: boolean;
-  readonly fsyncOnEventLoop: boolean;
+  readonly fsyncOnEventLoop: boolean | 'adaptive';
   readonly loadTruncated: boolean;
   readonly aofTimestamps: boolean;
   readonly keepHistory: boolean;
@@ -91,9 +98,7 @@ export function resolveAofOptions(options: AofStoreOptions): ResolvedAofOptions 
   const o = new OptionReader('AofStore', options, KNOWN, '{ dir }');
   const dir = o.path('dir');
   const fs = fileSystem(o);
-  const fsyncOnEventLoop = o.boolean('fsyncOnEventLoop', false);
-  if (fsyncOnEventLoop && typeof fs.fdatasyncSync !== 'function')
-    throw o.error('fsyncOnEventLoop needs an fs with fdatasyncSync');
+  const fsyncOnEventLoop = fsyncPlacement(o, typeof fs.fdatasyncSync === 'function');
   return {
     dir,
     ...o.shared(),
@@ -106,6 +111,15 @@ export function resolveAofOptions(options: AofStoreOptions): ResolvedAofOptions 
     fileMode: mode(o, 'fileMode', 0o600),
     dirMode: mode(o, 'dirMode', 0o700),
   };
+}
+
+function fsyncPlacement(o: OptionReader, hasSync: boolean): boolean | 'adaptive' {
+  const value = o.raw('fsyncOnEventLoop');
+  if (value === undefined) return hasSync ? 'adaptive' : false;
+  if (value !== true && value !== false && value !== 'adaptive')
+    throw o.error(`fsyncOnEventLoop must be true, false or 'adaptive'; got ${JSON.stringify(value)}`);
+  if (value !== false && !hasSync) throw o.error('fsyncOnEventLoop needs an fs with fdatasyncSync');
+  return value;
 }
 
 function bareName(o: OptionReader, option: string, fallback: string): string {

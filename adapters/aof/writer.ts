@@ -8,7 +8,9 @@ import {
   type Waiting,
   type WriteProgress,
   writeFully,
+  writeFullySync,
 } from '../../src/kit/index';
+import { FsyncPlacement } from './fsync-placement';
 import { encodeGroup } from './record-codec';
 import { RespEncoder } from './resp';
 
@@ -37,8 +39,8 @@ export interface WriterOptions {
   readonly logger: Logger;
   readonly timestamps: boolean;
   readonly noFsyncOnRewrite: boolean;
-  /** Under `always`: fdatasync with `fs.fdatasyncSync`, on the event loop (see `AofStoreOptions.fsyncOnEventLoop`). */
-  readonly fsyncOnEventLoop?: boolean;
+  /** Under `always`: where the fdatasync runs (see `AofStoreOptions.fsyncOnEventLoop`); default the thread pool. */
+  readonly fsyncOnEventLoop?: boolean | 'adaptive';
   /** Called after each successful write (the store checks the auto-rewrite trigger there). */
   readonly onWritten?: () => void;
   /** Called after each fsync of appended data, with its seconds (`StoreContext.fsynced`). */
@@ -60,7 +62,9 @@ const RECOVERY_PROBE = Buffer.from(
  *   the last write goes out in ONE write at the end of the file (group commit), and, under
  *   `always`, ONE fdatasync; only then are those promises resolved. While a write runs, new
  *   groups gather in the other buffer and go out together right after it. The fdatasync runs
- *   in libuv's pool, or, with `fsyncOnEventLoop`, on the event loop as Redis runs it.
+ *   where `FsyncPlacement` says: on the event loop for a lone group while the disk is
+ *   fast (`fsyncOnEventLoop: 'adaptive'`, the default) or always (`true`, as Redis runs it),
+ *   else in libuv's pool; acknowledgements wait for it either way.
  * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
  *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
  *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
@@ -85,8 +89,12 @@ export class AofWriter {
   private readonly now: () => number;
   /** The file system's synchronous write when it has one (see `FileSystem.writeSync`), else its write. */
   private readonly write: PositionalWrite;
-  /** Under `always` with `fsyncOnEventLoop`: the file system's synchronous fdatasync. */
+  /** The file system's synchronous write, or null: then every segment goes through a promise. */
+  private readonly writeSync: NonNullable<FileSystem['writeSync']> | null = null;
+  /** Under `always` with `fsyncOnEventLoop` true or adaptive: the file system's synchronous fdatasync. */
   private readonly fdatasyncSync: NonNullable<FileSystem['fdatasyncSync']> | null = null;
+  /** Under `always`: where each group's fdatasync runs. */
+  private readonly placement: FsyncPlacement;
   private readonly commit: GroupCommit<Segment>;
   /** `everysec`'s fsync in the background; null under the other policies. */
   private readonly bio: EverysecSyncer | null = null;
@@ -106,9 +114,11 @@ export class AofWriter {
     this.cur = segment(target, new RespEncoder());
     this.now = options.now ?? Date.now;
     const fs = options.fs;
-    this.write = typeof fs.writeSync === 'function' ? fs.writeSync.bind(fs) : fs.write.bind(fs);
-    if (options.policy === 'always' && options.fsyncOnEventLoop && typeof fs.fdatasyncSync === 'function')
-      this.fdatasyncSync = fs.fdatasyncSync.bind(fs);
+    if (typeof fs.writeSync === 'function') this.writeSync = fs.writeSync.bind(fs);
+    this.write = this.writeSync ?? fs.write.bind(fs);
+    const onLoop = options.policy === 'always' && typeof fs.fdatasyncSync === 'function';
+    if (onLoop) this.fdatasyncSync = fs.fdatasyncSync!.bind(fs);
+    this.placement = new FsyncPlacement(onLoop ? (options.fsyncOnEventLoop ?? false) : false);
     this.commit = new GroupCommit<Segment>({
       take: () => this.take(),
       commit: (seg) => this.writeSegment(seg),
@@ -144,6 +154,11 @@ export class AofWriter {
   /** Redis's aof_delayed_fsync. */
   get delayedFsync(): number {
     return this.bio?.delayed ?? 0;
+  }
+
+  /** Under `always`: fdatasyncs of appended data run on the event loop and in the pool, and the adaptive placement's fall backs to the pool. */
+  get fsyncPlacement(): { readonly onLoop: number; readonly inPool: number; readonly fallBacks: number } {
+    return this.placement;
   }
 
   /** The file appended to now. */
@@ -204,22 +219,53 @@ export class AofWriter {
     return seg;
   }
 
-  /** Writes one segment whole, then fdatasyncs per policy. Throws on failure; the kit then cuts back. */
-  private async writeSegment(seg: Segment): Promise<void> {
+  /**
+   * Writes one segment whole, then fdatasyncs per policy. Throws on failure; the kit then cuts
+   * back. With a synchronous write and no fsync to wait for in the pool (`everysec`, `no`, or an
+   * `always` group the placement puts on the event loop), it all runs now and returns nothing:
+   * the kit acknowledges the group at once, with no promise nor microtask per group.
+   */
+  private writeSegment(seg: Segment): void | Promise<void> {
+    const fsync = this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite);
+    const onLoop = fsync && this.placement.onEventLoop(seg.resolves.length);
+    if (this.writeSync === null || (fsync && !onLoop)) return this.writeSegmentAsync(seg, fsync, onLoop);
+    const target = seg.target;
+    const bytes = seg.enc.bytes();
+    writeFullySync(this.writeSync, target.fd, bytes, target.size, seg.progress);
+    if (fsync) {
+      seg.fsyncing = true;
+      const started = performance.now();
+      // On the event loop, nothing else runs until the disk has the group: no command is read,
+      // so the next group gathers in the sockets, as in Redis's beforeSleep.
+      this.fdatasyncSync!(target.fd);
+      this.observeFsync(performance.now() - started, true);
+    }
+    this.written(seg, bytes.length);
+  }
+
+  /** `writeSegment` through promises: an asynchronous write, or an fsync in the pool. */
+  private async writeSegmentAsync(seg: Segment, fsync: boolean, onLoop: boolean): Promise<void> {
     const target = seg.target;
     const bytes = seg.enc.bytes();
     await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
-    if (this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite)) {
+    if (fsync) {
       seg.fsyncing = true;
-      const observe = this.options.fsynced;
-      const started = observe === undefined ? 0 : performance.now();
-      // On the event loop, nothing else runs until the disk has the group: no command is read,
-      // so the next group gathers in the sockets, as in Redis's beforeSleep.
-      if (this.fdatasyncSync !== null) this.fdatasyncSync(target.fd);
+      const started = performance.now();
+      if (onLoop) this.fdatasyncSync!(target.fd);
       else await this.options.fs.fdatasync(target.fd);
-      if (observe !== undefined) observe((performance.now() - started) / 1000);
+      this.observeFsync(performance.now() - started, onLoop);
     }
-    target.size += bytes.length;
+    this.written(seg, bytes.length);
+  }
+
+  private observeFsync(ms: number, onLoop: boolean): void {
+    this.placement.observe(ms / 1000, onLoop);
+    this.options.fsynced?.(ms / 1000);
+  }
+
+  /** The segment is in the file for good (and durable per the policy): the size may count it. */
+  private written(seg: Segment, length: number): void {
+    seg.target.size += length;
     this.lastWriteStatus = 'ok';
     this.bio?.written();
   }

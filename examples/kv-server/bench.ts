@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   const o = new Command('kv-server-bench')
     .option('--appendfsync <list>', 'policies to compare', 'always,everysec')
     .option('--store <kind>', 'the kv-server store', 'aof')
-    .option('--fsync <where>', "the kv-server's --fsync (event-loop | thread-pool)", 'event-loop')
+    .option('--fsync <where>', "the kv-server's --fsync (event-loop | thread-pool | adaptive)", 'event-loop')
     .option('-n, --requests <n>', 'requests per test', '200000')
     .option('-c, --clients <n>', 'parallel connections', '50')
     .option('--pipeline <list>', 'pipeline depths (-P)', '1,16')

@@ -7,7 +7,7 @@ import { dataLocation, STORE_KINDS, type StoreKind, storeFactory } from './store
 
 /**
  * `npm run kv-server -- --port 6380 --dir ./data --appendfsync everysec [--store aof|sqlite|memory|postgres]
- * [--database-url URL] [--log NAME] [--requirepass PASS] [--bind HOST] [--fsync event-loop|thread-pool]`:
+ * [--database-url URL] [--log NAME] [--requirepass PASS] [--bind HOST] [--fsync event-loop|thread-pool|adaptive]`:
  * a Redis-protocol server on appendonly, for redis-cli, ioredis and redis-benchmark. With
  * `--store postgres`, several servers on one `--database-url` and `--log` share one log.
  */
@@ -26,9 +26,9 @@ async function main(): Promise<void> {
     .addOption(
       new Option(
         '--fsync <where>',
-        "where the AOF store's fsync of appendfsync always runs (event-loop: as Redis)",
+        "where the AOF store's fsync of appendfsync always runs (event-loop: as Redis; adaptive: on the loop while fsyncs are fast and one command waits)",
       )
-        .choices(['event-loop', 'thread-pool'])
+        .choices(['event-loop', 'thread-pool', 'adaptive'])
         .default('event-loop'),
     )
     .option(
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     store: StoreKind;
     databaseUrl?: string;
     log: string;
-    fsync: 'event-loop' | 'thread-pool';
+    fsync: 'event-loop' | 'thread-pool' | 'adaptive';
     requirepass?: string;
     protoMaxBulkLen: number;
     maxclients: number;
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     openStore: storeFactory(
       o.store,
       o.dir,
-      { fsyncOnEventLoop: o.fsync === 'event-loop' },
+      { fsyncOnEventLoop: o.fsync === 'adaptive' ? 'adaptive' : o.fsync === 'event-loop' },
       o.store === 'postgres' ? postgres : undefined,
     ),
     appendfsync,

@@ -44,7 +44,7 @@ export interface AofTuning {
    * a process that only serves commands loses nothing by blocking for the disk, and on few cores
    * the fsync then competes with no other work (measured in the README).
    */
-  readonly fsyncOnEventLoop: boolean;
+  readonly fsyncOnEventLoop: boolean | 'adaptive';
 }
 
 /**

@@ -22,4 +22,4 @@ export {
 } from './retention';
 export { RewriteTrigger, type TriggerOptions } from './rewrite-trigger';
 export { OptionReader, SHARED_DEFAULTS, SHARED_OPTIONS, type SharedStoreOptions } from './store-options';
-export { type PositionalWrite, type WriteProgress, writeFully } from './write-fully';
+export { type PositionalWrite, type WriteProgress, writeFully, writeFullySync } from './write-fully';

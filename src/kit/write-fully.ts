@@ -41,3 +41,23 @@ export async function writeFully(
 function noSpace(): NodeJS.ErrnoException {
   return Object.assign(new Error('write returned 0 bytes (disk full?)'), { code: 'ENOSPC' });
 }
+
+/**
+ * `writeFully` with a synchronous write, returning when every byte is in the file (the AOF
+ * store's path with the fsync on the event loop: no promise per group). Same contract: a write
+ * that takes nothing fails as ENOSPC, and `progress.done` says what reached the file.
+ */
+export function writeFullySync(
+  write: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number,
+  fd: number,
+  bytes: Uint8Array,
+  position: number,
+  progress: WriteProgress = { done: 0 },
+): void {
+  while (progress.done < bytes.length) {
+    const done = progress.done;
+    const n = write(fd, bytes, done, bytes.length - done, position + done);
+    if (!(n > 0)) throw noSpace();
+    progress.done = done + n;
+  }
+}

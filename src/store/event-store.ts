@@ -196,6 +196,12 @@ export interface StoreStats {
   readonly pendingBioFsync?: number;
   /** Times a write waited for a slow background fsync (Redis's `aof_delayed_fsync`). */
   readonly delayedFsync?: number;
+  /** Under `always`, the fdatasyncs of appended data run on the event loop (AOF `fsyncOnEventLoop` true or adaptive). */
+  readonly eventLoopFsyncs?: number;
+  /** Under `always`, the fdatasyncs of appended data run in the thread pool. */
+  readonly poolFsyncs?: number;
+  /** Under `always`, the times the adaptive placement moved fsyncs off the event loop after a slow one. */
+  readonly fsyncFallBacks?: number;
   /**
    * What the last compaction kept for consumers (absent before the first one, or on a store
    * without consumers): the events it did not drop because a consumer had not handled them.

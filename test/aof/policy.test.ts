@@ -88,19 +88,27 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     expect(journal[journal.length - 1]).toMatch(/^fdatasync:.*incr/);
   });
 
-  it('always: one command at a time is written and fsynced before its acknowledgement, each time', async () => {
-    const fs = new FaultyFileSystem();
-    const { app } = await openApp({ dir, appendfsync: 'always', fs });
-    const from = fs.journal.length;
-    for (let i = 0; i < 5; i++) {
-      await app.execute(new Put('k', i));
-      fs.journal.push(`ack:${i}`);
-    }
-    expect(trace(fs, from)).toEqual(
-      Array.from({ length: 5 }, (_, i) => ['write', 'fdatasync', `ack:${i}`]).flat(),
-    );
-    await app.close();
-  });
+  it.each([
+    // Adaptive: on the event loop while this disk's fsyncs are fast, in the pool after a slow one.
+    ['by default (adaptive)', undefined, expect.stringMatching(/^fdatasync(Sync)?$/)],
+    ['in the pool with fsyncOnEventLoop false', false, 'fdatasync'],
+    ['on the event loop with fsyncOnEventLoop true', true, 'fdatasyncSync'],
+  ] as const)(
+    'always: one command at a time is written and fsynced before its acknowledgement, each time, %s',
+    async (_, fsyncOnEventLoop, fsync) => {
+      const fs = new FaultyFileSystem();
+      const { app } = await openApp({ dir, appendfsync: 'always', fs, fsyncOnEventLoop });
+      const from = fs.journal.length;
+      for (let i = 0; i < 5; i++) {
+        await app.execute(new Put('k', i));
+        fs.journal.push(`ack:${i}`);
+      }
+      expect(trace(fs, from)).toEqual(
+        Array.from({ length: 5 }, (_, i) => ['write', fsync, `ack:${i}`]).flat(),
+      );
+      await app.close();
+    },
+  );
 
   it('always: 64 clients in flight get group commit (fewer writes than commands, one fdatasync per write)', async () => {
     const fs = new FaultyFileSystem();
