@@ -163,6 +163,21 @@ function timeOfIdBytes(buf: Buffer, at: number, end: number): number {
   return t;
 }
 
+/**
+ * The time of the `@env` record in the scanner when it is the short form with one id
+ * (`*2 @env <36-byte id>`, the envelope of every command the App logs without versions or
+ * metadata), or -1 for any other form, a bad one included (then {@link decodeEnvelope} decides,
+ * and names what is wrong). What {@link decodeEnvelope} reads from that form: its one id is the
+ * argument's bytes, its time the id's first 48 bits; the replay uses it to keep no envelope
+ * object or id array per single-SET command.
+ */
+export function shortEnvelopeTime(buf: Buffer, sc: RespScanner): number {
+  const at = sc.argStart[1];
+  const end = sc.argEnd[1];
+  if (sc.argc !== 2 || end - at !== 36) return -1;
+  return timeOfIdBytes(buf, at, end);
+}
+
 /** True when the command in the scanner is an `@env` record (the framer asks before anything else). */
 export function isEnvelopeRecord(buf: Buffer, sc: RespScanner): boolean {
   const argc = sc.argc;
