@@ -11,7 +11,7 @@ import {
   isUserEventRecord,
   type LoggedPosition,
   RecordFormatError,
-  shortEnvelopeTime,
+  singleIdEnvelopeTime,
 } from './record-codec';
 import { bytesEqual, utf8 } from './resp';
 import { type DataTarget, type MetadataTarget, parseMetadata, SetBatch, type SetTarget } from './set-batch';
@@ -57,13 +57,14 @@ export class RecordDecoder {
   /** The `@env` record of the group being read, or null (a group logged before envelopes). */
   private envelope: Envelope | null = null;
   /**
-   * The one id of the group's short `@env` record (`*2 @env <id>`), or null; `envelope` is then
-   * null, and `shortTime` is the time its id carries. Kept as fields, not as an Envelope and an
-   * id array, because a log of single SETs has one such record per event, and those two objects
-   * died at once (the record's `id` is the string itself).
+   * The one id of the group's `@env` record when it names one id and no versions
+   * (`singleIdEnvelopeTime`), or null; `envelope` is then null, and `envTime` is its time. Kept
+   * as fields, not as an Envelope and an id array, because a log of commands of one event has one
+   * such record per event, and those two objects died at once (a `set` record's `id` is the
+   * string itself).
    */
-  private shortId: string | null = null;
-  private shortTime = 0;
+  private envId: string | null = null;
+  private envTime = 0;
   /**
    * The metadata of the group being read: -1 none (or no envelope); ≥ 0 the index of its piece in
    * the batch, counted from the group's first (see `SetBatch.groupPieces`); -2 parsed already,
@@ -125,13 +126,13 @@ export class RecordDecoder {
     const buf = f.window.buf;
     this.sets.early = undefined;
     this.metadataPiece = -1;
-    const time = shortEnvelopeTime(buf, sc);
+    const time = singleIdEnvelopeTime(buf, sc);
     if (time >= 0) {
-      this.shortId = utf8(buf, sc.argStart[1], sc.argEnd[1]);
-      this.shortTime = time;
-      return;
+      this.envId = utf8(buf, sc.argStart[1], sc.argEnd[1]);
+      this.envTime = time;
+    } else {
+      this.envelope = this.decodeRecord(f, envelopeWithoutMetadata);
     }
-    this.envelope = this.decodeRecord(f, envelopeWithoutMetadata);
     if (sc.argc !== 5) return;
     const vs = sc.argStart[4];
     const ve = sc.argEnd[4];
@@ -194,9 +195,9 @@ export class RecordDecoder {
         target = entry;
       } else if (this.setRecords && !f.inMulti) {
         const env = this.envelope;
-        const shortId = this.shortId;
+        const envId = this.envId;
         const time =
-          shortId !== null ? this.shortTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000;
+          envId !== null ? this.envTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000;
         const single: SingleSet = {
           kind: 'set',
           seq: this.nextSeq,
@@ -206,7 +207,7 @@ export class RecordDecoder {
           file: this.file,
           offset: f.groupOffset,
         };
-        if (shortId !== null) single.id = shortId;
+        if (envId !== null) single.id = envId;
         else if (env !== null && env.ids !== undefined) single.id = env.ids[0];
         this.single = single;
         target = single;
@@ -247,14 +248,14 @@ export class RecordDecoder {
     const single = this.single;
     const env = this.envelope;
     this.envelope = null;
-    const shortId = this.shortId;
-    this.shortId = null;
+    const envId = this.envId;
+    this.envId = null;
     if (this.position !== null) {
       this.positions.set(this.position.name, this.position);
       this.position = null;
     }
     if (env !== null) this.checkEnvelope(env, single !== null ? 1 : this.events.length, f);
-    else if (shortId !== null && single === null && this.events.length !== 1)
+    else if (envId !== null && single === null && this.events.length !== 1)
       throw this.badEnvelope('id', this.events.length, 1, f);
     if (single !== null) {
       this.attachMetadata(single);
@@ -284,14 +285,14 @@ export class RecordDecoder {
     const group = {
       kind: 'group' as const,
       seq: this.nextSeq,
-      time: shortId !== null ? this.shortTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000,
+      time: envId !== null ? this.envTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000,
       events: this.events,
       file: this.file,
       offset: f.start,
     };
     const record =
-      shortId !== null
-        ? withEnvelope(group, [shortId], undefined, undefined)
+      envId !== null
+        ? withEnvelope(group, [envId], undefined, undefined)
         : env === null
           ? group
           : withEnvelope(group, env.ids, env.versions, undefined);
@@ -309,7 +310,7 @@ export class RecordDecoder {
    */
   dropGroup(): void {
     this.envelope = null;
-    this.shortId = null;
+    this.envId = null;
     this.metadataPiece = -1;
     this.metadata = undefined;
     this.position = null;

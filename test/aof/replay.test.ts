@@ -354,6 +354,24 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     expect(err.message).toContain(
       `${INCR}: bad format at byte offset ${start + Buffer.byteLength(`*2\r\n${bulk('@env')}$36\r\n`)}: expected a UUID carrying the time in ms`,
     );
+    // and the long form of one id: its time and versions read back, a bad time refused at it
+    fs.truncateSync(incr, start);
+    const long = (time: string, versions: string) =>
+      `*4\r\n${bulk('@env')}${bulk(ID)}${bulk(time)}${bulk(versions)}`;
+    fs.appendFileSync(incr, withCrc(`${long('7', '3')}*2\r\n${bulk('E')}${bulk('1')}`));
+    fs.appendFileSync(incr, withCrc(`${long('8', '')}*2\r\n${bulk('E')}${bulk('2')}`));
+    const tail = (await replayAll(new AofStore({ dir }))).slice(-2);
+    expect(tail[0]).toMatchObject({ seq: 7, time: 7, ids: [ID], versions: [3] });
+    expect(tail[1]).toMatchObject({ seq: 8, time: 8, ids: [ID] });
+    expect('versions' in tail[1]).toBe(false);
+    const before = fs.statSync(incr).size;
+    fs.appendFileSync(incr, withCrc(`${long('-1', '')}*2\r\n${bulk('E')}${bulk('3')}`));
+    err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    const timeAt = before + Buffer.byteLength(`*4\r\n${bulk('@env')}${bulk(ID)}$2\r\n`);
+    expect(err.message).toContain(
+      `${INCR}: bad format at byte offset ${timeAt}: expected the envelope time in ms`,
+    );
   });
 
   it('refuses envelope metadata that is not a JSON object, at its byte offset, and before a later bad record', async () => {
