@@ -163,6 +163,25 @@ function timeOfIdBytes(buf: Buffer, at: number, end: number): number {
   return t;
 }
 
+/**
+ * The time of the `@env` record in the scanner when it names exactly one 36-byte id and no
+ * versions: the short form `*2 @env <id>` (time: the id's first 48 bits) and `*3..5 @env <id>
+ * <time> ['' [<metadata>]]` (the envelope of every command of one event the App logs); -1 for any
+ * other form, a bad one included (then {@link decodeEnvelope} decides, and names what is wrong).
+ * Exactly what {@link decodeEnvelope} reads from those forms but the metadata: the replay uses it
+ * to keep no Envelope object and id array per command of one event.
+ */
+export function singleIdEnvelopeTime(buf: Buffer, sc: RespScanner): number {
+  const a = sc.argStart;
+  const e = sc.argEnd;
+  const argc = sc.argc;
+  if (e[1] - a[1] !== 36) return -1;
+  if (argc === 2) return timeOfIdBytes(buf, a[1], e[1]);
+  if (argc >= 4 && e[3] > a[3]) return -1;
+  const time = smallInteger(buf, a[2], e[2]);
+  return time === undefined || time < 0 ? -1 : time;
+}
+
 /** True when the command in the scanner is an `@env` record (the framer asks before anything else). */
 export function isEnvelopeRecord(buf: Buffer, sc: RespScanner): boolean {
   const argc = sc.argc;

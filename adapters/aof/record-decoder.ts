@@ -11,6 +11,7 @@ import {
   isUserEventRecord,
   type LoggedPosition,
   RecordFormatError,
+  singleIdEnvelopeTime,
 } from './record-codec';
 import { bytesEqual, utf8 } from './resp';
 import { type DataTarget, type MetadataTarget, parseMetadata, SetBatch, type SetTarget } from './set-batch';
@@ -55,6 +56,15 @@ export class RecordDecoder {
   private single: SingleSet | null = null;
   /** The `@env` record of the group being read, or null (a group logged before envelopes). */
   private envelope: Envelope | null = null;
+  /**
+   * The one id of the group's `@env` record when it names one id and no versions
+   * (`singleIdEnvelopeTime`), or null; `envelope` is then null, and `envTime` is its time. Kept
+   * as fields, not as an Envelope and an id array, because a log of commands of one event has one
+   * such record per event, and those two objects died at once (a `set` record's `id` is the
+   * string itself).
+   */
+  private envId: string | null = null;
+  private envTime = 0;
   /**
    * The metadata of the group being read: -1 none (or no envelope); ≥ 0 the index of its piece in
    * the batch, counted from the group's first (see `SetBatch.groupPieces`); -2 parsed already,
@@ -114,9 +124,15 @@ export class RecordDecoder {
       );
     const sc = f.sc;
     const buf = f.window.buf;
-    this.envelope = this.decodeRecord(f, envelopeWithoutMetadata);
     this.sets.early = undefined;
     this.metadataPiece = -1;
+    const time = singleIdEnvelopeTime(buf, sc);
+    if (time >= 0) {
+      this.envId = utf8(buf, sc.argStart[1], sc.argEnd[1]);
+      this.envTime = time;
+    } else {
+      this.envelope = this.decodeRecord(f, envelopeWithoutMetadata);
+    }
     if (sc.argc !== 5) return;
     const vs = sc.argStart[4];
     const ve = sc.argEnd[4];
@@ -179,7 +195,9 @@ export class RecordDecoder {
         target = entry;
       } else if (this.setRecords && !f.inMulti) {
         const env = this.envelope;
-        const time = env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000;
+        const envId = this.envId;
+        const time =
+          envId !== null ? this.envTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000;
         const single: SingleSet = {
           kind: 'set',
           seq: this.nextSeq,
@@ -189,7 +207,8 @@ export class RecordDecoder {
           file: this.file,
           offset: f.groupOffset,
         };
-        if (env !== null && env.ids !== undefined) single.id = env.ids[0];
+        if (envId !== null) single.id = envId;
+        else if (env !== null && env.ids !== undefined) single.id = env.ids[0];
         this.single = single;
         target = single;
       } else {
@@ -229,11 +248,15 @@ export class RecordDecoder {
     const single = this.single;
     const env = this.envelope;
     this.envelope = null;
+    const envId = this.envId;
+    this.envId = null;
     if (this.position !== null) {
       this.positions.set(this.position.name, this.position);
       this.position = null;
     }
     if (env !== null) this.checkEnvelope(env, single !== null ? 1 : this.events.length, f);
+    else if (envId !== null && single === null && this.events.length !== 1)
+      throw this.badEnvelope('id', this.events.length, 1, f);
     if (single !== null) {
       this.attachMetadata(single);
       this.sets.endGroup(f.checked);
@@ -262,12 +285,17 @@ export class RecordDecoder {
     const group = {
       kind: 'group' as const,
       seq: this.nextSeq,
-      time: env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000,
+      time: envId !== null ? this.envTime : env !== null ? env.time : f.lastTs < 0 ? 0 : f.lastTs * 1000,
       events: this.events,
       file: this.file,
       offset: f.start,
     };
-    const record = env === null ? group : withEnvelope(group, env.ids, env.versions, undefined);
+    const record =
+      envId !== null
+        ? withEnvelope(group, [envId], undefined, undefined)
+        : env === null
+          ? group
+          : withEnvelope(group, env.ids, env.versions, undefined);
     this.attachMetadata(record as MetadataTarget);
     this.sets.endGroup(f.checked);
     this.batch.push(record);
@@ -282,6 +310,7 @@ export class RecordDecoder {
    */
   dropGroup(): void {
     this.envelope = null;
+    this.envId = null;
     this.metadataPiece = -1;
     this.metadata = undefined;
     this.position = null;
@@ -293,16 +322,20 @@ export class RecordDecoder {
 
   /** An envelope names one id and one version per event of its group, or none. */
   private checkEnvelope(env: Envelope, events: number, f: GroupFramer): void {
-    const bad = (what: string, n: number) =>
-      new CorruptLogError(
-        this.file,
-        f.start,
-        `an envelope with one ${what} per event (${events})`,
-        `it has ${n}`,
-      );
-    if (env.ids !== undefined && env.ids.length !== events) throw bad('id', env.ids.length);
+    if (env.ids !== undefined && env.ids.length !== events)
+      throw this.badEnvelope('id', events, env.ids.length, f);
     if (env.versions !== undefined && env.versions.length !== events)
-      throw bad('version', env.versions.length);
+      throw this.badEnvelope('version', events, env.versions.length, f);
+  }
+
+  /** The group's envelope has `n` of `what` for its `events` events. */
+  private badEnvelope(what: string, events: number, n: number, f: GroupFramer): CorruptLogError {
+    return new CorruptLogError(
+      this.file,
+      f.start,
+      `an envelope with one ${what} per event (${events})`,
+      `it has ${n}`,
+    );
   }
 
   /** The batch, every SET in it decoded; a new one starts. */

@@ -323,6 +323,57 @@ describe('AofStore replay: repair of a torn tail, refusal of corruption', () => 
     expect(read.map((r) => 'metadata' in r)).toEqual(groups.map((g) => g.metadata !== undefined));
   });
 
+  it('reads the short envelope `*2 @env <id>` and refuses one whose id count or time is wrong, at its offset', async () => {
+    // given a short envelope on a single SET, on a user event, and on a MULTI of two events
+    const t = 0x019a0b1c2d3e; // the ms in ID's first 48 bits
+    const ID2 = `${ID.slice(0, 35)}8`;
+    const env = (id: string) => `*2\r\n${bulk('@env')}${bulk(id)}`;
+    const set = withCrc(`${env(ID)}*3\r\n${bulk('SET')}${bulk('k')}${bulk('1')}`);
+    const event = withCrc(`${env(ID2)}*2\r\n${bulk('E')}${bulk('{"b":2}')}`);
+    const offsets = await threeGroups();
+    fs.appendFileSync(incr, `${set}${event}`);
+    // when it is replayed, then each command has the envelope's id and the time its id carries
+    const read = (await replayAll(new AofStore({ dir }))).slice(-2);
+    expect(read[0]).toMatchObject({ seq: 5, time: t, ids: [ID], events: [SET('k', 1)] });
+    expect(read[1]).toMatchObject({ seq: 6, time: t, ids: [ID2], events: [{ type: 'E', data: { b: 2 } }] });
+    // and a short envelope of one id before two events is refused at its group's offset
+    const start = offsets[3] + Buffer.byteLength(set) + Buffer.byteLength(event);
+    const two = `*1\r\n${bulk('MULTI')}*2\r\n${bulk('E')}${bulk('1')}*2\r\n${bulk('E')}${bulk('2')}*1\r\n${bulk('EXEC')}`;
+    fs.appendFileSync(incr, withCrc(`${env(ID)}${two}`));
+    let err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect(err.message).toContain(
+      `${INCR}: bad format at byte offset ${start}: expected an envelope with one id per event (2)`,
+    );
+    // and one whose 36-byte id carries no time is refused at the id
+    fs.truncateSync(incr, start);
+    const bad = `${ID.slice(0, 2)}X${ID.slice(3)}`;
+    fs.appendFileSync(incr, withCrc(`${env(bad)}*3\r\n${bulk('SET')}${bulk('k')}${bulk('2')}`));
+    err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    expect(err.message).toContain(
+      `${INCR}: bad format at byte offset ${start + Buffer.byteLength(`*2\r\n${bulk('@env')}$36\r\n`)}: expected a UUID carrying the time in ms`,
+    );
+    // and the long form of one id: its time and versions read back, a bad time refused at it
+    fs.truncateSync(incr, start);
+    const long = (time: string, versions: string) =>
+      `*4\r\n${bulk('@env')}${bulk(ID)}${bulk(time)}${bulk(versions)}`;
+    fs.appendFileSync(incr, withCrc(`${long('7', '3')}*2\r\n${bulk('E')}${bulk('1')}`));
+    fs.appendFileSync(incr, withCrc(`${long('8', '')}*2\r\n${bulk('E')}${bulk('2')}`));
+    const tail = (await replayAll(new AofStore({ dir }))).slice(-2);
+    expect(tail[0]).toMatchObject({ seq: 7, time: 7, ids: [ID], versions: [3] });
+    expect(tail[1]).toMatchObject({ seq: 8, time: 8, ids: [ID] });
+    expect('versions' in tail[1]).toBe(false);
+    const before = fs.statSync(incr).size;
+    fs.appendFileSync(incr, withCrc(`${long('-1', '')}*2\r\n${bulk('E')}${bulk('3')}`));
+    err = (await openApp({ dir }).catch((e: unknown) => e)) as CorruptLogError;
+    expect(err).toBeInstanceOf(CorruptLogError);
+    const timeAt = before + Buffer.byteLength(`*4\r\n${bulk('@env')}${bulk(ID)}$2\r\n`);
+    expect(err.message).toContain(
+      `${INCR}: bad format at byte offset ${timeAt}: expected the envelope time in ms`,
+    );
+  });
+
   it('refuses envelope metadata that is not a JSON object, at its byte offset, and before a later bad record', async () => {
     for (const [metadata, expected] of [
       ['{x}', 'the envelope metadata as JSON'],
