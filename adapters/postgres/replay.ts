@@ -6,7 +6,7 @@ import {
   LogLostError,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
-import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
+import { groupOfRow, groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import { persistenceError } from './connection';
 import type { PgArrayQuery, PgClientLike, PgPoolLike, PgResult } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
@@ -261,6 +261,12 @@ export async function* pages({
             `the first event of a command at seq ${seq}`,
             'found a continuation row',
           );
+        }
+        if (n === 1) {
+          out.push(
+            groupOfRow(seq, Number(row[1]), event, row[5], row[6], metadataColumn(row[7], where, seq)),
+          );
+          continue;
         }
         open = {
           seq,
