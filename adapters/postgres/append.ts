@@ -157,7 +157,14 @@ function statementFor(statements: AppendStatements, rows: BatchRows): PreparedSt
   return rows.data.length === 1 ? statements.one : statements.many;
 }
 
-/** The statement's parameters, in the order of {@link appendStatements}. */
+/**
+ * The statement's parameters, in the order of {@link appendStatements}. The columns go as pg
+ * array literals written here rather than as JS arrays for pg to write: pg quotes and escapes
+ * every element with two regex passes, numbers included, and for the JSON columns a native
+ * `JSON.stringify` does the same work (see {@link jsonArrayLiteral}); measured on a 64-row batch
+ * of Deposit events, 80 → 50 µs of the batch's serialisation, which sits in series with the
+ * round trip.
+ */
 function valuesOf(log: string, policy: FsyncPolicy, rows: BatchRows): unknown[] {
   const one = rows.data.length === 1;
   return [
@@ -166,13 +173,13 @@ function valuesOf(log: string, policy: FsyncPolicy, rows: BatchRows): unknown[] 
     rows.firstSeq - 1,
     rows.lastSeq,
     rows.id,
-    one ? rows.times[0] : rows.times,
-    one ? rows.types[0] : rows.types,
-    one ? rows.data[0] : rows.data,
-    one ? rows.sizes[0] : rows.sizes,
-    one ? rows.ids[0] : rows.ids,
-    one ? rows.versions[0] : rows.versions,
-    one ? rows.metadata[0] : rows.metadata,
+    one ? rows.times[0] : arrayLiteral(rows.times),
+    one ? rows.types[0] : arrayLiteral(rows.types),
+    one ? rows.data[0] : jsonArrayLiteral(rows.data),
+    one ? rows.sizes[0] : arrayLiteral(rows.sizes),
+    one ? rows.ids[0] : arrayLiteral(rows.ids),
+    one ? rows.versions[0] : arrayLiteral(rows.versions),
+    one ? rows.metadata[0] : jsonArrayLiteral(rows.metadata),
   ];
 }
 
@@ -213,25 +220,45 @@ export async function insertAndCommit(
   return (results[0].rowCount ?? 0) > 0;
 }
 
-/** A parameter as an SQL literal: NULL, a number, or a quoted string (arrays in pg's array syntax). */
+/** A parameter as an SQL literal: NULL, a number, or a quoted string (the arrays come as their literals' text). */
 function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
     return String(value);
   }
-  if (Array.isArray(value)) return quoteLiteral(arrayLiteral(value));
   return quoteLiteral(String(value));
 }
 
-/** pg's array syntax for a flat array of strings, numbers and nulls (as pg's `prepareValue` writes it). */
-function arrayLiteral(values: readonly unknown[]): string {
+/**
+ * pg's array syntax for a flat array of strings, numbers and nulls. Numbers (integers: times,
+ * sizes, versions) need no quotes; strings are double-quoted with backslash and `"` escaped, as pg's
+ * `prepareValue` writes them. The server parses either form to the same array.
+ */
+function arrayLiteral(values: readonly (string | number | null)[]): string {
   let out = '{';
   for (let i = 0; i < values.length; i++) {
     if (i > 0) out += ',';
     const v = values[i];
-    out +=
-      v === null || v === undefined ? 'NULL' : `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    out += v === null ? 'NULL' : typeof v === 'number' ? String(v) : `"${v.replace(/[\\"]/g, '\\$&')}"`;
+  }
+  return `${out}}`;
+}
+
+/**
+ * {@link arrayLiteral} for strings that are `JSON.stringify` output (event data, metadata).
+ * Invariant: such text holds no control character below U+0020 and no lone surrogate (stringify
+ * wrote those as escapes: a backslash and letters), so `JSON.stringify` of it escapes exactly
+ * the backslashes and double quotes, as pg's quoted array element needs, and does it natively.
+ * Any other string must take {@link arrayLiteral}: a raw newline would come out as backslash-n,
+ * which pg reads as the letter n.
+ */
+function jsonArrayLiteral(values: readonly (string | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    const v = values[i];
+    out += v === null ? 'NULL' : JSON.stringify(v);
   }
   return `${out}}`;
 }

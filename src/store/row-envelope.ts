@@ -38,6 +38,28 @@ export function groupOfRows(rows: RowGroup, where: string): ReplayGroup {
   return withEnvelope(group, ids, versions, rows.metadata);
 }
 
+/**
+ * The record of a group of one row, as {@link groupOfRows} makes it of a {@link RowGroup} of
+ * that row (one row cannot be partly without an id), without the RowGroup and its column
+ * arrays: most commands log one event, and a replay makes one of these per row.
+ */
+export function groupOfRow(
+  seq: number,
+  time: number,
+  event: DomainEvent,
+  id: string | null,
+  version: number | null,
+  metadata: EventMetadata | undefined,
+): ReplayGroup {
+  const group: ReplayGroup = { kind: 'group', seq, time, events: [event] };
+  return withEnvelope(
+    group,
+    id === null ? undefined : [id],
+    version === null ? undefined : [version],
+    metadata,
+  );
+}
+
 /** A group's `metadata` column (NULL: none): a JSON object, or the log is damaged. */
 export function metadataColumn(text: string | null, where: string, seq: number): EventMetadata | undefined {
   if (text === null) return undefined;
