@@ -229,22 +229,16 @@ export async function* pages({
   const select = eventPageSelect(t, '$1', '$2');
   let expected = last + 1;
   let open: RowGroup | null = null;
-  const pageAfter = (seq: number) =>
-    read(client, where, { text: select, values: [log, seq], rowMode: 'array' }) as Promise<EventRow[]>;
-  let next: Promise<EventRow[]> | null =
-    prefetched === undefined ? null : Promise.resolve(prefetched.page as EventRow[]);
+  let first = prefetched?.page as EventRow[] | undefined;
   for (;;) {
-    const page = await (next ?? pageAfter(last));
-    next = null;
-    if (page.length === PAGE) {
-      // The next page is asked for before this one is decoded and applied, so the server reads
-      // it while this process works (measured: the reader sat idle a seventh of a replay, one
-      // page's query at a time). At most one query ahead: memory stays two pages. Should this
-      // page fail to decode, the query still ends on its own (handled here, so that its error is
-      // not unhandled) before whatever the caller sends next on the connection, a ROLLBACK.
-      next = pageAfter(Number(page[page.length - 1][0]));
-      next.catch(() => {});
-    }
+    const page =
+      first ??
+      ((await read(client, where, {
+        text: select,
+        values: [log, last],
+        rowMode: 'array',
+      })) as EventRow[]);
+    first = undefined;
     const out: ReplayRecord[] = [];
     for (let i = 0; i < page.length; i++) {
       const row = page[i];
@@ -299,6 +293,7 @@ export async function* pages({
       if (head.snapshotSeq > after) throw new LogCompactedError(after, head.snapshotSeq + 1, where);
     }
     if (page.length < PAGE) break;
+    last = Number(page[page.length - 1][0]);
   }
   if (open !== null)
     throw new CorruptLogError(
