@@ -76,7 +76,10 @@ const RECOVERY_PROBE = Buffer.from(
  *   groups gather in the other buffer and go out together right after it. The fdatasync runs
  *   where `FsyncPlacement` says: on the event loop for a lone group while the disk is
  *   fast (`fsyncOnEventLoop: 'adaptive'`, the default) or always (`true`, as Redis runs it),
- *   else in libuv's pool; acknowledgements wait for it either way.
+ *   else in libuv's pool; acknowledgements wait for it either way. Under `always` with the
+ *   fdatasync in the pool, a batch may also go before the turn ends, once the disk is idle and
+ *   the turn's work has lasted an fsync (`takeEarly`): its fdatasync then overlaps the rest of
+ *   the turn, which is the next batch; `committed` merges the two again when they stop paying.
  * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
  *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
  *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
