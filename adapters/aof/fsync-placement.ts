@@ -59,6 +59,12 @@ export class FsyncPlacement {
   /** Fdatasyncs of appended data run on the event loop, and in the pool (`StoreStats.eventLoopFsyncs`). */
   onLoop = 0;
   inPool = 0;
+  /**
+   * What a pool fdatasync has taken lately, in ms from the call to its callback (a moving average,
+   * 1/8 per fsync): how long a batch started now keeps the disk busy. Infinite until one was seen,
+   * so that nothing is taken early before the disk was timed (see `takeEarly`).
+   */
+  poolFsyncMs = Number.POSITIVE_INFINITY;
 
   constructor(private readonly mode: boolean | 'adaptive') {
     this.loopAllowed = mode !== false;
@@ -74,7 +80,12 @@ export class FsyncPlacement {
   /** An fdatasync of appended data took `seconds`, on the loop or in the pool. */
   observe(seconds: number, onLoop: boolean): void {
     if (onLoop) this.onLoop++;
-    else this.inPool++;
+    else {
+      this.inPool++;
+      const ms = seconds * 1000;
+      this.poolFsyncMs =
+        this.poolFsyncMs === Number.POSITIVE_INFINITY ? ms : this.poolFsyncMs + (ms - this.poolFsyncMs) / 8;
+    }
     if (this.mode !== 'adaptive') return;
     if (seconds > SLOW_FSYNC_SECONDS) {
       this.fastInPool = 0;
@@ -96,4 +107,24 @@ export class FsyncPlacement {
       this.sinceAllowed = 0;
     }
   }
+}
+
+/**
+ * Whether the batch being gathered should go to the disk now rather than at the end of the
+ * event-loop turn, under `always` with its fdatasync in the pool: true when the disk is idle (no
+ * commit in flight) and the batch has been gathering (the loop busy deciding and encoding its
+ * commands since its first group, `gatheringMs`) for at least as long as a pool fdatasync takes.
+ *
+ * Why: the acknowledgements of one fdatasync wake all its commands' successors in one run of
+ * microtasks, so at the turn's end they form one batch again, and the disk and the event loop
+ * take turns (`always` ×64: the disk busy a third of each cycle). Sent once the gathering has
+ * lasted an fsync, the first part of them is on the disk while the loop encodes the rest, which
+ * goes out the moment that fdatasync returns: two batches in alternation, each fsync overlapping
+ * the next batch's CPU work. When an fsync takes longer than a whole turn's work (a slow disk, a
+ * few commands in flight) the condition never holds and each turn stays one batch, as before, so
+ * no extra fsync is paid where it would not overlap anything. Where a group's bytes go, and when
+ * it is acknowledged (after the fdatasync covering them), are unchanged.
+ */
+export function takeEarly(groups: number, gatheringMs: number, poolFsyncMs: number): boolean {
+  return groups >= 2 && gatheringMs >= poolFsyncMs;
 }

@@ -127,7 +127,7 @@ export function encodeEnvelope(enc: RespEncoder, group: EventGroup): void {
   if (Number.isSafeInteger(group.time) && group.time >= 0) enc.bulkInteger(group.time);
   else enc.bulk(String(group.time));
   if (argc >= 4) enc.bulk(versions === undefined ? '' : versions.join(','));
-  if (argc === 5) enc.bulk(JSON.stringify(metadata));
+  if (argc === 5) enc.bulkJson(metadata);
 }
 
 /**
@@ -263,7 +263,7 @@ export function encodeEvent(enc: RespEncoder, event: DomainEvent): void {
   } else {
     enc.raw(EVENT_PREFIX);
     enc.bulkRepeated(type);
-    enc.bulk(JSON.stringify(event.data));
+    enc.bulkJson(event.data);
   }
 }
 
@@ -274,7 +274,7 @@ export function encodeEvent(enc: RespEncoder, event: DomainEvent): void {
  */
 function encodeJsonValue(enc: RespEncoder, value: JsonValue): void {
   if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) enc.bulkInteger(value);
-  else enc.bulk(JSON.stringify(value));
+  else enc.bulkJson(value);
 }
 
 /**

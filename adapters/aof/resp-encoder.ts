@@ -116,6 +116,38 @@ export class RespEncoder {
     this.length = data + n + 2;
   }
 
+  /**
+   * `bulk(JSON.stringify(value))`, byte for byte, written straight into the buffer when
+   * {@link writeJson} takes the value (the plain objects, arrays, ASCII strings and numbers that
+   * events and metadata are mostly made of): no string is made, nor encoded again. Anything else
+   * goes through JSON.stringify, whose text is then the argument (so do values of more than a few
+   * KiB). The length header is sized for 2 digits and the text moved when it needs another number.
+   */
+  bulkJson(value: unknown): void {
+    this.ensure(JSON_ROOM);
+    const buf = this.buf;
+    const start = this.length;
+    const data = start + 5; // `$`, 2 digits, CRLF
+    // At most JSON_ROOM - 16 bytes of text (a longer value fails fast and goes through
+    // JSON.stringify): `ensure` made JSON_ROOM free, and the text may still move 2 bytes on (a
+    // 4-digit length) and take its CRLF, all inside the buffer.
+    const end = writeJson(buf, data, data + JSON_ROOM - 16, value, MAX_JSON_DEPTH);
+    if (end < 0) {
+      this.bulk(JSON.stringify(value));
+      return;
+    }
+    const n = end - data;
+    const at = data + digits(n) - 2;
+    if (at !== data) buf.copyWithin(at, data, end);
+    buf[start] = DOLLAR;
+    const p = writeDecimal(buf, start + 1, n);
+    buf[p] = CR;
+    buf[p + 1] = LF;
+    buf[at + n] = CR;
+    buf[at + n + 1] = LF;
+    this.length = at + n + 2;
+  }
+
   /** An argument already in bytes (ASCII command names). */
   bulkBytes(value: Buffer): void {
     this.header(DOLLAR, value.length);
@@ -216,6 +248,127 @@ export class RespEncoder {
     buf[p++] = LF;
     this.length = p;
   }
+}
+
+/** Room made before {@link writeJson} runs: a value that does not fit goes through JSON.stringify. */
+const JSON_ROOM = 4096;
+/** Nesting {@link writeJson} follows; deeper values go through JSON.stringify. */
+const MAX_JSON_DEPTH = 8;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const TEXT_NULL = Buffer.from('null', 'latin1');
+const TEXT_TRUE = Buffer.from('true', 'latin1');
+const TEXT_FALSE = Buffer.from('false', 'latin1');
+
+/**
+ * Writes at `buf[p]` exactly the bytes of `JSON.stringify(value)` and returns where they end, for
+ * the values it knows to spell the same way; returns -1 for anything else (then the caller uses
+ * JSON.stringify, so no value is ever written differently):
+ * - strings of printable ASCII without `"` or `\` (no escape, one byte per character);
+ * - finite numbers (integers as digits, others as `String(n)`, JSON's own number form; -0 is 0);
+ * - true, false, null;
+ * - arrays without holes or undefined elements, and objects whose prototype is Object's or null
+ *   without `toJSON` and without undefined, function or symbol values (JSON omits or rewrites
+ *   those), their keys in `Object.keys` order, which is JSON.stringify's.
+ * Nothing is written past `end`; a value that would not fit returns -1.
+ */
+function writeJson(buf: Buffer, p: number, end: number, value: unknown, depth: number): number {
+  switch (typeof value) {
+    case 'string':
+      return writeJsonString(buf, p, end, value);
+    case 'number': {
+      if (p + 24 > end) return -1;
+      if (Number.isSafeInteger(value)) {
+        let n = value as number;
+        if (n < 0) {
+          buf[p++] = 45;
+          n = -n;
+        }
+        return writeDecimal(buf, p, n);
+      }
+      if (!Number.isFinite(value)) return -1;
+      const text = String(value);
+      for (let i = 0; i < text.length; i++) buf[p + i] = text.charCodeAt(i);
+      return p + text.length;
+    }
+    case 'boolean':
+      return writeBytes(buf, p, end, value ? TEXT_TRUE : TEXT_FALSE);
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (value === null) return writeBytes(buf, p, end, TEXT_NULL);
+  if (depth === 0) return -1;
+  if (Array.isArray(value)) {
+    if (
+      Object.getPrototypeOf(value) !== Array.prototype ||
+      typeof (value as { toJSON?: unknown }).toJSON === 'function'
+    )
+      return -1;
+    if (p >= end) return -1;
+    buf[p++] = 91; // [
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) {
+        if (p >= end) return -1;
+        buf[p++] = 44; // ,
+      }
+      const v: unknown = value[i];
+      if (v === undefined) return -1;
+      p = writeJson(buf, p, end, v, depth - 1);
+      if (p < 0) return -1;
+    }
+    if (p >= end) return -1;
+    buf[p++] = 93; // ]
+    return p;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (
+    (proto !== Object.prototype && proto !== null) ||
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  )
+    return -1;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (p >= end) return -1;
+  buf[p++] = 123; // {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const v = record[key];
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') return -1;
+    if (i > 0) {
+      if (p >= end) return -1;
+      buf[p++] = 44; // ,
+    }
+    p = writeJsonString(buf, p, end, key);
+    if (p < 0 || p >= end) return -1;
+    buf[p++] = 58; // :
+    p = writeJson(buf, p, end, v, depth - 1);
+    if (p < 0) return -1;
+  }
+  if (p >= end) return -1;
+  buf[p++] = 125; // }
+  return p;
+}
+
+/** A JSON string of printable ASCII needing no escape, quoted; -1 for any other string. */
+function writeJsonString(buf: Buffer, p: number, end: number, value: string): number {
+  const n = value.length;
+  if (p + n + 2 > end) return -1;
+  buf[p] = QUOTE;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 32 || c > 126 || c === QUOTE || c === BACKSLASH) return -1;
+    buf[p + 1 + i] = c;
+  }
+  buf[p + 1 + n] = QUOTE;
+  return p + n + 2;
+}
+
+function writeBytes(buf: Buffer, p: number, end: number, bytes: Buffer): number {
+  if (p + bytes.length > end) return -1;
+  for (let i = 0; i < bytes.length; i++) buf[p + i] = bytes[i];
+  return p + bytes.length;
 }
 
 /** Buffer's own UTF-8 writer, without Buffer#write's argument dispatch. */

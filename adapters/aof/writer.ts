@@ -10,7 +10,7 @@ import {
   writeFully,
   writeFullySync,
 } from '../../src/kit/index';
-import { FsyncPlacement } from './fsync-placement';
+import { FsyncPlacement, takeEarly } from './fsync-placement';
 import { encodeGroup } from './record-codec';
 import { RespEncoder } from './resp';
 
@@ -30,6 +30,18 @@ interface Segment extends Waiting {
   readonly progress: WriteProgress;
   /** Its write succeeded and its fdatasync (under `always`) had started when it failed. */
   fsyncing: boolean;
+  /** Groups encoded into it. */
+  groups: number;
+  /**
+   * The one promise every group of the segment is handed (null until its first group): they are
+   * all acknowledged by the same write (and fdatasync), so one promise, one resolve, and the
+   * groups' reactions run in append order, which is seq order. Its resolve and reject are the
+   * only entries of `resolves` and `rejects`.
+   */
+  durable: Promise<void> | null;
+  /** While `pipelined`: when its first and its last group were appended (performance.now()). */
+  first: number;
+  last: number;
 }
 
 /** What the writer needs from the store. */
@@ -64,7 +76,10 @@ const RECOVERY_PROBE = Buffer.from(
  *   groups gather in the other buffer and go out together right after it. The fdatasync runs
  *   where `FsyncPlacement` says: on the event loop for a lone group while the disk is
  *   fast (`fsyncOnEventLoop: 'adaptive'`, the default) or always (`true`, as Redis runs it),
- *   else in libuv's pool; acknowledgements wait for it either way.
+ *   else in libuv's pool; acknowledgements wait for it either way. Under `always` with the
+ *   fdatasync in the pool, a batch may also go before the turn ends, once the disk is idle and
+ *   the turn's work has lasted an fsync (`takeEarly`): its fdatasync then overlaps the rest of
+ *   the turn, which is the next batch; `committed` merges the two again when they stop paying.
  * - `everysec` resolves after the write; a background fdatasync (libuv's pool, never the event
  *   loop) runs when a second has passed since the last one. While one runs, writes wait for it
  *   up to 2 s, then go anyway and count a delayed fsync, as Redis does.
@@ -99,6 +114,18 @@ export class AofWriter {
   /** `everysec`'s fsync in the background; null under the other policies. */
   private readonly bio: EverysecSyncer | null = null;
   private closed = false;
+  /**
+   * Under `always`, with a synchronous write and fdatasyncs that may go to the pool: batches are
+   * taken as soon as `takeEarly` says (see there), not only at the end of the turn.
+   */
+  private readonly pipelined: boolean;
+  /**
+   * Set when an acknowledgement finds the next batch not worth sending alone (see `committed`):
+   * it waits for the end of the turn, and nothing is taken early meanwhile.
+   */
+  private merging = false;
+  /** The take that follows that acknowledgement at once is to return nothing. */
+  private skipTake = false;
 
   /** During a switch of file: the file appended to before it. */
   previous: AppendTarget | null = null;
@@ -119,6 +146,10 @@ export class AofWriter {
     const onLoop = options.policy === 'always' && typeof fs.fdatasyncSync === 'function';
     if (onLoop) this.fdatasyncSync = fs.fdatasyncSync!.bind(fs);
     this.placement = new FsyncPlacement(onLoop ? (options.fsyncOnEventLoop ?? false) : false);
+    this.pipelined =
+      options.policy === 'always' &&
+      this.writeSync !== null &&
+      !(onLoop && options.fsyncOnEventLoop === true);
     this.commit = new GroupCommit<Segment>({
       take: () => this.take(),
       commit: (seg) => this.writeSegment(seg),
@@ -203,16 +234,38 @@ export class AofWriter {
     } catch (err) {
       return Promise.reject(PersistenceError.from('the events could not be encoded', err));
     }
-    const promise = this.commit.waitFor(seg);
+    let promise = seg.durable;
+    if (promise === null) promise = seg.durable = this.commit.waitFor(seg);
+    const groups = ++seg.groups;
+    if (this.pipelined) {
+      const now = performance.now();
+      if (groups === 1) seg.first = now;
+      seg.last = now;
+      if (
+        !this.merging &&
+        this.commit.running === null &&
+        !(this.rewriting && this.options.noFsyncOnRewrite) &&
+        takeEarly(groups, now - seg.first, this.placement.poolFsyncMs)
+      ) {
+        // The disk is idle and this turn's work has lasted an fsync: this batch goes now, the
+        // rest of the turn gathers the next one (the fdatasync still covers every group it acknowledges).
+        this.commit.flushNow();
+      }
+    }
     this.commit.schedule();
     return promise;
   }
 
   /** The next segment to write: a sealed one first, then `cur` unless held or postponed (everysec). */
   private take(): Segment | null {
+    // Only the take right after the acknowledgement that set it is skipped; the turn's end takes `cur`.
+    const skip = this.skipTake;
+    this.skipTake = false;
     if (this.sealed.length > 0) return this.sealed.shift()!;
     if (this.held || this.cur.enc.length === 0) return null;
     if (this.bio?.mustPostpone()) return null;
+    if (skip) return null;
+    this.merging = false;
     const seg = this.cur;
     this.cur = segment(seg.target, this.spare ?? new RespEncoder());
     this.spare = null;
@@ -227,7 +280,7 @@ export class AofWriter {
    */
   private writeSegment(seg: Segment): void | Promise<void> {
     const fsync = this.options.policy === 'always' && !(this.rewriting && this.options.noFsyncOnRewrite);
-    const onLoop = fsync && this.placement.onEventLoop(seg.resolves.length);
+    const onLoop = fsync && this.placement.onEventLoop(seg.groups);
     if (this.writeSync === null || (fsync && !onLoop)) return this.writeSegmentAsync(seg, fsync, onLoop);
     const target = seg.target;
     const bytes = seg.enc.bytes();
@@ -247,7 +300,10 @@ export class AofWriter {
   private async writeSegmentAsync(seg: Segment, fsync: boolean, onLoop: boolean): Promise<void> {
     const target = seg.target;
     const bytes = seg.enc.bytes();
-    await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
+    // A synchronous write goes out at once, so that the fdatasync is in the pool before the rest
+    // of the turn runs (not one microtask later, behind the commands still being decided).
+    if (this.writeSync !== null) writeFullySync(this.writeSync, target.fd, bytes, target.size, seg.progress);
+    else await writeFully(this.write, target.fd, bytes, target.size, seg.progress);
     if (fsync) {
       seg.fsyncing = true;
       const started = performance.now();
@@ -271,6 +327,21 @@ export class AofWriter {
   }
 
   private committed(seg: Segment): void {
+    const cur = this.cur;
+    if (
+      this.pipelined &&
+      cur.groups > 0 &&
+      this.sealed.length === 0 &&
+      this.placement.poolFsyncMs >= seg.last - seg.first + (cur.last - cur.first)
+    ) {
+      // Two batches in alternation pay an fsync each; that pays only while the loop's work on
+      // both (their gathering spans) outlasts an fsync. Here it does not (a slow disk, fewer
+      // commands): `cur` waits for the end of this turn, so that the successors of the commands
+      // just acknowledged join it, and the turn is one batch again.
+      this.merging = true;
+      this.skipTake = true;
+      this.commit.schedule();
+    }
     seg.enc.reset();
     if (this.spare === null) this.spare = seg.enc;
     this.options.onWritten?.();
@@ -287,6 +358,8 @@ export class AofWriter {
 
   /** The failed state: every pending segment is dropped (the kit rejects its appends). */
   private drop(): Segment[] {
+    this.merging = false;
+    this.skipTake = false;
     const all = [...this.sealed, this.cur];
     this.sealed.length = 0;
     this.cur = segment(this.target, this.spare ?? new RespEncoder());
@@ -334,7 +407,7 @@ export class AofWriter {
   async switchTo(next: AppendTarget): Promise<AppendTarget> {
     const old = this.target;
     this.previous = old;
-    if (this.cur.enc.length > 0 || this.cur.resolves.length > 0) this.sealed.push(this.cur);
+    if (this.cur.enc.length > 0 || this.cur.groups > 0) this.sealed.push(this.cur);
     this.cur = segment(next, this.spare ?? new RespEncoder());
     this.spare = null;
     this.target = next;
@@ -423,5 +496,16 @@ export class AofWriter {
 }
 
 function segment(target: AppendTarget, enc: RespEncoder): Segment {
-  return { target, enc, resolves: [], rejects: [], progress: { done: 0 }, fsyncing: false };
+  return {
+    target,
+    enc,
+    resolves: [],
+    rejects: [],
+    progress: { done: 0 },
+    fsyncing: false,
+    groups: 0,
+    durable: null,
+    first: 0,
+    last: 0,
+  };
 }

@@ -188,3 +188,78 @@ function withoutPosition(records: readonly unknown[]): unknown[] {
     return rest;
   });
 }
+
+describe('RespEncoder.bulkJson: the bytes of bulk(JSON.stringify(value)), whichever path writes them', () => {
+  const viaStringify = (value: unknown): Buffer => {
+    const enc = new RespEncoder();
+    enc.bulk(JSON.stringify(value));
+    return Buffer.from(enc.bytes());
+  };
+  const viaBulkJson = (value: unknown, before = 0): Buffer => {
+    const enc = new RespEncoder(64);
+    for (let i = 0; i < before; i++) enc.raw(Buffer.from('x'));
+    enc.bulkJson(value);
+    return Buffer.from(enc.bytes().subarray(before));
+  };
+
+  it('equals JSON.stringify on generated JSON values (any length header, any offset)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.nat(300), (value, before) => {
+        expect(viaBulkJson(value, before).toString('latin1')).toBe(viaStringify(value).toString('latin1'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('equals JSON.stringify on the values it hands to JSON.stringify, and on its edge cases', () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
+    }
+    const cases: unknown[] = [
+      -0,
+      0,
+      -12,
+      1.5,
+      -1e-7,
+      1e21,
+      2 ** 53,
+      Number.MAX_VALUE,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '',
+      'a"b',
+      'back\\slash',
+      'tab\there',
+      'del\u007f',
+      'é',
+      '\ud800',
+      'x'.repeat(9),
+      'x'.repeat(98),
+      'x'.repeat(5000),
+      { a: undefined, b: 1 },
+      { f: () => 1, b: 1 },
+      { toJSON: () => 'replaced' },
+      { toJSON: 'not a function' },
+      new Date(0),
+      new Point(1, 2),
+      Object.create(null),
+      Object.assign(Object.create(null), { k: 'v' }),
+      { 2: 'b', 1: 'a', z: 0, y: [1, { n: null }] },
+      Object.assign([1, 2, 3], { length: 5 }), // holes: JSON writes null
+      [undefined],
+      [true, false, null],
+      Object.assign([1, 2], { extra: 'ignored' }),
+      { deep: [[[[[[[[[[{ x: 1 }]]]]]]]]]] },
+      Array.from({ length: 600 }, (_, i) => ({ i, name: `n${i}` })),
+    ];
+    // Around the most text written directly (JSON_ROOM - 16 = 4080 bytes), at offsets that leave
+    // the buffer nearly full.
+    for (let n = 4070; n <= 4100; n++) cases.push('y'.repeat(n - 2), ['z'.repeat(n - 4)]);
+    for (const value of cases)
+      for (const before of [0, 7, 4000, 65_500])
+        expect(viaBulkJson(value, before).toString('latin1')).toBe(viaStringify(value).toString('latin1'));
+  });
+});

@@ -2,7 +2,7 @@ import { createApp, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { fixtures } from 'appendonly/testing';
 import { FaultyFileSystem } from './faulty-fs';
-import { openApp, tempDir } from './helpers';
+import { openApp, readLogFile, tempDir } from './helpers';
 
 const { Put } = fixtures;
 const INCR = 'appendonly.aof.1.incr.aof';
@@ -129,6 +129,42 @@ describe('AofStore fsync policies: when a command is acknowledged', () => {
     expect(writes).toBeLessThan(64);
     expect(t.filter((e) => e === 'fdatasync').length).toBe(writes);
     await app.close();
+  });
+
+  it('always, 64 in flight for many turns: no command is acknowledged before an fdatasync covering its group', async () => {
+    // However a turn's groups are split into batches (one per turn, or two in alternation while
+    // the loop's work outlasts an fsync), the bytes of every acknowledged group were written
+    // before an fdatasync that had returned: counted in groups (#CRC lines) of the file.
+    const fs = new FaultyFileSystem();
+    const { app } = await openApp({ dir, appendfsync: 'always', fs });
+    const from = fs.journal.length;
+    let acked = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, c) => {
+        for (let i = 0; i < 60; i++) {
+          await app.execute(new Put(`c${c}`, { i, pad: 'x'.repeat(c) }));
+          fs.journal.push(`ack:${++acked}`);
+        }
+      }),
+    );
+    await app.close();
+    const file = readLogFile(dir, INCR);
+    const crcEnds: number[] = [];
+    for (let at = file.indexOf('#CRC:'); at >= 0; at = file.indexOf('#CRC:', at + 1)) crcEnds.push(at + 15);
+    const before = fs.journal.slice(0, from).filter((e) => e.startsWith(`write:${INCR}:`));
+    let written = before.reduce((sum, e) => sum + Number(e.split(':')[2]), 0);
+    let durable = 0;
+    let checked = 0;
+    for (const e of fs.journal.slice(from)) {
+      if (e.startsWith(`write:${INCR}:`)) written += Number(e.split(':')[2]);
+      else if (e === `fdatasync:${INCR}`) durable = written;
+      else if (e.startsWith('ack:')) {
+        const groupsDurable = crcEnds.filter((end) => end <= durable).length;
+        expect(groupsDurable).toBeGreaterThanOrEqual(Number(e.slice(4)));
+        checked++;
+      }
+    }
+    expect(checked).toBe(64 * 60);
   });
 
   it('everysec: acknowledged after the write, fsynced in the background about a second later', async () => {
