@@ -174,8 +174,9 @@ export class PostgresStore implements EventStore {
           },
           (b) => feed.push(b),
         );
-      if (options?.after !== undefined && writer.isStale) {
-        // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
+      if (options?.after !== undefined && (writer.isStale || options.lock === true)) {
+        // A catch-up after a conflict, or a turn's: on the locked head, so that the next append
+        // lands (HeadLock).
         const locked = await writer.lockHead(options.after).catch((err: unknown) => {
           throw persistenceError(`cannot read ${where}`, err);
         });
