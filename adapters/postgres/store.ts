@@ -125,7 +125,13 @@ export class PostgresStore implements EventStore {
       const createdLog = await ensureLog(conn.client, this.t, log);
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
-      this.watcher = new HeadWatcher(pool, this.t, log, () => writer.suspect());
+      this.watcher = new HeadWatcher(
+        pool,
+        this.t,
+        log,
+        () => writer.suspect(),
+        () => writer.isContended,
+      );
       this.locks = new ConsumerLocks(pool, this.t, log, this.where);
       this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
