@@ -1,8 +1,9 @@
 /**
  * The instances row of `bench/postgres.ts` alone, with the CPU it takes: `node
- * dist/bench/pg-instances.js [rounds] [seconds]` after `npm run build`. Each round runs 1 then 4
- * instance processes (16 in flight each) on a new log of one throwaway cluster and prints, per
- * run, the total commands/s, its ratio to the 1-instance run just before (so the machine's load
+ * dist/bench/pg-instances.js [rounds] [seconds] [counts]` after `npm run build`. Each round runs
+ * each count of instance processes (`1,4` by default, 16 in flight each) on a new log of one
+ * throwaway cluster and prints, per run, the total commands/s, the conflicts and the extra
+ * decisions per command, the last count's ratio to the 1-instance run (so the machine's load
  * changes less between the two), the p99, and the CPU per command of the Node processes
  * (`process.cpuUsage` in each child) and of the server's processes (`/proc/<pid>/stat` of the
  * postmaster's children, sampled while they live), and how busy the machine's cores were in all.
@@ -40,9 +41,10 @@ function sampleServer(dataDir: string): () => number {
   const first = serverCpu(dataDir);
   const last = new Map(first);
   // A backend's figures vanish with it (the instances disconnect at their end): keep the last seen.
+  // Every 100 ms: reading /proc of ~20 processes every 25 ms took 3 % of the 2 cores (perf).
   const timer = setInterval(() => {
     for (const [pid, ms] of serverCpu(dataDir)) last.set(pid, ms);
-  }, 25);
+  }, 100);
   return () => {
     clearInterval(timer);
     let total = 0;
@@ -60,9 +62,11 @@ function machineTicks(): { idle: number; total: number } {
 async function run(url: string, dataDir: string, log: string, n: number, seconds: number) {
   const children = Array.from({ length: n }, () => spawnInstance(url, log, seconds));
   await Promise.all(children.map((c) => c.ready));
+  for (const c of children) c.go();
+  // The server's and the machine's CPU from the end of the warm-up, as the children's own.
+  await Promise.all(children.map((c) => c.measuring()));
   const server = sampleServer(dataDir);
   const m0 = machineTicks();
-  for (const c of children) c.go();
   const results: InstanceResult[] = await Promise.all(children.map((c) => c.result()));
   const serverMs = server();
   const m1 = machineTicks();
@@ -75,6 +79,8 @@ async function run(url: string, dataDir: string, log: string, n: number, seconds
     serverUs: ((serverMs * 1000) / ops) | 0,
     busy: 1 - (m1.idle - m0.idle) / (m1.total - m0.total),
     conflicts: results.reduce((s, r) => s + r.conflicts, 0) / ops,
+    extra: results.reduce((s, r) => s + r.decisions - r.ops - r.failed, 0) / ops,
+    perBatch: ops / results.reduce((s, r) => s + r.batches, 0),
     heard: results.map((r) => r.notifications).join('/'),
   };
 }
@@ -87,6 +93,8 @@ function range(values: readonly number[]): string {
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 1.5);
+  const counts = (process.argv[4] ?? '1,4').split(',').map(Number);
+  const last = counts[counts.length - 1];
   const server = await startPostgres();
   const host = new URL(server.url).searchParams.get('host');
   if (host === null)
@@ -98,21 +106,21 @@ async function main(): Promise<void> {
   const p99s: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const n of [1, 4]) {
+      for (const n of counts) {
         const r = await run(url, dataDir, `instances-${n}-${round}`, n, seconds);
         if (n === 1) ratios.push(r.rate);
-        else {
+        else if (n === last) {
           ratios[ratios.length - 1] = r.rate / ratios[ratios.length - 1];
           rates.push(r.rate);
           p99s.push(r.p99);
         }
         process.stdout.write(
-          `round ${round}, ${n} instance(s): ${Math.round(r.rate)} commands/s, p99 ${r.p99.toFixed(1)} ms, ${r.conflicts.toFixed(3)} conflicts/command; CPU per command: Node ${r.nodeUs} µs, server ${r.serverUs} µs; machine ${Math.round(r.busy * 100)} % busy (all processes); NOTIFYs heard ${r.heard}\n`,
+          `round ${round}, ${n} instance(s): ${Math.round(r.rate)} commands/s, p99 ${r.p99.toFixed(1)} ms, ${r.conflicts.toFixed(3)} conflicts/command, ${r.extra.toFixed(3)} extra decisions/command, ${r.perBatch.toFixed(1)} commands/batch; CPU per command: Node ${r.nodeUs} µs, server ${r.serverUs} µs; machine ${Math.round(r.busy * 100)} % busy (all processes); NOTIFYs heard ${r.heard}\n`,
         );
       }
     }
     process.stdout.write(
-      `4 instances / 1: median ${median(ratios).toFixed(2)} (${spread(ratios)}); 4 instances ${Math.round(median(rates))} commands/s (${range(rates)}), p99 ${median(p99s).toFixed(0)} ms (${range(p99s)})\n`,
+      `${last} instances / 1: median ${median(ratios).toFixed(2)} (${spread(ratios)}); ${last} instances ${Math.round(median(rates))} commands/s (${range(rates)}), p99 ${median(p99s).toFixed(0)} ms (${range(p99s)})\n`,
     );
   } finally {
     await server.stop();

@@ -337,6 +337,14 @@ async function appendRows(server: PostgresServer): Promise<{ appends: Row[]; pee
 const INSTANCE_IN_FLIGHT = 16;
 const INSTANCE_ROUNDS = quick ? 1 : 3;
 const INSTANCE_SECONDS = quick ? 2 : 5;
+/**
+ * Seconds each instance runs the same load before it measures (all of them at once, on the run's
+ * log). A process's JIT warm-up is a fixed cost: on 2 cores, TurboFan's compile threads took 18 %
+ * of the instances' CPU (perf) in a 4 s window of a 4-instance run, paid once per process, so a
+ * short run without warm-up charged four instances four times what it charges one. Overridable
+ * (`APPENDONLY_BENCH_WARMUP`, seconds) to compare with runs measured without it.
+ */
+const INSTANCE_WARMUP_SECONDS = Number(process.env.APPENDONLY_BENCH_WARMUP ?? (quick ? 0.5 : 1));
 
 /** What one instance (a child process) reports after its run. */
 export interface InstanceResult {
@@ -381,19 +389,28 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
   });
   fs.writeSync(1, 'ready\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
-  const cpu0 = process.cpuUsage();
   let failed = 0;
   let error: string | undefined;
   // Each child its own stride through the accounts, so that they write mostly different keys.
   const offset = process.pid % ACCOUNTS;
-  const m = await measureFor(seconds, INSTANCE_IN_FLIGHT, (i) =>
+  const op = (i: number) =>
     app.execute(new Deposit(names[(offset + i) % ACCOUNTS], amountOf(i))).catch((err: unknown) => {
       failed++;
       error ??= err instanceof Error ? err.message : String(err);
-    }),
-  );
+    });
+  if (INSTANCE_WARMUP_SECONDS > 0) await measureFor(INSTANCE_WARMUP_SECONDS, INSTANCE_IN_FLIGHT, op);
+  failed = 0;
+  const decided = decisions;
+  const before = store.stats();
+  fs.writeSync(1, 'measuring\n');
+  const cpu0 = process.cpuUsage();
+  const m = await measureFor(seconds, INSTANCE_IN_FLIGHT, op);
   const cpu = process.cpuUsage(cpu0);
-  const { conflicts, batches, notifications, polls } = store.stats();
+  const after = store.stats();
+  const conflicts = after.conflicts - before.conflicts;
+  const batches = after.batches - before.batches;
+  const notifications = after.notifications - before.notifications;
+  const polls = after.polls - before.polls;
   await app.close();
   const result: InstanceResult = {
     ops: m.ops - failed,
@@ -401,7 +418,7 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
     failed,
     conflicts,
     batches,
-    decisions,
+    decisions: decisions - decided,
     latencies: Array.from(m.latencies, (l) => Math.round(l * 1000) / 1000),
     cpu,
     notifications,
@@ -443,6 +460,8 @@ export function spawnInstance(url: string, log: string, seconds: number) {
   return {
     ready: line((l) => l === 'ready'),
     go: () => child.stdin.end('go\n'),
+    /** Its warm-up is over: it measures from now on. */
+    measuring: () => line((l) => l === 'measuring'),
     result: () => line((l) => l.startsWith('{')).then((l) => JSON.parse(l) as InstanceResult),
     exited,
   };

@@ -125,7 +125,13 @@ export class PostgresStore implements EventStore {
       const createdLog = await ensureLog(conn.client, this.t, log);
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
-      this.watcher = new HeadWatcher(pool, this.t, log, () => writer.suspect());
+      this.watcher = new HeadWatcher(
+        pool,
+        this.t,
+        log,
+        () => writer.suspect(),
+        () => writer.isContended,
+      );
       this.locks = new ConsumerLocks(pool, this.t, log, this.where);
       this.scheduler = new CompactionScheduler(this.options, context, {
         unit: 'bytes',
@@ -174,8 +180,9 @@ export class PostgresStore implements EventStore {
           },
           (b) => feed.push(b),
         );
-      if (options?.after !== undefined && writer.isStale) {
-        // A catch-up after a conflict: on the locked head, so that the next append lands (HeadLock).
+      if (options?.after !== undefined && (writer.isStale || options.lock === true)) {
+        // A catch-up after a conflict, or a turn's: on the locked head, so that the next append
+        // lands (HeadLock).
         const locked = await writer.lockHead(options.after).catch((err: unknown) => {
           throw persistenceError(`cannot read ${where}`, err);
         });

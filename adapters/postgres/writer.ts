@@ -215,6 +215,9 @@ export class PgWriter {
   async lockHead(after: number): Promise<{ client: PgClientLike; read: LockedRead }> {
     const conn = await this.connection();
     const read = await this.headLock.take(conn.client, after);
+    // Others committed since this instance's last read: the log is contended (a turn's read
+    // finds it so where no conflict does any more, see `Turns`).
+    if (read.head.seq > after) this.contendedUntil = performance.now() + CONTENDED_MS;
     return { client: conn.client, read };
   }
 
@@ -372,6 +375,11 @@ export class PgWriter {
    */
   get catchesUpItself(): boolean {
     return this.contended() && (this.pending !== null || this.commit.running !== null);
+  }
+
+  /** True for {@link CONTENDED_MS} after a conflict or a locked read that found others' commands. */
+  get isContended(): boolean {
+    return this.contended();
   }
 
   /** True for {@link CONTENDED_MS} after a conflict: appends then lock the head first. */

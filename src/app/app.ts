@@ -143,7 +143,7 @@ export class App {
       durable: (group) => this.recent.push(group),
       failed: (err) => this.recovery.fail(err),
       refusal: () => this.recovery.failure,
-      catchUp: (after) => this.catchUp(after),
+      catchUp: (after, lock) => this.catchUp(after, lock),
     };
     const committer = new Committer(host);
     this.committer = committer;
@@ -155,7 +155,7 @@ export class App {
       () => this.recovery.failure,
       () => committer.generation,
     );
-    host.queue = this.queue;
+    committer.useQueue(this.queue);
     const shared = store.sharedLog === true;
     this.consumers = new ConsumerHub({
       store,
@@ -231,7 +231,7 @@ export class App {
     const committer = this.committer;
     this.unwatch = this.store.watch((head) => {
       if (head !== undefined) committer.knownHead = Math.max(committer.knownHead, head);
-      if (this.currentStatus !== 'ready') return;
+      if (this.currentStatus !== 'ready' || committer.catchesUpItself) return;
       committer.follow().catch((err: unknown) => {
         // A ProjectionsVersionError has failed the app already, and said so (see catchUp).
         if (!(err instanceof ProjectionsVersionError))
@@ -422,6 +422,7 @@ export class App {
     // Consumers stop first and store their positions, while the store is still open.
     await this.consumers.closeAll();
     this.recovery.stop();
+    this.committer.stopTurns();
     this.unwatch?.();
     this.unwatch = null;
     // Everything dispatched finishes: decisions, a conflict being resolved (its commands are in
@@ -528,12 +529,12 @@ export class App {
   }
 
   /** Applies what other writers appended after `after`, reporting it on `events$`; resolves with the last seq. */
-  private async catchUp(after: number): Promise<number> {
+  private async catchUp(after: number, lock = false): Promise<number> {
     const trace = this.telemetry?.replay?.('catch-up');
-    if (trace === undefined) return this.catchUpFrom(after);
+    if (trace === undefined) return this.catchUpFrom(after, lock);
     const groups = this.committer.durableSeq;
     try {
-      const head = await this.catchUpFrom(after);
+      const head = await this.catchUpFrom(after, lock);
       trace.end({ groups: Math.max(0, head - groups), entries: 0 });
       return head;
     } catch (error) {
@@ -542,7 +543,7 @@ export class App {
     }
   }
 
-  private async catchUpFrom(after: number): Promise<number> {
+  private async catchUpFrom(after: number, lock: boolean): Promise<number> {
     const subject = this.eventsSubject;
     const committer = this.committer;
     const loader = new StateLoader(
@@ -562,7 +563,7 @@ export class App {
       after,
     );
     try {
-      const end = await this.store.replay(loader, { after });
+      const end = await this.store.replay(loader, lock ? { after, lock } : { after });
       return Math.max(after, end.lastSeq, loader.lastSeq);
     } catch (err) {
       // What was applied stays applied and reported once: the next catch-up starts after it.

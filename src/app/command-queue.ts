@@ -98,6 +98,8 @@ export class CommandQueue {
   private waiting: Waiting[] = [];
   private nextTicket = 0;
   private readonly reactions: ReactionHandler;
+  /** Told when a command starts to wait (decisions in turns, see `Turns`). */
+  whenWaiting: (() => void) | null = null;
 
   constructor(
     private readonly bus: CommandBus,
@@ -109,6 +111,11 @@ export class CommandQueue {
     private readonly generation: () => number = () => 0,
   ) {
     this.reactions = new ReactionHandler(bus);
+  }
+
+  /** Commands waiting to be decided. */
+  get waitingCount(): number {
+    return this.waiting.length;
   }
 
   /** True while nothing is being decided or waits. */
@@ -173,6 +180,7 @@ export class CommandQueue {
       while (i > 0 && waiting[i - 1].ticket > ticket) i--;
       if (i === waiting.length) waiting.push(entry);
       else waiting.splice(i, 0, entry);
+      this.whenWaiting?.();
     });
   }
 

@@ -10,6 +10,7 @@ import type { CommandQueue, Dispatched } from './command-queue';
 import type { CommandResult } from './command-result';
 import { normalizeEvents } from './normalize-events';
 import type { Projector } from './projector';
+import { Turns } from './turns';
 
 /** Decisions of one command before its retries run out (the first included). */
 export const MAX_DECISIONS = 10;
@@ -46,8 +47,11 @@ export interface CommitHost {
   failed(err: unknown): Error;
   /** Why a command is refused right now, or null. */
   refusal(): Error | null;
-  /** Applies the commands after `after` that other writers appended; resolves with the new last seq. */
-  catchUp(after: number): Promise<number>;
+  /**
+   * Applies the commands after `after` that other writers appended; resolves with the new last
+   * seq. With `lock`, the store holds the log for this instance's next append (see `Turns`).
+   */
+  catchUp(after: number, lock?: boolean): Promise<number>;
 }
 
 /**
@@ -76,9 +80,42 @@ export class Committer {
   knownHead = 0;
   private following: Promise<void> | null = null;
   private followAgain = false;
+  /** Decisions in turns while other writers contend for a shared log (set with the queue). */
+  private turns: Turns | null = null;
+  /** Sequence numbers of other writers applied by the last catch-up of `followLoop`. */
+  private followed = 0;
 
   constructor(private readonly host: CommitHost) {
     this.retain = host.store.sharedLog === true;
+  }
+
+  /** The queue exists: on a shared log, decisions may go in turns. */
+  useQueue(queue: CommandQueue): void {
+    this.host.queue = queue;
+    if (!this.retain) return;
+    this.turns = new Turns({
+      queue,
+      settled: () => this.settled(),
+      resolved: () => this.resolving?.catch(() => {}) ?? Promise.resolve(),
+      refusal: () => this.host.refusal(),
+      catchUpLocked: async () => {
+        await this.follow(true);
+        return this.followed;
+      },
+    });
+  }
+
+  /** Decisions go as they come again (the app closes). */
+  stopTurns(): void {
+    this.turns?.stop();
+  }
+
+  /**
+   * True while a turn runs or is due: it reads the other writers' commands by itself, so a
+   * follower's catch-up beside it would read them twice.
+   */
+  get catchesUpItself(): boolean {
+    return this.turns?.catchesUpItself === true;
   }
 
   /** True while a conflict is resolved or a catch-up runs: the App's close and recovery wait. */
@@ -104,13 +141,17 @@ export class Committer {
    * durable seq are read and applied (and reported on `events$`). A decision under way was
    * taken on the state before them: the generation moves, so it is decided again. A call while
    * one runs makes it go round once more; a conflict being resolved catches up by itself.
+   *
+   * With `lock` (a turn, see `Turns`), the catch-up holds the log for the next append: it waits
+   * for a catch-up under way to end rather than join it, since that one took no lock.
    */
-  follow(): Promise<void> {
+  async follow(lock = false): Promise<void> {
+    if (lock) while (this.following !== null) await this.following.catch(() => {});
     if (this.following !== null) {
       this.followAgain = true;
       return this.following;
     }
-    const run = this.followLoop();
+    const run = this.followLoop(lock);
     this.following = run;
     run
       .finally(() => {
@@ -120,9 +161,10 @@ export class Committer {
     return run;
   }
 
-  private async followLoop(): Promise<void> {
+  private async followLoop(lock: boolean): Promise<void> {
     const host = this.host;
     const queue = host.queue!;
+    this.followed = 0;
     do {
       this.followAgain = false;
       if (host.refusal() !== null) return;
@@ -138,9 +180,14 @@ export class Committer {
           continue;
         }
         if (host.refusal() !== null) return;
-        const head = await host.catchUp(this.durableSeq);
+        const head = await host.catchUp(this.durableSeq, lock);
         this.knownHead = Math.max(this.knownHead, head);
-        if (head > this.durableSeq) this.lastSeq = this.durableSeq = head;
+        if (head > this.durableSeq) {
+          this.followed += head - this.durableSeq;
+          this.lastSeq = this.durableSeq = head;
+        }
+        // Read to the head under the lock: nothing can have committed since, a hint is old news.
+        if (lock) this.followAgain = false;
       } finally {
         queue.resume();
       }
@@ -340,6 +387,8 @@ export class Committer {
     for (const r of redo) r.retried = UNTIL_REQUEUED;
     const resolving = this.resolveConflict(redo, err);
     this.resolving = resolving;
+    // Another writer is appending: decide in turns for a while rather than race it again.
+    this.turns?.contended();
     resolving.finally(() => {
       if (this.resolving === resolving) this.resolving = null;
     });

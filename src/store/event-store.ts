@@ -107,6 +107,14 @@ export interface ReplayOptions {
    * Absent: the whole log, snapshot first.
    */
   readonly after?: number;
+  /**
+   * With `after`, on a shared log: hold the log for this instance's next append, so that no
+   * other writer can append between the end of this replay and it and that append lands (the
+   * App asks for it when it decides in turns, under contention). The store lets the log go when
+   * that append ends, or after a short while if none comes. A store may ignore it: the append
+   * may then conflict, as any other.
+   */
+  readonly lock?: boolean;
 }
 
 /** How a replay ended. */
