@@ -136,7 +136,8 @@ export function quoteLiteral(text: string): string {
 /**
  * Streams the log in pages: without `after`, the snapshot (if any) then the events above it;
  * with `after`, only the events after it, and `LogCompactedError` when the first one left is
- * further on (compaction deleted the ones asked for). A gap between rows, or a continuation row
+ * further on (compaction deleted the ones asked for) or when a page finds events the snapshot
+ * covers deleted since the one before. A gap above the snapshot's seq, or a continuation row
  * without its first, is corruption: groups are committed whole, in one statement.
  */
 export async function replayLog(
@@ -244,8 +245,15 @@ export async function* pages({
       const row = page[i];
       const seq = Number(row[0]);
       if (seq !== expected) {
-        // The first event after `after` is gone: a compaction deleted it (it lives in the snapshot).
-        if (after !== undefined && expected === after + 1) throw new LogCompactedError(after, seq, where);
+        // Events the snapshot covers are gone: a compaction deleted them (they live in the
+        // snapshot). The first one after `after`, or, on the locked head's catch-up (read
+        // committed, every page a statement of its own), a later one: the covered events of a
+        // snapshot switched in before the lock go in slices, oldest first, while it reads, so a
+        // page may start past a slice (`deleteCovered`). A gap above the snapshot's seq is
+        // corruption: no switch can happen while the head row is locked (or, in REPEATABLE
+        // READ, after the transaction's snapshot), so nothing above it is deleted meanwhile.
+        if (after !== undefined && (expected === after + 1 || expected <= head.snapshotSeq))
+          throw new LogCompactedError(after, seq, where);
         throw new CorruptLogError(where, 0, `event seq ${expected}`, `the events jump to seq ${seq}`);
       }
       expected = seq + 1;
@@ -288,13 +296,13 @@ export async function* pages({
       }
     }
     if (out.length > 0) yield out;
-    if (page.length === 0 && after !== undefined && expected === after + 1) {
-      // No event after `after`: the log ends there, unless a snapshot covers more.
-      if (head.snapshotSeq > after) throw new LogCompactedError(after, head.snapshotSeq + 1, where);
-    }
     if (page.length < PAGE) break;
     last = Number(page[page.length - 1][0]);
   }
+  // The events end inside what the snapshot covers: compacted after `after` (nothing after it
+  // is left), or, on the locked head's catch-up, deleted between two pages (see above).
+  if (after !== undefined && expected <= head.snapshotSeq)
+    throw new LogCompactedError(after, head.snapshotSeq + 1, where);
   if (open !== null)
     throw new CorruptLogError(
       where,

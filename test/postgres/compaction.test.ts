@@ -1,5 +1,6 @@
 import {
   AppendConflictError,
+  LogCompactedError,
   type AppStats,
   type EventGroup,
   type JsonValue,
@@ -7,9 +8,11 @@ import {
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
+import { lockAndRead, pages } from '../../adapters/postgres/replay';
+import { tablesOf } from '../../adapters/postgres/schema';
 import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { stopChild } from '../support/child';
-import { usePostgres } from '../support/postgres';
+import { admin, usePostgres } from '../support/postgres';
 import { type Acked, ask, bareStore, fund, logShape, stateOf, useApps, useWorkers } from './helpers';
 
 /** Compaction on a shared log: any instance runs it while the others write, and those behind it reload. */
@@ -182,4 +185,70 @@ describe('PostgresStore: compaction', () => {
       await b.close();
     }
   });
+
+  it.each([
+    { snapshotSeq: 9000, deletedTo: 8500, what: 'a page starts past a slice' },
+    { snapshotSeq: 10_000, deletedTo: 10_000, what: 'the events end early' },
+  ])(
+    'a catch-up on the locked head whose later pages a compaction deletes under it reloads, rather than calling the log corrupt or missing commands ($what)',
+    async ({ snapshotSeq, deletedTo }) => {
+      // given: 10,000 commands of one event, a snapshot switched in at `snapshotSeq` whose covered
+      // events are not deleted yet (keepHistory here; below, deleted by hand as deleteCovered does)
+      const log = `locked-pages-${snapshotSeq}`;
+      const store = new PostgresStore({ connectionString: url, log, keepHistory: true });
+      await store.open({
+        logger: silentLogger,
+        clock: { now: Date.now },
+        snapshots: {
+          takeSnapshot: () => ({
+            seq: snapshotSeq,
+            size: 1,
+            entries: () => [['k', snapshotSeq] as [string, JsonValue]][Symbol.iterator](),
+            release: () => {},
+          }),
+        },
+      });
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      let client: pg.PoolClient | null = null;
+      try {
+        await Promise.all(
+          Array.from({ length: 10_000 }, (_, i) =>
+            store.append({
+              seq: i + 1,
+              time: 0,
+              events: [{ type: 'Set', data: { key: 'k', value: i + 1 } }],
+            }),
+          ),
+        );
+        expect(await store.compact()).toMatchObject({ seq: snapshotSeq });
+        // when: a catch-up after seq 100 (behind the snapshot) reads on the locked head, in read
+        // committed (every page a statement of its own), and between its pages the covered
+        // events go, oldest first, in a slice ending inside a page it has not read
+        client = await pool.connect();
+        const t = tablesOf('appendonly');
+        const read = pages({
+          client,
+          t,
+          log,
+          where: log,
+          after: 100,
+          counter: { bytes: 0 },
+          prefetched: await lockAndRead(client, t, log, 100),
+        });
+        const first = await read.next();
+        expect(first.done).toBe(false);
+        await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= $2', [log, deletedTo]);
+        // then: LOG_COMPACTED (the App reloads from the snapshot), not a corrupt log
+        const rest = (async () => {
+          for (let page = await read.next(); !page.done; page = await read.next());
+        })();
+        await expect(rest).rejects.toBeInstanceOf(LogCompactedError);
+      } finally {
+        await client?.query('ROLLBACK').catch(() => {});
+        client?.release();
+        await pool.end();
+        await store.close();
+      }
+    },
+  );
 });
