@@ -136,7 +136,8 @@ export function quoteLiteral(text: string): string {
 /**
  * Streams the log in pages: without `after`, the snapshot (if any) then the events above it;
  * with `after`, only the events after it, and `LogCompactedError` when the first one left is
- * further on (compaction deleted the ones asked for). A gap between rows, or a continuation row
+ * further on (compaction deleted the ones asked for) or when a page finds events the snapshot
+ * covers deleted since the one before. A gap above the snapshot's seq, or a continuation row
  * without its first, is corruption: groups are committed whole, in one statement.
  */
 export async function replayLog(
@@ -227,74 +228,101 @@ export async function* pages({
     last = after;
   }
   const select = eventPageSelect(t, '$1', '$2');
+  const pageAfter = (seq: number) =>
+    read(client, where, { text: select, values: [log, seq], rowMode: 'array' }) as Promise<EventRow[]>;
   let expected = last + 1;
   let open: RowGroup | null = null;
   let first = prefetched?.page as EventRow[] | undefined;
-  for (;;) {
-    const page =
-      first ??
-      ((await read(client, where, {
-        text: select,
-        values: [log, last],
-        rowMode: 'array',
-      })) as EventRow[]);
-    first = undefined;
-    const out: ReplayRecord[] = [];
-    for (let i = 0; i < page.length; i++) {
-      const row = page[i];
-      const seq = Number(row[0]);
-      if (seq !== expected) {
-        // The first event after `after` is gone: a compaction deleted it (it lives in the snapshot).
-        if (after !== undefined && expected === after + 1) throw new LogCompactedError(after, seq, where);
-        throw new CorruptLogError(where, 0, `event seq ${expected}`, `the events jump to seq ${seq}`);
+  // The next page's query, sent as soon as a full page arrives, before that page is decoded and
+  // applied: the server reads it while this process works (one page's query at a time, the
+  // reader sat idle a seventh of a replay). At most one ahead: memory stays two pages. Its text
+  // and `last` are what reading one page at a time sends, taken from the rows before any is
+  // decoded, so only when the statement runs changes: in REPEATABLE READ every page sees the
+  // transaction's snapshot whenever it runs; in READ COMMITTED (the locked catch-up) a page
+  // sees any deletion of covered events up to when it runs, and the checks below hold whenever
+  // that is (a gap or an early end below the snapshot's seq is LogCompactedError).
+  let ahead: Promise<EventRow[]> | null = null;
+  try {
+    for (;;) {
+      const page = first ?? (await (ahead ?? pageAfter(last)));
+      first = undefined;
+      ahead = null;
+      if (page.length === PAGE) {
+        last = Number(page[PAGE - 1][0]);
+        ahead = pageAfter(last);
+        // Awaited by the next turn of the loop, or in `finally`: never unhandled.
+        ahead.catch(() => {});
       }
-      expected = seq + 1;
-      const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
-      counter.bytes += row[3].length;
-      const n = row[4];
-      if (open === null) {
-        if (n < 1) {
-          if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
-          throw new CorruptLogError(
-            where,
-            0,
-            `the first event of a command at seq ${seq}`,
-            'found a continuation row',
-          );
+      const out: ReplayRecord[] = [];
+      for (let i = 0; i < page.length; i++) {
+        const row = page[i];
+        const seq = Number(row[0]);
+        if (seq !== expected) {
+          // Events the snapshot covers are gone: a compaction deleted them (they live in the
+          // snapshot). The first one after `after`, or, on the locked head's catch-up (read
+          // committed, every page a statement of its own), a later one: the covered events of a
+          // snapshot switched in before the lock go in slices, oldest first, while it reads, so a
+          // page may start past a slice (`deleteCovered`). A gap above the snapshot's seq is
+          // corruption: no switch can happen while the head row is locked (or, in REPEATABLE
+          // READ, after the transaction's snapshot), so nothing above it is deleted meanwhile.
+          if (after !== undefined && (expected === after + 1 || expected <= head.snapshotSeq))
+            throw new LogCompactedError(after, seq, where);
+          throw new CorruptLogError(where, 0, `event seq ${expected}`, `the events jump to seq ${seq}`);
         }
-        if (n === 1) {
-          out.push(
-            groupOfRow(seq, Number(row[1]), event, row[5], row[6], metadataColumn(row[7], where, seq)),
-          );
-          continue;
+        expected = seq + 1;
+        const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
+        counter.bytes += row[3].length;
+        const n = row[4];
+        if (open === null) {
+          if (n < 1) {
+            if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
+            throw new CorruptLogError(
+              where,
+              0,
+              `the first event of a command at seq ${seq}`,
+              'found a continuation row',
+            );
+          }
+          if (n === 1) {
+            out.push(
+              groupOfRow(seq, Number(row[1]), event, row[5], row[6], metadataColumn(row[7], where, seq)),
+            );
+            continue;
+          }
+          open = {
+            seq,
+            time: Number(row[1]),
+            events: [event],
+            size: n,
+            ids: [row[5]],
+            versions: [row[6]],
+            metadata: metadataColumn(row[7], where, seq),
+          };
+        } else {
+          open.events.push(event);
+          open.ids.push(row[5]);
+          open.versions.push(row[6]);
         }
-        open = {
-          seq,
-          time: Number(row[1]),
-          events: [event],
-          size: n,
-          ids: [row[5]],
-          versions: [row[6]],
-          metadata: metadataColumn(row[7], where, seq),
-        };
-      } else {
-        open.events.push(event);
-        open.ids.push(row[5]);
-        open.versions.push(row[6]);
+        if (open.events.length === open.size) {
+          out.push(groupOfRows(open, where));
+          open = null;
+        }
       }
-      if (open.events.length === open.size) {
-        out.push(groupOfRows(open, where));
-        open = null;
-      }
+      if (out.length > 0) yield out;
+      if (page.length < PAGE) break;
     }
-    if (out.length > 0) yield out;
-    if (page.length === 0 && after !== undefined && expected === after + 1) {
-      // No event after `after`: the log ends there, unless a snapshot covers more.
-      if (head.snapshotSeq > after) throw new LogCompactedError(after, head.snapshotSeq + 1, where);
-    }
-    if (page.length < PAGE) break;
-    last = Number(page[page.length - 1][0]);
+  } finally {
+    // However the read ends (its end, an error, the consumer stopping early), no query of it
+    // is left in flight: the connection's next statement (the caller's COMMIT or ROLLBACK, an
+    // append on the writer's connection, another reader's BEGIN once released to the pool) is
+    // never sent while a page of this read may still be running. Its error, if any, is dropped:
+    // the read has already failed with its own, or its consumer has stopped.
+    if (ahead !== null) await ahead.catch(() => {});
   }
+  // The events end inside what the snapshot covers: compacted after `after` (nothing after it
+  // is left), or, on the locked head's catch-up, deleted between two pages (see above).
+  if (after !== undefined && expected <= head.snapshotSeq)
+    throw new LogCompactedError(after, head.snapshotSeq + 1, where);
   if (open !== null)
     throw new CorruptLogError(
       where,

@@ -237,16 +237,25 @@ export class PgWriter {
    * Resolves once everything up to `seq` has committed (a compaction's snapshot holds the
    * commands applied but not yet committed); rejects if a conflict or a failure comes first,
    * as those commands will then never be in the log as the snapshot has them.
+   *
+   * The conflict is looked for before the position, at every look: the catch-up that follows a
+   * conflict also moves `lastCommitted`, past `seq` as often as not, with the other instances'
+   * commands where the snapshot has this one's. It can do so between two looks (on the head
+   * lock the conflicting append kept, it reads without a round trip), and the snapshot then
+   * recorded at `seq` is a state the log never had, `seq` perhaps inside another's command
+   * (issue 14: a reload from it met a continuation row first). A conflict of a batch after
+   * `seq` within the same wait also abandons the snapshot: the next one is taken at once.
    */
   async committedThrough(seq: number): Promise<void> {
     const conflicts = this.conflicts;
     const failures = this.commit.failures;
-    while (this.lastCommitted < seq) {
+    for (;;) {
       if (this.conflicts !== conflicts || this.commit.failures !== failures || this.closed)
         throw new PersistenceError(
           'compaction abandoned: commands of its snapshot did not commit',
           'ECONFLICT',
         );
+      if (this.lastCommitted >= seq) return;
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
   }

@@ -1,7 +1,19 @@
-import type { AppStats } from 'appendonly';
+import {
+  AppendConflictError,
+  LogCompactedError,
+  type AppStats,
+  type EventGroup,
+  type JsonValue,
+  silentLogger,
+} from 'appendonly';
+import { PostgresStore } from 'appendonly/adapters/postgres';
+import pg from 'pg';
+import { lockAndRead, pages } from '../../adapters/postgres/replay';
+import { tablesOf } from '../../adapters/postgres/schema';
+import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { stopChild } from '../support/child';
-import { usePostgres } from '../support/postgres';
-import { type Acked, ask, fund, logShape, stateOf, useApps, useWorkers } from './helpers';
+import { admin, usePostgres } from '../support/postgres';
+import { type Acked, ask, bareStore, fund, logShape, stateOf, useApps, useWorkers } from './helpers';
 
 /** Compaction on a shared log: any instance runs it while the others write, and those behind it reload. */
 describe('PostgresStore: compaction', () => {
@@ -88,4 +100,155 @@ describe('PostgresStore: compaction', () => {
     expect(shape).toMatchObject({ min: shape.snapshotSeq + 1, n: shape.max - shape.snapshotSeq });
     expect(fresh.app.stats().lastSeq).toBe(shape.max);
   }, 180_000);
+
+  it('a snapshot holding commands that a conflict refused is never recorded, even when the catch-up that follows moves past its seq between two looks', async () => {
+    // given: B logged seq 1-2, one command of two events; A, deciding seq 1 on its empty state,
+    // conflicted and caught up: for a second it locks the head before each append
+    const log = 'refused';
+    const b = await bareStore(url, log);
+    const states: { seq: number; entries: [string, JsonValue][] }[] = [];
+    let taken: () => void = () => {};
+    const snapshotTaken = new Promise<void>((resolve) => {
+      taken = resolve;
+    });
+    const a = new PostgresStore({ connectionString: url, log });
+    await a.open({
+      logger: silentLogger,
+      clock: { now: Date.now },
+      snapshots: {
+        // The app's state as the test sets it: what A has applied, its own undecided command included.
+        takeSnapshot: () => {
+          const state = states[states.length - 1];
+          taken();
+          return {
+            seq: state.seq,
+            size: state.entries.length,
+            entries: () => state.entries[Symbol.iterator](),
+            release: () => {},
+          };
+        },
+      },
+    });
+    const holder = new pg.Client({ connectionString: url });
+    try {
+      const group = (seq: number, ...keys: string[]): EventGroup => ({
+        seq,
+        time: Date.now(),
+        events: keys.map((key) => ({ type: 'Set', data: { key, value: key } })),
+      });
+      await b.append(group(1, 'b1', 'b2'));
+      await expect(a.append(group(1, 'a1'))).rejects.toBeInstanceOf(AppendConflictError);
+      await a.replay(recordingSink([]), { after: 0 });
+      await b.append(group(3, 'b3', 'b4'));
+      // when: A applies a command at seq 3 (its state: seq 3, with the command's key), whose
+      // append waits on the head row, locked by another transaction; A compacts meanwhile
+      states.push({ seq: 3, entries: [['a3', 'a3']] });
+      await holder.connect();
+      await holder.query('BEGIN');
+      await holder.query('SELECT seq FROM appendonly.heads WHERE log = $1 FOR UPDATE', [log]);
+      const appended = a.append(group(3, 'a3'));
+      const compacted = a.compact();
+      await snapshotTaken;
+      // the lock goes: A's append finds the head at 4 (a conflict); its catch-up reads B's
+      // command on the head lock the append kept, without a round trip, so that A has
+      // read past seq 3 before the compaction looks again
+      const caughtUp = appended.then(
+        () => {
+          throw new Error('the append landed on a moved head');
+        },
+        (err: unknown) => {
+          expect(err).toBeInstanceOf(AppendConflictError);
+          states.push({ seq: 4, entries: ['b1', 'b2', 'b3', 'b4'].map((key) => [key, key]) });
+          return a.replay(recordingSink([]), { after: 2 });
+        },
+      );
+      await holder.query('ROLLBACK');
+      expect((await caughtUp).lastSeq).toBe(4);
+      // then: the snapshot of seq 3 (A's refused command, and seq 3 in the middle of B's) is
+      // not recorded: the compaction takes one of the log's state at seq 4
+      expect(await compacted).toMatchObject({ seq: 4 });
+      expect(await logShape(url, log)).toMatchObject({ snapshotSeq: 4 });
+      const records: ReplayedRecord[] = [];
+      const reader = await bareStore(url, log);
+      try {
+        await reader.replay(recordingSink(records));
+      } finally {
+        await reader.close();
+      }
+      expect(records).toEqual([
+        { kind: 'snapshot', seq: 4 },
+        ...['b1', 'b2', 'b3', 'b4'].map((key) => ({ kind: 'entry', key, value: key })),
+      ]);
+    } finally {
+      await holder.end().catch(() => {});
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it.each([
+    { snapshotSeq: 9000, deletedTo: 8500, what: 'a page starts past a slice' },
+    { snapshotSeq: 10_000, deletedTo: 10_000, what: 'the events end early' },
+  ])(
+    'a catch-up on the locked head whose later pages a compaction deletes under it reloads, rather than calling the log corrupt or missing commands ($what)',
+    async ({ snapshotSeq, deletedTo }) => {
+      // given: 10,000 commands of one event, a snapshot switched in at `snapshotSeq` whose covered
+      // events are not deleted yet (keepHistory here; below, deleted by hand as deleteCovered does)
+      const log = `locked-pages-${snapshotSeq}`;
+      const store = new PostgresStore({ connectionString: url, log, keepHistory: true });
+      await store.open({
+        logger: silentLogger,
+        clock: { now: Date.now },
+        snapshots: {
+          takeSnapshot: () => ({
+            seq: snapshotSeq,
+            size: 1,
+            entries: () => [['k', snapshotSeq] as [string, JsonValue]][Symbol.iterator](),
+            release: () => {},
+          }),
+        },
+      });
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      let client: pg.PoolClient | null = null;
+      try {
+        await Promise.all(
+          Array.from({ length: 10_000 }, (_, i) =>
+            store.append({
+              seq: i + 1,
+              time: 0,
+              events: [{ type: 'Set', data: { key: 'k', value: i + 1 } }],
+            }),
+          ),
+        );
+        expect(await store.compact()).toMatchObject({ seq: snapshotSeq });
+        // when: a catch-up after seq 100 (behind the snapshot) reads on the locked head, in read
+        // committed (every page a statement of its own), and between its pages the covered
+        // events go, oldest first, in a slice ending inside a page it has not read
+        client = await pool.connect();
+        const t = tablesOf('appendonly');
+        const read = pages({
+          client,
+          t,
+          log,
+          where: log,
+          after: 100,
+          counter: { bytes: 0 },
+          prefetched: await lockAndRead(client, t, log, 100),
+        });
+        const first = await read.next();
+        expect(first.done).toBe(false);
+        await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= $2', [log, deletedTo]);
+        // then: LOG_COMPACTED (the App reloads from the snapshot), not a corrupt log
+        const rest = (async () => {
+          for (let page = await read.next(); !page.done; page = await read.next());
+        })();
+        await expect(rest).rejects.toBeInstanceOf(LogCompactedError);
+      } finally {
+        await client?.query('ROLLBACK').catch(() => {});
+        client?.release();
+        await pool.end();
+        await store.close();
+      }
+    },
+  );
 });
