@@ -13,7 +13,17 @@ import { tablesOf } from '../../adapters/postgres/schema';
 import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { stopChild } from '../support/child';
 import { admin, usePostgres } from '../support/postgres';
-import { type Acked, ask, bareStore, fund, logShape, stateOf, useApps, useWorkers } from './helpers';
+import {
+  type Acked,
+  ask,
+  bareStore,
+  fund,
+  logShape,
+  snapshotAtStore,
+  stateOf,
+  useApps,
+  useWorkers,
+} from './helpers';
 
 /** Compaction on a shared log: any instance runs it while the others write, and those behind it reload. */
 describe('PostgresStore: compaction', () => {
@@ -195,19 +205,7 @@ describe('PostgresStore: compaction', () => {
       // given: 10,000 commands of one event, a snapshot switched in at `snapshotSeq` whose covered
       // events are not deleted yet (keepHistory here; below, deleted by hand as deleteCovered does)
       const log = `locked-pages-${snapshotSeq}`;
-      const store = new PostgresStore({ connectionString: url, log, keepHistory: true });
-      await store.open({
-        logger: silentLogger,
-        clock: { now: Date.now },
-        snapshots: {
-          takeSnapshot: () => ({
-            seq: snapshotSeq,
-            size: 1,
-            entries: () => [['k', snapshotSeq] as [string, JsonValue]][Symbol.iterator](),
-            release: () => {},
-          }),
-        },
-      });
+      const store = await snapshotAtStore(url, log, snapshotSeq);
       const pool = new pg.Pool({ connectionString: url, max: 1 });
       let client: pg.PoolClient | null = null;
       try {

@@ -50,6 +50,28 @@ export async function bareStore(url: string, log: string): Promise<PostgresStore
   return store;
 }
 
+/**
+ * A store opened on its own, keeping history, whose compaction records the snapshot `{ k:
+ * snapshotSeq }` at `snapshotSeq` (a state the test sets, not one an app built): for tests that
+ * switch a snapshot in and then delete its covered events by hand. The caller closes it.
+ */
+export async function snapshotAtStore(url: string, log: string, snapshotSeq: number): Promise<PostgresStore> {
+  const store = new PostgresStore({ connectionString: url, log, keepHistory: true });
+  await store.open({
+    logger: silentLogger,
+    clock: { now: Date.now },
+    snapshots: {
+      takeSnapshot: () => ({
+        seq: snapshotSeq,
+        size: 1,
+        entries: () => [['k', snapshotSeq] as [string, JsonValue]][Symbol.iterator](),
+        release: () => {},
+      }),
+    },
+  });
+  return store;
+}
+
 /** The state as a plain object. */
 export function stateOf(app: App): Record<string, JsonValue> {
   return Object.fromEntries(app.state.entries());

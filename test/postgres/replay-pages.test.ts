@@ -1,10 +1,10 @@
-import { type JsonValue, LogCompactedError, silentLogger } from 'appendonly';
-import { PostgresStore } from 'appendonly/adapters/postgres';
+import { LogCompactedError } from 'appendonly';
 import pg from 'pg';
 import type { PgArrayQuery, PgClientLike, PgResult } from '../../adapters/postgres/driver';
 import { lockAndRead, pages } from '../../adapters/postgres/replay';
 import { tablesOf } from '../../adapters/postgres/schema';
 import { admin, usePostgres } from '../support/postgres';
+import { snapshotAtStore } from './helpers';
 
 /**
  * The replay's pages read one query ahead (the next page asked for before this one is decoded):
@@ -21,19 +21,7 @@ describe('PostgresStore: replay pages read ahead', () => {
 
   /** A log of `events` commands of one event; `snapshotSeq`: switched in, covered events kept. */
   async function logOf(log: string, events: number, snapshotSeq = 0): Promise<void> {
-    const store = new PostgresStore({ connectionString: url, log, keepHistory: true });
-    await store.open({
-      logger: silentLogger,
-      clock: { now: Date.now },
-      snapshots: {
-        takeSnapshot: () => ({
-          seq: snapshotSeq,
-          size: 1,
-          entries: () => [['k', snapshotSeq] as [string, JsonValue]][Symbol.iterator](),
-          release: () => {},
-        }),
-      },
-    });
+    const store = await snapshotAtStore(url, log, snapshotSeq);
     try {
       await Promise.all(
         Array.from({ length: events }, (_, i) =>
