@@ -8,8 +8,6 @@ import {
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
-import { lockAndRead, pages } from '../../adapters/postgres/replay';
-import { tablesOf } from '../../adapters/postgres/schema';
 import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { stopChild } from '../support/child';
 import { admin, usePostgres } from '../support/postgres';
@@ -18,6 +16,7 @@ import {
   ask,
   bareStore,
   fund,
+  lockedCatchUp,
   logShape,
   snapshotAtStore,
   stateOf,
@@ -223,16 +222,7 @@ describe('PostgresStore: compaction', () => {
         // committed (every page a statement of its own), and between its pages the covered
         // events go, oldest first, in a slice ending inside a page it has not read
         client = await pool.connect();
-        const t = tablesOf('appendonly');
-        const read = pages({
-          client,
-          t,
-          log,
-          where: log,
-          after: 100,
-          counter: { bytes: 0 },
-          prefetched: await lockAndRead(client, t, log, 100),
-        });
+        const read = await lockedCatchUp(client, log, 100);
         const first = await read.next();
         expect(first.done).toBe(false);
         await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= $2', [log, deletedTo]);

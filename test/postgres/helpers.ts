@@ -3,6 +3,10 @@ import * as path from 'node:path';
 import { type App, createApp, type FsyncPolicy, type JsonValue, type Logger, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
+import type { PgClientLike } from '../../adapters/postgres/driver';
+import { lockAndRead, pages } from '../../adapters/postgres/replay';
+import { tablesOf } from '../../adapters/postgres/schema';
+import type { ReplayRecord } from '../../src/store/replay-batch';
 import { type Child, useChildren } from '../support/child';
 import { admin } from '../support/postgres';
 import { classes } from './domain';
@@ -70,6 +74,21 @@ export async function snapshotAtStore(url: string, log: string, snapshotSeq: num
     },
   });
   return store;
+}
+
+/**
+ * The catch-up after `after` on the locked head, as the App runs it (the lock and the first page
+ * in one round trip, then a statement per page in READ COMMITTED), on the `appendonly` schema:
+ * for tests that change the log between its pages.
+ */
+export async function lockedCatchUp(
+  client: PgClientLike,
+  log: string,
+  after: number,
+): Promise<AsyncGenerator<readonly ReplayRecord[]>> {
+  const t = tablesOf('appendonly');
+  const prefetched = await lockAndRead(client, t, log, after);
+  return pages({ client, t, log, where: log, after, counter: { bytes: 0 }, prefetched });
 }
 
 /** The state as a plain object. */

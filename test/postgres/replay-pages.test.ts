@@ -1,10 +1,10 @@
 import { LogCompactedError } from 'appendonly';
 import pg from 'pg';
 import type { PgArrayQuery, PgClientLike, PgResult } from '../../adapters/postgres/driver';
-import { lockAndRead, pages } from '../../adapters/postgres/replay';
+import { pages } from '../../adapters/postgres/replay';
 import { tablesOf } from '../../adapters/postgres/schema';
 import { admin, usePostgres } from '../support/postgres';
-import { snapshotAtStore } from './helpers';
+import { lockedCatchUp, snapshotAtStore } from './helpers';
 
 /**
  * The replay's pages read one query ahead (the next page asked for before this one is decoded):
@@ -99,15 +99,7 @@ describe('PostgresStore: replay pages read ahead', () => {
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     const { client, running } = await counted(pool);
     try {
-      const read = pages({
-        client,
-        t,
-        log,
-        where: log,
-        after: 100,
-        counter: { bytes: 0 },
-        prefetched: await lockAndRead(client, t, log, 100),
-      });
+      const read = await lockedCatchUp(client, log, 100);
       expect((await read.next()).done).toBe(false);
       await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 8500', [log]);
       // when: the next pages find the gap (the second was read ahead, before the delete; the
