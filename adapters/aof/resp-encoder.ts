@@ -107,13 +107,7 @@ export class RespEncoder {
       buf.copyWithin(data + need - guess, data, data + n);
       data += need - guess;
     }
-    buf[start] = DOLLAR;
-    const p = writeDecimal(buf, start + 1, n);
-    buf[p] = CR;
-    buf[p + 1] = LF;
-    buf[data + n] = CR;
-    buf[data + n + 1] = LF;
-    this.length = data + n + 2;
+    this.frame(start, data, n);
   }
 
   /**
@@ -139,13 +133,22 @@ export class RespEncoder {
     const n = end - data;
     const at = data + digits(n) - 2;
     if (at !== data) buf.copyWithin(at, data, end);
+    this.frame(start, at, n);
+  }
+
+  /**
+   * Frames the `n` bytes of text already at `data` as a bulk string opening at `start`: the
+   * caller placed the text so that `$<n>\r\n` fills `start..data` exactly.
+   */
+  private frame(start: number, data: number, n: number): void {
+    const buf = this.buf;
     buf[start] = DOLLAR;
     const p = writeDecimal(buf, start + 1, n);
     buf[p] = CR;
     buf[p + 1] = LF;
-    buf[at + n] = CR;
-    buf[at + n + 1] = LF;
-    this.length = at + n + 2;
+    buf[data + n] = CR;
+    buf[data + n + 1] = LF;
+    this.length = data + n + 2;
   }
 
   /** An argument already in bytes (ASCII command names). */
