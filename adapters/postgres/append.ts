@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ConsumerPosition, EventGroup, FsyncPolicy } from '../../src/index';
 import type { PgClientLike, PgResult } from './driver';
 import { quoteLiteral } from './replay';
+import { FLUSH_BARRIER } from './flush';
 import type { Tables } from './schema';
 
 /** The rows of one batch of appends, in columns (one array per column: one statement, any size). */
@@ -211,12 +212,20 @@ export async function insertAndCommit(
   log: string,
   policy: FsyncPolicy,
   rows: BatchRows,
+  flushOutside: boolean,
 ): Promise<boolean | undefined> {
   const statement = statementFor(statements, rows);
   if (!preparedOn(client).has(statement.name)) return undefined;
-  const args = valuesOf(log, policy, rows).map(literal).join(', ');
-  // Two statements: pg answers with one result per statement.
-  const results = (await client.query(`EXECUTE ${statement.name}(${args}); COMMIT`)) as unknown as PgResult[];
+  const outside = flushOutside && policy === 'always';
+  const args = valuesOf(log, outside ? 'everysec' : policy, rows)
+    .map(literal)
+    .join(', ');
+  // One result per statement; the flush barrier is a third.
+  const results = (await client.query(
+    outside
+      ? `EXECUTE ${statement.name}(${args}); COMMIT; ${FLUSH_BARRIER}`
+      : `EXECUTE ${statement.name}(${args}); COMMIT`,
+  )) as unknown as PgResult[];
   return (results[0].rowCount ?? 0) > 0;
 }
 

@@ -25,6 +25,7 @@ import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consu
 import { describeLocation, persistenceError, poolFor } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
+import { canBarrier, Flusher } from './flush';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
 import { type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
@@ -90,6 +91,17 @@ export class PostgresStore implements EventStore {
   private replaying = 0;
   /** Characters of event data read by replays: with the writer's, the log's size for the trigger. */
   private readonly replayed = { bytes: 0 };
+  /**
+   * Under `always`: resolves once every commit this instance can see is durable. A contended
+   * append commits before its WAL flush and is acknowledged after it (`PgWriter.flushOutside`),
+   * so another instance may read it in between, for about one flush. Such an instance applies it
+   * (its state may run ahead of the durable log, as it does with its own commands before their
+   * appends are durable), but reports it on `events$` and to its consumers only once this
+   * resolves: what is reported is never lost in a database crash. (A crash in between leaves
+   * a state that the check after the reconnect finds out and reloads, see `PgWriter.verifyLast`.)
+   * Absent under `everysec` and `no`, where a crash may drop what followers applied anyway.
+   */
+  flushed?: () => Promise<void>;
 
   constructor(options: PostgresStoreOptions) {
     this.options = resolveOptions(options);
@@ -123,6 +135,11 @@ export class PostgresStore implements EventStore {
       const conn = await writer.connection();
       const createdSchema = await ensureSchema(conn.client, this.t);
       const createdLog = await ensureLog(conn.client, this.t, log);
+      if (appendfsync === 'always' && (await canBarrier(conn.client))) {
+        writer.flushOutside = true;
+        const flusher = new Flusher(pool, () => this.closing || this.pool === null);
+        this.flushed = () => flusher.flushed();
+      }
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
       this.watcher = new HeadWatcher(
@@ -253,9 +270,12 @@ export class PostgresStore implements EventStore {
   }
 
   /** Consumers: committed groups after `after`, a keyset query in a transaction of its own. */
-  read(after: number, limit: number): Promise<readonly EventGroup[]> {
+  async read(after: number, limit: number): Promise<readonly EventGroup[]> {
     this.assertOpen();
-    return readGroups(this.pool!, this.t, this.options.log, this.where, after, limit);
+    const groups = await readGroups(this.pool!, this.t, this.options.log, this.where, after, limit);
+    // A consumer acts on what it reads: only on what is durable (see `flushed`).
+    if (groups.length > 0 && this.flushed !== undefined) await this.flushed();
+    return groups;
   }
 
   /** This log's consumers' records, from `<schema>.consumers`. */

@@ -24,6 +24,7 @@ import {
 import { saveReactionPositions } from './consumers';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
+import { FLUSH_BARRIER } from './flush';
 import { HeadLock } from './head-lock';
 import type { HeadRow, LockedRead } from './replay';
 import type { Tables } from './schema';
@@ -95,6 +96,12 @@ export class PgWriter {
   private unverified = false;
   /** Until when appends lock the head before they write (see {@link CONTENDED_MS}). */
   private contendedUntil = 0;
+  /**
+   * Under `always`, an append in the head lock's transaction commits without waiting for the WAL
+   * flush and waits for it after, in the same round trip (`FLUSH_BARRIER`): the lock is not held
+   * through the flush. Set by the store when the session may run the barrier.
+   */
+  flushOutside = false;
 
   constructor(
     private readonly pool: PgPoolLike,
@@ -329,7 +336,14 @@ export class PgWriter {
       // In the lock's transaction: the append and its COMMIT in one round trip when it can.
       const fused =
         locked && batch.rows.reactions.length === 0
-          ? await insertAndCommit(conn.client, this.statements, this.log, this.policy, batch.rows)
+          ? await insertAndCommit(
+              conn.client,
+              this.statements,
+              this.log,
+              this.policy,
+              batch.rows,
+              this.flushOutside,
+            )
           : undefined;
       if (fused !== undefined) ok = fused;
       else {
@@ -405,6 +419,9 @@ export class PgWriter {
     await fence(conn.client, lost);
     await this.verifyLast();
     if (await landed(conn.client, this.t, this.log, batch.rows)) {
+      // Committed, but perhaps not flushed (its commit did not wait, see flushOutside): the
+      // server may still be up, the answer lost on the way. Acknowledged once it is durable.
+      if (this.flushOutside) await conn.client.query(FLUSH_BARRIER);
       this.recoveredBatches++;
       this.logger.warn(
         `${this.where}: the connection was lost after COMMIT; batch ${batch.rows.id} had landed`,

@@ -21,6 +21,7 @@ import {
 import type {
   CompactionResult,
   ConsumerPosition,
+  EventGroup,
   EventStore,
   ReplayEnd,
   StoreOpenInfo,
@@ -32,6 +33,7 @@ import type { CommandResult } from './command-result';
 import { type CommitHost, Committer } from './commit';
 import type { Projector } from './projector';
 import { Recovery } from './recovery';
+import { Reports } from './reports';
 import { SnapshotVersionMismatch, StateLoader } from './state-loader';
 import type { CommandTrace, Telemetry } from '../telemetry/telemetry';
 import { ConsumerHub } from '../consumers/consumer-hub';
@@ -99,6 +101,8 @@ export class App {
   private location = '';
   /** The last durable groups, and the signal consumers wait on. */
   private readonly recent = new RecentGroups();
+  /** Reports waiting for durability (a catch-up's, see `EventStore.flushed`), and those behind them. */
+  private readonly reports = new Reports();
   private readonly consumers: ConsumerHub;
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
@@ -141,6 +145,7 @@ export class App {
         return subject.observed;
       },
       durable: (group) => this.recent.push(group),
+      reports: this.reports,
       failed: (err) => this.recovery.fail(err),
       refusal: () => this.recovery.failure,
       catchUp: (after, lock) => this.catchUp(after, lock),
@@ -546,19 +551,33 @@ export class App {
   private async catchUpFrom(after: number, lock: boolean): Promise<number> {
     const subject = this.eventsSubject;
     const committer = this.committer;
+    const recent = this.recent;
+    const report = (group: EventGroup) => {
+      recent.push(group);
+      if (subject.observed) {
+        const { seq, time, events, ids, versions, metadata } = group;
+        for (let i = 0; i < events.length; i++)
+          subject.next(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
+      }
+    };
+    // What other writers committed may not be durable yet (see `EventStore.flushed`): applied
+    // now, reported once it is. Kept only for a listener or a consumer (the ring), never for
+    // nobody: a catch-up of millions of events then holds none of them.
+    const flushed = this.store.flushed;
+    const held: EventGroup[] | null =
+      flushed !== undefined && (subject.observed || recent.keeping) ? [] : null;
     const loader = new StateLoader(
       this.kv,
       this.projector,
       this.skipUnknownEventTypes,
       (seq, time, events, ids, versions, metadata) => {
-        this.recent.push(
+        const group: EventGroup =
           metadata === undefined
             ? { seq, time, events, ids, versions }
-            : { seq, time, events, ids, versions, metadata },
-        );
-        if (subject.observed)
-          for (let i = 0; i < events.length; i++)
-            subject.next(appliedEvent(seq + i, time, events[i], ids[i], versions[i], metadata));
+            : { seq, time, events, ids, versions, metadata };
+        if (held !== null) held.push(group);
+        else if (this.reports.waiting) this.reports.queue(() => report(group));
+        else report(group);
       },
       after,
     );
@@ -584,6 +603,10 @@ export class App {
       }
       return committer.durableSeq;
     } finally {
+      if (held !== null && held.length > 0)
+        this.reports.queue(() => {
+          for (const group of held) report(group);
+        }, flushed);
       loader.reportSkipped(this.logger);
     }
   }

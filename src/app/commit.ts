@@ -3,6 +3,7 @@ import { newEventIds } from '../events/event-id';
 import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
 import type { Clock } from '../runtime/clock';
+import type { Reports } from './reports';
 import type { CommandTrace } from '../telemetry/telemetry';
 import { AppendConflictError, ConsumerError, PersistenceError } from '../errors';
 import type { ConsumerPosition, EventGroup, EventStore } from '../store/event-store';
@@ -41,6 +42,8 @@ export interface CommitHost {
   emit(event: AppliedEvent): void;
   /** True while `emit` has listeners. */
   readonly emitting: boolean;
+  /** Where reports wait while a catch-up's wait for durability (see `Reports`). */
+  readonly reports: Reports;
   /** A group became durable (always called, in seq order): the consumers' signal and ring. */
   durable(group: EventGroup): void;
   /** A write failed: refuse commands and recover. Returns the error the command rejects with. */
@@ -259,6 +262,17 @@ export class Committer {
     return this.acknowledge(durable, group, result, entry);
   }
 
+  /** A durable command's report: the consumers' signal and ring, and `events$`. */
+  private report(group: EventGroup): void {
+    const host = this.host;
+    host.durable(group);
+    if (host.emitting) {
+      const { seq, time, events, ids, versions, metadata } = group;
+      for (let i = 0; i < events.length; i++)
+        host.emit(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
+    }
+  }
+
   /**
    * The command's promise: `result` once `durable` resolves, after the bookkeeping and the
    * report on `events$`. Apart from `commit` so that the callbacks hold these four values, not
@@ -277,12 +291,9 @@ export class Committer {
         this.durableSeq = result.lastSeq;
         if (entry !== null) this.settle(entry);
         const host = this.host;
-        host.durable(group);
-        if (host.emitting) {
-          const { seq, time, events, ids, versions, metadata } = group;
-          for (let i = 0; i < events.length; i++)
-            host.emit(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
-        }
+        // Behind the other writers' commands a catch-up applied, still waiting to be reported.
+        if (host.reports.waiting) return host.reports.queue(() => this.report(group)).then(() => result);
+        this.report(group);
         return result;
       },
       entry === null

@@ -22,7 +22,12 @@ export class RecentGroups {
    * Groups are kept only while a consumer runs: an App without consumers holds no events (a
    * ring of large values would cost memory for nothing). Turned off, the ring empties.
    */
-  private keeping = false;
+  private on = false;
+
+  /** True while groups are kept (a consumer runs). */
+  get keeping(): boolean {
+    return this.on;
+  }
 
   constructor(private readonly capacity = 1024) {
     this.ring = new Array(capacity);
@@ -30,13 +35,13 @@ export class RecentGroups {
 
   /** Keeps groups from now on (a consumer runs), or stops and forgets them. */
   keep(on: boolean): void {
-    if (!on && this.keeping) this.clear();
-    this.keeping = on;
+    if (!on && this.on) this.clear();
+    this.on = on;
   }
 
   /** A group became durable (in seq order). */
   push(group: EventGroup): void {
-    if (!this.keeping) {
+    if (!this.on) {
       this.poke();
       return;
     }

@@ -286,6 +286,13 @@ export interface EventStore {
   /** Capability (shared log): the last sequence number committed to the log by any writer, now. */
   head?(): Promise<number>;
   /**
+   * Capability (shared log): present when another writer's commit can be read before it is
+   * durable; resolves once everything this instance can read now is. The App applies what it
+   * catches up with at once (its decisions need it) but reports it on `events$` and to its
+   * consumers only after this, and `read` waits for it by itself.
+   */
+  readonly flushed?: () => Promise<void>;
+  /**
    * Capability: rewrites the log as the smallest set of records that rebuilds the state
    * (BGREWRITEAOF). The snapshot's `projectionsVersion`, when it has one, is recorded with the
    * snapshot and handed back to `ReplaySink.snapshot`; a snapshot without one replays without one.
