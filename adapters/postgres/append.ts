@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ConsumerPosition, EventGroup, FsyncPolicy } from '../../src/index';
-import type { PgClientLike, PgResult } from './driver';
+import { type PgClientLike, type PgResult, queryNamed } from './driver';
 import { quoteLiteral } from './replay';
 import type { Tables } from './schema';
 
@@ -143,7 +143,7 @@ export async function insertBatch(
   rows: BatchRows,
 ): Promise<boolean> {
   const statement = statementFor(statements, rows);
-  const { rowCount } = await client.query({
+  const { rowCount } = await queryNamed(client, {
     name: statement.name,
     text: statement.text,
     values: valuesOf(log, policy, rows),
