@@ -1,6 +1,6 @@
 import { ConfigError, PersistenceError } from '../../src/index';
 import { loadDriver } from '../common/drivers';
-import type { PgClientLike, PgPoolLike } from './driver';
+import { type PgClientLike, type PgPoolLike, type PgQueryClass, registerQueryClass } from './driver';
 
 /**
  * Where the store connects, for messages and `stats()`: the connection string with its password
@@ -27,7 +27,7 @@ export function redact(text: string): string {
 export function poolFor(connectionString: string): PgPoolLike {
   // An optional peer dependency: loaded when a store is made from a connection string, not at
   // import (a user's own pool needs no driver of ours); missing, it is MissingDriverError's one line.
-  const pg = loadDriver<{ Pool: new (config: object) => PgPoolLike }>('pg', require);
+  const pg = loadDriver<{ Pool: new (config: object) => PgPoolLike; Query?: PgQueryClass }>('pg', require);
   // Held: the writer, the watcher and, once a consumer runs, the session of the consumers' locks
   // (one for all of them); checked out while they run: a replay, a compaction (a consumer's read
   // and save are short); and one spare for a reconnect that overlaps the release of a broken one.
@@ -48,6 +48,8 @@ export function poolFor(connectionString: string): PgPoolLike {
   // loss from its own listeners and failed queries.
   events.on('connect', (client) => {
     client.on('error', () => {});
+    // This pg's own connections: prepared statements go as its Query (see queryNamed).
+    if (typeof pg.Query === 'function') registerQueryClass(client, pg.Query);
   });
   return pool;
 }

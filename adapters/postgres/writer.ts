@@ -20,6 +20,7 @@ import {
   landed,
   newRows,
   readHead,
+  sessionPolicy,
 } from './append';
 import { saveReactionPositions } from './consumers';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
@@ -132,7 +133,15 @@ export class PgWriter {
       if (this.conn !== null) this.unverified = true;
       letGo(this.conn);
       this.conn = null;
-      this.conn = await hold(this.pool);
+      const conn = await hold(this.pool);
+      try {
+        await sessionPolicy(conn.client, this.policy);
+      } catch (err) {
+        conn.broken = true;
+        letGo(conn);
+        throw err;
+      }
+      this.conn = conn;
     }
     return this.conn;
   }
@@ -276,10 +285,14 @@ export class PgWriter {
     await this.commit.running;
   }
 
-  /** Refuses later appends; the connection goes back to the pool. */
+  /**
+   * Refuses later appends; the connection is destroyed, not given back: its session carries the
+   * policy's `synchronous_commit` (`sessionPolicy`), which must not reach the pool's next user.
+   */
   close(): void {
     this.closed = true;
     this.headLock.release();
+    if (this.conn !== null) this.conn.broken = true;
     letGo(this.conn);
     this.conn = null;
   }
