@@ -82,16 +82,6 @@ export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
   no: 'off',
 };
 
-/**
- * Sets the session's `synchronous_commit` to `policy`'s on the writer's connection, before its
- * first append: every transaction it commits then waits for the WAL flush, or not, as the
- * policy says (see {@link appendStatements}). A session setting outlives the store on a pooled
- * connection: the writer destroys its connection when it closes rather than give it back.
- */
-export async function sessionPolicy(client: PgClientLike, policy: FsyncPolicy): Promise<void> {
-  await client.query("SELECT set_config('synchronous_commit', $1, false)", [SYNCHRONOUS_COMMIT[policy]]);
-}
-
 /** A statement the store prepares: its name is derived from its text (see {@link appendStatements}). */
 export interface PreparedStatement {
   readonly name: string;
@@ -111,12 +101,8 @@ export interface AppendStatements {
  * the head row's lock; the one that waited re-reads the row after the first commits, finds it
  * moved, and inserts nothing: so seq order is commit order, with no gap.
  *
- * `synchronous_commit` is the session's: the writer sets it to its policy's once, when it takes
- * its connection (`sessionPolicy`). It was a `set_config(…, true)` in a CTE of every append,
- * which measured 9–11 µs of a one-row append on 2 cores (the bare statement by hand, own
- * tables, fsync off, 3 runs: 0.90, 0.89, 0.91× the raw head row + INSERT with it, 0.94, 0.94,
- * 0.97× without); a session `SET` also outranks `postgresql.conf`, so a reload that turns the
- * server's setting off cannot weaken `always` on a held connection.
+ * `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it holds for this
+ * transaction's COMMIT only, and never touches the session (a pool the user shares).
  *
  * Prepared (named): parsing and planning this statement each time cost more than running it (a
  * one-row append measured 0.22× a plain one-row INSERT unprepared, 0.86× prepared, on this
@@ -129,16 +115,19 @@ export interface AppendStatements {
  * (measured on 2 cores: a one-row append went from 0.66× to 0.75× a plain INSERT's rate).
  */
 export function appendStatements(t: Tables): AppendStatements {
-  const moved = `WITH moved AS (
-      UPDATE ${t.heads} SET seq = $3, batch = $4 WHERE log = $1 AND seq = $2 RETURNING seq)
+  const moved = `WITH policy AS (SELECT set_config('synchronous_commit', $2, true) AS v),
+    moved AS (
+      UPDATE ${t.heads} SET seq = $4, batch = $5
+      WHERE log = $1 AND seq = $3 AND (SELECT v FROM policy) IS NOT NULL
+      RETURNING seq)
     INSERT INTO ${t.events} (log, seq, time, type, data, n, batch, id, version, metadata)`;
   return {
     one: named(`${moved}
-    SELECT $1, $3, $5::bigint, $6::text, $7::text, $8::integer, $4, $9::text, $10::integer, $11::text FROM moved`),
+    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5, $10::text, $11::integer, $12::text FROM moved`),
     many: named(`${moved}
-    SELECT $1, $2 + e.ord, e.time, e.type, e.data, e.n, $4, e.id, e.version, e.metadata
-    FROM moved, unnest($5::bigint[], $6::text[], string_to_array($7, E'\n'), $8::integer[], $9::text[], $10::integer[],
-        string_to_array($11, E'\n', '')) WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`),
+    SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5, e.id, e.version, e.metadata
+    FROM moved, unnest($6::bigint[], $7::text[], string_to_array($8, E'\n'), $9::integer[], $10::text[], $11::integer[],
+        string_to_array($12, E'\n', '')) WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`),
   };
 }
 
@@ -146,23 +135,19 @@ function named(text: string): PreparedStatement {
   return { name: `appendonly_append_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
-/**
- * Runs the append; true when it landed, false when the head had moved (a conflict). It commits
- * under the session's `synchronous_commit`: `_policy` is the one {@link sessionPolicy} set on
- * `client` (the writer's connection; a caller's own client commits under what it set).
- */
+/** Runs the append; true when it landed, false when the head had moved (a conflict). */
 export async function insertBatch(
   client: PgClientLike,
   statements: AppendStatements,
   log: string,
-  _policy: FsyncPolicy,
+  policy: FsyncPolicy,
   rows: BatchRows,
 ): Promise<boolean> {
   const statement = statementFor(statements, rows);
   const { rowCount } = await queryNamed(client, {
     name: statement.name,
     text: statement.text,
-    values: valuesOf(log, rows),
+    values: valuesOf(log, policy, rows),
   });
   // It ran: pg has prepared it on this connection (see insertAndCommit).
   preparedOn(client).add(statement.name);
@@ -182,10 +167,11 @@ function statementFor(statements: AppendStatements, rows: BatchRows): PreparedSt
  * which the statement splits (`string_to_array`): see {@link jsonLines}. Measured on the same
  * batch with event ids, on 2 loaded cores: the seven columns 72–100 → 12–25 µs.
  */
-function valuesOf(log: string, rows: BatchRows): unknown[] {
+function valuesOf(log: string, policy: FsyncPolicy, rows: BatchRows): unknown[] {
   const one = rows.data.length === 1;
   return [
     log,
+    SYNCHRONOUS_COMMIT[policy],
     rows.firstSeq - 1,
     rows.lastSeq,
     rows.id,
@@ -232,17 +218,18 @@ export async function insertAndCommit(
 ): Promise<boolean | undefined> {
   const statement = statementFor(statements, rows);
   if (!preparedOn(client).has(statement.name)) return undefined;
-  const args = valuesOf(log, rows).map(literal).join(', ');
   const outside = flushOutside && policy === 'always';
-  // One result per statement: the append and its COMMIT; with the flush outside the lock, the
-  // transaction's SET LOCAL before them (the session's setting is the policy's, `on`) and the
-  // flush barrier after.
+  // Outside the lock: the append's own `set_config` (LOCAL: the lock's transaction) says `off`,
+  // and the flush barrier follows the COMMIT. One result per statement; the append's is first.
+  const args = valuesOf(log, outside ? 'everysec' : policy, rows)
+    .map(literal)
+    .join(', ');
   const results = (await client.query(
     outside
-      ? `SET LOCAL synchronous_commit = off; EXECUTE ${statement.name}(${args}); COMMIT; ${FLUSH_BARRIER}`
+      ? `EXECUTE ${statement.name}(${args}); COMMIT; ${FLUSH_BARRIER}`
       : `EXECUTE ${statement.name}(${args}); COMMIT`,
   )) as unknown as PgResult[];
-  return ((outside ? results[1] : results[0]).rowCount ?? 0) > 0;
+  return (results[0].rowCount ?? 0) > 0;
 }
 
 /** A parameter as an SQL literal: NULL, a number, or a quoted string (the arrays come as their literals' text). */

@@ -20,7 +20,6 @@ import {
   landed,
   newRows,
   readHead,
-  sessionPolicy,
 } from './append';
 import { saveReactionPositions } from './consumers';
 import { fence, type HeldConnection, hold, isConnectionLoss, letGo, persistenceError } from './connection';
@@ -133,15 +132,7 @@ export class PgWriter {
       if (this.conn !== null) this.unverified = true;
       letGo(this.conn);
       this.conn = null;
-      const conn = await hold(this.pool);
-      try {
-        await sessionPolicy(conn.client, this.policy);
-      } catch (err) {
-        conn.broken = true;
-        letGo(conn);
-        throw err;
-      }
-      this.conn = conn;
+      this.conn = await hold(this.pool);
     }
     return this.conn;
   }
@@ -285,14 +276,10 @@ export class PgWriter {
     await this.commit.running;
   }
 
-  /**
-   * Refuses later appends; the connection is destroyed, not given back: its session carries the
-   * policy's `synchronous_commit` (`sessionPolicy`), which must not reach the pool's next user.
-   */
+  /** Refuses later appends; the connection goes back to the pool. */
   close(): void {
     this.closed = true;
     this.headLock.release();
-    if (this.conn !== null) this.conn.broken = true;
     letGo(this.conn);
     this.conn = null;
   }
