@@ -2,17 +2,18 @@ import { type EventGroup, type JsonValue, CorruptLogError } from '../../src/inde
 import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 
 /**
- * An event row of the SQL stores: seq, time (numbers, or text from pg's bigint), type, data,
- * group size, then the envelope columns (id, version: NULL is 1, metadata on the first row).
+ * An event row of the SQL stores: seq, time, type, data, group size, then the envelope columns
+ * (id, version: NULL is 1, metadata on the first row). Numbers from SQLite, their text from
+ * PostgreSQL (whose reads take every column as text: `TEXT_COLUMNS`).
  */
 export type EventRow = readonly [
   seq: number | string,
   time: number | string,
   type: string,
   data: string,
-  n: number,
+  n: number | string,
   id: string | null,
-  version: number | null,
+  version: number | string | null,
   metadata: string | null,
 ];
 
@@ -36,7 +37,7 @@ export function groupsOfRows(
   let open: RowGroup | null = null;
   for (const row of rows) {
     const seq = Number(row[0]);
-    const n = row[4];
+    const n = Number(row[4]);
     if (open === null) {
       if (n < 1)
         throw new CorruptLogError(
@@ -65,7 +66,7 @@ export function groupsOfRows(
     }
     open.events.push({ type: row[2], data: parse(row[3], seq) });
     open.ids.push(row[5]);
-    open.versions.push(row[6]);
+    open.versions.push(row[6] === null ? null : Number(row[6]));
     if (open.events.length === open.size) {
       const { kind: _kind, ...group } = groupOfRows(open, where);
       out.push(group);

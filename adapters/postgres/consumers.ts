@@ -10,7 +10,7 @@ import {
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import type { FencedPosition } from './append';
 import { persistenceError } from './connection';
-import type { PgClientLike, PgPoolLike } from './driver';
+import { type PgClientLike, type PgPoolLike, TEXT_COLUMNS } from './driver';
 import { inSnapshot, parse, readHeadRow } from './replay';
 import type { Tables } from './schema';
 
@@ -63,6 +63,7 @@ export async function readGroups(
           text: `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
           values: [log, start, rowsWanted],
           rowMode: 'array',
+          types: TEXT_COLUMNS,
         })
       ).rows as EventRow[];
       // Below the snapshot the rows may be gone (compacted); a store keeping history still has them.

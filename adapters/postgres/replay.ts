@@ -8,7 +8,7 @@ import {
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { groupOfRow, groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
 import { persistenceError } from './connection';
-import type { PgArrayQuery, PgClientLike, PgPoolLike, PgResult } from './driver';
+import { type PgArrayQuery, type PgClientLike, type PgPoolLike, type PgResult, TEXT_COLUMNS } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
 
 /**
@@ -19,18 +19,19 @@ import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './s
  */
 const PAGE = 4096;
 
+/** A row of {@link eventPageSelect}, every column as sent ({@link TEXT_COLUMNS}). */
 type EventRow = [
   seq: string,
   time: string,
   type: string,
   data: string,
-  n: number,
+  n: string,
   id: string | null,
-  version: number | null,
+  version: string | null,
   metadata: string | null,
 ];
 
-type EntryRow = [ord: number, key: string, value: string];
+type EntryRow = [ord: string, key: string, value: string];
 
 /** The head row as a replay's transaction sees it: where the log ends, and the snapshot it names. */
 export interface HeadRow {
@@ -59,27 +60,26 @@ export async function readHeadRow(
     text: headRowSelect(t, '$1', '$2'),
     values: [log, projectionsVersionKey(log)],
     rowMode: 'array',
+    types: TEXT_COLUMNS,
   });
   return headRowOf(rows[0]);
 }
 
 /** The head row's query (see {@link readHeadRow}); `logAt` and `keyAt` are its two values. */
 function headRowSelect(t: Tables, logAt: string, keyAt: string): string {
-  return `SELECT h.seq::float8, h.batch::text, h.snapshot_seq::float8, h.snapshot_id::float8, m.value
+  return `SELECT h.seq, h.batch, h.snapshot_seq, h.snapshot_id, m.value
            FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = ${keyAt} WHERE h.log = ${logAt}`;
 }
 
 /** A row of {@link headRowSelect} (undefined: no head row, a log never appended to). */
 function headRowOf(found: unknown): HeadRow {
   const row = found as
-    | [seq: number, batch: string | null, snapshotSeq: number, id: number, version: string | null]
+    | [seq: string, batch: string | null, snapshotSeq: string, id: string, version: string | null]
     | undefined;
-  const head = {
-    seq: row?.[0] ?? 0,
-    batch: row?.[1] ?? null,
-    snapshotSeq: row?.[2] ?? 0,
-    snapshotId: row?.[3] ?? 0,
-  };
+  const head =
+    row === undefined
+      ? { seq: 0, batch: null, snapshotSeq: 0, snapshotId: 0 }
+      : { seq: Number(row[0]), batch: row[1], snapshotSeq: Number(row[2]), snapshotId: Number(row[3]) };
   const version = parseProjectionsVersion(row?.[4], head.snapshotId);
   return version === undefined ? head : { ...head, projectionsVersion: version };
 }
@@ -119,7 +119,11 @@ export async function lockAndRead(
   const text = `BEGIN; ${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))} FOR UPDATE OF h; ${eventPageSelect(t, l, String(after))}`;
   try {
     // Three statements: pg answers with one result per statement.
-    const results = (await client.query({ text, rowMode: 'array' })) as unknown as PgResult[];
+    const results = (await client.query({
+      text,
+      rowMode: 'array',
+      types: TEXT_COLUMNS,
+    })) as unknown as PgResult[];
     return { head: headRowOf(results[1].rows[0]), page: results[2].rows };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
@@ -229,7 +233,12 @@ export async function* pages({
   }
   const select = eventPageSelect(t, '$1', '$2');
   const pageAfter = (seq: number) =>
-    read(client, where, { text: select, values: [log, seq], rowMode: 'array' }) as Promise<EventRow[]>;
+    read(client, where, {
+      text: select,
+      values: [log, seq],
+      rowMode: 'array',
+      types: TEXT_COLUMNS,
+    }) as Promise<EventRow[]>;
   let expected = last + 1;
   let open: RowGroup | null = null;
   let first = prefetched?.page as EventRow[] | undefined;
@@ -272,7 +281,8 @@ export async function* pages({
         expected = seq + 1;
         const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
         counter.bytes += row[3].length;
-        const n = row[4];
+        const n = Number(row[4]);
+        const version = row[6] === null ? null : Number(row[6]);
         if (open === null) {
           if (n < 1) {
             if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
@@ -285,7 +295,7 @@ export async function* pages({
           }
           if (n === 1) {
             out.push(
-              groupOfRow(seq, Number(row[1]), event, row[5], row[6], metadataColumn(row[7], where, seq)),
+              groupOfRow(seq, Number(row[1]), event, row[5], version, metadataColumn(row[7], where, seq)),
             );
             continue;
           }
@@ -295,13 +305,13 @@ export async function* pages({
             events: [event],
             size: n,
             ids: [row[5]],
-            versions: [row[6]],
+            versions: [version],
             metadata: metadataColumn(row[7], where, seq),
           };
         } else {
           open.events.push(event);
           open.ids.push(row[5]);
-          open.versions.push(row[6]);
+          open.versions.push(version);
         }
         if (open.events.length === open.size) {
           out.push(groupOfRows(open, where));
@@ -347,10 +357,11 @@ async function* snapshotPages(
       ? { kind: 'snapshot', seq: start.snapshotSeq }
       : { kind: 'snapshot', seq: start.snapshotSeq, projectionsVersion: version },
   ];
-  let ord = -1;
+  let ord = '-1';
   for (;;) {
     const values = [log, start.snapshotId, ord];
-    const page = (await read(client, where, { text: select, values, rowMode: 'array' })) as EntryRow[];
+    const query = { text: select, values, rowMode: 'array', types: TEXT_COLUMNS } as const;
+    const page = (await read(client, where, query)) as EntryRow[];
     for (let i = 0; i < page.length; i++) {
       const row = page[i];
       batch.push({ kind: 'entry', key: row[1], value: parse(row[2], `${t.snapshot}`, row[1]) });
