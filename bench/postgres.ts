@@ -3,8 +3,8 @@
  * work in the same run. The server is a throwaway cluster of this run, made as the tests make
  * theirs (test/support/postgres-cluster.ts: initdb in a temporary folder, a Unix socket, fsync
  * on), or DATABASE_URL when it is set; stopped and removed (or its databases dropped) at the end.
- * Alone: `node dist/bench/postgres.js [--quick]` after `npm run build`; in `npm run bench` as the
- * `postgres` section.
+ * Alone: `node dist/bench/postgres.js [appends] [instances] [replay] [--quick]` after `npm run
+ * build` (some parts, or all); in `npm run bench` as the `postgres` section.
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -19,6 +19,7 @@ import {
   type EventGroup,
   type JsonValue,
   type ReadonlyKeyValueState,
+  newEventId,
   replaySink,
   silentLogger,
 } from 'appendonly';
@@ -542,7 +543,7 @@ async function instanceRows(server: PostgresServer): Promise<Row[]> {
 
 /**
  * Appends `count` Deposit events after `from` to the store's log `log`, in the store's format
- * (its own append statement and rows), 4096 per statement, all in one transaction: a reader sees
+ * (its own append statement and rows, an id on every event as the App logs them), 4096 per statement, all in one transaction: a reader sees
  * none of them, then all (the follower's catch-up then reads them all at once).
  */
 async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
@@ -550,16 +551,19 @@ async function fill(client: pg.PoolClient, log: string, from: number, count: num
   await client.query('BEGIN');
   for (let at = from; at < from + count; at += PAGE) {
     const rows = newRows(randomUUID(), at + 1);
-    for (let i = at; i < Math.min(from + count, at + PAGE); i++)
-      addGroup(rows, { seq: i + 1, time: 1_700_000_000_000 + i, events: [Deposited(dataOf(i))] });
+    for (let i = at; i < Math.min(from + count, at + PAGE); i++) {
+      const time = 1_700_000_000_000 + i;
+      addGroup(rows, { seq: i + 1, time, events: [Deposited(dataOf(i))], ids: [newEventId(time)] });
+    }
     if (!(await insertBatch(client, statements, log, 'no', rows))) throw new Error(`${log}: the head moved`);
   }
   await client.query('COMMIT');
 }
 
 /**
- * The reference read: keyset pages of the same columns the store reads, in seq order, each row's
- * data `JSON.parse`d and set in a Map as the projection sets it. Events/s, connecting included
+ * The reference read: keyset pages of the columns the store reads that the fills fill (`version`
+ * and `metadata`, NULL here, left out), in seq order, each row's data `JSON.parse`d and set in a
+ * Map as the projection sets it. Events/s, connecting included
  * (as the App's load includes its connections).
  */
 async function rawRead(url: string, log: string, after: number, count: number): Promise<number> {
@@ -570,7 +574,7 @@ async function rawRead(url: string, log: string, after: number, count: number): 
   let read = 0;
   for (;;) {
     const { rows }: { rows: unknown[] } = await client.query({
-      text: `SELECT seq, time, type, data, n FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`,
+      text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`,
       values: [log, last],
       rowMode: 'array',
     });
@@ -761,8 +765,15 @@ function emmettContender(store: EmmettStore, inFlight: number): Contender & { fa
 
 // ---------------------------------------------------------------------------------------------
 
-/** Every figure of issue 14's "Performance" part, each beside its raw-pg reference measured in the same run. */
-export async function benchPostgres(): Promise<Section[]> {
+/** The parts of {@link benchPostgres}, in the order they run. */
+const PARTS = ['appends', 'instances', 'replay'] as const;
+type Part = (typeof PARTS)[number];
+
+/**
+ * Every figure of issue 14's "Performance" part, each beside its raw-pg reference measured in the
+ * same run; `only` (for `node dist/bench/postgres.js replay` and the like) runs some parts alone.
+ */
+export async function benchPostgres(only: readonly Part[] = PARTS): Promise<Section[]> {
   progress(process.env.DATABASE_URL ? 'postgres: on DATABASE_URL' : 'postgres: starting a throwaway cluster');
   const server = await startPostgres();
   // Ctrl-C must not leave a server behind (the cluster stops itself on a normal exit).
@@ -771,13 +782,32 @@ export async function benchPostgres(): Promise<Section[]> {
   };
   process.once('SIGINT', interrupted);
   try {
-    const { appends, peers } = await appendRows(server);
-    return [
-      { title: 'PostgreSQL store: appends against raw pg (synchronous_commit on)', rows: appends },
-      { title: 'PostgreSQL store: instances (processes) on one log', rows: await instanceRows(server) },
-      { title: 'PostgreSQL store: replay and follower catch-up', rows: await replayRows(server) },
-      { title: 'PostgreSQL peers, same work (measured with the appends, in the same slices)', rows: peers },
-    ];
+    const sections: Section[] = [];
+    let peers: Row[] = [];
+    if (only.includes('appends')) {
+      const rows = await appendRows(server);
+      peers = rows.peers;
+      sections.push({
+        title: 'PostgreSQL store: appends against raw pg (synchronous_commit on)',
+        rows: rows.appends,
+      });
+    }
+    if (only.includes('instances'))
+      sections.push({
+        title: 'PostgreSQL store: instances (processes) on one log',
+        rows: await instanceRows(server),
+      });
+    if (only.includes('replay'))
+      sections.push({
+        title: 'PostgreSQL store: replay and follower catch-up',
+        rows: await replayRows(server),
+      });
+    if (peers.length > 0)
+      sections.push({
+        title: 'PostgreSQL peers, same work (measured with the appends, in the same slices)',
+        rows: peers,
+      });
+    return sections;
   } finally {
     process.removeListener('SIGINT', interrupted);
     await server.stop();
@@ -792,7 +822,13 @@ if (childFlag >= 0) {
     process.exit(1);
   });
 } else if (require.main === module) {
-  benchPostgres().then((sections) => {
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const unknown = asked.filter((a) => !(PARTS as readonly string[]).includes(a));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown part ${unknown.join(', ')}: the parts are ${PARTS.join(', ')}\n`);
+    process.exit(2);
+  }
+  benchPostgres(asked.length > 0 ? (asked as Part[]) : PARTS).then((sections) => {
     for (const s of sections) process.stdout.write(`${formatTable(s.title, s.rows)}\n`);
   });
 }
