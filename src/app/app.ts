@@ -124,7 +124,6 @@ export class App {
     private readonly telemetry: Telemetry | null = null,
   ) {
     this.stateView = readonlyView(kv);
-    const subject = this.eventsSubject;
     this.recovery = new Recovery({
       logger,
       isReady: () => this.currentStatus === 'ready',
@@ -140,12 +139,8 @@ export class App {
       store,
       clock,
       queue: null,
-      emit: (event) => subject.next(event),
-      get emitting() {
-        return subject.observed;
-      },
-      durable: (group) => this.recent.push(group),
       reports: this.reports,
+      report: (group) => this.report(group),
       failed: (err) => this.recovery.fail(err),
       refusal: () => this.recovery.failure,
       catchUp: (after, lock) => this.catchUp(after, lock),
@@ -533,6 +528,20 @@ export class App {
     loader.reportSkipped(this.logger);
   }
 
+  /**
+   * Reports a durable group, in seq order, whoever committed it: to the consumers' ring and
+   * signal, and on `events$` when it is observed.
+   */
+  private report(group: EventGroup): void {
+    this.recent.push(group);
+    const subject = this.eventsSubject;
+    if (subject.observed) {
+      const { seq, time, events, ids, versions, metadata } = group;
+      for (let i = 0; i < events.length; i++)
+        subject.next(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
+    }
+  }
+
   /** Applies what other writers appended after `after`, reporting it on `events$`; resolves with the last seq. */
   private async catchUp(after: number, lock = false): Promise<number> {
     const trace = this.telemetry?.replay?.('catch-up');
@@ -549,23 +558,13 @@ export class App {
   }
 
   private async catchUpFrom(after: number, lock: boolean): Promise<number> {
-    const subject = this.eventsSubject;
     const committer = this.committer;
-    const recent = this.recent;
-    const report = (group: EventGroup) => {
-      recent.push(group);
-      if (subject.observed) {
-        const { seq, time, events, ids, versions, metadata } = group;
-        for (let i = 0; i < events.length; i++)
-          subject.next(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
-      }
-    };
     // What other writers committed may not be durable yet (see `EventStore.flushed`): applied
     // now, reported once it is. Kept only for a listener or a consumer (the ring), never for
     // nobody: a catch-up of millions of events then holds none of them.
     const flushed = this.store.flushed;
     const held: EventGroup[] | null =
-      flushed !== undefined && (subject.observed || recent.keeping) ? [] : null;
+      flushed !== undefined && (this.eventsSubject.observed || this.recent.keeping) ? [] : null;
     const loader = new StateLoader(
       this.kv,
       this.projector,
@@ -576,8 +575,8 @@ export class App {
             ? { seq, time, events, ids, versions }
             : { seq, time, events, ids, versions, metadata };
         if (held !== null) held.push(group);
-        else if (this.reports.waiting) this.reports.queue(() => report(group));
-        else report(group);
+        else if (this.reports.waiting) this.reports.queue(() => this.report(group));
+        else this.report(group);
       },
       after,
     );
@@ -605,7 +604,7 @@ export class App {
     } finally {
       if (held !== null && held.length > 0)
         this.reports.queue(() => {
-          for (const group of held) report(group);
+          for (const group of held) this.report(group);
         }, flushed);
       loader.reportSkipped(this.logger);
     }

@@ -1,4 +1,4 @@
-import { type AppliedEvent, appliedEvent, type DomainEvent, type EventMetadata } from '../events/event';
+import type { DomainEvent, EventMetadata } from '../events/event';
 import { newEventIds } from '../events/event-id';
 import { currentEventVersion, hasVersionedTypes } from '../events/upcasters';
 import type { KeyValueState } from '../state/key-value-state';
@@ -38,14 +38,13 @@ export interface CommitHost {
   readonly clock: Clock;
   /** Where a conflict puts the commands back. Set once the queue exists. */
   queue: CommandQueue | null;
-  /** Reports a command's events once durable (the App's `events$`); null when nobody listens. */
-  emit(event: AppliedEvent): void;
-  /** True while `emit` has listeners. */
-  readonly emitting: boolean;
   /** Where reports wait while a catch-up's wait for durability (see `Reports`). */
   readonly reports: Reports;
-  /** A group became durable (always called, in seq order): the consumers' signal and ring. */
-  durable(group: EventGroup): void;
+  /**
+   * Reports a durable group (always called, in seq order): the consumers' signal and ring, and
+   * `events$`. The App's one report path, the other writers' commands included.
+   */
+  report(group: EventGroup): void;
   /** A write failed: refuse commands and recover. Returns the error the command rejects with. */
   failed(err: unknown): Error;
   /** Why a command is refused right now, or null. */
@@ -262,17 +261,6 @@ export class Committer {
     return this.acknowledge(durable, group, result, entry);
   }
 
-  /** A durable command's report: the consumers' signal and ring, and `events$`. */
-  private report(group: EventGroup): void {
-    const host = this.host;
-    host.durable(group);
-    if (host.emitting) {
-      const { seq, time, events, ids, versions, metadata } = group;
-      for (let i = 0; i < events.length; i++)
-        host.emit(appliedEvent(seq + i, time, events[i], ids![i], versions?.[i] ?? 1, metadata));
-    }
-  }
-
   /**
    * The command's promise: `result` once `durable` resolves, after the bookkeeping and the
    * report on `events$`. Apart from `commit` so that the callbacks hold these four values, not
@@ -292,8 +280,8 @@ export class Committer {
         if (entry !== null) this.settle(entry);
         const host = this.host;
         // Behind the other writers' commands a catch-up applied, still waiting to be reported.
-        if (host.reports.waiting) return host.reports.queue(() => this.report(group)).then(() => result);
-        this.report(group);
+        if (host.reports.waiting) return host.reports.queue(() => host.report(group)).then(() => result);
+        host.report(group);
         return result;
       },
       entry === null
