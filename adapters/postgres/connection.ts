@@ -68,6 +68,44 @@ export function persistenceError(what: string, err: unknown): PersistenceError {
 /** The driver's messages for a connection that went away, when it gives no code. */
 const CONNECTION_LOST = /Connection terminated|not queryable|connection.*(closed|ended)/i;
 
+/** How {@link withConnection} treats failures. */
+export interface ConnectionUse {
+  /** The error a failure to connect rejects with (default: the pool's own). */
+  readonly unreachable?: (err: unknown) => Error;
+  /** Whether a failure of the work left the connection unfit for the next user (default: it did). */
+  readonly broken?: (client: PgClientLike, err: unknown) => boolean | Promise<boolean>;
+}
+
+/**
+ * Runs `work` on a connection of the pool, then gives it back; it rejects as `work` does. While
+ * the connection is checked out its 'error' events are heard: one cut mid-query (a server
+ * restart) also emits one, which unheard would end the process, and the failed query already
+ * says so. A connection `broken` is destroyed, and keeps its listener, since the server's FATAL
+ * may still arrive after.
+ */
+export async function withConnection<T>(
+  pool: PgPoolLike,
+  work: (client: PgClientLike) => Promise<T>,
+  { unreachable, broken = () => true }: ConnectionUse = {},
+): Promise<T> {
+  const client = await pool.connect().catch((err: unknown) => {
+    throw unreachable === undefined ? err : unreachable(err);
+  });
+  client.on('error', ignore);
+  let destroy = false;
+  try {
+    return await work(client);
+  } catch (err) {
+    destroy = await broken(client, err);
+    throw err;
+  } finally {
+    if (!destroy) client.removeListener('error', ignore);
+    client.release(destroy);
+  }
+}
+
+function ignore(): void {}
+
 /**
  * A connection checked out for the store's lifetime, with the identity of its server process
  * (pid, start time), so that after losing it the store can make sure that process is gone before

@@ -9,7 +9,7 @@ import {
 } from '../../src/index';
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import type { FencedPosition } from './append';
-import { persistenceError } from './connection';
+import { persistenceError, withConnection } from './connection';
 import { type PgClientLike, type PgPoolLike, TEXT_COLUMNS } from './driver';
 import { inSnapshot, parse, readHeadRow } from './replay';
 import type { Tables } from './schema';
@@ -83,28 +83,24 @@ export async function readGroups(
   return out;
 }
 
-async function withClient<T>(
+/** `work` on a connection of the pool; a driver's error becomes PersistenceError, a stale consumer's passes. */
+function withClient<T>(
   pool: PgPoolLike,
   where: string,
   work: (client: PgClientLike) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect().catch((err: unknown) => {
-    throw persistenceError(`cannot reach ${where}`, err);
-  });
-  const ignore = () => {};
-  client.on('error', ignore);
-  let broken = false;
-  try {
-    return await work(client);
-  } catch (err) {
-    if (err instanceof StaleConsumerError) throw err;
-    broken = true;
-    throw persistenceError(`consumers of ${where}`, err);
-  } finally {
-    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
-    if (!broken) client.removeListener('error', ignore);
-    client.release(broken);
-  }
+  return withConnection(
+    pool,
+    (client) =>
+      work(client).catch((err: unknown) => {
+        if (err instanceof StaleConsumerError) throw err;
+        throw persistenceError(`consumers of ${where}`, err);
+      }),
+    {
+      unreachable: (err) => persistenceError(`cannot reach ${where}`, err),
+      broken: (_client, err) => !(err instanceof StaleConsumerError),
+    },
+  );
 }
 
 async function tableExists(client: PgClientLike, t: Tables): Promise<boolean> {

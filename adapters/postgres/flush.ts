@@ -1,3 +1,4 @@
+import { withConnection } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 
 /**
@@ -85,21 +86,11 @@ const MAX_RETRY_MS = 1000;
 async function flushedOn(pool: PgPoolLike, closed: () => boolean): Promise<void> {
   for (let pause = 50; ; pause = Math.min(pause * 2, MAX_RETRY_MS)) {
     if (closed()) throw new Error('the store closed before the log was known to be durable');
-    let client: PgClientLike | null = null;
-    let broken = false;
-    try {
-      client = await pool.connect();
-      client.on('error', ignore);
-      await client.query(FLUSH_BARRIER);
-      return;
-    } catch {
-      broken = true;
-    } finally {
-      if (client !== null) {
-        if (!broken) client.removeListener('error', ignore);
-        client.release(broken);
-      }
-    }
+    const done = await withConnection(pool, (client) => client.query(FLUSH_BARRIER)).then(
+      () => true,
+      () => false,
+    );
+    if (done) return;
     await new Promise((resolve) => setTimeout(resolve, pause).unref());
   }
 }

@@ -7,7 +7,7 @@ import {
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { groupOfRow, groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
-import { persistenceError } from './connection';
+import { persistenceError, withConnection } from './connection';
 import { type PgArrayQuery, type PgClientLike, type PgPoolLike, type PgResult, TEXT_COLUMNS } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
 
@@ -182,27 +182,23 @@ export async function inSnapshot(
   const fail = (err: unknown) => {
     throw persistenceError(`cannot read ${where}`, err);
   };
-  const client = await pool.connect().catch(fail);
-  // A connection cut while it reads (a server restart) also emits 'error': the failed query
-  // already says so, and an unheard 'error' event would end the process.
-  const ignore = () => {};
-  client.on('error', ignore);
-  let broken = false;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
-    await read(client);
-    await client.query('COMMIT').catch(fail);
-  } catch (err) {
-    broken = await client.query('ROLLBACK').then(
-      () => false,
-      () => true,
-    );
-    throw err;
-  } finally {
-    // A destroyed connection keeps the listener: the server's FATAL may still arrive after it.
-    if (!broken) client.removeListener('error', ignore);
-    client.release(broken);
-  }
+  await withConnection(
+    pool,
+    async (client) => {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
+      await read(client);
+      await client.query('COMMIT').catch(fail);
+    },
+    {
+      unreachable: (err) => persistenceError(`cannot read ${where}`, err),
+      // Unfit for the next user only when it cannot even roll back.
+      broken: (client) =>
+        client.query('ROLLBACK').then(
+          () => false,
+          () => true,
+        ),
+    },
+  );
 }
 
 /**
