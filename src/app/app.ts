@@ -430,7 +430,7 @@ export class App {
     // An append settling can start a conflict's resolution: go round until nothing is left.
     const quiet = () => this.queue.idle && !this.committer.busy && !this.recovery.attempting;
     do {
-      while (!quiet()) await new Promise((r) => setImmediate(r));
+      for (let turn = 0; !quiet(); turn++) await pause(turn);
       await this.committer.settled();
     } while (!quiet());
     try {
@@ -625,6 +625,17 @@ export class App {
     }
     committer.recovered();
   }
+}
+
+/**
+ * The wait between two looks of `App.close` at what is still under way: the next turns of the
+ * event loop first (a close usually waits a few), then a timer that doubles up to 20 ms. What
+ * it waits for may take long (a handler that has not settled, a recovery waiting for the
+ * database), and a loop of turns alone would hold a core for all that time.
+ */
+function pause(turn: number): Promise<void> {
+  if (turn < 8) return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => setTimeout(resolve, Math.min(2 ** (turn - 8), 20)));
 }
 
 /** A command refused by its handler or its events' checks, as opposed to one the log failed. */
