@@ -130,8 +130,8 @@ export async function hold(pool: PgPoolLike): Promise<HeldConnection> {
     const { rows } = await client.query(
       'SELECT pg_backend_pid() AS pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()',
     );
-    const row = rows[0] as { pid: number; started: string } | undefined;
-    held.pid = row?.pid ?? 0;
+    const row = rows[0] as { pid: unknown; started: string } | undefined;
+    held.pid = Number(row?.pid ?? 0);
     held.startedAt = row?.started ?? '';
     return held;
   } catch (err) {

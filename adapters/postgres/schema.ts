@@ -120,7 +120,8 @@ async function migrateEnvelope(client: PgClientLike, t: Tables): Promise<void> {
      WHERE s.nspname = $1 AND c.relname = 'events' AND a.attname IN ('id', 'version', 'metadata') AND NOT a.attisdropped`,
     [t.schema],
   );
-  if ((rows[0] as { n: number }).n === 3) return;
+  // Number(): an application's process-wide int4 parser (BigInt, say) reaches this query.
+  if (Number((rows[0] as { n: unknown }).n) === 3) return;
   const statements = envelopeMigration(t);
   await client.query('BEGIN');
   try {
