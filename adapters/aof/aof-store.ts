@@ -160,8 +160,8 @@ export class AofStore implements EventStore {
    * Reads base then incr files into `sink`; cuts a torn tail of the last file (or refuses, with
    * `loadTruncated: false`). With `after`, the files are still read whole (the tail must be
    * checked), and only the commands after it are handed over. With `after` below the base, the
-   * events the base covers are read from history/ when a compaction with `keepHistory` left
-   * them all there (see `historyFiles`); otherwise the replay rejects with `LogCompactedError`.
+   * events the base covers are read from the files kept for consumers or from history/ when
+   * they still hold them (see `belowBase`); otherwise the replay rejects with `LogCompactedError`.
    */
   async replay(sink: ReplaySink, options?: ReplayOptions): Promise<ReplayEnd> {
     this.assertOpen();
@@ -169,9 +169,25 @@ export class AofStore implements EventStore {
     const after = options?.after;
     const base = this.dir.manifest.base;
     const history =
-      after !== undefined && base !== null && after < (base.lastSeq ?? 0) ? await this.historyFiles() : null;
+      after !== undefined && base !== null && after < (base.lastSeq ?? 0)
+        ? await this.belowBase(after)
+        : null;
     for await (const batch of this.records(history)) feed.push(batch);
     return feed.end;
+  }
+
+  /**
+   * The sealed files that hold the events from `after + 1` up to the base's seq, read in its
+   * place by `replay` and `read` alike: the files kept for consumers (`type h`, one run ending at
+   * the base) when they start early enough, else history/'s (keepHistory), else null (compacted
+   * away: the caller's LogCompactedError).
+   */
+  private async belowBase(after: number): Promise<LogFile[] | null> {
+    const kept = this.dir.manifest.history;
+    if (kept.length > 0 && kept[0].startSeq !== undefined && kept[0].startSeq <= after + 1) {
+      return kept.map((e) => ({ name: e.name, path: this.dir.file(e.name), kind: 'incr', seq: e.startSeq }));
+    }
+    return this.historyFiles();
   }
 
   /**
@@ -295,21 +311,10 @@ export class AofStore implements EventStore {
     const baseSeq = manifest.base?.lastSeq ?? 0;
     let history: LogFile[] = [];
     if (after < baseSeq) {
-      // The files kept for consumers (`type h`, one run ending at the base), else history/'s.
-      const kept = manifest.history;
-      if (kept.length > 0 && kept[0].startSeq !== undefined && kept[0].startSeq <= after + 1) {
-        history = kept.map((e) => ({
-          name: e.name,
-          path: this.dir.file(e.name),
-          kind: 'incr',
-          seq: e.startSeq,
-        }));
-      } else {
-        const chain = await this.historyFiles();
-        if (chain === null)
-          throw new LogCompactedError(after, kept[0]?.startSeq ?? baseSeq + 1, this.dir.path);
-        history = chain;
-      }
+      const below = await this.belowBase(after);
+      if (below === null)
+        throw new LogCompactedError(after, manifest.history[0]?.startSeq ?? baseSeq + 1, this.dir.path);
+      history = below;
     }
     const incrs: LogFile[] = manifest.incrs.map((e, i) => ({
       name: e.name,

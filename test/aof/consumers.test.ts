@@ -140,8 +140,14 @@ describe('AofStore read (consumers)', () => {
         'file appendonly.aof.4.incr.aof seq 4 type i startseq 31\n',
     );
     expect(redisCheckAof([path.join(logDir, 'appendonly.aof.manifest')]).stdout).toMatch(/is valid/);
-    // when: it has handled up to seq 15, and the log is compacted again
+    // and: a replay after seq 15 reads them in place of the base, as a consumer's read does
     const store = (app as unknown as { store: EventStore }).store;
+    const replayed: ReplayedRecord[] = [];
+    await store.replay(recordingSink(replayed), { after: 15 });
+    expect(replayed.map((r) => (r.kind === 'group' ? r.seq : r.kind))).toEqual(
+      Array.from({ length: 15 }, (_, i) => 16 + i),
+    );
+    // when: it has handled up to seq 15, and the log is compacted again
     await store.saveConsumer!({ name: 'slow', position: 15, parked: [] });
     await app.execute(new Put('b', 31));
     await app.compact();
