@@ -26,6 +26,7 @@ import {
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
 import { addGroup, appendStatements, insertBatch, newRows } from '../adapters/postgres/append';
+import { TEXT_COLUMNS } from '../adapters/postgres/driver';
 import { tablesOf } from '../adapters/postgres/schema';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-cluster';
 import {
@@ -560,9 +561,6 @@ async function fill(client: pg.PoolClient, log: string, from: number, count: num
   await client.query('COMMIT');
 }
 
-/** Type parsers that leave every column as sent, as the store's reads take them (`TEXT_COLUMNS`). */
-const AS_SENT = { getTypeParser: () => (text: string) => text };
-
 /**
  * The reference read: keyset pages of the columns the store reads that the fills fill (`version`
  * and `metadata`, NULL here, left out), in seq order, each row's data `JSON.parse`d and set in a
@@ -580,7 +578,7 @@ async function rawRead(url: string, log: string, after: number, count: number): 
       text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`,
       values: [log, last],
       rowMode: 'array',
-      types: AS_SENT,
+      types: TEXT_COLUMNS,
     });
     for (let i = 0; i < rows.length; i++) {
       const d = JSON.parse((rows[i] as string[])[3]) as { account: string; amount: number; balance: number };

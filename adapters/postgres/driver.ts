@@ -31,8 +31,9 @@ const asSent = (text: string): string => text;
 /**
  * Every column as the text the server sent (NULL stays null). The store's reads convert what
  * they read themselves, so they neither depend on type parsers the application set process-wide
- * (`pg.types.setTypeParser(20, BigInt)` would reach a read that takes pg's defaults) nor pay for
- * pg's default ones (int8's is a regular expression per value: 3 % of a replay, measured).
+ * (with `pg.types.setTypeParser(23, BigInt)`, a group size read as `1n` made a sound log read as
+ * corrupt) nor pay for pg's default ones (int8's is a regular expression per value: 3 % of a
+ * replay, measured).
  */
 export const TEXT_COLUMNS: PgTypeParsers = { getTypeParser: () => asSent };
 
