@@ -101,8 +101,8 @@ export class App {
   private location = '';
   /** The last durable groups, and the signal consumers wait on. */
   private readonly recent = new RecentGroups();
-  /** Reports waiting for durability (a catch-up's, see `EventStore.flushed`), and those behind them. */
-  private readonly reports = new Reports();
+  /** The one report path: in seq order, a catch-up's reports waiting for durability (`EventStore.flushed`). */
+  private readonly reports = new Reports((group) => this.report(group));
   private readonly consumers: ConsumerHub;
 
   /** Applied events with their sequence numbers, once durable; live only (not during start-up replay). */
@@ -140,7 +140,6 @@ export class App {
       clock,
       queue: null,
       reports: this.reports,
-      report: (group) => this.report(group),
       failed: (err) => this.recovery.fail(err),
       refusal: () => this.recovery.failure,
       catchUp: (after, lock) => this.catchUp(after, lock),
@@ -575,8 +574,7 @@ export class App {
             ? { seq, time, events, ids, versions }
             : { seq, time, events, ids, versions, metadata };
         if (held !== null) held.push(group);
-        else if (this.reports.waiting) this.reports.queue(() => this.report(group));
-        else this.report(group);
+        else void this.reports.report(group);
       },
       after,
     );
@@ -602,10 +600,8 @@ export class App {
       }
       return committer.durableSeq;
     } finally {
-      if (held !== null && held.length > 0)
-        this.reports.queue(() => {
-          for (const group of held) this.report(group);
-        }, flushed);
+      if (held !== null && held.length > 0 && flushed !== undefined)
+        void this.reports.whenReady(held, flushed);
       loader.reportSkipped(this.logger);
     }
   }

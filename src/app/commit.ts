@@ -38,13 +38,11 @@ export interface CommitHost {
   readonly clock: Clock;
   /** Where a conflict puts the commands back. Set once the queue exists. */
   queue: CommandQueue | null;
-  /** Where reports wait while a catch-up's wait for durability (see `Reports`). */
-  readonly reports: Reports;
   /**
-   * Reports a durable group (always called, in seq order): the consumers' signal and ring, and
-   * `events$`. The App's one report path, the other writers' commands included.
+   * The App's one report path (the consumers' signal and ring, `events$`): every durable group
+   * goes through it, in seq order, the other writers' commands included (see `Reports`).
    */
-  report(group: EventGroup): void;
+  readonly reports: Reports;
   /** A write failed: refuse commands and recover. Returns the error the command rejects with. */
   failed(err: unknown): Error;
   /** Why a command is refused right now, or null. */
@@ -278,11 +276,9 @@ export class Committer {
       () => {
         this.durableSeq = result.lastSeq;
         if (entry !== null) this.settle(entry);
-        const host = this.host;
-        // Behind the other writers' commands a catch-up applied, still waiting to be reported.
-        if (host.reports.waiting) return host.reports.queue(() => host.report(group)).then(() => result);
-        host.report(group);
-        return result;
+        // Null: reported at once; else behind the other writers' commands a catch-up applied.
+        const queued = this.host.reports.report(group);
+        return queued === null ? result : queued.then(() => result);
       },
       entry === null
         ? this.appendFailed
