@@ -1,5 +1,5 @@
-import { type EventGroup, type JsonValue, CorruptLogError } from '../../src/index';
-import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
+import type { EventGroup, JsonValue } from '../../src/index';
+import { RowGrouper } from '../../src/store/row-envelope';
 
 /**
  * An event row of the SQL stores: seq, time, type, data, group size, then the envelope columns
@@ -33,46 +33,18 @@ export function groupsOfRows(
   parse: (text: string, seq: number) => JsonValue,
 ): EventGroup[] {
   const out: EventGroup[] = [];
+  const grouper = new RowGrouper(where);
   let events = 0;
-  let open: RowGroup | null = null;
   for (const row of rows) {
+    if (events >= limit && grouper.pending === null) break;
     const seq = Number(row[0]);
-    const n = Number(row[4]);
-    if (open === null) {
-      if (n < 1)
-        throw new CorruptLogError(
-          where,
-          0,
-          `the first event of a command at seq ${seq}`,
-          'found a continuation row',
-        );
-      if (events >= limit) break;
-      open = {
-        seq,
-        time: Number(row[1]),
-        events: [],
-        size: n,
-        ids: [],
-        versions: [],
-        metadata: metadataColumn(row[7], where, seq),
-      };
-    } else if (n !== 0) {
-      throw new CorruptLogError(
-        where,
-        0,
-        `event ${open.events.length + 1} of the command at seq ${open.seq}`,
-        `found a new command at seq ${seq}`,
-      );
-    }
-    open.events.push({ type: row[2], data: parse(row[3], seq) });
-    open.ids.push(row[5]);
-    open.versions.push(row[6] === null ? null : Number(row[6]));
-    if (open.events.length === open.size) {
-      const { kind: _kind, ...group } = groupOfRows(open, where);
-      out.push(group);
-      events += open.size;
-      open = null;
-    }
+    const version = row[6] === null ? null : Number(row[6]);
+    const event = { type: row[2], data: parse(row[3], seq) };
+    const record = grouper.add(seq, Number(row[1]), event, Number(row[4]), row[5], version, row[7]);
+    if (record === null) continue;
+    const { kind: _kind, ...group } = record;
+    out.push(group);
+    events += group.events.length;
   }
   return out;
 }

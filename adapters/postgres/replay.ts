@@ -6,7 +6,7 @@ import {
   LogLostError,
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
-import { groupOfRow, groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
+import { RowGrouper } from '../../src/store/row-envelope';
 import { persistenceError, withConnection } from './connection';
 import { type PgArrayQuery, type PgClientLike, type PgPoolLike, type PgResult, TEXT_COLUMNS } from './driver';
 import { parseProjectionsVersion, projectionsVersionKey, type Tables } from './schema';
@@ -236,7 +236,7 @@ export async function* pages({
       types: TEXT_COLUMNS,
     }) as Promise<EventRow[]>;
   let expected = last + 1;
-  let open: RowGroup | null = null;
+  const grouper = new RowGrouper(where);
   let first = prefetched?.page as EventRow[] | undefined;
   // The next page's query, sent as soon as a full page arrives, before that page is decoded and
   // applied: the server reads it while this process works (one page's query at a time, the
@@ -278,41 +278,12 @@ export async function* pages({
         const event: DomainEvent = { type: row[2], data: parse(row[3], where, seq) };
         counter.bytes += row[3].length;
         const n = Number(row[4]);
+        // The first row after `after` continues a command: its head was compacted away.
+        if (n < 1 && after !== undefined && seq === after + 1 && grouper.pending === null)
+          throw new LogCompactedError(after, seq, where);
         const version = row[6] === null ? null : Number(row[6]);
-        if (open === null) {
-          if (n < 1) {
-            if (after !== undefined && seq === after + 1) throw new LogCompactedError(after, seq, where);
-            throw new CorruptLogError(
-              where,
-              0,
-              `the first event of a command at seq ${seq}`,
-              'found a continuation row',
-            );
-          }
-          if (n === 1) {
-            out.push(
-              groupOfRow(seq, Number(row[1]), event, row[5], version, metadataColumn(row[7], where, seq)),
-            );
-            continue;
-          }
-          open = {
-            seq,
-            time: Number(row[1]),
-            events: [event],
-            size: n,
-            ids: [row[5]],
-            versions: [version],
-            metadata: metadataColumn(row[7], where, seq),
-          };
-        } else {
-          open.events.push(event);
-          open.ids.push(row[5]);
-          open.versions.push(version);
-        }
-        if (open.events.length === open.size) {
-          out.push(groupOfRows(open, where));
-          open = null;
-        }
+        const group = grouper.add(seq, Number(row[1]), event, n, row[5], version, row[7]);
+        if (group !== null) out.push(group);
       }
       if (out.length > 0) yield out;
       if (page.length < PAGE) break;
@@ -329,6 +300,7 @@ export async function* pages({
   // is left), or, on the locked head's catch-up, deleted between two pages (see above).
   if (after !== undefined && expected <= head.snapshotSeq)
     throw new LogCompactedError(after, head.snapshotSeq + 1, where);
+  const open = grouper.pending;
   if (open !== null)
     throw new CorruptLogError(
       where,

@@ -1,6 +1,6 @@
 import type { SqliteDatabase } from './driver';
 import type { ReplayRecord } from '../../src/store/replay-batch';
-import { groupOfRows, metadataColumn, type RowGroup } from '../../src/store/row-envelope';
+import { RowGrouper } from '../../src/store/row-envelope';
 import {
   CorruptLogError,
   type DomainEvent,
@@ -123,8 +123,8 @@ export async function* replayDatabase(
   const sources = fromHistory ? ['events_history', 'events'] : ['events'];
   let expected = fromHistory ? after + 1 : snapshotSeq + 1;
   let last = expected - 1;
-  /** The group being read, when its rows straddle two batches (or two tables). */
-  let open: RowGroup | null = null;
+  /** Holds the group being read when its rows straddle two batches (or two tables). */
+  const grouper = new RowGrouper(file);
   for (const table of sources) {
     const select = db
       .prepare(
@@ -148,34 +148,8 @@ export async function* replayDatabase(
         }
         expected = seq + 1;
         const event: DomainEvent = { type: row[2], data: parse(row[3], file, 'event seq', seq) };
-        const n = row[4];
-        if (open === null) {
-          if (n < 1)
-            throw new CorruptLogError(
-              file,
-              0,
-              `the first event of a command at seq ${seq}`,
-              'found a continuation row',
-            );
-          const metadata = metadataColumn(row[7], file, seq);
-          open = { seq, time: row[1], events: [event], size: n, ids: [row[5]], versions: [row[6]], metadata };
-        } else {
-          if (n !== 0) {
-            throw new CorruptLogError(
-              file,
-              0,
-              `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
-              `found a new command at seq ${seq}`,
-            );
-          }
-          open.events.push(event);
-          open.ids.push(row[5]);
-          open.versions.push(row[6]);
-        }
-        if (open.events.length === open.size) {
-          out.push(groupOfRows(open, file));
-          open = null;
-        }
+        const group = grouper.add(seq, row[1], event, row[4], row[5], row[6], row[7]);
+        if (group !== null) out.push(group);
       }
       counter.rowsRead += rows.length;
       if (out.length > 0) yield out;
@@ -185,6 +159,7 @@ export async function* replayDatabase(
   }
   // Neither table had the first event asked for: the snapshot holds it, and history does not.
   if (fromHistory && expected === after + 1) throw new LogCompactedError(after, snapshotSeq + 1, file);
+  const open = grouper.pending;
   if (open !== null) {
     logger.warn(
       `${file}: the log ends inside the command at seq ${open.seq} (${open.events.length} of ${open.size} events); ` +

@@ -73,3 +73,65 @@ export function metadataColumn(text: string | null, where: string, seq: number):
     throw new CorruptLogError(where, 0, `the metadata of the command at seq ${seq} as a JSON object`);
   return value as EventMetadata;
 }
+
+/**
+ * Rows in seq order → the groups they make (one row per event; `n`, the group's size, on its
+ * first row, 0 on the others): the one grouping of the SQL stores' replays and reads. The seq
+ * checks (gaps, compaction) stay with the callers, which know what a gap means there.
+ * Invariant: `pending` is the group the rows so far leave incomplete, or null.
+ */
+export class RowGrouper {
+  private open: RowGroup | null = null;
+
+  /** `where` names the log in errors. */
+  constructor(private readonly where: string) {}
+
+  /** The group the rows so far end inside (its events so far), or null. */
+  get pending(): RowGroup | null {
+    return this.open;
+  }
+
+  /**
+   * Adds a row; returns the group it completes, or null. A continuation row where a command
+   * should start, or a new command inside one, is damage (`CorruptLogError`). `metadata` is the
+   * column's text, read on a group's first row only.
+   */
+  add(
+    seq: number,
+    time: number,
+    event: DomainEvent,
+    n: number,
+    id: string | null,
+    version: number | null,
+    metadata: string | null,
+  ): ReplayGroup | null {
+    const open = this.open;
+    if (open === null) {
+      if (n < 1)
+        throw new CorruptLogError(
+          this.where,
+          0,
+          `the first event of a command at seq ${seq}`,
+          'found a continuation row',
+        );
+      const meta = metadataColumn(metadata, this.where, seq);
+      // Most commands log one event: no RowGroup and no column arrays for them.
+      if (n === 1) return groupOfRow(seq, time, event, id, version, meta);
+      this.open = { seq, time, events: [event], size: n, ids: [id], versions: [version], metadata: meta };
+      return null;
+    }
+    if (n !== 0)
+      throw new CorruptLogError(
+        this.where,
+        0,
+        `event ${open.events.length + 1} of ${open.size} of the command at seq ${open.seq}`,
+        `found a new command at seq ${seq}`,
+      );
+    open.events.push(event);
+    open.ids.push(id);
+    open.versions.push(version);
+    if (open.events.length < open.size) return null;
+    this.open = null;
+    return groupOfRows(open, this.where);
+  }
+}
