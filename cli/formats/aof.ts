@@ -141,8 +141,9 @@ export class AofTools implements LogTools {
   /**
    * Every incr file's records of one type, or the last one. When a compaction came after the
    * record, it is no longer in the log: the base holds its effect. With `keepHistory: true` the
-   * replaced files are in history/; `--from-history` puts the incr files back in front of the
-   * current ones, drops the base they replace, and strips from the result.
+   * replaced files are in history/, and a compaction with a consumer behind it keeps the ones
+   * it needs in the log folder (type h); `--from-history` puts those incr files back in front of
+   * the current ones, drops the base they replace, and strips from the result.
    */
   async strip(options: StripOptions): Promise<number> {
     const target = this.target;
@@ -164,7 +165,8 @@ export class AofTools implements LogTools {
     );
     if (matches.length === 0) {
       const hint =
-        !options.fromHistory && fs.existsSync(path.join(target.logDir, HISTORY_DIRNAME))
+        !options.fromHistory &&
+        (fs.existsSync(path.join(target.logDir, HISTORY_DIRNAME)) || target.manifest.history.length > 0)
           ? '; if a compaction came after it, try --from-history'
           : '';
       throw invalid(`no ${type} record in the incr files of the log${hint}`);
@@ -172,7 +174,7 @@ export class AofTools implements LogTools {
     const names = [...new Set(matches.map((m) => m.file.name))].join(', ');
     const question =
       `This will remove ${matches.length} ${type} record${matches.length === 1 ? '' : 's'} from ${names}` +
-      `${restored !== null ? ', rebuilding the log from history/' : ''} (a backup is kept). Continue?`;
+      `${restored !== null ? ', rebuilding the log from its replaced incr files (history/, type h)' : ''} (a backup is kept). Continue?`;
     if (!(await confirmChange(options.yes, 'strip', 'strip', question))) return EXIT_INVALID;
     await withStoreLocked(this.store(), 'strip records', async (store) => {
       this.backupFiles('strip', filesStripChanges(target, matches, restored));
@@ -188,7 +190,7 @@ export class AofTools implements LogTools {
       const { replacedBase } = stripRecords(target, matches, restored);
       if (restored !== null) {
         note(
-          `rebuilt the log from history/: ${restored.manifest.incrs.map((e) => e.name).join(', ')} (the base ${replacedBase.join('') || '-'} moved to history/)`,
+          `rebuilt the log from its replaced incr files: ${restored.manifest.incrs.map((e) => e.name).join(', ')} (the base ${replacedBase.join('') || '-'} moved to history/)`,
         );
       }
     });

@@ -107,13 +107,41 @@ describe('appendonly strip', () => {
     expect(plain.stderr).toContain('try --from-history');
 
     const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--from-history', '--yes']);
-    expect(r.stderr).toContain('rebuilt the log from history/');
+    expect(r.stderr).toContain('rebuilt the log from its replaced incr files');
     expect(r.status).toBe(0);
     expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3, d: 4, e: 5 });
     expect(cli(['check', dir]).status).toBe(0);
     expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
     // The new manifest has no base: the chain of incr files from the first one.
     expect(fs.readFileSync(manifestOf(dir), 'utf8')).not.toContain('type b');
+  });
+
+  it('without keepHistory, the files kept for a consumer behind (type h): --from-history rebuilds the log from them', async () => {
+    // given: a consumer stopped at seq 0, so each compaction keeps the incr file it replaced
+    const app = await aofApp({ dir, appendfsync: 'always' });
+    await (await app.subscribe('slow', () => {})).close();
+    await app.execute(new Put('a', 1));
+    await app.compact();
+    await app.execute(new Put('b', 2));
+    await app.execute(new FlushAll());
+    await app.compact();
+    await app.execute(new Put('c', 3));
+    await app.close();
+    expect(fs.existsSync(path.join(logDir(dir), 'history'))).toBe(false);
+    expect(fs.readFileSync(manifestOf(dir), 'utf8')).toMatch(/type h[\s\S]*type h/);
+    // when: the FLUSHALL, now inside the base, is stripped from the kept files
+    const plain = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--yes']);
+    expect(plain.stderr).toContain('try --from-history');
+    const r = cli(['strip', dir, '--type', 'FLUSHALL', '--last', '--from-history', '--yes']);
+    // then: every key is back, the log is valid for both checkers, the old base in history/
+    expect(r.stderr).toContain('rebuilt the log from its replaced incr files');
+    expect(r.status).toBe(0);
+    expect(await aofState(dir)).toEqual({ a: 1, b: 2, c: 3 });
+    expect(cli(['check', dir]).status).toBe(0);
+    expect(redisCheckAof([manifestOf(dir)]).status).toBe(0);
+    const manifest = fs.readFileSync(manifestOf(dir), 'utf8');
+    expect(manifest).not.toMatch(/type [bh]/);
+    expect(fs.readdirSync(path.join(logDir(dir), 'history')).some((n) => n.includes('.base.'))).toBe(true);
   });
 
   it('refuses a .db store (exit 2) and an unknown type (exit 1)', async () => {

@@ -82,6 +82,8 @@ export function stripRecords(
     rewriteFile({ ...file, path: path.join(log.logDir, file.name) }, editsFor(file, ms));
   if (restored !== null) {
     saveManifest(log, restored.manifest);
+    // Rebuilt from type h files alone, the log may have had no history/ yet.
+    if (replacedBase.length > 0) fs.mkdirSync(historyDir, { recursive: true });
     for (const name of replacedBase) fs.renameSync(path.join(log.logDir, name), path.join(historyDir, name));
     fsyncDir(log.logDir);
   }
