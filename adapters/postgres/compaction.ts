@@ -1,4 +1,4 @@
-import { type JsonValue, PersistenceError, type SnapshotSource } from '../../src/index';
+import { type JsonValue, LogLostError, PersistenceError, type SnapshotSource } from '../../src/index';
 import type { RetentionPlan } from '../../src/kit/index';
 import { hold, letGo } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
@@ -22,6 +22,14 @@ export interface CompactionDeps {
    * applied groups before the app's seq moves) and no conflict being resolved.
    */
   steady(): boolean;
+  /**
+   * The last command this instance applied, with its batch (null: none known), and the writer to
+   * suspect when the log no longer holds it (its next append or catch-up checks, and reloads).
+   */
+  lastApplied(): { readonly seq: number; readonly batch: string } | null;
+  suspect(): void;
+  /** Names the log in errors. */
+  readonly where: string;
 }
 
 /**
@@ -115,7 +123,7 @@ async function underLock(
       snapshot.release();
     }
   }
-  await switchSnapshot(client, t, log, seq, id, version);
+  await switchSnapshot(deps, client, seq, id, version);
   await client.query(`DELETE FROM ${t.snapshot} WHERE log = $1 AND id < $2`, [log, id]);
   if (!deps.keepHistory) {
     const { keepAfter } = await deps.retain(seq);
@@ -133,27 +141,53 @@ async function underLock(
  * Step 3: the head row names the new snapshot, and the meta row its projections version, in one
  * transaction, so that a replay sees both of the old snapshot or both of the new. An unversioned
  * snapshot leaves the meta row as it is: it names another id, so it stands for nothing.
+ *
+ * Under the head row's lock, the log must still hold what this instance applied last, from the
+ * same batch: under `synchronous_commit = off` a database crash drops the last commits, and the
+ * instance may not have noticed yet (its connections are checked when next used). A snapshot of
+ * such a state would bring lost commands back into every replay, and hide the commands given
+ * their sequence numbers again. A crash drops a suffix of the commits, so the last applied batch
+ * still being there proves every earlier one is, the snapshot's included.
  */
 async function switchSnapshot(
+  deps: CompactionDeps,
   client: PgClientLike,
-  t: Tables,
-  log: string,
   seq: number,
   id: number,
   version: string | undefined,
 ): Promise<void> {
-  const head = `UPDATE ${t.heads} SET snapshot_seq = $2, snapshot_id = $3 WHERE log = $1`;
-  if (version === undefined) {
-    await client.query(head, [log, seq, id]);
-    return;
-  }
+  const { t, log } = deps;
   await client.query('BEGIN');
   try {
-    await client.query(
-      `INSERT INTO ${t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-      [projectionsVersionKey(log), projectionsVersionValue(id, version)],
+    const last = deps.lastApplied();
+    const at = last !== null && last.seq >= seq ? last.seq : seq;
+    const { rows } = await client.query(
+      `SELECT h.seq::float8 AS head, (SELECT e.batch::text FROM ${t.events} e WHERE e.log = $1 AND e.seq = $2) AS batch
+         FROM ${t.heads} h WHERE h.log = $1 FOR UPDATE OF h`,
+      [log, at],
     );
-    await client.query(head, [log, seq, id]);
+    const now = rows[0] as { head: number; batch: string | null } | undefined;
+    const head = now?.head ?? 0;
+    const lost =
+      head < at
+        ? `the log ends at seq ${head}`
+        : last !== null && at === last.seq && now?.batch !== last.batch
+          ? `seq ${at} is now from batch ${now?.batch ?? '(none)'}, not ${last.batch}`
+          : null;
+    if (lost !== null) {
+      deps.suspect();
+      throw new LogLostError(deps.where, at, `${lost}; the compaction at seq ${seq} was not switched in`);
+    }
+    if (version !== undefined)
+      await client.query(
+        `INSERT INTO ${t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [projectionsVersionKey(log), projectionsVersionValue(id, version)],
+      );
+    await client.query(`UPDATE ${t.heads} SET snapshot_seq = $2, snapshot_id = $3 WHERE log = $1`, [
+      log,
+      seq,
+      id,
+    ]);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});

@@ -378,6 +378,9 @@ export class PostgresStore implements EventStore {
           retain: (seq) => this.retention!.plan(seq),
           committedThrough: (seq) => writer.committedThrough(seq),
           steady: () => this.replaying === 0 && !writer.isStale,
+          lastApplied: () => writer.last,
+          suspect: () => writer.suspect(),
+          where: this.where,
         },
         snapshots,
       );

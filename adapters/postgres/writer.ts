@@ -199,6 +199,11 @@ export class PgWriter {
     this.unverified = false;
   }
 
+  /** The last command this instance applied (its own commit or a replay's head), with its batch. */
+  get last(): { readonly seq: number; readonly batch: string } | null {
+    return this.lastApplied;
+  }
+
   /** A connection of the store (the watcher's, a replay's) was lost: the database may have restarted. */
   suspect(): void {
     this.unverified = true;

@@ -1,12 +1,14 @@
 import {
   AppendConflictError,
   LogCompactedError,
+  LogLostError,
   type AppStats,
   type EventGroup,
   type JsonValue,
   silentLogger,
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
+import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
 import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { stopChild } from '../support/child';
@@ -15,6 +17,7 @@ import {
   type Acked,
   ask,
   bareStore,
+  eventually,
   fund,
   lockedCatchUp,
   logShape,
@@ -32,6 +35,48 @@ describe('PostgresStore: compaction', () => {
   let url = '';
   beforeAll(async () => {
     url = await server().createDatabase();
+  });
+
+  it('after commits lost in a crash that this instance has not noticed yet, its compaction is refused before the switch, and its next command reloads', async () => {
+    // given: A applied seq 1 and 2 under `no`; a crash lost seq 2 (done here by hand, as the WAL
+    // writer would have lost it, with A's connections left up: it has not noticed), and B took
+    // seq 2 again
+    const log = 'lost-then-compacted';
+    const a = await open(url, log, 'no');
+    await a.app.execute(new fixtures.Put('a', 1));
+    await a.app.execute(new fixtures.Put('b', 2));
+    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq = 2', [log]);
+    await admin(
+      url,
+      'UPDATE appendonly.heads h SET seq = 1, batch = e.batch FROM appendonly.events e WHERE h.log = $1 AND e.log = $1 AND e.seq = 1',
+      [log],
+    );
+    const b = await open(url, log, 'no');
+    await b.app.execute(new fixtures.Put('c', 3));
+    // when: A compacts, its state still {a, b}
+    const compacted = a.app.compact();
+    // then: refused, naming the lost seq; the log names no snapshot (none of b would ever replay)
+    await expect(compacted).rejects.toBeInstanceOf(LogLostError);
+    await expect(compacted).rejects.toThrow(
+      /seq 2 is now from batch .*the compaction at seq 2 was not switched in/,
+    );
+    expect((await logShape(url, log)).snapshotSeq).toBe(0);
+    // and A's next command checks the log first, reloads it as it is, and is decided on that
+    await eventually(() =>
+      a.app.execute(new fixtures.Put('d', 4)).then(
+        () => true,
+        () => false,
+      ),
+    );
+    expect(stateOf(a.app)).toEqual({ a: 1, c: 3, d: 4 });
+    const { rows } = await admin(url, 'SELECT data FROM appendonly.events WHERE log = $1 ORDER BY seq', [
+      log,
+    ]);
+    expect(rows.map((r) => JSON.parse(r.data).key)).toEqual(['a', 'c', 'd']);
+    // and a compaction now covers the log as it is: an instance opened after it loads that
+    await a.app.compact();
+    expect((await logShape(url, log)).snapshotSeq).toBe(3);
+    expect(stateOf((await open(url, log)).app)).toEqual({ a: 1, c: 3, d: 4 });
   });
 
   it('racing three writer processes, and a follower stopped behind it: the follower reloads from the snapshot and goes on; exact counts', async () => {
