@@ -176,7 +176,8 @@ export function loadConsumers(
 
 /**
  * An upsert that never moves a stored position back, nor clears a stale mark, unfenced: for
- * callers without a lease (the tools, a compaction marking a consumer stale).
+ * callers without a lease (the tools, a compaction marking a consumer stale). A stale mark that
+ * is not stored (the stored position is further on) rejects.
  */
 export function saveConsumer(
   pool: PgPoolLike,
@@ -206,7 +207,14 @@ export function saveConsumer(
        WHERE c.position <= excluded.position AND (c.stale IS NULL OR excluded.stale IS NOT NULL)`,
       [log, record.name, record.position, JSON.stringify(record.parked), stale],
     );
-    if ((r.rowCount ?? 1) > 0 || stale !== null) return;
+    if ((r.rowCount ?? 1) > 0) return;
+    // A stale mark for a position the consumer has since moved past (it checkpointed after the
+    // compaction loaded the records): not stored, so the compaction must not act on it; it keeps
+    // the consumer's events, and the next one judges the consumer from where it is now.
+    if (stale !== null)
+      throw new Error(
+        `consumer ${JSON.stringify(record.name)} moved past position ${record.position} while a compaction marked it stale: not marked`,
+      );
     await refuseIfStale(client, t, log, record.name);
   });
 }

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createApp, silentLogger } from 'appendonly';
+import { type ConsumerRecord, createApp, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { admin, usePostgres } from '../support/postgres';
 import { classes, Increment } from './domain';
@@ -30,6 +30,38 @@ describe('PostgresStore: a consumer on a shared log', () => {
     // then: every event of the log, once, in order
     expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(sub.stats().position).toBe(60);
+  });
+
+  it('a consumer that checkpoints while a compaction marks it stale is not marked, and its events are kept', async () => {
+    // given: a consumer 20 events behind (maxConsumerLag 5), whose checkpoint to seq 3 lands
+    // after the compaction has loaded the records (a store whose load is followed by that save)
+    class CheckpointAfterLoad extends PostgresStore {
+      override async loadConsumers(): Promise<readonly ConsumerRecord[]> {
+        const records = await super.loadConsumers();
+        if (records.some((r) => r.name === 'slow' && r.position === 0))
+          await this.saveConsumer({ name: 'slow', position: 3, parked: [] });
+        return records;
+      }
+    }
+    const store = new CheckpointAfterLoad({ connectionString: url, log: 'moved-on', maxConsumerLag: 5 });
+    const app = await createApp({ ...classes, store, logger: silentLogger });
+    try {
+      await (await app.subscribe('slow', () => {})).close();
+      for (let i = 0; i < 20; i++) await app.execute(new Increment('x'));
+      // when: the log is compacted
+      await app.compact();
+      // then: the mark was not stored, so no event it needs was dropped: it is not stale, holds
+      // the log, and is handed every event after its position
+      expect(await store.loadConsumers()).toEqual([{ name: 'slow', position: 3, parked: [] }]);
+      expect(app.stats().store?.retention).toMatchObject({ seq: 20, stale: [] });
+      const seen: number[] = [];
+      const again = await app.subscribe('slow', (e) => void seen.push(e.seq));
+      await again.caughtUp();
+      expect(seen).toEqual(Array.from({ length: 17 }, (_, i) => i + 4));
+      expect(again.stats().position).toBe(20);
+    } finally {
+      await app.close();
+    }
   });
 
   it('a consumers table from before stale marks: a role that cannot add the column keeps its positions, and compaction keeps what it could not mark', async () => {
