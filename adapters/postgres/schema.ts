@@ -45,9 +45,11 @@ export function tablesOf(schema: string): Tables {
  * `version` its data's version (NULL: 1), `metadata` its command's metadata as JSON on the
  * group's first row (NULL: none); `time` is in ms on every row.
  */
-function createStatements(t: Tables): string[] {
+function createStatements(t: Tables, schemaExists: boolean): string[] {
   return [
-    `CREATE SCHEMA IF NOT EXISTS "${t.schema}"`,
+    // PostgreSQL checks the database's CREATE right before IF NOT EXISTS: a schema an
+    // administrator made for the role (CREATE SCHEMA … AUTHORIZATION app) is not made again.
+    ...(schemaExists ? [] : [`CREATE SCHEMA "${t.schema}"`]),
     `CREATE TABLE ${t.meta} (key text PRIMARY KEY, value text NOT NULL)`,
     `CREATE TABLE ${t.heads} (log text PRIMARY KEY, seq bigint NOT NULL, batch uuid,
        snapshot_seq bigint NOT NULL DEFAULT 0, snapshot_id bigint NOT NULL DEFAULT 0)`,
@@ -85,7 +87,8 @@ export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boo
       await migrateEnvelope(client, t);
       return false;
     }
-    for (const statement of createStatements(t)) await client.query(statement);
+    const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [t.schema]);
+    for (const statement of createStatements(t, rows.length > 0)) await client.query(statement);
     await client.query('COMMIT');
     return true;
   } catch (err) {

@@ -88,6 +88,34 @@ describe('PostgresStore: schema, options, credentials', () => {
     await admin(url, `DROP ROLE ${role}`);
   });
 
+  it('creates its tables in an empty schema an administrator made for the role, with no CREATE right on the database', async () => {
+    // given: a role that owns an empty schema and nothing else
+    const role = `schema_owner_${process.pid}_${Date.now()}`;
+    await admin(url, `CREATE ROLE ${role} LOGIN`);
+    await admin(url, `CREATE SCHEMA owned AUTHORIZATION ${role}`);
+    const asApp = new URL(url);
+    asApp.username = role;
+    try {
+      // when: the application opens a log there, writes, and opens it again
+      const app = await openApp({ connectionString: asApp.toString(), schema: 'owned', log: 'orders' });
+      await app.execute(new fixtures.Put('order:1', { total: 5 }));
+      await app.close();
+      const again = await openApp({ connectionString: asApp.toString(), schema: 'owned', log: 'orders' });
+      // then: its tables are in that schema, and hold what it wrote
+      expect(stateOf(again)).toEqual({ 'order:1': { total: 5 } });
+      await again.close();
+      const { rows } = await admin(
+        url,
+        "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'owned'",
+      );
+      expect(rows[0].n).toBe(4);
+    } finally {
+      await admin(url, `DROP SCHEMA owned CASCADE`);
+      await admin(url, `DROP OWNED BY ${role}`);
+      await admin(url, `DROP ROLE ${role}`);
+    }
+  });
+
   it('never shows the password of its connection string: stats, log lines, errors', async () => {
     // given: trust authentication accepts any password, so one can be given and must be hidden
     const withPassword = new URL(url);
