@@ -14,6 +14,15 @@ export const FORMAT = 'appendonly-postgres';
 
 const TABLES = ['meta', 'heads', 'events', 'snapshot'] as const;
 
+/**
+ * The tables the durable consumers make at their first use (`consumers.ts`), and the columns
+ * they read and write: one of these names with other columns is someone else's table.
+ */
+const CONSUMER_TABLES: Readonly<Record<string, readonly string[]>> = {
+  consumers: ['log', 'name', 'position', 'parked'],
+  consumer_leases: ['log', 'name', 'epoch'],
+};
+
 /** The store's tables in `schema`, quoted once: every statement of the store uses these names. */
 export interface Tables {
   readonly schema: string;
@@ -73,6 +82,7 @@ function createStatements(t: Tables, schemaExists: boolean): string[] {
  * opening a fresh database at once are serialised by an advisory lock. Returns true if created.
  */
 export async function ensureSchema(client: PgClientLike, t: Tables): Promise<boolean> {
+  await checkConsumerTables(client, t);
   if ((await ourTablesIn(client, t.schema)).length > 0) {
     await checkSchema(client, t);
     await migrateEnvelope(client, t);
@@ -151,6 +161,29 @@ async function ourTablesIn(client: PgClientLike, schema: string): Promise<string
     [schema, [...TABLES]],
   );
   return (rows as { name: string }[]).map((r) => r.name);
+}
+
+/**
+ * A `consumers` or `consumer_leases` table that is not ours is refused at open, before anything
+ * is made next to it: the consumers would otherwise fail at their first save, and the compaction
+ * after its switch (it reads the records to keep their events), or alter the table.
+ */
+async function checkConsumerTables(client: PgClientLike, t: Tables): Promise<void> {
+  const { rows } = await client.query(
+    `SELECT c.relname AS name, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = $1 AND c.relname = ANY($2) GROUP BY c.relname ORDER BY 1`,
+    [t.schema, Object.keys(CONSUMER_TABLES)],
+  );
+  for (const { name, columns } of rows as { name: string; columns: string[] }[]) {
+    const missing = CONSUMER_TABLES[name].filter((c) => !columns.includes(c));
+    if (missing.length > 0)
+      throw new IncompatibleSchemaError(
+        t.schema,
+        `has a ${name} table that is not appendonly’s (columns: ${columns.join(', ')}; no ${missing.join(', ')}); refusing to touch it: choose another schema`,
+      );
+  }
 }
 
 /** A foreign or newer schema is refused, never altered: it may hold someone's data. */

@@ -56,6 +56,28 @@ describe('PostgresStore: schema, options, credentials', () => {
     expect(tables.rows).toEqual([{ tablename: 'events' }]);
   });
 
+  it('refuses a foreign consumers table in its schema at open, and leaves it untouched', async () => {
+    // given: an application's own `consumers` table in the schema the store is given
+    await admin(url, 'CREATE SCHEMA shop');
+    await admin(url, 'CREATE TABLE shop.consumers (id serial PRIMARY KEY, email text NOT NULL)');
+    await admin(url, "INSERT INTO shop.consumers (email) VALUES ('a@example.com')");
+    // when: a store opens there
+    const opened = openApp({ connectionString: url, schema: 'shop', log: 'orders' });
+    // then: refused, naming the table, before anything was made beside it
+    await expect(opened).rejects.toBeInstanceOf(IncompatibleSchemaError);
+    await expect(opened).rejects.toThrow(
+      /schema shop: has a consumers table that is not appendonly’s \(columns: id, email; no log, name, position, parked\)/,
+    );
+    const tables = await admin(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'shop' ORDER BY 1");
+    expect(tables.rows.map((r) => r.tablename)).toEqual(['consumers']);
+    const columns = await admin(
+      url,
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'consumers' ORDER BY ordinal_position",
+    );
+    expect(columns.rows.map((r) => r.column_name)).toEqual(['id', 'email']);
+    expect((await admin(url, 'SELECT email FROM shop.consumers')).rows).toEqual([{ email: 'a@example.com' }]);
+  });
+
   it('refuses a schema migrated for a newer appendonly', async () => {
     await (await openApp({ connectionString: url, schema: 'newer' })).close();
     await admin(url, "UPDATE newer.meta SET value = '99' WHERE key = 'writable_by'");
