@@ -111,18 +111,52 @@ export function stripPositions(
   });
 }
 
+/** What a `convert` copied: the target holds the state at `snapshotSeq`, then events up to `lastSeq`. */
+export interface CopiedRange {
+  readonly snapshotSeq: number;
+  readonly lastSeq: number;
+  /** The stale mark's time, ms since the epoch. */
+  readonly now: number;
+}
+
 /**
- * `convert`: the target keeps every seq of the source, so each record is carried as it is
- * (position and parked events), into the target store's own consumer storage.
+ * `convert`: the target keeps every seq of the source, so a record is carried as it is
+ * (position and parked events), into the target store's own consumer storage, but for what the
+ * copy does not hold. A consumer behind the snapshot had its events kept for it below the
+ * snapshot, which the copy starts from: in the target they are gone, so it is marked stale (as a
+ * compaction marks one), never left to look as if it could resume. A position beyond the copy's
+ * end (a PostgreSQL source written to while the copy ran) is clamped to it, as `truncate` does.
  */
-export function copyPositions(records: readonly ConsumerRecord[]): PositionChange[] {
-  return records.map((r) => ({
-    before: r,
-    after: r,
-    lines: [
-      `consumer ${JSON.stringify(r.name)}: carried at position seq ${r.position}, ${r.parked.length} parked event${r.parked.length === 1 ? '' : 's'}`,
-    ],
-  }));
+export function copyPositions(records: readonly ConsumerRecord[], copy: CopiedRange): PositionChange[] {
+  return records.map((r) => {
+    const name = JSON.stringify(r.name);
+    if (r.position > copy.lastSeq) {
+      const [c] = remap([r], {
+        event: (seq) => (seq <= copy.lastSeq ? seq : null),
+        position: (p) => Math.min(p, copy.lastSeq),
+        gone: `it is after seq ${copy.lastSeq}, where the copy ends (the source was written to while it ran)`,
+        moved: `the source went on past seq ${copy.lastSeq}, where the copy ends, while it ran`,
+      });
+      return { ...c, after: r.stale === undefined ? c.after : { ...c.after, stale: r.stale } };
+    }
+    if (r.stale === undefined && r.position < copy.snapshotSeq) {
+      const stale = { markedAt: copy.now, seq: copy.snapshotSeq, lag: copy.snapshotSeq - r.position };
+      return {
+        before: r,
+        after: { ...r, stale },
+        lines: [
+          `consumer ${name}: marked stale: the events after its position seq ${r.position} up to the snapshot (seq ${copy.snapshotSeq}) were kept for it in the source, and the copy starts at the snapshot; app.resetConsumer runs it again`,
+        ],
+      };
+    }
+    return {
+      before: r,
+      after: r,
+      lines: [
+        `consumer ${name}: carried at position seq ${r.position}, ${r.parked.length} parked event${r.parked.length === 1 ? '' : 's'}`,
+      ],
+    };
+  });
 }
 
 /** The changes that actually change a record (those a format must save). */

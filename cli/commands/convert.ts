@@ -14,8 +14,9 @@ import { withStoreLocked } from '../stores';
  * of the source gives, and `cat` speaks of the same numbers. TO is a `.db` file (SQLite-WAL) or
  * a folder (AOF); it must not exist or be empty: the tool never writes over a log. Each target
  * is written with its store's own encoding (see createLog). The durable consumers' records
- * (positions, parked events) go into the target store's consumer storage unchanged: the seqs
- * they count are the same.
+ * (positions, parked events) go into the target store's consumer storage unchanged, the seqs
+ * they count being the same, but for what the copy does not hold (see copyPositions: a consumer
+ * behind the snapshot is marked stale, a position past the copy's end clamped).
  */
 export async function convert(
   fromArg: string,
@@ -33,12 +34,14 @@ export async function convert(
   let snapshot: { seq: number; entries: Map<string, JsonValue>; version?: string } | null = null;
   let commands = 0;
   let lastSeq = 0;
+  let snapshotSeq = 0;
   try {
     for await (const batch of from.records('converting')) {
       for (const r of batch) {
         if (r.kind === 'snapshot') {
           snapshot = { seq: r.seq, entries: new Map(), version: r.projectionsVersion };
           lastSeq = r.seq;
+          snapshotSeq = r.seq;
         } else if (r.kind === 'entry') snapshot!.entries.set(r.key, r.value);
         else {
           if (snapshot !== null) {
@@ -59,12 +62,18 @@ export async function convert(
     throw err;
   }
   // The consumers' records after the log: a consumer's position is only meaningful once the
-  // events it counts are there. Read once the source's replay let go of its lock.
+  // events it counts are there. Read once the source's replay let go of its lock (a PostgreSQL
+  // source may have gone on meanwhile: copyPositions clamps to what was copied).
   const consumers = await from.consumerRecords();
   if (consumers.length > 0) {
     await withStoreLocked(openLog(toArg).store(), 'carry the consumers', async (store) => {
       if (!canConsume(store)) throw invalid(`the ${store.kind} store keeps no consumers`);
-      await carryPositions({ load: () => consumers, save: (r) => store.saveConsumer(r) }, copyPositions, say);
+      const copied = { snapshotSeq, lastSeq, now: Date.now() };
+      await carryPositions(
+        { load: () => consumers, save: (r) => store.saveConsumer(r) },
+        (records) => copyPositions(records, copied),
+        say,
+      );
     });
   }
   say(

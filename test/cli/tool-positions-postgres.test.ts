@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { type App, createApp, type EventStore, silentLogger } from 'appendonly';
+import { type App, createApp, type EventStore, StaleConsumerError, silentLogger } from 'appendonly';
 import { AofStore } from 'appendonly/adapters/aof';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { SqliteWalStore } from 'appendonly/adapters/sqlite-wal';
@@ -93,6 +93,45 @@ describe('convert carries consumers to and from PostgreSQL', () => {
       } finally {
         await b.close();
       }
+    }
+  });
+
+  it('a consumer behind the snapshot, whose events the source kept below it, arrives marked stale', async () => {
+    // given: a PostgreSQL log of 10 events compacted while "mailer" was at seq 0 (the rows stay
+    // below the snapshot for it), and "caught" at seq 10
+    const source = new URL(url);
+    source.searchParams.set('log', 'kept');
+    const s = await app(new PostgresStore({ connectionString: url, log: 'kept', appendfsync: 'always' }));
+    await (await s.subscribe('mailer', () => {})).close();
+    for (let i = 1; i <= 10; i++) await s.execute(new Put(`k${i}`, i));
+    await resume(s, 'caught');
+    await s.compact();
+    await s.close();
+    // when: converted to SQLite, whose copy starts at the snapshot
+    const db = path.join(dir, 'kept.db');
+    const r = cli(['convert', source.toString(), db, '--yes']);
+    // then: "mailer" is marked stale in the target, and says so; "caught" is carried
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(
+      'consumer "mailer": marked stale: the events after its position seq 0 up to the snapshot (seq 10) were kept for it in the source',
+    );
+    expect(r.stdout).toContain('consumer "caught": carried at position seq 10');
+    const shown = cli(['consumers', db]);
+    expect(shown.stdout).toMatch(
+      /mailer {2}position 0 .* STALE \(a compaction at seq 10 found it 10 events behind/,
+    );
+    expect(shown.stdout).not.toMatch(/kept from seq/);
+    // and on the target it is refused as stale, "caught" resumes with what follows
+    const b = await app(new SqliteWalStore({ file: db, appendfsync: 'always' }));
+    try {
+      await expect(b.subscribe('mailer', () => {})).rejects.toThrow(
+        /"mailer": is stale: a compaction at seq 10 found it 10 events behind/,
+      );
+      await expect(b.subscribe('mailer', () => {})).rejects.toBeInstanceOf(StaleConsumerError);
+      await b.execute(new Put('k11', 11));
+      expect(await resume(b, 'caught')).toEqual([11]);
+    } finally {
+      await b.close();
     }
   });
 });
