@@ -69,9 +69,19 @@ export class HeadLock {
     this.timer.unref();
   }
 
-  /** The append takes the open transaction (true): it must end it, COMMIT or ROLLBACK. */
-  claim(): boolean {
+  /**
+   * The append takes the open transaction (true): it must end it, COMMIT or ROLLBACK. Only on
+   * the connection the lock was taken on: once that one was lost and replaced, the lock went with
+   * its server process (or will), and `client` has no transaction open, so a statement sent
+   * there as if it had one commits on its own (a batch's events apart from its consumers'
+   * positions). The lock is then dropped and the append runs as one without it.
+   */
+  claim(client: PgClientLike): boolean {
     if (this.held === null) return false;
+    if (this.held !== client) {
+      this.release(true);
+      return false;
+    }
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;

@@ -323,7 +323,7 @@ export class PgWriter {
     const conn = await this.connection();
     await this.verifyLast();
     // After a conflict, the catch-up locked the head for this append: it runs in that transaction.
-    let locked = this.headLock.claim();
+    let locked = this.headLock.claim(conn.client);
     let ok: boolean;
     try {
       if (!locked && this.contended() && batch.rows.reactions.length === 0) {
@@ -336,7 +336,7 @@ export class PgWriter {
           this.conflict(batch, read.head.seq);
           return;
         }
-        locked = this.headLock.claim();
+        locked = this.headLock.claim(conn.client);
       }
       // In the lock's transaction: the append and its COMMIT in one round trip when it can.
       const fused =
