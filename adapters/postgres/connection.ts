@@ -4,7 +4,7 @@ import { type PgClientLike, type PgPoolLike, type PgQueryClass, registerQueryCla
 
 /**
  * Where the store connects, for messages and `stats()`: the connection string with its password
- * removed (URL form `postgres://user:secret@host/db`, `?password=`, and key=value
+ * removed (URL form `postgres://user:secret@host/db` or `socket://…`, `?password=`, and key=value
  * `password=secret`), or `'pg.Pool'` for a pool the user gave. The password never leaves here.
  */
 export function describeLocation(connectionString: string | null, schema: string, log: string): string {
@@ -12,10 +12,15 @@ export function describeLocation(connectionString: string | null, schema: string
   return `${where} ${schema}.${log}`;
 }
 
-/** `text` with every password in it (in any of the forms libpq and pg accept) replaced by `***`. */
+/**
+ * `text` with every password in it (in any of the forms libpq and pg accept) replaced by `***`.
+ * In a URL (any scheme: pg also takes `socket://`), the password runs from the user's `:` to the
+ * last `@` of the line: pg takes an unencoded `@` or space in it as part of the password. Hiding
+ * more than the password (an `@` further on in a message) is the safe side.
+ */
 export function redact(text: string): string {
   return text
-    .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^\n]*@/gi, '$1***@')
     .replace(/([?&]password=)[^&\s]*/gi, '$1***')
     .replace(/(^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1$2***');
 }

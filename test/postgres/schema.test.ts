@@ -168,6 +168,17 @@ describe('PostgresStore: schema, options, credentials', () => {
     );
     expect(redact("host=/tmp password='se cret' dbname=x")).toBe('host=/tmp password=*** dbname=x');
     expect(redact('host=h password=secret')).toBe('host=h password=***');
+    // pg takes these too: another scheme, an unencoded @ or space in the password
+    expect(redact('socket://user:secret@/var/run/postgresql?db=x')).toBe(
+      'socket://user:***@/var/run/postgresql?db=x',
+    );
+    expect(redact('postgres://user:p@ss@host/db')).toBe('postgres://user:***@host/db');
+    expect(redact('postgres://user:sec ret@host/db')).toBe('postgres://user:***@host/db');
+    expect(redact('postgres://user:pa#ss@host/db')).toBe('postgres://user:***@host/db');
+    // in a message, up to the line's end at most; a URL without a password is left as it is
+    expect(redact('cannot open postgres://u:x@h/db\nat postgres://v@h/db')).toBe(
+      'cannot open postgres://u:***@h/db\nat postgres://v@h/db',
+    );
   });
 
   it('checks its options at construction', () => {
