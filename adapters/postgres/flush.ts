@@ -36,6 +36,22 @@ export async function canBarrier(client: PgClientLike): Promise<boolean> {
   }
 }
 
+/** The server's run (its start time): a barrier answered by another run proves nothing of before. */
+const BARRIER_AND_RUN = `${FLUSH_BARRIER}, pg_postmaster_start_time()::text AS run`;
+
+/** The run of the server `client` is connected to (see {@link ServerRestartedError}). */
+export async function serverRun(client: PgClientLike): Promise<string> {
+  const { rows } = await client.query('SELECT pg_postmaster_start_time()::text AS run');
+  return String((rows[0] as { run: unknown }).run);
+}
+
+/**
+ * The barrier was answered by a server that started after the last one this flusher saw: what
+ * was read before may have been lost in a crash (a commit not yet flushed is gone, whatever the
+ * new run flushes), so the barrier proves nothing of it.
+ */
+export class ServerRestartedError extends Error {}
+
 /**
  * Waits for durability, one barrier at a time: a barrier covers what committed before it was
  * sent, so a call made while one is under way waits for the next, which every call made in the
@@ -50,9 +66,15 @@ export class Flusher {
   constructor(
     private readonly pool: PgPoolLike,
     private readonly closed: () => boolean,
+    /** The server run the store opened on: what it reads from then on is this run's. */
+    private run: string,
   ) {}
 
-  /** Resolves once everything committed before the call is durable; rejects once closed. */
+  /**
+   * Resolves once everything committed before the call is durable; rejects once closed, and
+   * with {@link ServerRestartedError} when the server restarted since the last barrier (once:
+   * the next call trusts the new run).
+   */
   flushed(): Promise<void> {
     if (this.queued !== null) return this.queued;
     if (this.running === null) return this.start();
@@ -65,7 +87,12 @@ export class Flusher {
   }
 
   private start(): Promise<void> {
-    const run = flushedOn(this.pool, this.closed);
+    const run = flushedOn(this.pool, this.closed).then((answered) => {
+      if (answered === this.run) return;
+      const before = this.run;
+      this.run = answered;
+      throw new ServerRestartedError(`the database restarted (started ${before}, now ${answered})`);
+    });
     this.running = run;
     const clear = () => {
       if (this.running === run) this.running = null;
@@ -79,18 +106,18 @@ export class Flusher {
 const MAX_RETRY_MS = 1000;
 
 /**
- * Resolves once everything committed to the database before the call is durable: the barrier on
- * a connection of the pool, tried again (50 ms, doubling to a second) while the database is
- * unreachable, since what waits on it is a report that must not be lost. Rejects once `closed()`.
+ * The barrier on a connection of the pool, tried again (50 ms, doubling to a second) while the
+ * database is unreachable, since what waits on it is a report that must not be lost; resolves
+ * with the run of the server that answered. Rejects once `closed()`.
  */
-async function flushedOn(pool: PgPoolLike, closed: () => boolean): Promise<void> {
+async function flushedOn(pool: PgPoolLike, closed: () => boolean): Promise<string> {
   for (let pause = 50; ; pause = Math.min(pause * 2, MAX_RETRY_MS)) {
     if (closed()) throw new Error('the store closed before the log was known to be durable');
-    const done = await withConnection(pool, (client) => client.query(FLUSH_BARRIER)).then(
-      () => true,
-      () => false,
+    const run = await withConnection(pool, (client) => client.query(BARRIER_AND_RUN)).then(
+      (r) => String((r.rows[0] as { run: unknown }).run),
+      () => null,
     );
-    if (done) return;
+    if (run !== null) return run;
     await new Promise((resolve) => setTimeout(resolve, pause).unref());
   }
 }

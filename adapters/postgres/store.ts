@@ -22,10 +22,10 @@ import { appendStatements } from './append';
 import { compactLog } from './compaction';
 import { ConsumerLocks } from './consumer-locks';
 import { deleteConsumer, loadConsumers, readGroups, saveConsumer } from './consumers';
-import { describeLocation, persistenceError, poolFor } from './connection';
+import { describeLocation, persistenceError, poolFor, withConnection } from './connection';
 import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
-import { canBarrier, Flusher } from './flush';
+import { canBarrier, Flusher, ServerRestartedError, serverRun } from './flush';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
 import { type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
@@ -98,10 +98,14 @@ export class PostgresStore implements EventStore {
    * (its state may run ahead of the durable log, as it does with its own commands before their
    * appends are durable), but reports it on `events$` and to its consumers only once this
    * resolves: what is reported is never lost in a database crash. (A crash in between leaves
-   * a state that the check after the reconnect finds out and reloads, see `PgWriter.verifyLast`.)
+   * a state that the check after the reconnect finds out and reloads, see `PgWriter.verifyLast`;
+   * when the barrier is answered by a restarted server, that check runs first, and this rejects
+   * with LogLostError when the log lost what the instance applied: it is then never reported.)
    * Absent under `everysec` and `no`, where a crash may drop what followers applied anyway.
    */
   flushed?: () => Promise<void>;
+  /** The barrier alone (`flushed` without its check after a restart): for `read`. */
+  private durable?: () => Promise<void>;
 
   constructor(options: PostgresStoreOptions) {
     this.options = resolveOptions(options);
@@ -137,8 +141,21 @@ export class PostgresStore implements EventStore {
       const createdLog = await ensureLog(conn.client, this.t, log);
       if (appendfsync === 'always' && (await canBarrier(conn.client))) {
         writer.flushOutside = true;
-        const flusher = new Flusher(pool, () => this.closing || this.pool === null);
-        this.flushed = () => flusher.flushed();
+        const flusher = new Flusher(
+          pool,
+          () => this.closing || this.pool === null,
+          await serverRun(conn.client),
+        );
+        this.durable = () => flusher.flushed();
+        // After a restart the barrier proves nothing of what this instance read before it: what
+        // it applied last (an own commit, or a catch-up's head, every held group at or before
+        // it) must still be in the log. A crash drops a suffix, so the rest is there too.
+        this.flushed = () =>
+          flusher.flushed().catch(async (err: unknown) => {
+            if (!(err instanceof ServerRestartedError)) throw err;
+            writer.suspect();
+            await withConnection(pool, (client) => writer.verifyLast(client));
+          });
       }
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
@@ -218,7 +235,8 @@ export class PostgresStore implements EventStore {
     writer.caughtUp(feed.lastSeq);
     if (found.head !== null && feed.lastSeq === found.head.seq) writer.applied(found.head, full);
     const watcher = this.watcher!;
-    if (feed.lastSeq > watcher.known) watcher.known = feed.lastSeq;
+    // A full replay (a reload) reads the log as it is: below what was known when it lost commits.
+    if (feed.lastSeq > watcher.known || full) watcher.known = feed.lastSeq;
     if (full) this.scheduler?.rebase();
     return feed.end;
   }
@@ -273,8 +291,12 @@ export class PostgresStore implements EventStore {
   async read(after: number, limit: number): Promise<readonly EventGroup[]> {
     this.assertOpen();
     const groups = await readGroups(this.pool!, this.t, this.options.log, this.where, after, limit);
-    // A consumer acts on what it reads: only on what is durable (see `flushed`).
-    if (groups.length > 0 && this.flushed !== undefined) await this.flushed();
+    // A consumer acts on what it reads: only on what is durable (see `flushed`). Across a
+    // restart that proves nothing, and the read is refused (the consumer reads again).
+    if (groups.length > 0 && this.durable !== undefined)
+      await this.durable().catch((err: unknown) => {
+        throw persistenceError(`cannot read ${this.where}`, err);
+      });
     return groups;
   }
 

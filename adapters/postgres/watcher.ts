@@ -180,7 +180,9 @@ export class HeadWatcher {
       }
       this.polls++;
       const head = await this.queries.run(() => readHead(conn.client, this.t, this.log));
-      if (head > this.known || reconnected) this.changed();
+      // A head below what this instance knows: the log lost commits (a crash under
+      // synchronous_commit = off), which the catch-up that follows finds out.
+      if (head !== this.known || reconnected) this.changed();
     } catch {
       if (this.conn !== null) this.conn.broken = true;
     }

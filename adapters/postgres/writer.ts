@@ -179,13 +179,13 @@ export class PgWriter {
    * commands: the state this instance holds is then not the log's, and it must reload (rejects
    * with `LogLostError`, which the App answers by reloading). Checked before the first append and
    * the first catch-up after any connection of the store was lost; a full replay clears it.
+   * `client`: another connection than the writer's (the check of `PostgresStore.flushed`).
    */
-  async verifyLast(): Promise<void> {
+  async verifyLast(client?: PgClientLike): Promise<void> {
     if (!this.unverified) return;
     const last = this.lastApplied;
     if (last !== null) {
-      const conn = await this.connection();
-      const now = await appliedNow(conn.client, this.t, this.log, last.seq);
+      const now = await appliedNow(client ?? (await this.connection()).client, this.t, this.log, last.seq);
       // Compacted away (its seq in the snapshot, the log gone on past it) is not lost.
       const compacted = now.batch === null && now.snapshotSeq >= last.seq && now.head >= last.seq;
       if (now.batch !== last.batch && !compacted) {

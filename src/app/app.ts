@@ -252,6 +252,9 @@ export class App {
     if (typeof this.store.head !== 'function') return;
     const head = await this.store.head();
     committer.knownHead = Math.max(committer.knownHead, head);
+    // The log ends before what this instance applied (commits lost in a database crash): the
+    // catch-up finds that out and reloads the log as it is.
+    if (head < committer.durableSeq) await committer.follow();
     while (committer.durableSeq < head) {
       const before = committer.durableSeq;
       await committer.follow();
@@ -601,7 +604,15 @@ export class App {
       return committer.durableSeq;
     } finally {
       if (held !== null && held.length > 0 && flushed !== undefined)
-        void this.reports.whenReady(held, flushed);
+        void this.reports.whenReady(held, () =>
+          flushed().catch((err: unknown) => {
+            // Never reported: the log may not hold them (the reload that follows says what it does).
+            this.logger.warn(
+              `${held.length} command(s) of other writers, seq ${held[0].seq} to ${held[held.length - 1].seq}, applied but not reported on events$: ${(err as Error).message}`,
+            );
+            throw err;
+          }),
+        );
       loader.reportSkipped(this.logger);
     }
   }

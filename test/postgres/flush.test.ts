@@ -1,8 +1,9 @@
 import type { App } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
+import { recordingLogger } from '../support/helpers';
 import { admin, usePostgres } from '../support/postgres';
-import { eventually, useApps } from './helpers';
+import { eventually, stateOf, useApps } from './helpers';
 
 /**
  * A contended append under `always` commits in the head lock's transaction without waiting for
@@ -70,6 +71,71 @@ describe('PostgresStore: a contended append flushes outside the head lock', () =
     await c.app.sync();
     await eventually(() => seqs.length === c.app.stats().lastSeq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+  }, 60_000);
+
+  /**
+   * Another writer's command, applied by X while no flush completes, then the server restarted
+   * (its WAL flushed then, or the command lost by hand, as a crash before the flush loses it):
+   * resolves with what X reported on events$ and its log lines, once X follows the log again.
+   */
+  async function restartedBeforeTheFlush(log: string, lost: boolean, follow: 'watch' | 'sync') {
+    const xLog = recordingLogger();
+    const x = await open(url, log, 'always', xLog);
+    const y = await open(url, log, 'no');
+    const reported: string[] = [];
+    x.app.events$.subscribe((e) => reported.push(String((e.data as { key: string }).key)));
+    const probes = await noFlushCompletes();
+    try {
+      // Y's command commits without waiting for the flush; X applies it and holds its report
+      await y.app.execute(new fixtures.Put('y', 1));
+      await x.app.sync();
+      expect(stateOf(x.app)).toEqual({ y: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(reported).toEqual([]);
+      if (lost)
+        await admin(
+          url,
+          `SET synchronous_commit = off; DELETE FROM appendonly.events WHERE log = '${log}'; UPDATE appendonly.heads SET seq = 0, batch = NULL WHERE log = '${log}'`,
+        );
+      // the standby is dropped at the restart only: no flush completes on the old run
+      await admin(url, "ALTER SYSTEM SET synchronous_standby_names = ''");
+      await server().restart();
+    } finally {
+      for (const probe of probes) await probe.end().catch(() => {});
+    }
+    // X follows the log by itself (its watcher), or when asked (sync)
+    await eventually(async () => {
+      if (follow === 'sync') await x.app.sync().catch(() => {});
+      return JSON.stringify(stateOf(x.app)) === JSON.stringify(lost ? {} : { y: 1 });
+    }, 20_000);
+    return { reported, lines: xLog.lines };
+  }
+
+  it.each(['watch', 'sync'] as const)(
+    'a command applied before a restart lost it is never reported, and the state reloads (%s)',
+    async (follow) => {
+      // when: the restart lost Y's command, which X had applied before any flush completed
+      const { reported, lines } = await restartedBeforeTheFlush(`restart-lost-${follow}`, true, follow);
+      // then: X never reported it (the barrier answered by the new server proves nothing of it),
+      // said so, and follows the log as it is
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(reported).toEqual([]);
+      expect(
+        lines.some((l) =>
+          /warn: 1 command\(s\) of other writers, seq 1 to 1, applied but not reported/.test(l),
+        ),
+      ).toBe(true);
+    },
+    60_000,
+  );
+
+  it('a command applied before a restart that kept it is reported once', async () => {
+    // when: the server restarted with Y's command in its log
+    const { reported } = await restartedBeforeTheFlush('restart-kept', false, 'sync');
+    // then: X reported it, once
+    await eventually(() => reported.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(reported).toEqual(['y']);
   }, 60_000);
 
   /** Sets `synchronous_standby_names` (a standby that never connects: no sync commit returns). */
