@@ -94,6 +94,8 @@ export class PgWriter {
   private lastApplied: { readonly seq: number; readonly batch: string } | null = null;
   /** Set by a reconnect: the next append or catch-up first checks `lastApplied`. */
   private unverified = false;
+  /** A lost connection whose server process has not been ended yet (see `connection`). */
+  private unfenced: HeldConnection | null = null;
   /** Until when appends lock the head before they write (see {@link CONTENDED_MS}). */
   private contendedUntil = 0;
   /**
@@ -129,10 +131,28 @@ export class PgWriter {
   async connection(): Promise<HeldConnection> {
     if (this.conn === null || this.conn.broken) {
       // A new connection after a lost one: the database may have restarted (see verifyLast).
-      if (this.conn !== null) this.unverified = true;
+      if (this.conn !== null) {
+        this.unverified = true;
+        this.unfenced ??= this.conn;
+      }
       letGo(this.conn);
       this.conn = null;
-      this.conn = await hold(this.pool);
+      const conn = await hold(this.pool);
+      // The lost one's server process may live on (only this side was cut: a proxy's reset, a
+      // partition), in the head lock's transaction or in an append waiting for the row: every
+      // instance would wait on it until the server's keepalive ends it. Ended before this
+      // connection writes; kept to end until then, however many attempts that takes.
+      if (this.unfenced !== null) {
+        try {
+          await fence(conn.client, this.unfenced);
+        } catch (err) {
+          conn.broken = true;
+          letGo(conn);
+          throw err;
+        }
+        this.unfenced = null;
+      }
+      this.conn = conn;
     }
     return this.conn;
   }
@@ -292,11 +312,10 @@ export class PgWriter {
   /** After a failure: a new connection, probed by a write to the head row; clears the failed state. */
   async recover(): Promise<void> {
     if (this.commit.error === null) return;
-    const lost = this.conn;
-    if (lost !== null) lost.broken = true;
+    // The connection is taken again, and the lost one's server process ended (`connection`).
+    if (this.conn !== null) this.conn.broken = true;
     try {
       const conn = await this.connection();
-      if (lost !== null) await fence(conn.client, lost);
       // A write (not a SELECT): a server that came back read-only (a standby) refuses it here.
       await conn.client.query(`UPDATE ${this.t.heads} SET seq = seq WHERE log = $1`, [this.log]);
       // Checked by the App's catch-up that follows, which reloads when the log lost commands.
@@ -421,6 +440,7 @@ export class PgWriter {
     const conn = await this.connection();
     this.reconnects++;
     this.unverified = true;
+    // Ended by `connection` when it replaced it; once more in case it was replaced before.
     await fence(conn.client, lost);
     await this.verifyLast();
     if (await landed(conn.client, this.t, this.log, batch.rows)) {

@@ -90,6 +90,43 @@ describe('PostgresStore: faults', () => {
     }
   });
 
+  it('a connection cut on the client side only, its server process left in the head lock: the next append ends that process first, and no instance waits on it', async () => {
+    // given: A reaches the server through a proxy, B directly; B appended first, so A's next
+    // command conflicts and its catch-up locks the head row
+    const proxy = await faultyProxy(new URL(url).searchParams.get('host')!);
+    try {
+      const proxied = new URL(url);
+      proxied.searchParams.set('host', proxy.dir);
+      const log = 'orphaned-lock';
+      const a = await open(proxied.toString(), log);
+      const b = await open(url, log);
+      await a.app.execute(new fixtures.Put('a', 1));
+      await b.app.execute(new fixtures.Put('b', 1));
+      // when: the answer to that lock is lost and only A's side of the connection is cut: its
+      // server process holds the head row, idle in its transaction, and nothing ends it
+      proxy.orphanNextAnswerTo('FOR UPDATE OF h');
+      await a.app.execute(new fixtures.Put('a', 2)).catch(() => {});
+      expect(proxy.dropped).toBe(1);
+      // then: A's next command goes through (its new connection ended the old process first),
+      // and B, which waits on the same row, is not held either
+      await eventually(
+        () =>
+          a.app.execute(new fixtures.Put('a', 3)).then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+      );
+      await b.app.execute(new fixtures.Put('b', 2));
+      await b.app.sync();
+      await a.app.sync();
+      expect(stateOf(a.app)).toEqual(stateOf(b.app));
+      expect(stateOf(b.app)).toMatchObject({ a: 3, b: 2 });
+    } finally {
+      proxy.close();
+    }
+  }, 60_000);
+
   it('a connection the server ends as it is made (FATAL with its ReadyForQuery): open refuses with PersistenceError, nothing uncaught, the next open works', async () => {
     // given: the app reaches the server through a proxy that ends the next connection made
     // right behind the server's ReadyForQuery, in the same read, as a shutting-down server does
@@ -198,11 +235,17 @@ async function faultyProxy(serverDir: string): Promise<{
   dir: string;
   dropped: number;
   dropNextAnswerTo(marker: string): void;
+  /**
+   * As `dropNextAnswerTo`, but only the client's side is cut: the server's stays open, as
+   * after a proxy's reset or a partition, so its process lives on (in its transaction).
+   */
+  orphanNextAnswerTo(marker: string): void;
   endNextAsReady(): void;
   close(): void;
 }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aopg-proxy-'));
   let marker: string | null = null;
+  let orphan = false;
   let endAsReady = false;
   const state = { dropped: 0 };
   const sockets = new Set<net.Socket>();
@@ -210,12 +253,14 @@ async function faultyProxy(serverDir: string): Promise<{
     const upstream = net.connect(path.join(serverDir, '.s.PGSQL.5432'));
     sockets.add(client).add(upstream);
     let armed = false;
+    let orphaned = false;
     const endThis = endAsReady;
     endAsReady = false;
     client.on('data', (chunk) => {
       if (marker !== null && chunk.includes(marker)) {
         marker = null;
         armed = true;
+        orphaned = orphan;
       }
       upstream.write(chunk);
     });
@@ -226,16 +271,16 @@ async function faultyProxy(serverDir: string): Promise<{
         return;
       }
       if (armed) {
-        state.dropped++;
+        if (!orphaned || !client.destroyed) state.dropped++;
         client.destroy();
-        upstream.destroy();
+        if (!orphaned) upstream.destroy();
         return;
       }
       client.write(chunk);
     });
     const end = () => {
       client.destroy();
-      upstream.destroy();
+      if (!orphaned) upstream.destroy();
     };
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
@@ -248,6 +293,11 @@ async function faultyProxy(serverDir: string): Promise<{
     },
     dropNextAnswerTo: (m) => {
       marker = m;
+      orphan = false;
+    },
+    orphanNextAnswerTo: (m) => {
+      marker = m;
+      orphan = true;
     },
     endNextAsReady: () => {
       endAsReady = true;
