@@ -230,7 +230,8 @@ export class ConsumerHub {
    * running consumer of the name (in this app) is stopped first and started again, with the
    * handler and options it was subscribed with. The record is deleted, then saved anew (a save
    * never clears a stale mark, see `EventStore.saveConsumer`): a crash in between leaves no record,
-   * so the next `subscribe` starts at its own `from`.
+   * so the next `subscribe` starts at its own `from`. Refused (no record left) when the events
+   * after `from` are gone once it is saved.
    */
   async reset(name: string, from: ConsumerStart): Promise<void> {
     const store = this.source.store;
@@ -245,6 +246,14 @@ export class ConsumerHub {
     await runner?.close();
     await store.deleteConsumer(name);
     await store.saveConsumer({ name, position, parked: stored?.parked ?? [] });
+    // Checked again once stored, as a new subscription is: a compaction that loaded the records
+    // while there was none may have dropped the events since the first check.
+    try {
+      await this.checkAvailable(name, store, position);
+    } catch (err) {
+      await store.deleteConsumer(name).catch(() => {});
+      throw err;
+    }
     if (runner !== undefined && spec !== undefined) await this.subscribe(name, spec.handler, spec.options);
   }
 
