@@ -12,6 +12,7 @@ import {
   ask,
   eventually,
   logShape,
+  loseCommitsAfter,
   missing,
   stateOf,
   useApps,
@@ -163,12 +164,7 @@ describe('PostgresStore: faults', () => {
     await a.app.execute(new fixtures.Put('b', 2));
     await f.app.sync();
     expect(stateOf(f.app)).toEqual({ a: 1, b: 2 });
-    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq = 2', [log]);
-    await admin(
-      url,
-      'UPDATE appendonly.heads h SET seq = 1, batch = e.batch FROM appendonly.events e WHERE h.log = $1 AND e.log = $1 AND e.seq = 1',
-      [log],
-    );
+    await loseCommitsAfter(url, log, 1);
     const b = await open(url, log, 'no');
     await b.app.execute(new fixtures.Put('c', 3));
     // when: the database restarts (every connection is cut), and A goes on writing

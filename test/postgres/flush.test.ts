@@ -3,7 +3,7 @@ import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
 import { recordingLogger } from '../support/helpers';
 import { admin, usePostgres } from '../support/postgres';
-import { eventually, stateOf, useApps } from './helpers';
+import { eventually, loseCommitsAfter, stateOf, useApps } from './helpers';
 
 /**
  * A contended append under `always` commits in the head lock's transaction without waiting for
@@ -92,11 +92,7 @@ describe('PostgresStore: a contended append flushes outside the head lock', () =
       expect(stateOf(x.app)).toEqual({ y: 1 });
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(reported).toEqual([]);
-      if (lost)
-        await admin(
-          url,
-          `SET synchronous_commit = off; DELETE FROM appendonly.events WHERE log = '${log}'; UPDATE appendonly.heads SET seq = 0, batch = NULL WHERE log = '${log}'`,
-        );
+      if (lost) await loseCommitsAfter(url, log, 0);
       // the standby is dropped at the restart only: no flush completes on the old run
       await admin(url, "ALTER SYSTEM SET synchronous_standby_names = ''");
       await server().restart();

@@ -91,6 +91,23 @@ export async function lockedCatchUp(
   return pages({ client, t, log, where: log, after, counter: { bytes: 0 }, prefetched });
 }
 
+/**
+ * What a database crash under `synchronous_commit = off` does, by hand: the commits after `seq`
+ * are gone, and the head row is back at `seq` (with its batch). One statement, committed without
+ * waiting for a flush (a test may have made every flush wait).
+ */
+export async function loseCommitsAfter(url: string, log: string, seq: number): Promise<void> {
+  await admin(
+    url,
+    `WITH lost AS (DELETE FROM appendonly.events WHERE log = $1 AND seq > $2),
+          off AS (SELECT set_config('synchronous_commit', 'off', true))
+     UPDATE appendonly.heads SET seq = $2,
+       batch = (SELECT batch FROM appendonly.events WHERE log = $1 AND seq = $2)
+     WHERE log = $1 AND (SELECT count(*) FROM off) = 1`,
+    [log, seq],
+  );
+}
+
 /** The state as a plain object. */
 export function stateOf(app: App): Record<string, JsonValue> {
   return Object.fromEntries(app.state.entries());
