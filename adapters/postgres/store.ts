@@ -7,6 +7,7 @@ import {
   type ConsumerRecord,
   type EventGroup,
   type EventStore,
+  PersistenceError,
   type ReplayEnd,
   type ReplayOptions,
   type ReplaySink,
@@ -104,6 +105,8 @@ export class PostgresStore implements EventStore {
    * Absent under `everysec` and `no`, where a crash may drop what followers applied anyway.
    */
   flushed?: () => Promise<void>;
+  /** Full replays begun (the open's, and every reload): see `flushed`. */
+  private reloads = 0;
   /** The barrier alone (`flushed` without its check after a restart): for `read`. */
   private durable?: () => Promise<void>;
 
@@ -149,13 +152,22 @@ export class PostgresStore implements EventStore {
         this.durable = () => flusher.flushed();
         // After a restart the barrier proves nothing of what this instance read before it: what
         // it applied last (an own commit, or a catch-up's head, every held group at or before
-        // it) must still be in the log. A crash drops a suffix, so the rest is there too.
-        this.flushed = () =>
-          flusher.flushed().catch(async (err: unknown) => {
+        // it) must still be in the log. A crash drops a suffix, so the rest is there too. A
+        // reload since the call (the catch-up after the reconnect may come first) replaced what
+        // was applied last: nothing then vouches for what was read before, and it is refused.
+        this.flushed = () => {
+          const reloads = this.reloads;
+          return flusher.flushed().catch(async (err: unknown) => {
             if (!(err instanceof ServerRestartedError)) throw err;
+            if (this.reloads !== reloads)
+              throw new PersistenceError(
+                `${this.where}: ${err.message}, and the state was reloaded since: what was read before is not known to be in the log`,
+                'ERESTARTED',
+              );
             writer.suspect();
             await withConnection(pool, (client) => writer.verifyLast(client));
           });
+        };
       }
       this.writer = writer;
       // A lost LISTEN connection may mean a database restart: check what was applied (verifyLast).
@@ -190,6 +202,7 @@ export class PostgresStore implements EventStore {
     const writer = this.assertOpen();
     const feed = new ReplayFeed(sink, options, this.where);
     const full = options?.after === undefined;
+    if (full) this.reloads++;
     if (full) this.replayed.bytes = 0;
     if (options?.after !== undefined) {
       await writer.verifyLast().catch((err: unknown) => {
