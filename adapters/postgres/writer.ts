@@ -436,12 +436,12 @@ export class PgWriter {
 
   /** The answer to the batch was lost: once the old server process is gone, look, then send again if absent. */
   private async resend(lost: HeldConnection, batch: Batch): Promise<boolean> {
+    // `lost` is the writer's connection (no catch-up runs beside an append to replace it):
+    // `connection` replaces it and ends its server process before the look-up.
     lost.broken = true;
     const conn = await this.connection();
     this.reconnects++;
     this.unverified = true;
-    // Ended by `connection` when it replaced it; once more in case it was replaced before.
-    await fence(conn.client, lost);
     await this.verifyLast();
     if (await landed(conn.client, this.t, this.log, batch.rows)) {
       // Committed, but perhaps not flushed (its commit did not wait, see flushOutside): the
