@@ -41,6 +41,7 @@ import {
   readRounds,
   spread,
 } from './measure';
+import { RAW_WRITER_ROWS, type RawWriterMode, rawWriterChild, rawWriterTables } from './pg-writers';
 import { accounts, benchContext, Deposit, Deposited, DepositHandler } from './workload';
 
 /** A titled group of rows (as bench/main.ts prints them). */
@@ -453,10 +454,15 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
 }
 
 /** Starts an instance child; `go` starts its run, `result` is its report. */
-export function spawnInstance(url: string, log: string, seconds: number) {
+export function spawnInstance(
+  url: string,
+  log: string,
+  seconds: number,
+  writer: InstanceRun['writer'] = 'app',
+) {
   const child = spawn(
     process.execPath,
-    [...process.execArgv, __filename, '--postgres-instance', url, log, String(seconds)],
+    [...process.execArgv, __filename, '--postgres-instance', url, log, String(seconds), writer],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -491,51 +497,91 @@ export function spawnInstance(url: string, log: string, seconds: number) {
   };
 }
 
+/** One run of the instances rows: `n` processes at once, App instances or raw writers. */
+interface InstanceRun {
+  readonly n: number;
+  readonly writer: 'app' | RawWriterMode;
+}
+
+const INSTANCE_RUNS: readonly InstanceRun[] = [
+  { n: 1, writer: 'app' },
+  { n: 2, writer: 'app' },
+  { n: 4, writer: 'app' },
+  { n: 1, writer: 'retry' },
+  { n: 4, writer: 'retry' },
+  { n: 4, writer: 'lock' },
+];
+
+/** The schema of the raw writers' tables (see bench/pg-writers.ts). */
+const RAW_WRITERS_SCHEMA = 'raw_writers';
+
 async function instanceRows(server: PostgresServer): Promise<Row[]> {
   const url = await server.createDatabase();
-  const counts = [1, 2, 4];
-  const perCount = counts.map(() => [] as InstanceResult[][]);
+  const admin = await connect(url);
+  for (const statement of rawWriterTables(RAW_WRITERS_SCHEMA)) await admin.query(statement);
+  await admin.end();
+  const perRun = INSTANCE_RUNS.map(() => [] as InstanceResult[][]);
   for (let round = 0; round < INSTANCE_ROUNDS; round++) {
-    for (const [k, n] of counts.entries()) {
+    for (const [k, { n, writer }] of INSTANCE_RUNS.entries()) {
       progress(
-        `postgres: ${n} instance process(es) on one log, ${INSTANCE_IN_FLIGHT} in flight each, ${INSTANCE_SECONDS} s`,
+        `postgres: ${n} ${writer === 'app' ? 'instance' : `raw ${writer} writer`} process(es) on one log, ${INSTANCE_SECONDS} s`,
       );
       // A new log each run: no instance replays the previous runs' commands at start.
-      const log = `instances-${n}-${round}`;
-      const children = Array.from({ length: n }, () => spawnInstance(url, log, INSTANCE_SECONDS));
+      const log = `instances-${writer}-${n}-${round}`;
+      const children = Array.from({ length: n }, () => spawnInstance(url, log, INSTANCE_SECONDS, writer));
       await Promise.all(children.map((c) => c.ready));
       for (const c of children) c.go();
-      perCount[k].push(await Promise.all(children.map((c) => c.result())));
+      perRun[k].push(await Promise.all(children.map((c) => c.result())));
       await Promise.all(children.map((c) => c.exited));
     }
   }
-  const total = (run: InstanceResult[]) => run.reduce((s, r) => s + r.ops / r.seconds, 0);
-  return counts.map((n, k): Row => {
-    const runs = perCount[k];
-    const all = runs.flat();
-    const ops = all.reduce((s, r) => s + r.ops, 0);
-    const failed = all.reduce((s, r) => s + r.failed, 0);
-    const conflicts = all.reduce((s, r) => s + r.conflicts, 0);
-    const decided = all.reduce((s, r) => s + r.decisions, 0);
-    const batches = all.reduce((s, r) => s + r.batches, 0);
-    const cpu = all.reduce((s, r) => s + r.cpu.user + r.cpu.system, 0);
-    const rate = median(runs.map(total));
-    const lat = percentiles(all.flatMap((r) => r.latencies));
-    const what = `${(ops / batches).toFixed(1)} commands/batch, ${(conflicts / ops).toFixed(3)} conflicts/command, ${((decided - ops - failed) / ops).toFixed(3)} extra decisions/command, ${Math.round(cpu / ops)} µs Node CPU/command${failed > 0 ? `, ${failed} failed (${all.find((r) => r.error)?.error?.slice(0, 60)})` : ''}`;
-    const row: Row = {
-      name: `${n} instance${n > 1 ? 's' : ''} (processes), ${INSTANCE_IN_FLIGHT} in flight each: total commands/s`,
-      opsPerSec: rate,
-      ...lat,
-    };
-    if (n === 1) return { ...row, note: `${what}; ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s` };
-    const ratios = runs.map((run, r) => total(run) / total(perCount[0][r]));
+  const runsOf = (n: number, writer: InstanceRun['writer']) =>
+    perRun[INSTANCE_RUNS.findIndex((r) => r.n === n && r.writer === writer)];
+  return INSTANCE_RUNS.map(({ n, writer }): Row => {
+    const runs = runsOf(n, writer);
+    const reference = runsOf(1, writer === 'app' ? 'app' : 'retry');
+    const name =
+      writer === 'app'
+        ? `${n} instance${n > 1 ? 's' : ''} (processes), ${INSTANCE_IN_FLIGHT} in flight each: total commands/s`
+        : `raw pg: ${n} writer${n > 1 ? 's' : ''} (processes), ${RAW_WRITER_ROWS} rows/append${n > 1 ? `, ${writer === 'retry' ? 'optimistic retry' : 'head lock by hand'}` : ''}: rows/s`;
+    const row = instancesRow(name, runs, n === 1 ? undefined : reference);
+    if (writer !== 'app' || !INSTANCE_RUNS.some((r) => r.n === n && r.writer === 'lock')) return row;
+    // The App instances beside as many raw writers taking turns on the head lock as they do.
+    const raw = runsOf(n, 'lock');
+    const ratios = runs.map((run, r) => totalRate(run) / totalRate(raw[r]));
     return {
       ...row,
-      reference: '1 instance',
-      ratio: median(ratios),
-      note: `${what}; median of ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s, ${spread(ratios)}`,
+      note: `${row.note}; ${median(ratios).toFixed(2)}× raw ${n} writers, head lock (${spread(ratios)})`,
     };
   });
+}
+
+/** Commands (or rows) per second of one run, all its processes together. */
+function totalRate(run: readonly InstanceResult[]): number {
+  return run.reduce((s, r) => s + r.ops / r.seconds, 0);
+}
+
+/** A row of the instances table: the median run's rate, and its ratio to the reference's runs. */
+function instancesRow(name: string, runs: InstanceResult[][], reference?: InstanceResult[][]): Row {
+  const all = runs.flat();
+  const ops = all.reduce((s, r) => s + r.ops, 0);
+  const failed = all.reduce((s, r) => s + r.failed, 0);
+  const conflicts = all.reduce((s, r) => s + r.conflicts, 0);
+  const decided = all.reduce((s, r) => s + r.decisions, 0);
+  const batches = all.reduce((s, r) => s + r.batches, 0);
+  const cpu = all.reduce((s, r) => s + r.cpu.user + r.cpu.system, 0);
+  const lat = percentiles(all.flatMap((r) => r.latencies));
+  const what = `${(ops / batches).toFixed(1)} commands/batch, ${(conflicts / ops).toFixed(3)} conflicts/command, ${((decided - ops - failed) / ops).toFixed(3)} extra decisions/command, ${Math.round(cpu / ops)} µs Node CPU/command${failed > 0 ? `, ${failed} failed (${all.find((r) => r.error)?.error?.slice(0, 60)})` : ''}`;
+  const row: Row = { name, opsPerSec: median(runs.map(totalRate)), ...lat };
+  if (reference === undefined)
+    return { ...row, note: `${what}; ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s` };
+  const ratios = runs.map((run, r) => totalRate(run) / totalRate(reference[r]));
+  return {
+    ...row,
+    reference: `1 ${name.startsWith('raw') ? 'writer' : 'instance'}`,
+    ratio: median(ratios),
+    note: `${what}; median of ${INSTANCE_ROUNDS} run(s) of ${INSTANCE_SECONDS} s, ${spread(ratios)}`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -830,8 +876,12 @@ export async function benchPostgres(only: readonly Part[] = PARTS): Promise<Sect
 
 const childFlag = process.argv.indexOf('--postgres-instance');
 if (childFlag >= 0) {
-  const [url, log, seconds] = process.argv.slice(childFlag + 1);
-  instanceChild(url, log, Number(seconds)).catch((err: unknown) => {
+  const [url, log, seconds, writer] = process.argv.slice(childFlag + 1);
+  const child =
+    writer === 'retry' || writer === 'lock'
+      ? rawWriterChild(url, RAW_WRITERS_SCHEMA, log, writer, Number(seconds), INSTANCE_WARMUP_SECONDS, names)
+      : instanceChild(url, log, Number(seconds));
+  child.catch((err: unknown) => {
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   });
