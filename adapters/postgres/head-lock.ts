@@ -45,7 +45,7 @@ export class HeadLock {
       this.kept = null;
       return kept.read;
     }
-    this.release();
+    await this.release();
     const read = await lockAndRead(client, this.t, this.log, after);
     this.held = client;
     return read;
@@ -65,7 +65,7 @@ export class HeadLock {
   expire(): void {
     if (this.held === null) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.release(), HOLD_MS);
+    this.timer = setTimeout(() => void this.release(), HOLD_MS);
     this.timer.unref();
   }
 
@@ -79,7 +79,8 @@ export class HeadLock {
   claim(client: PgClientLike): boolean {
     if (this.held === null) return false;
     if (this.held !== client) {
-      this.release(true);
+      // On the lost connection, which nothing sends to again: not waited for.
+      void this.release(true);
       return false;
     }
     if (this.timer !== null) clearTimeout(this.timer);
@@ -89,14 +90,22 @@ export class HeadLock {
     return true;
   }
 
-  /** Ends the transaction (nothing was written in it): the others may append. */
-  release(rollback = false): void {
+  /**
+   * Ends the transaction (nothing was written in it): the others may append. Resolves once the
+   * server has answered (never rejects: a lost connection ends the transaction too); whoever
+   * sends next on the connection waits for it, as pg queues a query sent while another is under
+   * way only with a deprecation warning (pg 8.23), and pg 9 will refuse it.
+   */
+  release(rollback = false): Promise<void> {
     const client = this.held;
-    if (client === null) return;
+    if (client === null) return Promise.resolve();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.held = null;
     this.kept = null;
-    client.query(rollback ? 'ROLLBACK' : 'COMMIT').catch(() => {});
+    return client.query(rollback ? 'ROLLBACK' : 'COMMIT').then(
+      () => {},
+      () => {},
+    );
   }
 }

@@ -191,7 +191,7 @@ export class PostgresStore implements EventStore {
       this.cron.unref();
       return { kind: this.kind, location: this.where, created: createdSchema || createdLog, sizeBytes: 0 };
     } catch (err) {
-      writer.close();
+      await writer.close();
       await this.release();
       if (err instanceof IncompatibleSchemaError) throw err;
       throw persistenceError(`cannot open ${this.where}`, err);
@@ -235,8 +235,8 @@ export class PostgresStore implements EventStore {
         });
         await read(locked.client, locked.read).then(
           () => writer.headRead(true),
-          (err: unknown) => {
-            writer.headRead(false);
+          async (err: unknown) => {
+            await writer.headRead(false);
             throw err;
           },
         );
@@ -387,7 +387,7 @@ export class PostgresStore implements EventStore {
     try {
       await this.writer.drain();
     } finally {
-      this.writer.close();
+      await this.writer.close();
       this.watcher?.close();
       this.locks?.close();
       this.writer = null;

@@ -253,10 +253,13 @@ export class PgWriter {
     return { client: conn.client, read };
   }
 
-  /** The catch-up on the locked head ended: held a moment for the append, or released at once after a failure. */
-  headRead(ok: boolean): void {
+  /**
+   * The catch-up on the locked head ended: held a moment for the append, or released at once
+   * after a failure (resolves once the ROLLBACK is answered, before the connection is used again).
+   */
+  async headRead(ok: boolean): Promise<void> {
     if (ok) this.headLock.expire();
-    else this.headLock.release(true);
+    else await this.headLock.release(true);
   }
 
   /** A replay has read up to the head, `seq`: appends may go again. */
@@ -301,10 +304,10 @@ export class PgWriter {
     await this.commit.running;
   }
 
-  /** Refuses later appends; the connection goes back to the pool. */
-  close(): void {
+  /** Refuses later appends; the connection goes back to the pool once the head lock's transaction has ended. */
+  async close(): Promise<void> {
     this.closed = true;
-    this.headLock.release();
+    await this.headLock.release();
     letGo(this.conn);
     this.conn = null;
   }

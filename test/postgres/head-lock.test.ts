@@ -61,4 +61,39 @@ describe('PostgresStore: the head lock', () => {
     await b.query('ROLLBACK');
     expect(await headFree()).toBe(true);
   });
+
+  it('ends its transaction before the next lock is asked for on the same connection', async () => {
+    // given: the lock taken on A after seq 0, then asked for after seq 5 (nothing kept for that)
+    const lock = new HeadLock(tablesOf('appendonly'), 'locked');
+    const a = await connect();
+    await lock.take(a, 0);
+    const overlaps = sentWhileBusy(a);
+    // when: it is taken again on A
+    await lock.take(a, 5);
+    // then: the first transaction's COMMIT was answered before the lock's query went (pg 8.23
+    // queues a query sent meanwhile with a deprecation warning; pg 9 refuses it)
+    expect(overlaps).toEqual([]);
+    expect(lock.claim(a)).toBe(true);
+    await a.query('ROLLBACK');
+    expect(await headFree()).toBe(true);
+  });
 });
+
+/** The queries sent on `client` while another was still under way on it (pg answers in order). */
+function sentWhileBusy(client: pg.PoolClient): string[] {
+  const overlaps: string[] = [];
+  let busy = 0;
+  const query = client.query.bind(client) as (config: unknown) => Promise<unknown>;
+  (client as unknown as { query: (config: unknown) => Promise<unknown> }).query = (config) => {
+    if (busy > 0)
+      overlaps.push(typeof config === 'string' ? config : String((config as { text: string }).text));
+    busy++;
+    const answer = query(config);
+    answer.then(
+      () => busy--,
+      () => busy--,
+    );
+    return answer;
+  };
+  return overlaps;
+}
