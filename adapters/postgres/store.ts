@@ -286,12 +286,13 @@ export class PostgresStore implements EventStore {
    * Calls `changed` when another instance may have appended (NOTIFY, or a head poll); not while
    * this instance's own append is going to read those commits anyway (`catchesUpItself`). A
    * commit that lands just after that append is then heard of at the latest by the next poll
-   * (the hint may arrive before the append's answer is handled), or by the next append.
+   * (the hint may arrive before the append's answer is handled), or by the next append. The
+   * head the hint saw goes with it, for the App's `lag`.
    */
-  watch(changed: () => void): () => void {
+  watch(changed: (head?: number) => void): () => void {
     const writer = this.assertOpen();
-    return this.watcher!.watch(() => {
-      if (!writer.catchesUpItself) changed();
+    return this.watcher!.watch((head) => {
+      if (!writer.catchesUpItself) changed(head);
     });
   }
 

@@ -54,7 +54,7 @@ export class HeadWatcher {
   private readonly holds: HoldOnce;
   private listening = false;
   /** Who is told: the app, and anyone else watching the same store (a tool, a test). */
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new Set<(head?: number) => void>();
   private timer: NodeJS.Timeout | null = null;
   private notifying = false;
   private notifyAgain = false;
@@ -86,9 +86,12 @@ export class HeadWatcher {
     return this.queries.run(() => readHead(conn.client, this.t, this.log));
   }
 
-  /** Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`. */
-  watch(changed: () => void): () => void {
-    const entry = () => changed();
+  /**
+   * Starts watching: `changed` is called (a hint) when the head may have moved beyond `known`,
+   * with the head it saw (a poll's read, a NOTIFY's seq), or none when it knows none (a reconnect).
+   */
+  watch(changed: (head?: number) => void): () => void {
+    const entry = (head?: number) => changed(head);
     this.watchers.add(entry);
     if (this.timer === null) {
       this.timer = setInterval(() => void this.poll(), POLL_MS);
@@ -103,9 +106,9 @@ export class HeadWatcher {
     };
   }
 
-  /** Tells every watcher. */
-  private changed(): void {
-    for (const watcher of this.watchers) watcher();
+  /** Tells every watcher, with the head seen when there is one. */
+  private changed(head?: number): void {
+    for (const watcher of this.watchers) watcher(head);
   }
 
   /**
@@ -182,7 +185,7 @@ export class HeadWatcher {
       const head = await this.queries.run(() => readHead(conn.client, this.t, this.log));
       // A head below what this instance knows: the log lost commits (a crash under
       // synchronous_commit = off), which the catch-up that follows finds out.
-      if (head !== this.known || reconnected) this.changed();
+      if (head !== this.known || reconnected) this.changed(head);
     } catch {
       if (this.conn !== null) this.conn.broken = true;
     }
@@ -202,7 +205,8 @@ export class HeadWatcher {
         conn.client.on('notification', (message: PgNotification) => {
           if (message.channel !== this.channel) return;
           this.notifications++;
-          if (Number(message.payload) > this.known) this.changed();
+          const head = Number(message.payload);
+          if (head > this.known) this.changed(head);
         });
         this.conn = conn;
       },

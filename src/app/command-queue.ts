@@ -93,6 +93,8 @@ interface Waiting extends Dispatched {
  */
 export class CommandQueue {
   private busy = false;
+  /** Resolves once the async decision under way (while `busy`) has ended and gone to `commit`. */
+  private deciding: Promise<void> = Promise.resolve();
   /** Pauses in force: a conflict being resolved and a catch-up may overlap. */
   private paused = 0;
   private waiting: Waiting[] = [];
@@ -116,6 +118,15 @@ export class CommandQueue {
   /** Commands waiting to be decided. */
   get waitingCount(): number {
     return this.waiting.length;
+  }
+
+  /**
+   * Resolves once the async decision under way, if any, has ended: its outcome has gone to
+   * `commit` (appended, or put back to be decided again). Not its durability: a wait for that
+   * could outlast a pause that holds its retry.
+   */
+  decided(): Promise<void> {
+    return this.busy ? this.deciding : Promise.resolve();
   }
 
   /** True while nothing is being decided or waits. */
@@ -148,11 +159,18 @@ export class CommandQueue {
     return this.run(reaction, 0, ticket, metadata, undefined, consumer);
   }
 
-  /** Decides these commands again, each at its place in dispatch order; `attempts` counts the decisions so far. */
+  /**
+   * Decides these commands again, each at its place in dispatch order; `attempts` counts the
+   * decisions so far. Decided at once when nothing runs and nothing pauses the queue (a retry
+   * from a promise's callback): put back and left, they would wait for a drain that no call
+   * makes, and every command submitted after them behind them.
+   */
   retry(commands: readonly Dispatched[]): Promise<CommandResult>[] {
-    return commands.map((d) =>
+    const retried = commands.map((d) =>
       this.enqueue(d.command, d.attempts, d.ticket, d.metadata, d.trace, d.consumer),
     );
+    this.drain();
+    return retried;
   }
 
   /** Stops deciding (what is being decided finishes) until every `pause` has had its `resume`. */
@@ -209,9 +227,15 @@ export class CommandQueue {
     }
     if (output !== null && typeof (output as { then?: unknown })?.then === 'function') {
       this.busy = true;
+      let ended!: () => void;
+      this.deciding = new Promise<void>((resolve) => {
+        ended = resolve;
+      });
       return (output as Promise<unknown>).then(
         (events) => {
           this.busy = false;
+          // Whoever waits in `decided` goes on after this callback, `commit` called.
+          ended();
           trace?.decided();
           try {
             return this.commit(
@@ -231,6 +255,7 @@ export class CommandQueue {
         },
         (err: unknown) => {
           this.busy = false;
+          ended();
           trace?.decided();
           this.drain();
           throw err;

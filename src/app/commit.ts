@@ -169,10 +169,14 @@ export class Committer {
       this.followAgain = false;
       if (host.refusal() !== null) return;
       queue.pause();
-      // From here a decision under way is stale: it commits nothing (it is decided again after
-      // the catch-up), so no append can start while the replay below runs.
-      this.generation++;
       try {
+        // An async decision under way ends first, and appends (or meets its conflict): made
+        // stale by this catch-up, it would be decided again, and a handler slower than the
+        // other writers' commits come would be decided again at every one and never commit.
+        await queue.decided();
+        // From here a decision under way would be stale: none is (the queue is paused), and
+        // one that ends in a conflict's resolution is decided again there.
+        this.generation++;
         await this.settled();
         if (this.resolving !== null || this.inflight.length > 0) {
           await this.resolving?.catch(() => {});
@@ -215,8 +219,11 @@ export class Committer {
     const refused = host.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (generation !== this.generation) {
-      // Decided (asynchronously) on a state that a conflict has rolled back since: decide again.
-      return host.queue!.retry([{ command, attempts, ticket, metadata, trace, consumer }])[0];
+      // Decided (asynchronously) on a state that a conflict has rolled back since: decide again,
+      // as many times as a conflict's commands are.
+      if (attempts + 1 >= MAX_DECISIONS)
+        return Promise.reject(gaveUp(new AppendConflictError('another instance appended first', undefined)));
+      return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, trace, consumer }])[0];
     }
     if (consumer !== undefined && host.store.holdsConsumer?.(consumer.name) === false) {
       // Refused before anything is applied: a deposed consumer's reaction must never commit.
@@ -301,7 +308,10 @@ export class Committer {
 
   /**
    * A decision with no events: it resolves once everything before it is durable (it was decided
-   * on those commands), and is decided again if they are refused for a conflict.
+   * on those commands), and is decided again if they are refused for a conflict. On a shared log
+   * with nothing in flight it was decided on the durable state, and resolves at once: the last
+   * append may have been refused long since (a conflict resolved, its commands decided again),
+   * and that refusal says nothing of this decision.
    */
   private nothingToAppend(
     events: readonly DomainEvent[],
@@ -314,15 +324,14 @@ export class Committer {
   ): Promise<CommandResult> {
     const host = this.host;
     const result: CommandResult = { events, firstSeq: this.lastSeq + 1, lastSeq: this.lastSeq };
+    if (this.retain && this.inflight.length === 0) return Promise.resolve(result);
     return this.lastDurable.then(
       () => result,
       (err: unknown) => {
-        // Decided on the commands in flight: if they were stale, so is this decision.
-        if (this.retain && err instanceof AppendConflictError && attempts + 1 < MAX_DECISIONS)
-          return host.queue!.retry([
-            { command, attempts: attempts + 1, ticket, metadata, trace, consumer },
-          ])[0];
-        throw host.refusal() ?? host.failed(err);
+        if (!this.retain || !(err instanceof AppendConflictError)) throw host.refusal() ?? host.failed(err);
+        // Decided on the commands in flight: they were stale, so is this decision.
+        if (attempts + 1 >= MAX_DECISIONS) throw gaveUp(err);
+        return host.queue!.retry([{ command, attempts: attempts + 1, ticket, metadata, trace, consumer }])[0];
       },
     );
   }
@@ -444,14 +453,17 @@ export class Committer {
     }
     for (const r of redo) {
       if (r.attempts + 1 >= MAX_DECISIONS) {
-        r.retried = Promise.reject(
-          new AppendConflictError(`${err.message} (gave up after ${MAX_DECISIONS} decisions)`, err.head),
-        );
+        r.retried = Promise.reject(gaveUp(err));
         r.retried.catch(() => {});
       }
     }
     queue.resume();
   }
+}
+
+/** The conflict a command rejects with once its decisions have run out ({@link MAX_DECISIONS}). */
+function gaveUp(err: AppendConflictError): AppendConflictError {
+  return new AppendConflictError(`${err.message} (gave up after ${MAX_DECISIONS} decisions)`, err.head);
 }
 
 /**

@@ -163,7 +163,7 @@ describe('a shared log: faults on the conflict and follow paths', () => {
     }
   });
 
-  it('F4 an async decision finishing during a catch-up appends nothing while the replay runs', async () => {
+  it('F4 an async decision under way when others append: the catch-up waits for it, nothing appends during the replay', async () => {
     // given: A (watching) is busy deciding a command that waits on a gate
     const log = new SharedLog();
     const store = new ProbeStore(log, { watch: true });
@@ -175,15 +175,17 @@ describe('a shared log: faults on the conflict and follow paths', () => {
     });
     const slow = new Slow('n', gate);
     const decided = outcome(a.execute(slow));
-    // when: B's append tells A to catch up, and the gate opens while A's (slow) replay runs
+    // when: B appends, A hears of it (its catch-up, slow, waits for the decision), the gate opens
     store.replaySlow = true;
-    store.duringNextReplay = openGate;
     await b.execute(new Put('x', 1));
+    await until(() => a.stats().lag === 1, 'A heard of B').finally(openGate);
     const result = await decided;
     await until(() => a.stats().durableSeq === log.head && a.stats().lag === 0, 'A caught up');
-    // then: the decision was made again after the catch-up, and appended after it
+    // then: the decision went to its append (which found B's command first) before the replay,
+    // was decided again after it, and appended after it
     expect(store.appendDuringReplay).toBe(0);
     expect(result).toMatchObject({ ok: { firstSeq: 2, lastSeq: 2 } });
+    expect(decisions.get(slow)).toBe(2);
     expect(log.groups.map((g) => g.seq)).toEqual([1, 2]);
     // and A's state is what a fresh replay of the log gives
     const fresh = await open(new SharedLogStore(log));

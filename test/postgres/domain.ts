@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { CommandHandler, type ReadonlyKeyValueState, SET } from 'appendonly';
+import { CommandHandler, CommandRejected, type JsonValue, type ReadonlyKeyValueState, SET } from 'appendonly';
 import { fixtures } from 'appendonly/testing';
 
 /*
@@ -26,6 +26,30 @@ export class Transfer {
     readonly from: string,
     readonly to: string,
     readonly amount: number,
+  ) {}
+}
+
+/** Sets `key` when it has no value; else decides nothing (a command of no events). */
+export class PutIfAbsent {
+  constructor(
+    readonly key: string,
+    readonly value: JsonValue,
+  ) {}
+}
+
+/** Sets `key` when it has no value; else refuses. */
+export class CreateOnce {
+  constructor(
+    readonly key: string,
+    readonly value: JsonValue,
+  ) {}
+}
+
+/** Sets `key` to the value it held plus one, decided asynchronously in `ms` (a handler that awaits a lookup). */
+export class SlowIncrement {
+  constructor(
+    readonly key: string,
+    readonly ms: number,
   ) {}
 }
 
@@ -59,15 +83,49 @@ export class TransferHandler {
     decided(c);
     const from = (state.get(c.from) as number | undefined) ?? 0;
     const to = (state.get(c.to) as number | undefined) ?? 0;
-    // A refused transfer still logs a write (its balance, unchanged): a command of no events
-    // waits on the previous append and takes its rejection, a conflict included (src/app/commit.ts).
-    if (c.from === c.to || from < c.amount) return [SET(c.from, from)];
+    // Refused: no events (decided again, as any, when the commands it was decided on conflict).
+    if (c.from === c.to || from < c.amount) return [];
     return [SET(c.from, from - c.amount), SET(c.to, to + c.amount)];
+  }
+}
+
+@CommandHandler(PutIfAbsent)
+export class PutIfAbsentHandler {
+  execute(c: PutIfAbsent, state: ReadonlyKeyValueState) {
+    decided(c);
+    return state.has(c.key) ? [] : [SET(c.key, c.value)];
+  }
+}
+
+@CommandHandler(CreateOnce)
+export class CreateOnceHandler {
+  execute(c: CreateOnce, state: ReadonlyKeyValueState) {
+    decided(c);
+    if (state.has(c.key)) throw new CommandRejected(`${c.key} exists`);
+    return [SET(c.key, c.value)];
+  }
+}
+
+@CommandHandler(SlowIncrement)
+export class SlowIncrementHandler {
+  async execute(c: SlowIncrement, state: ReadonlyKeyValueState) {
+    decided(c);
+    const before = (state.get(c.key) as number | undefined) ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, c.ms));
+    return [SET(c.key, before + 1)];
   }
 }
 
 /** The conformance fixtures (Put, …) and these. */
 export const classes = {
-  handlers: [...fixtures.conformanceClasses.handlers, PushHandler, IncrementHandler, TransferHandler],
+  handlers: [
+    ...fixtures.conformanceClasses.handlers,
+    PushHandler,
+    IncrementHandler,
+    TransferHandler,
+    PutIfAbsentHandler,
+    CreateOnceHandler,
+    SlowIncrementHandler,
+  ],
   projections: fixtures.conformanceClasses.projections,
 };
