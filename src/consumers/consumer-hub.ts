@@ -1,4 +1,4 @@
-import { ConfigError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
+import { AppClosedError, ConfigError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
 import type { ConsumerLease, ConsumerRecord, EventStore } from '../store/event-store';
 import {
   type ConsumerCapableStore,
@@ -40,6 +40,10 @@ export class ConsumerHub {
   private readonly opening = new Set<string>();
   /** How each running consumer was subscribed, so that `reset` can start it again as it was. */
   private readonly specs = new Map<string, { handler: ConsumerHandler; options: SubscribeOptions }>();
+  /** The subscribes under way, which `closeAll` waits for: one that ends after it would run on. */
+  private readonly opens = new Set<Promise<unknown>>();
+  /** Set by `closeAll`: no consumer starts any more. */
+  private closed = false;
 
   constructor(private readonly source: Omit<ConsumerSource, 'store'> & { readonly store: EventStore }) {}
 
@@ -47,10 +51,21 @@ export class ConsumerHub {
     return this.running.get(name);
   }
 
-  async subscribe(
+  /** Opens and starts the consumer `name`; refused once `closeAll` has begun. */
+  subscribe(name: string, handler: ConsumerHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.closed)
+      return Promise.reject(new AppClosedError(`consumer ${JSON.stringify(name)}: the app is closing`));
+    const opened = this.open(name, handler, options);
+    this.opens.add(opened);
+    const done = () => this.opens.delete(opened);
+    opened.then(done, done);
+    return opened;
+  }
+
+  private async open(
     name: string,
     handler: ConsumerHandler,
-    options: SubscribeOptions = {},
+    options: SubscribeOptions,
   ): Promise<Subscription> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 200)
       throw new ConfigError(
@@ -100,6 +115,11 @@ export class ConsumerHub {
           };
       } else {
         record = await this.openRecord(name, store, from, null);
+      }
+      // Closed while the record loaded: `closeAll` has already stopped the running ones.
+      if (this.closed) {
+        await lease?.release();
+        throw new AppClosedError(`consumer ${JSON.stringify(name)}: the app is closing`);
       }
       const runner = new ConsumerRunner(
         name,
@@ -270,9 +290,17 @@ export class ConsumerHub {
     return [...this.running.values()].map((r) => r.stats());
   }
 
-  /** Stops every consumer; each stores its position. */
+  /**
+   * Stops every consumer; each stores its position. A runner still starting (retrying its
+   * dead letters) is stopped like the others; a subscribe still loading its record is waited
+   * for, and refuses, so that no consumer is left running on a closed store.
+   */
   async closeAll(): Promise<void> {
-    await Promise.all([...this.running.values()].map((r) => r.close()));
+    this.closed = true;
+    const stopAll = () => Promise.all([...this.running.values()].map((r) => r.close()));
+    await stopAll();
+    await Promise.allSettled([...this.opens]);
+    await stopAll();
   }
 }
 

@@ -133,8 +133,13 @@ export class ConsumerRunner implements Subscription {
       this.loop = this.cycle(false);
       return;
     }
-    await this.begin();
-    this.loop = this.cycle(true);
+    // The loop is set before the retries of `begin` run, so that a close meanwhile waits for them.
+    const begun = this.begin();
+    this.loop = begun.then(
+      () => this.cycle(true),
+      () => {},
+    );
+    await begun;
   }
 
   /** Runs while it holds the name; when it loses the lease, waits as a standby and runs again. */
@@ -225,14 +230,19 @@ export class ConsumerRunner implements Subscription {
   /** Hands the parked events marked for retry to the handler again, then stores the record. */
   private async begin(): Promise<void> {
     const again = this.parked.filter((p) => p.retry === true);
-    for (const p of again) {
-      if (this.stopping) break;
+    // An entry leaves the list once handled (or parked again by `deliver`); one whose handing
+    // was cut short by a close stays, still marked for retry, for the next start.
+    const handled = (p: (typeof again)[number]) => {
       this.parked = this.parked.filter((x) => x !== p);
       this.parkedDirty = true;
+    };
+    for (const p of again) {
+      if (this.stopping) break;
       // The copy parked with it, so that compaction need not keep a dead letter's event; an entry
       // parked before copies were kept is looked up in the log.
       if (p.event !== undefined) {
-        await this.deliver(fromCopy(p.seq, p.event));
+        if (!(await this.deliver(fromCopy(p.seq, p.event)))) break;
+        handled(p);
         continue;
       }
       const groups = await this.source.store.read(p.seq - 1, 1).catch((err: unknown) => {
@@ -244,10 +254,12 @@ export class ConsumerRunner implements Subscription {
         this.source.logger.warn(
           `consumer ${JSON.stringify(this.name)}: parked event seq ${p.seq} is no longer in the log; dropped`,
         );
+        handled(p);
         continue;
       }
       // A retried dead letter is handed out of order (after later events): said in the docs.
-      await this.deliver(consumerEvent(g, p.seq - g.seq));
+      if (!(await this.deliver(consumerEvent(g, p.seq - g.seq)))) break;
+      handled(p);
     }
     await this.checkpoint();
   }
@@ -451,6 +463,8 @@ export class ConsumerRunner implements Subscription {
   }
 
   private async pause(ms: number, unref = false): Promise<void> {
+    // Closing: a wait begun after `close` woke the last one would hold the close for all of `ms`.
+    if (this.stopping) return;
     const s = sleep(ms, unref);
     this.abortSleep = s.abort;
     await s.done;
