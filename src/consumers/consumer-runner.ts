@@ -1,4 +1,10 @@
-import { AppClosedError, ConsumerError, LogCompactedError, StaleConsumerError } from '../errors';
+import {
+  AppClosedError,
+  ConsumerError,
+  LogCompactedError,
+  PersistenceError,
+  StaleConsumerError,
+} from '../errors';
 import { type AppliedEvent, appliedEvent, type EventMetadata } from '../events/event';
 import { legacyEventId } from '../events/event-id';
 import { currentEventVersion, isCurrentVersion, upcast } from '../events/upcasters';
@@ -424,11 +430,10 @@ export class ConsumerRunner implements Subscription {
         // The position goes into the log with the reaction: a crash before this resolves hands
         // the event again (and nothing of the reaction is in the log), one after it does not.
         const commands = reactionCommands(this.name, reaction);
-        if (commands.length > 0)
-          await this.source.react(commands, reactionMetadata(event), {
-            name: this.name,
-            position: event.seq,
-          });
+        if (commands.length > 0 && !(await this.react(commands, event))) {
+          trace?.end();
+          return false;
+        }
         trace?.end();
         if (this.status === 'retrying') this.status = 'catching-up';
         return true;
@@ -460,6 +465,47 @@ export class ConsumerRunner implements Subscription {
         if (this.stopping || this.lost) return false;
       }
     }
+  }
+
+  /**
+   * Appends a reaction with the event's position. While the app cannot write its log (it is
+   * failed: a full disk, a lost database, `PersistenceError`), the event is not at fault: the
+   * same commands are tried again after a back-off, for as long as it lasts, without counting an
+   * attempt, so that a brief outage parks nothing. A failed append may still have committed (a
+   * connection lost after COMMIT): before each new try, a stored position at the event's seq
+   * says it did, and it is not appended twice. False when a close or a lost lease ends the wait;
+   * the event is handed again then.
+   */
+  private async react(commands: readonly object[], event: AppliedEvent): Promise<boolean> {
+    const position = { name: this.name, position: event.seq };
+    for (let wait = 0; ; wait++) {
+      // An unreadable record (null) means the log is still out of reach: wait again.
+      const stored = wait === 0 ? 0 : await this.storedPosition().catch(() => null);
+      if (stored !== null && stored >= event.seq) return true;
+      if (stored !== null) {
+        try {
+          await this.source.react(commands, reactionMetadata(event), position);
+          return true;
+        } catch (err) {
+          if (!(err instanceof PersistenceError)) throw err;
+          if (wait === 0)
+            this.source.logger.warn(
+              `consumer ${JSON.stringify(this.name)}: the reaction to seq ${event.seq} cannot be logged (${err.message}); waiting for the log`,
+            );
+        }
+      }
+      this.retries++;
+      this.status = 'retrying';
+      if (this.stopping || this.lost) return false;
+      await this.pause(retryDelay(wait + 1, this.options.retryDelayMs, this.options.maxRetryDelayMs));
+      if (this.stopping || this.lost) return false;
+    }
+  }
+
+  /** The position the store holds for this consumer (a reaction's append moves it). */
+  private async storedPosition(): Promise<number> {
+    const records = await this.source.store.loadConsumers();
+    return records.find((r) => r.name === this.name)?.position ?? 0;
   }
 
   private async pause(ms: number, unref = false): Promise<void> {

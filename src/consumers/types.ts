@@ -14,7 +14,8 @@ export type ConsumerStart = 'start' | 'now' | { readonly after: number };
  * together with the consumer's new position (the event's seq): the reaction is in the log exactly
  * once. Each event of it carries metadata `causationId` (the triggering event's id) and
  * `correlationId` (the triggering event's, else its id). A rejected command (a domain error,
- * invalid output) fails the handler: retried, then parked, nothing of it appended.
+ * invalid output) fails the handler: retried, then parked, nothing of it appended. A log that
+ * cannot be written (`PersistenceError`) fails nothing: the reaction waits for it to come back.
  */
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing (void) reacts with nothing
 export type ConsumerReaction = void | undefined | object | readonly object[];
