@@ -271,11 +271,19 @@ export class ConsumerRunner implements Subscription {
   }
 
   caughtUp(): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.status === 'closed')
-      return Promise.reject(new AppClosedError(`consumer ${JSON.stringify(this.name)} is closed`));
+    // Checked again once the head is known: a close or a failure meanwhile has already settled
+    // the waiters, and one added after it would wait forever.
+    const ended = (): Error | null =>
+      this.failure ??
+      (this.status === 'closed'
+        ? new AppClosedError(`consumer ${JSON.stringify(this.name)} is closed`)
+        : null);
+    const before = ended();
+    if (before !== null) return Promise.reject(before);
     return this.source.head().then((target) => {
       if (this.position >= target) return;
+      const after = ended();
+      if (after !== null) throw after;
       return new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
     });
   }
