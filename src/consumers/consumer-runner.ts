@@ -271,21 +271,27 @@ export class ConsumerRunner implements Subscription {
   }
 
   caughtUp(): Promise<void> {
-    // Checked again once the head is known: a close or a failure meanwhile has already settled
-    // the waiters, and one added after it would wait forever.
-    const ended = (): Error | null =>
-      this.failure ??
-      (this.status === 'closed'
-        ? new AppClosedError(`consumer ${JSON.stringify(this.name)} is closed`)
-        : null);
-    const before = ended();
-    if (before !== null) return Promise.reject(before);
-    return this.source.head().then((target) => {
-      if (this.position >= target) return;
-      const after = ended();
-      if (after !== null) throw after;
-      return new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
-    });
+    const ended = this.ended();
+    if (ended !== null) return Promise.reject(ended);
+    return this.source.head().then((target) => (this.position >= target ? undefined : this.waitFor(target)));
+  }
+
+  /** Why the consumer will not move again (closed or failed), or null while it runs. */
+  private ended(): Error | null {
+    if (this.failure !== null) return this.failure;
+    return this.status === 'closed'
+      ? new AppClosedError(`consumer ${JSON.stringify(this.name)} is closed`)
+      : null;
+  }
+
+  /**
+   * Resolves once the consumer reaches `target`. Refused once it ended: a close or a failure
+   * settles the waiters there are, and one added after it would wait forever.
+   */
+  private waitFor(target: number): Promise<void> {
+    const ended = this.ended();
+    if (ended !== null) return Promise.reject(ended);
+    return new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
   }
 
   stats(): ConsumerStats {
