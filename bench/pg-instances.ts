@@ -14,7 +14,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startPostgres } from '../test/support/postgres-cluster';
 import { median, percentiles, spread } from './measure';
-import { type InstanceResult, spawnInstance } from './postgres';
+import { rawWriterTables } from './pg-writers';
+import {
+  connect,
+  type InstanceResult,
+  type InstanceWriter,
+  RAW_WRITERS_SCHEMA,
+  spawnInstance,
+} from './postgres';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS = 100;
@@ -59,8 +66,15 @@ function machineTicks(): { idle: number; total: number } {
   return { idle: cpu[3] + cpu[4], total: cpu.reduce((a, b) => a + b, 0) };
 }
 
-async function run(url: string, dataDir: string, log: string, n: number, seconds: number) {
-  const children = Array.from({ length: n }, () => spawnInstance(url, log, seconds));
+async function run(
+  url: string,
+  dataDir: string,
+  log: string,
+  n: number,
+  seconds: number,
+  writer: InstanceWriter,
+) {
+  const children = Array.from({ length: n }, () => spawnInstance(url, log, seconds, writer));
   await Promise.all(children.map((c) => c.ready));
   for (const c of children) c.go();
   // The server's and the machine's CPU from the end of the warm-up, as the children's own.
@@ -94,6 +108,11 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 1.5);
   const counts = (process.argv[4] ?? '1,4').split(',').map(Number);
+  const writer = (process.argv[5] ?? 'app') as InstanceWriter;
+  if (!['app', 'lock', 'retry', 'hybrid'].includes(writer))
+    throw new Error(
+      `writer ${writer}: app (App instances), lock, retry or hybrid (raw pg writers, bench/pg-writers.ts)`,
+    );
   const last = counts[counts.length - 1];
   const server = await startPostgres();
   const host = new URL(server.url).searchParams.get('host');
@@ -101,13 +120,18 @@ async function main(): Promise<void> {
     throw new Error('needs the throwaway cluster (unset DATABASE_URL): it reads /proc of its server');
   const dataDir = path.join(host, 'data');
   const url = await server.createDatabase();
+  if (writer !== 'app') {
+    const admin = await connect(url);
+    for (const statement of rawWriterTables(RAW_WRITERS_SCHEMA)) await admin.query(statement);
+    await admin.end();
+  }
   const ratios: number[] = [];
   const rates: number[] = [];
   const p99s: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
       for (const n of counts) {
-        const r = await run(url, dataDir, `instances-${n}-${round}`, n, seconds);
+        const r = await run(url, dataDir, `instances-${n}-${round}`, n, seconds, writer);
         if (n === 1) ratios.push(r.rate);
         else if (n === last) {
           ratios[ratios.length - 1] = r.rate / ratios[ratios.length - 1];

@@ -77,7 +77,8 @@ function openApp(url: string, log: string, schema?: string): Promise<App> {
   return createApp({ ...accounts, store: storeOn(url, log, schema), logger: silentLogger });
 }
 
-async function connect(url: string): Promise<pg.Client> {
+/** A client of `url` whose lost connection rejects the query under way (see below). */
+export async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url });
   // A connection cut (the server stopped after a failure) rejects the query under way; the
   // 'error' event it also emits must not end the process before that failure is reported.
@@ -454,12 +455,7 @@ async function instanceChild(url: string, log: string, seconds: number): Promise
 }
 
 /** Starts an instance child; `go` starts its run, `result` is its report. */
-export function spawnInstance(
-  url: string,
-  log: string,
-  seconds: number,
-  writer: InstanceRun['writer'] = 'app',
-) {
+export function spawnInstance(url: string, log: string, seconds: number, writer: InstanceWriter = 'app') {
   const child = spawn(
     process.execPath,
     [...process.execArgv, __filename, '--postgres-instance', url, log, String(seconds), writer],
@@ -498,9 +494,12 @@ export function spawnInstance(
 }
 
 /** One run of the instances rows: `n` processes at once, App instances or raw writers. */
+/** What an instance process runs: an App, or a raw pg writer (bench/pg-writers.ts). */
+export type InstanceWriter = 'app' | RawWriterMode;
+
 interface InstanceRun {
   readonly n: number;
-  readonly writer: 'app' | RawWriterMode;
+  readonly writer: InstanceWriter;
 }
 
 const INSTANCE_RUNS: readonly InstanceRun[] = [
@@ -513,7 +512,7 @@ const INSTANCE_RUNS: readonly InstanceRun[] = [
 ];
 
 /** The schema of the raw writers' tables (see bench/pg-writers.ts). */
-const RAW_WRITERS_SCHEMA = 'raw_writers';
+export const RAW_WRITERS_SCHEMA = 'raw_writers';
 
 async function instanceRows(server: PostgresServer): Promise<Row[]> {
   const url = await server.createDatabase();
@@ -878,7 +877,7 @@ const childFlag = process.argv.indexOf('--postgres-instance');
 if (childFlag >= 0) {
   const [url, log, seconds, writer] = process.argv.slice(childFlag + 1);
   const child =
-    writer === 'retry' || writer === 'lock'
+    writer === 'retry' || writer === 'lock' || writer === 'hybrid'
       ? rawWriterChild(url, RAW_WRITERS_SCHEMA, log, writer, Number(seconds), INSTANCE_WARMUP_SECONDS, names)
       : instanceChild(url, log, Number(seconds));
   child.catch((err: unknown) => {
