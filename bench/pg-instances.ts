@@ -14,14 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startPostgres } from '../test/support/postgres-cluster';
 import { median, percentiles, spread } from './measure';
-import { rawWriterTables } from './pg-writers';
-import {
-  connect,
-  type InstanceResult,
-  type InstanceWriter,
-  RAW_WRITERS_SCHEMA,
-  spawnInstance,
-} from './postgres';
+import { createRawWriterTables, type InstanceResult, type InstanceWriter, spawnInstance } from './postgres';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS = 100;
@@ -120,11 +113,7 @@ async function main(): Promise<void> {
     throw new Error('needs the throwaway cluster (unset DATABASE_URL): it reads /proc of its server');
   const dataDir = path.join(host, 'data');
   const url = await server.createDatabase();
-  if (writer !== 'app') {
-    const admin = await connect(url);
-    for (const statement of rawWriterTables(RAW_WRITERS_SCHEMA)) await admin.query(statement);
-    await admin.end();
-  }
+  if (writer !== 'app') await createRawWriterTables(url);
   const ratios: number[] = [];
   const rates: number[] = [];
   const p99s: number[] = [];

@@ -77,8 +77,7 @@ function openApp(url: string, log: string, schema?: string): Promise<App> {
   return createApp({ ...accounts, store: storeOn(url, log, schema), logger: silentLogger });
 }
 
-/** A client of `url` whose lost connection rejects the query under way (see below). */
-export async function connect(url: string): Promise<pg.Client> {
+async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url });
   // A connection cut (the server stopped after a failure) rejects the query under way; the
   // 'error' event it also emits must not end the process before that failure is reported.
@@ -512,13 +511,18 @@ const INSTANCE_RUNS: readonly InstanceRun[] = [
 ];
 
 /** The schema of the raw writers' tables (see bench/pg-writers.ts). */
-export const RAW_WRITERS_SCHEMA = 'raw_writers';
+const RAW_WRITERS_SCHEMA = 'raw_writers';
 
-async function instanceRows(server: PostgresServer): Promise<Row[]> {
-  const url = await server.createDatabase();
+/** Creates the raw writers' tables in the database of `url`. */
+export async function createRawWriterTables(url: string): Promise<void> {
   const admin = await connect(url);
   for (const statement of rawWriterTables(RAW_WRITERS_SCHEMA)) await admin.query(statement);
   await admin.end();
+}
+
+async function instanceRows(server: PostgresServer): Promise<Row[]> {
+  const url = await server.createDatabase();
+  await createRawWriterTables(url);
   const perRun = INSTANCE_RUNS.map(() => [] as InstanceResult[][]);
   for (let round = 0; round < INSTANCE_ROUNDS; round++) {
     for (const [k, { n, writer }] of INSTANCE_RUNS.entries()) {
