@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startPostgres } from '../test/support/postgres-cluster';
 import { median, percentiles, spread } from './measure';
+import { isRawWriterMode, RAW_WRITER_MODES } from './pg-writers';
 import { createRawWriterTables, type InstanceResult, type InstanceWriter, spawnInstance } from './postgres';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
@@ -101,11 +102,12 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 1.5);
   const counts = (process.argv[4] ?? '1,4').split(',').map(Number);
-  const writer = (process.argv[5] ?? 'app') as InstanceWriter;
-  if (!['app', 'lock', 'retry', 'hybrid'].includes(writer))
+  const asked = process.argv[5] ?? 'app';
+  if (asked !== 'app' && !isRawWriterMode(asked))
     throw new Error(
-      `writer ${writer}: app (App instances), lock, retry or hybrid (raw pg writers, bench/pg-writers.ts)`,
+      `writer ${asked}: app (App instances) or ${RAW_WRITER_MODES.join(', ')} (raw pg writers, bench/pg-writers.ts)`,
     );
+  const writer: InstanceWriter = asked;
   const last = counts[counts.length - 1];
   const server = await startPostgres();
   const host = new URL(server.url).searchParams.get('host');

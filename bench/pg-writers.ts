@@ -27,8 +27,16 @@ import { FLUSH_BARRIER } from '../adapters/postgres/flush';
 import { quoteLiteral } from '../adapters/postgres/replay';
 import type { InstanceResult } from './postgres';
 
+/** The ways a raw writer meets the others (see the file's comment). */
+export const RAW_WRITER_MODES = ['retry', 'lock', 'hybrid'] as const;
+
 /** How a raw writer meets the others (see the file's comment). */
-export type RawWriterMode = 'retry' | 'lock' | 'hybrid';
+export type RawWriterMode = (typeof RAW_WRITER_MODES)[number];
+
+/** True when `name` is one of {@link RAW_WRITER_MODES}. */
+export function isRawWriterMode(name: string): name is RawWriterMode {
+  return (RAW_WRITER_MODES as readonly string[]).includes(name);
+}
 
 /** Under `hybrid`, the optimistic attempts of a batch before it takes the head lock. */
 const HYBRID_TRIES = 2;

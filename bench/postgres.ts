@@ -41,7 +41,13 @@ import {
   readRounds,
   spread,
 } from './measure';
-import { RAW_WRITER_ROWS, type RawWriterMode, rawWriterChild, rawWriterTables } from './pg-writers';
+import {
+  isRawWriterMode,
+  RAW_WRITER_ROWS,
+  type RawWriterMode,
+  rawWriterChild,
+  rawWriterTables,
+} from './pg-writers';
 import { accounts, benchContext, Deposit, Deposited, DepositHandler } from './workload';
 
 /** A titled group of rows (as bench/main.ts prints them). */
@@ -492,10 +498,10 @@ export function spawnInstance(url: string, log: string, seconds: number, writer:
   };
 }
 
-/** One run of the instances rows: `n` processes at once, App instances or raw writers. */
 /** What an instance process runs: an App, or a raw pg writer (bench/pg-writers.ts). */
 export type InstanceWriter = 'app' | RawWriterMode;
 
+/** One run of the instances rows: `n` processes at once, App instances or raw writers. */
 interface InstanceRun {
   readonly n: number;
   readonly writer: InstanceWriter;
@@ -880,10 +886,9 @@ export async function benchPostgres(only: readonly Part[] = PARTS): Promise<Sect
 const childFlag = process.argv.indexOf('--postgres-instance');
 if (childFlag >= 0) {
   const [url, log, seconds, writer] = process.argv.slice(childFlag + 1);
-  const child =
-    writer === 'retry' || writer === 'lock' || writer === 'hybrid'
-      ? rawWriterChild(url, RAW_WRITERS_SCHEMA, log, writer, Number(seconds), INSTANCE_WARMUP_SECONDS, names)
-      : instanceChild(url, log, Number(seconds));
+  const child = isRawWriterMode(writer)
+    ? rawWriterChild(url, RAW_WRITERS_SCHEMA, log, writer, Number(seconds), INSTANCE_WARMUP_SECONDS, names)
+    : instanceChild(url, log, Number(seconds));
   child.catch((err: unknown) => {
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
