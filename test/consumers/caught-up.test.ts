@@ -6,7 +6,14 @@ import { systemClock } from '../../src/runtime/clock';
 
 const { Put, conformanceClasses } = fixtures;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves with `value` after `ms`, unless `cancel` is called first (no timer left behind). */
+function after(ms: number, value: string): { done: Promise<string>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<string>((r) => {
+    timer = setTimeout(() => r(value), ms);
+  });
+  return { done, cancel: () => clearTimeout(timer) };
+}
 
 /**
  * `caughtUp()` asks for the head first (on PostgreSQL a query), then waits for the consumer to
@@ -49,7 +56,9 @@ describe('caughtUp racing a close', () => {
     await closing;
     answerHead(2);
     // then: refused at once (a hang shows as 'still waiting')
-    const outcome = await Promise.race([caught, sleep(2_000).then(() => 'still waiting')]);
+    const hang = after(2_000, 'still waiting');
+    const outcome = await Promise.race([caught, hang.done]);
+    hang.cancel();
     expect(outcome).toBeInstanceOf(AppClosedError);
     await app.close();
   });
