@@ -1,14 +1,16 @@
 /**
  * The instances row of `bench/postgres.ts` alone, with the CPU it takes: `node
- * dist/bench/pg-instances.js [rounds] [seconds] [counts]` after `npm run build`. Each round runs
- * each count of instance processes (`1,4` by default, 16 in flight each) on a new log of one
- * throwaway cluster and prints, per run, the total commands/s, the conflicts and the extra
- * decisions per command, the last count's ratio to the 1-instance run (so the machine's load
- * changes less between the two), the p99, and the CPU per command of the Node processes
- * (`process.cpuUsage` in each child) and of the server's processes (`/proc/<pid>/stat` of the
- * postmaster's children, sampled while they live), and how busy the machine's cores were in all.
- * It answers "waiting or computing?" for a change to the shared-log path in a minute, where the
- * full postgres section takes seven.
+ * dist/bench/pg-instances.js [rounds] [seconds] [counts] [writers]` after `npm run build`. Each
+ * round runs, for each writer (`app` by default; a comma list of `app` and the raw modes of
+ * `bench/pg-writers.ts`, taking turns within the round), each count of processes (`1,4` by
+ * default, 16 in flight each) on a new log of one throwaway cluster, and prints, per run, the
+ * total commands/s, the conflicts and the extra decisions per command, the p99, and the CPU per
+ * command of the Node processes (`process.cpuUsage` in each child) and of the server's processes
+ * (`/proc/<pid>/stat` of the postmaster's children, sampled while they live), and how busy the
+ * machine's cores were in all; at the end, per writer, the last count's ratio to its own
+ * 1-process run and to the 1-instance App run of the same round (so the machine's speed changes
+ * less between the two). It answers "waiting or computing?" for a change to the shared-log path
+ * in a minute, where the full postgres section takes seven.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -98,16 +100,21 @@ function range(values: readonly number[]): string {
   return `${Math.round(Math.min(...values))}–${Math.round(Math.max(...values))}`;
 }
 
+/** The median of `values` and their spread. */
+function summary(values: readonly number[]): string {
+  return `${median(values).toFixed(2)} (${spread(values)})`;
+}
+
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 1.5);
   const counts = (process.argv[4] ?? '1,4').split(',').map(Number);
-  const asked = process.argv[5] ?? 'app';
-  if (asked !== 'app' && !isRawWriterMode(asked))
+  const writers = (process.argv[5] ?? 'app').split(',').map((asked): InstanceWriter => {
+    if (asked === 'app' || isRawWriterMode(asked)) return asked;
     throw new Error(
       `writer ${asked}: app (App instances) or ${RAW_WRITER_MODES.join(', ')} (raw pg writers, bench/pg-writers.ts)`,
     );
-  const writer: InstanceWriter = asked;
+  });
   const last = counts[counts.length - 1];
   const server = await startPostgres();
   const host = new URL(server.url).searchParams.get('host');
@@ -115,28 +122,44 @@ async function main(): Promise<void> {
     throw new Error('needs the throwaway cluster (unset DATABASE_URL): it reads /proc of its server');
   const dataDir = path.join(host, 'data');
   const url = await server.createDatabase();
-  if (writer !== 'app') await createRawWriterTables(url);
-  const ratios: number[] = [];
-  const rates: number[] = [];
-  const p99s: number[] = [];
+  if (writers.some((w) => w !== 'app')) await createRawWriterTables(url);
+  // rates[writer][round][count]: the writers take turns within each round, so that a drift of
+  // the machine's speed (2x within minutes on a shared VM) falls on all of them alike.
+  const rates = new Map(writers.map((w) => [w, [] as Map<number, number>[]]));
+  const p99s = new Map(writers.map((w) => [w, [] as number[]]));
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const n of counts) {
-        const r = await run(url, dataDir, `instances-${n}-${round}`, n, seconds, writer);
-        if (n === 1) ratios.push(r.rate);
-        else if (n === last) {
-          ratios[ratios.length - 1] = r.rate / ratios[ratios.length - 1];
-          rates.push(r.rate);
-          p99s.push(r.p99);
+      for (const writer of writers) {
+        const measured = new Map<number, number>();
+        rates.get(writer)!.push(measured);
+        for (const n of counts) {
+          const log = `instances-${writer}-${n}-${round}`;
+          const r = await run(url, dataDir, log, n, seconds, writer);
+          measured.set(n, r.rate);
+          if (n === last) p99s.get(writer)!.push(r.p99);
+          process.stdout.write(
+            `round ${round}, ${writer}, ${n} instance(s): ${Math.round(r.rate)} commands/s, p99 ${r.p99.toFixed(1)} ms, ${r.conflicts.toFixed(3)} conflicts/command, ${r.extra.toFixed(3)} extra decisions/command, ${r.perBatch.toFixed(1)} commands/batch; CPU per command: Node ${r.nodeUs} µs, server ${r.serverUs} µs; machine ${Math.round(r.busy * 100)} % busy (all processes); NOTIFYs heard ${r.heard}\n`,
+          );
         }
-        process.stdout.write(
-          `round ${round}, ${n} instance(s): ${Math.round(r.rate)} commands/s, p99 ${r.p99.toFixed(1)} ms, ${r.conflicts.toFixed(3)} conflicts/command, ${r.extra.toFixed(3)} extra decisions/command, ${r.perBatch.toFixed(1)} commands/batch; CPU per command: Node ${r.nodeUs} µs, server ${r.serverUs} µs; machine ${Math.round(r.busy * 100)} % busy (all processes); NOTIFYs heard ${r.heard}\n`,
-        );
       }
     }
-    process.stdout.write(
-      `${last} instances / 1: median ${median(ratios).toFixed(2)} (${spread(ratios)}); ${last} instances ${Math.round(median(rates))} commands/s (${range(rates)}), p99 ${median(p99s).toFixed(0)} ms (${range(p99s)})\n`,
-    );
+    const app = rates.get('app');
+    for (const writer of writers) {
+      const per = rates.get(writer)!;
+      const at = (k: number, n: number) => per[k].get(n) ?? Number.NaN;
+      const lasts = per.map((_, k) => at(k, last));
+      const own = counts.includes(1) && last !== 1 ? per.map((_, k) => at(k, last) / at(k, 1)) : [];
+      const vsApp =
+        app !== undefined && counts.includes(1) && writer !== 'app'
+          ? per.map((_, k) => at(k, last) / (app[k].get(1) ?? Number.NaN))
+          : [];
+      const parts = [
+        ...(own.length > 0 ? [`${last} / 1 of its own ${summary(own)}`] : []),
+        ...(vsApp.length > 0 ? [`/ 1 App instance of the same round ${summary(vsApp)}`] : []),
+        `${last}: ${Math.round(median(lasts))} commands/s (${range(lasts)}), p99 ${median(p99s.get(writer)!).toFixed(0)} ms (${range(p99s.get(writer)!)})`,
+      ];
+      process.stdout.write(`${writer}: ${parts.join('; ')}\n`);
+    }
   } finally {
     await server.stop();
   }
