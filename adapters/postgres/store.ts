@@ -28,7 +28,7 @@ import type { PgClientLike, PgPoolLike } from './driver';
 import { IncompatibleSchemaError } from './errors';
 import { canBarrier, Flusher, ServerRestartedError, serverRun } from './flush';
 import { type PostgresStoreOptions, type ResolvedPostgresOptions, resolveOptions } from './options';
-import { type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
+import { catchUpInSnapshot, type HeadRow, inSnapshot, type LockedRead, replayLog } from './replay';
 import { ensureLog, ensureSchema, type Tables, tablesOf } from './schema';
 import { HeadWatcher } from './watcher';
 import { PgWriter } from './writer';
@@ -240,7 +240,10 @@ export class PostgresStore implements EventStore {
             throw err;
           },
         );
-      } else await inSnapshot(this.pool!, where, read);
+      } else if (options?.after !== undefined)
+        // A follower's catch-up: one round trip while it is small.
+        await catchUpInSnapshot(this.pool!, this.t, this.options.log, options.after, where, read);
+      else await inSnapshot(this.pool!, where, read);
     } finally {
       this.replaying--;
     }

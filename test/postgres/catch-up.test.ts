@@ -1,0 +1,135 @@
+import { type EventGroup, LogCompactedError, LogLostError } from 'appendonly';
+import pg from 'pg';
+import { catchUpInSnapshot, pages } from '../../adapters/postgres/replay';
+import { tablesOf } from '../../adapters/postgres/schema';
+import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
+import { admin, usePostgres } from '../support/postgres';
+import { bareStore, loseCommitsAfter, snapshotAtStore } from './helpers';
+
+/**
+ * A follower's catch-up (`replay({ after })` on an instance that is not appending, as the App
+ * runs it on every commit of the others): one round trip while what it reads fits in a page, the
+ * rest in one snapshot when it does not. Either way it reads each command after `after` once, in
+ * order, and refuses what the log can no longer give.
+ */
+describe('PostgresStore: a follower catches up', () => {
+  const server = usePostgres();
+  let url = '';
+  beforeAll(async () => {
+    url = await server().createDatabase();
+  });
+
+  const command = (seq: number): EventGroup => ({
+    seq,
+    time: 0,
+    events: [{ type: 'Set', data: { key: 'k', value: seq } }],
+  });
+
+  /** Appends commands 1 to `n`, all in flight at once (batched as an instance batches them). */
+  const writeCommands = (store: { append(group: EventGroup): Promise<void> }, n: number) =>
+    Promise.all(Array.from({ length: n }, (_, i) => store.append(command(i + 1))));
+
+  /** The seqs of the commands a replay handed over, in the order it handed them. */
+  const seqsOf = (records: readonly ReplayedRecord[]) =>
+    records.map((r) => (r.kind === 'group' ? r.seq : `${r.kind} record`));
+
+  it.each([
+    { commands: 20, after: 5, what: 'a few commands, in the first page' },
+    { commands: 10_000, after: 100, what: 'more than a page' },
+  ])('reads every command after its position once, in order ($what)', async ({ commands, after }) => {
+    // given: a log of `commands` commands, written by one instance
+    const log = `follow-${commands}`;
+    const writer = await bareStore(url, log);
+    const follower = await bareStore(url, log);
+    try {
+      await writeCommands(writer, commands);
+      // when: another instance catches up from `after`
+      const records: ReplayedRecord[] = [];
+      const end = await follower.replay(recordingSink(records), { after });
+      // then: the commands after it, each once, in order, up to the head
+      expect(seqsOf(records)).toEqual(Array.from({ length: commands - after }, (_, i) => after + 1 + i));
+      expect(end.lastSeq).toBe(commands);
+    } finally {
+      await follower.close();
+      await writer.close();
+    }
+  });
+
+  it('behind a compaction that deleted what it asks for: LOG_COMPACTED; from the snapshot on: the rest', async () => {
+    // given: 20 commands, compacted at seq 15, the events it covers deleted
+    const log = 'follow-compacted';
+    const writer = await snapshotAtStore(url, log, 15);
+    const follower = await bareStore(url, log);
+    try {
+      await writeCommands(writer, 20);
+      expect(await writer.compact()).toMatchObject({ seq: 15 });
+      await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 15', [log]);
+      // when: a follower that applied seq 5 catches up, then one that applied seq 15
+      const behind = follower.replay(recordingSink([]), { after: 5 });
+      // then: the first is told to reload (from the snapshot), the second gets seqs 16 to 20
+      await expect(behind).rejects.toBeInstanceOf(LogCompactedError);
+      const records: ReplayedRecord[] = [];
+      const atSnapshot = await follower.replay(recordingSink(records), { after: 15 });
+      expect(seqsOf(records)).toEqual([16, 17, 18, 19, 20]);
+      expect(atSnapshot.lastSeq).toBe(20);
+    } finally {
+      await follower.close();
+      await writer.close();
+    }
+  });
+
+  it('more than a page is read in one snapshot: a compaction deleting meanwhile is not seen', async () => {
+    // given: 10,000 commands and a snapshot switched in at seq 9000, its covered events kept
+    const log = 'follow-snapshot';
+    const writer = await snapshotAtStore(url, log, 9000);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await writeCommands(writer, 10_000);
+      expect(await writer.compact()).toMatchObject({ seq: 9000 });
+      // when: a catch-up from seq 100, which finds its first page full, reads the rest page by
+      // page, and after the first the covered events go up to seq 8500 (as deleteCovered does)
+      let seen = 0;
+      let reread = false;
+      await catchUpInSnapshot(pool, tablesOf('appendonly'), log, 100, log, async (client, prefetched) => {
+        reread = prefetched === undefined;
+        const read = pages({
+          client,
+          t: tablesOf('appendonly'),
+          log,
+          where: log,
+          after: 100,
+          counter: { bytes: 0 },
+        });
+        for await (const batch of read) {
+          if (seen === 0)
+            await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 8500', [log]);
+          seen += batch.length;
+        }
+      });
+      // then: read again in a transaction of its own, it sees the log as it was: every command
+      expect(reread).toBe(true);
+      expect(seen).toBe(9900);
+    } finally {
+      await pool.end();
+      await writer.close();
+    }
+  });
+
+  it('past the end of a log that lost commits (a crash under synchronous_commit = off): LOG_LOST', async () => {
+    // given: 20 commands, of which the last 8 are lost as a database crash loses them
+    const log = 'follow-lost';
+    const writer = await bareStore(url, log);
+    const follower = await bareStore(url, log);
+    try {
+      await writeCommands(writer, 20);
+      await loseCommitsAfter(url, log, 12);
+      // when: a follower that had applied seq 15 catches up
+      const caughtUp = follower.replay(recordingSink([]), { after: 15 });
+      // then: it is told that the log no longer holds what it applied (the App reloads)
+      await expect(caughtUp).rejects.toBeInstanceOf(LogLostError);
+    } finally {
+      await follower.close();
+      await writer.close();
+    }
+  });
+});
