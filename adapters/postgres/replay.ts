@@ -114,9 +114,7 @@ export async function lockAndRead(
   log: string,
   after: number,
 ): Promise<LockedRead> {
-  if (!Number.isSafeInteger(after)) throw new RangeError(`not a sequence number: ${after}`);
-  const l = quoteLiteral(log);
-  const text = `BEGIN; ${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))} FOR UPDATE OF h; ${eventPageSelect(t, l, String(after))}`;
+  const text = `BEGIN; ${headAndPage(t, log, after, ' FOR UPDATE OF h')}`;
   try {
     // Three statements: pg answers with one result per statement.
     const results = (await client.query({
@@ -129,6 +127,16 @@ export async function lockAndRead(
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The head row's and the first page's statements (after `after`) as SQL with literals, for a
+ * simple-protocol query, which takes no parameters; `lock` follows the head row's statement.
+ */
+function headAndPage(t: Tables, log: string, after: number, lock = ''): string {
+  if (!Number.isSafeInteger(after)) throw new RangeError(`not a sequence number: ${after}`);
+  const l = quoteLiteral(log);
+  return `${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))}${lock}; ${eventPageSelect(t, l, String(after))}`;
 }
 
 /** A string as an SQL literal, for either setting of `standard_conforming_strings` (as pg's `escapeLiteral`). */
@@ -230,9 +238,7 @@ export async function catchUpInSnapshot(
   where: string,
   read: (client: PgClientLike, prefetched?: LockedRead) => Promise<void>,
 ): Promise<void> {
-  if (!Number.isSafeInteger(after)) throw new RangeError(`not a sequence number: ${after}`);
-  const l = quoteLiteral(log);
-  const text = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))}; ${eventPageSelect(t, l, String(after))}; COMMIT`;
+  const text = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${headAndPage(t, log, after)}; COMMIT`;
   await snapshotConnection(pool, where, async (client, fail) => {
     // Four statements: pg answers with one result per statement, the COMMIT's last.
     const results = (await client
