@@ -11,7 +11,16 @@ import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-gr
 import type { FencedPosition } from './append';
 import { persistenceError, withConnection } from './connection';
 import { type PgClientLike, type PgPoolLike, TEXT_COLUMNS } from './driver';
-import { inSnapshot, parse, readHeadRow } from './replay';
+import {
+  type HeadRow,
+  headRowOf,
+  headRowSelectOf,
+  inOneTrip,
+  inSnapshot,
+  parse,
+  quoteLiteral,
+  readHeadRow,
+} from './replay';
 import type { Tables } from './schema';
 
 /*
@@ -39,7 +48,15 @@ function consumersTable(t: Tables): string {
   return `"${t.schema}".consumers`;
 }
 
-/** The groups holding events after `after`, whole, up to about `limit` events (see `EventStore.read`). */
+/**
+ * The groups holding events after `after`, whole, up to about `limit` events (see
+ * `EventStore.read`), read in one REPEATABLE READ snapshot: the head row, then the rows from the
+ * first row of the group that holds `after + 1` on. A live consumer reads a few events at a
+ * time, so the snapshot's BEGIN, the head row, the rows and the COMMIT go as one simple-protocol
+ * query (one round trip, where a statement each took five). When those rows are all of one
+ * group that goes on past them, the read is made again as before in a transaction of its own,
+ * asking for twice as many rows each time.
+ */
 export async function readGroups(
   pool: PgPoolLike,
   t: Tables,
@@ -48,34 +65,41 @@ export async function readGroups(
   after: number,
   limit: number,
 ): Promise<EventGroup[]> {
+  if (!Number.isSafeInteger(after) || !Number.isSafeInteger(limit))
+    throw new RangeError(`not a position and a limit: ${after}, ${limit}`);
+  const l = quoteLiteral(log);
+  const rowsFrom = (rowsWanted: number) =>
+    `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = ${l} AND seq >= COALESCE(
+       (SELECT max(seq) FROM ${t.events} WHERE log = ${l} AND seq <= ${after + 1} AND n > 0), ${after + 1})
+     ORDER BY seq LIMIT ${rowsWanted}`;
+  const groupsOf = (head: HeadRow, rows: EventRow[], rowsWanted: number): EventGroup[] | null => {
+    // Below the snapshot the rows may be gone (compacted); a store keeping history still has them.
+    if (after < head.snapshotSeq && (rows.length === 0 || Number(rows[0][0]) > after + 1))
+      throw new LogCompactedError(
+        after,
+        rows.length === 0 ? head.snapshotSeq + 1 : Number(rows[0][0]),
+        where,
+      );
+    const groups = groupsOfRows(rows, where, limit, (text, seq) => parse(text, where, seq));
+    if (groups.length === 0 && rows.length === rowsWanted) return null; // one group, longer than the rows
+    return groups.filter((g) => g.seq + g.events.length - 1 > after);
+  };
+  const first = limit + 64;
+  const [head, rows] = await inOneTrip(pool, where, [headRowSelectOf(t, log), rowsFrom(first)]);
+  const found = groupsOf(headRowOf(head.rows[0]), rows.rows as EventRow[], first);
+  if (found !== null) return found;
   let out: EventGroup[] = [];
   await inSnapshot(pool, where, async (client) => {
-    const head = await readHeadRow(client, t, log, where);
-    const first = await client.query(
-      `SELECT max(seq)::float8 AS seq FROM ${t.events} WHERE log = $1 AND seq <= $2 AND n > 0`,
-      [log, after + 1],
-    );
-    const at = (first.rows[0] as { seq: number | null } | undefined)?.seq;
-    const start = at === null || at === undefined ? after + 1 : Number(at);
-    for (let rowsWanted = limit + 64; ; rowsWanted *= 2) {
-      const rows = (
-        await client.query({
-          text: `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
-          values: [log, start, rowsWanted],
-          rowMode: 'array',
-          types: TEXT_COLUMNS,
-        })
-      ).rows as EventRow[];
-      // Below the snapshot the rows may be gone (compacted); a store keeping history still has them.
-      if (after < head.snapshotSeq && (rows.length === 0 || Number(rows[0][0]) > after + 1))
-        throw new LogCompactedError(
-          after,
-          rows.length === 0 ? head.snapshotSeq + 1 : Number(rows[0][0]),
-          where,
-        );
-      const groups = groupsOfRows(rows, where, limit, (text, seq) => parse(text, where, seq));
-      if (groups.length > 0 || rows.length < rowsWanted) {
-        out = groups.filter((g) => g.seq + g.events.length - 1 > after);
+    const again = await readHeadRow(client, t, log, where);
+    for (let rowsWanted = first * 2; ; rowsWanted *= 2) {
+      const { rows: more } = await client.query({
+        text: rowsFrom(rowsWanted),
+        rowMode: 'array',
+        types: TEXT_COLUMNS,
+      });
+      const groups = groupsOf(again, more as EventRow[], rowsWanted);
+      if (groups !== null) {
+        out = groups;
         return;
       }
     }

@@ -72,7 +72,7 @@ function headRowSelect(t: Tables, logAt: string, keyAt: string): string {
 }
 
 /** A row of {@link headRowSelect} (undefined: no head row, a log never appended to). */
-function headRowOf(found: unknown): HeadRow {
+export function headRowOf(found: unknown): HeadRow {
   const row = found as
     | [seq: string, batch: string | null, snapshotSeq: string, id: string, version: string | null]
     | undefined;
@@ -114,7 +114,7 @@ export async function lockAndRead(
   log: string,
   after: number,
 ): Promise<LockedRead> {
-  const text = `BEGIN; ${headAndPage(t, log, after, ' FOR UPDATE OF h')}`;
+  const text = `BEGIN; ${headAndPage(t, log, after, ' FOR UPDATE OF h').join('; ')}`;
   try {
     // Three statements: pg answers with one result per statement.
     const results = (await client.query({
@@ -133,10 +133,14 @@ export async function lockAndRead(
  * The head row's and the first page's statements (after `after`) as SQL with literals, for a
  * simple-protocol query, which takes no parameters; `lock` follows the head row's statement.
  */
-function headAndPage(t: Tables, log: string, after: number, lock = ''): string {
+function headAndPage(t: Tables, log: string, after: number, lock = ''): [string, string] {
   if (!Number.isSafeInteger(after)) throw new RangeError(`not a sequence number: ${after}`);
-  const l = quoteLiteral(log);
-  return `${headRowSelect(t, l, quoteLiteral(projectionsVersionKey(log)))}${lock}; ${eventPageSelect(t, l, String(after))}`;
+  return [`${headRowSelectOf(t, log)}${lock}`, eventPageSelect(t, quoteLiteral(log), String(after))];
+}
+
+/** The head row's statement with `log` as a literal (see {@link headRowSelect}). */
+export function headRowSelectOf(t: Tables, log: string): string {
+  return headRowSelect(t, quoteLiteral(log), quoteLiteral(projectionsVersionKey(log)));
 }
 
 /** A string as an SQL literal, for either setting of `standard_conforming_strings` (as pg's `escapeLiteral`). */
@@ -177,6 +181,9 @@ export interface LogRead {
   readonly prefetched?: LockedRead;
 }
 
+/** How every read of the log begins: one consistent view while the writers append. */
+const SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
 /**
  * Runs `read` in a REPEATABLE READ READ ONLY transaction on a connection of its own (never the
  * writer's, so that nothing an append sends can land inside it). The driver's errors become
@@ -188,7 +195,7 @@ export async function inSnapshot(
   read: (client: PgClientLike) => Promise<void>,
 ): Promise<void> {
   await snapshotConnection(pool, where, async (client, fail) => {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
+    await client.query(SNAPSHOT).catch(fail);
     await read(client);
     await client.query('COMMIT').catch(fail);
   });
@@ -238,18 +245,45 @@ export async function catchUpInSnapshot(
   where: string,
   read: (client: PgClientLike, prefetched?: LockedRead) => Promise<void>,
 ): Promise<void> {
-  const text = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${headAndPage(t, log, after)}; COMMIT`;
+  const statements = headAndPage(t, log, after);
   await snapshotConnection(pool, where, async (client, fail) => {
-    // Four statements: pg answers with one result per statement, the COMMIT's last.
-    const results = (await client
-      .query({ text, rowMode: 'array', types: TEXT_COLUMNS })
-      .catch(fail)) as unknown as PgResult[];
-    const page = results[2].rows;
-    if (page.length < PAGE) return read(client, { head: headRowOf(results[1].rows[0]), page });
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch(fail);
+    const [head, { rows: page }] = await oneTrip(client, fail, statements);
+    if (page.length < PAGE) return read(client, { head: headRowOf(head.rows[0]), page });
+    await client.query(SNAPSHOT).catch(fail);
     await read(client);
     await client.query('COMMIT').catch(fail);
   });
+}
+
+/**
+ * `statements` in one REPEATABLE READ READ ONLY transaction on a connection of its own (as
+ * {@link inSnapshot}), sent with its BEGIN and COMMIT as one simple-protocol query: one round
+ * trip. Their results, in order, rows as arrays of text.
+ */
+export async function inOneTrip(
+  pool: PgPoolLike,
+  where: string,
+  statements: readonly string[],
+): Promise<PgResult[]> {
+  let out: PgResult[] = [];
+  await snapshotConnection(pool, where, async (client, fail) => {
+    out = await oneTrip(client, fail, statements);
+  });
+  return out;
+}
+
+/** See {@link inOneTrip}, on `client`. */
+async function oneTrip(
+  client: PgClientLike,
+  fail: (err: unknown) => never,
+  statements: readonly string[],
+): Promise<PgResult[]> {
+  const text = `${SNAPSHOT}; ${statements.join('; ')}; COMMIT`;
+  const results = (await client
+    .query({ text, rowMode: 'array', types: TEXT_COLUMNS })
+    .catch(fail)) as unknown as PgResult[];
+  // One result per statement, the BEGIN's first and the COMMIT's last.
+  return results.slice(1, 1 + statements.length);
 }
 
 /**

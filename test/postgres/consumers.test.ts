@@ -3,7 +3,7 @@ import { type ConsumerRecord, createApp, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { admin, usePostgres } from '../support/postgres';
 import { classes, Increment } from './domain';
-import { useApps } from './helpers';
+import { bareStore, useApps } from './helpers';
 
 /** Consumers on a shared log: a consumer on one instance is handed what every instance commits. */
 describe('PostgresStore: a consumer on a shared log', () => {
@@ -30,6 +30,27 @@ describe('PostgresStore: a consumer on a shared log', () => {
     // then: every event of the log, once, in order
     expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(sub.stats().position).toBe(60);
+  });
+
+  it('read hands over a command longer than the rows it asks for first, whole, after the ones before it', async () => {
+    // given: a log of one short command, then one of 300 events (more than `limit + 64` rows:
+    // the first read finds only part of it), then another short one
+    const store = await bareStore(url, 'long-group');
+    try {
+      const set = (i: number) => ({ type: 'Set', data: { key: `k${i}`, value: i } });
+      await store.append({ seq: 1, time: 0, events: [set(0)] });
+      await store.append({ seq: 2, time: 0, events: Array.from({ length: 300 }, (_, i) => set(i + 1)) });
+      await store.append({ seq: 302, time: 0, events: [set(301)] });
+      // when: a consumer at seq 1 reads 10 events, and one inside the long command reads 1
+      const after1 = await store.read(1, 10);
+      const inside = await store.read(150, 1);
+      // then: each gets the long command whole (and nothing more, past the limit)
+      expect(after1.map((g) => [g.seq, g.events.length])).toEqual([[2, 300]]);
+      expect(inside.map((g) => [g.seq, g.events.length])).toEqual([[2, 300]]);
+      expect((await store.read(301, 10)).map((g) => g.seq)).toEqual([302]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('a consumer that checkpoints while a compaction marks it stale is not marked, and its events are kept', async () => {
