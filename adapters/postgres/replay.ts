@@ -89,7 +89,10 @@ function eventPageSelect(t: Tables, logAt: string, afterAt: string): string {
   return `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = ${logAt} AND seq > ${afterAt} ORDER BY seq LIMIT ${PAGE}`;
 }
 
-/** What {@link lockAndRead} found: the head row as locked, and the first page of events after `after`. */
+/**
+ * The head row and the first page of events after `after`, read in one round trip: by
+ * {@link lockAndRead} (the head row locked) or by {@link catchUpInSnapshot} (in a snapshot).
+ */
 export interface LockedRead {
   readonly head: HeadRow;
   readonly page: readonly unknown[];
@@ -177,7 +180,7 @@ export interface LogRead {
    * reads up to it, so when it ends there the instance has applied the head's batch.
    */
   readonly found?: { head: HeadRow | null };
-  /** The head row and the first page, already read (a catch-up on the locked head: {@link lockAndRead}). */
+  /** The head row and the first page, already read ({@link lockAndRead}, {@link catchUpInSnapshot}). */
   readonly prefetched?: LockedRead;
 }
 
@@ -194,11 +197,18 @@ export async function inSnapshot(
   where: string,
   read: (client: PgClientLike) => Promise<void>,
 ): Promise<void> {
-  await snapshotConnection(pool, where, async (client, fail) => {
-    await client.query(SNAPSHOT).catch(fail);
-    await read(client);
-    await client.query('COMMIT').catch(fail);
-  });
+  await snapshotConnection(pool, where, (client, fail) => inTransaction(client, fail, read));
+}
+
+/** `read` between the snapshot's BEGIN and its COMMIT, on `client`. */
+async function inTransaction(
+  client: PgClientLike,
+  fail: (err: unknown) => never,
+  read: (client: PgClientLike) => Promise<void>,
+): Promise<void> {
+  await client.query(SNAPSHOT).catch(fail);
+  await read(client);
+  await client.query('COMMIT').catch(fail);
 }
 
 /**
@@ -229,13 +239,14 @@ async function snapshotConnection(
  * A catch-up (the events after `after`) in a REPEATABLE READ READ ONLY transaction on a
  * connection of its own, as {@link inSnapshot}, in one round trip when it is small: the BEGIN,
  * the head row, the first page and the COMMIT go as one simple-protocol query, and `read` gets
- * the head and the page already read (`prefetched`). A follower catches up on every commit of
- * the others, a few events at a time: four round trips each where the snapshot's consistency
- * needs one (`bench/pg-follow.ts`, 16 events per catch-up: 0.19× a raw read's rate in CPU per
- * event with four, 0.40× with one). A full first page means more pages in the same snapshot:
- * the transaction is then opened again and read as `inSnapshot` reads (what the first query read
- * is dropped; at that size, one round trip more is nothing). `log` and `after` go in as
- * literals, as in {@link lockAndRead}.
+ * the head and the page already read (`prefetched`), after that COMMIT: given them, it must send
+ * nothing on `client` (`pages` sends nothing for a page that is not full). A follower catches up
+ * on every commit of the others, a few events at a time: four round trips each where the
+ * snapshot's consistency needs one (`bench/pg-follow.ts`, 16 events per `sync()`: 0.29–0.34× a
+ * raw read's rate in CPU per event with four, 0.40–0.46× with one). A full first page means more
+ * pages in the same snapshot: the transaction is then opened again and read as `inSnapshot`
+ * reads (what the first query read is dropped; at that size, one round trip more is nothing).
+ * `log` and `after` go in as literals, as in {@link lockAndRead}.
  */
 export async function catchUpInSnapshot(
   pool: PgPoolLike,
@@ -249,9 +260,7 @@ export async function catchUpInSnapshot(
   await snapshotConnection(pool, where, async (client, fail) => {
     const [head, { rows: page }] = await oneTrip(client, fail, statements);
     if (page.length < PAGE) return read(client, { head: headRowOf(head.rows[0]), page });
-    await client.query(SNAPSHOT).catch(fail);
-    await read(client);
-    await client.query('COMMIT').catch(fail);
+    await inTransaction(client, fail, read);
   });
 }
 

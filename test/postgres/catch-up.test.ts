@@ -1,6 +1,6 @@
-import { type EventGroup, LogCompactedError, LogLostError } from 'appendonly';
+import { type EventGroup, LogCompactedError, LogLostError, PersistenceError } from 'appendonly';
 import pg from 'pg';
-import { catchUpInSnapshot, pages } from '../../adapters/postgres/replay';
+import { catchUpInSnapshot, type LockedRead, pages } from '../../adapters/postgres/replay';
 import { tablesOf } from '../../adapters/postgres/schema';
 import { type ReplayedRecord, recordingSink } from '../../src/store/replay-sink';
 import { admin, usePostgres } from '../support/postgres';
@@ -109,6 +109,57 @@ describe('PostgresStore: a follower catches up', () => {
       // then: read again in a transaction of its own, it sees the log as it was: every command
       expect(reread).toBe(true);
       expect(seen).toBe(9900);
+    } finally {
+      await pool.end();
+      await writer.close();
+    }
+  });
+
+  it('a few commands come in the one query: the head and the page, and no second read', async () => {
+    // given: 20 commands
+    const log = 'follow-one-trip';
+    const writer = await bareStore(url, log);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await writeCommands(writer, 20);
+      // when: a catch-up from seq 5
+      let given: LockedRead | undefined;
+      await catchUpInSnapshot(pool, tablesOf('appendonly'), log, 5, log, async (_client, prefetched) => {
+        given = prefetched;
+      });
+      // then: what it hands over is the log's head and the 15 rows after seq 5, already read
+      expect(given?.head.seq).toBe(20);
+      expect(given?.page.map((row) => Number((row as string[])[0]))).toEqual(
+        Array.from({ length: 15 }, (_, i) => i + 6),
+      );
+    } finally {
+      await pool.end();
+      await writer.close();
+    }
+  });
+
+  it('a failed catch-up, in its query or in what reads it, leaves the connection fit for the next', async () => {
+    // given: 20 commands, and a pool of one connection
+    const log = 'follow-failed';
+    const writer = await bareStore(url, log);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    const t = tablesOf('appendonly');
+    try {
+      await writeCommands(writer, 20);
+      // when: a catch-up whose query fails inside its transaction (a table that is not there),
+      // then one whose reader throws after the query's COMMIT
+      const missing = catchUpInSnapshot(pool, tablesOf('missing'), log, 5, log, async () => {});
+      await expect(missing).rejects.toBeInstanceOf(PersistenceError);
+      const thrown = catchUpInSnapshot(pool, t, log, 5, log, async () => {
+        throw new Error('the sink refused');
+      });
+      await expect(thrown).rejects.toThrow('the sink refused');
+      // then: the next catch-up on that connection reads as usual (no transaction left aborted)
+      let head = 0;
+      await catchUpInSnapshot(pool, t, log, 5, log, async (_client, prefetched) => {
+        head = prefetched?.head.seq ?? -1;
+      });
+      expect(head).toBe(20);
     } finally {
       await pool.end();
       await writer.close();
