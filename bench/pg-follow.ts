@@ -1,13 +1,14 @@
 /**
  * A follower's small catch-ups, the shared log's everyday read: `node dist/bench/pg-follow.js
- * [rounds] [catch-ups]` after `npm run build`. One App appends 16 Deposits (one batch, as one
- * instance with 16 in flight commits them), and a second App on the same log calls `sync()`,
- * which reads and applies them; `catch-ups` times per round (1,000 by default). After each, the
- * raw reference: one keyset SELECT of 16 rows just committed the same way to a log nobody
- * follows (both read fresh rows), on a connection of its own, each row's data `JSON.parse`d and
- * set in a Map. Prints, per round, the CPU and the
- * wall time per event of each (`process.cpuUsage` around the reads only, the appends left out),
- * then their medians and the App's ratio to the reference with its spread.
+ * [rounds] [catch-ups]` after `npm run build`. 16 Deposits are committed to the log in the
+ * store's format by raw pg (`fill`, as one instance's batch of 16 commands: it sends no NOTIFY,
+ * so the follower does not start a catch-up of its own, bar its head poll every 200 ms), then an
+ * App on that log calls `sync()`, which reads and applies them; `catch-ups` times per round
+ * (1,000 by default). After each, the raw reference: one keyset SELECT of 16 rows committed the
+ * same way to a log nobody follows (both read fresh rows), on a connection of its own, of the
+ * columns the store reads that `fill` fills, each row's data `JSON.parse`d and set in a Map. Prints, per round, the CPU (`process.cpuUsage`) and the
+ * wall time per event of each, the writes left out, then their medians and the App's ratio to
+ * the reference with its spread.
  *
  * The full postgres section measures the catch-up of 500,000 events at once, where the
  * per-read costs vanish; a follower beside busy writers reads a few at a time, so this is where
@@ -15,17 +16,16 @@
  */
 import 'reflect-metadata';
 import pg from 'pg';
+import { TEXT_COLUMNS } from '../adapters/postgres/driver';
 import { PostgresStore } from '../adapters/postgres/index';
-import { type App, createApp, silentLogger } from '../src/index';
+import { createApp, silentLogger } from '../src/index';
 import { startPostgres } from '../test/support/postgres-cluster';
 import { median, spread } from './measure';
-import { accounts, Deposit } from './workload';
+import { fill } from './postgres';
+import { accounts, benchContext } from './workload';
 
 /** Events per catch-up: one instance's batch with 16 commands in flight. */
 const BATCH = 16;
-
-/** Names the Deposits go to: enough that a batch touches 16 keys. */
-const ACCOUNTS = 1000;
 
 interface Cost {
   /** CPU per event, µs. */
@@ -50,34 +50,36 @@ async function main(): Promise<void> {
   const times = Number(process.argv[3] ?? 1000);
   const server = await startPostgres();
   const url = await server.createDatabase();
-  const appOn = (log: string) =>
-    createApp({
-      ...accounts,
-      store: new PostgresStore({ connectionString: url, log, appendfsync: 'no', autoRewritePercentage: 0 }),
-      logger: silentLogger,
-    });
-  const writer = await appOn('follow');
-  const follower = await appOn('follow');
-  const freshWriter = await appOn('fresh');
+  // The two logs' head rows, made by a store's open; the writes go on a connection of a pool.
+  const fresh = new PostgresStore({ connectionString: url, log: 'fresh' });
+  await fresh.open(benchContext);
+  await fresh.close();
+  const follower = await createApp({
+    ...accounts,
+    store: new PostgresStore({
+      connectionString: url,
+      log: 'follow',
+      appendfsync: 'no',
+      autoRewritePercentage: 0,
+    }),
+    logger: silentLogger,
+  });
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const writer = await pool.connect();
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   let next = 0;
-  const write = (app: App) =>
-    Promise.all(
-      Array.from({ length: BATCH }, (_, k) => {
-        const i = next + k;
-        return app.execute(new Deposit(`acct-${i % ACCOUNTS}`, 1 + (i % 7)));
-      }),
-    );
   const map = new Map<string, { balance: number; last: number }>();
   const rawRead = (after: number) => async () => {
     const { rows } = await client.query({
-      text: `SELECT seq, data FROM appendonly.events WHERE log = 'fresh' AND seq > $1 ORDER BY seq LIMIT ${BATCH}`,
+      // The columns the store reads that `fill` fills, as the postgres section's raw read.
+      text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = 'fresh' AND seq > $1 ORDER BY seq LIMIT ${BATCH}`,
       values: [after],
       rowMode: 'array',
+      types: TEXT_COLUMNS,
     });
-    for (const row of rows as [string, string][]) {
-      const d = JSON.parse(row[1]) as { account: string; amount: number; balance: number };
+    for (const row of rows as string[][]) {
+      const d = JSON.parse(row[3]) as { account: string; amount: number; balance: number };
       map.set(d.account, { balance: d.balance, last: d.amount });
     }
     if (rows.length !== BATCH) throw new Error(`raw read ${rows.length} rows after ${after}`);
@@ -86,7 +88,8 @@ async function main(): Promise<void> {
     const app: Cost = { cpuUs: 0, wallUs: 0 };
     const raw: Cost = { cpuUs: 0, wallUs: 0 };
     for (let i = 0; i < n; i++) {
-      await Promise.all([write(writer), write(freshWriter)]);
+      await fill(writer, 'follow', next, BATCH);
+      await fill(writer, 'fresh', next, BATCH);
       const after = next;
       next += BATCH;
       await timed(app, () => follower.sync());
@@ -118,9 +121,9 @@ async function main(): Promise<void> {
     );
   } finally {
     await client.end();
+    writer.release();
+    await pool.end();
     await follower.close();
-    await freshWriter.close();
-    await writer.close();
     await server.stop();
   }
 }

@@ -599,10 +599,11 @@ function instancesRow(name: string, runs: InstanceResult[][], reference?: Instan
 
 /**
  * Appends `count` Deposit events after `from` to the store's log `log`, in the store's format
- * (its own append statement and rows, an id on every event as the App logs them), 4096 per statement, all in one transaction: a reader sees
- * none of them, then all (the follower's catch-up then reads them all at once).
+ * (its own append statement and rows, an id on every event as the App logs them), 4096 per
+ * statement, all in one transaction: a reader sees none of them, then all (the follower's
+ * catch-up then reads them all at once). No NOTIFY: a follower hears of them by its own reads.
  */
-async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
+export async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
   const statements = appendStatements(tablesOf('appendonly'));
   await client.query('BEGIN');
   for (let at = from; at < from + count; at += PAGE) {
