@@ -216,15 +216,15 @@ async function inTransaction(
  * into the PersistenceError a store's read rejects with. Back to the pool once rolled back, when
  * the read failed (destroyed when even that fails).
  */
-async function snapshotConnection(
+function snapshotConnection<T>(
   pool: PgPoolLike,
   where: string,
-  work: (client: PgClientLike, fail: (err: unknown) => never) => Promise<void>,
-): Promise<void> {
+  work: (client: PgClientLike, fail: (err: unknown) => never) => Promise<T>,
+): Promise<T> {
   const fail = (err: unknown): never => {
     throw persistenceError(`cannot read ${where}`, err);
   };
-  await withConnection(pool, (client) => work(client, fail), {
+  return withConnection(pool, (client) => work(client, fail), {
     unreachable: (err) => persistenceError(`cannot read ${where}`, err),
     // Unfit for the next user only when it cannot even roll back.
     broken: (client) =>
@@ -274,11 +274,7 @@ export async function inOneTrip(
   where: string,
   statements: readonly string[],
 ): Promise<PgResult[]> {
-  let out: PgResult[] = [];
-  await snapshotConnection(pool, where, async (client, fail) => {
-    out = await oneTrip(client, fail, statements);
-  });
-  return out;
+  return snapshotConnection(pool, where, (client, fail) => oneTrip(client, fail, statements));
 }
 
 /** See {@link inOneTrip}, on `client`. */
