@@ -4,11 +4,10 @@
  * store's format by raw pg (`fill`, as one instance's batch of 16 commands: it sends no NOTIFY,
  * so the follower does not start a catch-up of its own, bar its head poll every 200 ms), then an
  * App on that log calls `sync()`, which reads and applies them; `catch-ups` times per round
- * (1,000 by default). After each, the raw reference: one keyset SELECT of 16 rows committed the
- * same way to a log nobody follows (both read fresh rows), on a connection of its own, of the
- * columns the store reads that `fill` fills, each row's data `JSON.parse`d and set in a Map. Prints, per round, the CPU (`process.cpuUsage`) and the
- * wall time per event of each, the writes left out, then their medians and the App's ratio to
- * the reference with its spread.
+ * (1,000 by default). After each, the raw reference: one `rawPage` of the 16 rows committed the
+ * same way to a log nobody follows (both read fresh rows), on a connection of its own. Prints, per
+ * round, the CPU (`process.cpuUsage`) and the wall time per event of each, the writes left out,
+ * then their medians and the App's ratio to the reference with its spread.
  *
  * The full postgres section measures the catch-up of 500,000 events at once, where the
  * per-read costs vanish; a follower beside busy writers reads a few at a time, so this is where
@@ -16,12 +15,11 @@
  */
 import 'reflect-metadata';
 import pg from 'pg';
-import { TEXT_COLUMNS } from '../adapters/postgres/driver';
 import { PostgresStore } from '../adapters/postgres/index';
-import { createApp, silentLogger } from '../src/index';
+import { createApp, type JsonValue, silentLogger } from '../src/index';
 import { startPostgres } from '../test/support/postgres-cluster';
 import { median, spread } from './measure';
-import { fill } from './postgres';
+import { fill, rawPage } from './postgres';
 import { accounts, benchContext } from './workload';
 
 /** Events per catch-up: one instance's batch with 16 commands in flight. */
@@ -69,20 +67,10 @@ async function main(): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   let next = 0;
-  const map = new Map<string, { balance: number; last: number }>();
+  const map = new Map<string, JsonValue>();
   const rawRead = (after: number) => async () => {
-    const { rows } = await client.query({
-      // The columns the store reads that `fill` fills, as the postgres section's raw read.
-      text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = 'fresh' AND seq > $1 ORDER BY seq LIMIT ${BATCH}`,
-      values: [after],
-      rowMode: 'array',
-      types: TEXT_COLUMNS,
-    });
-    for (const row of rows as string[][]) {
-      const d = JSON.parse(row[3]) as { account: string; amount: number; balance: number };
-      map.set(d.account, { balance: d.balance, last: d.amount });
-    }
-    if (rows.length !== BATCH) throw new Error(`raw read ${rows.length} rows after ${after}`);
+    const { count } = await rawPage(client, 'fresh', after, BATCH, map);
+    if (count !== BATCH) throw new Error(`raw read ${count} rows after ${after}`);
   };
   const round = async (n: number) => {
     const app: Cost = { cpuUs: 0, wallUs: 0 };

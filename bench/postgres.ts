@@ -618,10 +618,34 @@ export async function fill(client: pg.PoolClient, log: string, from: number, cou
 }
 
 /**
- * The reference read: keyset pages of the columns the store reads that the fills fill (`version`
- * and `metadata`, NULL here, left out), in seq order, each row's data `JSON.parse`d and set in a
- * Map as the projection sets it, with no type parsers, as the store reads. Events/s, connecting
- * included (as the App's load includes its connections).
+ * One page of the reference read: up to `limit` rows after `after` of the columns the store
+ * reads that the fills fill (`version` and `metadata`, NULL here, left out), in seq order, each
+ * row's data `JSON.parse`d and set in `map` as the projection sets it, with no type parsers, as
+ * the store reads. Returns the rows' count and the last seq read.
+ */
+export async function rawPage(
+  client: pg.ClientBase,
+  log: string,
+  after: number | string,
+  limit: number,
+  map: Map<string, JsonValue>,
+): Promise<{ count: number; last: number | string }> {
+  const { rows }: { rows: unknown[] } = await client.query({
+    text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${limit}`,
+    values: [log, after],
+    rowMode: 'array',
+    types: TEXT_COLUMNS,
+  });
+  for (let i = 0; i < rows.length; i++) {
+    const d = JSON.parse((rows[i] as string[])[3]) as { account: string; amount: number; balance: number };
+    map.set(d.account, { balance: d.balance, last: d.amount });
+  }
+  return { count: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1] as string[])[0] };
+}
+
+/**
+ * The reference read: {@link rawPage} pages of `count` events after `after`. Events/s,
+ * connecting included (as the App's load includes its connections).
  */
 async function rawRead(url: string, log: string, after: number, count: number): Promise<number> {
   const started = process.hrtime.bigint();
@@ -630,19 +654,10 @@ async function rawRead(url: string, log: string, after: number, count: number): 
   let last: number | string = after;
   let read = 0;
   for (;;) {
-    const { rows }: { rows: unknown[] } = await client.query({
-      text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`,
-      values: [log, last],
-      rowMode: 'array',
-      types: TEXT_COLUMNS,
-    });
-    for (let i = 0; i < rows.length; i++) {
-      const d = JSON.parse((rows[i] as string[])[3]) as { account: string; amount: number; balance: number };
-      map.set(d.account, { balance: d.balance, last: d.amount });
-    }
-    read += rows.length;
-    if (rows.length < PAGE) break;
-    last = (rows[rows.length - 1] as string[])[0];
+    const page = await rawPage(client, log, last, PAGE, map);
+    read += page.count;
+    last = page.last;
+    if (page.count < PAGE) break;
   }
   await client.end();
   if (read !== count) throw new Error(`raw read ${read} rows of ${log}, expected ${count}`);
