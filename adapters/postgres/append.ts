@@ -1,6 +1,11 @@
-import { createHash } from 'node:crypto';
 import type { ConsumerPosition, EventGroup, FsyncPolicy } from '../../src/index';
-import { type PgClientLike, type PgResult, queryNamed } from './driver';
+import {
+  type PgClientLike,
+  type PgResult,
+  type PreparedStatement,
+  preparedStatement,
+  queryNamed,
+} from './driver';
 import { quoteLiteral } from './replay';
 import { FLUSH_BARRIER } from './flush';
 import type { Tables } from './schema';
@@ -82,12 +87,6 @@ export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
   no: 'off',
 };
 
-/** A statement the store prepares: its name is derived from its text (see {@link appendStatements}). */
-export interface PreparedStatement {
-  readonly name: string;
-  readonly text: string;
-}
-
 /** The append in two forms: `one` for a batch of one row, `many` for any batch. */
 export interface AppendStatements {
   readonly one: PreparedStatement;
@@ -104,10 +103,9 @@ export interface AppendStatements {
  * `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it holds for this
  * transaction's COMMIT only, and never touches the session (a pool the user shares).
  *
- * Prepared (named): parsing and planning this statement each time cost more than running it (a
- * one-row append measured 0.22× a plain one-row INSERT unprepared, 0.86× prepared, on this
- * project's benchmark machine). The name is a hash of the text, because pg refuses a name
- * prepared on a connection with another text: two stores on different schemas may share a pool.
+ * Prepared (named, see {@link preparedStatement}): parsing and planning this statement each time
+ * cost more than running it (a one-row append measured 0.22× a plain one-row INSERT unprepared,
+ * 0.86× prepared, on this project's benchmark machine).
  *
  * A batch of one row (a command of one event, one command in flight: the common case of a
  * lightly loaded app) takes `one`, the same statement with scalar parameters: for one row, the
@@ -122,17 +120,19 @@ export function appendStatements(t: Tables): AppendStatements {
       RETURNING seq)
     INSERT INTO ${t.events} (log, seq, time, type, data, n, batch, id, version, metadata)`;
   return {
-    one: named(`${moved}
-    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5, $10::text, $11::integer, $12::text FROM moved`),
-    many: named(`${moved}
+    one: preparedStatement(
+      'append',
+      `${moved}
+    SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5, $10::text, $11::integer, $12::text FROM moved`,
+    ),
+    many: preparedStatement(
+      'append',
+      `${moved}
     SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5, e.id, e.version, e.metadata
     FROM moved, unnest($6::bigint[], $7::text[], string_to_array($8, E'\n'), $9::integer[], $10::text[], $11::integer[],
-        string_to_array($12, E'\n', '')) WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`),
+        string_to_array($12, E'\n', '')) WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`,
+    ),
   };
-}
-
-function named(text: string): PreparedStatement {
-  return { name: `appendonly_append_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
 /** Runs the append; true when it landed, false when the head had moved (a conflict). */

@@ -3,6 +3,7 @@
  * these interfaces as it is, and the published types need no `@types/pg`. Nothing here imports
  * `pg` itself; `connection.ts` loads it only when the store is given a connection string.
  */
+import { createHash } from 'node:crypto';
 
 /** The part of a query result the store reads. */
 export interface PgResult {
@@ -14,6 +15,8 @@ export interface PgResult {
 
 /** A query whose rows come back as arrays of column values (cheaper than objects on replay). */
 export interface PgArrayQuery {
+  /** Prepared under this name (see {@link PgNamedQuery}) when set. */
+  readonly name?: string;
   readonly text: string;
   readonly values?: unknown[];
   readonly rowMode: 'array';
@@ -45,6 +48,21 @@ export interface PgNamedQuery {
   readonly name: string;
   readonly text: string;
   readonly values: unknown[];
+}
+
+/** A statement the store prepares, named by {@link preparedStatement}. */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * `text` as a statement to prepare, named `appendonly_<kind>_` and a hash of the text: pg
+ * refuses a name prepared on a connection with another text, and two stores on different
+ * schemas (different texts) may share a pool.
+ */
+export function preparedStatement(kind: string, text: string): PreparedStatement {
+  return { name: `appendonly_${kind}_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
 /** A `NOTIFY` received on a connection that `LISTEN`s. */

@@ -250,6 +250,16 @@ export class App {
     const committer = this.committer;
     await committer.settled();
     if (typeof this.store.head !== 'function') return;
+    if (this.queue.idle && committer.lastSeq === committer.durableSeq) {
+      // Nothing is being decided or appended, so the pause of a catch-up holds nobody up: one
+      // catch-up reads the head and what came before it (one round trip on PostgreSQL), where
+      // reading the head first would be a round trip more for a follower that is behind.
+      await committer.follow();
+      const refused = this.refusal();
+      if (refused !== null) throw refused;
+      return;
+    }
+    // Commands flow: read the head first, and pause them only if there is something to apply.
     const head = await this.store.head();
     committer.knownHead = Math.max(committer.knownHead, head);
     // The log ends before what this instance applied (commits lost in a database crash): the

@@ -140,6 +140,49 @@ describe('PostgresStore: a follower catches up', () => {
     );
   });
 
+  it.each([
+    { what: 'at the head', log: 'follow-at-head', commands: 20, after: 20, head: 20 },
+    { what: 'on a log never appended to', log: 'follow-never', commands: 0, after: 0, head: 0 },
+  ])('$what, the one query hands over the head and no rows', async ({ log, commands, after, head }) => {
+    // given: `commands` commands on the log (none: no store ever opened it, so no head row)
+    const writer = await storeOn(commands === 0 ? 'follow-other' : log);
+    await writeCommands(writer, commands);
+    // when
+    let given: LockedRead | undefined;
+    await catchUpInSnapshot(
+      onePool(),
+      tablesOf('appendonly'),
+      log,
+      after,
+      log,
+      async (_client, prefetched) => {
+        given = prefetched;
+      },
+    );
+    // then
+    expect(given?.head.seq).toBe(head);
+    expect(given?.page).toEqual([]);
+  });
+
+  it('a first page that ends before the head (what it asks for compacted away) is read again', async () => {
+    // given: 5,000 commands, compacted at seq 4,500, the events it covers deleted: none is left
+    // in the page after seq 5
+    const log = 'follow-page-compacted';
+    const writer = await storeOn(log, 4500);
+    const follower = await storeOn(log);
+    await writeCommands(writer, 5000);
+    expect(await writer.compact()).toMatchObject({ seq: 4500 });
+    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 4500', [log]);
+    // when: a catch-up from seq 5
+    let reread = false;
+    await catchUpInSnapshot(onePool(), tablesOf('appendonly'), log, 5, log, async (_client, prefetched) => {
+      reread = prefetched === undefined;
+    });
+    // then: not taken as caught up at seq 5: read again, and a follower there is told to reload
+    expect(reread).toBe(true);
+    await expect(follower.replay(recordingSink([]), { after: 5 })).rejects.toBeInstanceOf(LogCompactedError);
+  });
+
   it('a failed catch-up, in its query or in what reads it, leaves the connection fit for the next', async () => {
     // given: 20 commands, and a pool of one connection
     const log = 'follow-failed';

@@ -1,5 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createApp, silentLogger } from 'appendonly';
+import { PostgresStore } from 'appendonly/adapters/postgres';
+import pg from 'pg';
 import { admin, usePostgres } from '../support/postgres';
-import { decisions, Push } from './domain';
+import { classes, decisions, Push } from './domain';
 import { bareStore, eventually, stateOf, useApps } from './helpers';
 
 /** Two apps (two stores) on one log in one process: a stale decision never commits. */
@@ -114,6 +118,44 @@ describe('PostgresStore: two instances on one log', () => {
     expect(b.store.stats().polls).toBe(polls);
     expect(await b.store.head()).toBe(1);
     await store.close();
+  });
+
+  it('sync() on an idle instance reads the head and the others’ commands in one query', async () => {
+    // given: an instance on a pool of its own whose queries are recorded with what sent them,
+    // and three commands committed by hand (no NOTIFY: the instance learns of them from sync)
+    const sender = new AsyncLocalStorage<string>();
+    const bySync: string[] = [];
+    const pool = new pg.Pool({ connectionString: url });
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (...args: unknown[]) => {
+        const first = args[0] as string | { text: string };
+        if (sender.getStore() === 'sync') bySync.push(typeof first === 'string' ? first : first.text);
+        return query(...args);
+      };
+    });
+    const store = new PostgresStore({ pool, log });
+    const app = await createApp({ ...classes, store, logger: silentLogger });
+    try {
+      for (let seq = 1; seq <= 3; seq++)
+        await admin(
+          url,
+          `WITH moved AS (UPDATE appendonly.heads SET seq = $2 WHERE log = $1 AND seq = $2 - 1 RETURNING seq)
+           INSERT INTO appendonly.events (log, seq, time, type, data, n, batch)
+           SELECT $1, $2, 0, 'SET', json_build_object('key', 'k' || $2, 'value', $2)::text, 1, gen_random_uuid()
+           FROM moved`,
+          [log, seq],
+        );
+      // when
+      await sender.run('sync', () => app.sync());
+      // then: it has applied them, having sent one query and no read of the head alone
+      expect(stateOf(app)).toEqual({ k1: 1, k2: 2, k3: 3 });
+      expect(bySync).toHaveLength(1);
+      expect(bySync[0]).toMatch(/FROM "appendonly"\.heads h .*"appendonly"\.events/s);
+    } finally {
+      await app.close();
+      await pool.end();
+    }
   });
 
   it('both instances writing at once: every command lands once, dense, and they agree after a conflict', async () => {
