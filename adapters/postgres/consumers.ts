@@ -10,15 +10,13 @@ import {
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import type { FencedPosition } from './append';
 import { persistenceError, withConnection } from './connection';
-import { type PgClientLike, type PgPoolLike, TEXT_COLUMNS } from './driver';
+import { type PgClientLike, type PgPoolLike, type PreparedStatement, TEXT_COLUMNS } from './driver';
 import {
   type HeadRow,
-  headRowOf,
-  headRowSelectOf,
-  inOneTrip,
+  headWithEventsOn,
+  headWithEventsStatement,
   inSnapshot,
   parse,
-  quoteLiteral,
   readHeadRow,
 } from './replay';
 import type { Tables } from './schema';
@@ -50,12 +48,11 @@ function consumersTable(t: Tables): string {
 
 /**
  * The groups holding events after `after`, whole, up to about `limit` events (see
- * `EventStore.read`), read in one REPEATABLE READ snapshot: the head row, then the rows from the
- * first row of the group that holds `after + 1` on. A live consumer reads a few events at a
- * time, so the snapshot's BEGIN, the head row, the rows and the COMMIT go as one simple-protocol
- * query (one round trip, where a statement each took five). When those rows are all of one
- * group that goes on past them, the read is made again as before in a transaction of its own,
- * asking for twice as many rows each time.
+ * `EventStore.read`), read in one snapshot: the head row, and the rows from the first row of the
+ * group that holds `after + 1` on. A live consumer reads a few events at a time, so both are one
+ * prepared statement (see `headWithEventsStatement`). When those rows are all of one group that
+ * goes on past them, the read is made again in a REPEATABLE READ transaction of its own, asking
+ * for twice as many rows each time.
  */
 export async function readGroups(
   pool: PgPoolLike,
@@ -67,11 +64,6 @@ export async function readGroups(
 ): Promise<EventGroup[]> {
   if (!Number.isSafeInteger(after) || !Number.isSafeInteger(limit))
     throw new RangeError(`not a position and a limit: ${after}, ${limit}`);
-  const l = quoteLiteral(log);
-  const rowsFrom = (rowsWanted: number) =>
-    `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = ${l} AND seq >= COALESCE(
-       (SELECT max(seq) FROM ${t.events} WHERE log = ${l} AND seq <= ${after + 1} AND n > 0), ${after + 1})
-     ORDER BY seq LIMIT ${rowsWanted}`;
   const groupsOf = (head: HeadRow, rows: EventRow[], rowsWanted: number): EventGroup[] | null => {
     // Below the snapshot the rows may be gone (compacted); a store keeping history still has them.
     if (after < head.snapshotSeq && (rows.length === 0 || Number(rows[0][0]) > after + 1))
@@ -85,15 +77,16 @@ export async function readGroups(
     return groups.filter((g) => g.seq + g.events.length - 1 > after);
   };
   const first = limit + 64;
-  const [head, rows] = await inOneTrip(pool, where, [headRowSelectOf(t, log), rowsFrom(first)]);
-  const found = groupsOf(headRowOf(head.rows[0]), rows.rows as EventRow[], first);
+  const read = await headWithEventsOn(pool, where, readStatement(t), log, [after, first]);
+  const found = groupsOf(read.head, read.page as EventRow[], first);
   if (found !== null) return found;
   let out: EventGroup[] = [];
   await inSnapshot(pool, where, async (client) => {
     const again = await readHeadRow(client, t, log, where);
     for (let rowsWanted = first * 2; ; rowsWanted *= 2) {
       const { rows: more } = await client.query({
-        text: rowsFrom(rowsWanted),
+        text: rowsFrom(t, '$1', '$2', '$3'),
+        values: [log, after, rowsWanted],
         rowMode: 'array',
         types: TEXT_COLUMNS,
       });
@@ -105,6 +98,33 @@ export async function readGroups(
     }
   });
   return out;
+}
+
+/** The read's statement of each set of tables (see {@link readGroups}). */
+const readStatements = new WeakMap<Tables, PreparedStatement>();
+
+function readStatement(t: Tables): PreparedStatement {
+  let statement = readStatements.get(t);
+  if (statement === undefined) {
+    statement = headWithEventsStatement('consumer_read', t, rowsFrom(t, '$1', '$3', '$4'));
+    readStatements.set(t, statement);
+  }
+  return statement;
+}
+
+/**
+ * Up to `rowsAt` rows of the log `logAt` from the first row of the group holding `afterAt + 1`
+ * (a group's first row has its size, `n > 0`, the others 0). Bounded by seq as well as by
+ * LIMIT (sequence numbers are dense), so that a generic plan of the prepared statement, on a table
+ * not yet analysed, reads no more rows than it returns (see `catchUpInSnapshot`).
+ */
+function rowsFrom(t: Tables, logAt: string, afterAt: string, rowsAt: string): string {
+  return `SELECT r.*
+    FROM (SELECT COALESCE((SELECT max(seq) FROM ${t.events}
+        WHERE log = ${logAt} AND seq <= ${afterAt}::bigint + 1 AND n > 0), ${afterAt}::bigint + 1) AS start) g,
+      LATERAL (SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events}
+        WHERE log = ${logAt} AND seq >= g.start AND seq < g.start + ${rowsAt}::bigint
+        ORDER BY seq LIMIT ${rowsAt}::bigint) r`;
 }
 
 /** `work` on a connection of the pool; a driver's error becomes PersistenceError, a stale consumer's passes. */

@@ -7,6 +7,7 @@ import {
 } from '../../src/index';
 import type { ReplayRecord } from '../../src/store/replay-batch';
 import { RowGrouper } from '../../src/store/row-envelope';
+import { EVENT_ROW_COLUMNS } from '../common/row-groups';
 import { persistenceError, withConnection } from './connection';
 import {
   type PgArrayQuery,
@@ -94,7 +95,7 @@ export function headRowOf(found: unknown): HeadRow {
 
 /** One page of events after `$2` (see {@link pages}). */
 function eventPageSelect(t: Tables, logAt: string, afterAt: string): string {
-  return `SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events} WHERE log = ${logAt} AND seq > ${afterAt} ORDER BY seq LIMIT ${PAGE}`;
+  return `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events} WHERE log = ${logAt} AND seq > ${afterAt} ORDER BY seq LIMIT ${PAGE}`;
 }
 
 /**
@@ -266,80 +267,97 @@ export async function catchUpInSnapshot(
 ): Promise<void> {
   const statement = catchUpStatement(t);
   await snapshotConnection(pool, where, async (client, fail) => {
-    const { rows } = await client
-      .query({
-        name: statement.name,
-        text: statement.text,
-        values: [log, projectionsVersionKey(log), after],
-        rowMode: 'array',
-        types: TEXT_COLUMNS,
-      })
-      .catch(fail);
-    const first = rows[0] as unknown[] | undefined;
-    const head = headRowOf(first?.slice(EVENT_COLUMNS));
-    // The events' columns are null in the one row when there are none after `after`.
-    const page = first === undefined || first[0] === null ? [] : rows;
+    const { head, page } = await headWithEvents(client, fail, statement, log, [after]);
     const reached = page.length === 0 ? after : Number((page[page.length - 1] as unknown[])[0]);
     if (page.length < PAGE && reached >= head.seq) return read(client, { head, page });
     await inTransaction(client, fail, read);
   });
 }
 
-/** Columns of an event row ({@link eventPageSelect}); the catch-up's rows have the head row's after them. */
-const EVENT_COLUMNS = 8;
-
 /** The catch-up's statement of each set of tables (see {@link catchUpInSnapshot}). */
 const catchUpStatements = new WeakMap<Tables, PreparedStatement>();
 
 /**
- * The head row (`$1` the log, `$2` its projections version's key) and the page of events after
- * `$3`, one statement. The page is bounded by seq (`seq <= $3 + PAGE`, sequence numbers are
- * dense) as well as by LIMIT: prepared, the statement may get a generic plan, which on a table
- * not yet analysed was a bitmap scan of every event after `$3` and a sort (102 ms for 300,000
- * events, against 1.7 ms once analysed); bounded, such a plan reads one page at most.
+ * {@link headWithEventsStatement} with the page of events after `$3`, bounded by seq (`seq <= $3
+ * + PAGE`, sequence numbers are dense) as well as by LIMIT: prepared, the statement may get a
+ * generic plan, which on a table not yet analysed was a bitmap scan of every event after `$3`
+ * and a sort (102 ms for 300,000 events, against 1.7 ms once analysed); bounded, such a plan
+ * reads one page at most.
  */
 function catchUpStatement(t: Tables): PreparedStatement {
   let statement = catchUpStatements.get(t);
   if (statement === undefined) {
-    statement = preparedStatement(
+    statement = headWithEventsStatement(
       'catch_up',
-      `SELECT e.seq, e.time, e.type, e.data, e.n, e.id, e.version, e.metadata,
-          h.seq, h.batch, h.snapshot_seq, h.snapshot_id, m.value
-        FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2
-        LEFT JOIN LATERAL (SELECT seq, time, type, data, n, id, version, metadata FROM ${t.events}
-          WHERE log = $1 AND seq > $3 AND seq <= $3 + ${PAGE} ORDER BY seq LIMIT ${PAGE}) e ON true
-        WHERE h.log = $1`,
+      t,
+      `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events}
+        WHERE log = $1 AND seq > $3 AND seq <= $3 + ${PAGE} ORDER BY seq LIMIT ${PAGE}`,
     );
     catchUpStatements.set(t, statement);
   }
   return statement;
 }
 
+/** Columns of an event row ({@link EVENT_ROW_COLUMNS}); the head row's follow them in {@link headWithEvents}. */
+const EVENT_COLUMNS = 8;
+
 /**
- * `statements` in one REPEATABLE READ READ ONLY transaction on a connection of its own (as
- * {@link inSnapshot}), sent with its BEGIN and COMMIT as one simple-protocol query: one round
- * trip. Their results, in order, rows as arrays of text.
+ * A statement that reads the head row (`$1` the log, `$2` its projections version's key) and
+ * `events` (a SELECT of {@link EVENT_ROW_COLUMNS} that may use `$1` and `$3` on) joined to it:
+ * one statement, so one snapshot in read committed, and one round trip with no BEGIN or COMMIT.
+ * A reader of a few events at a time (a follower, a durable consumer) made it four statements in
+ * a REPEATABLE READ transaction, parsed and planned on each call: prepared once, it is bound and
+ * run only (`bench/pg-follow.ts`).
  */
-export async function inOneTrip(
-  pool: PgPoolLike,
-  where: string,
-  statements: readonly string[],
-): Promise<PgResult[]> {
-  return snapshotConnection(pool, where, (client, fail) => oneTrip(client, fail, statements));
+export function headWithEventsStatement(kind: string, t: Tables, events: string): PreparedStatement {
+  return preparedStatement(
+    kind,
+    `SELECT e.*, h.seq, h.batch, h.snapshot_seq, h.snapshot_id, m.value
+      FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2
+      LEFT JOIN LATERAL (${events}) e ON true
+      WHERE h.log = $1`,
+  );
 }
 
-/** See {@link inOneTrip}, on `client`. */
-async function oneTrip(
+/**
+ * Runs a {@link headWithEventsStatement} on `client` with `values` from `$3` on: the head row
+ * (none: a log never appended to) and the event rows, as arrays of text.
+ */
+export async function headWithEvents(
   client: PgClientLike,
   fail: (err: unknown) => never,
-  statements: readonly string[],
-): Promise<PgResult[]> {
-  const text = `${SNAPSHOT}; ${statements.join('; ')}; COMMIT`;
-  const results = (await client
-    .query({ text, rowMode: 'array', types: TEXT_COLUMNS })
-    .catch(fail)) as unknown as PgResult[];
-  // One result per statement, the BEGIN's first and the COMMIT's last.
-  return results.slice(1, 1 + statements.length);
+  statement: PreparedStatement,
+  log: string,
+  values: readonly unknown[],
+): Promise<LockedRead> {
+  const { rows } = await client
+    .query({
+      name: statement.name,
+      text: statement.text,
+      values: [log, projectionsVersionKey(log), ...values],
+      rowMode: 'array',
+      types: TEXT_COLUMNS,
+    })
+    .catch(fail);
+  const first = rows[0] as unknown[] | undefined;
+  // The events' columns are null in the one row when there are none.
+  return {
+    head: headRowOf(first?.slice(EVENT_COLUMNS)),
+    page: first === undefined || first[0] === null ? [] : rows,
+  };
+}
+
+/** {@link headWithEvents} on a connection of the pool, as {@link inSnapshot} takes one. */
+export function headWithEventsOn(
+  pool: PgPoolLike,
+  where: string,
+  statement: PreparedStatement,
+  log: string,
+  values: readonly unknown[],
+): Promise<LockedRead> {
+  return snapshotConnection(pool, where, (client, fail) =>
+    headWithEvents(client, fail, statement, log, values),
+  );
 }
 
 /**
