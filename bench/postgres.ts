@@ -19,15 +19,11 @@ import {
   type EventGroup,
   type JsonValue,
   type ReadonlyKeyValueState,
-  newEventId,
   replaySink,
   silentLogger,
 } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
-import { addGroup, appendStatements, insertBatch, newRows } from '../adapters/postgres/append';
-import { TEXT_COLUMNS } from '../adapters/postgres/driver';
-import { tablesOf } from '../adapters/postgres/schema';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-cluster';
 import {
   formatTable,
@@ -48,6 +44,8 @@ import {
   rawWriterChild,
   rawWriterTables,
 } from './pg-writers';
+import { smallCatchUpRows } from './pg-follow';
+import { ACCOUNTS, amountOf, dataOf, fill, names, PAGE, rawPage } from './pg-rows';
 import { accounts, benchContext, Deposit, Deposited, DepositHandler } from './workload';
 
 /** A titled group of rows (as bench/main.ts prints them). */
@@ -55,15 +53,6 @@ export interface Section {
   readonly title: string;
   readonly rows: Row[];
 }
-
-/** Every command deposits into one of 10,000 accounts: about 50 characters of event data. */
-const ACCOUNTS = 10_000;
-const names = Array.from({ length: ACCOUNTS }, (_, i) => `acct:${i}`);
-const amountOf = (i: number) => 1 + (i % 100);
-/** Event `i`'s data as a Deposit logs it: what the raw rows write, and what the fills write. */
-const dataOf = (i: number) => ({ account: names[i % ACCOUNTS], amount: amountOf(i), balance: i * 3 });
-/** The batch (and page) size of the fills and the raw reads: the store's replay page. */
-const PAGE = 4096;
 
 /**
  * Automatic compaction off: the rows measure the append and replay paths alone. `schema`: tables
@@ -598,52 +587,6 @@ function instancesRow(name: string, runs: InstanceResult[][], reference?: Instan
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Appends `count` Deposit events after `from` to the store's log `log`, in the store's format
- * (its own append statement and rows, an id on every event as the App logs them), 4096 per
- * statement, all in one transaction: a reader sees none of them, then all (the follower's
- * catch-up then reads them all at once). No NOTIFY: a follower hears of them by its own reads.
- */
-export async function fill(client: pg.PoolClient, log: string, from: number, count: number): Promise<void> {
-  const statements = appendStatements(tablesOf('appendonly'));
-  await client.query('BEGIN');
-  for (let at = from; at < from + count; at += PAGE) {
-    const rows = newRows(randomUUID(), at + 1);
-    for (let i = at; i < Math.min(from + count, at + PAGE); i++) {
-      const time = 1_700_000_000_000 + i;
-      addGroup(rows, { seq: i + 1, time, events: [Deposited(dataOf(i))], ids: [newEventId(time)] });
-    }
-    if (!(await insertBatch(client, statements, log, 'no', rows))) throw new Error(`${log}: the head moved`);
-  }
-  await client.query('COMMIT');
-}
-
-/**
- * One page of the reference read: up to `limit` rows after `after` of the columns the store
- * reads that the fills fill (`version` and `metadata`, NULL here, left out), in seq order, each
- * row's data `JSON.parse`d and set in `map` as the projection sets it, with no type parsers, as
- * the store reads. Returns the rows' count and the last seq read.
- */
-export async function rawPage(
-  client: pg.ClientBase,
-  log: string,
-  after: number | string,
-  limit: number,
-  map: Map<string, JsonValue>,
-): Promise<{ count: number; last: number | string }> {
-  const { rows }: { rows: unknown[] } = await client.query({
-    text: `SELECT seq, time, type, data, n, id FROM appendonly.events WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT ${limit}`,
-    values: [log, after],
-    rowMode: 'array',
-    types: TEXT_COLUMNS,
-  });
-  for (let i = 0; i < rows.length; i++) {
-    const d = JSON.parse((rows[i] as string[])[3]) as { account: string; amount: number; balance: number };
-    map.set(d.account, { balance: d.balance, last: d.amount });
-  }
-  return { count: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1] as string[])[0] };
-}
-
-/**
  * The reference read: {@link rawPage} pages of `count` events after `after`. Events/s,
  * connecting included (as the App's load includes its connections).
  */
@@ -754,6 +697,9 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
   await follower.close();
   writer.release();
   await pool.end();
+  // The everyday catch-up: a few events at a time, as a follower beside busy writers reads them.
+  progress('postgres: small follower catch-ups, 5 rounds against the raw keyset read');
+  const small = await smallCatchUpRows(await server.createDatabase(), 5, quick ? 200 : 1000);
   const ref = `raw keyset read, ${events} events`;
   return [
     {
@@ -766,6 +712,7 @@ async function replayRows(server: PostgresServer): Promise<Row[]> {
       opsPerSec: caughtUp.reference,
     },
     ...caughtUp.rows.map((r) => ({ ...r, reference: `raw read, ${catchUp} fresh events` })),
+    ...small,
   ];
 }
 
