@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createApp, silentLogger } from 'appendonly';
+import { type App, createApp, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
 import { admin, usePostgres } from '../support/postgres';
@@ -120,9 +120,10 @@ describe('PostgresStore: two instances on one log', () => {
     await store.close();
   });
 
-  it('sync() on an idle instance reads the head and the others’ commands in one query', async () => {
+  it('sync() on an idle instance reads the head with the others’ commands, never on its own', async () => {
     // given: an instance on a pool of its own whose queries are recorded with what sent them,
-    // and three commands committed by hand (no NOTIFY: the instance learns of them from sync)
+    // and three commands committed by hand (no NOTIFY: the instance learns of them from sync,
+    // or from its head poll every 200 ms, whose catch-up sync then joins)
     const sender = new AsyncLocalStorage<string>();
     const bySync: string[] = [];
     const pool = new pg.Pool({ connectionString: url });
@@ -134,9 +135,9 @@ describe('PostgresStore: two instances on one log', () => {
         return query(...args);
       };
     });
-    const store = new PostgresStore({ pool, log });
-    const app = await createApp({ ...classes, store, logger: silentLogger });
+    let app: App | undefined;
     try {
+      app = await createApp({ ...classes, store: new PostgresStore({ pool, log }), logger: silentLogger });
       for (let seq = 1; seq <= 3; seq++)
         await admin(
           url,
@@ -147,13 +148,15 @@ describe('PostgresStore: two instances on one log', () => {
           [log, seq],
         );
       // when
-      await sender.run('sync', () => app.sync());
-      // then: it has applied them, having sent one query and no read of the head alone
+      await sender.run('sync', () => app?.sync());
+      // then: it has applied them; what it sent (one query, or none when it joined a poll's
+      // catch-up, or two when a poll came during its own) read the head with the commands:
+      // never the head alone, as a sync that reads the head first does
       expect(stateOf(app)).toEqual({ k1: 1, k2: 2, k3: 3 });
-      expect(bySync).toHaveLength(1);
-      expect(bySync[0]).toMatch(/FROM "appendonly"\.heads h .*"appendonly"\.events/s);
+      expect(bySync.length).toBeLessThanOrEqual(2);
+      for (const text of bySync) expect(text).toMatch(/FROM "appendonly"\.heads h .*"appendonly"\.events/s);
     } finally {
-      await app.close();
+      await app?.close();
       await pool.end();
     }
   });
