@@ -1,4 +1,10 @@
-import { type EventGroup, LogCompactedError, LogLostError, PersistenceError } from 'appendonly';
+import {
+  CorruptLogError,
+  type EventGroup,
+  LogCompactedError,
+  LogLostError,
+  PersistenceError,
+} from 'appendonly';
 import type { PostgresStore } from 'appendonly/adapters/postgres';
 import pg from 'pg';
 import { catchUpInSnapshot, type LockedRead, pages } from '../../adapters/postgres/replay';
@@ -182,6 +188,26 @@ describe('PostgresStore: a follower catches up', () => {
     expect(reread).toBe(true);
     await expect(follower.replay(recordingSink([]), { after: 5 })).rejects.toBeInstanceOf(LogCompactedError);
   });
+
+  it.each([
+    { what: 'a catch-up', after: 10 as number | undefined },
+    { what: 'a whole replay', after: undefined },
+  ])(
+    'events that end before the head row (rows deleted by hand): $what refuses the log as corrupt',
+    async ({ after }) => {
+      // given: 20 commands, the last two rows deleted by hand, the head row left at seq 20
+      const log = `follow-short-${after ?? 'all'}`;
+      const writer = await storeOn(log);
+      const follower = await storeOn(log);
+      await writeCommands(writer, 20);
+      await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq > 18', [log]);
+      // when
+      const read = follower.replay(recordingSink([]), after === undefined ? undefined : { after });
+      // then: never taken as caught up at seq 18
+      await expect(read).rejects.toBeInstanceOf(CorruptLogError);
+      await expect(read).rejects.toThrow('the events end at seq 18, the head row is at seq 20');
+    },
+  );
 
   it('a failed catch-up, in its query or in what reads it, leaves the connection fit for the next', async () => {
     // given: 20 commands, and a pool of one connection
