@@ -79,6 +79,8 @@ export class Committer {
   /** The last head of a shared log seen (a catch-up's end, a hint from the store), for `lag`. */
   knownHead = 0;
   private following: Promise<void> | null = null;
+  /** True while `following` may still go round again (see `follow`). */
+  private looping = false;
   private followAgain = false;
   /** Decisions in turns while other writers contend for a shared log (set with the queue). */
   private turns: Turns | null = null;
@@ -147,7 +149,9 @@ export class Committer {
    */
   async follow(lock = false): Promise<void> {
     if (lock) while (this.following !== null) await this.following.catch(() => {});
-    if (this.following !== null) {
+    // A run past its last round (`looping` false, `following` not yet cleared) would not go
+    // round again for this call: a new run starts instead.
+    if (this.following !== null && this.looping) {
       this.followAgain = true;
       return this.following;
     }
@@ -165,37 +169,43 @@ export class Committer {
     const host = this.host;
     const queue = host.queue!;
     this.followed = 0;
-    do {
-      this.followAgain = false;
-      if (host.refusal() !== null) return;
-      queue.pause();
-      try {
-        // An async decision under way ends first, and appends (or meets its conflict): made
-        // stale by this catch-up, it would be decided again, and a handler slower than the
-        // other writers' commits come would be decided again at every one and never commit.
-        await queue.decided();
-        // From here a decision under way would be stale: none is (the queue is paused), and
-        // one that ends in a conflict's resolution is decided again there.
-        this.generation++;
-        await this.settled();
-        if (this.resolving !== null || this.inflight.length > 0) {
-          await this.resolving?.catch(() => {});
-          this.followAgain = true;
-          continue;
-        }
+    this.looping = true;
+    try {
+      do {
+        this.followAgain = false;
         if (host.refusal() !== null) return;
-        const head = await host.catchUp(this.durableSeq, lock);
-        this.knownHead = Math.max(this.knownHead, head);
-        if (head > this.durableSeq) {
-          this.followed += head - this.durableSeq;
-          this.lastSeq = this.durableSeq = head;
+        queue.pause();
+        try {
+          // An async decision under way ends first, and appends (or meets its conflict): made
+          // stale by this catch-up, it would be decided again, and a handler slower than the
+          // other writers' commits come would be decided again at every one and never commit.
+          await queue.decided();
+          // From here a decision under way would be stale: none is (the queue is paused), and
+          // one that ends in a conflict's resolution is decided again there.
+          this.generation++;
+          await this.settled();
+          if (this.resolving !== null || this.inflight.length > 0) {
+            await this.resolving?.catch(() => {});
+            this.followAgain = true;
+            continue;
+          }
+          if (host.refusal() !== null) return;
+          const head = await host.catchUp(this.durableSeq, lock);
+          this.knownHead = Math.max(this.knownHead, head);
+          if (head > this.durableSeq) {
+            this.followed += head - this.durableSeq;
+            this.lastSeq = this.durableSeq = head;
+          }
+          // Read to the head under the lock: nothing can have committed since, a hint is old news.
+          if (lock) this.followAgain = false;
+        } finally {
+          queue.resume();
         }
-        // Read to the head under the lock: nothing can have committed since, a hint is old news.
-        if (lock) this.followAgain = false;
-      } finally {
-        queue.resume();
-      }
-    } while (this.followAgain);
+      } while (this.followAgain);
+    } finally {
+      // In the same step as the last round's end: a call of `follow` from here on starts a run.
+      this.looping = false;
+    }
   }
 
   /** The log is writable again: appends made from now on do not wait for the failed ones. */
