@@ -10,7 +10,7 @@ import {
 import { EVENT_ROW_COLUMNS, type EventRow, groupsOfRows } from '../common/row-groups';
 import type { FencedPosition } from './append';
 import { persistenceError, withConnection } from './connection';
-import { type PgClientLike, type PgPoolLike, type PreparedStatement, TEXT_COLUMNS } from './driver';
+import { type PgClientLike, type PgPoolLike, TEXT_COLUMNS } from './driver';
 import {
   type HeadRow,
   headWithEventsOn,
@@ -100,17 +100,8 @@ export async function readGroups(
   return out;
 }
 
-/** The read's statement of each set of tables (see {@link readGroups}). */
-const readStatements = new WeakMap<Tables, PreparedStatement>();
-
-function readStatement(t: Tables): PreparedStatement {
-  let statement = readStatements.get(t);
-  if (statement === undefined) {
-    statement = headWithEventsStatement('consumer_read', t, rowsFrom(t, '$1', '$3', '$4'));
-    readStatements.set(t, statement);
-  }
-  return statement;
-}
+/** The read's statement (see {@link readGroups}). */
+const readStatement = headWithEventsStatement('consumer_read', (t) => rowsFrom(t, '$1', '$3', '$4'));
 
 /**
  * Up to `rowsAt` rows of the log `logAt` from the first row of the group holding `afterAt + 1`

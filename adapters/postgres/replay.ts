@@ -284,50 +284,45 @@ export async function catchUpInSnapshot(
   });
 }
 
-/** The catch-up's statement of each set of tables (see {@link catchUpInSnapshot}). */
-const catchUpStatements = new WeakMap<Tables, PreparedStatement>();
-
 /**
- * {@link headWithEventsStatement} with the page of events after `$3`, bounded by seq (`seq <= $3
- * + PAGE`, sequence numbers are dense) as well as by LIMIT: prepared, the statement may get a
- * generic plan, which on a table not yet analysed was a bitmap scan of every event after `$3`
- * and a sort (102 ms for 300,000 events, against 1.7 ms once analysed); bounded, such a plan
- * reads one page at most.
+ * The catch-up's statement: the head row and a page of events after `$3`, bounded as every page
+ * is ({@link eventPageSelect}). Prepared, it may get a generic plan, which on a table not yet
+ * analysed was, unbounded, a bitmap scan of every event after `$3` and a sort (102 ms for 300,000
+ * events, against 1.7 ms once analysed); bounded, such a plan reads one page at most.
  */
-function catchUpStatement(t: Tables): PreparedStatement {
-  let statement = catchUpStatements.get(t);
-  if (statement === undefined) {
-    statement = headWithEventsStatement(
-      'catch_up',
-      t,
-      `SELECT ${EVENT_ROW_COLUMNS} FROM ${t.events}
-        WHERE log = $1 AND seq > $3 AND seq <= $3 + ${PAGE} ORDER BY seq LIMIT ${PAGE}`,
-    );
-    catchUpStatements.set(t, statement);
-  }
-  return statement;
-}
+const catchUpStatement = headWithEventsStatement('catch_up', (t) => eventPageSelect(t, '$1', '$3'));
 
 /** Columns of an event row ({@link EVENT_ROW_COLUMNS}); the head row's follow them in {@link headWithEvents}. */
-const EVENT_COLUMNS = 8;
+const EVENT_COLUMNS = EVENT_ROW_COLUMNS.split(',').length;
 
 /**
- * A statement that reads the head row (`$1` the log, `$2` its projections version's key) and
- * `events` (a SELECT of {@link EVENT_ROW_COLUMNS} that may use `$1` and `$3` on) joined to it:
- * one statement, so one snapshot in read committed, and one round trip with no BEGIN or COMMIT.
- * A reader of a few events at a time (a follower, a durable consumer) made it four statements in
- * a REPEATABLE READ transaction, parsed and planned on each call: prepared once, it is bound and
- * run only (`bench/pg-follow.ts`).
+ * The statement, for each set of tables, that reads the head row (`$1` the log, `$2` its
+ * projections version's key) and `events` (a SELECT of {@link EVENT_ROW_COLUMNS} that may use
+ * `$1` and `$3` on) joined to it: one statement, so one snapshot in read committed, and one round
+ * trip with no BEGIN or COMMIT. A reader of a few events at a time (a follower, a durable
+ * consumer) made it four statements in a REPEATABLE READ transaction, parsed and planned on each
+ * call: prepared once, it is bound and run only (`bench/pg-follow.ts`).
  */
-export function headWithEventsStatement(kind: string, t: Tables, events: string): PreparedStatement {
-  return preparedStatement(
-    kind,
-    `SELECT e.*, h.seq, h.batch, h.snapshot_seq, h.snapshot_id, m.value
-      FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2
-      LEFT JOIN LATERAL (${events}) e ON true
-      WHERE h.log = $1
-      ORDER BY e.seq`,
-  );
+export function headWithEventsStatement(
+  kind: string,
+  events: (t: Tables) => string,
+): (t: Tables) => PreparedStatement {
+  const made = new WeakMap<Tables, PreparedStatement>();
+  return (t) => {
+    let statement = made.get(t);
+    if (statement === undefined) {
+      statement = preparedStatement(
+        kind,
+        `SELECT e.*, h.seq, h.batch, h.snapshot_seq, h.snapshot_id, m.value
+          FROM ${t.heads} h LEFT JOIN ${t.meta} m ON m.key = $2
+          LEFT JOIN LATERAL (${events(t)}) e ON true
+          WHERE h.log = $1
+          ORDER BY e.seq`,
+      );
+      made.set(t, statement);
+    }
+    return statement;
+  };
 }
 
 /**
