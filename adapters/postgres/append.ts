@@ -9,6 +9,7 @@ import {
 import { quoteLiteral } from './replay';
 import { FLUSH_BARRIER } from './flush';
 import type { Tables } from './schema';
+import { SYNCHRONOUS_COMMIT, sessionCommitsAs } from './synchronous-commit';
 
 /** The rows of one batch of appends, in columns (one array per column: one statement, any size). */
 export interface BatchRows {
@@ -80,17 +81,20 @@ export function addGroup(rows: BatchRows, group: EventGroup, epoch?: number): vo
   if (group.consumer !== undefined) rows.reactions.push({ ...group.consumer, epoch: epoch ?? null });
 }
 
-/** `synchronous_commit` per policy: only `always` waits for the WAL flush at COMMIT. */
-export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
-  always: 'on',
-  everysec: 'off',
-  no: 'off',
-};
-
-/** The append in two forms: `one` for a batch of one row, `many` for any batch. */
-export interface AppendStatements {
+/** The append for a batch of one row (`one`) and for any batch (`many`). */
+export interface AppendPair {
   readonly one: PreparedStatement;
   readonly many: PreparedStatement;
+}
+
+/**
+ * The append in two pairs: `setting` sets `synchronous_commit` for its own transaction, `pinned`
+ * is the same for a session already pinned to the policy's value (the writer's connection, see
+ * `pinSynchronousCommit`).
+ */
+export interface AppendStatements {
+  readonly setting: AppendPair;
+  readonly pinned: AppendPair;
 }
 
 /**
@@ -100,8 +104,10 @@ export interface AppendStatements {
  * the head row's lock; the one that waited re-reads the row after the first commits, finds it
  * moved, and inserts nothing: so seq order is commit order, with no gap.
  *
- * `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it holds for this
- * transaction's COMMIT only, and never touches the session (a pool the user shares).
+ * In `setting`, `set_config(…, true)` is `SET LOCAL synchronous_commit` inside the statement: it
+ * holds for this transaction's COMMIT only, and never touches the session (a connection the
+ * store did not pin). In `pinned`, `$2` is only checked, so that both pairs take the same
+ * parameters.
  *
  * Prepared (named, see {@link preparedStatement}): parsing and planning this statement each time
  * cost more than running it (a one-row append measured 0.22× a plain one-row INSERT unprepared,
@@ -113,25 +119,33 @@ export interface AppendStatements {
  * (measured on 2 cores: a one-row append went from 0.66× to 0.75× a plain INSERT's rate).
  */
 export function appendStatements(t: Tables): AppendStatements {
-  const moved = `WITH policy AS (SELECT set_config('synchronous_commit', $2, true) AS v),
-    moved AS (
+  const pair = (policy: string, check: string): AppendPair => {
+    const moved = `WITH ${policy}moved AS (
       UPDATE ${t.heads} SET seq = $4, batch = $5
-      WHERE log = $1 AND seq = $3 AND (SELECT v FROM policy) IS NOT NULL
+      WHERE log = $1 AND seq = $3 AND ${check} IS NOT NULL
       RETURNING seq)
     INSERT INTO ${t.events} (log, seq, time, type, data, n, batch, id, version, metadata)`;
-  return {
-    one: preparedStatement(
-      'append',
-      `${moved}
+    return {
+      one: preparedStatement(
+        'append',
+        `${moved}
     SELECT $1, $4, $6::bigint, $7::text, $8::text, $9::integer, $5, $10::text, $11::integer, $12::text FROM moved`,
-    ),
-    many: preparedStatement(
-      'append',
-      `${moved}
+      ),
+      many: preparedStatement(
+        'append',
+        `${moved}
     SELECT $1, $3 + e.ord, e.time, e.type, e.data, e.n, $5, e.id, e.version, e.metadata
     FROM moved, unnest($6::bigint[], $7::text[], string_to_array($8, E'\n'), $9::integer[], $10::text[], $11::integer[],
         string_to_array($12, E'\n', '')) WITH ORDINALITY AS e(time, type, data, n, id, version, metadata, ord)`,
+      ),
+    };
+  };
+  return {
+    setting: pair(
+      "policy AS (SELECT set_config('synchronous_commit', $2, true) AS v), ",
+      '(SELECT v FROM policy)',
     ),
+    pinned: pair('', '$2::text'),
   };
 }
 
@@ -143,7 +157,7 @@ export async function insertBatch(
   policy: FsyncPolicy,
   rows: BatchRows,
 ): Promise<boolean> {
-  const statement = statementFor(statements, rows);
+  const statement = statementFor(statements, client, policy, rows);
   const { rowCount } = await queryNamed(client, {
     name: statement.name,
     text: statement.text,
@@ -154,8 +168,14 @@ export async function insertBatch(
   return (rowCount ?? 0) > 0;
 }
 
-function statementFor(statements: AppendStatements, rows: BatchRows): PreparedStatement {
-  return rows.data.length === 1 ? statements.one : statements.many;
+function statementFor(
+  statements: AppendStatements,
+  client: PgClientLike,
+  policy: FsyncPolicy,
+  rows: BatchRows,
+): PreparedStatement {
+  const pair = sessionCommitsAs(client, policy) ? statements.pinned : statements.setting;
+  return rows.data.length === 1 ? pair.one : pair.many;
 }
 
 /**
@@ -205,8 +225,14 @@ function preparedOn(client: PgClientLike): Set<string> {
  * saved for all of them (on a loaded 2-core machine, the separate COMMIT took 5 ms of a 15 ms
  * turn). The simple protocol takes no parameters: they go in as literals, written as pg writes
  * its parameters (arrays in pg's array syntax), so the server parses the same text either way.
- * Returns undefined, sending nothing, when the statement is not prepared on this connection
- * (a connection taken since the last append): the caller then runs it and commits in two.
+ * When the statement is not prepared on this connection yet (a connection taken since, or the
+ * statement of a policy its appends do not use: see below), it is run on its own, preparing it,
+ * and the COMMIT follows in a second round trip.
+ *
+ * `flushOutside` (under `always`): the append's own `set_config` (LOCAL: the lock's
+ * transaction) says `off`, and the flush barrier follows the COMMIT, so that the lock is not
+ * held through the flush. That is the `setting` statement even on the pinned writer's session,
+ * whose other appends take `pinned`: the first contended append of a connection prepares it.
  */
 export async function insertAndCommit(
   client: PgClientLike,
@@ -215,19 +241,19 @@ export async function insertAndCommit(
   policy: FsyncPolicy,
   rows: BatchRows,
   flushOutside: boolean,
-): Promise<boolean | undefined> {
-  const statement = statementFor(statements, rows);
-  if (!preparedOn(client).has(statement.name)) return undefined;
-  const outside = flushOutside && policy === 'always';
-  // Outside the lock: the append's own `set_config` (LOCAL: the lock's transaction) says `off`,
-  // and the flush barrier follows the COMMIT. One result per statement; the append's is first.
-  const args = valuesOf(log, outside ? 'everysec' : policy, rows)
-    .map(literal)
-    .join(', ');
+): Promise<boolean> {
+  const commitAs = flushOutside && policy === 'always' ? 'everysec' : policy;
+  const commit = commitAs === policy ? 'COMMIT' : `COMMIT; ${FLUSH_BARRIER}`;
+  const statement = statementFor(statements, client, commitAs, rows);
+  if (!preparedOn(client).has(statement.name)) {
+    const ok = await insertBatch(client, statements, log, commitAs, rows);
+    await client.query(commit);
+    return ok;
+  }
+  // One result per statement; the append's is first.
+  const args = valuesOf(log, commitAs, rows).map(literal).join(', ');
   const results = (await client.query(
-    outside
-      ? `EXECUTE ${statement.name}(${args}); COMMIT; ${FLUSH_BARRIER}`
-      : `EXECUTE ${statement.name}(${args}); COMMIT`,
+    `EXECUTE ${statement.name}(${args}); ${commit}`,
   )) as unknown as PgResult[];
   return (results[0].rowCount ?? 0) > 0;
 }

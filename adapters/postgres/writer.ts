@@ -28,6 +28,7 @@ import { FLUSH_BARRIER } from './flush';
 import { HeadLock } from './head-lock';
 import type { HeadRow, LockedRead } from './replay';
 import type { Tables } from './schema';
+import { pinSynchronousCommit, unpinSynchronousCommit } from './synchronous-commit';
 
 /**
  * How long after a conflict the writer takes the head lock before each append instead of
@@ -142,15 +143,15 @@ export class PgWriter {
       // partition), in the head lock's transaction or in an append waiting for the row: every
       // instance would wait on it until the server's keepalive ends it. Ended before this
       // connection writes; kept to end until then, however many attempts that takes.
-      if (this.unfenced !== null) {
-        try {
-          await fence(conn.client, this.unfenced);
-        } catch (err) {
-          conn.broken = true;
-          letGo(conn);
-          throw err;
-        }
+      try {
+        if (this.unfenced !== null) await fence(conn.client, this.unfenced);
         this.unfenced = null;
+        // Appends then commit as the policy asks without setting it in each transaction.
+        await pinSynchronousCommit(conn.client, this.policy);
+      } catch (err) {
+        conn.broken = true;
+        letGo(conn);
+        throw err;
       }
       this.conn = conn;
     }
@@ -308,6 +309,11 @@ export class PgWriter {
   async close(): Promise<void> {
     this.closed = true;
     await this.headLock.release();
+    // A pool the user owns gets the session back as it lent it; failing that, not at all.
+    if (this.conn !== null && !this.conn.broken)
+      await unpinSynchronousCommit(this.conn.client).catch(() => {
+        if (this.conn !== null) this.conn.broken = true;
+      });
     letGo(this.conn);
     this.conn = null;
   }
@@ -361,18 +367,15 @@ export class PgWriter {
         locked = this.headLock.claim(conn.client);
       }
       // In the lock's transaction: the append and its COMMIT in one round trip when it can.
-      const fused =
-        locked && batch.rows.reactions.length === 0
-          ? await insertAndCommit(
-              conn.client,
-              this.statements,
-              this.log,
-              this.policy,
-              batch.rows,
-              this.flushOutside,
-            )
-          : undefined;
-      if (fused !== undefined) ok = fused;
+      if (locked && batch.rows.reactions.length === 0)
+        ok = await insertAndCommit(
+          conn.client,
+          this.statements,
+          this.log,
+          this.policy,
+          batch.rows,
+          this.flushOutside,
+        );
       else {
         ok = await this.insert(conn.client, batch.rows, locked);
         if (locked) await conn.client.query(ok ? 'COMMIT' : 'ROLLBACK');
