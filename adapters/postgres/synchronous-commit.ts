@@ -9,50 +9,41 @@ export const SYNCHRONOUS_COMMIT: Readonly<Record<FsyncPolicy, 'on' | 'off'>> = {
 };
 
 /**
- * What the writer's session was set to, and how to put it back: `restore` is null when the
- * value came from elsewhere than a SET of the session (the server's configuration, the role,
- * the database, the connection's options), which `RESET` gives back and lets follow a reload.
+ * How to give a pinned session back: null when its value was not its own SET (it came from the
+ * server's configuration, the database, the role or the connection's options), which `RESET`
+ * gives back; else the value it had SET.
  */
-interface Pinned {
-  readonly value: 'on' | 'off';
-  readonly restore: string | null;
-}
-
-const pinned = new WeakMap<PgClientLike, Pinned>();
+const restores = new WeakMap<PgClientLike, string | null>();
 
 /**
- * Sets `synchronous_commit` for the session of the writer's connection, held for the store's
- * lifetime, to what `policy` asks, so that its appends need not set it in their own
- * transactions. `set_config(…, true)` in every append (see `appendStatements`) made a one-row
- * append 6–9 % slower (bench scratch on 2 cores, 20 ms slices shuffled: 1,864 and 1,948 against
- * 2,027 and 2,071 per second). A session SET outranks the configuration file: a reload that
- * turns `synchronous_commit` off for the server leaves this session as set. Undone by
- * {@link unpinSynchronousCommit} before the connection goes back to a pool the user owns.
+ * Under `always`, SETs `synchronous_commit = on` on the session of the writer's connection, held
+ * for the store's lifetime, so that its appends find it there and set nothing themselves (the
+ * append checks the session's value in its own statement, see `appendStatements`: this is only
+ * what makes the check find it). A session SET outranks the configuration file, so a reload
+ * that turns the server's value off leaves the session as it is. `on` only: a session lent to
+ * the pool of someone else (a pooler in transaction mode, which the store does not support but
+ * cannot detect) is then made more durable, never less; under `everysec` and `no` every append
+ * sets `off` for its own transaction. One round trip: the CTE reads the session's value before
+ * the SET. Undone by {@link unpinSynchronousCommit}.
  */
 export async function pinSynchronousCommit(client: PgClientLike, policy: FsyncPolicy): Promise<void> {
-  const value = SYNCHRONOUS_COMMIT[policy];
+  if (SYNCHRONOUS_COMMIT[policy] !== 'on') return;
   const { rows } = await client.query(
-    "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'",
+    `WITH was AS MATERIALIZED (SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit')
+     SELECT setting, source, set_config('synchronous_commit', 'on', false) FROM was`,
   );
-  const row = rows[0] as { setting: string; source: string } | undefined;
-  await client.query("SELECT set_config('synchronous_commit', $1, false)", [value]);
-  pinned.set(client, { value, restore: row?.source === 'session' ? row.setting : null });
-}
-
-/** Gives the session its own `synchronous_commit` back (see {@link pinSynchronousCommit}). */
-export async function unpinSynchronousCommit(client: PgClientLike): Promise<void> {
-  const pin = pinned.get(client);
-  if (pin === undefined) return;
-  pinned.delete(client);
-  if (pin.restore === null) await client.query('RESET synchronous_commit');
-  else await client.query("SELECT set_config('synchronous_commit', $1, false)", [pin.restore]);
+  const was = rows[0] as { setting: string; source: string } | undefined;
+  restores.set(client, was?.source === 'session' ? was.setting : null);
 }
 
 /**
- * True when a transaction on `client` commits as `policy` asks without setting it: the session
- * was pinned to that value. A connection the store did not pin (a tool's, a benchmark's fill)
- * never is.
+ * Gives the session its own `synchronous_commit` back before the connection returns to the pool
+ * (see {@link pinSynchronousCommit}); nothing when it was not pinned.
  */
-export function sessionCommitsAs(client: PgClientLike, policy: FsyncPolicy): boolean {
-  return pinned.get(client)?.value === SYNCHRONOUS_COMMIT[policy];
+export async function unpinSynchronousCommit(client: PgClientLike): Promise<void> {
+  if (!restores.has(client)) return;
+  const restore = restores.get(client) ?? null;
+  restores.delete(client);
+  if (restore === null) await client.query('RESET synchronous_commit');
+  else await client.query("SELECT set_config('synchronous_commit', $1, false)", [restore]);
 }

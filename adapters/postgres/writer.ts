@@ -81,6 +81,8 @@ export class PgWriter {
   private stale: AppendConflictError | null = null;
   private closed = false;
   private conn: HeldConnection | null = null;
+  /** A connection being taken, shared by the callers meanwhile (see `connection`). */
+  private taking: Promise<HeldConnection> | null = null;
   /** Counters for `stats()`. */
   conflicts = 0;
   batches = 0;
@@ -128,34 +130,52 @@ export class PgWriter {
     });
   }
 
-  /** The connection, held for the store's lifetime; replays run on it too (never during an append). */
-  async connection(): Promise<HeldConnection> {
-    if (this.conn === null || this.conn.broken) {
-      // A new connection after a lost one: the database may have restarted (see verifyLast).
-      if (this.conn !== null) {
-        this.unverified = true;
-        this.unfenced ??= this.conn;
-      }
-      letGo(this.conn);
-      this.conn = null;
-      const conn = await hold(this.pool);
-      // The lost one's server process may live on (only this side was cut: a proxy's reset, a
-      // partition), in the head lock's transaction or in an append waiting for the row: every
-      // instance would wait on it until the server's keepalive ends it. Ended before this
-      // connection writes; kept to end until then, however many attempts that takes.
-      try {
-        if (this.unfenced !== null) await fence(conn.client, this.unfenced);
-        this.unfenced = null;
-        // Appends then commit as the policy asks without setting it in each transaction.
-        await pinSynchronousCommit(conn.client, this.policy);
-      } catch (err) {
-        conn.broken = true;
-        letGo(conn);
-        throw err;
-      }
-      this.conn = conn;
+  /**
+   * The connection, held for the store's lifetime; replays run on it too (never during an
+   * append). Callers at once (an append's resend, a catch-up's check) share one attempt: two
+   * would take two, and the one overwritten would stay checked out.
+   */
+  connection(): Promise<HeldConnection> {
+    if (this.conn !== null && !this.conn.broken) return Promise.resolve(this.conn);
+    this.taking ??= this.takeConnection().finally(() => {
+      this.taking = null;
+    });
+    return this.taking;
+  }
+
+  private async takeConnection(): Promise<HeldConnection> {
+    // A new connection after a lost one: the database may have restarted (see verifyLast).
+    if (this.conn !== null) {
+      this.unverified = true;
+      this.unfenced ??= this.conn;
     }
-    return this.conn;
+    letGo(this.conn);
+    this.conn = null;
+    const conn = await hold(this.pool);
+    // The lost one's server process may live on (only this side was cut: a proxy's reset, a
+    // partition), in the head lock's transaction or in an append waiting for the row: every
+    // instance would wait on it until the server's keepalive ends it. Ended before this
+    // connection writes; kept to end until then, however many attempts that takes.
+    try {
+      if (this.unfenced !== null) await fence(conn.client, this.unfenced);
+      this.unfenced = null;
+      // Appends then find the policy's synchronous_commit on the session (under `always`).
+      await pinSynchronousCommit(conn.client, this.policy);
+    } catch (err) {
+      conn.broken = true;
+      letGo(conn);
+      throw err;
+    }
+    if (this.closed) {
+      // Closed meanwhile: `close` found no connection to give back, so this one goes back here.
+      await unpinSynchronousCommit(conn.client).catch(() => {
+        conn.broken = true;
+      });
+      letGo(conn);
+      throw new AppClosedError(`the PostgresStore on ${this.where} is closed`);
+    }
+    this.conn = conn;
+    return conn;
   }
 
   /** The error appends are refused with, or null. */

@@ -1,10 +1,15 @@
 import 'reflect-metadata';
-import { createApp, silentLogger } from 'appendonly';
+import { type App, createApp, PersistenceError, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
+import type { PgClientLike } from '../../adapters/postgres/driver';
 import { admin, usePostgres } from '../support/postgres';
 import { classes } from './domain';
+import type { Opened } from './helpers';
+
+/** The user's pools here: the store holds 2 connections and checks a third out per replay. */
+const POOL_SIZE = 6;
 
 /**
  * The writer's session is pinned to the policy's `synchronous_commit` (so that its appends need
@@ -37,91 +42,133 @@ describe('PostgresStore: the writer session commits as the policy says', () => {
     }
   };
 
-  it('always: flushes every commit on a session lent with off, and gives the session back', async () => {
-    // given: a pool of the user's whose sessions start with synchronous_commit = off
-    const size = 6;
-    const pool = new pg.Pool({ connectionString: url, max: size, options: '-c synchronous_commit=off' });
+  /** The writer's own connection (the store's internals): `first` run on it, then its server process and its setting. */
+  const writerSession = async (
+    store: PostgresStore,
+    first?: string,
+  ): Promise<{ pid: number; setting: string }> => {
+    const writer = (store as unknown as { writer: { connection(): Promise<{ client: PgClientLike }> } })
+      .writer;
+    const { client } = await writer.connection();
+    if (first !== undefined) await client.query(first);
+    const { rows } = await client.query(
+      "SELECT pg_backend_pid() AS pid, current_setting('synchronous_commit') AS setting",
+    );
+    const row = rows[0] as { pid: number; setting: string };
+    return { pid: Number(row.pid), setting: row.setting };
+  };
+
+  /** `command`, sent again while the app refuses for a lost connection (it reconnects by itself). */
+  const executeRetrying = async (app: App, command: object): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await app.execute(command);
+        return;
+      } catch (err) {
+        if (!(err instanceof PersistenceError) || attempt >= 200) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  };
+
+  /**
+   * A pool of the user's (`max` 6), given to `work` with a way to open always apps on it; the
+   * apps are closed (if the test did not) before the pool is ended, also when the test fails.
+   */
+  const withPool = async (
+    options: pg.PoolConfig,
+    work: (pool: pg.Pool, open: (log: string) => Promise<Opened>) => Promise<void>,
+  ): Promise<void> => {
+    const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, ...options });
     pool.on('error', () => {});
-    const before = await walSyncs();
+    const apps: App[] = [];
+    const open = async (log: string): Promise<Opened> => {
+      const store = new PostgresStore({ pool, log, appendfsync: 'always' });
+      const app = await createApp({ ...classes, store, logger: silentLogger });
+      apps.push(app);
+      return { app, store };
+    };
     try {
-      // when: an always app appends 100 commands on it, then closes
-      const app = await createApp({
-        ...classes,
-        store: new PostgresStore({ pool, log: 'lent-off', appendfsync: 'always' }),
-        logger: silentLogger,
-      });
-      for (let i = 0; i < 100; i++) await app.execute(new fixtures.Put(`k${i}`, i));
-      // then: its appends set nothing in their transactions
-      const { rows } = await admin(
-        url,
-        "SELECT query FROM pg_stat_activity WHERE query LIKE 'WITH%INSERT INTO%' AND pid <> pg_backend_pid()",
-      );
-      expect(rows.length).toBeGreaterThan(0);
-      for (const row of rows) expect(row.query).not.toContain('set_config');
-      await app.close();
-      // and every session is back to off
-      expect(await settingsOf(pool, size)).toEqual(Array(size).fill('off'));
+      await work(pool, open);
     } finally {
+      for (const app of apps) await app.close().catch(() => {});
       await pool.end();
     }
+  };
+
+  it('always: flushes every commit on a session lent with off, and gives the session back', async () => {
+    const before = await walSyncs();
+    // given: a pool of the user's whose sessions start with synchronous_commit = off
+    await withPool({ options: '-c synchronous_commit=off' }, async (pool, open) => {
+      // when: an always app appends 100 commands on it, its writer's connection lost (its server
+      // process ended) and taken again halfway, then closes
+      const { app, store } = await open('lent-off');
+      for (let i = 0; i < 50; i++) await app.execute(new fixtures.Put(`k${i}`, i));
+      await admin(url, `SELECT pg_terminate_backend(${(await writerSession(store)).pid})`);
+      for (let i = 50; i < 100; i++) await executeRetrying(app, new fixtures.Put(`k${i}`, i));
+      // then: the writer's session, the new one too, holds on
+      expect((await writerSession(store)).setting).toBe('on');
+      await app.close();
+      // and every session is back to off
+      expect(await settingsOf(pool, POOL_SIZE)).toEqual(Array(POOL_SIZE).fill('off'));
+    });
     // and each of the 100 commits waited for a flush
     expect((await walSyncs()) - before).toBeGreaterThanOrEqual(100);
   });
 
   it('keeps its own through a reload that turns it off, and gives the session back to the configuration', async () => {
+    let before = 0;
     // given: an always app on a pool whose sessions take synchronous_commit from the configuration (on)
-    const size = 6;
-    const pool = new pg.Pool({ connectionString: url, max: size });
-    pool.on('error', () => {});
-    try {
-      const app = await createApp({
-        ...classes,
-        store: new PostgresStore({ pool, log: 'reloaded', appendfsync: 'always' }),
-        logger: silentLogger,
-      });
+    await withPool({}, async (pool, open) => {
+      const { app } = await open('reloaded');
       await app.execute(new fixtures.Put('first', 0));
-      const before = await walSyncs();
+      before = await walSyncs();
       // when: the server's configuration turns synchronous_commit off while the app appends
       await admin(url, 'ALTER SYSTEM SET synchronous_commit = off');
-      await admin(url, 'SELECT pg_reload_conf()');
       try {
+        await admin(url, 'SELECT pg_reload_conf()');
         for (let i = 0; i < 100; i++) await app.execute(new fixtures.Put(`k${i}`, i));
         await app.close();
         // then: every session follows the configuration again
-        expect(await settingsOf(pool, size)).toEqual(Array(size).fill('off'));
+        expect(await settingsOf(pool, POOL_SIZE)).toEqual(Array(POOL_SIZE).fill('off'));
       } finally {
         await admin(url, 'ALTER SYSTEM RESET synchronous_commit');
         await admin(url, 'SELECT pg_reload_conf()');
       }
-      await pool.end();
-      // and each of the 100 commits still waited for a flush
-      expect((await walSyncs()) - before).toBeGreaterThanOrEqual(100);
-    } finally {
-      await pool.end().catch(() => {});
-    }
+    });
+    // and each of the 100 commits still waited for a flush
+    expect((await walSyncs()) - before).toBeGreaterThanOrEqual(100);
+  });
+
+  it('an append checks the session it runs on: set off behind the store, it still flushes', async () => {
+    let before = 0;
+    await withPool({}, async (_pool, open) => {
+      // given: an always app whose writer's session is SET to off behind the store's back (as a
+      // pooler in transaction mode would hand its appends another session)
+      const { app, store } = await open('behind');
+      await app.execute(new fixtures.Put('first', 0));
+      await writerSession(store, 'SET synchronous_commit = off');
+      expect((await writerSession(store)).setting).toBe('off');
+      before = await walSyncs();
+      // when: it appends 100 commands
+      for (let i = 0; i < 100; i++) await app.execute(new fixtures.Put(`k${i}`, i));
+    });
+    // then: each of them waited for a flush
+    expect((await walSyncs()) - before).toBeGreaterThanOrEqual(100);
   });
 
   it('gives back a value the session had SET', async () => {
     // given: a pool whose every session was SET to remote_write before the store took one
-    const size = 6;
-    const pool = new pg.Pool({ connectionString: url, max: size });
-    pool.on('error', () => {});
-    try {
-      const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()));
+    await withPool({}, async (pool, open) => {
+      const clients = await Promise.all(Array.from({ length: POOL_SIZE }, () => pool.connect()));
       for (const c of clients) await c.query('SET synchronous_commit = remote_write');
       for (const c of clients) c.release();
       // when: an always app appends on it, then closes
-      const app = await createApp({
-        ...classes,
-        store: new PostgresStore({ pool, log: 'session-set', appendfsync: 'always' }),
-        logger: silentLogger,
-      });
+      const { app } = await open('session-set');
       for (let i = 0; i < 10; i++) await app.execute(new fixtures.Put(`k${i}`, i));
       await app.close();
       // then: every session is back to remote_write
-      expect(await settingsOf(pool, size)).toEqual(Array(size).fill('remote_write'));
-    } finally {
-      await pool.end();
-    }
+      expect(await settingsOf(pool, POOL_SIZE)).toEqual(Array(POOL_SIZE).fill('remote_write'));
+    });
   });
 });
