@@ -13,10 +13,14 @@ export const POLL_MS = 200;
  * end, with the last seq). A NOTIFY is a transaction of its own: sent after every append, it
  * took as much server CPU as the append itself (measured: 135 µs more per one-row append, on 2
  * cores) and nearly doubled a one-at-a-time writer's latency (p50 0.53 → 0.29 ms without it).
- * A follower hears at most this much later; `sync()` never waits on a NOTIFY (it reads the head),
- * and the head polls stay the backstop.
+ * One per 10 ms still cost a bare store appending one at a time 8–10 % of its rate, one per 25
+ * ms about 4 %, one per 50 ms nothing measurable (a scratch run of 2026-12-04, 2 cores, 20 ms
+ * slices shuffled: 2,502 and 2,612 appends/s against 2,712 and 2,875 without NOTIFY; at 50 ms
+ * 3,008 against 2,995). A follower hears at most this much later, as soon as Emmett's
+ * PostgreSQL processors, which poll every 50 ms; `sync()` never waits on a NOTIFY (it reads the
+ * head), and the head polls stay the backstop.
  */
-export const NOTIFY_MS = 10;
+export const NOTIFY_MS = 50;
 
 /**
  * The NOTIFY window while this instance contends with others for the log (its appends lock the
