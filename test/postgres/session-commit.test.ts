@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type App, createApp, PersistenceError, silentLogger } from 'appendonly';
+import { type App, createApp, type FsyncPolicy, PersistenceError, silentLogger } from 'appendonly';
 import { PostgresStore } from 'appendonly/adapters/postgres';
 import { fixtures } from 'appendonly/testing';
 import pg from 'pg';
@@ -72,18 +72,18 @@ describe('PostgresStore: the writer session commits as the policy says', () => {
   };
 
   /**
-   * A pool of the user's (`max` 6), given to `work` with a way to open always apps on it; the
+   * A pool of the user's (`max` 6), given to `work` with a way to open apps on it (`always` by default); the
    * apps are closed (if the test did not) before the pool is ended, also when the test fails.
    */
   const withPool = async (
     options: pg.PoolConfig,
-    work: (pool: pg.Pool, open: (log: string) => Promise<Opened>) => Promise<void>,
+    work: (pool: pg.Pool, open: (log: string, policy?: FsyncPolicy) => Promise<Opened>) => Promise<void>,
   ): Promise<void> => {
     const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, ...options });
     pool.on('error', () => {});
     const apps: App[] = [];
-    const open = async (log: string): Promise<Opened> => {
-      const store = new PostgresStore({ pool, log, appendfsync: 'always' });
+    const open = async (log: string, policy: FsyncPolicy = 'always'): Promise<Opened> => {
+      const store = new PostgresStore({ pool, log, appendfsync: policy });
       const app = await createApp({ ...classes, store, logger: silentLogger });
       apps.push(app);
       return { app, store };
@@ -155,6 +155,24 @@ describe('PostgresStore: the writer session commits as the policy says', () => {
     });
     // then: each of them waited for a flush
     expect((await walSyncs()) - before).toBeGreaterThanOrEqual(100);
+  });
+
+  it('everysec: leaves the session as lent, each commit setting off for itself', async () => {
+    let before = 0;
+    await withPool({}, async (pool, open) => {
+      // given: an everysec app on a pool whose sessions are on
+      const { app, store } = await open('lent-on', 'everysec');
+      await app.execute(new fixtures.Put('first', 0));
+      before = await walSyncs();
+      // when: it appends 100 commands
+      for (let i = 0; i < 100; i++) await app.execute(new fixtures.Put(`k${i}`, i));
+      // then: its writer's session is still on (never lowered for others), and after close all are
+      expect((await writerSession(store)).setting).toBe('on');
+      await app.close();
+      expect(await settingsOf(pool, POOL_SIZE)).toEqual(Array(POOL_SIZE).fill('on'));
+    });
+    // and its commits did not wait for a flush each
+    expect((await walSyncs()) - before).toBeLessThan(30);
   });
 
   it('gives back a value the session had SET', async () => {
