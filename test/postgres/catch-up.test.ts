@@ -57,6 +57,19 @@ describe('PostgresStore: a follower catches up', () => {
   const writeCommands = (store: { append(group: EventGroup): Promise<void> }, n: number) =>
     Promise.all(Array.from({ length: n }, (_, i) => store.append(command(i + 1))));
 
+  /**
+   * `commands` commands on `log`, compacted at `at`, the events the snapshot covers deleted (as
+   * a compaction without history does); the writer and a store that follows it, opened before.
+   */
+  const compactedLog = async (log: string, commands: number, at: number) => {
+    const writer = await storeOn(log, at);
+    const follower = await storeOn(log);
+    await writeCommands(writer, commands);
+    expect(await writer.compact()).toMatchObject({ seq: at });
+    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= $2', [log, at]);
+    return { writer, follower };
+  };
+
   /** The seqs of the commands a replay handed over, in the order it handed them. */
   const seqsOf = (records: readonly ReplayedRecord[]) =>
     records.map((r) => (r.kind === 'group' ? r.seq : `${r.kind} record`));
@@ -80,12 +93,7 @@ describe('PostgresStore: a follower catches up', () => {
 
   it('behind a compaction that deleted what it asks for: LOG_COMPACTED; from the snapshot on: the rest', async () => {
     // given: 20 commands, compacted at seq 15, the events it covers deleted
-    const log = 'follow-compacted';
-    const writer = await storeOn(log, 15);
-    const follower = await storeOn(log);
-    await writeCommands(writer, 20);
-    expect(await writer.compact()).toMatchObject({ seq: 15 });
-    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 15', [log]);
+    const { follower } = await compactedLog('follow-compacted', 20, 15);
     // when: a follower that applied seq 5 catches up, then one that applied seq 15
     const behind = follower.replay(recordingSink([]), { after: 5 });
     // then: the first is told to reload (from the snapshot), the second gets seqs 16 to 20
@@ -174,11 +182,7 @@ describe('PostgresStore: a follower catches up', () => {
     // given: 5,000 commands, compacted at seq 4,500, the events it covers deleted: none is left
     // in the page after seq 5
     const log = 'follow-page-compacted';
-    const writer = await storeOn(log, 4500);
-    const follower = await storeOn(log);
-    await writeCommands(writer, 5000);
-    expect(await writer.compact()).toMatchObject({ seq: 4500 });
-    await admin(url, 'DELETE FROM appendonly.events WHERE log = $1 AND seq <= 4500', [log]);
+    const { follower } = await compactedLog(log, 5000, 4500);
     // when: a catch-up from seq 5
     let reread = false;
     await catchUpInSnapshot(onePool(), tablesOf('appendonly'), log, 5, log, async (_client, prefetched) => {
